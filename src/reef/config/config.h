@@ -1,0 +1,224 @@
+// Typed configuration: one struct per section, each field with its default and a one-line
+// comment. Every section lists its fields in visit(), which drives YAML loading, dotted
+// overrides, validation messages and `reef config show`, so a field is declared exactly once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace reef {
+
+struct RunConfig {
+  std::string dir = "runs/default";
+  int64_t seed = 1234;
+  std::string device = "cpu";
+  int64_t threads = 0;
+
+  template <class V>
+  void visit(V& v) {
+    v("dir", dir, "run folder: checkpoints/, metrics.jsonl, TensorBoard events, config.yaml");
+    v("seed", seed, "seed for initialisation, data order and dropout; equal seeds give equal runs");
+    v("device", device, "cpu, cuda or cuda:N");
+    v("threads", threads, "intra-op CPU threads; 0 uses every core");
+  }
+};
+
+struct ModelConfig {
+  std::string preset = "";
+  std::string arch = "llama";
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 256;
+  int64_t intermediate_size = 0;
+  int64_t n_layers = 4;
+  int64_t n_heads = 4;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_seq_len = 256;
+  double norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  std::string rope_scaling = "none";
+  double rope_factor = 1.0;
+  double rope_low_freq_factor = 1.0;
+  double rope_high_freq_factor = 4.0;
+  int64_t rope_original_max_seq_len = 8192;
+  bool attention_bias = false;
+  bool mlp_bias = false;
+  bool qk_norm = false;
+  bool tie_embeddings = false;
+  std::string activation = "silu";
+  double init_std = 0.02;
+
+  template <class V>
+  void visit(V& v) {
+    v("preset", preset, "named preset applied before the other keys (see `reef config presets`)");
+    v("arch", arch, "architecture = HF model_type: llama, mistral, qwen2, qwen3 or gpt2");
+    v("vocab_size", vocab_size, "vocabulary size; 0 takes the tokenizer's");
+    v("hidden_size", hidden_size, "width of the residual stream");
+    v("intermediate_size", intermediate_size, "MLP width; 0 = 4*hidden (gpt2) or SwiGLU 8/3*hidden rounded to 64");
+    v("n_layers", n_layers, "number of decoder blocks");
+    v("n_heads", n_heads, "attention (query) heads");
+    v("n_kv_heads", n_kv_heads, "key/value heads (GQA/MQA); 0 = n_heads");
+    v("head_dim", head_dim, "per-head width; 0 = hidden_size / n_heads");
+    v("max_seq_len", max_seq_len, "longest sequence (positions) the model supports");
+    v("norm_eps", norm_eps, "epsilon of RMSNorm/LayerNorm");
+    v("rope_theta", rope_theta, "RoPE base frequency");
+    v("rope_scaling", rope_scaling, "RoPE scaling: none, linear or llama3");
+    v("rope_factor", rope_factor, "RoPE scaling factor (linear, llama3)");
+    v("rope_low_freq_factor", rope_low_freq_factor, "llama3 rope scaling low_freq_factor");
+    v("rope_high_freq_factor", rope_high_freq_factor, "llama3 rope scaling high_freq_factor");
+    v("rope_original_max_seq_len", rope_original_max_seq_len, "llama3 rope scaling original_max_position_embeddings");
+    v("attention_bias", attention_bias, "biases on q/k/v/o projections (qwen2: q/k/v only)");
+    v("mlp_bias", mlp_bias, "biases on the MLP projections (llama family)");
+    v("qk_norm", qk_norm, "RMSNorm on per-head queries and keys (qwen3)");
+    v("tie_embeddings", tie_embeddings, "LM head shares the token embedding matrix");
+    v("activation", activation, "MLP activation: silu (SwiGLU), gelu, gelu_new (gpt2)");
+    v("init_std", init_std, "std of the normal initialisation; residual projections scaled by 1/sqrt(2*n_layers)");
+  }
+};
+
+struct DataConfig {
+  std::vector<std::string> train_files = {};
+  std::vector<std::string> valid_files = {};
+  std::string format = "auto";
+  std::string text_key = "text";
+  double valid_fraction = 0.0;
+  int64_t seq_len = 128;
+  std::string tokenizer = "byte";
+
+  template <class V>
+  void visit(V& v) {
+    v("train_files", train_files, "training documents: .txt (one document per blank-line-separated block) or .jsonl");
+    v("valid_files", valid_files, "validation documents; empty holds out valid_fraction of train_files");
+    v("format", format, "auto (by extension), text or jsonl");
+    v("text_key", text_key, "JSONL field holding the document text");
+    v("valid_fraction", valid_fraction, "fraction of training documents held out for validation when valid_files is empty");
+    v("seq_len", seq_len, "tokens per training sample (<= model.max_seq_len)");
+    v("tokenizer", tokenizer, "tokenizer: byte (256 bytes + specials)");
+  }
+};
+
+struct TrainConfig {
+  int64_t max_steps = 100;
+  int64_t micro_batch_size = 8;
+  int64_t grad_accum = 1;
+  double clip_grad = 1.0;
+  std::string precision = "fp32";
+  int64_t eval_every = 50;
+  int64_t eval_batches = 8;
+
+  template <class V>
+  void visit(V& v) {
+    v("max_steps", max_steps, "optimizer steps to run");
+    v("micro_batch_size", micro_batch_size, "sequences per forward/backward pass");
+    v("grad_accum", grad_accum, "micro-batches accumulated per optimizer step");
+    v("clip_grad", clip_grad, "clip the global gradient norm to this; 0 disables");
+    v("precision", precision, "fp32, or bf16 (autocast with fp32 master weights)");
+    v("eval_every", eval_every, "validation loss every N steps (and at the end); 0 disables");
+    v("eval_batches", eval_batches, "micro-batches per validation pass");
+  }
+};
+
+struct OptimConfig {
+  std::string name = "adamw";
+  double lr = 3e-4;
+  double min_lr = 3e-5;
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  int64_t warmup_steps = 10;
+  std::string schedule = "cosine";
+  bool decay_norms_and_biases = false;
+
+  template <class V>
+  void visit(V& v) {
+    v("name", name, "optimizer: adamw");
+    v("lr", lr, "peak learning rate");
+    v("min_lr", min_lr, "learning rate at the end of the decay");
+    v("weight_decay", weight_decay, "decoupled weight decay");
+    v("beta1", beta1, "Adam beta1");
+    v("beta2", beta2, "Adam beta2");
+    v("eps", eps, "Adam epsilon");
+    v("warmup_steps", warmup_steps, "linear warmup steps from 0 to lr");
+    v("schedule", schedule, "decay after warmup: cosine, linear or constant");
+    v("decay_norms_and_biases", decay_norms_and_biases, "also decay norms, biases and embeddings");
+  }
+};
+
+struct CheckpointConfig {
+  int64_t every = 0;
+  int64_t keep_last = 3;
+  bool save_optimizer = true;
+
+  template <class V>
+  void visit(V& v) {
+    v("every", every, "save every N steps (and always at the end); 0 = only at the end");
+    v("keep_last", keep_last, "keep the newest K checkpoints; 0 keeps all");
+    v("save_optimizer", save_optimizer, "write optimizer.safetensors (needed to resume)");
+  }
+};
+
+struct LoggingConfig {
+  int64_t every = 1;
+  std::string progress = "auto";
+  bool tensorboard = true;
+  bool metrics_jsonl = true;
+
+  template <class V>
+  void visit(V& v) {
+    v("every", every, "log metrics every N steps");
+    v("progress", progress, "progress bar: auto (on a terminal), on or off");
+    v("tensorboard", tensorboard, "write TensorBoard event files under run.dir/tb");
+    v("metrics_jsonl", metrics_jsonl, "append one JSON object per logged step to run.dir/metrics.jsonl");
+  }
+};
+
+struct Config {
+  RunConfig run;
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  OptimConfig optim;
+  CheckpointConfig checkpoint;
+  LoggingConfig logging;
+
+  template <class V>
+  void visit_sections(V& v) {
+    v("run", run);
+    v("model", model);
+    v("data", data);
+    v("train", train);
+    v("optim", optim);
+    v("checkpoint", checkpoint);
+    v("logging", logging);
+  }
+};
+
+// A loaded config and where each key's value came from ("recipes/x.yaml:12", "command line",
+// "preset llama-tiny", "default"), for error messages and `reef config show`.
+struct ResolvedConfig {
+  Config config;
+  std::map<std::string, std::string> origin;  // dotted key -> source
+};
+
+// Loads `path` (may be empty: defaults only), applies model.preset, then the dotted
+// `overrides` ("train.max_steps=50"), then validates. Throws reef::Error(kUsage) with one line
+// naming the key, its source and what is expected.
+ResolvedConfig load_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// Validates cross-field constraints; `origin` is used to say where a bad value came from.
+void validate_config(const Config& cfg, const std::map<std::string, std::string>& origin);
+
+// The resolved config as YAML, every field present, with its comment. Loading it back yields
+// the same Config.
+std::string config_to_yaml(const Config& cfg, bool with_comments = true);
+
+// Applies the same dotted override to an already-resolved config (used by resume/generate).
+void apply_override(ResolvedConfig& rc, const std::string& assignment);
+
+// Names of the built-in model presets and the dotted keys each sets.
+const std::map<std::string, std::map<std::string, std::string>>& model_presets();
+
+}  // namespace reef

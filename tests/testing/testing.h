@@ -1,0 +1,38 @@
+// Shared test helpers: scratch directories, running the `reef` binary or the reference Python
+// (venv) as a child process with captured output, and paths compiled in by CMake.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace reef::testing {
+
+// A fresh directory removed at destruction (kept when REEF_KEEP_TEST_DIRS is set).
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct ProcResult {
+  int exit_code = -1;   // exit status, or 128+signal when killed
+  std::string output;   // stdout and stderr interleaved
+};
+
+// Runs argv (argv[0] is a path) to completion, capturing stdout+stderr.
+ProcResult run_process(const std::vector<std::string>& argv, const std::string& cwd = "");
+// Runs the reef binary with the given arguments from the source directory.
+ProcResult run_reef(const std::vector<std::string>& args);
+// Runs the venv Python with the given arguments from the source directory.
+ProcResult run_python(const std::vector<std::string>& args);
+
+std::string source_dir();
+std::string reef_bin();
+std::string python_bin();
+
+}  // namespace reef::testing
