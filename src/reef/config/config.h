@@ -47,7 +47,7 @@ struct ModelConfig {
   bool mlp_bias = false;
   bool qk_norm = false;
   bool tie_embeddings = false;
-  std::string activation = "silu";
+  std::string activation = "auto";
   double init_std = 0.02;
 
   template <class V>
@@ -73,7 +73,7 @@ struct ModelConfig {
     v("mlp_bias", mlp_bias, "biases on the MLP projections (llama family)");
     v("qk_norm", qk_norm, "RMSNorm on per-head queries and keys (qwen3)");
     v("tie_embeddings", tie_embeddings, "LM head shares the token embedding matrix");
-    v("activation", activation, "MLP activation: silu (SwiGLU), gelu, gelu_new (gpt2)");
+    v("activation", activation, "MLP activation: auto (silu for the llama family, gelu_new for gpt2), silu, gelu, gelu_new, gelu_pytorch_tanh, relu");
     v("init_std", init_std, "std of the normal initialisation; residual projections scaled by 1/sqrt(2*n_layers)");
   }
 };
@@ -220,5 +220,34 @@ void apply_override(ResolvedConfig& rc, const std::string& assignment);
 
 // Names of the built-in model presets and the dotted keys each sets.
 const std::map<std::string, std::map<std::string, std::string>>& model_presets();
+
+// ---- Helpers built on the declarations above ----
+
+// Like load_config, but the YAML comes from `yaml_text`; `source` names it in messages and
+// origins ("recipes/x.yaml" -> "recipes/x.yaml:12"). Used for run-folder configs and tests.
+ResolvedConfig load_config_text(const std::string& yaml_text, const std::string& source,
+                                const std::vector<std::string>& overrides);
+
+// One known key, for `reef config keys` and did-you-mean: its dotted name, its type ("int",
+// "float", "bool", "string", "list"), its default as YAML text, and its comment.
+struct ConfigKey {
+  std::string key;
+  std::string type;
+  std::string default_value;
+  std::string comment;
+};
+const std::vector<ConfigKey>& config_keys();
+
+// Field-by-field equality (doubles compared exactly), e.g. for the config_to_yaml round trip.
+bool operator==(const Config& a, const Config& b);
+inline bool operator!=(const Config& a, const Config& b) { return !(a == b); }
+
+// The model's derived values, with the "0 = auto" and "auto" defaults filled in, so every
+// layer agrees on them.
+std::string resolved_activation(const ModelConfig& m);     // the named one; auto = arch own
+int64_t resolved_kv_heads(const ModelConfig& m);           // n_kv_heads or n_heads
+int64_t resolved_head_dim(const ModelConfig& m);           // head_dim or hidden / n_heads
+int64_t resolved_intermediate_size(const ModelConfig& m);  // 4*hidden, or 8/3*hidden up to 64
+bool uses_rope(const ModelConfig& m);                      // every arch but gpt2
 
 }  // namespace reef

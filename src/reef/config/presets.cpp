@@ -1,0 +1,202 @@
+// Built-in model presets: tiny ones for tests and smoke runs (one per architecture, a few
+// hundred thousand to a few million parameters) and real models with the hyperparameters of
+// their published Hugging Face config.json, so `model.preset=llama-3.2-1b` builds a model whose
+// weights load from that checkpoint. Each preset sets dotted keys; file and command-line keys
+// are applied after it.
+#include "reef/config/config.h"
+
+namespace reef {
+namespace {
+
+using Keys = std::map<std::string, std::string>;
+
+// The llama family's common base: SwiGLU, RMSNorm, RoPE, no biases.
+Keys llama_like(const std::string& arch, Keys extra) {
+  Keys k = {
+      {"model.arch", arch},        {"model.activation", "silu"}, {"model.attention_bias", "false"},
+      {"model.mlp_bias", "false"}, {"model.qk_norm", "false"},   {"model.rope_scaling", "none"},
+      {"model.head_dim", "0"},     {"model.init_std", "0.02"},
+  };
+  for (auto& [key, value] : extra) k[key] = value;
+  return k;
+}
+
+std::map<std::string, Keys> build_presets() {
+  std::map<std::string, Keys> p;
+
+  // ---- tiny: fast enough for unit tests on one CPU core; vocab 0 = the tokenizer's ----
+  const Keys tiny = {
+      {"model.vocab_size", "0"},
+      {"model.hidden_size", "128"},
+      {"model.intermediate_size", "384"},
+      {"model.n_layers", "4"},
+      {"model.n_heads", "4"},
+      {"model.n_kv_heads", "2"},
+      {"model.max_seq_len", "256"},
+      {"model.norm_eps", "1e-5"},
+      {"model.rope_theta", "10000"},
+      {"model.tie_embeddings", "false"},
+  };
+  p["llama-tiny"] = llama_like("llama", tiny);
+  Keys mistral = tiny;
+  mistral["model.rope_theta"] = "1000000";
+  p["mistral-tiny"] = llama_like("mistral", mistral);
+  Keys qwen2 = tiny;
+  qwen2["model.norm_eps"] = "1e-6";
+  qwen2["model.rope_theta"] = "1000000";
+  qwen2["model.tie_embeddings"] = "true";
+  p["qwen2-tiny"] = llama_like("qwen2", qwen2);
+  p["qwen2-tiny"]["model.attention_bias"] = "true";  // qwen2: biases on q/k/v
+  Keys qwen3 = qwen2;
+  qwen3["model.head_dim"] = "64";  // explicit and != hidden/heads (32), as in Qwen3
+  p["qwen3-tiny"] = llama_like("qwen3", qwen3);
+  p["qwen3-tiny"]["model.qk_norm"] = "true";
+  p["gpt2-tiny"] = {
+      {"model.arch", "gpt2"},           {"model.vocab_size", "0"},
+      {"model.hidden_size", "128"},     {"model.intermediate_size", "512"},
+      {"model.n_layers", "4"},          {"model.n_heads", "4"},
+      {"model.n_kv_heads", "0"},        {"model.head_dim", "0"},
+      {"model.max_seq_len", "256"},     {"model.norm_eps", "1e-5"},
+      {"model.rope_scaling", "none"},   {"model.activation", "gelu_new"},
+      {"model.attention_bias", "true"}, {"model.mlp_bias", "true"},
+      {"model.qk_norm", "false"},       {"model.tie_embeddings", "true"},
+      {"model.init_std", "0.02"},
+  };
+
+  // ---- real models (values from each model's HF config.json) ----
+  p["llama-3.2-1b"] = llama_like("llama", {
+                                              {"model.vocab_size", "128256"},
+                                              {"model.hidden_size", "2048"},
+                                              {"model.intermediate_size", "8192"},
+                                              {"model.n_layers", "16"},
+                                              {"model.n_heads", "32"},
+                                              {"model.n_kv_heads", "8"},
+                                              {"model.head_dim", "64"},
+                                              {"model.max_seq_len", "131072"},
+                                              {"model.norm_eps", "1e-5"},
+                                              {"model.rope_theta", "500000"},
+                                              {"model.rope_scaling", "llama3"},
+                                              {"model.rope_factor", "32"},
+                                              {"model.rope_low_freq_factor", "1"},
+                                              {"model.rope_high_freq_factor", "4"},
+                                              {"model.rope_original_max_seq_len", "8192"},
+                                              {"model.tie_embeddings", "true"},
+                                          });
+  p["llama-3.1-8b"] = llama_like("llama", {
+                                              {"model.vocab_size", "128256"},
+                                              {"model.hidden_size", "4096"},
+                                              {"model.intermediate_size", "14336"},
+                                              {"model.n_layers", "32"},
+                                              {"model.n_heads", "32"},
+                                              {"model.n_kv_heads", "8"},
+                                              {"model.head_dim", "128"},
+                                              {"model.max_seq_len", "131072"},
+                                              {"model.norm_eps", "1e-5"},
+                                              {"model.rope_theta", "500000"},
+                                              {"model.rope_scaling", "llama3"},
+                                              {"model.rope_factor", "8"},
+                                              {"model.rope_low_freq_factor", "1"},
+                                              {"model.rope_high_freq_factor", "4"},
+                                              {"model.rope_original_max_seq_len", "8192"},
+                                              {"model.tie_embeddings", "false"},
+                                          });
+  p["llama-2-7b"] = llama_like("llama", {
+                                            {"model.vocab_size", "32000"},
+                                            {"model.hidden_size", "4096"},
+                                            {"model.intermediate_size", "11008"},
+                                            {"model.n_layers", "32"},
+                                            {"model.n_heads", "32"},
+                                            {"model.n_kv_heads", "32"},
+                                            {"model.max_seq_len", "4096"},
+                                            {"model.norm_eps", "1e-5"},
+                                            {"model.rope_theta", "10000"},
+                                            {"model.tie_embeddings", "false"},
+                                        });
+  // Mistral-7B-v0.1 (its 4096-token sliding window is not a config key yet).
+  p["mistral-7b"] = llama_like("mistral", {
+                                              {"model.vocab_size", "32000"},
+                                              {"model.hidden_size", "4096"},
+                                              {"model.intermediate_size", "14336"},
+                                              {"model.n_layers", "32"},
+                                              {"model.n_heads", "32"},
+                                              {"model.n_kv_heads", "8"},
+                                              {"model.max_seq_len", "32768"},
+                                              {"model.norm_eps", "1e-5"},
+                                              {"model.rope_theta", "10000"},
+                                              {"model.tie_embeddings", "false"},
+                                          });
+  p["qwen2.5-0.5b"] = llama_like("qwen2", {
+                                              {"model.vocab_size", "151936"},
+                                              {"model.hidden_size", "896"},
+                                              {"model.intermediate_size", "4864"},
+                                              {"model.n_layers", "24"},
+                                              {"model.n_heads", "14"},
+                                              {"model.n_kv_heads", "2"},
+                                              {"model.max_seq_len", "32768"},
+                                              {"model.norm_eps", "1e-6"},
+                                              {"model.rope_theta", "1000000"},
+                                              {"model.tie_embeddings", "true"},
+                                              {"model.attention_bias", "true"},
+                                          });
+  p["qwen3-0.6b"] = llama_like("qwen3", {
+                                            {"model.vocab_size", "151936"},
+                                            {"model.hidden_size", "1024"},
+                                            {"model.intermediate_size", "3072"},
+                                            {"model.n_layers", "28"},
+                                            {"model.n_heads", "16"},
+                                            {"model.n_kv_heads", "8"},
+                                            {"model.head_dim", "128"},
+                                            {"model.max_seq_len", "40960"},
+                                            {"model.norm_eps", "1e-6"},
+                                            {"model.rope_theta", "1000000"},
+                                            {"model.tie_embeddings", "true"},
+                                            {"model.qk_norm", "true"},
+                                        });
+  // HuggingFaceTB/SmolLM-135M (v1): a llama with 9 heads of 64 and 3 KV heads.
+  p["smollm-135m"] = llama_like("llama", {
+                                             {"model.vocab_size", "49152"},
+                                             {"model.hidden_size", "576"},
+                                             {"model.intermediate_size", "1536"},
+                                             {"model.n_layers", "30"},
+                                             {"model.n_heads", "9"},
+                                             {"model.n_kv_heads", "3"},
+                                             {"model.max_seq_len", "2048"},
+                                             {"model.norm_eps", "1e-5"},
+                                             {"model.rope_theta", "10000"},
+                                             {"model.tie_embeddings", "true"},
+                                         });
+  p["tinyllama-1.1b"] = llama_like("llama", {
+                                                {"model.vocab_size", "32000"},
+                                                {"model.hidden_size", "2048"},
+                                                {"model.intermediate_size", "5632"},
+                                                {"model.n_layers", "22"},
+                                                {"model.n_heads", "32"},
+                                                {"model.n_kv_heads", "4"},
+                                                {"model.max_seq_len", "2048"},
+                                                {"model.norm_eps", "1e-5"},
+                                                {"model.rope_theta", "10000"},
+                                                {"model.tie_embeddings", "false"},
+                                            });
+  // GPT-2 small (124M): learned positions, LayerNorm, gelu_new, biases everywhere, tied head.
+  p["gpt2"] = {
+      {"model.arch", "gpt2"},           {"model.vocab_size", "50257"},
+      {"model.hidden_size", "768"},     {"model.intermediate_size", "3072"},
+      {"model.n_layers", "12"},         {"model.n_heads", "12"},
+      {"model.n_kv_heads", "0"},        {"model.head_dim", "0"},
+      {"model.max_seq_len", "1024"},    {"model.norm_eps", "1e-5"},
+      {"model.rope_scaling", "none"},   {"model.activation", "gelu_new"},
+      {"model.attention_bias", "true"}, {"model.mlp_bias", "true"},
+      {"model.qk_norm", "false"},       {"model.tie_embeddings", "true"},
+      {"model.init_std", "0.02"},
+  };
+  return p;
+}
+
+}  // namespace
+
+const std::map<std::string, std::map<std::string, std::string>>& model_presets() {
+  static const std::map<std::string, Keys> presets = build_presets();
+  return presets;
+}
+
+}  // namespace reef

@@ -1,0 +1,256 @@
+// Validation of a resolved config: ranges, allowed names and cross-field constraints, each
+// failure one usage error naming the key, its value, where that value came from and what is
+// expected. Also the model's derived values (resolved_*), which validation needs and every
+// layer must compute the same way.
+#include <cmath>
+#include <set>
+
+#include "reef/base/error.h"
+#include "reef/config/config.h"
+#include "reef/config/fields.h"
+
+namespace reef {
+
+std::string resolved_activation(const ModelConfig& m) {
+  if (m.activation != "auto") return m.activation;
+  return m.arch == "gpt2" ? "gelu_new" : "silu";
+}
+
+int64_t resolved_kv_heads(const ModelConfig& m) {
+  return m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads;
+}
+
+int64_t resolved_head_dim(const ModelConfig& m) {
+  if (m.head_dim > 0) return m.head_dim;
+  return m.n_heads > 0 ? m.hidden_size / m.n_heads : 0;
+}
+
+int64_t resolved_intermediate_size(const ModelConfig& m) {
+  if (m.intermediate_size > 0) return m.intermediate_size;
+  if (m.arch == "gpt2") return 4 * m.hidden_size;
+  // SwiGLU keeps the parameter count of a 4x MLP with 2/3 of the width, rounded up to 64
+  // (Llama's multiple_of).
+  int64_t width = 8 * m.hidden_size / 3;
+  return (width + 63) / 64 * 64;
+}
+
+bool uses_rope(const ModelConfig& m) { return m.arch != "gpt2"; }
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+  return out;
+}
+
+class Checker {
+ public:
+  explicit Checker(const std::map<std::string, std::string>& origin) : origin_(origin) {}
+
+  std::string from(const std::string& key) const {
+    auto it = origin_.find(key);
+    return it == origin_.end() ? "default" : it->second;
+  }
+
+  // "<key>: expected <what>, got <got> (<origin>)<tail>"
+  [[noreturn]] void fail(const std::string& key, const std::string& what, const std::string& got,
+                         const std::string& tail = "") const {
+    usage_error("{}: expected {}, got {} ({}){}", key, what, got, from(key), tail);
+  }
+
+  // The other key of a cross-field check, as "model.n_heads = 4 from preset llama-tiny".
+  std::string ref(const std::string& key, const std::string& value) const {
+    return fmt::format("{} = {} from {}", key, value, from(key));
+  }
+
+  template <class T>
+  void at_least(const std::string& key, T v, T lo) const {
+    if (!(v >= lo)) fail(key, fmt::format("a value >= {}", lo), fmt::format("{}", v));
+  }
+  void positive(const std::string& key, double v) const {
+    if (!(v > 0)) fail(key, "a number > 0", fmt::format("{}", v));
+  }
+  void in_unit_interval(const std::string& key, double v) const {
+    if (!(v >= 0 && v < 1)) fail(key, "a number in [0, 1)", fmt::format("{}", v));
+  }
+  void one_of(const std::string& key, const std::string& v,
+              const std::vector<std::string>& allowed) const {
+    for (const auto& a : allowed)
+      if (v == a) return;
+    std::string guess = config_detail::did_you_mean(v, allowed);
+    fail(key, "one of " + join(allowed), "'" + v + "'",
+         guess.empty() ? "" : fmt::format("; did you mean '{}'?", guess));
+  }
+
+ private:
+  const std::map<std::string, std::string>& origin_;
+};
+
+bool is_device(const std::string& d) {
+  if (d == "cpu" || d == "cuda") return true;
+  if (d.compare(0, 5, "cuda:") != 0 || d.size() == 5) return false;
+  return d.find_first_not_of("0123456789", 5) == std::string::npos;
+}
+
+void check_run(const RunConfig& r, const Checker& c) {
+  if (r.dir.empty()) c.fail("run.dir", "a folder for the run", "''");
+  if (!is_device(r.device)) c.fail("run.device", "cpu, cuda or cuda:N", "'" + r.device + "'");
+  c.at_least<int64_t>("run.threads", r.threads, 0);
+}
+
+void check_model(const ModelConfig& m, const Checker& c) {
+  if (!m.preset.empty() && model_presets().count(m.preset) == 0) {
+    std::vector<std::string> names;
+    for (const auto& [n, keys] : model_presets()) names.push_back(n);
+    c.one_of("model.preset", m.preset, names);
+  }
+  c.one_of("model.arch", m.arch, {"llama", "mistral", "qwen2", "qwen3", "gpt2"});
+  c.at_least<int64_t>("model.vocab_size", m.vocab_size, 0);
+  c.at_least<int64_t>("model.hidden_size", m.hidden_size, 1);
+  c.at_least<int64_t>("model.intermediate_size", m.intermediate_size, 0);
+  c.at_least<int64_t>("model.n_layers", m.n_layers, 1);
+  c.at_least<int64_t>("model.n_heads", m.n_heads, 1);
+  c.at_least<int64_t>("model.n_kv_heads", m.n_kv_heads, 0);
+  c.at_least<int64_t>("model.head_dim", m.head_dim, 0);
+  c.at_least<int64_t>("model.max_seq_len", m.max_seq_len, 1);
+  if (m.head_dim == 0 && m.hidden_size % m.n_heads != 0) {
+    c.fail("model.hidden_size",
+           fmt::format("a multiple of model.n_heads when model.head_dim is 0 ({})",
+                       c.ref("model.n_heads", std::to_string(m.n_heads))),
+           std::to_string(m.hidden_size));
+  }
+  if (m.n_kv_heads > 0 && m.n_heads % m.n_kv_heads != 0) {
+    c.fail("model.n_kv_heads",
+           fmt::format("a divisor of model.n_heads ({})",
+                       c.ref("model.n_heads", std::to_string(m.n_heads))),
+           std::to_string(m.n_kv_heads));
+  }
+  if (uses_rope(m) && resolved_head_dim(m) % 2 != 0) {
+    if (m.head_dim > 0) {
+      c.fail("model.head_dim", fmt::format("an even width for rotary embeddings (arch {})", m.arch),
+             std::to_string(m.head_dim));
+    }
+    c.fail("model.hidden_size",
+           fmt::format("hidden_size / n_heads to be even for rotary embeddings ({}), or an even "
+                       "model.head_dim",
+                       c.ref("model.n_heads", std::to_string(m.n_heads))),
+           std::to_string(m.hidden_size),
+           fmt::format("; that is a head width of {}", resolved_head_dim(m)));
+  }
+  c.positive("model.norm_eps", m.norm_eps);
+  c.one_of("model.rope_scaling", m.rope_scaling, {"none", "linear", "llama3"});
+  if (uses_rope(m)) {
+    c.positive("model.rope_theta", m.rope_theta);
+  } else {
+    if (m.rope_scaling != "none") {
+      c.fail("model.rope_scaling", "none (gpt2 has learned positions, not RoPE)",
+             "'" + m.rope_scaling + "'");
+    }
+    if (m.n_kv_heads != 0 && m.n_kv_heads != m.n_heads) {
+      c.fail("model.n_kv_heads",
+             fmt::format("0 or model.n_heads (gpt2 has no grouped-query attention; {})",
+                         c.ref("model.n_heads", std::to_string(m.n_heads))),
+             std::to_string(m.n_kv_heads));
+    }
+  }
+  if (m.rope_scaling != "none") c.positive("model.rope_factor", m.rope_factor);
+  if (m.rope_scaling == "llama3") {
+    c.positive("model.rope_low_freq_factor", m.rope_low_freq_factor);
+    if (!(m.rope_high_freq_factor > m.rope_low_freq_factor)) {
+      c.fail("model.rope_high_freq_factor",
+             fmt::format(
+                 "a value > model.rope_low_freq_factor ({})",
+                 c.ref("model.rope_low_freq_factor", fmt::format("{}", m.rope_low_freq_factor))),
+             fmt::format("{}", m.rope_high_freq_factor));
+    }
+    c.at_least<int64_t>("model.rope_original_max_seq_len", m.rope_original_max_seq_len, 1);
+  }
+  // The activations nn/ implements; auto is the arch's own.
+  c.one_of("model.activation", m.activation,
+           {"auto", "silu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu"});
+  c.positive("model.init_std", m.init_std);
+}
+
+void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {
+  for (const char* key : {"data.train_files", "data.valid_files"}) {
+    const auto& files = std::string(key) == "data.train_files" ? d.train_files : d.valid_files;
+    for (const auto& f : files)
+      if (f.empty()) c.fail(key, "file paths", "an empty path");
+  }
+  c.one_of("data.format", d.format, {"auto", "text", "jsonl"});
+  if (d.text_key.empty()) c.fail("data.text_key", "the JSONL field holding the text", "''");
+  c.in_unit_interval("data.valid_fraction", d.valid_fraction);
+  c.at_least<int64_t>("data.seq_len", d.seq_len, 1);
+  if (d.seq_len > m.max_seq_len) {
+    c.fail("data.seq_len",
+           fmt::format("a value <= model.max_seq_len ({})",
+                       c.ref("model.max_seq_len", std::to_string(m.max_seq_len))),
+           std::to_string(d.seq_len));
+  }
+  const std::string& t = d.tokenizer;
+  auto ends_with = [&](const char* s) {
+    std::string suf(s);
+    return t.size() >= suf.size() && t.compare(t.size() - suf.size(), suf.size(), suf) == 0;
+  };
+  bool is_path = t.find('/') != std::string::npos || ends_with(".json") || ends_with(".model");
+  if (t != "byte" && !is_path) {
+    c.fail("data.tokenizer",
+           "byte, or a path to a tokenizer.json, a SentencePiece .model or a model folder",
+           "'" + t + "'");
+  }
+}
+
+void check_train(const TrainConfig& t, const Checker& c) {
+  c.at_least<int64_t>("train.max_steps", t.max_steps, 1);
+  c.at_least<int64_t>("train.micro_batch_size", t.micro_batch_size, 1);
+  c.at_least<int64_t>("train.grad_accum", t.grad_accum, 1);
+  c.at_least<double>("train.clip_grad", t.clip_grad, 0.0);
+  c.one_of("train.precision", t.precision, {"fp32", "bf16"});
+  c.at_least<int64_t>("train.eval_every", t.eval_every, 0);
+  c.at_least<int64_t>("train.eval_batches", t.eval_batches, 1);
+}
+
+void check_optim(const OptimConfig& o, const Checker& c) {
+  c.one_of("optim.name", o.name, {"adamw"});
+  c.positive("optim.lr", o.lr);
+  c.at_least<double>("optim.min_lr", o.min_lr, 0.0);
+  if (o.min_lr > o.lr) {
+    c.fail("optim.min_lr",
+           fmt::format("a value <= optim.lr ({})", c.ref("optim.lr", fmt::format("{}", o.lr))),
+           fmt::format("{}", o.min_lr));
+  }
+  c.at_least<double>("optim.weight_decay", o.weight_decay, 0.0);
+  c.in_unit_interval("optim.beta1", o.beta1);
+  c.in_unit_interval("optim.beta2", o.beta2);
+  c.positive("optim.eps", o.eps);
+  c.at_least<int64_t>("optim.warmup_steps", o.warmup_steps, 0);
+  c.one_of("optim.schedule", o.schedule, {"cosine", "linear", "constant"});
+}
+
+void check_checkpoint_and_logging(const Config& cfg, const Checker& c) {
+  c.at_least<int64_t>("checkpoint.every", cfg.checkpoint.every, 0);
+  c.at_least<int64_t>("checkpoint.keep_last", cfg.checkpoint.keep_last, 0);
+  c.at_least<int64_t>("logging.every", cfg.logging.every, 1);
+  c.one_of("logging.progress", cfg.logging.progress, {"auto", "on", "off"});
+}
+
+}  // namespace
+
+void validate_config(const Config& cfg, const std::map<std::string, std::string>& origin) {
+  Checker c(origin);
+  // NaN and infinities pass every range check unnoticed, so they are refused up front.
+  for (const auto& f : config_detail::fields_of(cfg)) {
+    if (f.type != config_detail::FieldType::kDouble) continue;
+    double v = *static_cast<const double*>(f.ptr);
+    if (!std::isfinite(v)) c.fail(f.key, "a finite number", config_detail::format_double(v));
+  }
+  check_run(cfg.run, c);
+  check_model(cfg.model, c);
+  check_data(cfg.data, cfg.model, c);
+  check_train(cfg.train, c);
+  check_optim(cfg.optim, c);
+  check_checkpoint_and_logging(cfg, c);
+}
+
+}  // namespace reef
