@@ -31,6 +31,14 @@ ProcResult run_reef(const std::vector<std::string>& args);
 // Runs the venv Python with the given arguments from the source directory.
 ProcResult run_python(const std::vector<std::string>& args);
 
+// Starts argv in the background with stdout+stderr appended to `log_path`; returns the pid.
+int spawn_process(const std::vector<std::string>& argv, const std::string& cwd,
+                  const std::string& log_path);
+// Waits for a spawned process; returns its exit code or 128+signal.
+int wait_process(int pid);
+// Polls whether a spawned process has exited without blocking; sets *exit_code when it has.
+bool try_wait_process(int pid, int* exit_code);
+
 std::string source_dir();
 std::string reef_bin();
 std::string python_bin();

@@ -1,15 +1,46 @@
-// Subcommand dispatch (placeholder until the subcommands land).
+// Subcommand dispatch: builds the CLI11 parser, runs the chosen command and turns errors into
+// one-line messages and exit codes (2: usage/config, 1: failed work).
 #include "reef/cli/commands.h"
 
 #include <torch/torch.h>
 
-#include <cstdio>
+#include <CLI/CLI.hpp>
+
+#include "reef/base/error.h"
+#include "reef/base/log.h"
+#include "reef/cli/subcommands.h"
 
 namespace reef::cli {
+
 int main(int argc, char** argv) {
-  (void)argc;
-  (void)argv;
-  std::printf("reef (libtorch %s)\n", TORCH_VERSION);
-  return 0;
+  CLI::App app{"reef: pretrain, fine-tune, evaluate and serve LLMs on libtorch"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("reef 0.1.0 (libtorch ") + TORCH_VERSION + ")");
+  std::vector<std::function<int()>> runs;
+  add_pretrain(app, runs);
+  add_generate(app, runs);
+  add_config(app, runs);
+  add_data(app, runs);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    int rc = 0;
+    for (auto& r : runs) rc = r();
+    return rc;
+  } catch (const Error& e) {
+    log_line(LogLevel::kError, e.what());
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    log_line(LogLevel::kError, std::string("torch: ") + e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    log_line(LogLevel::kError, e.what());
+    return 1;
+  }
 }
+
 }  // namespace reef::cli

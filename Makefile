@@ -1,0 +1,31 @@
+# Reef's two entry points for a fresh machine:
+#   make run   - install what is missing, build, and run the main job (fortunes -> tiny Llama)
+#   make test  - install what is missing, build, and run every test under ctest
+BUILD ?= build
+JOBS ?= $(shell nproc)
+RUN_DIR ?= runs/fortunes
+CMAKE_FLAGS ?=
+
+.PHONY: setup configure build run test clean main-job
+setup:
+	@scripts/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) > $(BUILD).configure.log 2>&1 || (cat $(BUILD).configure.log; exit 1)
+
+build: configure
+	@ninja -C $(BUILD) -j $(JOBS)
+
+run: build main-job
+
+main-job:
+	$(BUILD)/bin/reef data fortunes --output data/fortunes
+	$(BUILD)/bin/reef pretrain --config recipes/fortunes-llama.yaml --overwrite run.dir=$(RUN_DIR)
+	$(BUILD)/bin/reef generate --checkpoint $(RUN_DIR) --temperature 0.8 --top-k 40 --max-new-tokens 160 \
+	  --num-samples 2 --prompt "The meaning of life is" --prompt "A computer"
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD) $(BUILD).configure.log

@@ -1,0 +1,33 @@
+// `reef data fortunes --output DIR`: the embedded default corpus.
+#include <iostream>
+
+#include "reef/base/log.h"
+#include "reef/cli/subcommands.h"
+#include "reef/data/fortunes.h"
+
+namespace reef::cli {
+
+void add_data(CLI::App& app, Runs& runs) {
+  auto* cmd = app.add_subcommand("data", "build and inspect datasets");
+  cmd->require_subcommand(1);
+  auto* f = cmd->add_subcommand("fortunes", "turn Debian's fortunes into a JSONL corpus with a validation split");
+  struct Args {
+    std::string source = "/usr/share/games/fortunes", output = "data/fortunes";
+    double valid_fraction = 0.05;
+  };
+  auto a = std::make_shared<Args>();
+  f->add_option("--source", a->source, "fortune files folder")->capture_default_str();
+  f->add_option("--output,-o", a->output, "output folder (train.jsonl, valid.jsonl)")->capture_default_str();
+  f->add_option("--valid-fraction", a->valid_fraction, "share held out for validation")->capture_default_str();
+  f->callback([&runs, a] {
+    runs.push_back([a] {
+      FortunesCorpus c = build_fortunes_corpus(a->source, a->output, a->valid_fraction);
+      log_info("fortunes: {} train documents ({:.1f} KB) -> {}, {} validation ({:.1f} KB) -> {}, {} duplicates dropped",
+               c.n_train, c.train_bytes / 1e3, c.train_path, c.n_valid, c.valid_bytes / 1e3,
+               c.valid_path, c.n_duplicates);
+      return 0;
+    });
+  });
+}
+
+}  // namespace reef::cli

@@ -1,0 +1,73 @@
+// `reef pretrain --config X [key=value ...] [--resume] [--overwrite]` and `reef config`.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <iostream>
+
+#include "reef/base/error.h"
+#include "reef/base/log.h"
+#include "reef/cli/subcommands.h"
+#include "reef/config/config.h"
+#include "reef/recipes/pretrain.h"
+
+namespace reef::cli {
+namespace {
+
+struct ConfigArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+};
+
+void add_config_args(CLI::App* cmd, ConfigArgs& a) {
+  cmd->add_option("--config,-c", a.config, "YAML recipe (e.g. recipes/llama-tiny.yaml)");
+  cmd->add_option("overrides", a.overrides, "dotted overrides: train.max_steps=50 model.n_layers=2");
+}
+
+}  // namespace
+
+void add_pretrain(CLI::App& app, Runs& runs) {
+  auto* cmd = app.add_subcommand("pretrain", "pretrain a causal LM from a recipe");
+  auto a = std::make_shared<ConfigArgs>();
+  auto opts = std::make_shared<PretrainOptions>();
+  add_config_args(cmd, *a);
+  cmd->add_flag("--resume", opts->resume, "continue from the newest checkpoint in run.dir");
+  cmd->add_flag("--overwrite", opts->overwrite, "delete run.dir's checkpoints and metrics first");
+  cmd->callback([&runs, a, opts] {
+    runs.push_back([a, opts] {
+      ResolvedConfig rc = load_config(a->config, a->overrides);
+      TrainResult r = run_pretrain(rc, *opts);
+      log_info("done: steps {}..{}, val_loss {:.4f} -> {:.4f}, {:.0f} tokens/s, MFU {:.1f}%, checkpoint {}",
+               r.start_step, r.end_step, r.initial_val_loss, r.final_val_loss, r.tokens_per_s,
+               100 * r.mfu, r.last_checkpoint.empty() ? "-" : r.last_checkpoint);
+      return r.interrupted ? 130 : 0;
+    });
+  });
+}
+
+void add_config(CLI::App& app, Runs& runs) {
+  auto* cmd = app.add_subcommand("config", "show resolved configs and presets");
+  cmd->require_subcommand(1);
+  auto* show = cmd->add_subcommand("show", "print the resolved config (file + preset + overrides)");
+  auto a = std::make_shared<ConfigArgs>();
+  add_config_args(show, *a);
+  show->callback([&runs, a] {
+    runs.push_back([a] {
+      ResolvedConfig rc = load_config(a->config, a->overrides);
+      std::cout << config_to_yaml(rc.config);
+      return 0;
+    });
+  });
+  auto* presets = cmd->add_subcommand("presets", "list the model presets and what each sets");
+  presets->callback([&runs] {
+    runs.push_back([] {
+      for (const auto& [name, keys] : model_presets()) {
+        std::cout << name << ":";
+        for (const auto& [k, v] : keys) std::cout << " " << k << "=" << v;
+        std::cout << "\n";
+      }
+      return 0;
+    });
+  });
+}
+
+}  // namespace reef::cli

@@ -1,0 +1,19 @@
+// Registration of each subcommand on the CLI11 app. Each adds its options and pushes the
+// function that runs it (after a successful parse) onto `runs`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace reef::cli {
+
+using Runs = std::vector<std::function<int()>>;
+
+void add_pretrain(CLI::App& app, Runs& runs);
+void add_generate(CLI::App& app, Runs& runs);
+void add_config(CLI::App& app, Runs& runs);
+void add_data(CLI::App& app, Runs& runs);
+
+}  // namespace reef::cli

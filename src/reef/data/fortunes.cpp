@@ -1,0 +1,98 @@
+// Implementation of data/fortunes.h.
+#include "reef/data/fortunes.h"
+
+#include <nlohmann/json.hpp>
+
+#include <unordered_set>
+#include <vector>
+
+#include "reef/base/error.h"
+#include "reef/base/files.h"
+#include "reef/base/hash.h"
+#include "reef/data/documents.h"
+
+namespace reef {
+namespace {
+
+bool has_suffix(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+// Keeps valid UTF-8 as is and replaces each invalid byte with U+FFFD, so the corpus is clean JSON.
+std::string sanitize_utf8(const std::string& s) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
+    if (ok) {
+      out.append(s, i, len);
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+FortunesCorpus build_fortunes_corpus(const std::string& src_dir, const std::string& out_dir,
+                                     double valid_fraction) {
+  if (!is_directory(src_dir))
+    usage_error("fortunes not found at {} (install Debian's 'fortunes' package)", src_dir);
+  std::vector<std::string> docs;
+  std::unordered_set<uint64_t> seen;
+  FortunesCorpus c;
+  for (const auto& name : list_dir(src_dir)) {
+    std::string path = join_path(src_dir, name);
+    if (is_directory(path) || has_suffix(name, ".dat") || has_suffix(name, ".u8")) continue;
+    std::string content = read_file(path);
+    std::string cur;
+    size_t pos = 0;
+    auto flush = [&] {
+      while (!cur.empty() && (cur.back() == '\n' || cur.back() == ' ')) cur.pop_back();
+      if (!cur.empty()) {
+        std::string doc = sanitize_utf8(cur);
+        if (seen.insert(xxh64(doc)).second) docs.push_back(std::move(doc));
+        else ++c.n_duplicates;
+      }
+      cur.clear();
+    };
+    while (pos < content.size()) {
+      size_t nl = content.find('\n', pos);
+      if (nl == std::string::npos) nl = content.size();
+      std::string line = content.substr(pos, nl - pos);
+      pos = nl + 1;
+      if (line == "%") flush();
+      else cur += line + "\n";
+    }
+    flush();
+  }
+  if (docs.empty()) usage_error("no fortunes found in {}", src_dir);
+  std::vector<std::string> train, valid;
+  split_documents(std::move(docs), valid_fraction, &train, &valid);
+  make_dirs(out_dir);
+  auto write = [](const std::string& path, const std::vector<std::string>& d) {
+    AtomicFileWriter w(path);
+    for (const auto& doc : d) {
+      w.write(nlohmann::json{{"text", doc}}.dump());
+      w.write("\n");
+    }
+    int64_t bytes = static_cast<int64_t>(w.bytes_written());
+    w.commit();
+    return bytes;
+  };
+  c.train_path = join_path(out_dir, "train.jsonl");
+  c.valid_path = join_path(out_dir, "valid.jsonl");
+  c.train_bytes = write(c.train_path, train);
+  c.valid_bytes = write(c.valid_path, valid);
+  c.n_train = static_cast<int64_t>(train.size());
+  c.n_valid = static_cast<int64_t>(valid.size());
+  return c;
+}
+
+}  // namespace reef

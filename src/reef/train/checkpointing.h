@@ -1,0 +1,45 @@
+// Training checkpoints: <run.dir>/checkpoints/step_<N>/ holding a Hugging Face model folder
+// (model.safetensors, config.json, generation_config.json, tokenizer files) plus
+// optimizer.safetensors, trainer_state.json and config.yaml. Each is written into a temporary
+// folder that is renamed into place, so a step_<N> folder is complete by construction; the
+// sizes and xxh64 of all files are recorded in trainer_state.json and checked at load, so a
+// truncated or corrupted checkpoint is an error, never a silent wrong resume.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "reef/config/config.h"
+#include "reef/data/documents.h"
+#include "reef/models/causal_lm.h"
+#include "reef/tokenizer/tokenizer.h"
+#include "reef/train/optim.h"
+
+namespace reef {
+
+struct TrainerState {
+  int64_t step = 0;         // optimizer steps completed
+  int64_t tokens_seen = 0;  // training tokens consumed
+  WindowSampler::State data;
+  std::string rng_cpu_hex;  // torch's default CPU generator state
+  double lr = 0.0;          // learning rate of the last step
+  int64_t optimizer_step = 0;
+};
+
+// Saves a checkpoint for `state.step`; keeps the newest `keep_last` (0: all). Returns its path.
+std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
+                            const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
+                            int64_t keep_last);
+
+// The newest step_<N> folder under <run_dir>/checkpoints, if any.
+std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+
+// Verifies every file against trainer_state.json, loads weights (and optimizer state if given)
+// and returns the trainer state. Throws naming the file that is missing, truncated or corrupt.
+TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer);
+
+// Captures / restores torch's default CPU generator.
+std::string capture_rng_state();
+void restore_rng_state(const std::string& hex);
+
+}  // namespace reef

@@ -1,0 +1,113 @@
+// Implementation of train/optim.h.
+#include "reef/train/optim.h"
+
+#include <cmath>
+
+#include "reef/base/error.h"
+
+namespace reef {
+namespace {
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+}  // namespace
+
+bool param_gets_weight_decay(const std::string& name, const torch::Tensor& p, bool decay_all) {
+  if (decay_all) return true;
+  if (p.dim() < 2) return false;  // norms and biases
+  return !(ends_with(name, "embed_tokens.weight") || ends_with(name, "wte.weight") ||
+           ends_with(name, "wpe.weight"));
+}
+
+double lr_at_step(const OptimConfig& o, int64_t step, int64_t max_steps) {
+  if (o.warmup_steps > 0 && step < o.warmup_steps)
+    return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmup_steps);
+  if (o.schedule == "constant") return o.lr;
+  int64_t decay_steps = max_steps - o.warmup_steps - 1;
+  double p = decay_steps > 0 ? static_cast<double>(step - o.warmup_steps) / decay_steps : 1.0;
+  p = std::min(1.0, std::max(0.0, p));
+  if (o.schedule == "linear") return o.lr - (o.lr - o.min_lr) * p;
+  if (o.schedule == "cosine") return o.min_lr + (o.lr - o.min_lr) * 0.5 * (1.0 + std::cos(M_PI * p));
+  usage_error("optim.schedule: unknown schedule '{}' (expected cosine, linear or constant)",
+              o.schedule);
+}
+
+Optimizer::Optimizer(const NamedParams& params, const OptimConfig& cfg) : params_(params) {
+  if (cfg.name != "adamw") usage_error("optim.name: unknown optimizer '{}' (expected adamw)", cfg.name);
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& [name, p] : params_) {
+    if (!p.requires_grad()) continue;
+    if (param_gets_weight_decay(name, p, cfg.decay_norms_and_biases)) {
+      decay.push_back(p);
+      n_decay_ += p.numel();
+    } else {
+      no_decay.push_back(p);
+      n_no_decay_ += p.numel();
+    }
+  }
+  auto opts = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, opts(cfg.weight_decay));
+  groups.emplace_back(no_decay, opts(0.0));
+  opt_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.lr));
+}
+
+void Optimizer::set_lr(double lr) {
+  for (auto& g : opt_->param_groups())
+    static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+}
+
+double Optimizer::clip_grad_norm(double max_norm) {
+  std::vector<torch::Tensor> grads;
+  for (const auto& [name, p] : params_)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return 0.0;
+  std::vector<torch::Tensor> norms;
+  for (auto& g : grads) norms.push_back(g.detach().to(torch::kFloat).norm(2));
+  double total = torch::stack(norms).norm(2).item<double>();
+  if (max_norm > 0 && total > max_norm) {
+    double scale = max_norm / (total + 1e-6);
+    torch::NoGradGuard ng;
+    for (auto& g : grads) g.mul_(scale);
+  }
+  return total;
+}
+
+NamedParams Optimizer::state_tensors(int64_t* step) const {
+  NamedParams out;
+  *step = 0;
+  auto& state = opt_->state();
+  for (const auto& [name, p] : params_) {
+    auto it = state.find(p.unsafeGetTensorImpl());
+    if (it == state.end()) continue;
+    auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    out.emplace_back(name + ".exp_avg", s.exp_avg());
+    out.emplace_back(name + ".exp_avg_sq", s.exp_avg_sq());
+    *step = s.step();
+  }
+  return out;
+}
+
+void Optimizer::load_state_tensors(const std::map<std::string, torch::Tensor>& t, int64_t step) {
+  auto& state = opt_->state();
+  state.clear();
+  if (step == 0) return;
+  for (const auto& [name, p] : params_) {
+    if (!p.requires_grad()) continue;
+    auto a = t.find(name + ".exp_avg"), b = t.find(name + ".exp_avg_sq");
+    if (a == t.end() || b == t.end()) fail("optimizer state has no moments for parameter {}", name);
+    if (!a->second.sizes().equals(p.sizes()) || !b->second.sizes().equals(p.sizes()))
+      fail("optimizer state for {} has shape {} but the parameter has {}", name,
+           c10::str(a->second.sizes()), c10::str(p.sizes()));
+    auto s = std::make_unique<torch::optim::AdamWParamState>();
+    s->step(step);
+    s->exp_avg(a->second.to(p.device(), p.scalar_type()).clone());
+    s->exp_avg_sq(b->second.to(p.device(), p.scalar_type()).clone());
+    state[p.unsafeGetTensorImpl()] = std::move(s);
+  }
+}
+
+}  // namespace reef

@@ -1,0 +1,117 @@
+// End-to-end CLI tests: corpus -> pretrain -> generate with the real `reef` binary, and the
+// promise that bad configs and inputs fail with exit code 2, one clear line and nothing written.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+
+#include "reef/base/files.h"
+#include "testing/testing.h"
+
+namespace reef {
+namespace {
+
+using testing::run_reef;
+
+// A small synthetic corpus in fortune format (quotes separated by "%").
+std::string make_fortune_source(const testing::ScratchDir& dir) {
+  std::string src = dir / "fortunes-src";
+  make_dirs(src);
+  std::string body;
+  const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home"};
+  for (int i = 0; i < 400; ++i) {
+    std::string q;
+    for (int w = 0; w < 8 + i % 7; ++w) q += std::string(words[(i * 7 + w * 3) % 12]) + " ";
+    body += q + "\n%\n";
+  }
+  write_file_atomic(src + "/quotes", body);
+  return src;
+}
+
+std::vector<std::string> tiny_overrides(const std::string& run_dir, const std::string& data_dir) {
+  return {"run.dir=" + run_dir,
+          "data.train_files=[" + data_dir + "/train.jsonl]",
+          "data.valid_files=[" + data_dir + "/valid.jsonl]",
+          "model.hidden_size=64", "model.n_layers=2", "model.n_heads=4", "model.n_kv_heads=2",
+          "data.seq_len=32", "train.micro_batch_size=4", "train.eval_every=10",
+          "train.eval_batches=2", "checkpoint.every=10", "run.threads=1", "logging.progress=off"};
+}
+
+TEST(Cli, FortunesPretrainGenerate) {
+  testing::ScratchDir dir;
+  std::string data = dir / "data";
+  auto r = run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data,
+                     "--valid-fraction", "0.1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<std::string> args = {"pretrain", "--config", "recipes/llama-tiny.yaml", "train.max_steps=30",
+                                   "optim.lr=3e-3", "optim.warmup_steps=5"};
+  for (auto& o : tiny_overrides(dir / "run", data)) args.push_back(o);
+  r = run_reef(args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // metrics.jsonl: one record per step with step and loss; validation loss falls.
+  std::istringstream in(read_file(dir / "run/metrics.jsonl"));
+  std::string line;
+  double first_val = -1, last_val = -1;
+  int64_t steps = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    ASSERT_TRUE(j.contains("step"));
+    if (j.contains("loss")) ++steps;
+    if (j.contains("val_loss")) (first_val < 0 ? first_val : last_val) = j["val_loss"].get<double>();
+  }
+  EXPECT_EQ(steps, 30);
+  EXPECT_LT(last_val, first_val - 0.5) << "validation loss did not fall: " << first_val << " -> " << last_val;
+  EXPECT_TRUE(path_exists(dir / "run/checkpoints/step_30/model.safetensors"));
+  EXPECT_TRUE(path_exists(dir / "run/config.yaml"));
+  EXPECT_FALSE(list_dir(dir / "run/tb").empty());
+
+  // Greedy generation from the run folder; identical with and without the KV cache.
+  r = run_reef({"generate", "--checkpoint", dir / "run", "--prompt", "the cat", "--greedy",
+                "--max-new-tokens", "30", "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("the cat", 0), 0u) << r.output;
+  auto r2 = run_reef({"generate", "--checkpoint", dir / "run/checkpoints/step_30", "--prompt", "the cat",
+                      "--greedy", "--max-new-tokens", "30", "--no-cache", "--threads", "1"});
+  ASSERT_EQ(r2.exit_code, 0) << r2.output;
+  EXPECT_EQ(r.output, r2.output);
+
+  // A second fresh run into the same folder is refused instead of mixing runs.
+  r = run_reef(args);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--resume"), std::string::npos) << r.output;
+}
+
+TEST(Cli, BadConfigExitsTwoAndWritesNothing) {
+  testing::ScratchDir dir;
+  std::string run_dir = dir / "run";
+  struct Case {
+    std::vector<std::string> extra;
+    std::string needle;
+  };
+  std::vector<Case> cases = {
+      {{"train.max_step=5"}, "did you mean 'train.max_steps'"},
+      {{"optim.lr=-1"}, "optim.lr"},
+      {{"model.n_heads=3"}, "model.n_heads"},
+      {{"train.max_steps=abc"}, "train.max_steps"},
+      {{"data.train_files=[" + dir.path() + "/missing.jsonl]"}, "missing.jsonl"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + run_dir};
+    for (auto& e : c.extra) args.push_back(e);
+    auto r = run_reef(args);
+    EXPECT_EQ(r.exit_code, 2) << c.needle << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.needle), std::string::npos) << r.output;
+    EXPECT_FALSE(path_exists(run_dir)) << c.needle;
+  }
+  auto r = run_reef({"pretrain", "--config", dir / "nope.yaml"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("nope.yaml"), std::string::npos) << r.output;
+  r = run_reef({"config", "show", "--config", "recipes/llama-tiny.yaml", "model.n_layers=3"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("n_layers: 3"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace reef
