@@ -27,7 +27,7 @@ std::string cpu_model() {
 }
 
 double time_matmuls(const torch::Device& device, torch::ScalarType dtype) {
-  const int64_t n = device.is_cuda() ? 8192 : 1024;
+  const int64_t n = device.is_cuda() ? 8192 : 2048;
   auto opts = torch::TensorOptions().device(device).dtype(dtype);
   auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
   auto sync = [&] {
@@ -39,8 +39,8 @@ double time_matmuls(const torch::Device& device, torch::ScalarType dtype) {
   torch::mm(a, b);
   sync();
   double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    int iters = device.is_cuda() ? 20 : 4;
+  for (int rep = 0; rep < 4; ++rep) {
+    int iters = device.is_cuda() ? 20 : 2;
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < iters; ++i) torch::mm(a, b);
     sync();
@@ -56,7 +56,7 @@ double measured_peak_flops(const torch::Device& device, torch::ScalarType dtype)
   const char* home = std::getenv("HOME");
   std::string dir = join_path(home ? home : "/tmp", ".cache/reef");
   std::string path = join_path(dir, "peak_flops.json");
-  std::string key = fmt::format("{}|{}|threads={}|{}", device.is_cuda() ? "cuda" : cpu_model(),
+  std::string key = fmt::format("{}|{}|threads={}|{}|torch " TORCH_VERSION, device.is_cuda() ? "cuda" : cpu_model(),
                                 device.str(), torch::get_num_threads(), c10::toString(dtype));
   nlohmann::json cache = nlohmann::json::object();
   try {

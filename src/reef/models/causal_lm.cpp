@@ -1,0 +1,206 @@
+// CausalLM, config resolution and parameter/FLOP accounting (see causal_lm.h).
+#include "reef/models/causal_lm.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "reef/base/error.h"
+#include "reef/nn/mlp.h"
+
+namespace reef {
+
+const std::vector<std::string>& supported_archs() {
+  static const std::vector<std::string> archs = {"llama", "mistral", "qwen2", "qwen3", "gpt2"};
+  return archs;
+}
+
+std::string supported_archs_list() {
+  std::string out;
+  for (const auto& a : supported_archs()) out += (out.empty() ? "" : ", ") + a;
+  return out;
+}
+
+bool is_llama_family(const std::string& arch) {
+  return arch == "llama" || arch == "mistral" || arch == "qwen2" || arch == "qwen3";
+}
+
+ModelConfig resolve_model_config(const ModelConfig& in) {
+  ModelConfig c = in;
+  const auto& archs = supported_archs();
+  if (std::find(archs.begin(), archs.end(), c.arch) == archs.end()) {
+    usage_error("model.arch '{}' is not supported; supported: {}", c.arch, supported_archs_list());
+  }
+  const bool gpt2 = c.arch == "gpt2";
+  auto positive = [](const char* key, int64_t v) {
+    if (v <= 0) usage_error("model.{} must be positive, got {}", key, v);
+  };
+  positive("hidden_size", c.hidden_size);
+  positive("n_layers", c.n_layers);
+  positive("n_heads", c.n_heads);
+  positive("max_seq_len", c.max_seq_len);
+  if (c.vocab_size < 0) usage_error("model.vocab_size must be >= 0, got {}", c.vocab_size);
+  if (c.n_kv_heads < 0 || c.head_dim < 0 || c.intermediate_size < 0) {
+    usage_error("model.n_kv_heads, head_dim and intermediate_size must be >= 0 (0 = derived)");
+  }
+  if (!(c.norm_eps > 0)) usage_error("model.norm_eps must be positive, got {}", c.norm_eps);
+
+  if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;
+  if (c.n_heads % c.n_kv_heads != 0) {
+    usage_error("model.n_heads ({}) must be a multiple of model.n_kv_heads ({})", c.n_heads,
+                c.n_kv_heads);
+  }
+  if (c.head_dim == 0) {
+    if (c.hidden_size % c.n_heads != 0) {
+      usage_error(
+          "model.hidden_size ({}) is not divisible by model.n_heads ({}); set model.head_dim",
+          c.hidden_size, c.n_heads);
+    }
+    c.head_dim = c.hidden_size / c.n_heads;
+  }
+  if (c.intermediate_size == 0) {
+    c.intermediate_size =
+        gpt2 ? 4 * c.hidden_size : (8 * c.hidden_size + 3 * 64 - 1) / (3 * 64) * 64;
+  }
+  if (c.activation.empty() || c.activation == "auto") c.activation = gpt2 ? "gelu_new" : "silu";
+  if (!is_supported_activation(c.activation)) {
+    usage_error("model.activation '{}' is not supported; expected auto, {}", c.activation,
+                supported_activations());
+  }
+  if (c.rope_scaling.empty() || c.rope_scaling == "default") c.rope_scaling = "none";
+  if (c.rope_scaling != "none" && c.rope_scaling != "linear" && c.rope_scaling != "llama3") {
+    usage_error("model.rope_scaling '{}' is not supported; expected none, linear or llama3",
+                c.rope_scaling);
+  }
+
+  auto reject = [&](bool bad, const char* what) {
+    if (bad) usage_error("model.arch {} does not support {}", c.arch, what);
+  };
+  if (gpt2) {
+    reject(c.n_kv_heads != c.n_heads, "n_kv_heads != n_heads (GPT-2 is multi-head only)");
+    reject(c.head_dim * c.n_heads != c.hidden_size, "head_dim != hidden_size / n_heads");
+    reject(c.qk_norm, "qk_norm");
+    reject(c.rope_scaling != "none", "rope_scaling (it has learned positions)");
+    c.attention_bias = true;  // GPT-2 has biases on every projection
+    c.mlp_bias = true;
+  } else {
+    if (c.head_dim % 2 != 0)
+      usage_error("model.head_dim must be even for RoPE, got {}", c.head_dim);
+    if (c.arch == "qwen2") c.attention_bias = true;  // HF Qwen2 hard-codes q/k/v biases
+    if (c.arch == "qwen3") c.qk_norm = true;         // and Qwen3 its q/k norms
+    reject(c.qk_norm && c.arch != "qwen3", "qk_norm (only qwen3 has q/k norms)");
+    reject(c.mlp_bias && c.arch != "llama", "mlp_bias (only llama has MLP biases)");
+    reject(c.attention_bias && c.arch == "mistral", "attention_bias");
+  }
+  return c;
+}
+
+CausalLMImpl::CausalLMImpl(const ModelConfig& cfg) : cfg_(resolve_model_config(cfg)) {
+  if (cfg_.vocab_size <= 0) {
+    usage_error("model.vocab_size must be set (> 0) before building the model, got {}",
+                cfg_.vocab_size);
+  }
+  if (cfg_.arch == "gpt2") {
+    transformer = register_module("transformer", GPT2Model(cfg_));
+  } else {
+    model = register_module("model", LlamaModel(cfg_));
+  }
+  if (!cfg_.tie_embeddings) {
+    lm_head = register_module(
+        "lm_head",
+        torch::nn::Linear(torch::nn::LinearOptions(cfg_.hidden_size, cfg_.vocab_size).bias(false)));
+  }
+  reset_parameters();
+}
+
+torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, KVCache* cache) {
+  if (input_ids.dim() != 2) fail("input_ids must be [B, T], got {} dims", input_ids.dim());
+  return transformer ? transformer->forward(input_ids, cache) : model->forward(input_ids, cache);
+}
+
+torch::Tensor CausalLMImpl::lm_head_weight() const {
+  if (lm_head) return lm_head->weight;
+  return transformer ? transformer->token_embedding() : model->token_embedding();
+}
+
+torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, KVCache* cache) {
+  return torch::nn::functional::linear(hidden_states(input_ids, cache), lm_head_weight());
+}
+
+namespace {
+
+// The module name that owns a parameter: "model.layers.0.self_attn.o_proj.weight" -> "o_proj".
+std::string owner_of(const std::string& name) {
+  auto end = name.rfind('.');
+  if (end == std::string::npos) return "";
+  auto begin = name.rfind('.', end - 1);
+  return name.substr(begin == std::string::npos ? 0 : begin + 1,
+                     end - (begin == std::string::npos ? 0 : begin + 1));
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+void CausalLMImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  const double std = cfg_.init_std;
+  const double residual_std = std / std::sqrt(2.0 * static_cast<double>(cfg_.n_layers));
+  // Decided by HF name, which is the contract of this class anyway.
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    auto& p = item.value();
+    const std::string owner = owner_of(name);
+    const bool is_norm = owner.find("norm") != std::string::npos || owner == "ln_1" ||
+                         owner == "ln_2" || owner == "ln_f";
+    if (is_norm && ends_with(name, ".weight")) {
+      p.fill_(1.0);
+    } else if (ends_with(name, ".bias")) {
+      p.zero_();
+    } else if (owner == "o_proj" || owner == "down_proj" || owner == "c_proj") {
+      p.normal_(0.0, residual_std);
+    } else {
+      p.normal_(0.0, std);
+    }
+  }
+}
+
+int64_t count_parameters(const ModelConfig& in, bool include_embeddings) {
+  const ModelConfig c = resolve_model_config(in);
+  const int64_t C = c.hidden_size, V = c.vocab_size, I = c.intermediate_size;
+  const int64_t q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
+  int64_t per_layer = 0, outside = 0, embeddings = V * C;
+  if (c.arch == "gpt2") {
+    per_layer = 2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * I + I) + (I * C + C);
+    outside = 2 * C;  // ln_f
+    embeddings += c.max_seq_len * C;
+  } else {
+    per_layer = C * q + 2 * C * kv + q * C;  // q, k, v, o
+    if (c.attention_bias) per_layer += q + 2 * kv + (c.arch == "qwen2" ? 0 : C);
+    if (c.qk_norm) per_layer += 2 * c.head_dim;
+    per_layer += 3 * C * I + (c.mlp_bias ? 2 * I + C : 0);
+    per_layer += 2 * C;  // input_layernorm, post_attention_layernorm
+    outside = C;         // norm
+  }
+  int64_t total = c.n_layers * per_layer + outside + (c.tie_embeddings ? 0 : V * C);
+  if (include_embeddings) total += embeddings;
+  return total;
+}
+
+double train_flops_per_token(const ModelConfig& in, int64_t seq_len) {
+  const ModelConfig c = resolve_model_config(in);
+  const double C = static_cast<double>(c.hidden_size), I = static_cast<double>(c.intermediate_size);
+  const double q = static_cast<double>(c.n_heads * c.head_dim);
+  const double kv = static_cast<double>(c.n_kv_heads * c.head_dim);
+  const double mlp = c.arch == "gpt2" ? 2 * C * I : 3 * C * I;
+  const double per_layer = C * q + 2 * C * kv + q * C + mlp;
+  const double n_matmul =
+      static_cast<double>(c.n_layers) * per_layer + static_cast<double>(c.vocab_size) * C;
+  const double attention =
+      12.0 * static_cast<double>(c.n_layers) * q * static_cast<double>(seq_len);
+  return 6.0 * n_matmul + attention;
+}
+
+}  // namespace reef

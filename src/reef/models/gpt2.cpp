@@ -1,0 +1,74 @@
+// GPT-2 (see gpt2.h). Semantics follow transformers' modeling_gpt2.py with scale_attn_weights
+// on, no per-layer attention scaling and no upcast reordering (model_config_from_hf rejects
+// configs that ask for those).
+#include "reef/models/gpt2.h"
+
+#include "reef/base/error.h"
+#include "reef/nn/attention.h"
+
+namespace reef {
+
+GPT2AttentionImpl::GPT2AttentionImpl(const ModelConfig& cfg)
+    : n_heads_(cfg.n_heads), head_dim_(cfg.head_dim) {
+  c_attn = register_module("c_attn", Conv1D(cfg.hidden_size, 3 * cfg.hidden_size));
+  c_proj = register_module("c_proj", Conv1D(cfg.hidden_size, cfg.hidden_size));
+}
+
+torch::Tensor GPT2AttentionImpl::forward(const torch::Tensor& x, KVCache* cache, int64_t layer) {
+  const int64_t b = x.size(0), t = x.size(1), c = x.size(2);
+  auto qkv = c_attn(x).split(c, -1);  // 3 x [B, T, C]
+  auto heads = [&](const torch::Tensor& y) {
+    return y.view({b, t, n_heads_, head_dim_}).transpose(1, 2);  // [B, H, T, D]
+  };
+  auto [k, v] = append_to_cache(cache, layer, heads(qkv[1]), heads(qkv[2]));
+  auto y = causal_attention(heads(qkv[0]), k, v);  // [B, H, T, D]
+  return c_proj(y.transpose(1, 2).reshape({b, t, c}));
+}
+
+GPT2MLPImpl::GPT2MLPImpl(const ModelConfig& cfg) : activation_(cfg.activation) {
+  c_fc = register_module("c_fc", Conv1D(cfg.hidden_size, cfg.intermediate_size));
+  c_proj = register_module("c_proj", Conv1D(cfg.intermediate_size, cfg.hidden_size));
+}
+
+torch::Tensor GPT2MLPImpl::forward(const torch::Tensor& x) {
+  return c_proj(activation(c_fc(x), activation_));
+}
+
+GPT2BlockImpl::GPT2BlockImpl(const ModelConfig& cfg) {
+  ln_1 = register_module("ln_1", LayerNorm(LayerNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));
+  attn = register_module("attn", GPT2Attention(cfg));
+  ln_2 = register_module("ln_2", LayerNorm(LayerNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));
+  mlp = register_module("mlp", GPT2MLP(cfg));
+}
+
+torch::Tensor GPT2BlockImpl::forward(const torch::Tensor& x, KVCache* cache, int64_t layer) {
+  auto h = x + attn(ln_1(x), cache, layer);
+  return h + mlp(ln_2(h));
+}
+
+GPT2ModelImpl::GPT2ModelImpl(const ModelConfig& cfg) {
+  using torch::nn::Embedding, torch::nn::EmbeddingOptions;
+  wte = register_module("wte", Embedding(EmbeddingOptions(cfg.vocab_size, cfg.hidden_size)));
+  wpe = register_module("wpe", Embedding(EmbeddingOptions(cfg.max_seq_len, cfg.hidden_size)));
+  h = register_module("h", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.n_layers; ++i) h->push_back(GPT2Block(cfg));
+  ln_f = register_module("ln_f", LayerNorm(LayerNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));
+}
+
+torch::Tensor GPT2ModelImpl::forward(const torch::Tensor& input_ids, KVCache* cache) {
+  const int64_t start = cache ? cache->length() : 0, t = input_ids.size(1);
+  const int64_t max_pos = wpe->weight.size(0);
+  if (start + t > max_pos) {
+    fail("gpt2 sequence reaches position {} but the model has only {} positions (max_seq_len)",
+         start + t, max_pos);
+  }
+  auto positions = torch::arange(
+      start, start + t, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
+  auto x = wte(input_ids) + wpe(positions);  // [B, T, C] + [T, C]
+  for (size_t i = 0; i < h->size(); ++i) {
+    x = h->at<GPT2BlockImpl>(i).forward(x, cache, static_cast<int64_t>(i));
+  }
+  return ln_f(x);
+}
+
+}  // namespace reef

@@ -1,0 +1,66 @@
+// GPT-2: learned token and position embeddings (wte, wpe), pre-LayerNorm blocks with a fused
+// qkv Conv1D attention and a Conv1D MLP, final LayerNorm. Registered as CausalLM's "transformer"
+// child so parameter names are HF's ("transformer.h.0.attn.c_attn.weight"). HF's non-persistent
+// attn.bias mask buffers are not reproduced: causality comes from the attention kernel.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "reef/config/config.h"
+#include "reef/nn/kv_cache.h"
+#include "reef/nn/mlp.h"
+#include "reef/nn/norms.h"
+
+namespace reef {
+
+class GPT2AttentionImpl : public torch::nn::Module {
+ public:
+  explicit GPT2AttentionImpl(const ModelConfig& cfg);                            // cfg resolved
+  torch::Tensor forward(const torch::Tensor& x, KVCache* cache, int64_t layer);  // [B,T,C]
+
+  Conv1D c_attn{nullptr};  // [C, 3C]: q, k, v side by side
+  Conv1D c_proj{nullptr};  // [C, C]
+
+ private:
+  int64_t n_heads_, head_dim_;
+};
+TORCH_MODULE(GPT2Attention);
+
+class GPT2MLPImpl : public torch::nn::Module {
+ public:
+  explicit GPT2MLPImpl(const ModelConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x);  // [B, T, C] -> [B, T, C]
+
+  Conv1D c_fc{nullptr}, c_proj{nullptr};
+
+ private:
+  std::string activation_;
+};
+TORCH_MODULE(GPT2MLP);
+
+class GPT2BlockImpl : public torch::nn::Module {
+ public:
+  explicit GPT2BlockImpl(const ModelConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x, KVCache* cache, int64_t layer);  // [B,T,C]
+
+  LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  GPT2Attention attn{nullptr};
+  GPT2MLP mlp{nullptr};
+};
+TORCH_MODULE(GPT2Block);
+
+class GPT2ModelImpl : public torch::nn::Module {
+ public:
+  explicit GPT2ModelImpl(const ModelConfig& cfg);  // cfg resolved
+  // input_ids [B, T] -> final-normed hidden states [B, T, C]; positions start at cache->length()
+  // and must stay below max_seq_len (wpe has no rows beyond it).
+  torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache);
+  const torch::Tensor& token_embedding() const { return wte->weight; }  // [V, C]
+
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::ModuleList h{nullptr};
+  LayerNorm ln_f{nullptr};
+};
+TORCH_MODULE(GPT2Model);
+
+}  // namespace reef

@@ -1,0 +1,49 @@
+// The llama-family decoder (llama, mistral, qwen2, qwen3): token embedding, pre-norm blocks of
+// RoPE attention + gated MLP with RMSNorm, final norm. Registered as CausalLM's "model" child so
+// parameter names are HF's ("model.layers.0.self_attn.q_proj.weight").
+#pragma once
+
+#include <torch/torch.h>
+
+#include "reef/config/config.h"
+#include "reef/nn/attention.h"
+#include "reef/nn/kv_cache.h"
+#include "reef/nn/mlp.h"
+#include "reef/nn/norms.h"
+#include "reef/nn/rope.h"
+
+namespace reef {
+
+class LlamaDecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit LlamaDecoderLayerImpl(const ModelConfig& cfg);  // cfg resolved
+  // x [B, T, C], cos/sin [T, D] -> [B, T, C]
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        KVCache* cache, int64_t layer);
+
+  Attention self_attn{nullptr};
+  GatedMLP mlp{nullptr};
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(LlamaDecoderLayer);
+
+class LlamaModelImpl : public torch::nn::Module {
+ public:
+  explicit LlamaModelImpl(const ModelConfig& cfg);  // cfg resolved
+  // input_ids [B, T] -> final-normed hidden states [B, T, C]; positions start at cache->length().
+  torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache);
+  const torch::Tensor& token_embedding() const { return embed_tokens->weight; }  // [V, C]
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+
+ private:
+  RotaryEmbedding rope_;
+};
+TORCH_MODULE(LlamaModel);
+
+// RoPE options for a resolved llama-family config.
+RopeOptions rope_options(const ModelConfig& cfg);
+
+}  // namespace reef

@@ -1,0 +1,253 @@
+// HF config.json mapping: round trips for every architecture and RoPE scaling, both RoPE layouts
+// transformers writes, per-architecture defaults, and errors that name the file.
+#include "reef/models/hf_config.h"
+
+#include <gtest/gtest.h>
+
+#include "reef/base/error.h"
+#include "reef/models/causal_lm.h"
+
+namespace reef {
+namespace {
+
+using nlohmann::json;
+
+void expect_same(const ModelConfig& a, const ModelConfig& b) {
+  EXPECT_EQ(a.arch, b.arch);
+  EXPECT_EQ(a.vocab_size, b.vocab_size);
+  EXPECT_EQ(a.hidden_size, b.hidden_size);
+  EXPECT_EQ(a.intermediate_size, b.intermediate_size);
+  EXPECT_EQ(a.n_layers, b.n_layers);
+  EXPECT_EQ(a.n_heads, b.n_heads);
+  EXPECT_EQ(a.n_kv_heads, b.n_kv_heads);
+  EXPECT_EQ(a.head_dim, b.head_dim);
+  EXPECT_EQ(a.max_seq_len, b.max_seq_len);
+  EXPECT_DOUBLE_EQ(a.norm_eps, b.norm_eps);
+  EXPECT_EQ(a.attention_bias, b.attention_bias);
+  EXPECT_EQ(a.mlp_bias, b.mlp_bias);
+  EXPECT_EQ(a.qk_norm, b.qk_norm);
+  EXPECT_EQ(a.tie_embeddings, b.tie_embeddings);
+  EXPECT_EQ(a.activation, b.activation);
+  EXPECT_DOUBLE_EQ(a.init_std, b.init_std);
+  if (a.arch != "gpt2") {  // RoPE fields mean nothing for gpt2
+    EXPECT_DOUBLE_EQ(a.rope_theta, b.rope_theta);
+    EXPECT_EQ(a.rope_scaling, b.rope_scaling);
+    if (a.rope_scaling != "none") {
+      EXPECT_DOUBLE_EQ(a.rope_factor, b.rope_factor);
+    }
+    if (a.rope_scaling == "llama3") {
+      EXPECT_DOUBLE_EQ(a.rope_low_freq_factor, b.rope_low_freq_factor);
+      EXPECT_DOUBLE_EQ(a.rope_high_freq_factor, b.rope_high_freq_factor);
+      EXPECT_EQ(a.rope_original_max_seq_len, b.rope_original_max_seq_len);
+    }
+  }
+}
+
+ModelConfig sample(const std::string& arch) {
+  ModelConfig c;
+  c.arch = arch;
+  c.vocab_size = 320;
+  c.hidden_size = 64;
+  c.n_layers = 3;
+  c.n_heads = 8;
+  c.n_kv_heads = arch == "gpt2" ? 0 : 2;
+  c.max_seq_len = 512;
+  c.norm_eps = 1e-6;
+  c.rope_theta = 500000.0;
+  c.init_std = 0.01;
+  c.activation = "auto";
+  return c;
+}
+
+TEST(HfConfig, RoundTripsEveryArch) {
+  std::vector<ModelConfig> cases;
+  for (const auto& arch : supported_archs()) cases.push_back(sample(arch));
+  auto llama3 = sample("llama");
+  llama3.rope_scaling = "llama3";
+  llama3.rope_factor = 32;
+  llama3.rope_low_freq_factor = 1;
+  llama3.rope_high_freq_factor = 4;
+  llama3.rope_original_max_seq_len = 8192;
+  llama3.tie_embeddings = true;
+  cases.push_back(llama3);
+  auto linear = sample("mistral");
+  linear.rope_scaling = "linear";
+  linear.rope_factor = 2;
+  linear.head_dim = 16;  // explicit, != hidden/heads
+  cases.push_back(linear);
+  auto biased = sample("llama");
+  biased.attention_bias = biased.mlp_bias = true;
+  cases.push_back(biased);
+  auto qwen3 = sample("qwen3");
+  qwen3.attention_bias = true;
+  qwen3.head_dim = 32;
+  cases.push_back(qwen3);
+  auto gpt2 = sample("gpt2");
+  gpt2.tie_embeddings = true;
+  gpt2.activation = "gelu";
+  cases.push_back(gpt2);
+
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.arch + " rope_scaling=" + c.rope_scaling);
+    auto j = hf_config_json(c);
+    EXPECT_EQ(j["model_type"], c.arch);
+    EXPECT_EQ(j["torch_dtype"], "float32");
+    EXPECT_FALSE(j.contains("bos_token_id"));
+    // Through text, as it goes through a file.
+    auto back = model_config_from_hf(json::parse(j.dump(2)), "config.json");
+    expect_same(back, resolve_model_config(c));
+  }
+}
+
+TEST(HfConfig, FieldNamesTransformersReads) {
+  auto l = hf_config_json(sample("llama"));
+  EXPECT_EQ(l["architectures"], json::array({"LlamaForCausalLM"}));
+  EXPECT_EQ(l["num_hidden_layers"], 3);
+  EXPECT_EQ(l["num_key_value_heads"], 2);
+  EXPECT_EQ(l["head_dim"], 8);
+  EXPECT_EQ(l["intermediate_size"], 192);
+  EXPECT_EQ(l["hidden_act"], "silu");
+  EXPECT_EQ(l["rms_norm_eps"], 1e-6);
+  EXPECT_EQ(l["rope_theta"], 500000.0);
+  EXPECT_TRUE(l["rope_scaling"].is_null());
+  EXPECT_EQ(l["tie_word_embeddings"], false);
+
+  auto s = sample("llama");
+  s.rope_scaling = "llama3";
+  s.rope_factor = 8;
+  auto rs = hf_config_json(s)["rope_scaling"];
+  EXPECT_EQ(rs["rope_type"], "llama3");
+  EXPECT_EQ(rs["factor"], 8.0);
+  EXPECT_EQ(rs["original_max_position_embeddings"], 8192);
+
+  auto g = hf_config_json(sample("gpt2"));
+  EXPECT_EQ(g["architectures"], json::array({"GPT2LMHeadModel"}));
+  EXPECT_EQ(g["n_embd"], 64);
+  EXPECT_EQ(g["n_layer"], 3);
+  EXPECT_EQ(g["n_head"], 8);
+  EXPECT_EQ(g["n_inner"], 256);
+  EXPECT_EQ(g["n_positions"], 512);
+  EXPECT_EQ(g["activation_function"], "gelu_new");
+  EXPECT_EQ(g["resid_pdrop"], 0.0);
+  EXPECT_EQ(hf_config_json(sample("qwen2"))["architectures"], json::array({"Qwen2ForCausalLM"}));
+  EXPECT_EQ(hf_config_json(sample("qwen3"))["architectures"], json::array({"Qwen3ForCausalLM"}));
+  EXPECT_EQ(hf_config_json(sample("mistral"))["architectures"],
+            json::array({"MistralForCausalLM"}));
+}
+
+json llama31_like() {
+  return json::parse(R"({
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 128256,
+    "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
+    "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "hidden_act": "silu",
+    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "tie_word_embeddings": true, "torch_dtype": "bfloat16", "bos_token_id": 128000})");
+}
+
+TEST(HfConfig, ReadsLlama32) {
+  auto c = model_config_from_hf(llama31_like(), "Llama-3.2-1B/config.json");
+  EXPECT_EQ(c.arch, "llama");
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.n_kv_heads, 8);
+  EXPECT_EQ(c.rope_scaling, "llama3");
+  EXPECT_DOUBLE_EQ(c.rope_factor, 32.0);
+  EXPECT_EQ(c.rope_original_max_seq_len, 8192);
+  EXPECT_TRUE(c.tie_embeddings);
+  EXPECT_EQ(c.max_seq_len, 131072);
+}
+
+TEST(HfConfig, ReadsTransformers5RopeParameters) {
+  auto j = llama31_like();
+  j.erase("rope_scaling");
+  j.erase("rope_theta");
+  j["rope_parameters"] = json::parse(R"({"rope_type": "llama3", "rope_theta": 500000.0,
+      "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+      "original_max_position_embeddings": 8192})");
+  auto c = model_config_from_hf(j, "config.json");
+  EXPECT_EQ(c.rope_scaling, "llama3");
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_DOUBLE_EQ(c.rope_factor, 8.0);
+
+  j["rope_parameters"] = json::parse(R"({"rope_type": "default", "rope_theta": 1000000.0})");
+  c = model_config_from_hf(j, "config.json");
+  EXPECT_EQ(c.rope_scaling, "none");
+  EXPECT_DOUBLE_EQ(c.rope_theta, 1000000.0);
+}
+
+TEST(HfConfig, ArchDefaults) {
+  auto j = json::parse(R"({"model_type": "qwen3", "vocab_size": 100, "hidden_size": 64,
+      "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4})");
+  auto c = model_config_from_hf(j, "q3.json");
+  EXPECT_EQ(c.head_dim, 128);  // Qwen3Config's default
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_EQ(c.n_kv_heads, 4);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
+
+  j["model_type"] = "qwen2";
+  c = model_config_from_hf(j, "q2.json");
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_FALSE(c.qk_norm);
+
+  auto g = json::parse(R"({"model_type": "gpt2", "vocab_size": 100, "n_embd": 32, "n_layer": 2,
+      "n_head": 4})");
+  c = model_config_from_hf(g, "gpt2.json");
+  EXPECT_EQ(c.max_seq_len, 1024);
+  EXPECT_EQ(c.intermediate_size, 128);
+  EXPECT_EQ(c.activation, "gelu_new");
+  EXPECT_TRUE(c.tie_embeddings);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-5);
+}
+
+TEST(HfConfig, SlidingWindowCapsMaxSeqLen) {
+  auto j = json::parse(R"({"model_type": "mistral", "vocab_size": 100, "hidden_size": 64,
+      "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "max_position_embeddings": 32768, "sliding_window": 4096})");
+  EXPECT_EQ(model_config_from_hf(j, "m.json").max_seq_len, 4096);
+  j["sliding_window"] = nullptr;
+  EXPECT_EQ(model_config_from_hf(j, "m.json").max_seq_len, 32768);
+}
+
+void expect_error(const json& j, const std::vector<std::string>& needles) {
+  try {
+    model_config_from_hf(j, "/models/x/config.json");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUsage);
+    const std::string msg = e.what();
+    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << msg;
+  }
+}
+
+TEST(HfConfig, Errors) {
+  expect_error(json::parse(R"({"model_type": "bert", "vocab_size": 10})"),
+               {"/models/x/config.json", "'bert'", "llama, mistral, qwen2, qwen3, gpt2"});
+  expect_error(json::parse(R"({"vocab_size": 10})"),
+               {"/models/x/config.json", "model_type", "llama, mistral, qwen2, qwen3, gpt2"});
+  auto j = llama31_like();
+  j.erase("hidden_size");
+  expect_error(j, {"/models/x/config.json", "hidden_size"});
+  j = llama31_like();
+  j["rope_scaling"] = json::parse(R"({"rope_type": "yarn", "factor": 4.0})");
+  expect_error(j, {"/models/x/config.json", "yarn", "default, linear, llama3"});
+  j = llama31_like();
+  j["num_attention_heads"] = "32";
+  expect_error(j, {"num_attention_heads", "integer"});
+  j = llama31_like();
+  j["hidden_act"] = "tanh";
+  expect_error(j, {"hidden_act", "tanh"});
+  j = llama31_like();
+  j["num_key_value_heads"] = 5;
+  expect_error(j, {"/models/x/config.json", "n_kv_heads"});
+  expect_error(json::parse(R"({"model_type": "gpt2", "vocab_size": 100, "n_embd": 32,
+      "n_layer": 2, "n_head": 4, "scale_attn_by_inverse_layer_idx": true})"),
+               {"scale_attn_by_inverse_layer_idx"});
+  expect_error(json::array(), {"/models/x/config.json"});
+}
+
+}  // namespace
+}  // namespace reef
