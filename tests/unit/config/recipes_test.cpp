@@ -21,8 +21,8 @@ TEST(ConfigRecipes, EveryShippedRecipeLoadsValidatesAndHasAHeader) {
     SCOPED_TRACE(path);
     EXPECT_EQ(read_file(path).rfind("# ", 0), 0u) << "no comment header";
     ResolvedConfig rc = load_config(path, {});
-    EXPECT_EQ(rc.config.data.train_files, std::vector<std::string>{"data/fortunes/train.txt"});
-    EXPECT_EQ(rc.config.data.valid_files, std::vector<std::string>{"data/fortunes/valid.txt"});
+    EXPECT_EQ(rc.config.data.train_files, std::vector<std::string>{"data/fortunes/train.jsonl"});
+    EXPECT_EQ(rc.config.data.valid_files, std::vector<std::string>{"data/fortunes/valid.jsonl"});
     EXPECT_EQ(rc.config.run.dir.rfind("runs/", 0), 0u);
     // The written config reads back the same, as `reef` stores it in the run folder.
     EXPECT_TRUE(load_config_text(config_to_yaml(rc.config), "x", {}).config == rc.config);
@@ -46,22 +46,17 @@ TEST(ConfigRecipes, TinyRecipesAreSmallAndShort) {
 TEST(ConfigRecipes, FortunesLlamaIsTheSmallCpuJob) {
   ResolvedConfig rc = load_config(recipes_dir() + "/fortunes-llama.yaml", {});
   const Config& c = rc.config;
-  EXPECT_EQ(c.run.dir, "runs/fortunes");
+  // The main job: a small Llama on the byte tokenizer that evaluates and checkpoints during the
+  // run and ends on an evaluation and a checkpoint.
   EXPECT_EQ(c.model.arch, "llama");
-  EXPECT_EQ(c.model.vocab_size, 0);
-  EXPECT_EQ(c.model.hidden_size, 256);
-  EXPECT_EQ(c.model.n_heads, 4);
-  EXPECT_EQ(c.model.n_kv_heads, 2);
-  EXPECT_EQ(c.model.max_seq_len, 256);
-  EXPECT_EQ(c.data.seq_len, 128);
+  EXPECT_EQ(c.model.vocab_size, 0);  // the tokenizer's
   EXPECT_EQ(c.data.tokenizer, "byte");
-  EXPECT_EQ(c.train.precision, "fp32");
-  EXPECT_EQ(c.optim.lr, 1e-3);
-  EXPECT_EQ(c.optim.min_lr, 1e-4);
-  EXPECT_EQ(c.optim.warmup_steps, 50);
-  EXPECT_EQ(c.optim.schedule, "cosine");
-  EXPECT_EQ(c.train.eval_every, 100);
-  EXPECT_EQ(c.checkpoint.every, 200);
+  EXPECT_LE(c.data.seq_len, c.model.max_seq_len);
+  EXPECT_GT(c.train.eval_every, 0);
+  EXPECT_EQ(c.train.max_steps % c.train.eval_every, 0);
+  EXPECT_GT(c.checkpoint.every, 0);
+  EXPECT_LT(c.checkpoint.every, c.train.max_steps);
+  EXPECT_LT(c.optim.warmup_steps, c.train.max_steps);
   EXPECT_EQ(resolved_activation(c.model), "silu");
   EXPECT_EQ(rc.origin.at("model.hidden_size").rfind(recipes_dir() + "/fortunes-llama.yaml:", 0),
             0u);
