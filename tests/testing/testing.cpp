@@ -26,22 +26,37 @@ std::string source_dir() { return REEF_SOURCE_DIR; }
 std::string reef_bin() { return REEF_BIN; }
 std::string python_bin() { return REEF_PYTHON; }
 
+namespace {
+// In a forked child: send stdout and stderr to `out_fd`, enter `cwd`, exec argv. Never returns.
+[[noreturn]] void exec_child(const std::vector<std::string>& argv, const std::string& cwd, int out_fd) {
+  if (out_fd >= 0) {
+    ::dup2(out_fd, 1);
+    ::dup2(out_fd, 2);
+    ::close(out_fd);
+  }
+  if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) _exit(126);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  ::execv(args[0], args.data());
+  _exit(127);
+}
+
+int decode_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+}  // namespace
+
 ProcResult run_process(const std::vector<std::string>& argv, const std::string& cwd) {
   int fds[2];
   if (::pipe(fds) != 0) fail("pipe failed");
   pid_t pid = ::fork();
   if (pid < 0) fail("fork failed");
   if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::dup2(fds[1], 2);
     ::close(fds[0]);
-    ::close(fds[1]);
-    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) _exit(126);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    _exit(127);
+    exec_child(argv, cwd, fds[1]);
   }
   ::close(fds[1]);
   ProcResult r;
@@ -56,11 +71,7 @@ ProcResult run_process(const std::vector<std::string>& argv, const std::string& 
     break;
   }
   ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
+  r.exit_code = wait_process(pid);
   return r;
 }
 
@@ -68,27 +79,8 @@ int spawn_process(const std::vector<std::string>& argv, const std::string& cwd,
                   const std::string& log_path) {
   pid_t pid = ::fork();
   if (pid < 0) fail("fork failed");
-  if (pid == 0) {
-    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::close(fd);
-    }
-    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) _exit(126);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    _exit(127);
-  }
+  if (pid == 0) exec_child(argv, cwd, ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644));
   return pid;
-}
-
-static int decode_status(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
 }
 
 int wait_process(int pid) {
