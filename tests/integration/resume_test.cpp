@@ -96,5 +96,35 @@ TEST(Resume, SigkillAtRandomMomentsThenResumeMatchesUninterruptedRun) {
             read_file(killed + "/checkpoints/step_60/optimizer.safetensors"));
 }
 
+// SIGTERM (as a scheduler sends before preempting) finishes the current step, saves a
+// checkpoint and exits 130; --resume then completes the run.
+TEST(Resume, SigtermSavesCheckpointAndExits) {
+  testing::ScratchDir dir;
+  std::string text;
+  for (int i = 0; i < 2000; ++i) text += "sentence " + std::to_string(i % 97) + " here\n\n";
+  write_file_atomic(dir / "train.txt", text);
+  std::vector<std::string> args = {testing::reef_bin(), "pretrain", "--config", "recipes/llama-tiny.yaml",
+                                   "run.dir=" + dir / "run", "data.train_files=[" + dir / "train.txt]",
+                                   "data.valid_files=[" + dir / "train.txt]", "train.max_steps=100000",
+                                   "train.eval_every=0", "checkpoint.every=0", "run.threads=1",
+                                   "logging.progress=off", "model.n_layers=2", "data.seq_len=32"};
+  int pid = testing::spawn_process(args, testing::source_dir(), dir / "log");
+  std::string metrics = dir / "run/metrics.jsonl";
+  for (int i = 0; i < 600 && !(path_exists(metrics) && !read_file(metrics).empty()); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(path_exists(metrics)) << read_file(dir / "log");
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(testing::wait_process(pid), 130) << read_file(dir / "log");
+  auto losses = read_losses(metrics);
+  int64_t last = losses.rbegin()->first;
+  EXPECT_TRUE(path_exists(dir / ("run/checkpoints/step_" + std::to_string(last)) + "/trainer_state.json"))
+      << "no checkpoint for the last logged step " << last;
+  args.push_back("train.max_steps=" + std::to_string(last + 3));
+  args.push_back("--resume");
+  EXPECT_EQ(testing::wait_process(testing::spawn_process(args, testing::source_dir(), dir / "log2")), 0)
+      << read_file(dir / "log2");
+  EXPECT_EQ(read_losses(metrics).rbegin()->first, last + 3);
+}
+
 }  // namespace
 }  // namespace reef

@@ -197,10 +197,10 @@ TrainResult Trainer::run() {
       rec["val_loss"] = res.final_val_loss;
       log_info("step {}: val_loss {:.4f}", step_, res.final_val_loss);
     }
-    if (step_ % cfg_.logging.every == 0 || last || rec.count("val_loss")) metrics.log(step_, rec);
+    bool stop = g_stop_signal != 0;  // the step that sees the signal is logged and saved
+    if (step_ % cfg_.logging.every == 0 || last || stop || rec.count("val_loss")) metrics.log(step_, rec);
     metrics.progress(step_, fmt::format("loss {:.4f} lr {:.2e} {} tok/s MFU {:.1f}%", loss, lr,
                                         format_count(tps), 100.0 * mfu));
-    bool stop = g_stop_signal != 0;
     if (last || stop || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0)) save(step_, lr);
     if (stop) {
       metrics.finish();
