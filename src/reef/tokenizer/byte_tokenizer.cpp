@@ -94,7 +94,9 @@ void ByteTokenizer::save(const std::string& dir) const {
 
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name) {
   if (name == "byte") return std::make_unique<ByteTokenizer>();
-  usage_error("data.tokenizer: unknown tokenizer '{}' (expected: byte)", name);
+  if (path_exists(name)) return load_tokenizer(name);
+  usage_error("data.tokenizer: unknown tokenizer '{}' (expected: byte, or a tokenizer folder or file)",
+              name);
 }
 
 }  // namespace reef

@@ -44,8 +44,16 @@ class ByteTokenizer : public Tokenizer {
   void save(const std::string& dir) const override;
 };
 
-// The tokenizer named by data.tokenizer ("byte"); throws a usage error for unknown names.
+// The tokenizer named by data.tokenizer: "byte", or a path that load_tokenizer accepts; throws a
+// usage error for anything else.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name);
+
+// Loads a tokenizer from a model folder or a file: a folder's tokenizer_config.json with
+// "reef_tokenizer": "byte" gives the ByteTokenizer; otherwise tokenizer.json (byte-level BPE,
+// see hf_tokenizer.h) with tokenizer_config.json beside it when present; a `.tiktoken` rank file
+// (cl100k_base spec, or o200k_base when its name says so), a SentencePiece `.model`, or a folder
+// holding one of these (tokenizer.json is preferred).
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_or_file);
 
 // GPT-2's byte-to-unicode table: the printable stand-in for each byte in byte-level BPE vocabularies.
 std::string byte_to_unicode(uint8_t b);

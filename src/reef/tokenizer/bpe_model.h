@@ -1,0 +1,51 @@
+// Byte-level BPE: a vocabulary over byte strings, merges by rank, and a per-word cache. Shared
+// by the Hugging Face tokenizer.json loader and the tiktoken rank-file loader (where a token's
+// rank is its merge priority).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace reef {
+
+class BpeModel {
+ public:
+  // Registers a token by its raw bytes. Bytes already registered keep their first id.
+  void add_token(const std::string& bytes, int32_t id);
+  // Declares that `left`+`right` merge into the token `left+right` with priority `rank` (lower
+  // first). Both parts and the result must already be tokens; returns false when one is not.
+  bool add_merge(const std::string& left, const std::string& right, int32_t rank);
+  // Emit a word found whole in the vocabulary directly, without merging (HF ignore_merges, and
+  // tiktoken's behaviour).
+  void set_ignore_merges(bool v) { ignore_merges_ = v; }
+  // Use the merged token's own id as its rank (tiktoken: rank == id) for merges not declared.
+  void set_rank_by_id(bool v) { rank_by_id_ = v; }
+
+  // Appends the ids of one pre-tokenized word (raw bytes). Throws when a byte has no token.
+  void encode_word(std::string_view word, std::vector<int32_t>& out) const;
+  // Id of a whole byte string, or -1.
+  int32_t find(std::string_view bytes) const;
+  const std::unordered_map<std::string, int32_t>& vocab() const { return by_bytes_; }
+
+ private:
+  void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+  bool lookup_pair(int32_t a, int32_t b, int32_t* rank, int32_t* merged) const;
+
+  std::unordered_map<std::string, int32_t> by_bytes_;
+  std::vector<std::string> bytes_of_;  // id -> bytes ("" for ids not registered here)
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;  // (a,b) -> (rank, merged)
+  int32_t byte_ids_[256];
+  bool byte_ids_init_ = false;
+  bool ignore_merges_ = false;
+  bool rank_by_id_ = false;
+
+  static constexpr size_t kCacheLimit = 1 << 17;
+  mutable std::mutex cache_mu_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+};
+
+}  // namespace reef

@@ -1,0 +1,86 @@
+// A Hugging Face tokenizer.json of the byte-level BPE kind (GPT-2, Llama 3, Qwen2/3, SmolLM),
+// loaded natively so that Reef encodes exactly as `tokenizers` does, with the special tokens and
+// chat template from tokenizer_config.json kept beside it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "reef/tokenizer/bpe_model.h"
+#include "reef/tokenizer/pre_tokenizer.h"
+#include "reef/tokenizer/tokenizer.h"
+
+namespace reef {
+
+struct EncodeOptions {
+  // Apply the post-processor (e.g. Llama 3's leading <|begin_of_text|>), as HF's
+  // encode(..., add_special_tokens=True).
+  bool add_special_tokens = false;
+  // Turn special-token text in the input into special ids, as HF does by default. Off in the
+  // Tokenizer::encode overload: a document quoting "<|endoftext|>" must not end itself.
+  bool parse_special = false;
+};
+
+class HfTokenizer : public Tokenizer {
+ public:
+  // `tokenizer_json` is the path of tokenizer.json; `config_json` of tokenizer_config.json, or
+  // empty when there is none.
+  HfTokenizer(const std::string& tokenizer_json, const std::string& config_json);
+
+  std::string name() const override { return "hf-bpe"; }
+  int64_t vocab_size() const override { return vocab_size_; }
+  std::vector<int32_t> encode(std::string_view text) const override { return encode(text, {}); }
+  std::vector<int32_t> encode(std::string_view text, const EncodeOptions& opts) const;
+  std::string decode(const std::vector<int32_t>& ids, bool keep_special = false) const override;
+  int32_t bos_id() const override { return bos_id_; }  // -1 when the tokenizer has none
+  int32_t eos_id() const override { return eos_id_; }
+  int32_t pad_id() const override { return pad_id_; }  // eos when no pad token is configured
+  void save(const std::string& dir) const override;
+
+  const std::string& chat_template() const { return chat_template_; }
+  // Id of a token by its vocabulary string (as in tokenizer.json), or -1.
+  int32_t token_to_id(const std::string& token) const;
+  // The tokenizer.json string of an id, or "" for an unknown id.
+  std::string id_to_token(int32_t id) const;
+
+ private:
+  struct AddedToken {
+    std::string content;
+    int32_t id;
+    bool special, normalized, lstrip, rstrip, single_word;
+  };
+  struct TemplatePiece {
+    bool is_sequence;
+    std::vector<int32_t> ids;  // for special pieces
+  };
+  void load_model(const nlohmann::json& model);
+  void load_added_tokens(const nlohmann::json& added);
+  void load_post_processor(const nlohmann::json& spec);
+  void load_config(const std::string& config_json);
+  // Splits `text` on added tokens; plain runs are pre-tokenized and merged.
+  void encode_text(std::string_view text, bool parse_special, std::vector<int32_t>& out) const;
+  void encode_plain(std::string_view text, std::vector<int32_t>& out) const;
+  const AddedToken* match_added(std::string_view text, size_t pos, bool normalized_pass,
+                                size_t* begin, size_t* end) const;
+  void split_on_added(std::string_view text, bool normalized_pass, bool parse_special,
+                      std::vector<int32_t>& out) const;
+
+  std::string file_;
+  std::string json_text_, config_text_, special_map_text_;
+  BpeModel bpe_;
+  std::unique_ptr<PreTokenizer> pre_;
+  std::vector<AddedToken> added_;
+  std::vector<std::vector<size_t>> added_by_first_byte_;  // 256 buckets of indexes into added_
+  std::vector<std::string> token_of_id_;                   // tokenizer.json strings
+  std::vector<std::string> bytes_of_id_;                   // decoded bytes
+  std::vector<bool> special_id_;
+  std::unordered_map<std::string, int32_t> id_of_token_;
+  std::vector<TemplatePiece> template_;  // empty: no post-processing
+  int64_t vocab_size_ = 0;
+  int32_t bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
+  std::string chat_template_;
+};
+
+}  // namespace reef
