@@ -157,6 +157,7 @@ TEST(Cli, BadConfigExitsTwoAndWritesNothing) {
       {{"train.max_steps=abc"}, "train.max_steps"},
       {{"data.train_files=[" + dir.path() + "/missing.jsonl]"}, "missing.jsonl"},
   };
+  if (!torch::cuda::is_available()) cases.push_back({{"run.device=cuda"}, "no CUDA device"});
   for (const auto& c : cases) {
     std::vector<std::string> args = {"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + run_dir};
     for (auto& e : c.extra) args.push_back(e);

@@ -29,6 +29,9 @@ std::vector<std::string> read_all(const std::vector<std::string>& files, const D
 TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opts) {
   ResolvedConfig rc = rc_in;
   Config& cfg = rc.config;
+  if (cfg.run.device.rfind("cuda", 0) == 0 && !torch::cuda::is_available())
+    usage_error("run.device={} ({}): no CUDA device is available to this libtorch; use run.device=cpu",
+                cfg.run.device, rc.origin["run.device"]);
   int threads = configure_threads(cfg.run.threads);
   log_info("reef pretrain: run.dir {} device {} threads {}", cfg.run.dir, cfg.run.device, threads);
 
