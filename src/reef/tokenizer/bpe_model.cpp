@@ -121,4 +121,17 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
   for (int32_t i = 0; i >= 0; i = syms[i].next) out.push_back(syms[i].id);
 }
 
+std::string decode_id_bytes(const std::vector<std::string>& bytes_of_id,
+                            const std::vector<bool>& special_id, const std::vector<int32_t>& ids,
+                            bool keep_special, const std::string& file) {
+  std::string out;
+  for (int32_t id : ids) {
+    if (id < 0 || static_cast<size_t>(id) >= bytes_of_id.size())
+      fail("{}: cannot decode id {} (vocabulary size {})", file, id, bytes_of_id.size());
+    if (!keep_special && special_id[static_cast<size_t>(id)]) continue;
+    out += bytes_of_id[static_cast<size_t>(id)];
+  }
+  return out;
+}
+
 }  // namespace reef

@@ -48,4 +48,10 @@ class BpeModel {
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };
 
+// Concatenates the bytes of each id (special ids skipped unless keep_special). An id outside
+// the vocabulary is an error naming `file`, the tokenizer it came from.
+std::string decode_id_bytes(const std::vector<std::string>& bytes_of_id,
+                            const std::vector<bool>& special_id, const std::vector<int32_t>& ids,
+                            bool keep_special, const std::string& file);
+
 }  // namespace reef

@@ -139,14 +139,7 @@ std::vector<int32_t> TiktokenTokenizer::encode(std::string_view text, bool parse
 }
 
 std::string TiktokenTokenizer::decode(const std::vector<int32_t>& ids, bool keep_special) const {
-  std::string out;
-  for (int32_t id : ids) {
-    if (id < 0 || static_cast<size_t>(id) >= bytes_of_id_.size())
-      fail("{}: cannot decode id {} (vocabulary size {})", file_, id, vocab_size_);
-    if (!keep_special && special_id_[id]) continue;
-    out += bytes_of_id_[id];
-  }
-  return out;
+  return decode_id_bytes(bytes_of_id_, special_id_, ids, keep_special, file_);
 }
 
 void TiktokenTokenizer::save(const std::string& dir) const {
