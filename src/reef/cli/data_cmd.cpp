@@ -1,4 +1,5 @@
-// `reef data fortunes --output DIR`: the embedded default corpus.
+// `reef data fortunes --output DIR`: the embedded default corpus; `reef data prepare` and
+// `reef data inspect` are registered from data_prepare_cmd.cpp.
 #include <iostream>
 
 #include "reef/base/log.h"
@@ -6,6 +7,8 @@
 #include "reef/data/fortunes.h"
 
 namespace reef::cli {
+
+void add_data_prepare(CLI::App* data, Runs& runs);  // data_prepare_cmd.cpp
 
 void add_data(CLI::App& app, Runs& runs) {
   auto* cmd = app.add_subcommand("data", "build and inspect datasets");
@@ -28,6 +31,7 @@ void add_data(CLI::App& app, Runs& runs) {
       return 0;
     });
   });
+  add_data_prepare(cmd, runs);
 }
 
 }  // namespace reef::cli
