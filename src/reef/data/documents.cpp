@@ -8,13 +8,10 @@
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/hash.h"
+#include "reef/base/strings.h"
 
 namespace reef {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
 
 std::vector<std::string> read_text_documents(const std::string& content) {
   std::vector<std::string> docs;

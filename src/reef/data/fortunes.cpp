@@ -9,31 +9,24 @@
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/hash.h"
+#include "reef/base/strings.h"
 #include "reef/data/documents.h"
+#include "reef/tokenizer/regex.h"
 
 namespace reef {
 namespace {
 
-bool has_suffix(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-
 // Keeps valid UTF-8 as is and replaces each invalid byte with U+FFFD, so the corpus is clean JSON.
-std::string sanitize_utf8(const std::string& s) {
+std::string sanitize_utf8(std::string_view s) {
   std::string out;
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = len > 0 && i + len <= s.size();
-    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
-    if (ok) {
-      out.append(s, i, len);
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
+  while (!s.empty()) {
+    size_t ok = valid_utf8_prefix(s);
+    out.append(s.substr(0, ok));
+    s.remove_prefix(ok);
+    if (s.empty()) break;
+    size_t bad = invalid_utf8_run(s);
+    for (size_t k = 0; k < bad; ++k) out += "\xEF\xBF\xBD";
+    s.remove_prefix(bad);
   }
   return out;
 }
@@ -49,7 +42,7 @@ FortunesCorpus build_fortunes_corpus(const std::string& src_dir, const std::stri
   FortunesCorpus c;
   for (const auto& name : list_dir(src_dir)) {
     std::string path = join_path(src_dir, name);
-    if (is_directory(path) || has_suffix(name, ".dat") || has_suffix(name, ".u8")) continue;
+    if (is_directory(path) || ends_with(name, ".dat") || ends_with(name, ".u8")) continue;
     std::string content = read_file(path);
     std::string cur;
     size_t pos = 0;

@@ -23,14 +23,11 @@
 #include "reef/base/files.h"
 #include "reef/base/log.h"
 #include "reef/base/progress.h"
+#include "reef/base/strings.h"
 #include "reef/tokenizer/regex.h"
 
 namespace reef {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
 
 bool is_jsonl(const std::string& path) { return ends_with(path, ".jsonl") || ends_with(path, ".json"); }
 

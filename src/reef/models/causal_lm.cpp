@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "reef/base/error.h"
+#include "reef/base/strings.h"
 #include "reef/nn/mlp.h"
 
 namespace reef {
@@ -135,11 +136,6 @@ std::string owner_of(const std::string& name) {
   auto begin = name.rfind('.', end - 1);
   return name.substr(begin == std::string::npos ? 0 : begin + 1,
                      end - (begin == std::string::npos ? 0 : begin + 1));
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/strings.h"
 #include "reef/tokenizer/hf_tokenizer.h"
 #include "reef/tokenizer/sentencepiece_tokenizer.h"
 #include "reef/tokenizer/tiktoken_tokenizer.h"
@@ -12,10 +13,6 @@
 namespace reef {
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // A bare rank file: the published spec chosen by its name (o200k_base or else cl100k_base).
 std::unique_ptr<Tokenizer> load_rank_file(const std::string& file) {

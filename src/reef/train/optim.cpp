@@ -4,13 +4,9 @@
 #include <cmath>
 
 #include "reef/base/error.h"
+#include "reef/base/strings.h"
 
 namespace reef {
-namespace {
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-}  // namespace
 
 bool param_gets_weight_decay(const std::string& name, const torch::Tensor& p, bool decay_all) {
   if (decay_all) return true;
