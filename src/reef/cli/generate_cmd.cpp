@@ -33,14 +33,6 @@ std::string resolve_model_dir(const std::string& path) {
               path);
 }
 
-std::unique_ptr<Tokenizer> tokenizer_for(const std::string& dir) {
-  // Until the tokenizer issue lands, Reef reads back only the byte tokenizer it writes itself.
-  std::string p = join_path(dir, "tokenizer_config.json");
-  if (path_exists(p) && read_file(p).find("\"reef_tokenizer\": \"byte\"") != std::string::npos)
-    return make_tokenizer("byte");
-  usage_error("{}: only Reef's byte tokenizer can be loaded yet (tokenizer_config.json reef_tokenizer=byte)", dir);
-}
-
 }  // namespace
 
 void add_generate(CLI::App& app, Runs& runs) {
@@ -67,7 +59,7 @@ void add_generate(CLI::App& app, Runs& runs) {
       if (a->p.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1, got {}", a->p.max_new_tokens);
       configure_threads(a->threads);
       std::string dir = resolve_model_dir(a->checkpoint);
-      auto tok = tokenizer_for(dir);
+      auto tok = load_tokenizer(dir);
       CausalLM model = load_model_folder(dir, torch::Device(a->device));
       SamplingParams p = a->p;
       if (a->greedy) p.temperature = 0;
