@@ -33,20 +33,17 @@ std::map<int64_t, std::pair<double, double>> read_losses(const std::string& path
   return out;
 }
 
-TEST(Resume, SigkillAtRandomMomentsThenResumeMatchesUninterruptedRun) {
-  testing::ScratchDir dir;
-  std::string text;
-  for (int i = 0; i < 3000; ++i) text += "line " + std::to_string(i * 7919 % 1000) + " of the corpus\n\n";
-  write_file_atomic(dir / "train.txt", text);
-  write_file_atomic(dir / "valid.txt", text.substr(0, 4000));
+// Runs the same small pretraining twice: once straight through, once killed with SIGKILL at
+// random moments (up to 8 times) and resumed each time; the logs and final files must be equal.
+void expect_sigkill_resume_matches(const testing::ScratchDir& dir, const std::vector<std::string>& data_args) {
   auto args = [&](const std::string& run, bool resume) {
     std::vector<std::string> a = {testing::reef_bin(), "pretrain", "--config", "recipes/llama-tiny.yaml",
-                                  "run.dir=" + run, "data.train_files=[" + dir / "train.txt]",
-                                  "data.valid_files=[" + dir / "valid.txt]", "model.hidden_size=64",
+                                  "run.dir=" + run, "model.hidden_size=64",
                                   "model.n_layers=2", "data.seq_len=32", "train.micro_batch_size=4",
                                   "train.grad_accum=2", "train.max_steps=60", "train.eval_every=8",
                                   "train.eval_batches=2", "checkpoint.every=3", "checkpoint.keep_last=2",
                                   "run.threads=1", "logging.progress=off", "train.precision=fp32"};
+    a.insert(a.end(), data_args.begin(), data_args.end());
     if (resume) a.push_back("--resume");
     return a;
   };
@@ -94,6 +91,82 @@ TEST(Resume, SigkillAtRandomMomentsThenResumeMatchesUninterruptedRun) {
             read_file(killed + "/checkpoints/step_60/model.safetensors"));
   EXPECT_EQ(read_file(ref + "/checkpoints/step_60/optimizer.safetensors"),
             read_file(killed + "/checkpoints/step_60/optimizer.safetensors"));
+}
+
+TEST(Resume, SigkillAtRandomMomentsThenResumeMatchesUninterruptedRun) {
+  testing::ScratchDir dir;
+  std::string text;
+  for (int i = 0; i < 3000; ++i) text += "line " + std::to_string(i * 7919 % 1000) + " of the corpus\n\n";
+  write_file_atomic(dir / "train.txt", text);
+  write_file_atomic(dir / "valid.txt", text.substr(0, 4000));
+  expect_sigkill_resume_matches(dir, {"data.train_files=[" + dir / "train.txt]",
+                                      "data.valid_files=[" + dir / "valid.txt]"});
+}
+
+// Two datasets prepared with `reef data prepare`, blended by weight, split into train and
+// validation documents: the same promise over the Megatron-style sample index.
+void prepare_dataset(const testing::ScratchDir& dir, const std::string& name, int n_docs, int salt) {
+  std::string jsonl;
+  for (int i = 0; i < n_docs; ++i) {
+    std::string doc = name + " document " + std::to_string(i);
+    for (int k = 0; k < (i * 7 + salt) % 13; ++k) doc += " word" + std::to_string((i * k + salt) % 50);
+    jsonl += nlohmann::json({{"text", doc}}).dump() + "\n";
+  }
+  write_file_atomic(dir / (name + ".jsonl"), jsonl);
+  auto r = testing::run_reef({"data", "prepare", "--input", dir / (name + ".jsonl"), "--tokenizer", "byte",
+                              "--output", dir / name, "--append-eod"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST(Resume, SigkillThenResumeOnABlendOfIndexedDatasets) {
+  testing::ScratchDir dir;
+  prepare_dataset(dir, "web", 1500, 1);
+  prepare_dataset(dir, "code", 700, 5);
+  expect_sigkill_resume_matches(dir, {"data.train_files=[]", "data.valid_files=[]",
+                                      "data.blend=[0.7, " + dir / "web" + ", 0.3, " + dir / "code" + "]",
+                                      "data.split=90,10,0"});
+}
+
+// Resuming with more steps continues the same sample order (the index is stable under its
+// length); changing what shapes the order is refused, naming the setting.
+TEST(Resume, IndexedDataResumeWithMoreStepsKeepsTheOrderAndDataChangesAreRefused) {
+  testing::ScratchDir dir;
+  prepare_dataset(dir, "web", 800, 2);
+  auto args = [&](const std::string& run, int steps) {
+    return std::vector<std::string>{"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + run,
+                                    "model.hidden_size=64", "model.n_layers=2", "data.seq_len=32",
+                                    "train.micro_batch_size=4", "train.eval_every=0", "checkpoint.every=0",
+                                    "run.threads=1", "logging.progress=off", "logging.every=1",
+                                    "data.blend=" + dir / "web", "data.split=1", "data.train_files=[]",
+                                    "data.valid_files=[]",
+                                    "optim.schedule=constant", "optim.warmup_steps=0",
+                                    "train.max_steps=" + std::to_string(steps)};
+  };
+  auto r = testing::run_reef(args(dir / "ref", 24));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_reef(args(dir / "two", 10));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto resumed = args(dir / "two", 24);
+  resumed.push_back("--resume");
+  r = testing::run_reef(resumed);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto a = read_losses(dir / "ref/metrics.jsonl"), b = read_losses(dir / "two/metrics.jsonl");
+  ASSERT_EQ(a.size(), 24u);
+  ASSERT_EQ(b.size(), 24u);
+  for (const auto& [step, v] : a) EXPECT_EQ(v.first, b[step].first) << "loss at step " << step;
+
+  auto changed = args(dir / "two", 30);
+  changed.push_back("--resume");
+  changed.push_back("run.seed=99");
+  r = testing::run_reef(changed);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("training data differs from checkpoint"), std::string::npos) << r.output;
+  changed.pop_back();
+  changed.push_back("data.seq_len=16");
+  r = testing::run_reef(changed);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("data.seq_len was 32, now 16"), std::string::npos) << r.output;
+  EXPECT_EQ(read_losses(dir / "two/metrics.jsonl").size(), 24u);  // nothing appended
 }
 
 // SIGTERM (as a scheduler sends before preempting) finishes the current step, saves a

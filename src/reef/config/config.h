@@ -79,6 +79,10 @@ struct ModelConfig {
 };
 
 struct DataConfig {
+  std::vector<std::string> blend = {};
+  std::vector<std::string> valid_blend = {};
+  std::string split = "969,30,1";
+  std::string index_cache_dir = "";
   std::vector<std::string> train_files = {};
   std::vector<std::string> valid_files = {};
   std::string format = "auto";
@@ -89,13 +93,17 @@ struct DataConfig {
 
   template <class V>
   void visit(V& v) {
-    v("train_files", train_files, "training documents: .txt (one document per blank-line-separated block) or .jsonl");
+    v("blend", blend, "indexed datasets (reef data prepare) to train on: PREFIX, [PREFIX1, PREFIX2] (blended by size) or Megatron's [w1, PREFIX1, w2, PREFIX2]");
+    v("valid_blend", valid_blend, "indexed datasets for validation (used whole); empty takes the validation share of data.split from data.blend");
+    v("split", split, "train,valid,test shares of each blend dataset's documents, as Megatron's \"969,30,1\"");
+    v("index_cache_dir", index_cache_dir, "where sample-index caches (.sidx) go; empty: beside each dataset");
+    v("train_files", train_files, "small runs without data.blend: .txt (one document per blank-line-separated block) or .jsonl documents, tokenized at start");
     v("valid_files", valid_files, "validation documents; empty holds out valid_fraction of train_files");
     v("format", format, "auto (by extension), text or jsonl");
     v("text_key", text_key, "JSONL field holding the document text");
     v("valid_fraction", valid_fraction, "fraction of training documents held out for validation when valid_files is empty");
     v("seq_len", seq_len, "tokens per training sample (<= model.max_seq_len)");
-    v("tokenizer", tokenizer, "tokenizer: byte (256 bytes + specials)");
+    v("tokenizer", tokenizer, "byte (256 bytes + specials), or a tokenizer folder or file (tokenizer.json, .model, .tiktoken); with data.blend, the one the datasets were prepared with");
   }
 };
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "reef/base/error.h"
+#include "reef/base/strings.h"
 #include "reef/config/config.h"
 #include "reef/config/fields.h"
 
@@ -173,11 +174,26 @@ void check_model(const ModelConfig& m, const Checker& c) {
 }
 
 void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {
-  for (const char* key : {"data.train_files", "data.valid_files"}) {
-    const auto& files = std::string(key) == "data.train_files" ? d.train_files : d.valid_files;
+  for (const char* key : {"data.train_files", "data.valid_files", "data.blend", "data.valid_blend"}) {
+    const std::string k(key);
+    const auto& files = k == "data.train_files" ? d.train_files
+                        : k == "data.valid_files" ? d.valid_files
+                        : k == "data.blend"       ? d.blend
+                                                  : d.valid_blend;
     for (const auto& f : files)
       if (f.empty()) c.fail(key, "file paths", "an empty path");
   }
+  if (!d.blend.empty() && !d.train_files.empty())
+    c.fail("data.train_files",
+           fmt::format("no training files when data.blend is set ({}): one source of training data",
+                       c.ref("data.blend", "given")),
+           fmt::format("{} file(s)", d.train_files.size()));
+  if (!d.valid_blend.empty() && d.blend.empty())
+    c.fail("data.valid_blend", "data.blend to be set too (or use data.valid_files with data.train_files)",
+           "a validation blend alone");
+  if (!d.valid_files.empty() && !d.blend.empty())
+    c.fail("data.valid_files", "data.valid_blend with data.blend (indexed datasets, not documents)",
+           fmt::format("{} file(s)", d.valid_files.size()));
   c.one_of("data.format", d.format, {"auto", "text", "jsonl"});
   if (d.text_key.empty()) c.fail("data.text_key", "the JSONL field holding the text", "''");
   c.in_unit_interval("data.valid_fraction", d.valid_fraction);
@@ -189,14 +205,12 @@ void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {
            std::to_string(d.seq_len));
   }
   const std::string& t = d.tokenizer;
-  auto ends_with = [&](const char* s) {
-    std::string suf(s);
-    return t.size() >= suf.size() && t.compare(t.size() - suf.size(), suf.size(), suf) == 0;
-  };
-  bool is_path = t.find('/') != std::string::npos || ends_with(".json") || ends_with(".model");
+  bool is_path = t.find('/') != std::string::npos || ends_with(t, ".json") || ends_with(t, ".model") ||
+                 ends_with(t, ".tiktoken");
   if (t != "byte" && !is_path) {
     c.fail("data.tokenizer",
-           "byte, or a path to a tokenizer.json, a SentencePiece .model or a model folder",
+           "byte, or a path to a tokenizer.json, a SentencePiece .model, a .tiktoken file or a "
+           "model folder",
            "'" + t + "'");
   }
 }

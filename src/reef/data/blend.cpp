@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "reef/base/error.h"
+#include "reef/base/hash.h"
 
 namespace reef {
 namespace {
@@ -105,6 +106,16 @@ void BlendedGptDataset::sample(int64_t i, std::vector<int32_t>* out) const {
   if (i < 0 || i >= num_samples())
     fail("blended dataset: sample {} out of range [0, {})", i, num_samples());
   children_[dataset_index_[i]]->sample(dataset_sample_index_[i], out);
+}
+
+uint64_t BlendedGptDataset::fingerprint() const {
+  std::string k = "reef-blend-v1";
+  for (size_t d = 0; d < children_.size(); ++d) {
+    const uint64_t f = children_[d]->fingerprint();
+    k.append(reinterpret_cast<const char*>(&f), 8);
+    k.append(reinterpret_cast<const char*>(&weights_[d]), 8);
+  }
+  return xxh64(k);
 }
 
 std::unique_ptr<GptSampleSource> open_gpt_samples(const std::vector<std::string>& blend,

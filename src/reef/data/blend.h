@@ -41,6 +41,9 @@ class BlendedGptDataset : public GptSampleSource {
   int64_t num_samples() const override { return static_cast<int64_t>(dataset_index_.size()); }
   int64_t seq_len() const override { return children_.front()->seq_len(); }
   void sample(int64_t i, std::vector<int32_t>* out) const override;
+  // The children's fingerprints and the normalized weights (the greedy index is a function of
+  // the weights alone, so it too is the same for every size).
+  uint64_t fingerprint() const override;
 
   const std::vector<int32_t>& dataset_index() const { return dataset_index_; }
   const std::vector<int64_t>& dataset_sample_index() const { return dataset_sample_index_; }

@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <random>
+#include <limits>
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
@@ -95,42 +95,52 @@ TokenStream tokenize_documents(const std::vector<std::string>& docs, const Token
   return s;
 }
 
-WindowSampler::WindowSampler(int64_t n_tokens, int64_t seq_len, uint64_t seed, bool shuffle)
-    : seq_len_(seq_len), seed_(seed), shuffle_(shuffle) {
+TokenWindows::TokenWindows(std::shared_ptr<const TokenStream> stream, int64_t seq_len,
+                           uint64_t seed, bool shuffle, int64_t epochs)
+    : stream_(std::move(stream)), seq_len_(seq_len), epochs_(epochs), seed_(seed), shuffle_(shuffle) {
+  const auto n_tokens = static_cast<int64_t>(stream_->tokens.size());
+  if (seq_len <= 0) usage_error("data.seq_len={}: must be positive", seq_len);
   n_windows_ = n_tokens > seq_len ? (n_tokens - 1) / seq_len : 0;
   if (n_windows_ == 0)
     usage_error("data: {} tokens cannot fill one sample of data.seq_len={} (+1); add data or lower seq_len",
                 n_tokens, seq_len);
-  build_order();
 }
 
-void WindowSampler::build_order() {
-  order_.resize(static_cast<size_t>(n_windows_));
-  for (int64_t i = 0; i < n_windows_; ++i) order_[static_cast<size_t>(i)] = i;
-  if (!shuffle_) return;
-  // Fisher-Yates with a fixed engine, so the order is the same on every platform.
-  std::mt19937_64 rng(seed_ * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(state_.epoch));
-  for (int64_t i = n_windows_ - 1; i > 0; --i) {
-    int64_t j = static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
-    std::swap(order_[static_cast<size_t>(i)], order_[static_cast<size_t>(j)]);
+int64_t TokenWindows::num_samples() const {
+  if (epochs_ > 0) return n_windows_ * epochs_;
+  return std::numeric_limits<int64_t>::max() / 2;
+}
+
+int64_t TokenWindows::window_start(int64_t i) const {
+  if (i < 0 || i >= num_samples())
+    fail("data: sample {} out of range [0, {})", i, num_samples());
+  const int64_t epoch = i / n_windows_, k = i % n_windows_;
+  if (!shuffle_) return k * seq_len_;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cached_epoch_ != epoch) {
+    order_.resize(static_cast<size_t>(n_windows_));
+    for (int64_t w = 0; w < n_windows_; ++w) order_[static_cast<size_t>(w)] = w;
+    // Epoch e's order comes from its own seed: no state carries over between epochs.
+    SplitMix64 g(seed_ ^ 0x7769'6e64'6f77'7300ULL);
+    const uint64_t base = g.next();
+    seeded_shuffle(order_.data(), n_windows_, base + static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL);
+    cached_epoch_ = epoch;
   }
+  return order_[static_cast<size_t>(k)] * seq_len_;
 }
 
-int64_t WindowSampler::next() {
-  if (state_.index >= n_windows_) {
-    ++state_.epoch;
-    state_.index = 0;
-    build_order();
-  }
-  return order_[static_cast<size_t>(state_.index++)] * seq_len_;
+void TokenWindows::sample(int64_t i, std::vector<int32_t>* out) const {
+  const int64_t start = window_start(i);
+  const auto* p = stream_->tokens.data() + start;
+  out->assign(p, p + seq_len_ + 1);
 }
 
-void WindowSampler::set_state(const State& s) {
-  if (s.index < 0 || s.index > n_windows_ || s.epoch < 0)
-    fail("data position (epoch {}, index {}) does not fit this dataset of {} samples; "
-         "did the data change since the checkpoint?", s.epoch, s.index, n_windows_);
-  state_ = s;
-  build_order();
+uint64_t TokenWindows::fingerprint() const {
+  std::string k = "reef-token-windows-v1";
+  const uint64_t parts[4] = {xxh64(stream_->tokens.data(), stream_->tokens.size() * sizeof(int32_t)),
+                             static_cast<uint64_t>(seq_len_), seed_, shuffle_ ? 1u : 0u};
+  k.append(reinterpret_cast<const char*>(parts), sizeof(parts));
+  return xxh64(k);
 }
 
 }  // namespace reef

@@ -1,12 +1,15 @@
-// Documents for training until the indexed-dataset pipeline lands: text or JSONL files read
-// whole, tokenized at load into one token stream (each document followed by end-of-text),
-// and a sampler of fixed windows over it whose position is part of the resumable state.
+// Documents read whole for small runs (data.train_files): text or JSONL files tokenized at load
+// into one token stream (each document followed by end-of-text), and fixed windows over it
+// served as samples. Large runs use indexed datasets (sample_index.h, blend.h) instead.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "reef/data/sample_index.h"
 #include "reef/tokenizer/tokenizer.h"
 
 namespace reef {
@@ -30,30 +33,31 @@ struct TokenStream {
 // Encodes each document and appends eos after it.
 TokenStream tokenize_documents(const std::vector<std::string>& docs, const Tokenizer& tok);
 
-// Windows of seq_len+1 tokens (inputs and shifted targets) at stride seq_len, visited in a
-// seeded random order that is reshuffled every epoch. state() is all it takes to resume.
-class WindowSampler {
+// Windows of seq_len+1 tokens (inputs and shifted targets) at stride seq_len over a token
+// stream, as a GptSampleSource: sample i is window order_e[i mod n] of epoch e = i / n, each
+// epoch shuffled with its own seed, so sample i never depends on how many are drawn and the
+// count of samples consumed is all it takes to resume.
+class TokenWindows : public GptSampleSource {
  public:
-  struct State {
-    int64_t epoch = 0;
-    int64_t index = 0;  // next position in this epoch's permutation
-  };
-
-  WindowSampler(int64_t n_tokens, int64_t seq_len, uint64_t seed, bool shuffle = true);
+  // epochs: how many passes num_samples() offers; 0 means as many as asked for.
+  TokenWindows(std::shared_ptr<const TokenStream> stream, int64_t seq_len, uint64_t seed,
+               bool shuffle = true, int64_t epochs = 0);
   int64_t num_windows() const { return n_windows_; }
-  // Start offset (in tokens) of the next window; advances the position.
-  int64_t next();
-  State state() const { return state_; }
-  void set_state(const State& s);
+  int64_t num_samples() const override;
+  int64_t seq_len() const override { return seq_len_; }
+  void sample(int64_t i, std::vector<int32_t>* out) const override;
+  uint64_t fingerprint() const override;
+  // Token offset in the stream where sample i starts.
+  int64_t window_start(int64_t i) const;
 
  private:
-  void build_order();
-  int64_t n_windows_ = 0;
-  int64_t seq_len_ = 0;
+  std::shared_ptr<const TokenStream> stream_;
+  int64_t n_windows_ = 0, seq_len_ = 0, epochs_ = 0;
   uint64_t seed_ = 0;
   bool shuffle_ = true;
-  State state_;
-  std::vector<int64_t> order_;
+  mutable std::mutex mu_;  // guards the cached order of one epoch
+  mutable int64_t cached_epoch_ = -1;
+  mutable std::vector<int64_t> order_;
 };
 
 }  // namespace reef

@@ -1,7 +1,8 @@
 // Implementation of data/sample_index.h. The .sidx cache (little-endian, 8-byte aligned so the
 // mapped arrays can be used in place):
-//   "REEFSIDX" | u64 format version | u64 key | u64 order length | u64 samples | u64 epochs |
-//   16 bytes zero | i64 order[order length] | i64 starts[2 * samples] | i64 shuffle[samples]
+//   "REEFSIDX" | u64 format version | u64 key | u64 order length | u64 samples built |
+//   u64 epochs | u64 samples served | 8 bytes zero | i64 order[order length] |
+//   i64 starts[2 * samples built] | i64 shuffle[samples built]
 #include "reef/data/sample_index.h"
 
 #include <algorithm>
@@ -16,7 +17,7 @@ namespace reef {
 namespace {
 
 constexpr char kSidxMagic[8] = {'R', 'E', 'E', 'F', 'S', 'I', 'D', 'X'};
-constexpr uint64_t kSidxVersion = 1;
+constexpr uint64_t kSidxVersion = 2;
 constexpr size_t kSidxHeader = 64;
 
 std::string trim(const std::string& s) {
@@ -139,7 +140,7 @@ GptDataset::GptDataset(std::shared_ptr<const IndexedDataset> data, GptIndexOptio
   }
 }
 
-uint64_t GptDataset::compute_cache_key() const {
+uint64_t GptDataset::compute_cache_key() {
   // The whole .idx (lengths, document index, dtype) plus the .bin size pin down the data; the
   // rest are the options that shape the index. Names are not part of it, so a copied dataset
   // reuses its cache.
@@ -152,6 +153,9 @@ uint64_t GptDataset::compute_cache_key() const {
   add(static_cast<uint64_t>(doc_begin_));
   add(static_cast<uint64_t>(doc_end_));
   add(static_cast<uint64_t>(opts_.which));
+  // Everything so far fixes sample i for every i (blocks shuffle independently); the count
+  // only decides how many blocks the cache holds.
+  fingerprint_ = xxh64(k);
   add(static_cast<uint64_t>(opts_.num_samples));
   return xxh64(k);
 }
@@ -161,20 +165,21 @@ bool GptDataset::load_cache() {
   auto m = MappedFile::open(cache_path_);
   const uint8_t* p = m->data();
   if (m->size() < kSidxHeader || std::memcmp(p, kSidxMagic, 8) != 0) return false;
-  uint64_t h[5];
+  uint64_t h[6];
   std::memcpy(h, p + 8, sizeof(h));
   if (h[0] != kSidxVersion || h[1] != key_) return false;
-  const uint64_t n_order = h[2], n_samples = h[3];
-  if (n_order > m->size() || n_samples > m->size() ||
-      m->size() != kSidxHeader + 8 * (n_order + 3 * n_samples))
+  const uint64_t n_order = h[2], n_built = h[3], n_served = h[5];
+  if (n_order > m->size() || n_built > m->size() || n_served > n_built ||
+      m->size() != kSidxHeader + 8 * (n_order + 3 * n_built))
     return false;  // truncated or foreign: rebuild
   map_ = m;
   n_order_ = static_cast<int64_t>(n_order);
-  n_samples_ = static_cast<int64_t>(n_samples);
+  n_samples_ = static_cast<int64_t>(n_served);
+  const int64_t built = static_cast<int64_t>(n_built);
   n_epochs_ = static_cast<int64_t>(h[4]);
   order_ = reinterpret_cast<const int64_t*>(p + kSidxHeader);
   starts_ = order_ + n_order_;
-  shuffle_ = starts_ + 2 * n_samples_;
+  shuffle_ = starts_ + 2 * built;
   from_cache_ = true;
   return true;
 }
@@ -195,13 +200,14 @@ void GptDataset::build_and_save() {
     usage_error("{}: {} tokens, fewer than one sample of seq_len+1 = {}", what, tokens_per_epoch,
                 L + 1);
   // Sample j covers stream tokens [j*L, j*L + L]: consecutive samples share one token, so N
-  // samples need N*L + 1 tokens.
-  int64_t n_samples = opts_.num_samples, n_epochs = 1;
-  if (n_samples == 0) {
-    n_samples = (tokens_per_epoch - 1) / L;
-  } else {
-    n_epochs = (n_samples * L + 1 + tokens_per_epoch - 1) / tokens_per_epoch;
-  }
+  // samples need N*L + 1 tokens. Samples are shuffled in blocks of one epoch's worth, each
+  // block with its own seed, and always whole blocks are built: sample i is then the same for
+  // every num_samples > i, so raising train.max_steps on resume keeps the order seen so far.
+  const int64_t block = (tokens_per_epoch - 1) / L;
+  const int64_t n_served = opts_.num_samples == 0 ? block : opts_.num_samples;
+  const int64_t n_blocks = (n_served + block - 1) / block;
+  const int64_t n_samples = n_blocks * block;
+  const int64_t n_epochs = (n_samples * L + 1 + tokens_per_epoch - 1) / tokens_per_epoch;
 
   std::vector<int64_t> order(static_cast<size_t>(n_docs * n_epochs));
   for (int64_t e = 0; e < n_epochs; ++e) {
@@ -233,7 +239,8 @@ void GptDataset::build_and_save() {
 
   std::vector<int64_t> shuffle(static_cast<size_t>(n_samples));
   for (int64_t s = 0; s < n_samples; ++s) shuffle[s] = s;
-  seeded_shuffle(shuffle.data(), n_samples, mix(opts_.seed, 0x2000));
+  for (int64_t b = 0; b < n_blocks; ++b)
+    seeded_shuffle(shuffle.data() + b * block, block, mix(opts_.seed, 0x2000 + static_cast<uint64_t>(b)));
 
   AtomicFileWriter w(cache_path_);
   uint64_t h[7] = {kSidxVersion,
@@ -241,7 +248,7 @@ void GptDataset::build_and_save() {
                    static_cast<uint64_t>(n_order),
                    static_cast<uint64_t>(n_samples),
                    static_cast<uint64_t>(n_epochs),
-                   0,
+                   static_cast<uint64_t>(n_served),
                    0};
   w.write(kSidxMagic, 8);
   w.write(h, sizeof(h));

@@ -2,8 +2,10 @@
 // the documents of one split (train/valid/test, cut by document with a "969,30,1"-style
 // string) are shuffled per epoch and concatenated across document boundaries; sample j starts
 // j*seq_len tokens into that stream and holds seq_len+1 tokens (inputs and shifted targets);
-// the samples are then visited in a seeded shuffled order. The index is deterministic in its
-// inputs and cached beside the data (PREFIX.<key>.sidx), rebuilt when any input changes.
+// the samples are then visited in a seeded shuffled order, shuffled in blocks of one epoch's
+// worth so that sample i does not depend on how many samples are asked for (a resumed run with
+// more steps continues the same order). The index is deterministic in its inputs and cached
+// beside the data (PREFIX.<key>.sidx), rebuilt when any input changes.
 #pragma once
 
 #include <array>
@@ -35,6 +37,9 @@ class GptSampleSource {
   virtual int64_t seq_len() const = 0;
   // Replaces *out with the seq_len+1 tokens of sample i (0 <= i < num_samples()).
   virtual void sample(int64_t i, std::vector<int32_t>* out) const = 0;
+  // Pins down the content and order of the samples, whatever num_samples is: equal
+  // fingerprints mean sample i is the same tokens in both (what exact resume relies on).
+  virtual uint64_t fingerprint() const = 0;
 };
 
 struct GptIndexOptions {
@@ -57,6 +62,7 @@ class GptDataset : public GptSampleSource {
   int64_t num_samples() const override { return n_samples_; }
   int64_t seq_len() const override { return opts_.seq_len; }
   void sample(int64_t i, std::vector<int32_t>* out) const override;
+  uint64_t fingerprint() const override { return fingerprint_; }
 
   int64_t num_epochs() const { return n_epochs_; }
   // Documents [begin, end) of the dataset that form this split.
@@ -72,7 +78,7 @@ class GptDataset : public GptSampleSource {
   const IndexedDataset& data() const { return *data_; }
 
  private:
-  uint64_t compute_cache_key() const;
+  uint64_t compute_cache_key();  // also sets fingerprint_
   bool load_cache();
   void build_and_save();
   void check_index(int64_t i) const;
@@ -81,7 +87,7 @@ class GptDataset : public GptSampleSource {
   GptIndexOptions opts_;
   int64_t doc_begin_ = 0, doc_end_ = 0;
   int64_t n_samples_ = 0, n_epochs_ = 0, n_order_ = 0;
-  uint64_t key_ = 0;
+  uint64_t key_ = 0, fingerprint_ = 0;
   std::string cache_path_;
   bool from_cache_ = false;
   // The .sidx file mapped: document order, (order position, offset) per sample, shuffle.

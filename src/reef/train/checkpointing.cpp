@@ -16,7 +16,7 @@
 namespace reef {
 namespace {
 
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;  // 2: data position as consumed samples + fingerprint
 
 std::string to_hex(const uint8_t* p, size_t n) {
   static const char* d = "0123456789abcdef";
@@ -103,7 +103,9 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
       {"format_version", kFormatVersion},
       {"step", state.step},
       {"tokens_seen", state.tokens_seen},
-      {"data", {{"epoch", state.data.epoch}, {"index", state.data.index}}},
+      {"data", {{"consumed_samples", state.consumed_samples},
+                {"fingerprint", state.data_fingerprint},
+                {"spec", state.data_spec}}},
       {"rng", {{"torch_cpu", state.rng_cpu_hex}}},
       {"scheduler", {{"lr", state.lr}, {"max_steps", cfg.train.max_steps}}},
       {"optimizer_step", opt_step},
@@ -172,8 +174,9 @@ TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer*
     TrainerState s;
     s.step = st.at("step").get<int64_t>();
     s.tokens_seen = st.at("tokens_seen").get<int64_t>();
-    s.data.epoch = st.at("data").at("epoch").get<int64_t>();
-    s.data.index = st.at("data").at("index").get<int64_t>();
+    s.consumed_samples = st.at("data").at("consumed_samples").get<int64_t>();
+    s.data_fingerprint = st.at("data").at("fingerprint").get<std::string>();
+    s.data_spec = st.at("data").at("spec");
     s.rng_cpu_hex = st.at("rng").at("torch_cpu").get<std::string>();
     s.lr = st.at("scheduler").at("lr").get<double>();
     s.optimizer_step = st.at("optimizer_step").get<int64_t>();

@@ -6,11 +6,12 @@
 // truncated or corrupted checkpoint is an error, never a silent wrong resume.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <optional>
 #include <string>
 
 #include "reef/config/config.h"
-#include "reef/data/documents.h"
 #include "reef/models/causal_lm.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/optim.h"
@@ -20,7 +21,11 @@ namespace reef {
 struct TrainerState {
   int64_t step = 0;         // optimizer steps completed
   int64_t tokens_seen = 0;  // training tokens consumed
-  WindowSampler::State data;
+  int64_t consumed_samples = 0;  // training samples drawn so far: the data position
+  // The training samples' fingerprint (hex) and the data settings that produced them; a
+  // resume into different data is refused rather than continuing some other order.
+  std::string data_fingerprint;
+  nlohmann::json data_spec = nlohmann::json::object();
   std::string rng_cpu_hex;  // torch's default CPU generator state
   double lr = 0.0;          // learning rate of the last step
   int64_t optimizer_step = 0;

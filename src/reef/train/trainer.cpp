@@ -11,6 +11,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/hash.h"
 #include "reef/base/log.h"
 #include "reef/base/progress.h"
 #include "reef/train/checkpointing.h"
@@ -55,19 +56,27 @@ int configure_threads(int64_t threads) {
 }
 
 Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
-                 const TokenStream& train, const TokenStream& valid)
+                 const GptSampleSource& train, const GptSampleSource* valid, nlohmann::json data_spec)
     : cfg_(cfg), model_(std::move(model)), tokenizer_(tokenizer), train_(train), valid_(valid),
-      device_(cfg.run.device) {
+      data_spec_(std::move(data_spec)), device_(cfg.run.device) {
   model_->to(device_);
   NamedParams params;
   for (const auto& item : model_->named_parameters(true)) params.emplace_back(item.key(), item.value());
   optimizer_ = std::make_unique<Optimizer>(params, cfg_.optim);
-  sampler_ = std::make_unique<WindowSampler>(static_cast<int64_t>(train_.tokens.size()),
-                                             cfg_.data.seq_len, static_cast<uint64_t>(cfg_.run.seed));
-  if (valid_.tokens.size() <= static_cast<size_t>(cfg_.data.seq_len) && cfg_.train.eval_every > 0)
-    usage_error("data: the validation set has {} tokens, fewer than data.seq_len+1={}; "
-                "add valid_files, raise data.valid_fraction or set train.eval_every=0",
-                valid_.tokens.size(), cfg_.data.seq_len + 1);
+  const int64_t T = cfg_.data.seq_len;
+  if (train_.seq_len() != T || (valid_ && valid_->seq_len() != T))
+    fail("data: samples of {} tokens for data.seq_len={} (internal error)", train_.seq_len(), T);
+  const int64_t need = cfg_.train.max_steps * cfg_.train.micro_batch_size * cfg_.train.grad_accum;
+  if (train_.num_samples() < need)
+    usage_error("data: the training data offers {} samples of data.seq_len={}, and train.max_steps={} "
+                "x micro_batch_size={} x grad_accum={} needs {}; add data, give the blend weights "
+                "(so datasets repeat) or train fewer steps",
+                train_.num_samples(), T, cfg_.train.max_steps, cfg_.train.micro_batch_size,
+                cfg_.train.grad_accum, need);
+  if (cfg_.train.eval_every > 0 && (!valid_ || valid_->num_samples() == 0))
+    usage_error("data: there is no validation data; add data.valid_files / data.valid_blend, give "
+                "data.valid_fraction or a data.split with a validation share, or set "
+                "train.eval_every=0");
 }
 
 void Trainer::resume_from(const std::string& dir) {
@@ -75,21 +84,47 @@ void Trainer::resume_from(const std::string& dir) {
   if (s.step > cfg_.train.max_steps)
     usage_error("train.max_steps={} is below the checkpoint's step {} ({})", cfg_.train.max_steps,
                 s.step, dir);
+  const std::string fp = hex64(train_.fingerprint());
+  if (s.data_fingerprint != fp) {
+    // Name the settings that changed when we can; otherwise the files themselves did.
+    std::string changed;
+    for (const auto& [k, v] : data_spec_.items())
+      if (!s.data_spec.contains(k) || s.data_spec[k] != v)
+        changed += fmt::format("{}data.{} was {}, now {}", changed.empty() ? "" : "; ", k,
+                               s.data_spec.contains(k) ? s.data_spec[k].dump() : "unset", v.dump());
+    if (changed.empty()) changed = "the data files' contents differ";
+    usage_error("--resume: the training data differs from checkpoint {} ({}); continuing would not "
+                "follow the same sample order. Restore the original data settings, or start a new "
+                "run with --overwrite", dir, changed);
+  }
   step_ = s.step;
   tokens_seen_ = s.tokens_seen;
-  sampler_->set_state(s.data);
+  consumed_samples_ = s.consumed_samples;
   restore_rng_state(s.rng_cpu_hex);
   resumed_ = true;
-  log_info("resumed from {} at step {}", dir, step_);
+  log_info("resumed from {} at step {} ({} samples consumed)", dir, step_, consumed_samples_);
 }
 
-torch::Tensor Trainer::batch_from(const TokenStream& s, const std::vector<int64_t>& starts) const {
+torch::Tensor Trainer::batch_from(const GptSampleSource& src, int64_t first, int64_t n) const {
   const int64_t T1 = cfg_.data.seq_len + 1;
-  auto out = torch::empty({static_cast<int64_t>(starts.size()), T1}, torch::kInt64);
-  auto acc = out.accessor<int64_t, 2>();
-  for (size_t b = 0; b < starts.size(); ++b)
-    for (int64_t t = 0; t < T1; ++t)
-      acc[static_cast<int64_t>(b)][t] = s.tokens[static_cast<size_t>(starts[b] + t)];
+  const int64_t V = model_->config().vocab_size;
+  auto out = torch::empty({n, T1}, torch::kInt64);
+  int64_t* dst = out.data_ptr<int64_t>();
+  std::vector<int32_t> s;
+  for (int64_t b = 0; b < n; ++b) {
+    src.sample(first + b, &s);
+    if (static_cast<int64_t>(s.size()) != T1)
+      fail("data: sample {} has {} tokens, expected {} (internal error)", first + b, s.size(), T1);
+    for (int64_t t = 0; t < T1; ++t) {
+      // An id past the embedding would be an out-of-bounds read: data tokenized with another
+      // tokenizer is caught here, on the first batch that shows it.
+      if (s[t] < 0 || s[t] >= V)
+        usage_error("data: token id {} in sample {} is outside model.vocab_size={}; was the "
+                    "dataset prepared with another tokenizer than data.tokenizer?",
+                    s[t], first + b, V);
+      dst[b * T1 + t] = s[t];
+    }
+  }
   return out.to(device_);
 }
 
@@ -109,19 +144,18 @@ double Trainer::forward_loss(const torch::Tensor& batch) {
 }
 
 double Trainer::evaluate() {
+  if (!valid_) return NAN;
   torch::NoGradGuard ng;
   model_->eval();
-  const int64_t T = cfg_.data.seq_len;
-  int64_t n_windows = (static_cast<int64_t>(valid_.tokens.size()) - 1) / T;
-  int64_t want = std::min<int64_t>(n_windows, cfg_.train.eval_batches * cfg_.train.micro_batch_size);
+  const int64_t mb = cfg_.train.micro_batch_size;
+  const int64_t want = std::min<int64_t>(valid_->num_samples(), cfg_.train.eval_batches * mb);
   double sum = 0;
   int64_t count = 0;
-  for (int64_t i = 0; i < want; i += cfg_.train.micro_batch_size) {
-    std::vector<int64_t> starts;
-    for (int64_t j = i; j < std::min(want, i + cfg_.train.micro_batch_size); ++j) starts.push_back(j * T);
-    double l = forward_loss(batch_from(valid_, starts));
-    sum += l * static_cast<double>(starts.size());
-    count += static_cast<int64_t>(starts.size());
+  for (int64_t i = 0; i < want; i += mb) {
+    const int64_t n = std::min(mb, want - i);
+    double l = forward_loss(batch_from(*valid_, i, n));
+    sum += l * static_cast<double>(n);
+    count += n;
   }
   model_->train();
   return count ? sum / static_cast<double>(count) : NAN;
@@ -145,7 +179,9 @@ TrainResult Trainer::run() {
     TrainerState s;
     s.step = step;
     s.tokens_seen = tokens_seen_;
-    s.data = sampler_->state();
+    s.consumed_samples = consumed_samples_;
+    s.data_fingerprint = hex64(train_.fingerprint());
+    s.data_spec = data_spec_;
     s.rng_cpu_hex = capture_rng_state();
     s.lr = lr;
     res.last_checkpoint = save_checkpoint(cfg_.run.dir, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr,
@@ -168,9 +204,8 @@ TrainResult Trainer::run() {
     optimizer_->zero_grad();
     double loss_sum = 0;
     for (int64_t m = 0; m < tc.grad_accum; ++m) {
-      std::vector<int64_t> starts;
-      for (int64_t b = 0; b < tc.micro_batch_size; ++b) starts.push_back(sampler_->next());
-      loss_sum += forward_loss(batch_from(train_, starts));
+      loss_sum += forward_loss(batch_from(train_, consumed_samples_, tc.micro_batch_size));
+      consumed_samples_ += tc.micro_batch_size;
       (last_loss_ / static_cast<double>(tc.grad_accum)).backward();
     }
     double loss = loss_sum / static_cast<double>(tc.grad_accum);

@@ -6,7 +6,9 @@
 #include <string>
 
 #include "reef/config/config.h"
-#include "reef/data/documents.h"
+#include <nlohmann/json.hpp>
+
+#include "reef/data/sample_index.h"
 #include "reef/models/causal_lm.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/optim.h"
@@ -25,28 +27,34 @@ struct TrainResult {
 
 class Trainer {
  public:
-  // The model must be built (and initialised) already; the streams stay owned by the caller.
-  Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer, const TokenStream& train,
-          const TokenStream& valid);
-  // Restores model, optimizer, data position and RNG from a checkpoint folder.
+  // The model must be built (and initialised) already; the sample sources stay owned by the
+  // caller. Training draws samples 0, 1, 2, ... of `train` in order (the source shuffles);
+  // validation always scores the first eval_batches micro-batches of `valid`. `data_spec` (the
+  // data settings, for messages) is saved in checkpoints with the training fingerprint.
+  Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
+          const GptSampleSource& train, const GptSampleSource* valid,
+          nlohmann::json data_spec = nlohmann::json::object());
+  // Restores model, optimizer, data position and RNG from a checkpoint folder. Refuses a
+  // checkpoint whose training data (fingerprint) differs from this run's.
   void resume_from(const std::string& checkpoint_dir);
   TrainResult run();
-  // Mean cross-entropy over the first eval_batches micro-batches of the validation stream.
+  // Mean cross-entropy over the first eval_batches micro-batches of the validation samples.
   double evaluate();
 
  private:
-  torch::Tensor batch_from(const TokenStream& s, const std::vector<int64_t>& starts) const;
+  // Samples [first, first+n) of `src` as a [n, T+1] int64 tensor on the device.
+  torch::Tensor batch_from(const GptSampleSource& src, int64_t first, int64_t n) const;
   double forward_loss(const torch::Tensor& batch);  // [B, T+1] -> mean CE (scalar, graph kept)
 
   Config cfg_;
   CausalLM model_;
   const Tokenizer& tokenizer_;
-  const TokenStream& train_;
-  const TokenStream& valid_;
+  const GptSampleSource& train_;
+  const GptSampleSource* valid_;  // null: no validation
+  nlohmann::json data_spec_;
   torch::Device device_;
   std::unique_ptr<Optimizer> optimizer_;
-  std::unique_ptr<WindowSampler> sampler_;
-  int64_t step_ = 0, tokens_seen_ = 0;
+  int64_t step_ = 0, tokens_seen_ = 0, consumed_samples_ = 0;
   bool resumed_ = false;
   torch::Tensor last_loss_;
 };

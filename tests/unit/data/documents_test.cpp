@@ -59,29 +59,55 @@ TEST(Documents, TokenizeAppendsEos) {
   EXPECT_EQ(s.n_documents, 2);
 }
 
-TEST(WindowSampler, VisitsEveryWindowOncePerEpochAndResumes) {
-  WindowSampler a(1001, 10, 42);
-  ASSERT_EQ(a.num_windows(), 100);
-  std::set<int64_t> seen;
-  for (int i = 0; i < 100; ++i) seen.insert(a.next());
-  EXPECT_EQ(seen.size(), 100u);
-  EXPECT_EQ(*seen.rbegin(), 990);
-  // A second sampler restored mid-epoch-2 continues identically.
-  for (int i = 0; i < 37; ++i) a.next();
-  WindowSampler b(1001, 10, 42);
-  b.set_state(a.state());
-  for (int i = 0; i < 150; ++i) EXPECT_EQ(a.next(), b.next());
-  // Epochs are reshuffled; seeds differ.
-  WindowSampler c(1001, 10, 42), d(1001, 10, 43);
-  std::vector<int64_t> e1, e2, other;
-  for (int i = 0; i < 100; ++i) e1.push_back(c.next()), other.push_back(d.next());
-  for (int i = 0; i < 100; ++i) e2.push_back(c.next());
-  EXPECT_NE(e1, e2);
-  EXPECT_NE(e1, other);
+std::shared_ptr<const TokenStream> counting_stream(int32_t n) {
+  auto s = std::make_shared<TokenStream>();
+  for (int32_t t = 0; t < n; ++t) s->tokens.push_back(t);
+  return s;
 }
 
-TEST(WindowSampler, TooLittleDataIsUsageError) {
-  EXPECT_THROW(WindowSampler(5, 10, 1), Error);
+TEST(TokenWindows, VisitsEveryWindowOncePerEpochReshuffledPerEpoch) {
+  TokenWindows a(counting_stream(1001), 10, 42);
+  ASSERT_EQ(a.num_windows(), 100);
+  std::set<int64_t> seen;
+  std::vector<int64_t> e1, e2, other;
+  TokenWindows d(counting_stream(1001), 10, 43);
+  for (int i = 0; i < 100; ++i) {
+    seen.insert(a.window_start(i));
+    e1.push_back(a.window_start(i));
+    e2.push_back(a.window_start(100 + i));
+    other.push_back(d.window_start(i));
+  }
+  EXPECT_EQ(seen.size(), 100u);
+  EXPECT_EQ(*seen.rbegin(), 990);
+  EXPECT_NE(e1, e2);
+  EXPECT_NE(e1, other);
+  // A sample holds seq_len+1 consecutive tokens from its start.
+  std::vector<int32_t> s;
+  a.sample(7, &s);
+  ASSERT_EQ(s.size(), 11u);
+  for (int t = 0; t < 11; ++t) EXPECT_EQ(s[t], a.window_start(7) + t);
+}
+
+TEST(TokenWindows, SampleIDependsOnlyOnIAndTheFingerprintOnContent) {
+  // Reading samples out of order (as a resumed run does) gives the same windows.
+  TokenWindows a(counting_stream(1001), 10, 42), b(counting_stream(1001), 10, 42);
+  std::vector<int64_t> forward, backward(350);
+  for (int64_t i = 0; i < 350; ++i) forward.push_back(a.window_start(i));
+  for (int64_t i = 349; i >= 0; --i) backward[i] = b.window_start(i);
+  EXPECT_EQ(forward, backward);
+  EXPECT_EQ(a.fingerprint(), b.fingerprint());
+  EXPECT_NE(a.fingerprint(), TokenWindows(counting_stream(1002), 10, 42).fingerprint());
+  EXPECT_NE(a.fingerprint(), TokenWindows(counting_stream(1001), 10, 41).fingerprint());
+  EXPECT_NE(a.fingerprint(), TokenWindows(counting_stream(1001), 11, 42).fingerprint());
+  // Without shuffling, one epoch in stream order (validation).
+  TokenWindows v(counting_stream(1001), 10, 42, false, 1);
+  EXPECT_EQ(v.num_samples(), 100);
+  EXPECT_EQ(v.window_start(3), 30);
+  EXPECT_THROW(v.window_start(100), Error);
+}
+
+TEST(TokenWindows, TooLittleDataIsUsageError) {
+  EXPECT_THROW(TokenWindows(counting_stream(5), 10, 1), Error);
 }
 
 TEST(Fortunes, BuildsCorpusFromPercentSeparatedFiles) {

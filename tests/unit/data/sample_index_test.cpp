@@ -132,6 +132,40 @@ TEST(SampleIndex, MoreSamplesThanOneEpochRepeatsReshuffledEpochs) {
   }
 }
 
+TEST(SampleIndex, SampleIIsTheSameWhateverTheNumberOfSamples) {
+  // What resuming with a larger train.max_steps relies on: a longer index starts with the
+  // shorter one, and both report the same fingerprint.
+  testing::ScratchDir dir;
+  write_dataset(dir / "ds", 30);
+  GptDataset one(dir / "ds", options(8, 7));
+  const int64_t n1 = one.num_samples() + 3, n2 = one.num_samples() * 4 + 1;
+  GptDataset a(dir / "ds", options(8, 7, n1)), b(dir / "ds", options(8, 7, n2));
+  ASSERT_EQ(a.num_samples(), n1);
+  ASSERT_EQ(b.num_samples(), n2);
+  EXPECT_NE(a.cache_path(), b.cache_path());
+  EXPECT_EQ(a.fingerprint(), b.fingerprint());
+  std::vector<int32_t> sa, sb;
+  for (int64_t i = 0; i < n1; ++i) {
+    a.sample(i, &sa);
+    b.sample(i, &sb);
+    ASSERT_EQ(sa, sb) << "sample " << i;
+  }
+  EXPECT_NE(a.fingerprint(), GptDataset(dir / "ds", options(8, 8, n1)).fingerprint());
+  EXPECT_NE(a.fingerprint(), GptDataset(dir / "ds", options(9, 7, n1)).fingerprint());
+  // Weighted blends too.
+  write_dataset(dir / "other", 25, 30000);
+  auto ba = open_gpt_samples({"0.6", dir / "ds", "0.4", dir / "other"}, options(8, 7, 50));
+  auto bb = open_gpt_samples({"0.6", dir / "ds", "0.4", dir / "other"}, options(8, 7, 170));
+  EXPECT_EQ(ba->fingerprint(), bb->fingerprint());
+  for (int64_t i = 0; i < 50; ++i) {
+    ba->sample(i, &sa);
+    bb->sample(i, &sb);
+    ASSERT_EQ(sa, sb) << "blend sample " << i;
+  }
+  auto bc = open_gpt_samples({"0.5", dir / "ds", "0.5", dir / "other"}, options(8, 7, 50));
+  EXPECT_NE(ba->fingerprint(), bc->fingerprint());
+}
+
 // megatron-core's build_sample_idx and GPTDataset's window query over our document order give
 // the same token windows as our unshuffled samples.
 constexpr const char* kMegatronSampleIdx = R"PY(

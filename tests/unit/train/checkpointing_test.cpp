@@ -44,7 +44,9 @@ struct Fixture {
     TrainerState s;
     s.step = step;
     s.tokens_seen = step * 100;
-    s.data = {1, 7};
+    s.consumed_samples = 107;
+    s.data_fingerprint = "00c0ffee00c0ffee";
+    s.data_spec = {{"seq_len", 16}, {"blend", {"0.5", "a", "0.5", "b"}}};
     s.rng_cpu_hex = capture_rng_state();
     s.lr = 1e-3;
     return save_checkpoint(dir.path(), model, opt.get(), tok, cfg, s, keep);
@@ -68,8 +70,9 @@ TEST(Checkpointing, RoundTripRestoresWeightsStateAndRng) {
   TrainerState s = load_checkpoint(path, other, &opt2);
   EXPECT_EQ(s.step, 5);
   EXPECT_EQ(s.tokens_seen, 500);
-  EXPECT_EQ(s.data.epoch, 1);
-  EXPECT_EQ(s.data.index, 7);
+  EXPECT_EQ(s.consumed_samples, 107);
+  EXPECT_EQ(s.data_fingerprint, "00c0ffee00c0ffee");
+  EXPECT_EQ(s.data_spec["blend"][3], "b");
   restore_rng_state(s.rng_cpu_hex);
   EXPECT_EQ(torch::rand({1}).item<float>(), r1);
   auto a = f.model->named_parameters(), b = other->named_parameters();
