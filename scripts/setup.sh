@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libyaml-cpp-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libfmt-dev libspdlog-dev
-  libpcre2-dev libsentencepiece-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libpcre2-dev libsentencepiece-dev libicu-dev libxxhash-dev zlib1g-dev libzstd-dev libgtest-dev libgmock-dev
+  libbenchmark-dev
   fortunes fortune-mod
 )
 missing=()

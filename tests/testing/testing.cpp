@@ -2,6 +2,8 @@
 #include "testing/testing.h"
 
 #include <fcntl.h>
+#include <zlib.h>
+#include <zstd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +22,29 @@ ScratchDir::~ScratchDir() {
     } catch (...) {
     }
   }
+}
+
+std::string gzip_bytes(const std::string& data) {
+  z_stream z{};
+  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) fail("deflateInit2 failed");
+  std::string out(deflateBound(&z, data.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) fail("deflate failed");
+  return out;
+}
+
+std::string zstd_bytes(const std::string& data) {
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  const size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), 3);
+  if (ZSTD_isError(n)) fail("ZSTD_compress failed");
+  out.resize(n);
+  return out;
 }
 
 std::string source_dir() { return REEF_SOURCE_DIR; }

@@ -24,6 +24,11 @@ struct ProcResult {
   std::string output;   // stdout and stderr interleaved
 };
 
+// `data` compressed as a gzip member (zlib's deflate) or a zstd frame (libzstd), for tests
+// of compressed inputs.
+std::string gzip_bytes(const std::string& data);
+std::string zstd_bytes(const std::string& data);
+
 // Runs argv (argv[0] is a path) to completion, capturing stdout+stderr.
 ProcResult run_process(const std::vector<std::string>& argv, const std::string& cwd = "");
 // Runs the reef binary with the given arguments from the source directory.

@@ -21,7 +21,7 @@ void add_data_prepare(CLI::App* data, Runs& runs) {
       std::string tokenizer;
     };
     auto a = std::make_shared<Args>();
-    p->add_option("--input,-i", a->opts.inputs, "input files: .jsonl/.json (one object per line) or text (blank-line separated)")
+    p->add_option("--input,-i", a->opts.inputs, "input files: .jsonl/.json (one object per line) or text (blank-line separated), plain or .gz/.zst")
         ->required()
         ->expected(1, -1);
     p->add_option("--tokenizer,-t", a->tokenizer, "\"byte\", a tokenizer file or a model folder")->required();

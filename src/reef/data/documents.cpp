@@ -5,6 +5,7 @@
 
 #include <limits>
 
+#include "reef/base/compressed.h"
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/hash.h"
@@ -68,8 +69,9 @@ std::vector<std::string> read_documents(const std::string& path, const std::stri
                                         const std::string& text_key) {
   if (!path_exists(path)) usage_error("data file not found: {}", path);
   std::string fmt = format;
-  if (fmt == "auto") fmt = ends_with(path, ".jsonl") || ends_with(path, ".json") ? "jsonl" : "text";
-  std::string content = read_file(path);
+  const std::string plain = strip_compression_suffix(path);
+  if (fmt == "auto") fmt = ends_with(plain, ".jsonl") || ends_with(plain, ".json") ? "jsonl" : "text";
+  std::string content = read_file_decompressed(path);
   if (fmt == "jsonl") return read_jsonl_documents(path, content, text_key);
   if (fmt == "text") return read_text_documents(content);
   usage_error("data.format: unknown format '{}' (expected auto, text or jsonl)", format);

@@ -22,6 +22,7 @@
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/log.h"
+#include "reef/base/compressed.h"
 #include "reef/base/progress.h"
 #include "reef/base/strings.h"
 #include "reef/tokenizer/regex.h"
@@ -29,33 +30,29 @@
 namespace reef {
 namespace {
 
-bool is_jsonl(const std::string& path) { return ends_with(path, ".jsonl") || ends_with(path, ".json"); }
+bool is_jsonl(const std::string& path) {
+  const std::string p = strip_compression_suffix(path);
+  return ends_with(p, ".jsonl") || ends_with(p, ".json");
+}
 
 bool is_blank(std::string_view s) { return s.find_first_not_of(" \t\r") == std::string_view::npos; }
 
-// Buffered reader of '\n'-terminated lines; the newline is not part of the line.
+// Buffered reader of '\n'-terminated lines of a plain, gzip or zstd file; the newline is not
+// part of the line.
 class LineReader {
  public:
-  explicit LineReader(const std::string& path) : path_(path), buf_(1 << 20) {
-    f_ = std::fopen(path.c_str(), "rb");
-    if (!f_) usage_error("cannot open input {}", path);
-  }
-  ~LineReader() {
-    if (f_) std::fclose(f_);
-  }
-  LineReader(const LineReader&) = delete;
-  LineReader& operator=(const LineReader&) = delete;
+  explicit LineReader(const std::string& path) : in_(path), buf_(1 << 20) {}
 
-  // Reads the next line into *line; *consumed gets its size in the file (newline included).
+  // Reads the next line into *line; *consumed gets its size in the (decompressed) input,
+  // newline included.
   bool next(std::string* line, int64_t* consumed) {
     line->clear();
     bool any = false;
     for (;;) {
       if (pos_ == end_) {
-        end_ = std::fread(buf_.data(), 1, buf_.size(), f_);
+        end_ = in_.read(buf_.data(), buf_.size());
         pos_ = 0;
         if (end_ == 0) {
-          if (std::ferror(f_)) fail("read error on {}", path_);
           *consumed = static_cast<int64_t>(line->size());
           return any;
         }
@@ -74,10 +71,11 @@ class LineReader {
       pos_ = end_;
     }
   }
+  // Bytes of the file (compressed, if it is) read so far.
+  int64_t file_position() const { return in_.file_position(); }
 
  private:
-  std::string path_;
-  std::FILE* f_ = nullptr;
+  DecompressingReader in_;
   std::vector<char> buf_;
   size_t pos_ = 0, end_ = 0;
 };
@@ -88,6 +86,7 @@ struct Batch {
   std::vector<std::string> items;  // raw JSONL lines or whole text documents
   std::vector<int64_t> lines;      // 1-based line of each item's start
   int64_t bytes = 0;               // input bytes this batch covers
+  int64_t file_bytes = 0;          // bytes of the input files read up to this batch's end
   // Results, filled by a worker.
   std::vector<int32_t> tokens;
   std::vector<int32_t> lengths;
@@ -219,8 +218,6 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
   int64_t total_bytes = 0;
   for (const auto& in : opts.inputs) {
     if (!path_exists(in) || is_directory(in)) usage_error("data prepare: input file not found: {}", in);
-    if (ends_with(in, ".gz") || ends_with(in, ".zst"))
-      usage_error("data prepare: {}: compressed input is not supported yet; decompress it first", in);
     total_bytes += static_cast<int64_t>(std::filesystem::file_size(in));
   }
   std::string parent = std::filesystem::path(opts.output_prefix).parent_path().string();
@@ -254,13 +251,14 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
     st.tokens += static_cast<int64_t>(b.tokens.size());
     st.empty += b.empty;
     st.input_bytes += b.bytes;
+    const int64_t file_done = b.file_bytes;  // compressed bytes for compressed inputs
     if (bar) {
       auto now = std::chrono::steady_clock::now();
       double since = std::chrono::duration<double>(now - last_update).count();
       if (since >= (bar->is_bar() ? 0.2 : 5.0)) {
         last_update = now;
         double el = std::max(1e-9, seconds_since(t0));
-        bar->update(std::min(total_mb, st.input_bytes / 1000000),
+        bar->update(std::min(total_mb, file_done / 1000000),
                     fmt::format("{:.1f} MB/s {} tok/s {} docs", st.input_bytes / 1e6 / el,
                                 format_count(st.tokens / el), format_count(static_cast<double>(st.documents))));
       }
@@ -292,6 +290,7 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
       return static_cast<int64_t>(b.items.size()) >= opts.batch_docs || b.bytes >= opts.batch_bytes;
     };
 
+    int64_t files_before = 0;  // sizes of the input files already read
     for (const auto& path : opts.inputs) {
       const bool jsonl = is_jsonl(path);
       LineReader reader(path);
@@ -318,6 +317,7 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
           doc += line;
         }
         if (full(*batch)) {
+          batch->file_bytes = files_before + reader.file_position();
           submit(std::move(batch));
           batch = fresh(path, jsonl);
         }
@@ -326,6 +326,8 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
         batch->items.push_back(std::move(doc));
         batch->lines.push_back(doc_line);
       }
+      files_before += static_cast<int64_t>(std::filesystem::file_size(path));
+      batch->file_bytes = files_before;
       if (!batch->items.empty() || batch->bytes > 0) submit(std::move(batch));
     }
     while (!inflight.empty()) {

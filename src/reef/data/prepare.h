@@ -15,7 +15,9 @@
 namespace reef {
 
 struct PrepareOptions {
-  std::vector<std::string> inputs;  // .jsonl/.json (one object per line) or text (blank-line separated)
+  // .jsonl/.json (one object per line) or text (blank-line separated), each plain or gzip/zstd
+  // compressed (.jsonl.gz, .jsonl.zst: recognised by content; the suffix before .gz picks JSONL)
+  std::vector<std::string> inputs;
   std::string output_prefix;        // writes PREFIX.bin and PREFIX.idx (temp names, then renamed)
   std::string text_key = "text";    // JSONL field holding the document
   bool append_eod = false;          // append tokenizer.eos_id() after every document

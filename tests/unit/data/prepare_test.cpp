@@ -163,6 +163,40 @@ TEST(Prepare, BadLineIsUsageErrorWithFileAndLine) {
   }
 }
 
+TEST(Prepare, GzipAndZstdInputsGiveTheSameDatasetAsPlainOnes) {
+  testing::ScratchDir dir;
+  std::string jsonl, text;
+  for (const auto& d : make_docs(400)) jsonl += jsonl_line(d);
+  for (const auto& d : make_docs(50)) text += d + "\n\n";
+  write_file_atomic(dir / "a.jsonl", jsonl);
+  write_file_atomic(dir / "b.txt", text);
+  write_file_atomic(dir / "a.jsonl.gz", testing::gzip_bytes(jsonl));
+  write_file_atomic(dir / "b.txt.zst", testing::zstd_bytes(text));
+  write_file_atomic(dir / "a.jsonl.zst", testing::zstd_bytes(jsonl));
+  ByteTokenizer tok;
+  auto o = options({dir / "a.jsonl", dir / "b.txt"}, dir / "plain");
+  auto plain = prepare_dataset(o, tok);
+  o = options({dir / "a.jsonl.gz", dir / "b.txt.zst"}, dir / "packed");
+  o.workers = 2;
+  auto packed = prepare_dataset(o, tok);
+  EXPECT_EQ(packed.documents, plain.documents);
+  EXPECT_EQ(packed.input_bytes, plain.input_bytes);  // decompressed bytes
+  EXPECT_EQ(read_file(bin_path(dir / "packed")), read_file(bin_path(dir / "plain")));
+  EXPECT_EQ(read_file(idx_path(dir / "packed")), read_file(idx_path(dir / "plain")));
+  // Documents mode reads them too.
+  EXPECT_EQ(read_documents(dir / "a.jsonl.zst", "auto", "text"), read_documents(dir / "a.jsonl", "auto", "text"));
+  EXPECT_EQ(read_documents(dir / "b.txt.zst", "auto", "text"), read_documents(dir / "b.txt", "auto", "text"));
+  // A bad line inside a compressed file is reported at its line.
+  write_file_atomic(dir / "bad.jsonl.gz", testing::gzip_bytes(jsonl_line("ok") + "{oops\n"));
+  try {
+    prepare_dataset(options({dir / "bad.jsonl.gz"}, dir / "bad"), tok);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir / "bad.jsonl.gz:2: malformed JSON"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(path_exists(bin_path(dir / "bad")));
+}
+
 TEST(Prepare, SkipBadCountsAndSkips) {
   testing::ScratchDir dir;
   std::string content = jsonl_line("one") + "{oops\n" + jsonl_line("two") + "{\"text\": null}\n" + "{\"t\": \"x\"}\n" +
