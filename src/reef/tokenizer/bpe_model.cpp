@@ -1,11 +1,13 @@
-// Byte-level BPE merging (see bpe_model.h). Merging follows HF `tokenizers`: repeatedly apply
-// the lowest-rank adjacent pair, leftmost first on ties, with a heap so long words stay fast.
+// BPE merging (see bpe_model.h). Merging follows HF `tokenizers`: repeatedly apply the
+// lowest-rank adjacent pair, leftmost first on ties, with a heap so long words stay fast.
 #include "reef/tokenizer/bpe_model.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <queue>
 
 #include "reef/base/error.h"
+#include "reef/tokenizer/normalizer.h"
 
 namespace reef {
 
@@ -28,6 +30,18 @@ bool BpeModel::add_merge(const std::string& left, const std::string& right, int3
   uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   merges_.emplace(key, std::make_pair(rank, m));  // the first (lowest-rank) declaration wins
   return true;
+}
+
+void BpeModel::set_char_level(bool byte_fallback) {
+  char_level_ = true;
+  fallback_ids_.clear();
+  if (!byte_fallback) return;
+  fallback_ids_.assign(256, -1);
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof(name), "<0x%02X>", b);
+    fallback_ids_[b] = find(name);
+  }
 }
 
 int32_t BpeModel::find(std::string_view bytes) const {
@@ -62,7 +76,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
     }
   }
   std::string key(word);
-  {
+  if (key.size() <= kCacheMaxWord) {
     std::lock_guard<std::mutex> lock(cache_mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
@@ -73,9 +87,49 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
   std::vector<int32_t> ids;
   merge_word(word, ids);
   out.insert(out.end(), ids.begin(), ids.end());
+  if (key.size() > kCacheMaxWord) return;
   std::lock_guard<std::mutex> lock(cache_mu_);
   if (cache_.size() >= kCacheLimit) cache_.clear();
   cache_.emplace(std::move(key), std::move(ids));
+}
+
+void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& ids) const {
+  // A pending unk (HF: flushed before the next known symbol, not before byte-fallback tokens).
+  int32_t pending_unk = -1;
+  auto unknown = [&](std::string_view sym) {
+    if (unk_id_ < 0) {
+      if (char_level_) return;  // HF drops it
+      fail("BPE vocabulary has no token for byte 0x{:02x} and no unk_token: not a byte-level "
+           "vocabulary",
+           static_cast<unsigned>(static_cast<unsigned char>(sym[0])));
+    }
+    if (pending_unk >= 0 && !fuse_unk_) ids.push_back(pending_unk);
+    pending_unk = unk_id_;
+  };
+  auto known = [&](int32_t id) {
+    if (pending_unk >= 0) ids.push_back(pending_unk), pending_unk = -1;
+    ids.push_back(id);
+  };
+  for (size_t i = 0; i < word.size();) {
+    size_t n = char_level_ ? std::max<size_t>(1, utf8_char_len(word, i)) : 1;
+    int32_t id = n == 1 ? (byte_ids_init_ ? byte_ids_[static_cast<unsigned char>(word[i])] : -1)
+                        : find(word.substr(i, n));
+    if (id >= 0) {
+      known(id);
+    } else {
+      bool fallback = !fallback_ids_.empty();
+      for (size_t k = 0; fallback && k < n; ++k)
+        fallback = fallback_ids_[static_cast<unsigned char>(word[i + k])] >= 0;
+      if (fallback) {
+        for (size_t k = 0; k < n; ++k)
+          ids.push_back(fallback_ids_[static_cast<unsigned char>(word[i + k])]);
+      } else {
+        unknown(word.substr(i, n));
+      }
+    }
+    i += n;
+  }
+  if (pending_unk >= 0) ids.push_back(pending_unk);
 }
 
 void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) const {
@@ -83,15 +137,14 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
     int32_t id;
     int32_t prev, next;  // -1 at the ends
   };
-  std::vector<Sym> syms(word.size());
-  for (size_t i = 0; i < word.size(); ++i) {
-    int32_t id = byte_ids_init_ ? byte_ids_[static_cast<unsigned char>(word[i])] : -1;
-    if (id < 0)
-      fail("BPE vocabulary has no token for byte 0x{:02x}: not a byte-level vocabulary",
-           static_cast<unsigned>(static_cast<unsigned char>(word[i])));
-    syms[i] = {id, static_cast<int32_t>(i) - 1,
-               i + 1 < word.size() ? static_cast<int32_t>(i) + 1 : -1};
-  }
+  thread_local std::vector<int32_t> ids;
+  ids.clear();
+  initial_symbols(word, ids);
+  if (ids.empty()) return;
+  std::vector<Sym> syms(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i)
+    syms[i] = {ids[i], static_cast<int32_t>(i) - 1,
+               i + 1 < ids.size() ? static_cast<int32_t>(i) + 1 : -1};
   struct Cand {
     int32_t rank, pos, left_id, right_id, merged;
     bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
@@ -103,7 +156,7 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
     if (lookup_pair(syms[pos].id, syms[syms[pos].next].id, &r, &m))
       heap.push({r, pos, syms[pos].id, syms[syms[pos].next].id, m});
   };
-  for (size_t i = 0; i + 1 < word.size(); ++i) push(static_cast<int32_t>(i));
+  for (size_t i = 0; i + 1 < syms.size(); ++i) push(static_cast<int32_t>(i));
   while (!heap.empty()) {
     Cand c = heap.top();
     heap.pop();

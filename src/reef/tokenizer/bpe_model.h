@@ -1,6 +1,8 @@
-// Byte-level BPE: a vocabulary over byte strings, merges by rank, and a per-word cache. Shared
-// by the Hugging Face tokenizer.json loader and the tiktoken rank-file loader (where a token's
-// rank is its merge priority).
+// BPE: a vocabulary over byte strings, merges by rank, and a per-word cache. Byte-level by
+// default (a word starts as one symbol per byte), shared by the Hugging Face tokenizer.json
+// loader and the tiktoken rank-file loader (where a token's rank is its merge priority); or
+// character-level with byte fallback and unk, for the SentencePiece-converted tokenizer.json
+// files of Llama 2, Mistral and Gemma.
 #pragma once
 
 #include <cstdint>
@@ -24,14 +26,24 @@ class BpeModel {
   void set_ignore_merges(bool v) { ignore_merges_ = v; }
   // Use the merged token's own id as its rank (tiktoken: rank == id) for merges not declared.
   void set_rank_by_id(bool v) { rank_by_id_ = v; }
+  // A symbol with no token becomes `unk_id` (when >= 0), consecutive ones fused into one when
+  // `fuse_unk`, as HF's BPE unk_token/fuse_unk.
+  void set_unknown(int32_t unk_id, bool fuse_unk) { unk_id_ = unk_id, fuse_unk_ = fuse_unk; }
+  // Character-level: a word starts as one symbol per UTF-8 character (an invalid byte is a
+  // character of its own). A character with no token becomes its "<0xXX>" byte tokens when
+  // `byte_fallback` and they all exist, else unk, else it is dropped (all as HF `tokenizers`).
+  // Call after every add_token.
+  void set_char_level(bool byte_fallback);
 
-  // Appends the ids of one pre-tokenized word (raw bytes). Throws when a byte has no token.
+  // Appends the ids of one pre-tokenized word (raw bytes). Byte-level: throws when a byte has no
+  // token and there is no unk.
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
   // Id of a whole byte string, or -1.
   int32_t find(std::string_view bytes) const;
   const std::unordered_map<std::string, int32_t>& vocab() const { return by_bytes_; }
 
  private:
+  void initial_symbols(std::string_view word, std::vector<int32_t>& ids) const;
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
   bool lookup_pair(int32_t a, int32_t b, int32_t* rank, int32_t* merged) const;
 
@@ -42,8 +54,13 @@ class BpeModel {
   bool byte_ids_init_ = false;
   bool ignore_merges_ = false;
   bool rank_by_id_ = false;
+  bool char_level_ = false;
+  int32_t unk_id_ = -1;
+  bool fuse_unk_ = false;
+  std::vector<int32_t> fallback_ids_;  // char level with byte fallback: "<0xXX>" ids, -1 if none
 
   static constexpr size_t kCacheLimit = 1 << 17;
+  static constexpr size_t kCacheMaxWord = 256;  // longer words (whole documents) are not cached
   mutable std::mutex cache_mu_;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };

@@ -1,11 +1,14 @@
-// Loading and running a byte-level BPE tokenizer.json (see hf_tokenizer.h). Encoding follows HF
-// `tokenizers`: added tokens are split out first (non-normalized ones, then normalized ones),
-// the rest is pre-tokenized and merged, then the post-processor template adds specials.
+// Loading and running a BPE tokenizer.json (see hf_tokenizer.h). Encoding follows HF
+// `tokenizers`: non-normalized added tokens are split out of the raw text, each gap is
+// normalized and normalized added tokens are split out of it, the rest is pre-tokenized and
+// merged, then the post-processor template adds specials. Decoding runs the decoder steps over
+// the ids' vocabulary strings (byte-level decoding is a concatenation of precomputed bytes).
 #include "reef/tokenizer/hf_tokenizer.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <unordered_set>
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
@@ -15,49 +18,6 @@ namespace reef {
 using nlohmann::json;
 
 namespace {
-
-// Decodes one UTF-8 character at s[i] (valid input assumed; invalid bytes decode as themselves).
-uint32_t next_cp(std::string_view s, size_t& i) {
-  unsigned char c = s[i];
-  size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-  if (i + n > s.size()) n = 1;
-  uint32_t cp = n == 1 ? c : c & (0x7F >> n);
-  for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-  i += n;
-  return cp;
-}
-
-bool is_unicode_space(uint32_t c) {
-  return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
-}
-
-// The GPT-2 byte-to-unicode table inverted: code point -> byte, -1 where none.
-const std::unordered_map<uint32_t, int>& unicode_to_byte() {
-  static const auto* table = [] {
-    auto* t = new std::unordered_map<uint32_t, int>();
-    for (int b = 0; b < 256; ++b) {
-      std::string s = byte_to_unicode(static_cast<uint8_t>(b));
-      size_t i = 0;
-      (*t)[next_cp(s, i)] = b;
-    }
-    return t;
-  }();
-  return *table;
-}
-
-// A vocabulary string's bytes under the byte-level mapping; false when a character is unmapped.
-bool unmap_bytes(const std::string& token, std::string* bytes) {
-  const auto& table = unicode_to_byte();
-  bytes->clear();
-  for (size_t i = 0; i < token.size();) {
-    auto it = table.find(next_cp(token, i));
-    if (it == table.end()) return false;
-    bytes->push_back(static_cast<char>(it->second));
-  }
-  return true;
-}
 
 std::string token_content(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -77,16 +37,10 @@ HfTokenizer::HfTokenizer(const std::string& tokenizer_json, const std::string& c
     fail("{}: not valid JSON: {}", file_, e.what());
   }
   try {
-    if (!doc.value("normalizer", json()).is_null())
-      fail("{}: normalizer type '{}' is not supported (only byte-level BPE without a normalizer)",
-           file_, doc["normalizer"].value("type", "?"));
-    const json& dec = doc.value("decoder", json());
-    if (!dec.is_null() && dec.value("type", "") != "ByteLevel")
-      fail("{}: decoder type '{}' is not supported (supported: ByteLevel)", file_,
-           dec.value("type", "?"));
+    normalizer_ = std::make_unique<Normalizer>(doc.value("normalizer", json()), file_);
     pre_ = std::make_unique<PreTokenizer>(doc.value("pre_tokenizer", json()), file_);
-    if (!pre_->has_byte_level())
-      fail("{}: pre_tokenizer has no ByteLevel step; only byte-level BPE is supported", file_);
+    byte_level_ = pre_->has_byte_level();
+    decoder_ = std::make_unique<Decoder>(doc.value("decoder", json()), file_);
     load_model(doc.at("model"));
     load_added_tokens(doc.value("added_tokens", json::array()));
     load_post_processor(doc.value("post_processor", json()));
@@ -103,8 +57,6 @@ void HfTokenizer::load_model(const json& model) {
     if (model.contains(key) && !model[key].is_null() && !model[key].get<std::string>().empty())
       fail("{}: BPE model option '{}' is not supported", file_, key);
   }
-  if (model.value("byte_fallback", false))
-    fail("{}: BPE byte_fallback is not supported (only byte-level BPE)", file_);
   if (model.contains("dropout") && !model["dropout"].is_null() && model["dropout"].get<double>() > 0)
     fail("{}: BPE dropout is not supported at encode time", file_);
   bpe_.set_ignore_merges(model.value("ignore_merges", false));
@@ -118,13 +70,21 @@ void HfTokenizer::load_model(const json& model) {
     }
     token_of_id_[id] = token;
     id_of_token_[token] = id;
-    if (unmap_bytes(token, &bytes)) {
+    if (!byte_level_) {
+      bpe_.add_token(token, id);  // character level: keyed by the string itself
+    } else if (unmap_byte_level(token, &bytes)) {
       bpe_.add_token(bytes, id);
       bytes_of_id_[id] = bytes;
     } else {
       bytes_of_id_[id] = token;
     }
   }
+  // Byte level: the words are raw bytes, so merge parts are unmapped first.
+  auto part = [&](const std::string& s, std::string* out) {
+    if (byte_level_) return unmap_byte_level(s, out);
+    *out = s;
+    return true;
+  };
   int32_t rank = 0;
   std::string a, b;
   for (const auto& m : model.at("merges")) {
@@ -140,17 +100,25 @@ void HfTokenizer::load_model(const json& model) {
     } else {
       fail("{}: merge {} is neither 'a b' nor [a, b]", file_, rank);
     }
-    if (!unmap_bytes(left, &a) || !unmap_bytes(right, &b) || !bpe_.add_merge(a, b, rank))
+    if (!part(left, &a) || !part(right, &b) || !bpe_.add_merge(a, b, rank))
       fail("{}: merge {} ('{}' '{}') names tokens missing from the vocabulary", file_, rank, left,
            right);
     ++rank;
   }
+  // HF looks the unk token up in the model vocabulary. When it is missing there, HF fails on an
+  // unknown character; Reef treats the file as having no unk (the character is dropped).
+  const json& unk = model.value("unk_token", json());
+  if (unk.is_string()) {
+    auto it = id_of_token_.find(unk.get<std::string>());
+    bpe_.set_unknown(it == id_of_token_.end() ? -1 : it->second, model.value("fuse_unk", false));
+  }
+  if (!byte_level_) bpe_.set_char_level(model.value("byte_fallback", false));
 }
 
 void HfTokenizer::load_added_tokens(const json& added) {
   added_by_first_byte_.assign(256, {});
   for (const auto& t : added) {
-    AddedToken a{t.at("content").get<std::string>(), t.at("id").get<int32_t>(),
+    AddedToken a{t.at("content").get<std::string>(), "", t.at("id").get<int32_t>(),
                  t.value("special", false), t.value("normalized", !t.value("special", false)),
                  t.value("lstrip", false), t.value("rstrip", false), t.value("single_word", false)};
     if (a.content.empty()) continue;
@@ -158,15 +126,29 @@ void HfTokenizer::load_added_tokens(const json& added) {
       token_of_id_.resize(a.id + 1);
       bytes_of_id_.resize(a.id + 1);
     }
-    token_of_id_[a.id] = a.content;
+    // A normalized token is matched on normalized text by its normalized content, which is also
+    // what HF decodes it to; token_to_id still takes the content as written.
+    a.match = a.content;
+    if (a.normalized) normalizer_->normalize(a.match);
+    token_of_id_[a.id] = a.match;
     id_of_token_[a.content] = a.id;
     std::string bytes;
-    bytes_of_id_[a.id] = unmap_bytes(a.content, &bytes) ? bytes : a.content;
-    added_by_first_byte_[static_cast<unsigned char>(a.content[0])].push_back(added_.size());
+    bytes_of_id_[a.id] = unmap_byte_level(a.match, &bytes) ? bytes : a.match;
+    if (!a.match.empty()) {
+      added_by_first_byte_[static_cast<unsigned char>(a.match[0])].push_back(added_.size());
+      (a.normalized ? has_normalized_added_ : has_raw_added_) = true;
+    }
     added_.push_back(std::move(a));
   }
+  // HF skips an id in decoding when its string is a special token's content. A normalized
+  // special token decodes to its normalized content (Llama 2 files with "normalized": true
+  // give "▁<s>"), which is then not skipped.
+  std::unordered_set<std::string> special_content;
+  for (const auto& a : added_)
+    if (a.special) special_content.insert(a.content);
   special_id_.assign(token_of_id_.size(), false);
-  for (const auto& a : added_) special_id_[a.id] = a.special;
+  for (size_t id = 0; id < token_of_id_.size(); ++id)
+    special_id_[id] = special_content.count(token_of_id_[id]) > 0;
   vocab_size_ = static_cast<int64_t>(token_of_id_.size());
 }
 
@@ -263,31 +245,41 @@ const HfTokenizer::AddedToken* HfTokenizer::match_added(std::string_view text, s
     for (size_t k : added_by_first_byte_[static_cast<unsigned char>(text[i])]) {
       const AddedToken& a = added_[k];
       if (a.normalized != normalized_pass) continue;
-      if (text.compare(i, a.content.size(), a.content) != 0) continue;
-      if (!best || a.content.size() > best->content.size()) best = &a;
+      if (text.compare(i, a.match.size(), a.match) != 0) continue;
+      if (!best || a.match.size() > best->match.size()) best = &a;
     }
     if (best) {
       *begin = i;
-      *end = i + best->content.size();
+      *end = i + best->match.size();
       return best;
     }
   }
   return nullptr;
 }
 
-void HfTokenizer::split_on_added(std::string_view text, bool normalized_pass, bool parse_special,
-                                 std::vector<int32_t>& out) const {
-  auto flush = [&](std::string_view gap) {
+void HfTokenizer::split_on_added(std::string_view text, bool normalized_pass, bool at_start,
+                                 bool parse_special, std::vector<int32_t>& out) const {
+  // `gap_start`: where the gap begins in `text` (HF: only a gap at original offset 0 is first).
+  auto flush = [&](std::string_view gap, size_t gap_start) {
     if (gap.empty()) return;
-    if (!normalized_pass) {
-      split_on_added(gap, true, parse_special, out);
+    bool first = at_start && gap_start == 0;
+    if (normalized_pass) {
+      encode_plain(gap, first, out);
+    } else if (normalizer_->empty()) {
+      split_on_added(gap, true, first, parse_special, out);
     } else {
-      encode_plain(gap, out);
+      std::string normalized(gap);
+      normalizer_->normalize(normalized);
+      if (!normalized.empty()) split_on_added(normalized, true, first, parse_special, out);
     }
   };
   auto is_word_byte = [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (c & 0x80);
   };
+  if (!(normalized_pass ? has_normalized_added_ : has_raw_added_)) {
+    flush(text, 0);
+    return;
+  }
   size_t start_offset = 0, pos = 0, b = 0, e = 0;
   while (const AddedToken* a = match_added(text, pos, normalized_pass, &b, &e)) {
     pos = e;
@@ -303,7 +295,7 @@ void HfTokenizer::split_on_added(std::string_view text, bool normalized_pass, bo
         size_t c = s - 1;
         while (c > start_offset && (static_cast<unsigned char>(text[c]) & 0xC0) == 0x80) --c;
         size_t j = c;
-        if (!is_unicode_space(next_cp(text, j))) break;
+        if (!is_white_space(next_code_point(text, j))) break;
         s = c;
       }
       start = s;
@@ -311,33 +303,29 @@ void HfTokenizer::split_on_added(std::string_view text, bool normalized_pass, bo
     if (a->rstrip) {
       while (stop < text.size()) {
         size_t j = stop;
-        if (!is_unicode_space(next_cp(text, j))) break;
+        if (!is_white_space(next_code_point(text, j))) break;
         stop = j;
       }
       pos = stop;
     }
-    flush(text.substr(start_offset, start - start_offset));
+    flush(text.substr(start_offset, start - start_offset), start_offset);
     out.push_back(a->id);
     start_offset = stop;
   }
-  flush(text.substr(start_offset));
+  flush(text.substr(start_offset), start_offset);
 }
 
-void HfTokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
+void HfTokenizer::encode_plain(std::string_view text, bool at_start, std::vector<int32_t>& out) const {
   thread_local std::vector<std::string> words;
   words.clear();
-  pre_->split(text, words);
+  pre_->split(text, words, at_start);
   for (const auto& w : words) bpe_.encode_word(w, out);
 }
 
 std::vector<int32_t> HfTokenizer::encode(std::string_view text, const EncodeOptions& opts) const {
   std::vector<int32_t> body;
   body.reserve(text.size() / 3 + 4);
-  if (added_.empty()) {
-    encode_plain(text, body);
-  } else {
-    split_on_added(text, false, opts.parse_special, body);
-  }
+  split_on_added(text, false, true, opts.parse_special, body);
   if (!opts.add_special_tokens || template_.empty()) return body;
   std::vector<int32_t> out;
   out.reserve(body.size() + 4);
@@ -349,7 +337,17 @@ std::vector<int32_t> HfTokenizer::encode(std::string_view text, const EncodeOpti
 }
 
 std::string HfTokenizer::decode(const std::vector<int32_t>& ids, bool keep_special) const {
-  return decode_id_bytes(bytes_of_id_, special_id_, ids, keep_special, file_);
+  if (byte_level_ && decoder_->byte_level_only())
+    return decode_id_bytes(bytes_of_id_, special_id_, ids, keep_special, file_);
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id < 0 || static_cast<size_t>(id) >= token_of_id_.size())
+      fail("{}: cannot decode id {} (vocabulary size {})", file_, id, token_of_id_.size());
+    if (!keep_special && special_id_[static_cast<size_t>(id)]) continue;
+    tokens.push_back(token_of_id_[static_cast<size_t>(id)]);
+  }
+  return decoder_->decode(std::move(tokens));
 }
 
 void HfTokenizer::save(const std::string& dir) const {

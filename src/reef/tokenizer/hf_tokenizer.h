@@ -1,6 +1,8 @@
-// A Hugging Face tokenizer.json of the byte-level BPE kind (GPT-2, Llama 3, Qwen2/3, SmolLM),
-// loaded natively so that Reef encodes exactly as `tokenizers` does, with the special tokens and
-// chat template from tokenizer_config.json kept beside it.
+// A Hugging Face tokenizer.json with a BPE model, loaded natively so that Reef encodes and decodes
+// exactly as `tokenizers` does: the byte-level kind (GPT-2, Llama 3, Qwen2/3, SmolLM) and the
+// character-level kind with byte fallback converted from SentencePiece (Llama 2, Mistral,
+// TinyLlama, Gemma), with normalizers, pre-tokenizers, decoders and post-processors; the special
+// tokens and chat template from tokenizer_config.json are kept beside it.
 #pragma once
 
 #include <memory>
@@ -9,6 +11,8 @@
 #include <vector>
 
 #include "reef/tokenizer/bpe_model.h"
+#include "reef/tokenizer/decoder.h"
+#include "reef/tokenizer/normalizer.h"
 #include "reef/tokenizer/pre_tokenizer.h"
 #include "reef/tokenizer/tokenizer.h"
 
@@ -48,6 +52,7 @@ class HfTokenizer : public Tokenizer {
  private:
   struct AddedToken {
     std::string content;
+    std::string match;  // what is matched: the content, normalized when `normalized`
     int32_t id;
     bool special, normalized, lstrip, rstrip, single_word;
   };
@@ -59,22 +64,27 @@ class HfTokenizer : public Tokenizer {
   void load_added_tokens(const nlohmann::json& added);
   void load_post_processor(const nlohmann::json& spec);
   void load_config(const std::string& config_json);
-  // Splits `text` on added tokens; plain runs are pre-tokenized and merged.
-  void encode_text(std::string_view text, bool parse_special, std::vector<int32_t>& out) const;
-  void encode_plain(std::string_view text, std::vector<int32_t>& out) const;
+  // Pre-tokenizes and merges a normalized run; `at_start`: it begins the input.
+  void encode_plain(std::string_view text, bool at_start, std::vector<int32_t>& out) const;
   const AddedToken* match_added(std::string_view text, size_t pos, bool normalized_pass,
                                 size_t* begin, size_t* end) const;
-  void split_on_added(std::string_view text, bool normalized_pass, bool parse_special,
-                      std::vector<int32_t>& out) const;
+  // Splits `text` on the added tokens of one pass (raw text: non-normalized tokens; then each
+  // gap normalized: normalized tokens); the gaps of the last pass go to encode_plain.
+  void split_on_added(std::string_view text, bool normalized_pass, bool at_start,
+                      bool parse_special, std::vector<int32_t>& out) const;
 
   std::string file_;
   std::string json_text_, config_text_, special_map_text_;
   BpeModel bpe_;
+  std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_;
+  std::unique_ptr<Decoder> decoder_;
+  bool byte_level_ = false;  // ByteLevel pre-tokenizer: the vocabulary is GPT-2-mapped bytes
   std::vector<AddedToken> added_;
   std::vector<std::vector<size_t>> added_by_first_byte_;  // 256 buckets of indexes into added_
+  bool has_raw_added_ = false, has_normalized_added_ = false;
   std::vector<std::string> token_of_id_;                   // tokenizer.json strings
-  std::vector<std::string> bytes_of_id_;                   // decoded bytes
+  std::vector<std::string> bytes_of_id_;                   // byte level: decoded bytes
   std::vector<bool> special_id_;
   std::unordered_map<std::string, int32_t> id_of_token_;
   std::vector<TemplatePiece> template_;  // empty: no post-processing

@@ -1,5 +1,6 @@
 // Pre-tokenizer steps with HF `tokenizers` semantics (see pre_tokenizer.h): a Split regex
-// partitions a piece into matches and gaps, then the behaviour decides how they group.
+// partitions a piece into matches and gaps, then the behaviour decides how they group; Metaspace
+// replaces spaces with "▁", prepends one, and splits before each.
 #include "reef/tokenizer/pre_tokenizer.h"
 
 #include <nlohmann/json.hpp>
@@ -37,7 +38,86 @@ SplitBehavior parse_behavior(const std::string& b, const std::string& file) {
   fail("{}: pre_tokenizer Split behavior '{}' is not supported", file, b);
 }
 
+struct Part {
+  size_t b, e;
+  bool is_match;
+};
+
+// Lays out the matches of a piece of length `n` and the gaps between them, as HF's
+// find_matches does, then groups them by `behavior`; appends the groups to `out`.
+void group_parts(size_t n, const std::vector<std::pair<size_t, size_t>>& matches,
+                 SplitBehavior behavior, bool invert, std::vector<Part>& out) {
+  std::vector<Part> parts;
+  size_t prev = 0;
+  for (auto [b, e] : matches) {
+    if (b != prev) parts.push_back({prev, b, invert});
+    parts.push_back({b, e, !invert});
+    prev = e;
+  }
+  if (prev != n) parts.push_back({prev, n, invert});
+
+  size_t first = out.size();
+  switch (behavior) {
+    case SplitBehavior::kIsolated:
+      out.insert(out.end(), parts.begin(), parts.end());
+      break;
+    case SplitBehavior::kRemoved:
+      for (const auto& p : parts)
+        if (!p.is_match) out.push_back(p);
+      break;
+    case SplitBehavior::kMergedWithPrevious: {
+      bool prev_match = false;
+      for (const auto& p : parts) {
+        if (p.is_match && !prev_match && out.size() > first) {
+          out.back().e = p.e;
+        } else {
+          out.push_back(p);
+        }
+        prev_match = p.is_match;
+      }
+      break;
+    }
+    case SplitBehavior::kMergedWithNext: {
+      bool prev_match = false;
+      for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+        if (it->is_match && !prev_match && out.size() > first) {
+          out.back().b = it->b;
+        } else {
+          out.push_back(*it);
+        }
+        prev_match = it->is_match;
+      }
+      std::reverse(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
+      break;
+    }
+    case SplitBehavior::kContiguous: {
+      bool prev_match = false;
+      for (const auto& p : parts) {
+        if (p.is_match == prev_match && out.size() > first) {
+          out.back().e = p.e;
+        } else {
+          out.push_back(p);
+        }
+        prev_match = p.is_match;
+      }
+      break;
+    }
+  }
+}
+
 }  // namespace
+
+std::string metaspace_prepend_scheme(const nlohmann::json& spec, const std::string& file) {
+  std::string scheme;
+  if (spec.contains("prepend_scheme") && !spec["prepend_scheme"].is_null()) {
+    scheme = spec["prepend_scheme"].get<std::string>();
+  } else {
+    scheme = spec.value("add_prefix_space", true) ? "always" : "never";
+  }
+  if (scheme != "always" && scheme != "first" && scheme != "never")
+    fail("{}: Metaspace prepend_scheme '{}' is not supported (always, first, never)", file, scheme);
+  return scheme;
+}
 
 PreTokenizer::PreTokenizer(const nlohmann::json& spec, const std::string& file) {
   if (!spec.is_null()) add_steps(spec, file);
@@ -54,7 +134,7 @@ void PreTokenizer::add_steps(const nlohmann::json& spec, const std::string& file
          file, type);
   Step step;
   if (type == "ByteLevel") {
-    step.byte_level = true;
+    step.kind = Kind::kByteLevel;
     step.add_prefix_space = spec.value("add_prefix_space", false);
     if (spec.value("use_regex", true))
       step.regex = std::make_shared<Regex>(kGpt2Pattern, file + ": ByteLevel pre_tokenizer");
@@ -82,109 +162,84 @@ void PreTokenizer::add_steps(const nlohmann::json& spec, const std::string& file
     // HF's is_punc: ASCII punctuation or Unicode P*.
     step.regex = std::make_shared<Regex>(R"([\p{P}!-/:-@\[-`{-~])", file + ": Punctuation pre_tokenizer");
     step.behavior = parse_behavior(spec.value("behavior", "Isolated"), file);
+  } else if (type == "Metaspace") {
+    step.kind = Kind::kMetaspace;
+    step.replacement = spec.value("replacement", "\xE2\x96\x81");
+    if (step.replacement.empty()) fail("{}: Metaspace replacement is empty", file);
+    step.prepend_scheme = metaspace_prepend_scheme(spec, file);
+    step.metaspace_split = spec.value("split", true);
   } else {
-    fail("{}: pre_tokenizer type '{}' is not supported (supported: ByteLevel, Split, Digits, "
-         "Punctuation, Sequence)",
+    fail("{}: pre_tokenizer type '{}' is not supported (supported: ByteLevel, Split, Metaspace, "
+         "Digits, Punctuation, Sequence)",
          file, type);
   }
   steps_.push_back(std::move(step));
 }
 
-void PreTokenizer::apply(const Step& step, const std::string& piece,
-                         std::vector<std::string>& out) {
-  std::string text = piece;
-  if (step.add_prefix_space && (text.empty() || text[0] != ' ')) text.insert(text.begin(), ' ');
-  if (!step.regex) {
-    if (!text.empty()) out.push_back(std::move(text));
+void PreTokenizer::apply(const Step& step, Piece& piece, std::vector<Piece>& out) {
+  if (piece.opaque) {
+    out.push_back(std::move(piece));
     return;
   }
-  // Matches and the gaps between them, in order, as HF's find_matches lays them out.
+  std::string& text = piece.text;
   std::vector<std::pair<size_t, size_t>> matches;
-  step.regex->find_all(text, matches);
-  struct Part {
-    size_t b, e;
-    bool is_match;
+  std::vector<Part> groups;
+  auto emit = [&](size_t offset) {
+    for (const auto& g : groups)
+      if (g.e > g.b)
+        out.push_back({text.substr(offset + g.b, g.e - g.b), piece.at_start && offset + g.b == 0,
+                       false});
+    groups.clear();
   };
-  std::vector<Part> parts;
-  size_t prev = 0;
-  for (auto [b, e] : matches) {
-    if (b != prev) parts.push_back({prev, b, step.invert});
-    parts.push_back({b, e, !step.invert});
-    prev = e;
+  if (step.kind == Kind::kMetaspace) {
+    const std::string& rep = step.replacement;
+    for (size_t pos = 0; (pos = text.find(' ', pos)) != std::string::npos; pos += rep.size())
+      text.replace(pos, 1, rep);
+    bool prepend = step.prepend_scheme == "always" || (step.prepend_scheme == "first" && piece.at_start);
+    if (prepend && text.compare(0, rep.size(), rep) != 0) text.insert(0, rep);
+    if (!step.metaspace_split) {
+      if (!text.empty()) out.push_back(std::move(piece));
+      return;
+    }
+    for (size_t pos = 0; (pos = text.find(rep, pos)) != std::string::npos; pos += rep.size())
+      matches.emplace_back(pos, pos + rep.size());
+    group_parts(text.size(), matches, SplitBehavior::kMergedWithNext, false, groups);
+    emit(0);
+    return;
   }
-  if (prev != text.size()) parts.push_back({prev, text.size(), step.invert});
-
-  std::vector<Part> grouped;
-  switch (step.behavior) {
-    case SplitBehavior::kIsolated:
-      grouped = parts;
-      break;
-    case SplitBehavior::kRemoved:
-      for (const auto& p : parts)
-        if (!p.is_match) grouped.push_back(p);
-      break;
-    case SplitBehavior::kMergedWithPrevious: {
-      bool prev_match = false;
-      for (const auto& p : parts) {
-        if (p.is_match && !prev_match && !grouped.empty()) {
-          grouped.back().e = p.e;
-        } else {
-          grouped.push_back(p);
-        }
-        prev_match = p.is_match;
-      }
-      break;
-    }
-    case SplitBehavior::kMergedWithNext: {
-      bool prev_match = false;
-      for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
-        if (it->is_match && !prev_match && !grouped.empty()) {
-          grouped.back().b = it->b;
-        } else {
-          grouped.push_back(*it);
-        }
-        prev_match = it->is_match;
-      }
-      std::reverse(grouped.begin(), grouped.end());
-      break;
-    }
-    case SplitBehavior::kContiguous: {
-      bool prev_match = false;
-      for (const auto& p : parts) {
-        if (p.is_match == prev_match && !grouped.empty()) {
-          grouped.back().e = p.e;
-        } else {
-          grouped.push_back(p);
-        }
-        prev_match = p.is_match;
-      }
-      break;
-    }
+  if (step.add_prefix_space && (text.empty() || text[0] != ' ')) text.insert(text.begin(), ' ');
+  if (!step.regex) {
+    if (!text.empty()) out.push_back(std::move(piece));
+    return;
   }
-  for (const auto& g : grouped)
-    if (g.e > g.b) out.push_back(text.substr(g.b, g.e - g.b));
-}
-
-void PreTokenizer::split(std::string_view text, std::vector<std::string>& out) const {
-  std::vector<std::string> cur, next;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t n = valid_utf8_prefix(text.substr(i));
+  // The regex runs on each valid UTF-8 run; invalid runs become opaque pieces.
+  std::string_view v(text);
+  for (size_t i = 0; i < v.size();) {
+    size_t n = valid_utf8_prefix(v.substr(i));
     if (n == 0) {
-      n = invalid_utf8_run(text.substr(i));
-      out.emplace_back(text.substr(i, n));
-      i += n;
-      continue;
+      n = invalid_utf8_run(v.substr(i));
+      out.push_back({text.substr(i, n), piece.at_start && i == 0, true});
+    } else {
+      matches.clear();
+      step.regex->find_all(v.substr(i, n), matches);
+      group_parts(n, matches, step.behavior, step.invert, groups);
+      emit(i);
     }
-    cur.assign(1, std::string(text.substr(i, n)));
-    for (const auto& step : steps_) {
-      next.clear();
-      for (const auto& piece : cur) apply(step, piece, next);
-      cur.swap(next);
-    }
-    for (auto& p : cur) out.push_back(std::move(p));
     i += n;
   }
+}
+
+void PreTokenizer::split(std::string_view text, std::vector<std::string>& out, bool at_start) const {
+  thread_local std::vector<Piece> cur, next;
+  cur.clear();
+  cur.push_back({std::string(text), at_start, false});
+  for (const auto& step : steps_) {
+    next.clear();
+    for (auto& piece : cur) apply(step, piece, next);
+    cur.swap(next);
+  }
+  for (auto& p : cur)
+    if (!p.text.empty()) out.push_back(std::move(p.text));
 }
 
 }  // namespace reef
