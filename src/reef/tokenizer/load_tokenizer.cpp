@@ -74,7 +74,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_or_file) {
         return std::make_unique<SentencePieceTokenizer>(join_path(dir, "tokenizer.model"));
     }
     if (!path_exists(file))
-      usage_error("tokenizer: '{}' has no tokenizer.json (supported: Hugging Face byte-level BPE "
+      usage_error("tokenizer: '{}' has no tokenizer.json (supported: Hugging Face BPE "
                   "tokenizer.json, tokenizer.model (SentencePiece), tiktoken rank files, Reef byte tokenizer)",
                   dir);
   }

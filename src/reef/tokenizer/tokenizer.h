@@ -49,8 +49,9 @@ class ByteTokenizer : public Tokenizer {
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name);
 
 // Loads a tokenizer from a model folder or a file: a folder's tokenizer_config.json with
-// "reef_tokenizer": "byte" gives the ByteTokenizer; otherwise tokenizer.json (byte-level BPE,
-// see hf_tokenizer.h) with tokenizer_config.json beside it when present; a `.tiktoken` rank file
+// "reef_tokenizer": "byte" gives the ByteTokenizer; otherwise tokenizer.json (byte-level or
+// byte-fallback BPE, see hf_tokenizer.h) with tokenizer_config.json beside it when present; a
+// `.tiktoken` rank file
 // (cl100k_base spec, or o200k_base when its name says so), a SentencePiece `.model`, or a folder
 // holding one of these (tokenizer.json is preferred).
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_or_file);
