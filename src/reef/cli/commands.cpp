@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   add_generate(app, runs);
   add_config(app, runs);
   add_data(app, runs);
+  add_tokenizer(app, runs);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

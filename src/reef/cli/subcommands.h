@@ -15,5 +15,6 @@ void add_pretrain(CLI::App& app, Runs& runs);
 void add_generate(CLI::App& app, Runs& runs);
 void add_config(CLI::App& app, Runs& runs);
 void add_data(CLI::App& app, Runs& runs);
+void add_tokenizer(CLI::App& app, Runs& runs);
 
 }  // namespace reef::cli
