@@ -3,6 +3,7 @@
 #include "reef/tokenizer/bpe_model.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <queue>
 
@@ -10,6 +11,11 @@
 #include "reef/tokenizer/normalizer.h"
 
 namespace reef {
+
+uint64_t BpeModel::InstanceId::next() {
+  static std::atomic<uint64_t> counter{1};
+  return counter.fetch_add(1);
+}
 
 void BpeModel::add_token(const std::string& bytes, int32_t id) {
   if (!byte_ids_init_) {
@@ -75,22 +81,36 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
       return;
     }
   }
-  std::string key(word);
-  if (key.size() <= kCacheMaxWord) {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
+  if (word.size() > kCacheMaxWord) {
+    merge_word(word, out);
+    return;
+  }
+  // This thread's cache for this model; a thread keeps the caches of its last few models.
+  struct ThreadCache {
+    uint64_t owner;
+    std::unordered_map<std::string, std::vector<int32_t>> map;
+  };
+  thread_local std::vector<ThreadCache> caches;
+  ThreadCache* cache = nullptr;
+  for (auto& c : caches)
+    if (c.owner == instance_id_.value) cache = &c;
+  if (!cache) {
+    if (caches.size() >= 4) caches.erase(caches.begin());
+    caches.push_back({instance_id_.value, {}});
+    cache = &caches.back();
+  }
+  thread_local std::string key;
+  key.assign(word.data(), word.size());
+  auto it = cache->map.find(key);
+  if (it != cache->map.end()) {
+    out.insert(out.end(), it->second.begin(), it->second.end());
+    return;
   }
   std::vector<int32_t> ids;
   merge_word(word, ids);
   out.insert(out.end(), ids.begin(), ids.end());
-  if (key.size() > kCacheMaxWord) return;
-  std::lock_guard<std::mutex> lock(cache_mu_);
-  if (cache_.size() >= kCacheLimit) cache_.clear();
-  cache_.emplace(std::move(key), std::move(ids));
+  if (cache->map.size() >= kCacheLimit) cache->map.clear();
+  cache->map.emplace(key, std::move(ids));
 }
 
 void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& ids) const {

@@ -6,7 +6,7 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -59,10 +59,22 @@ class BpeModel {
   bool fuse_unk_ = false;
   std::vector<int32_t> fallback_ids_;  // char level with byte fallback: "<0xXX>" ids, -1 if none
 
-  static constexpr size_t kCacheLimit = 1 << 17;
-  static constexpr size_t kCacheMaxWord = 256;  // longer words (whole documents) are not cached
-  mutable std::mutex cache_mu_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  // The word cache is per thread (thread_local, keyed by this model's instance id): threads
+  // encoding at once (data prepare's workers) share no cache memory and take no locks.
+  static constexpr size_t kCacheLimit = 1 << 17;  // words per thread and model
+  static constexpr size_t kCacheMaxWord = 256;    // longer words (whole documents) are not cached
+  // A fresh id for every model, copies included (a copy may be changed afterwards).
+  struct InstanceId {
+    uint64_t value = next();
+    InstanceId() = default;
+    InstanceId(const InstanceId&) : value(next()) {}
+    InstanceId& operator=(const InstanceId&) {
+      value = next();
+      return *this;
+    }
+    static uint64_t next();
+  };
+  InstanceId instance_id_;
 };
 
 // Concatenates the bytes of each id (special ids skipped unless keep_special). An id outside
