@@ -20,6 +20,11 @@ run: build main-job
 
 main-job:
 	$(BUILD)/bin/reef data fortunes --output data/fortunes
+	$(BUILD)/bin/reef tokenizer train --input data/fortunes/train.jsonl --vocab-size 2048 --output data/fortunes/tokenizer
+	$(BUILD)/bin/reef data prepare --input data/fortunes/train.jsonl --tokenizer data/fortunes/tokenizer \
+	  --output data/fortunes/train --append-eod
+	$(BUILD)/bin/reef data prepare --input data/fortunes/valid.jsonl --tokenizer data/fortunes/tokenizer \
+	  --output data/fortunes/valid --append-eod
 	$(BUILD)/bin/reef pretrain --config recipes/fortunes-llama.yaml --overwrite run.dir=$(RUN_DIR)
 	$(BUILD)/bin/reef generate --checkpoint $(RUN_DIR) --temperature 0.8 --top-k 40 --max-new-tokens 160 \
 	  --num-samples 2 --prompt "The meaning of life is" --prompt "A computer"

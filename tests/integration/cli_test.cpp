@@ -83,6 +83,54 @@ TEST(Cli, FortunesPretrainGenerate) {
   EXPECT_NE(r.output.find("--resume"), std::string::npos) << r.output;
 }
 
+// The main job's pipeline as `make run` runs it, at a small scale: corpus, a BPE trained on it,
+// indexed datasets prepared with it, recipes/fortunes-llama.yaml on those, and generation that
+// decodes through the trained tokenizer saved in the checkpoint.
+TEST(Cli, MainJobPipelineTrainedTokenizerAndIndexedData) {
+  testing::ScratchDir dir;
+  std::string data = dir / "data";
+  auto r = run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data,
+                     "--valid-fraction", "0.1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_reef({"tokenizer", "train", "--input", data + "/train.jsonl", "--vocab-size", "400", "--output",
+                data + "/tokenizer"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* split : {"train", "valid"}) {
+    r = run_reef({"data", "prepare", "--input", data + "/" + split + ".jsonl", "--tokenizer", data + "/tokenizer",
+                  "--output", data + "/" + split, "--append-eod"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  r = run_reef({"pretrain", "--config", "recipes/fortunes-llama.yaml", "run.dir=" + dir / "run",
+                "data.blend=[" + data + "/train]", "data.valid_blend=[" + data + "/valid]",
+                "data.tokenizer=" + data + "/tokenizer", "model.hidden_size=64", "model.n_layers=2",
+                "data.seq_len=32", "train.micro_batch_size=4", "train.max_steps=40", "train.eval_every=20",
+                "train.eval_batches=2", "checkpoint.every=20", "optim.lr=3e-3", "optim.warmup_steps=5",
+                "run.threads=1", "logging.progress=off"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // model.vocab_size 0 took the trained tokenizer's size (at most 400: a tiny corpus may run
+  // out of pairs to merge first).
+  auto tok_json = nlohmann::json::parse(read_file(data + "/tokenizer/tokenizer.json"));
+  const size_t trained_vocab = tok_json["model"]["vocab"].size();
+  EXPECT_LE(trained_vocab, 400u);
+  EXPECT_GT(trained_vocab, 280u);  // merges were learned
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "run/checkpoints/step_40/config.json"))["vocab_size"],
+            trained_vocab);
+  // The checkpoint carries the trained tokenizer: the same file as the one trained.
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "run/checkpoints/step_40/tokenizer.json"))["model"]["merges"],
+            nlohmann::json::parse(read_file(data + "/tokenizer/tokenizer.json"))["model"]["merges"]);
+  double first_val = -1, last_val = -1;
+  std::istringstream in(read_file(dir / "run/metrics.jsonl"));
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("val_loss")) (first_val < 0 ? first_val : last_val) = j["val_loss"].get<double>();
+  }
+  EXPECT_LT(last_val, first_val - 0.5) << first_val << " -> " << last_val;
+  r = run_reef({"generate", "--checkpoint", dir / "run", "--prompt", "the cat", "--greedy",
+                "--max-new-tokens", "20", "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("the cat", 0), 0u) << r.output;
+}
+
 std::vector<double> step_losses(const std::string& metrics_path) {
   std::vector<double> out;
   std::istringstream in(read_file(metrics_path));

@@ -21,8 +21,14 @@ TEST(ConfigRecipes, EveryShippedRecipeLoadsValidatesAndHasAHeader) {
     SCOPED_TRACE(path);
     EXPECT_EQ(read_file(path).rfind("# ", 0), 0u) << "no comment header";
     ResolvedConfig rc = load_config(path, {});
-    EXPECT_EQ(rc.config.data.train_files, std::vector<std::string>{"data/fortunes/train.jsonl"});
-    EXPECT_EQ(rc.config.data.valid_files, std::vector<std::string>{"data/fortunes/valid.jsonl"});
+    // Every recipe runs on the embedded corpus: as documents, or as the datasets `make run`
+    // prepares from it.
+    if (rc.config.data.blend.empty()) {
+      EXPECT_EQ(rc.config.data.train_files, std::vector<std::string>{"data/fortunes/train.jsonl"});
+      EXPECT_EQ(rc.config.data.valid_files, std::vector<std::string>{"data/fortunes/valid.jsonl"});
+    } else {
+      EXPECT_EQ(rc.config.data.blend, std::vector<std::string>{"data/fortunes/train"});
+    }
     EXPECT_EQ(rc.config.run.dir.rfind("runs/", 0), 0u);
     // The written config reads back the same, as `reef` stores it in the run folder.
     EXPECT_TRUE(load_config_text(config_to_yaml(rc.config), "x", {}).config == rc.config);
@@ -46,11 +52,14 @@ TEST(ConfigRecipes, TinyRecipesAreSmallAndShort) {
 TEST(ConfigRecipes, FortunesLlamaIsTheSmallCpuJob) {
   ResolvedConfig rc = load_config(recipes_dir() + "/fortunes-llama.yaml", {});
   const Config& c = rc.config;
-  // The main job: a small Llama on the byte tokenizer that evaluates and checkpoints during the
-  // run and ends on an evaluation and a checkpoint.
+  // The main job: a small Llama on the BPE tokenizer and indexed datasets that `make run`
+  // prepares, which evaluates and checkpoints during the run and ends on both.
   EXPECT_EQ(c.model.arch, "llama");
   EXPECT_EQ(c.model.vocab_size, 0);  // the tokenizer's
-  EXPECT_EQ(c.data.tokenizer, "byte");
+  EXPECT_EQ(c.data.tokenizer, "data/fortunes/tokenizer");
+  EXPECT_EQ(c.data.blend, std::vector<std::string>{"data/fortunes/train"});
+  EXPECT_EQ(c.data.valid_blend, std::vector<std::string>{"data/fortunes/valid"});
+  EXPECT_TRUE(c.data.train_files.empty());
   EXPECT_LE(c.data.seq_len, c.model.max_seq_len);
   EXPECT_GT(c.train.eval_every, 0);
   EXPECT_EQ(c.train.max_steps % c.train.eval_every, 0);
@@ -62,8 +71,8 @@ TEST(ConfigRecipes, FortunesLlamaIsTheSmallCpuJob) {
             0u);
   // Overrides on top of the recipe, as its header shows.
   rc = load_config(recipes_dir() + "/fortunes-llama.yaml",
-                   {"train.max_steps=1000", "run.dir=runs/long"});
-  EXPECT_EQ(rc.config.train.max_steps, 1000);
+                   {"train.max_steps=2000", "run.dir=runs/long"});
+  EXPECT_EQ(rc.config.train.max_steps, 2000);
   EXPECT_EQ(rc.config.run.dir, "runs/long");
 }
 
