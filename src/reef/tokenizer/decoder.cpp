@@ -39,12 +39,6 @@ int byte_token(const std::string& t) {
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
-void replace_all(std::string& s, const std::string& from, const std::string& to) {
-  if (from.empty()) return;
-  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
-    s.replace(pos, from.size(), to);
-}
-
 }  // namespace
 
 bool unmap_byte_level(std::string_view token, std::string* bytes) {
@@ -82,16 +76,7 @@ void Decoder::add_steps(const nlohmann::json& spec, const std::string& file) {
     step.prepend = metaspace_prepend_scheme(spec, file) != "never";
   } else if (type == "Replace") {
     step.kind = Kind::kReplace;
-    const auto& pat = spec.at("pattern");
-    step.b = spec.at("content").get<std::string>();
-    if (pat.contains("String")) {
-      step.a = pat.at("String").get<std::string>();
-    } else if (pat.contains("Regex")) {
-      step.regex = std::make_shared<Regex>(pat.at("Regex").get<std::string>(),
-                                           file + ": Replace decoder");
-    } else {
-      fail("{}: Replace decoder pattern must be {{\"String\": ...}} or {{\"Regex\": ...}}", file);
-    }
+    parse_replace_spec(spec, file + ": Replace decoder", &step.a, &step.regex, &step.b);
   } else if (type == "ByteFallback") {
     step.kind = Kind::kByteFallback;
   } else if (type == "Fuse") {
@@ -121,26 +106,11 @@ void Decoder::apply(const Step& step, std::vector<std::string>& tokens) {
     case Kind::kMetaspace: {
       // Every replacement character in the first token is dropped when a prefix was prepended.
       for (size_t i = 0; i < tokens.size(); ++i)
-        replace_all(tokens[i], step.a, i == 0 && step.prepend ? "" : " ");
+        apply_replace(tokens[i], step.a, nullptr, i == 0 && step.prepend ? "" : " ");
       break;
     }
     case Kind::kReplace:
-      for (auto& t : tokens) {
-        if (!step.regex) {
-          replace_all(t, step.a, step.b);
-          continue;
-        }
-        std::vector<std::pair<size_t, size_t>> m;
-        if (valid_utf8_prefix(t) != t.size()) continue;  // HF tokens are always valid text
-        step.regex->find_all(t, m);
-        std::string out;
-        size_t prev = 0;
-        for (auto [b, e] : m) {
-          out.append(t, prev, b - prev).append(step.b);
-          prev = e;
-        }
-        t = out.append(t, prev, std::string::npos);
-      }
+      for (auto& t : tokens) apply_replace(t, step.a, step.regex.get(), step.b);
       break;
     case Kind::kByteFallback: {
       // Runs of <0xXX> tokens become one token of their bytes (HF: U+FFFD per byte when the run

@@ -14,31 +14,6 @@
 
 namespace reef {
 
-size_t utf8_char_len(std::string_view s, size_t i) {
-  auto u = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  unsigned char c = u(0);
-  if (c < 0x80) return 1;
-  size_t n;
-  uint32_t min;
-  if ((c & 0xE0) == 0xC0) {
-    n = 2, min = 0x80;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3, min = 0x800;
-  } else if ((c & 0xF8) == 0xF0) {
-    n = 4, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (s.size() - i < n) return 0;
-  uint32_t cp = c & (0x7F >> n);
-  for (size_t k = 1; k < n; ++k) {
-    if ((u(k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (u(k) & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
-}
-
 uint32_t next_code_point(std::string_view s, size_t& i) {
   size_t n = utf8_char_len(s, i);
   if (n == 0) {
@@ -170,7 +145,17 @@ void strip(std::string& text, bool left, bool right) {
   text = std::string(v.substr(begin, end - begin));
 }
 
-void replace_literal(std::string& text, const std::string& from, const std::string& to) {
+const icu::Normalizer2* icu_instance(const std::string& type, const std::string& file) {
+  UErrorCode st = U_ZERO_ERROR;
+  const icu::Normalizer2* n = type == "NFC"    ? icu::Normalizer2::getNFCInstance(st)
+                              : type == "NFD"  ? icu::Normalizer2::getNFDInstance(st)
+                              : type == "NFKC" ? icu::Normalizer2::getNFKCInstance(st)
+                                               : icu::Normalizer2::getNFKDInstance(st);
+  if (U_FAILURE(st) || !n) fail("{}: ICU has no {} normalizer: {}", file, type, u_errorName(st));
+  return n;
+}
+
+void replace_literal_all(std::string& text, const std::string& from, const std::string& to) {
   if (from.empty() || text.find(from) == std::string::npos) return;
   std::string out;
   out.reserve(text.size());
@@ -207,17 +192,26 @@ void replace_regex(std::string& text, const Regex& re, const std::string& to) {
   text.swap(out);
 }
 
-const icu::Normalizer2* icu_instance(const std::string& type, const std::string& file) {
-  UErrorCode st = U_ZERO_ERROR;
-  const icu::Normalizer2* n = type == "NFC"    ? icu::Normalizer2::getNFCInstance(st)
-                              : type == "NFD"  ? icu::Normalizer2::getNFDInstance(st)
-                              : type == "NFKC" ? icu::Normalizer2::getNFKCInstance(st)
-                                               : icu::Normalizer2::getNFKDInstance(st);
-  if (U_FAILURE(st) || !n) fail("{}: ICU has no {} normalizer: {}", file, type, u_errorName(st));
-  return n;
+}  // namespace
+
+void parse_replace_spec(const nlohmann::json& spec, const std::string& what, std::string* from,
+                        std::shared_ptr<Regex>* regex, std::string* to) {
+  const auto& pat = spec.at("pattern");
+  *to = spec.at("content").get<std::string>();
+  if (pat.contains("String")) {
+    *from = pat.at("String").get<std::string>();
+  } else if (pat.contains("Regex")) {
+    *regex = std::make_shared<Regex>(pat.at("Regex").get<std::string>(), what);
+  } else {
+    fail("{}: the pattern must be {{\"String\": ...}} or {{\"Regex\": ...}}", what);
+  }
 }
 
-}  // namespace
+void apply_replace(std::string& text, const std::string& from, const Regex* regex,
+                   const std::string& to) {
+  if (regex) replace_regex(text, *regex, to);
+  else replace_literal_all(text, from, to);
+}
 
 Normalizer::Normalizer(const nlohmann::json& spec, const std::string& file) {
   if (!spec.is_null()) add_steps(spec, file);
@@ -247,16 +241,7 @@ void Normalizer::add_steps(const nlohmann::json& spec, const std::string& file) 
     step.a = spec.at("prepend").get<std::string>();
   } else if (type == "Replace") {
     step.kind = Kind::kReplace;
-    const auto& pat = spec.at("pattern");
-    step.b = spec.at("content").get<std::string>();
-    if (pat.contains("String")) {
-      step.a = pat.at("String").get<std::string>();
-    } else if (pat.contains("Regex")) {
-      step.regex = std::make_shared<Regex>(pat.at("Regex").get<std::string>(),
-                                           file + ": Replace normalizer");
-    } else {
-      fail("{}: Replace normalizer pattern must be {{\"String\": ...}} or {{\"Regex\": ...}}", file);
-    }
+    parse_replace_spec(spec, file + ": Replace normalizer", &step.a, &step.regex, &step.b);
   } else {
     fail("{}: normalizer type '{}' is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, "
          "StripAccents, Strip, Prepend, Replace, Sequence)",
@@ -283,11 +268,7 @@ void Normalizer::apply(const Step& step, std::string& text) {
       if (!text.empty()) text.insert(0, step.a);
       break;
     case Kind::kReplace:
-      if (step.regex) {
-        replace_regex(text, *step.regex, step.b);
-      } else {
-        replace_literal(text, step.a, step.b);
-      }
+      apply_replace(text, step.a, step.regex.get(), step.b);
       break;
   }
 }

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "reef/tokenizer/regex.h"  // utf8_char_len
+
 namespace reef {
 
 class Regex;
@@ -19,8 +21,15 @@ class Regex;
 // Code point returned by next_code_point for a byte that starts no valid UTF-8 character.
 constexpr uint32_t kInvalidCodePoint = 0xFFFFFFFF;
 
-// Length of the valid UTF-8 character at s[i], or 0 when none starts there.
-size_t utf8_char_len(std::string_view s, size_t i);
+// A Replace step of a normalizer or decoder: spec {"pattern": {"String": s} or {"Regex": r},
+// "content": c}. Sets *from (String) or *regex (Regex), and *to; `what` names the step in errors.
+void parse_replace_spec(const nlohmann::json& spec, const std::string& what, std::string* from,
+                        std::shared_ptr<Regex>* regex, std::string* to);
+// Replaces every match of `regex` (within valid UTF-8 runs; invalid bytes are kept as they are),
+// or, without a regex, every occurrence of `from`, left to right, by `to`.
+void apply_replace(std::string& text, const std::string& from, const Regex* regex,
+                   const std::string& to);
+
 // The code point at s[i], advancing i past it; an invalid byte gives kInvalidCodePoint and
 // advances one byte.
 uint32_t next_code_point(std::string_view s, size_t& i);

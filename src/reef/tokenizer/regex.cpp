@@ -105,10 +105,8 @@ void Regex::find_all(std::string_view text,
   }
 }
 
-namespace {
-// Length of the valid UTF-8 sequence at the start of s, or 0 when it is not one.
-size_t utf8_seq(std::string_view s) {
-  auto u = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+size_t utf8_char_len(std::string_view s, size_t i) {
+  auto u = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
   unsigned char c = u(0);
   if (c < 0x80) return 1;
   size_t n;
@@ -122,21 +120,20 @@ size_t utf8_seq(std::string_view s) {
   } else {
     return 0;
   }
-  if (s.size() < n) return 0;
+  if (s.size() - i < n) return 0;
   uint32_t cp = c & (0x7F >> n);
-  for (size_t i = 1; i < n; ++i) {
-    if ((u(i) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (u(i) & 0x3F);
+  for (size_t k = 1; k < n; ++k) {
+    if ((u(k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (u(k) & 0x3F);
   }
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return n;
 }
-}  // namespace
 
 size_t valid_utf8_prefix(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
-    size_t n = utf8_seq(s.substr(i));
+    size_t n = utf8_char_len(s, i);
     if (n == 0) break;
     i += n;
   }
@@ -145,7 +142,7 @@ size_t valid_utf8_prefix(std::string_view s) {
 
 size_t invalid_utf8_run(std::string_view s) {
   size_t i = 1;
-  while (i < s.size() && utf8_seq(s.substr(i)) == 0) ++i;
+  while (i < s.size() && utf8_char_len(s, i) == 0) ++i;
   return i;
 }
 

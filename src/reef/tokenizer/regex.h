@@ -34,6 +34,8 @@ class Regex {
 
 // Length of the longest prefix of `s` that is valid UTF-8.
 size_t valid_utf8_prefix(std::string_view s);
+// Length of the valid UTF-8 character at s[i] (i < s.size()), or 0 when none starts there.
+size_t utf8_char_len(std::string_view s, size_t i);
 // Length of the invalid run at the start of `s` before valid UTF-8 resumes (at least 1).
 size_t invalid_utf8_run(std::string_view s);
 
