@@ -2,6 +2,7 @@
 #include "testing/testing.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <zlib.h>
 #include <zstd.h>
 #include <sys/wait.h>
@@ -11,6 +12,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/hash.h"
 
 namespace reef::testing {
 
@@ -44,6 +46,36 @@ std::string zstd_bytes(const std::string& data) {
   const size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), 3);
   if (ZSTD_isError(n)) fail("ZSTD_compress failed");
   out.resize(n);
+  return out;
+}
+
+std::string cached_python_output(const std::string& script, const std::vector<std::string>& args) {
+  std::string key = read_file(script);
+  for (const auto& a : args) key += '\0' + a;
+  const std::string bin = reef_bin();  // <build>/bin/reef
+  const std::string build = bin.substr(0, bin.rfind('/', bin.rfind('/') - 1));
+  const std::string root = build + "/test-cache";
+  make_dirs(root);
+  const std::string name = script.substr(script.rfind('/') + 1) + "-" + hex64(xxh64(key));
+  const std::string out = root + "/" + name;
+  const int lock = ::open((out + ".lock").c_str(), O_CREAT | O_RDWR, 0644);
+  if (lock < 0 || ::flock(lock, LOCK_EX) != 0) fail("cannot lock {}.lock", out);
+  if (!path_exists(out)) {
+    const std::string tmp = out + ".tmp";
+    if (path_exists(tmp)) remove_all(tmp);
+    make_dirs(tmp);
+    std::vector<std::string> argv = {script};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back(tmp);
+    ProcResult r = run_python(argv);
+    if (r.exit_code != 0) {
+      remove_all(tmp);
+      ::close(lock);
+      fail("{} failed ({}):\n{}", script, r.exit_code, r.output);
+    }
+    rename_path(tmp, out);
+  }
+  ::close(lock);
   return out;
 }
 

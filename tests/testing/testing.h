@@ -44,6 +44,13 @@ int wait_process(int pid);
 // Polls whether a spawned process has exited without blocking; sets *exit_code when it has.
 bool try_wait_process(int pid, int* exit_code);
 
+// Runs the venv Python script `script` (a path under the source tree) with `args` followed by an
+// output folder, once per build: the folder is kept under <build>/test-cache, keyed by the
+// script's content and the args, and later calls (other test processes under ctest) reuse it.
+// Concurrent callers wait on a lock instead of running it twice. Returns the folder; a failing
+// script is a test failure (fail() with its output) and leaves no cache entry.
+std::string cached_python_output(const std::string& script, const std::vector<std::string>& args);
+
 std::string source_dir();
 std::string reef_bin();
 std::string python_bin();

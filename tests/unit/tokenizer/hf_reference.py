@@ -2,7 +2,7 @@
 # seeded multilingual corpus, the ids and decodings HF produces, for Reef's hf_tokenizer_test:
 # byte-level BPE (GPT-2, Llama 3, Qwen2 with NFC), normalizer mixes, and Llama-2-style
 # byte-fallback tokenizer.json files converted by transformers from a SentencePiece model
-# trained here. Usage: hf_reference.py OUT_DIR N_DOCS
+# trained here. Usage: hf_reference.py N_DOCS OUT_DIR
 import importlib
 import json
 import os
@@ -361,7 +361,7 @@ def gemma_style(doc):
 
 
 def main():
-    out, n_docs = sys.argv[1], int(sys.argv[2])
+    n_docs, out = int(sys.argv[1]), sys.argv[2]
     rng = random.Random(1234)
     docs = [make_doc(rng) for _ in range(n_docs)]
     train_texts = [make_doc(random.Random(i)) for i in range(2000)]

@@ -85,17 +85,12 @@ std::string utf8_lossy(const std::string& s) {
 
 class HfReference : public ::testing::Test {
  protected:
+  // The reference files are built once per build (ctest runs each test in its own process).
   static void SetUpTestSuite() {
-    dir_ = new testing::ScratchDir();
-    auto r = testing::run_python({testing::source_dir() + "/tests/unit/tokenizer/hf_reference.py",
-                                  dir_->path(), std::to_string(kDocs)});
-    ASSERT_EQ(r.exit_code, 0) << r.output;
+    dir_ = testing::cached_python_output(testing::source_dir() + "/tests/unit/tokenizer/hf_reference.py",
+                                         {std::to_string(kDocs)});
   }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
-  static std::string dir(const std::string& name) { return *dir_ / name; }
+  static std::string dir(const std::string& name) { return dir_ + "/" + name; }
 
   static std::unique_ptr<HfTokenizer> load(const std::string& name) {
     auto tok = load_tokenizer(dir(name));
@@ -140,9 +135,9 @@ class HfReference : public ::testing::Test {
     EXPECT_EQ(bad, 0) << name << ": " << bad << " of " << n << " documents differ";
     return n;
   }
-  static testing::ScratchDir* dir_;
+  static std::string dir_;
 };
-testing::ScratchDir* HfReference::dir_ = nullptr;
+std::string HfReference::dir_;
 
 TEST_F(HfReference, Gpt2StyleMatchesTokenizers) { EXPECT_EQ(compare_all("gpt2"), kDocs); }
 
