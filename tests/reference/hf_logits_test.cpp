@@ -2,7 +2,10 @@
 // (tests/reference/hf_make_tiny.py builds them): config.json -> model_config_from_hf, weights from
 // model.safetensors, float32 logits equal within 1e-5 (full pass and KV-cached decoding). Then
 // the other direction: the folders Reef writes (hf_config_json + named_parameters) load in
-// transformers with no missing or unexpected weights and give the same logits.
+// transformers with no missing or unexpected weights and give the same logits. Then the same
+// models saved by transformers sharded (max_shard_size="20KB") and in bf16/fp16, loaded with
+// Reef's load_model_folder into float32 (reference: transformers in float32 on the upcast
+// weights), and Reef's own sharded folders (save_model_folder with small shards) in transformers.
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -10,7 +13,9 @@
 #include <sstream>
 
 #include "reef/base/files.h"
+#include "reef/checkpoint/model_io.h"
 #include "reef/checkpoint/safetensors.h"
+#include "reef/checkpoint/sharded.h"
 #include "reef/models/causal_lm.h"
 #include "reef/models/hf_config.h"
 #include "testing/testing.h"
@@ -31,6 +36,10 @@ class HfLogits : public ::testing::Test {
     for (std::string line; std::getline(in, line);) {
       if (!line.empty()) cases_.push_back(line);
     }
+    std::istringstream vin(read_file(*dir_ / "variants.txt"));
+    for (std::string line; std::getline(vin, line);) {
+      if (!line.empty()) variants_.push_back(line);
+    }
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -38,10 +47,12 @@ class HfLogits : public ::testing::Test {
   }
   static testing::ScratchDir* dir_;
   static std::vector<std::string> cases_;
+  static std::vector<std::string> variants_;  // <case>_{sharded,bf16,fp16,bf16_sharded,...}
 };
 
 testing::ScratchDir* HfLogits::dir_ = nullptr;
 std::vector<std::string> HfLogits::cases_;
+std::vector<std::string> HfLogits::variants_;
 
 // Builds the model from <folder>/config.json and copies every tensor of model.safetensors in,
 // requiring an exact one-to-one match of names and shapes.
@@ -85,8 +96,8 @@ TEST_F(HfLogits, EveryArchitectureMatchesTransformers) {
     auto logits = model(ids);
     ASSERT_EQ(logits.sizes(), expected.sizes());
     const double diff = max_diff(logits, expected);
-    std::cout << name << ": max |logits - transformers| = " << diff
-              << " (logit scale " << expected.abs().max().item<double>() << ")\n";
+    std::cout << name << ": max |logits - transformers| = " << diff << " (logit scale "
+              << expected.abs().max().item<double>() << ")\n";
     EXPECT_LE(diff, kTolerance);
 
     // Prefill 5 tokens, then decode one at a time.
@@ -113,6 +124,64 @@ TEST_F(HfLogits, FoldersReefWritesLoadInTransformers) {
   }
   auto r = testing::run_python(
       {testing::source_dir() + "/tests/reference/hf_make_tiny.py", "verify", out, dir_->path()});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::cout << r.output;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+TEST_F(HfLogits, ShardedAndHalfPrecisionFoldersLoad) {
+  ASSERT_EQ(variants_.size(), cases_.size() * 5);
+  int sharded = 0, half = 0;
+  for (const auto& name : variants_) {
+    SCOPED_TRACE(name);
+    const std::string folder = *dir_ / name;
+    const bool is_sharded = ends_with(name, "sharded");
+    ASSERT_EQ(path_exists(folder + "/" + kWeightsIndexFile), is_sharded);
+    ASSERT_NE(path_exists(folder + "/" + kWeightsFile), is_sharded);
+    if (is_sharded) {
+      std::set<std::string> shards;
+      for (const auto& [t, f] : read_weight_index(folder + "/" + kWeightsIndexFile).weight_map)
+        shards.insert(f);
+      EXPECT_GE(shards.size(), 2u);
+      ++sharded;
+    }
+    // The files really hold the dtype the variant is named for.
+    const auto want = name.find("bf16") != std::string::npos   ? torch::kBFloat16
+                      : name.find("fp16") != std::string::npos ? torch::kHalf
+                                                               : torch::kFloat;
+    WeightFiles files = WeightFiles::open(folder);
+    for (const auto& t : files.names()) ASSERT_EQ(files.file_of(t).dtype(t), want) << t;
+    CausalLM model = load_model_folder(folder, torch::kCPU);
+    model->eval();
+    for (const auto& p : model->parameters()) ASSERT_EQ(p.scalar_type(), torch::kFloat);
+    auto ref = load_safetensors(folder + "/reference.safetensors");
+    torch::NoGradGuard no_grad;
+    auto logits = model(ref.at("input_ids"));
+    ASSERT_EQ(logits.sizes(), ref.at("logits").sizes());
+    const double diff = max_diff(logits, ref.at("logits"));
+    std::cout << name << ": max |logits - transformers| = " << diff << "\n";
+    EXPECT_LE(diff, kTolerance);
+    if (want != torch::kFloat) ++half;
+  }
+  EXPECT_EQ(sharded, static_cast<int>(cases_.size()) * 3);
+  EXPECT_EQ(half, static_cast<int>(cases_.size()) * 4);
+}
+
+TEST_F(HfLogits, ShardedFoldersReefWritesLoadInTransformers) {
+  ASSERT_FALSE(cases_.empty());
+  const std::string out = *dir_ / "reef_sharded";
+  for (const auto& name : cases_) {
+    CausalLM model = load_model_folder(*dir_ / name, torch::kCPU);
+    make_dirs(out + "/" + name);
+    save_model_folder(out + "/" + name, model, nullptr, /*max_shard_bytes=*/8 * 1024);
+    EXPECT_TRUE(path_exists(out + "/" + name + "/" + kWeightsIndexFile)) << name;
+  }
+  auto r = testing::run_python({testing::source_dir() + "/tests/reference/hf_make_tiny.py",
+                                "verify-sharded", out, dir_->path()});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   std::cout << r.output;
 }

@@ -5,14 +5,26 @@
       qwen2, qwen3, gpt2 tied and untied) writes OUT_DIR/<case>/ with save_pretrained
       (config.json + model.safetensors) and OUT_DIR/<case>/reference.safetensors holding fixed
       int64 `input_ids` [2, 12] and the float32 `logits` [2, 12, V] transformers computes.
-      OUT_DIR/cases.txt lists the case names, one per line.
+      OUT_DIR/cases.txt lists the case names, one per line. Each case is also saved as variants
+      OUT_DIR/<case>_<variant>/ (VARIANTS below): sharded with max_shard_size="20KB" (several
+      model-0000K-of-0000N.safetensors + model.safetensors.index.json), and in bf16 and fp16,
+      whole or sharded. A half-precision variant's reference.safetensors holds the logits of
+      transformers run in float32 on the half weights upcast, i.e. on exactly the values a
+      float32 reader gets from the files. OUT_DIR/variants.txt lists the variant folder names.
 
   hf_make_tiny.py verify REEF_DIR OUT_DIR
       For each case in OUT_DIR/cases.txt, loads REEF_DIR/<case> (a model folder Reef wrote) with
       AutoModelForCausalLM, requires that no weight is missing or unexpected, and compares its
       logits on the case's reference input_ids with the reference logits. Prints one line per
       case; exit status 1 when any is off by more than 1e-5 or fails to load.
+
+  hf_make_tiny.py verify-sharded REEF_DIR OUT_DIR
+      The same, and also requires every REEF_DIR/<case> to be sharded: an index whose weight_map
+      names more than one shard, its metadata.total_size equal to the tensors' bytes.
 """
+import copy
+import json
+import os
 import sys
 
 import torch
@@ -64,8 +76,48 @@ def randomize(model):
                 p.normal_(0.0, 0.15)
 
 
+# variant suffix -> (dtype the weights are saved in, max_shard_size or None for one file)
+VARIANTS = {
+    "sharded": (torch.float32, "20KB"),
+    "bf16": (torch.bfloat16, None),
+    "fp16": (torch.float16, None),
+    "bf16_sharded": (torch.bfloat16, "20KB"),
+    "fp16_sharded": (torch.float16, "20KB"),
+}
+
+
+def save_variants(model, name, ids, out_dir):
+    folders = []
+    for suffix, (dtype, shard_size) in VARIANTS.items():
+        folder = f"{out_dir}/{name}_{suffix}"
+        saved = copy.deepcopy(model).to(dtype)
+        kwargs = {"max_shard_size": shard_size} if shard_size else {}
+        saved.save_pretrained(folder, **kwargs)
+        has_index = os.path.exists(f"{folder}/model.safetensors.index.json")
+        if has_index != bool(shard_size):
+            raise RuntimeError(f"{folder}: expected sharded={bool(shard_size)}, got {has_index}")
+        if has_index:
+            with open(f"{folder}/model.safetensors.index.json") as f:
+                shards = set(json.load(f)["weight_map"].values())
+            if len(shards) < 2:
+                raise RuntimeError(f"{folder}: only {len(shards)} shard")
+        # Like with like: float32 on the very values the half-precision files hold. The weights
+        # are copied into a float32 model rather than upcasting `saved`, whose buffers (RoPE
+        # inv_freq) were rounded by .to(dtype) too; Reef computes those in float32.
+        upcast = copy.deepcopy(model).eval()
+        with torch.no_grad():
+            for p, q in zip(upcast.parameters(), saved.parameters(), strict=True):
+                p.copy_(q.float())
+        with torch.no_grad():
+            logits = upcast(input_ids=ids).logits.float().contiguous()
+        save_file({"input_ids": ids, "logits": logits}, f"{folder}/reference.safetensors")
+        folders.append(f"{name}_{suffix}")
+    return folders
+
+
 def make(out_dir):
     names = []
+    variants = []
     for i, (name, config) in enumerate(cases().items()):
         torch.manual_seed(100 + i)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -78,8 +130,11 @@ def make(out_dir):
             logits = model(input_ids=ids).logits.float().contiguous()
         save_file({"input_ids": ids, "logits": logits}, f"{folder}/reference.safetensors")
         names.append(name)
+        variants += save_variants(model, name, ids, out_dir)
     with open(f"{out_dir}/cases.txt", "w") as f:
         f.write("\n".join(names) + "\n")
+    with open(f"{out_dir}/variants.txt", "w") as f:
+        f.write("\n".join(variants) + "\n")
     print(f"wrote {len(names)} cases with transformers {transformers.__version__}")
 
 
@@ -100,12 +155,32 @@ def verify_one(model_dir, reference_file):
     return 0 if diff <= TOL else 1
 
 
-def verify(reef_dir, out_dir):
+def check_sharded(model_dir):
+    with open(f"{model_dir}/model.safetensors.index.json") as f:
+        index = json.load(f)
+    shards = sorted(set(index["weight_map"].values()))
+    if len(shards) < 2 or os.path.exists(f"{model_dir}/model.safetensors"):
+        raise RuntimeError(f"not sharded: {shards}")
+    total = 0
+    for shard in shards:
+        tensors = load_file(f"{model_dir}/{shard}")
+        for k, t in tensors.items():
+            if index["weight_map"].get(k) != shard:
+                raise RuntimeError(f"{shard} holds {k}, which the index puts elsewhere")
+            total += t.numel() * t.element_size()
+    if index["metadata"]["total_size"] != total:
+        raise RuntimeError(f"total_size {index['metadata']['total_size']} != {total}")
+    print(f"{model_dir}: {len(shards)} shards, {total} bytes")
+
+
+def verify(reef_dir, out_dir, sharded=False):
     with open(f"{out_dir}/cases.txt") as f:
         names = [line.strip() for line in f if line.strip()]
     failures = 0
     for name in names:
         try:
+            if sharded:
+                check_sharded(f"{reef_dir}/{name}")
             failures += verify_one(f"{reef_dir}/{name}", f"{out_dir}/{name}/reference.safetensors")
         except Exception as e:  # report every case, not just the first
             print(f"{reef_dir}/{name}: {type(e).__name__}: {e}")
@@ -118,5 +193,7 @@ if __name__ == "__main__":
         make(sys.argv[2])
     elif len(sys.argv) == 4 and sys.argv[1] == "verify":
         sys.exit(verify(sys.argv[2], sys.argv[3]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "verify-sharded":
+        sys.exit(verify(sys.argv[2], sys.argv[3], sharded=True))
     else:
         sys.exit(__doc__)

@@ -1,13 +1,15 @@
 // Implementation of checkpoint/model_io.h.
 #include "reef/checkpoint/model_io.h"
 
-#include <nlohmann/json.hpp>
+#include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/checkpoint/safetensors.h"
+#include "reef/checkpoint/sharded.h"
 #include "reef/models/hf_config.h"
 
 namespace reef {
@@ -19,8 +21,9 @@ std::vector<std::pair<std::string, torch::Tensor>> model_tensors(CausalLM& model
   return out;
 }
 
-void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer* tokenizer) {
-  save_safetensors(join_path(dir, "model.safetensors"), model_tensors(model), {{"format", "pt"}});
+void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer* tokenizer,
+                       uint64_t max_shard_bytes) {
+  save_weights(dir, model_tensors(model), max_shard_bytes, {{"format", "pt"}});
   nlohmann::json cfg = hf_config_json(model->config());
   nlohmann::json gen = {{"_from_model_config", true}};
   if (tokenizer) {
@@ -34,24 +37,46 @@ void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer*
   write_file_atomic(join_path(dir, "generation_config.json"), gen.dump(2));
 }
 
+namespace {
+
+bool loadable_dtype(torch::ScalarType t) {
+  return t == torch::kFloat || t == torch::kHalf || t == torch::kBFloat16 || t == torch::kDouble;
+}
+
+}  // namespace
+
 void load_model_weights(CausalLM& model, const std::string& path) {
-  std::string file = is_directory(path) ? join_path(path, "model.safetensors") : path;
-  if (!path_exists(file)) fail("no model weights at {}", file);
-  auto tensors = load_safetensors(file);
-  std::set<std::string> used;
-  torch::NoGradGuard ng;
-  for (auto& item : model->named_parameters(true)) {
-    auto it = tensors.find(item.key());
-    if (it == tensors.end()) fail("{}: missing tensor '{}'", file, item.key());
-    auto& p = item.value();
-    if (!it->second.sizes().equals(p.sizes()))
-      fail("{}: tensor '{}' has shape {} but the model expects {}", file, item.key(),
-           c10::str(it->second.sizes()), c10::str(p.sizes()));
-    p.copy_(it->second);
-    used.insert(item.key());
+  WeightFiles files = WeightFiles::open(path);
+  const std::string& source = files.source();
+  auto where = [&](const std::string& name) {
+    return files.sharded() ? fmt::format("{} (shard {})", source, files.file_of(name).path())
+                           : source;
+  };
+  // Check everything before the first parameter is touched, so a bad folder changes nothing.
+  auto params = model->named_parameters(true);
+  std::set<std::string> wanted;
+  for (const auto& item : params) {
+    const std::string& name = item.key();
+    wanted.insert(name);
+    if (!files.contains(name)) fail("{}: missing tensor '{}'", source, name);
+    const auto& e = files.file_of(name).entry(name);
+    const auto& p = item.value();
+    if (!c10::IntArrayRef(e.shape).equals(p.sizes()))
+      fail("{}: tensor '{}' has shape {} but the model expects {}", where(name), name,
+           c10::str(c10::IntArrayRef(e.shape)), c10::str(p.sizes()));
+    if (!loadable_dtype(e.dtype))
+      fail("{}: tensor '{}' has dtype {}; model weights load from F32, F16, BF16 or F64",
+           where(name), name, safetensors_dtype_name(e.dtype));
+    if (!torch::isFloatingType(p.scalar_type()))
+      fail("{}: parameter '{}' has dtype {}, not a floating type", source, name,
+           c10::toString(p.scalar_type()));
   }
-  for (const auto& [name, t] : tensors)
-    if (!used.count(name)) fail("{}: tensor '{}' is not a parameter of this model", file, name);
+  for (const auto& name : files.names())
+    if (!wanted.count(name))
+      fail("{}: tensor '{}' is not a parameter of this model", where(name), name);
+  // One tensor at a time: a view into the mapped file, converted by copy_ into the parameter.
+  torch::NoGradGuard ng;
+  for (auto& item : params) item.value().copy_(files.tensor(item.key()));
 }
 
 CausalLM load_model_folder(const std::string& dir, const torch::Device& device) {

@@ -1,10 +1,13 @@
-// A model as a Hugging Face folder: model.safetensors (HF parameter names), config.json,
-// generation_config.json and the tokenizer files, written and read strictly (every tensor in
-// the file is used, every parameter filled, shapes checked).
+// A model as a Hugging Face folder: model.safetensors or model-0000K-of-0000N.safetensors shards
+// with model.safetensors.index.json (HF parameter names), config.json, generation_config.json and
+// the tokenizer files, written and read strictly (every tensor in the files is used, every
+// parameter filled, shapes checked). F32, F16, BF16 and F64 weights load into parameters of any
+// floating dtype, converted tensor by tensor from the files' memory maps.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,11 +20,15 @@ namespace reef {
 // The tensors a checkpoint holds: the model's named parameters (HF names), detached.
 std::vector<std::pair<std::string, torch::Tensor>> model_tensors(CausalLM& model);
 
-// Writes model.safetensors, config.json, generation_config.json and (if given) the tokenizer
-// files into the existing directory `dir`.
-void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer* tokenizer);
+// Writes the weights, config.json, generation_config.json and (if given) the tokenizer files into
+// the existing directory `dir`. max_shard_bytes = 0 writes one model.safetensors; otherwise
+// shards of at most that many bytes (a larger tensor gets its own) in parameter order, plus the
+// index (see checkpoint/sharded.h). Weights are written in the parameters' dtype.
+void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer* tokenizer,
+                       uint64_t max_shard_bytes = 0);
 
-// Loads `<dir>/model.safetensors` (or a .safetensors path) into `model`, strictly.
+// Loads the weights of folder `path` (model.safetensors, else the sharded index), or of a
+// .safetensors or .index.json path, into `model`, strictly; errors name the file and tensor.
 void load_model_weights(CausalLM& model, const std::string& path);
 
 // Builds the model described by `<dir>/config.json` and loads its weights.
