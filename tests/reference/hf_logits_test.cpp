@@ -27,30 +27,26 @@ constexpr double kTolerance = 1e-5;
 
 class HfLogits : public ::testing::Test {
  protected:
+  // The transformers-made folders are built once per build and shared read-only by the tests
+  // (ctest runs each in its own process); what a test writes goes to its own ScratchDir.
   static void SetUpTestSuite() {
-    dir_ = new testing::ScratchDir();
-    auto r = testing::run_python(
-        {testing::source_dir() + "/tests/reference/hf_make_tiny.py", "make", dir_->path()});
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    std::istringstream in(read_file(*dir_ / "cases.txt"));
+    dir_ = testing::cached_python_output(testing::source_dir() + "/tests/reference/hf_make_tiny.py",
+                                         {"make"});
+    std::istringstream in(read_file(dir_ + "/cases.txt"));
     for (std::string line; std::getline(in, line);) {
       if (!line.empty()) cases_.push_back(line);
     }
-    std::istringstream vin(read_file(*dir_ / "variants.txt"));
+    std::istringstream vin(read_file(dir_ + "/variants.txt"));
     for (std::string line; std::getline(vin, line);) {
       if (!line.empty()) variants_.push_back(line);
     }
   }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
-  static testing::ScratchDir* dir_;
+  static std::string dir_;
   static std::vector<std::string> cases_;
   static std::vector<std::string> variants_;  // <case>_{sharded,bf16,fp16,bf16_sharded,...}
 };
 
-testing::ScratchDir* HfLogits::dir_ = nullptr;
+std::string HfLogits::dir_;
 std::vector<std::string> HfLogits::cases_;
 std::vector<std::string> HfLogits::variants_;
 
@@ -86,7 +82,7 @@ TEST_F(HfLogits, EveryArchitectureMatchesTransformers) {
   ASSERT_EQ(cases_.size(), 9u);
   for (const auto& name : cases_) {
     SCOPED_TRACE(name);
-    const std::string folder = *dir_ / name;
+    const std::string folder = dir_ + "/" + name;
     auto model = load_hf_folder(folder);
     model->eval();
     auto ref = load_safetensors(folder + "/reference.safetensors");
@@ -111,9 +107,10 @@ TEST_F(HfLogits, EveryArchitectureMatchesTransformers) {
 
 TEST_F(HfLogits, FoldersReefWritesLoadInTransformers) {
   ASSERT_FALSE(cases_.empty());
-  const std::string out = *dir_ / "reef";
+  testing::ScratchDir scratch;
+  const std::string out = scratch / "reef";
   for (const auto& name : cases_) {
-    const std::string folder = *dir_ / name;
+    const std::string folder = dir_ + "/" + name;
     auto model = load_hf_folder(folder);
     make_dirs(out + "/" + name);
     write_file_atomic(out + "/" + name + "/config.json", hf_config_json(model->config()).dump(2));
@@ -123,7 +120,7 @@ TEST_F(HfLogits, FoldersReefWritesLoadInTransformers) {
     save_safetensors(out + "/" + name + "/model.safetensors", tensors, {{"format", "pt"}});
   }
   auto r = testing::run_python(
-      {testing::source_dir() + "/tests/reference/hf_make_tiny.py", "verify", out, dir_->path()});
+      {testing::source_dir() + "/tests/reference/hf_make_tiny.py", "verify", out, dir_});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   std::cout << r.output;
 }
@@ -138,7 +135,7 @@ TEST_F(HfLogits, ShardedAndHalfPrecisionFoldersLoad) {
   int sharded = 0, half = 0;
   for (const auto& name : variants_) {
     SCOPED_TRACE(name);
-    const std::string folder = *dir_ / name;
+    const std::string folder = dir_ + "/" + name;
     const bool is_sharded = ends_with(name, "sharded");
     ASSERT_EQ(path_exists(folder + "/" + kWeightsIndexFile), is_sharded);
     ASSERT_NE(path_exists(folder + "/" + kWeightsFile), is_sharded);
@@ -173,15 +170,16 @@ TEST_F(HfLogits, ShardedAndHalfPrecisionFoldersLoad) {
 
 TEST_F(HfLogits, ShardedFoldersReefWritesLoadInTransformers) {
   ASSERT_FALSE(cases_.empty());
-  const std::string out = *dir_ / "reef_sharded";
+  testing::ScratchDir scratch;
+  const std::string out = scratch / "reef_sharded";
   for (const auto& name : cases_) {
-    CausalLM model = load_model_folder(*dir_ / name, torch::kCPU);
+    CausalLM model = load_model_folder(dir_ + "/" + name, torch::kCPU);
     make_dirs(out + "/" + name);
     save_model_folder(out + "/" + name, model, nullptr, /*max_shard_bytes=*/8 * 1024);
     EXPECT_TRUE(path_exists(out + "/" + name + "/" + kWeightsIndexFile)) << name;
   }
   auto r = testing::run_python({testing::source_dir() + "/tests/reference/hf_make_tiny.py",
-                                "verify-sharded", out, dir_->path()});
+                                "verify-sharded", out, dir_});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   std::cout << r.output;
 }
