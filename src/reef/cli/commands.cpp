@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add_config(app, runs);
   add_data(app, runs);
   add_tokenizer(app, runs);
+  add_export(app, runs);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
