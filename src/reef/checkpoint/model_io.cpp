@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 
 #include "reef/base/error.h"
@@ -52,13 +53,25 @@ void load_model_weights(CausalLM& model, const std::string& path) {
     return files.sharded() ? fmt::format("{} (shard {})", source, files.file_of(name).path())
                            : source;
   };
+  // Which file tensor fills each parameter: the model layer maps the Hub's spellings (e.g. GPT-2
+  // without "transformer.") and names the buffers to skip; everything else must match exactly.
+  std::map<std::string, std::string> tensor_of;  // parameter name -> tensor name in the files
+  for (const auto& name : files.names()) {
+    std::string param = hf_parameter_name(model->config(), name);
+    if (param.empty()) continue;
+    auto [it, fresh] = tensor_of.emplace(param, name);
+    if (!fresh)
+      fail("{}: tensors '{}' and '{}' both hold parameter '{}'", source, it->second, name, param);
+  }
   // Check everything before the first parameter is touched, so a bad folder changes nothing.
   auto params = model->named_parameters(true);
   std::set<std::string> wanted;
   for (const auto& item : params) {
-    const std::string& name = item.key();
-    wanted.insert(name);
-    if (!files.contains(name)) fail("{}: missing tensor '{}'", source, name);
+    const std::string& param = item.key();
+    wanted.insert(param);
+    auto found = tensor_of.find(param);
+    if (found == tensor_of.end()) fail("{}: missing tensor '{}'", source, param);
+    const std::string& name = found->second;
     const auto& e = files.file_of(name).entry(name);
     const auto& p = item.value();
     if (!c10::IntArrayRef(e.shape).equals(p.sizes()))
@@ -68,15 +81,15 @@ void load_model_weights(CausalLM& model, const std::string& path) {
       fail("{}: tensor '{}' has dtype {}; model weights load from F32, F16, BF16 or F64",
            where(name), name, safetensors_dtype_name(e.dtype));
     if (!torch::isFloatingType(p.scalar_type()))
-      fail("{}: parameter '{}' has dtype {}, not a floating type", source, name,
+      fail("{}: parameter '{}' has dtype {}, not a floating type", source, param,
            c10::toString(p.scalar_type()));
   }
-  for (const auto& name : files.names())
-    if (!wanted.count(name))
+  for (const auto& [param, name] : tensor_of)
+    if (!wanted.count(param))
       fail("{}: tensor '{}' is not a parameter of this model", where(name), name);
   // One tensor at a time: a view into the mapped file, converted by copy_ into the parameter.
   torch::NoGradGuard ng;
-  for (auto& item : params) item.value().copy_(files.tensor(item.key()));
+  for (auto& item : params) item.value().copy_(files.tensor(tensor_of.at(item.key())));
 }
 
 CausalLM load_model_folder(const std::string& dir, const torch::Device& device) {

@@ -1,4 +1,5 @@
-// `reef generate --checkpoint DIR --prompt TEXT [sampling options]`.
+// `reef generate --model DIR --prompt TEXT [sampling options]`: DIR is a model folder (Reef
+// checkpoint or Hugging Face folder with its tokenizer) or a run folder (newest checkpoint).
 #include <iostream>
 
 #include "reef/base/error.h"
@@ -18,7 +19,7 @@ struct GenerateArgs {
   std::string checkpoint;
   std::vector<std::string> prompts;
   SamplingParams p;
-  bool greedy = false, no_cache = false;
+  bool greedy = false, no_cache = false, print_ids = false;
   std::string device = "cpu";
   int64_t threads = 0;
   int64_t num_samples = 1;
@@ -26,10 +27,10 @@ struct GenerateArgs {
 
 // A model folder, or a run folder whose newest checkpoint is taken.
 std::string resolve_model_dir(const std::string& path) {
-  if (!path_exists(path)) usage_error("--checkpoint: no such folder: {}", path);
+  if (!path_exists(path)) usage_error("--model: no such folder: {}", path);
   if (path_exists(join_path(path, "config.json"))) return path;
   if (auto c = latest_checkpoint(path)) return *c;
-  usage_error("--checkpoint: {} is neither a model folder (config.json) nor a run folder with checkpoints/",
+  usage_error("--model: {} is neither a model folder (config.json) nor a run folder with checkpoints/",
               path);
 }
 
@@ -38,7 +39,7 @@ std::string resolve_model_dir(const std::string& path) {
 void add_generate(CLI::App& app, Runs& runs) {
   auto* cmd = app.add_subcommand("generate", "generate text from a checkpoint");
   auto a = std::make_shared<GenerateArgs>();
-  cmd->add_option("--checkpoint,--model,-m", a->checkpoint, "model folder, or run folder (newest checkpoint)")->required();
+  cmd->add_option("--model,--checkpoint,-m", a->checkpoint, "model folder (Reef or Hugging Face), or run folder (newest checkpoint)")->required();
   cmd->add_option("--prompt,-p", a->prompts, "prompt text (repeat for several)")->required();
   cmd->add_option("--max-new-tokens,-n", a->p.max_new_tokens, "tokens to generate at most")->capture_default_str();
   cmd->add_option("--temperature,-t", a->p.temperature, "sampling temperature; 0 = greedy")->capture_default_str();
@@ -48,6 +49,7 @@ void add_generate(CLI::App& app, Runs& runs) {
   cmd->add_option("--stop", a->p.stop, "stop string (repeatable)");
   cmd->add_option("--num-samples", a->num_samples, "samples per prompt (seeds seed, seed+1, ...)")->capture_default_str();
   cmd->add_flag("--greedy", a->greedy, "greedy decoding (same as --temperature 0)");
+  cmd->add_flag("--print-ids", a->print_ids, "print token ids (prompt, then generated) instead of text");
   cmd->add_flag("--no-cache", a->no_cache, "recompute the whole sequence every step (no KV cache)");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads; 0 = every core")->capture_default_str();
@@ -59,8 +61,8 @@ void add_generate(CLI::App& app, Runs& runs) {
       if (a->p.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1, got {}", a->p.max_new_tokens);
       configure_threads(a->threads);
       std::string dir = resolve_model_dir(a->checkpoint);
+      CausalLM model = load_model_folder(dir, torch::Device(a->device));  // config errors first
       auto tok = load_tokenizer(dir);
-      CausalLM model = load_model_folder(dir, torch::Device(a->device));
       SamplingParams p = a->p;
       if (a->greedy) p.temperature = 0;
       p.use_cache = !a->no_cache;
@@ -68,8 +70,17 @@ void add_generate(CLI::App& app, Runs& runs) {
         for (int64_t s = 0; s < a->num_samples; ++s) {
           SamplingParams ps = p;
           ps.seed = p.seed + static_cast<uint64_t>(s);
-          Generation g = generate(model, *tok, tok->encode(prompt), ps);
-          std::cout << prompt << g.text << "\n";
+          const std::vector<int32_t> ids = tok->encode(prompt);
+          Generation g = generate(model, *tok, ids, ps);
+          if (a->print_ids) {
+            std::string line;
+            for (auto id : ids) line += std::to_string(id) + " ";
+            for (auto id : g.tokens) line += std::to_string(id) + " ";
+            if (!line.empty()) line.pop_back();
+            std::cout << line << "\n";
+          } else {
+            std::cout << prompt << g.text << "\n";
+          }
           if (a->prompts.size() > 1 || a->num_samples > 1) std::cout << "----\n";
           std::cout.flush();
         }

@@ -1,4 +1,5 @@
-// `reef pretrain --config X [key=value ...] [--resume] [--overwrite]` and `reef config`.
+// `reef pretrain --config X [--model HF_DIR] [key=value ...] [--resume] [--overwrite]` and
+// `reef config`.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -29,12 +30,17 @@ void add_pretrain(CLI::App& app, Runs& runs) {
   auto* cmd = app.add_subcommand("pretrain", "pretrain a causal LM from a recipe");
   auto a = std::make_shared<ConfigArgs>();
   auto opts = std::make_shared<PretrainOptions>();
+  auto init_from = std::make_shared<std::string>();
   add_config_args(cmd, *a);
+  cmd->add_option("--model,-m", *init_from,
+                  "Hugging Face model folder to continue pretraining from (sets model.init_from)");
   cmd->add_flag("--resume", opts->resume, "continue from the newest checkpoint in run.dir");
   cmd->add_flag("--overwrite", opts->overwrite, "delete run.dir's checkpoints and metrics first");
-  cmd->callback([&runs, a, opts] {
-    runs.push_back([a, opts] {
-      ResolvedConfig rc = load_config(a->config, a->overrides);
+  cmd->callback([&runs, a, opts, init_from] {
+    runs.push_back([a, opts, init_from] {
+      auto overrides = a->overrides;
+      if (!init_from->empty()) overrides.push_back("model.init_from=" + *init_from);
+      ResolvedConfig rc = load_config(a->config, overrides);
       TrainResult r = run_pretrain(rc, *opts);
       log_info("done: steps {}..{}, val_loss {:.4f} -> {:.4f}, {:.0f} tokens/s, MFU {:.1f}%, checkpoint {}",
                r.start_step, r.end_step, r.initial_val_loss, r.final_val_loss, r.tokens_per_s,

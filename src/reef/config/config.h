@@ -27,6 +27,7 @@ struct RunConfig {
 
 struct ModelConfig {
   std::string preset = "";
+  std::string init_from = "";
   std::string arch = "llama";
   int64_t vocab_size = 0;
   int64_t hidden_size = 256;
@@ -53,6 +54,7 @@ struct ModelConfig {
   template <class V>
   void visit(V& v) {
     v("preset", preset, "named preset applied before the other keys (see `reef config presets`)");
+    v("init_from", init_from, "Hugging Face model folder (config.json + safetensors) to start from: its architecture, weights and (unless data.tokenizer is set) tokenizer; empty = random init");
     v("arch", arch, "architecture = HF model_type: llama, mistral, qwen2, qwen3 or gpt2");
     v("vocab_size", vocab_size, "vocabulary size; 0 takes the tokenizer's");
     v("hidden_size", hidden_size, "width of the residual stream");

@@ -198,7 +198,7 @@ void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {
   if (d.text_key.empty()) c.fail("data.text_key", "the JSONL field holding the text", "''");
   c.in_unit_interval("data.valid_fraction", d.valid_fraction);
   c.at_least<int64_t>("data.seq_len", d.seq_len, 1);
-  if (d.seq_len > m.max_seq_len) {
+  if (d.seq_len > m.max_seq_len && m.init_from.empty()) {  // with init_from: checked at start
     c.fail("data.seq_len",
            fmt::format("a value <= model.max_seq_len ({})",
                        c.ref("model.max_seq_len", std::to_string(m.max_seq_len))),

@@ -3,6 +3,8 @@
 // configs that ask for those).
 #include "reef/models/gpt2.h"
 
+#include <regex>
+
 #include "reef/base/error.h"
 #include "reef/nn/attention.h"
 
@@ -69,6 +71,14 @@ torch::Tensor GPT2ModelImpl::forward(const torch::Tensor& input_ids, KVCache* ca
     x = h->at<GPT2BlockImpl>(i).forward(x, cache, static_cast<int64_t>(i));
   }
   return ln_f(x);
+}
+
+std::string gpt2_parameter_name(const std::string& tensor_name) {
+  static const std::regex mask_buffer(R"((transformer\.)?h\.\d+\.attn\.(bias|masked_bias))");
+  static const std::regex unprefixed(R"((wte|wpe|ln_f|h\.\d+)\..+)");
+  if (std::regex_match(tensor_name, mask_buffer)) return "";
+  if (std::regex_match(tensor_name, unprefixed)) return "transformer." + tensor_name;
+  return tensor_name;
 }
 
 }  // namespace reef

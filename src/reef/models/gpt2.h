@@ -63,4 +63,12 @@ class GPT2ModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(GPT2Model);
 
+// The CausalLM parameter name that a tensor of a GPT-2 checkpoint fills, or "" for a tensor to
+// skip. Hub checkpoints (GPT2Model's state_dict, e.g. openai-community/gpt2) name tensors
+// without the "transformer." prefix ("h.0.attn.c_attn.weight", "wte.weight") and carry the
+// attention-mask buffers "h.N.attn.bias" and "h.N.attn.masked_bias": the prefix is added and
+// exactly those buffers (prefixed or not) are skipped. Any other name is returned unchanged,
+// so strict loading still rejects it.
+std::string gpt2_parameter_name(const std::string& tensor_name);
+
 }  // namespace reef

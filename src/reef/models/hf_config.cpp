@@ -124,6 +124,35 @@ void read_rope(const Reader& r, ModelConfig& c) {
   }
 }
 
+// The HF classes whose checkpoints load into CausalLM: each arch's *ForCausalLM (as written by
+// hf_config_json), and GPT2Model, whose keys the Hub's gpt2 checkpoints use.
+std::vector<std::string> loadable_architectures() {
+  std::vector<std::string> out;
+  for (const auto& a : supported_archs()) out.push_back(hf_architecture(a));
+  out.push_back("GPT2Model");
+  return out;
+}
+
+void check_architectures(const Reader& r, const std::string& type) {
+  if (!r.has("architectures")) return;
+  const json& list = r.at("architectures");
+  if (!list.is_array()) usage_error("{}: 'architectures' must be a list", r.where());
+  const auto ok = loadable_architectures();
+  std::string names;
+  for (const auto& n : ok) names += (names.empty() ? "" : ", ") + n;
+  for (const auto& a : list) {
+    if (!a.is_string()) usage_error("{}: 'architectures' must be a list of class names", r.where());
+    const std::string name = a.get<std::string>();
+    const bool gpt2_class = name == "GPT2LMHeadModel" || name == "GPT2Model";
+    const bool known = std::find(ok.begin(), ok.end(), name) != ok.end();
+    if (!known || (type == "gpt2") != gpt2_class ||
+        (type != "gpt2" && name != hf_architecture(type))) {
+      usage_error("{}: architecture '{}' (model_type '{}') is not supported; supported: {}",
+                  r.where(), name, type, names);
+    }
+  }
+}
+
 void check_activation(const Reader& r, const char* key, const std::string& act) {
   if (!is_supported_activation(act)) {
     usage_error("{}: {} '{}' is not supported; supported: {}", r.where(), key, act,
@@ -266,12 +295,18 @@ ModelConfig model_config_from_hf(const nlohmann::json& j, const std::string& whe
     usage_error("{}: model_type '{}' is not supported; supported: {}", where, type,
                 supported_archs_list());
   }
+  check_architectures(r, type);
   ModelConfig c = type == "gpt2" ? gpt2_from_hf(r) : llama_family_from_hf(r, type);
   try {
     return resolve_model_config(c);
   } catch (const Error& e) {
     usage_error("{}: {}", where, e.what());
   }
+}
+
+std::string hf_parameter_name(const ModelConfig& cfg, const std::string& tensor_name) {
+  if (cfg.arch == "gpt2") return gpt2_parameter_name(tensor_name);
+  return tensor_name;
 }
 
 }  // namespace reef

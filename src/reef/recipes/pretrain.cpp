@@ -6,6 +6,7 @@
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/log.h"
+#include "reef/checkpoint/model_io.h"
 #include "reef/data/blend.h"
 #include "reef/data/documents.h"
 #include "reef/models/causal_lm.h"
@@ -113,7 +114,60 @@ TrainingData indexed_data(const ResolvedConfig& rc) {
   return td;
 }
 
+bool is_default(const ResolvedConfig& rc, const std::string& key) {
+  auto it = rc.origin.find(key);
+  return it == rc.origin.end() || it->second == "default";
+}
+
+// The same field of another ModelConfig (fields are found by their offset in the struct).
+template <class T>
+T& same_field(ModelConfig& dst, const ModelConfig& src, const T& field_of_src) {
+  auto offset = reinterpret_cast<const char*>(&field_of_src) - reinterpret_cast<const char*>(&src);
+  return *reinterpret_cast<T*>(reinterpret_cast<char*>(&dst) + offset);
+}
+
 }  // namespace
+
+ModelConfig model_config_from_folder(const ResolvedConfig& rc, const std::string& dir) {
+  const std::string path = join_path(dir, "config.json");
+  if (!path_exists(path))
+    usage_error("model.init_from ({}): not a Hugging Face model folder (no config.json): {}",
+                rc.origin.count("model.init_from") ? rc.origin.at("model.init_from") : "default",
+                dir);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::parse_error& e) {
+    usage_error("{}: malformed JSON: {}", path, e.what());
+  }
+  const ModelConfig folder = model_config_from_hf(j, path);
+  const nlohmann::json folder_json = hf_config_json(folder);
+  ModelConfig want = rc.config.model;
+  // A key the config sets explicitly agrees when putting it into the folder's config changes
+  // nothing HF would see (so "auto" values that resolve to the folder's agree too).
+  auto check = [&](const char* name, auto& value, const char*) {
+    const std::string key = std::string("model.") + name;
+    if (key == "model.init_from" || key == "model.preset" || is_default(rc, key)) return;
+    ModelConfig trial = folder;
+    same_field(trial, want, value) = value;
+    bool agree = false;
+    try {
+      agree = hf_config_json(trial) == folder_json;
+    } catch (const Error&) {
+    }
+    if (!agree) {
+      ModelConfig f = folder;
+      usage_error("{}={} ({}) conflicts with the model folder {}, which has {}={}; leave {} unset "
+                  "to take the folder's architecture",
+                  key, value, rc.origin.at(key), dir, key, same_field(f, want, value), key);
+    }
+  };
+  want.visit(check);
+  ModelConfig out = folder;
+  out.init_from = rc.config.model.init_from;
+  out.preset = rc.config.model.preset;
+  return out;
+}
 
 TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opts) {
   ResolvedConfig rc = rc_in;
@@ -124,15 +178,6 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
   int threads = configure_threads(cfg.run.threads);
   log_info("reef pretrain: run.dir {} device {} threads {}", cfg.run.dir, cfg.run.device, threads);
 
-  // Data and tokenizer first: any problem with them is found before the run folder is touched.
-  auto tokenizer = make_tokenizer(cfg.data.tokenizer);
-  TrainingData data = cfg.data.blend.empty() ? documents_data(rc, *tokenizer) : indexed_data(rc);
-
-  if (cfg.model.vocab_size == 0) cfg.model.vocab_size = tokenizer->vocab_size();
-  if (cfg.model.vocab_size < tokenizer->vocab_size())
-    usage_error("model.vocab_size={} ({}) is smaller than the tokenizer's {}", cfg.model.vocab_size,
-                rc.origin["model.vocab_size"], tokenizer->vocab_size());
-
   std::optional<std::string> ckpt = latest_checkpoint(cfg.run.dir);
   if (opts.overwrite) {
     ckpt.reset();  // the old run is removed only once this one has passed every check
@@ -140,6 +185,41 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
     usage_error("run.dir {} already holds checkpoints (newest {}); pass --resume to continue it, "
                 "--overwrite to start over, or choose another run.dir", cfg.run.dir, *ckpt);
   }
+
+  // model.init_from: the architecture comes from the folder (from the run's own checkpoint when
+  // resuming, so the init folder's weights are never reread), its tokenizer is the default.
+  const bool from_folder = !cfg.model.init_from.empty();
+  if (from_folder) {
+    cfg.model = model_config_from_folder(rc, ckpt ? *ckpt : cfg.model.init_from);
+    if (is_default(rc, "data.tokenizer")) {
+      auto tok_dir = cfg.model.init_from;
+      for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"}) {
+        if (path_exists(join_path(tok_dir, f))) {
+          cfg.data.tokenizer = tok_dir;
+          rc.origin["data.tokenizer"] = "model.init_from";
+          break;
+        }
+      }
+    }
+    if (cfg.data.seq_len > cfg.model.max_seq_len)
+      usage_error("data.seq_len={} ({}) is longer than the max_seq_len {} of model folder {}",
+                  cfg.data.seq_len, rc.origin["data.seq_len"], cfg.model.max_seq_len,
+                  cfg.model.init_from);
+  }
+
+  // Data and tokenizer next: any problem with them is found before the run folder is touched.
+  auto tokenizer = make_tokenizer(cfg.data.tokenizer);
+  if (from_folder && tokenizer->vocab_size() > cfg.model.vocab_size)
+    usage_error("data.tokenizer={} ({}) has {} tokens but the model folder {} has vocab_size {}; "
+                "use the folder's tokenizer or one of at most that size",
+                cfg.data.tokenizer, rc.origin["data.tokenizer"], tokenizer->vocab_size(),
+                cfg.model.init_from, cfg.model.vocab_size);
+  TrainingData data = cfg.data.blend.empty() ? documents_data(rc, *tokenizer) : indexed_data(rc);
+
+  if (cfg.model.vocab_size == 0) cfg.model.vocab_size = tokenizer->vocab_size();
+  if (cfg.model.vocab_size < tokenizer->vocab_size())
+    usage_error("model.vocab_size={} ({}) is smaller than the tokenizer's {}", cfg.model.vocab_size,
+                rc.origin["model.vocab_size"], tokenizer->vocab_size());
 
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
   CausalLM model(cfg.model);
@@ -153,6 +233,10 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
         usage_error("--resume: the config's model differs from checkpoint {} in '{}' ({} vs {})",
                     *ckpt, k, v.dump(), saved.contains(k) ? saved[k].dump() : "absent");
     }
+  }
+  if (from_folder && !ckpt) {
+    load_model_weights(model, cfg.model.init_from);  // strict: every tensor, every parameter
+    log_info("model: weights from {}", cfg.model.init_from);
   }
   log_info("model: {} with {:.2f}M parameters ({:.2f}M without embeddings)", model->config().arch,
            count_parameters(model->config()) / 1e6, count_parameters(model->config(), false) / 1e6);

@@ -247,6 +247,31 @@ TEST(HfConfig, Errors) {
       "n_layer": 2, "n_head": 4, "scale_attn_by_inverse_layer_idx": true})"),
                {"scale_attn_by_inverse_layer_idx"});
   expect_error(json::array(), {"/models/x/config.json"});
+  j = llama31_like();
+  j["architectures"] = json::array({"LlamaForSequenceClassification"});
+  expect_error(j, {"/models/x/config.json", "LlamaForSequenceClassification", "LlamaForCausalLM",
+                   "GPT2LMHeadModel"});
+  j = llama31_like();
+  j["architectures"] = json::array({"GPT2LMHeadModel"});  // class of another model_type
+  expect_error(j, {"GPT2LMHeadModel", "'llama'"});
+}
+
+TEST(HfConfig, ParameterNamesOfHubCheckpoints) {
+  ModelConfig gpt2 = sample("gpt2");
+  gpt2.arch = "gpt2";
+  EXPECT_EQ(hf_parameter_name(gpt2, "h.0.attn.c_attn.weight"), "transformer.h.0.attn.c_attn.weight");
+  EXPECT_EQ(hf_parameter_name(gpt2, "wte.weight"), "transformer.wte.weight");
+  EXPECT_EQ(hf_parameter_name(gpt2, "ln_f.bias"), "transformer.ln_f.bias");
+  EXPECT_EQ(hf_parameter_name(gpt2, "transformer.wpe.weight"), "transformer.wpe.weight");
+  EXPECT_EQ(hf_parameter_name(gpt2, "lm_head.weight"), "lm_head.weight");
+  EXPECT_EQ(hf_parameter_name(gpt2, "h.11.attn.bias"), "");
+  EXPECT_EQ(hf_parameter_name(gpt2, "transformer.h.3.attn.masked_bias"), "");
+  EXPECT_EQ(hf_parameter_name(gpt2, "h.0.attn.c_attn.bias"), "transformer.h.0.attn.c_attn.bias");
+  EXPECT_EQ(hf_parameter_name(gpt2, "h.0.attn.other"), "transformer.h.0.attn.other");
+  EXPECT_EQ(hf_parameter_name(gpt2, "score.weight"), "score.weight");
+  ModelConfig llama = sample("llama");
+  EXPECT_EQ(hf_parameter_name(llama, "h.0.attn.bias"), "h.0.attn.bias");
+  EXPECT_EQ(hf_parameter_name(llama, "model.norm.weight"), "model.norm.weight");
 }
 
 }  // namespace
