@@ -52,6 +52,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the pages of a read-only file mapping that lie wholly inside [p, p+n) from this
+// process's memory (madvise DONTNEED); touching them again re-reads the file. Loading weights
+// calls it after each tensor is copied out, so peak RSS is the model, not model + file.
+void release_mapped_pages(const void* p, size_t n);
+
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
 void make_dirs(const std::string& path);

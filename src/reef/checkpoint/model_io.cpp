@@ -87,9 +87,19 @@ void load_model_weights(CausalLM& model, const std::string& path) {
   for (const auto& [param, name] : tensor_of)
     if (!wanted.count(param))
       fail("{}: tensor '{}' is not a parameter of this model", where(name), name);
-  // One tensor at a time: a view into the mapped file, converted by copy_ into the parameter.
+  // One tensor at a time: a view into the mapped file, converted by copy_ into the parameter,
+  // whose file pages are then dropped so that the mapping never adds a second copy to RSS.
   torch::NoGradGuard ng;
-  for (auto& item : params) item.value().copy_(files.tensor(tensor_of.at(item.key())));
+  for (auto& item : params) {
+    const std::string& name = tensor_of.at(item.key());
+    const SafetensorsFile& file = files.file_of(name);
+    torch::Tensor view = file.tensor(name);
+    item.value().copy_(view);
+    // Only a view into the mapping (tensor() copies unaligned data instead).
+    const auto* p = static_cast<const uint8_t*>(view.data_ptr());
+    if (p >= file.data() && p + view.nbytes() <= file.data() + file.data_size())
+      release_mapped_pages(p, view.nbytes());
+  }
 }
 
 CausalLM load_model_folder(const std::string& dir, const torch::Device& device) {

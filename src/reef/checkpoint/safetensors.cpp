@@ -325,7 +325,7 @@ namespace {
 bool check_checksum(const SafetensorsFile& f) {
   auto it = f.metadata().find(kSafetensorsChecksumKey);
   if (it == f.metadata().end()) return false;
-  std::string actual = hex64(xxh64(f.data(), f.data_size()));
+  std::string actual = hex64(xxh64_mapped(f.data(), f.data_size()));
   if (actual != it->second)
     fail("safetensors file {} is corrupted: the data's xxh64 is {} but the header records {}",
          f.path(), actual, it->second);
