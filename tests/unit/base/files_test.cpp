@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "reef/base/error.h"
 #include "reef/base/hash.h"
 #include "testing/testing.h"
@@ -46,6 +48,38 @@ TEST(Files, MissingFileErrorNamesPath) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/reef/x"), std::string::npos);
   }
+}
+
+// Resident pages of this process (/proc/self/statm, second field).
+long resident_pages() {
+  std::istringstream in(read_file("/proc/self/statm"));
+  long size = 0, resident = 0;
+  in >> size >> resident;
+  return resident;
+}
+
+TEST(Files, ReleasedMappedPagesLeaveRssAndReadBackUnchanged) {
+  testing::ScratchDir dir;
+  std::string data(64 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 2654435761u) >> 13);
+  write_file_atomic(dir / "big", data);
+  const uint64_t want = xxh64(data);
+  data.clear();
+  data.shrink_to_fit();
+  auto m = MappedFile::open(dir / "big");
+  const long before = resident_pages();
+  EXPECT_EQ(xxh64(m->data(), m->size()), want);  // touches every page
+  const long touched = resident_pages();
+  EXPECT_GT(touched - before, 12000);  // 64 MiB is 16384 pages of 4 KiB
+  release_mapped_pages(m->data(), m->size());
+  EXPECT_LT(resident_pages() - before, (touched - before) / 4);
+  // The content is the file's, read again on demand.
+  EXPECT_EQ(xxh64(m->data(), m->size()), want);
+  // The chunked, releasing hash is the same hash, and leaves little resident.
+  release_mapped_pages(m->data(), m->size());
+  const long base = resident_pages();
+  EXPECT_EQ(xxh64_mapped(m->data(), m->size()), want);
+  EXPECT_LT(resident_pages() - base, 8000);
 }
 
 TEST(Hash, Xxh64KnownValue) {
