@@ -56,12 +56,31 @@ void load_model_weights(CausalLM& model, const std::string& path) {
   // Which file tensor fills each parameter: the model layer maps the Hub's spellings (e.g. GPT-2
   // without "transformer.") and names the buffers to skip; everything else must match exactly.
   std::map<std::string, std::string> tensor_of;  // parameter name -> tensor name in the files
+  // A tied model whose files also hold lm_head.weight (transformers writes one when the tie was
+  // broken in memory): tying makes the head the embedding, so the copy is accepted only when
+  // it equals the embedding; a different head is an error, never silently dropped.
+  std::string tied_head;
+  const bool tied = model->config().tie_embeddings;
   for (const auto& name : files.names()) {
     std::string param = hf_parameter_name(model->config(), name);
     if (param.empty()) continue;
+    if (tied && param == "lm_head.weight") {
+      tied_head = name;
+      continue;
+    }
     auto [it, fresh] = tensor_of.emplace(param, name);
     if (!fresh)
       fail("{}: tensors '{}' and '{}' both hold parameter '{}'", source, it->second, name, param);
+  }
+  if (!tied_head.empty()) {
+    const std::string embed =
+        model->config().arch == "gpt2" ? "transformer.wte.weight" : "model.embed_tokens.weight";
+    auto e = tensor_of.find(embed);
+    if (e == tensor_of.end()) fail("{}: missing tensor '{}'", source, embed);
+    if (!torch::equal(files.tensor(tied_head), files.tensor(e->second)))
+      fail("{}: config.json ties the embeddings (tie_word_embeddings: true) but tensor '{}' differs "
+           "from '{}'; set tie_word_embeddings to false to load them as two matrices",
+           where(tied_head), tied_head, e->second);
   }
   // Check everything before the first parameter is touched, so a bad folder changes nothing.
   auto params = model->named_parameters(true);

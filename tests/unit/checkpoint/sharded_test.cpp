@@ -273,6 +273,32 @@ TEST(ModelFolder, HalfPrecisionFilesLoadIntoFp32Parameters) {
   }
 }
 
+TEST(ModelFolder, TiedModelAcceptsAHeadCopyOnlyWhenItEqualsTheEmbedding) {
+  ModelConfig cfg = tiny_model_config();
+  cfg.tie_embeddings = true;
+  torch::manual_seed(7);
+  CausalLM a(cfg);
+  auto tensors = model_tensors(a);
+  torch::Tensor embed;
+  for (const auto& [name, t] : tensors)
+    if (name == "model.embed_tokens.weight") embed = t;
+  ASSERT_TRUE(embed.defined());
+  testing::ScratchDir dir;
+  auto with_head = tensors;
+  with_head.emplace_back("lm_head.weight", embed.clone());
+  save_weights(dir.path(), with_head, 0);
+  torch::manual_seed(8);
+  CausalLM b(cfg);
+  load_model_weights(b, dir.path());
+  expect_same_params(a, b);
+  // A head that differs is refused, naming the tensor.
+  with_head.back().second = embed + 1;
+  save_weights(dir.path(), with_head, 0);
+  std::string e = error_of([&] { load_model_weights(b, dir.path()); });
+  EXPECT_HAS(e, "tensor 'lm_head.weight' differs from 'model.embed_tokens.weight'");
+  EXPECT_HAS(e, "tie_word_embeddings");
+}
+
 TEST(ModelFolder, StrictLoadNamesFileAndTensor) {
   testing::ScratchDir dir;
   CausalLM a = tiny_model(5);
