@@ -211,6 +211,13 @@ struct Config {
 struct ResolvedConfig {
   Config config;
   std::map<std::string, std::string> origin;  // dotted key -> source
+
+  // Where `key`'s value came from; "default" when nothing set it.
+  std::string from(const std::string& key) const {
+    auto it = origin.find(key);
+    return it == origin.end() ? "default" : it->second;
+  }
+  bool is_default(const std::string& key) const { return from(key) == "default"; }
 };
 
 // Loads `path` (may be empty: defaults only), applies model.preset, then the dotted

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <type_traits>
+
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/log.h"
@@ -69,11 +71,6 @@ TrainingData documents_data(const ResolvedConfig& rc, const Tokenizer& tokenizer
 TrainingData indexed_data(const ResolvedConfig& rc) {
   const Config& cfg = rc.config;
   const DataConfig& d = cfg.data;
-  const auto& origin = rc.origin;
-  auto where = [&](const char* key) {
-    auto it = origin.find(key);
-    return it == origin.end() ? std::string("default") : it->second;
-  };
   GptIndexOptions o;
   o.seq_len = d.seq_len;
   o.seed = static_cast<uint64_t>(cfg.run.seed);
@@ -85,7 +82,7 @@ TrainingData indexed_data(const ResolvedConfig& rc) {
   try {
     td.train = open_gpt_samples(d.blend, o);
   } catch (const Error& e) {
-    usage_error("data.blend ({}): {}", where("data.blend"), e.what());
+    usage_error("data.blend ({}): {}", rc.from("data.blend"), e.what());
   }
   const int64_t eval_samples = cfg.train.eval_batches * cfg.train.micro_batch_size;
   if (cfg.train.eval_every > 0) {
@@ -103,7 +100,7 @@ TrainingData indexed_data(const ResolvedConfig& rc) {
         td.valid = open_gpt_samples(d.blend, v);
       }
     } catch (const Error& e) {
-      usage_error("{} ({}): validation samples: {}", key, where(key), e.what());
+      usage_error("{} ({}): validation samples: {}", key, rc.from(key), e.what());
     }
   }
   td.spec = {{"blend", d.blend}, {"split", d.split}, {"seq_len", d.seq_len},
@@ -114,16 +111,13 @@ TrainingData indexed_data(const ResolvedConfig& rc) {
   return td;
 }
 
-bool is_default(const ResolvedConfig& rc, const std::string& key) {
-  auto it = rc.origin.find(key);
-  return it == rc.origin.end() || it->second == "default";
-}
-
-// The same field of another ModelConfig (fields are found by their offset in the struct).
-template <class T>
-T& same_field(ModelConfig& dst, const ModelConfig& src, const T& field_of_src) {
-  auto offset = reinterpret_cast<const char*>(&field_of_src) - reinterpret_cast<const char*>(&src);
-  return *reinterpret_cast<T*>(reinterpret_cast<char*>(&dst) + offset);
+// Calls f(field) on the field of `c` named `name` (as visit() names them).
+template <class F>
+void with_field(ModelConfig& c, const std::string& name, F&& f) {
+  auto visitor = [&](const char* n, auto& field, const char*) {
+    if (name == n) f(field);
+  };
+  c.visit(visitor);
 }
 
 }  // namespace
@@ -132,7 +126,7 @@ ModelConfig model_config_from_folder(const ResolvedConfig& rc, const std::string
   const std::string path = join_path(dir, "config.json");
   if (!path_exists(path))
     usage_error("model.init_from ({}): not a Hugging Face model folder (no config.json): {}",
-                rc.origin.count("model.init_from") ? rc.origin.at("model.init_from") : "default",
+                rc.from("model.init_from"),
                 dir);
   nlohmann::json j;
   try {
@@ -147,9 +141,12 @@ ModelConfig model_config_from_folder(const ResolvedConfig& rc, const std::string
   // nothing HF would see (so "auto" values that resolve to the folder's agree too).
   auto check = [&](const char* name, auto& value, const char*) {
     const std::string key = std::string("model.") + name;
-    if (key == "model.init_from" || key == "model.preset" || is_default(rc, key)) return;
+    if (key == "model.init_from" || key == "model.preset" || rc.is_default(key)) return;
     ModelConfig trial = folder;
-    same_field(trial, want, value) = value;
+    with_field(trial, name, [&](auto& field) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(field)>, std::decay_t<decltype(value)>>)
+        field = value;
+    });
     bool agree = false;
     try {
       agree = hf_config_json(trial) == folder_json;
@@ -157,9 +154,11 @@ ModelConfig model_config_from_folder(const ResolvedConfig& rc, const std::string
     }
     if (!agree) {
       ModelConfig f = folder;
+      std::string theirs;
+      with_field(f, name, [&](auto& field) { theirs = fmt::format("{}", field); });
       usage_error("{}={} ({}) conflicts with the model folder {}, which has {}={}; leave {} unset "
                   "to take the folder's architecture",
-                  key, value, rc.origin.at(key), dir, key, same_field(f, want, value), key);
+                  key, value, rc.from(key), dir, key, theirs, key);
     }
   };
   want.visit(check);
@@ -174,7 +173,7 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
   Config& cfg = rc.config;
   if (cfg.run.device.rfind("cuda", 0) == 0 && !torch::cuda::is_available())
     usage_error("run.device={} ({}): no CUDA device is available to this libtorch; use run.device=cpu",
-                cfg.run.device, rc.origin["run.device"]);
+                cfg.run.device, rc.from("run.device"));
   int threads = configure_threads(cfg.run.threads);
   log_info("reef pretrain: run.dir {} device {} threads {}", cfg.run.dir, cfg.run.device, threads);
 
@@ -191,7 +190,7 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
   const bool from_folder = !cfg.model.init_from.empty();
   if (from_folder) {
     cfg.model = model_config_from_folder(rc, ckpt ? *ckpt : cfg.model.init_from);
-    if (is_default(rc, "data.tokenizer")) {
+    if (rc.is_default("data.tokenizer")) {
       auto tok_dir = cfg.model.init_from;
       for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"}) {
         if (path_exists(join_path(tok_dir, f))) {
@@ -203,7 +202,7 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
     }
     if (cfg.data.seq_len > cfg.model.max_seq_len)
       usage_error("data.seq_len={} ({}) is longer than the max_seq_len {} of model folder {}",
-                  cfg.data.seq_len, rc.origin["data.seq_len"], cfg.model.max_seq_len,
+                  cfg.data.seq_len, rc.from("data.seq_len"), cfg.model.max_seq_len,
                   cfg.model.init_from);
   }
 
@@ -212,14 +211,14 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
   if (from_folder && tokenizer->vocab_size() > cfg.model.vocab_size)
     usage_error("data.tokenizer={} ({}) has {} tokens but the model folder {} has vocab_size {}; "
                 "use the folder's tokenizer or one of at most that size",
-                cfg.data.tokenizer, rc.origin["data.tokenizer"], tokenizer->vocab_size(),
+                cfg.data.tokenizer, rc.from("data.tokenizer"), tokenizer->vocab_size(),
                 cfg.model.init_from, cfg.model.vocab_size);
   TrainingData data = cfg.data.blend.empty() ? documents_data(rc, *tokenizer) : indexed_data(rc);
 
   if (cfg.model.vocab_size == 0) cfg.model.vocab_size = tokenizer->vocab_size();
   if (cfg.model.vocab_size < tokenizer->vocab_size())
     usage_error("model.vocab_size={} ({}) is smaller than the tokenizer's {}", cfg.model.vocab_size,
-                rc.origin["model.vocab_size"], tokenizer->vocab_size());
+                rc.from("model.vocab_size"), tokenizer->vocab_size());
 
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
   CausalLM model(cfg.model);
