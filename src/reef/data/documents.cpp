@@ -65,12 +65,16 @@ std::vector<std::string> read_jsonl_documents(const std::string& path, const std
 
 }  // namespace
 
+bool is_jsonl_path(const std::string& path) {
+  const std::string plain = strip_compression_suffix(path);
+  return ends_with(plain, ".jsonl") || ends_with(plain, ".json");
+}
+
 std::vector<std::string> read_documents(const std::string& path, const std::string& format,
                                         const std::string& text_key) {
   if (!path_exists(path)) usage_error("data file not found: {}", path);
   std::string fmt = format;
-  const std::string plain = strip_compression_suffix(path);
-  if (fmt == "auto") fmt = ends_with(plain, ".jsonl") || ends_with(plain, ".json") ? "jsonl" : "text";
+  if (fmt == "auto") fmt = is_jsonl_path(path) ? "jsonl" : "text";
   std::string content = read_file_decompressed(path);
   if (fmt == "jsonl") return read_jsonl_documents(path, content, text_key);
   if (fmt == "text") return read_text_documents(content);

@@ -14,6 +14,9 @@
 
 namespace reef {
 
+// Whether format "auto" reads `path` as JSONL: a .jsonl or .json name, also before .gz/.zst.
+bool is_jsonl_path(const std::string& path);
+
 // Reads documents from `path`. format: "auto" (by extension), "text" or "jsonl".
 // text: documents are separated by one or more blank lines. jsonl: one object per line whose
 // `text_key` field is a string. Bad input throws a usage error naming file:line.

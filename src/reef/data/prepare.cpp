@@ -19,21 +19,16 @@
 #include <mutex>
 #include <thread>
 
+#include "reef/base/compressed.h"
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/log.h"
-#include "reef/base/compressed.h"
 #include "reef/base/progress.h"
-#include "reef/base/strings.h"
+#include "reef/data/documents.h"
 #include "reef/tokenizer/regex.h"
 
 namespace reef {
 namespace {
-
-bool is_jsonl(const std::string& path) {
-  const std::string p = strip_compression_suffix(path);
-  return ends_with(p, ".jsonl") || ends_with(p, ".json");
-}
 
 bool is_blank(std::string_view s) { return s.find_first_not_of(" \t\r") == std::string_view::npos; }
 
@@ -292,7 +287,7 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
 
     int64_t files_before = 0;  // sizes of the input files already read
     for (const auto& path : opts.inputs) {
-      const bool jsonl = is_jsonl(path);
+      const bool jsonl = is_jsonl_path(path);
       LineReader reader(path);
       auto batch = fresh(path, jsonl);
       std::string line, doc;
