@@ -14,6 +14,7 @@
 
 #include "reef/base/files.h"
 #include "reef/tokenizer/bpe_trainer.h"
+#include "reef/tokenizer/decoder.h"
 #include "reef/tokenizer/tiktoken_tokenizer.h"
 #include "reef/tokenizer/tokenizer.h"
 
@@ -38,22 +39,6 @@ inline std::vector<std::string> training_corpus() {
 // Ranks in id order for the tokenizer's byte strings (ids are merge order after the 256 byte
 // symbols, which is what tiktoken's rank-ordered merging needs).
 inline void write_rank_file(const BpeVocab& v, const std::string& path) {
-  std::string unicode_of[256];
-  for (int b = 0; b < 256; ++b) unicode_of[b] = byte_to_unicode(static_cast<uint8_t>(b));
-  auto to_bytes = [&](const std::string& s, std::string* out) {
-    out->clear();
-    for (size_t i = 0; i < s.size();) {
-      bool found = false;
-      for (int b = 0; b < 256 && !found; ++b)
-        if (s.compare(i, unicode_of[b].size(), unicode_of[b]) == 0) {
-          out->push_back(static_cast<char>(b));
-          i += unicode_of[b].size();
-          found = true;
-        }
-      if (!found) return false;
-    }
-    return true;
-  };
   static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   auto b64 = [&](const std::string& s) {
     std::string o;
@@ -76,7 +61,7 @@ inline void write_rank_file(const BpeVocab& v, const std::string& path) {
   for (const auto& tok : v.tokens) {
     bool special = false;
     for (const auto& s : v.special_tokens) special |= s == tok;
-    if (special || !to_bytes(tok, &raw)) continue;
+    if (special || !unmap_byte_level(tok, &raw)) continue;
     text += b64(raw) + " " + std::to_string(rank++) + "\n";
   }
   write_file_atomic(path, text);
