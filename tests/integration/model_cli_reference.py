@@ -11,6 +11,13 @@ each with a byte-level BPE tokenizer trained by `tokenizers`, and what transform
       OUT_DIR/gpt2_hub/: the gpt2 case with the Hub's GPT2Model key names (no "transformer."
       prefix, h.N.attn.bias / h.N.attn.masked_bias buffers, no lm_head) and reference.safetensors
       holding input_ids [2, 10] and transformers' logits.
+
+  model_cli_reference.py check-convert SRC OUT DTYPE [OUT DTYPE ...]
+      Checks `reef convert` results: each OUT loads in transformers with no missing, unexpected or
+      mismatched keys, every weight equals SRC loaded by transformers in DTYPE bit for bit (the
+      rounding transformers itself does), config.json names DTYPE, the tokenizer files are
+      SRC's byte for byte, and the logits are equal. Prints "ok" and the number of weight
+      files of each OUT; exits non-zero with the difference otherwise.
 """
 import json
 import os
@@ -120,8 +127,34 @@ def make(out):
     print(f"wrote model_cli reference folders with transformers {transformers.__version__}")
 
 
+def check_convert(src, out, dtype_name):
+    dtype = getattr(torch, dtype_name)
+    ref = AutoModelForCausalLM.from_pretrained(src, dtype=dtype).eval()
+    got, info = AutoModelForCausalLM.from_pretrained(out, dtype=dtype, output_loading_info=True)
+    problems = {k: v for k, v in info.items() if v}
+    assert not problems, f"loading info: {problems}"
+    cfg = json.load(open(f"{out}/config.json"))
+    assert cfg.get("torch_dtype", cfg.get("dtype")) == dtype_name, cfg
+    ref_sd, got_sd = ref.state_dict(), got.eval().state_dict()
+    assert sorted(ref_sd) == sorted(got_sd), (sorted(ref_sd), sorted(got_sd))
+    for k, v in ref_sd.items():
+        assert got_sd[k].dtype == dtype, (k, got_sd[k].dtype)
+        assert torch.equal(got_sd[k], v), f"weight {k} differs"
+    for f in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        if os.path.exists(f"{src}/{f}"):
+            assert open(f"{src}/{f}", "rb").read() == open(f"{out}/{f}", "rb").read(), f
+    ids = torch.arange(1, 13).view(2, 6)
+    with torch.no_grad():
+        assert torch.equal(ref(input_ids=ids).logits, got(input_ids=ids).logits), "logits differ"
+    files = [f for f in os.listdir(out) if f.endswith(".safetensors")]
+    print(f"ok {len(files)}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "make":
         make(sys.argv[2])
+    elif len(sys.argv) >= 5 and len(sys.argv) % 2 == 1 and sys.argv[1] == "check-convert":
+        for i in range(3, len(sys.argv), 2):
+            check_convert(sys.argv[2], sys.argv[i], sys.argv[i + 1])
     else:
         sys.exit(__doc__)

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <sstream>
 
 #include "reef/base/error.h"
@@ -93,6 +94,99 @@ TEST_P(ModelCli, PretrainStartsFromFolderWeights) {
   r = run_reef(args);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(path_exists(tmp / "run/checkpoints/step_5/model.safetensors")) << r.output;
+}
+
+// `reef convert` to half precision, sharded: transformers loads the result cleanly and finds
+// exactly the weights it would get by casting the source itself.
+TEST_P(ModelCli, ConvertHalfShardedLoadsInTransformers) {
+  testing::ScratchDir tmp;
+  const std::string dir = reference_dir() + "/" + GetParam();
+  std::vector<std::string> check = {testing::source_dir() + "/tests/integration/model_cli_reference.py",
+                                     "check-convert", dir};
+  for (const std::string dtype : {"bfloat16", "float16"}) {
+    const std::string out = tmp / ("conv_" + dtype);
+    auto r = run_reef({"convert", "--model", dir, "--out", out, "--dtype", dtype,
+                       "--max-shard-size", "20KB"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(path_exists(out + "/model.safetensors.index.json")) << r.output;
+    EXPECT_FALSE(path_exists(out + "/model.safetensors")) << r.output;
+    check.push_back(out);
+    check.push_back(dtype);
+  }
+  auto checked = testing::run_python(check);
+  ASSERT_EQ(checked.exit_code, 0) << checked.output;
+  // Shards of 20 kB over ~100 kB of half-precision weights: several files each.
+  for (size_t at = 0, n = 0; n < 2; ++n) {
+    at = checked.output.find("ok ", at);
+    ASSERT_NE(at, std::string::npos) << checked.output;
+    at += 3;
+    EXPECT_GT(std::stoi(checked.output.substr(at)), 2) << checked.output;
+  }
+  // Back to float32 in one file ("auto" keeps the stored dtype): the bf16 values, widened.
+  const std::string back = tmp / "back";
+  auto r = run_reef({"convert", "--model", tmp / "conv_bfloat16", "--out", back, "--dtype", "auto"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto cfg = nlohmann::json::parse(read_file(back + "/config.json"));
+  EXPECT_EQ(cfg["torch_dtype"], "bfloat16") << "auto keeps the stored dtype";
+  r = run_reef({"convert", "--model", tmp / "conv_bfloat16", "--out", back, "--dtype", "fp32",
+                "--overwrite"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  cfg = nlohmann::json::parse(read_file(back + "/config.json"));
+  EXPECT_EQ(cfg["torch_dtype"], "float32");
+  EXPECT_TRUE(path_exists(back + "/model.safetensors"));
+  EXPECT_FALSE(path_exists(back + "/model.safetensors.index.json"));
+  CausalLM widened = load_model_folder(back, torch::kCPU);
+  CausalLM half = load_model_folder(tmp / "conv_bfloat16", torch::kCPU, torch::kBFloat16);
+  auto hp = half->named_parameters();
+  for (const auto& p : widened->named_parameters()) {
+    EXPECT_EQ(p.value().scalar_type(), torch::kFloat);
+    EXPECT_EQ(hp[p.key()].scalar_type(), torch::kBFloat16);
+    EXPECT_TRUE(torch::equal(p.value(), hp[p.key()].to(torch::kFloat))) << p.key();
+  }
+}
+
+TEST(ModelCliErrors, ConvertRefusesBadArgumentsAndWritesNothing) {
+  testing::ScratchDir tmp;
+  const std::string dir = reference_dir() + "/llama";
+  struct Case {
+    std::vector<std::string> extra;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--dtype", "int8"}, "--dtype: unknown dtype 'int8'"},
+           {{"--max-shard-size", "5XB"}, "--max-shard-size: '5XB' is not a size"},
+           {{"--max-shard-size", "0"}, "--max-shard-size: the size must be positive"}}) {
+    std::vector<std::string> args = {"convert", "--model", dir, "--out", tmp / "out"};
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    auto r = run_reef(args);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << r.output;
+    EXPECT_TRUE(list_dir(tmp.path()).empty()) << r.output;
+  }
+  // An existing --out is kept unless --overwrite; the source is never the destination.
+  make_dirs(tmp / "out");
+  write_file_atomic(tmp / "out/keep.txt", "x");
+  auto r = run_reef({"convert", "--model", dir, "--out", tmp / "out"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--overwrite"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(tmp / "out/keep.txt"), "x");
+  r = run_reef({"convert", "--model", dir, "--out", dir, "--overwrite"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("is the source folder"), std::string::npos) << r.output;
+  EXPECT_TRUE(path_exists(dir + "/model.safetensors"));
+  // A broken source (a truncated weight file) fails without creating --out or leaving temp files.
+  const std::string bad = tmp / "bad";
+  make_dirs(bad);
+  for (const char* f : {"config.json", "tokenizer.json"})
+    write_file_atomic(bad + "/" + f, read_file(dir + "/" + f));
+  std::string weights = read_file(dir + "/model.safetensors");
+  write_file_atomic(bad + "/model.safetensors", weights.substr(0, weights.size() / 2));
+  r = run_reef({"convert", "--model", bad, "--out", tmp / "out2"});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("model.safetensors"), std::string::npos) << r.output;
+  auto left = list_dir(tmp.path());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"bad", "out"})) << r.output;
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, ModelCli, ::testing::Values("llama", "gpt2"));

@@ -26,6 +26,12 @@ void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer*
                        uint64_t max_shard_bytes) {
   save_weights(dir, model_tensors(model), max_shard_bytes, {{"format", "pt"}});
   nlohmann::json cfg = hf_config_json(model->config());
+  auto params = model->parameters();
+  if (!params.empty()) {
+    const auto t = params.front().scalar_type();
+    cfg["torch_dtype"] = t == torch::kBFloat16 ? "bfloat16" : t == torch::kHalf ? "float16"
+                         : t == torch::kDouble ? "float64" : "float32";
+  }
   nlohmann::json gen = {{"_from_model_config", true}};
   if (tokenizer) {
     cfg["bos_token_id"] = tokenizer->bos_id();
@@ -121,7 +127,10 @@ void load_model_weights(CausalLM& model, const std::string& path) {
   }
 }
 
-CausalLM load_model_folder(const std::string& dir, const torch::Device& device) {
+CausalLM load_model_folder(const std::string& dir, const torch::Device& device,
+                           torch::ScalarType dtype) {
+  if (!torch::isFloatingType(dtype))
+    usage_error("model parameters must have a floating dtype, not {}", c10::toString(dtype));
   std::string cfg_path = join_path(dir, "config.json");
   if (!path_exists(cfg_path)) usage_error("not a model folder (no config.json): {}", dir);
   nlohmann::json j;
@@ -130,7 +139,21 @@ CausalLM load_model_folder(const std::string& dir, const torch::Device& device) 
   } catch (const nlohmann::json::parse_error& e) {
     fail("{}: malformed JSON: {}", cfg_path, e.what());
   }
-  CausalLM model(model_config_from_hf(j, cfg_path));
+  const ModelConfig cfg = model_config_from_hf(j, cfg_path);
+  CausalLM model{nullptr};
+  {
+    // Parameters are created in `dtype` directly; RoPE tables and norms compute in float32
+    // explicitly, so nothing else depends on the default dtype.
+    const auto previous = torch::get_default_dtype();
+    torch::set_default_dtype(c10::scalarTypeToTypeMeta(dtype));
+    try {
+      model = CausalLM(cfg);
+    } catch (...) {
+      torch::set_default_dtype(previous);
+      throw;
+    }
+    torch::set_default_dtype(previous);
+  }
   load_model_weights(model, dir);
   model->to(device);
   return model;

@@ -31,7 +31,10 @@ void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer*
 // .safetensors or .index.json path, into `model`, strictly; errors name the file and tensor.
 void load_model_weights(CausalLM& model, const std::string& path);
 
-// Builds the model described by `<dir>/config.json` and loads its weights.
-CausalLM load_model_folder(const std::string& dir, const torch::Device& device);
+// Builds the model described by `<dir>/config.json` with parameters of `dtype` (created in that
+// dtype, so the peak is one copy of the model in it, not an fp32 copy first) and loads its
+// weights, converting from the stored dtype.
+CausalLM load_model_folder(const std::string& dir, const torch::Device& device,
+                           torch::ScalarType dtype = torch::kFloat);
 
 }  // namespace reef

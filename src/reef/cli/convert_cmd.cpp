@@ -1,0 +1,42 @@
+// `reef convert --model DIR --out DIR [--dtype ...] [--max-shard-size 5GB]`: rewrites a model
+// folder in another weight dtype or shard layout (checkpoint/convert.h does the work).
+#include <fmt/format.h>
+
+#include <memory>
+#include <string>
+
+#include "reef/base/log.h"
+#include "reef/checkpoint/convert.h"
+#include "reef/cli/subcommands.h"
+
+namespace reef::cli {
+
+void add_convert(CLI::App& app, Runs& runs) {
+  auto* cmd = app.add_subcommand(
+      "convert", "rewrite a model folder in another dtype or shard size (Hugging Face layout)");
+  auto o = std::make_shared<ConvertOptions>();
+  auto shard = std::make_shared<std::string>();
+  cmd->add_option("--model,-m", o->model_dir, "source model folder (Hugging Face or Reef)")
+      ->required();
+  cmd->add_option("--out,-o", o->out_dir, "the folder to write (a temp folder is renamed into place)")
+      ->required();
+  cmd->add_option("--dtype", o->dtype,
+                  "weight dtype: auto (as stored), float32, float16 or bfloat16")
+      ->capture_default_str();
+  cmd->add_option("--max-shard-size", *shard,
+                  "write shards of at most this size (5GB, 500MB, 2GiB, bytes) plus "
+                  "model.safetensors.index.json; default: one model.safetensors");
+  cmd->add_flag("--overwrite", o->overwrite, "replace --out if it exists");
+  cmd->callback([&runs, o, shard] {
+    runs.push_back([o, shard] {
+      if (!shard->empty()) o->max_shard_bytes = parse_byte_size(*shard, "--max-shard-size");
+      ConvertResult r = convert_model_folder(*o);
+      log_info("wrote {}: {} parameters as {} ({:.1f} MB) in {} file(s); copied {} file(s)",
+               o->out_dir, r.parameters, hf_dtype_name(r.dtype), r.weight_bytes / 1e6,
+               r.weight_files.size(), r.copied_files.size());
+      return 0;
+    });
+  });
+}
+
+}  // namespace reef::cli
