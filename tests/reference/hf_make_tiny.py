@@ -110,7 +110,13 @@ def save_variants(model, name, ids, out_dir):
                 p.copy_(q.float())
         with torch.no_grad():
             logits = upcast(input_ids=ids).logits.float().contiguous()
-        save_file({"input_ids": ids, "logits": logits}, f"{folder}/reference.safetensors")
+        tensors = {"input_ids": ids, "logits": logits}
+        if dtype != torch.float32:
+            # And in the half precision itself, as transformers runs the folder when asked to.
+            native = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+            with torch.no_grad():
+                tensors["native_logits"] = native(input_ids=ids).logits.float().contiguous()
+        save_file(tensors, f"{folder}/reference.safetensors")
         folders.append(f"{name}_{suffix}")
     return folders
 

@@ -3,6 +3,7 @@
 #include "reef/nn/attention.h"
 
 #include "reef/base/error.h"
+#include "reef/nn/linear.h"
 #include "reef/nn/rope.h"
 
 namespace reef {
@@ -87,9 +88,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
                                      const torch::Tensor& sin, KVCache* cache, int64_t layer) {
   const auto& o = options_;
   const int64_t b = x.size(0), t = x.size(1);
-  auto q = q_proj(x).view({b, t, o.n_heads(), o.head_dim()});     // [B, T, H, D]
-  auto k = k_proj(x).view({b, t, o.n_kv_heads(), o.head_dim()});  // [B, T, Hkv, D]
-  auto v = v_proj(x).view({b, t, o.n_kv_heads(), o.head_dim()});
+  auto q = linear(q_proj, x).view({b, t, o.n_heads(), o.head_dim()});     // [B, T, H, D]
+  auto k = linear(k_proj, x).view({b, t, o.n_kv_heads(), o.head_dim()});  // [B, T, Hkv, D]
+  auto v = linear(v_proj, x).view({b, t, o.n_kv_heads(), o.head_dim()});
   if (o.qk_norm()) {  // per head, before RoPE (Qwen3)
     q = q_norm(q);
     k = k_norm(k);
@@ -104,7 +105,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto [k_all, v_all] = append_to_cache(cache, layer, k, v);
   auto y = causal_attention(q, k_all, v_all);  // [B, H, T, D]
   y = y.transpose(1, 2).reshape({b, t, o.n_heads() * o.head_dim()});
-  return o_proj(y);
+  return linear(o_proj, y);
 }
 
 }  // namespace reef

@@ -2,6 +2,7 @@
 #include "reef/nn/mlp.h"
 
 #include "reef/base/error.h"
+#include "reef/nn/linear.h"
 
 namespace reef {
 
@@ -35,7 +36,8 @@ GatedMLPImpl::GatedMLPImpl(const GatedMLPOptions& o) : options_(o) {
 }
 
 torch::Tensor GatedMLPImpl::forward(const torch::Tensor& x) {
-  return down_proj(activation(gate_proj(x), options_.activation()) * up_proj(x));
+  auto gate = activation(linear(gate_proj, x), options_.activation());
+  return linear(down_proj, gate * linear(up_proj, x));
 }
 
 Conv1DImpl::Conv1DImpl(int64_t in_features, int64_t out_features, bool with_bias) {
