@@ -5,6 +5,7 @@ each with a byte-level BPE tokenizer trained by `tokenizers`, and what transform
       OUT_DIR/<case>/ for case in llama, gpt2: save_pretrained folder (config.json,
       model.safetensors, tokenizer.json, tokenizer_config.json) and expected.json with
         greedy_ids: prompt ids + transformers' greedy generate (max_new_tokens 16),
+        greedy_ids_bf16: the same with the folder loaded in bfloat16 (max_new_tokens 8),
         eos: the eos id, val_loss: mean next-token loss on the first two unshuffled validation
         windows of valid.jsonl (seq_len 16), as Reef's documents mode cuts them.
       OUT_DIR/train.jsonl, OUT_DIR/valid.jsonl: documents for `reef pretrain`.
@@ -103,9 +104,13 @@ def make(out):
             logits = model(input_ids=windows[:, :-1]).logits
             val = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab),
                                                     windows[:, 1:].reshape(-1)).item()
+        half = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).eval()
+        with torch.no_grad():
+            gen_bf16 = half.generate(ids, max_new_tokens=8, do_sample=False, eos_token_id=eos,
+                                     pad_token_id=eos)
         with open(f"{folder}/expected.json", "w") as f:
-            json.dump({"greedy_ids": gen[0].tolist(), "eos": eos, "val_loss": val,
-                       "prompt": PROMPT}, f)
+            json.dump({"greedy_ids": gen[0].tolist(), "greedy_ids_bf16": gen_bf16[0].tolist(),
+                       "eos": eos, "val_loss": val, "prompt": PROMPT}, f)
         if name == "gpt2":
             hub = f"{out}/gpt2_hub"
             os.makedirs(hub, exist_ok=True)

@@ -5,6 +5,7 @@
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/log.h"
+#include "reef/checkpoint/convert.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/cli/subcommands.h"
 #include "reef/infer/generate.h"
@@ -21,6 +22,7 @@ struct GenerateArgs {
   SamplingParams p;
   bool greedy = false, no_cache = false, print_ids = false;
   std::string device = "cpu";
+  std::string dtype = "float32";
   int64_t threads = 0;
   int64_t num_samples = 1;
 };
@@ -52,6 +54,8 @@ void add_generate(CLI::App& app, Runs& runs) {
   cmd->add_flag("--print-ids", a->print_ids, "print token ids (prompt, then generated) instead of text");
   cmd->add_flag("--no-cache", a->no_cache, "recompute the whole sequence every step (no KV cache)");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "run the model in float32, bfloat16 or float16")
+      ->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads; 0 = every core")->capture_default_str();
   cmd->callback([&runs, a] {
     runs.push_back([a] {
@@ -61,7 +65,8 @@ void add_generate(CLI::App& app, Runs& runs) {
       if (a->p.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1, got {}", a->p.max_new_tokens);
       configure_threads(a->threads);
       std::string dir = resolve_model_dir(a->checkpoint);
-      CausalLM model = load_model_folder(dir, torch::Device(a->device));  // config errors first
+      const torch::ScalarType dtype = parse_weight_dtype(a->dtype, "--dtype");
+      CausalLM model = load_model_folder(dir, torch::Device(a->device), dtype);  // config errors first
       auto tok = load_tokenizer(dir);
       SamplingParams p = a->p;
       if (a->greedy) p.temperature = 0;
