@@ -12,6 +12,7 @@
 #include "reef/checkpoint/safetensors.h"
 #include "reef/checkpoint/sharded.h"
 #include "reef/models/hf_config.h"
+#include "reef/nn/init.h"
 
 namespace reef {
 
@@ -147,6 +148,7 @@ CausalLM load_model_folder(const std::string& dir, const torch::Device& device,
     const auto previous = torch::get_default_dtype();
     torch::set_default_dtype(c10::scalarTypeToTypeMeta(dtype));
     try {
+      SkipInitGuard no_random_init;  // every parameter is loaded below, strictly
       model = CausalLM(cfg);
     } catch (...) {
       torch::set_default_dtype(previous);

@@ -6,6 +6,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/strings.h"
+#include "reef/nn/init.h"
 #include "reef/nn/mlp.h"
 
 namespace reef {
@@ -108,9 +109,9 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& cfg) : cfg_(resolve_model_config(c
   if (!cfg_.tie_embeddings) {
     lm_head = register_module(
         "lm_head",
-        torch::nn::Linear(torch::nn::LinearOptions(cfg_.hidden_size, cfg_.vocab_size).bias(false)));
+        Linear(cfg_.hidden_size, cfg_.vocab_size, /*bias=*/false));
   }
-  reset_parameters();
+  if (!skip_init()) reset_parameters();
 }
 
 torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, KVCache* cache) {

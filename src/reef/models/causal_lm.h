@@ -59,7 +59,7 @@ class CausalLMImpl : public torch::nn::Module {
   // Exactly one of these is set, depending on the arch.
   LlamaModel model{nullptr};           // "model": llama, mistral, qwen2, qwen3
   GPT2Model transformer{nullptr};      // "transformer": gpt2
-  torch::nn::Linear lm_head{nullptr};  // "lm_head": only when embeddings are not tied
+  Linear lm_head{nullptr};       // "lm_head": only when embeddings are not tied
 
  private:
   ModelConfig cfg_;

@@ -7,6 +7,7 @@
 
 #include "reef/base/error.h"
 #include "reef/nn/attention.h"
+#include "reef/nn/init.h"
 
 namespace reef {
 
@@ -49,9 +50,9 @@ torch::Tensor GPT2BlockImpl::forward(const torch::Tensor& x, KVCache* cache, int
 }
 
 GPT2ModelImpl::GPT2ModelImpl(const ModelConfig& cfg) {
-  using torch::nn::Embedding, torch::nn::EmbeddingOptions;
-  wte = register_module("wte", Embedding(EmbeddingOptions(cfg.vocab_size, cfg.hidden_size)));
-  wpe = register_module("wpe", Embedding(EmbeddingOptions(cfg.max_seq_len, cfg.hidden_size)));
+  using torch::nn::Embedding;
+  wte = register_module("wte", Embedding(embedding_options(cfg.vocab_size, cfg.hidden_size)));
+  wpe = register_module("wpe", Embedding(embedding_options(cfg.max_seq_len, cfg.hidden_size)));
   h = register_module("h", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.n_layers; ++i) h->push_back(GPT2Block(cfg));
   ln_f = register_module("ln_f", LayerNorm(LayerNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));

@@ -3,6 +3,8 @@
 // q/k norm and defaults already folded into the resolved ModelConfig).
 #include "reef/models/llama.h"
 
+#include "reef/nn/init.h"
+
 namespace reef {
 
 RopeOptions rope_options(const ModelConfig& cfg) {
@@ -42,8 +44,7 @@ torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch
 }
 
 LlamaModelImpl::LlamaModelImpl(const ModelConfig& cfg) : rope_(rope_options(cfg)) {
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(
-                                                     cfg.vocab_size, cfg.hidden_size)));
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(embedding_options(cfg.vocab_size, cfg.hidden_size)));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.n_layers; ++i) layers->push_back(LlamaDecoderLayer(cfg));
   norm = register_module("norm", RMSNorm(RMSNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));

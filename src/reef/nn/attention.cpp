@@ -71,7 +71,7 @@ AttentionImpl::AttentionImpl(const AttentionOptions& options) : options_(options
     usage_error("n_heads {} must be a multiple of n_kv_heads {}", o.n_heads(), o.n_kv_heads());
   }
   auto lin = [](int64_t in, int64_t out, bool bias) {
-    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+    return Linear(in, out, bias);
   };
   const int64_t q_dim = o.n_heads() * o.head_dim(), kv_dim = o.n_kv_heads() * o.head_dim();
   q_proj = register_module("q_proj", lin(o.hidden_size(), q_dim, o.qkv_bias()));
@@ -88,9 +88,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
                                      const torch::Tensor& sin, KVCache* cache, int64_t layer) {
   const auto& o = options_;
   const int64_t b = x.size(0), t = x.size(1);
-  auto q = linear(q_proj, x).view({b, t, o.n_heads(), o.head_dim()});     // [B, T, H, D]
-  auto k = linear(k_proj, x).view({b, t, o.n_kv_heads(), o.head_dim()});  // [B, T, Hkv, D]
-  auto v = linear(v_proj, x).view({b, t, o.n_kv_heads(), o.head_dim()});
+  auto q = q_proj(x).view({b, t, o.n_heads(), o.head_dim()});     // [B, T, H, D]
+  auto k = k_proj(x).view({b, t, o.n_kv_heads(), o.head_dim()});  // [B, T, Hkv, D]
+  auto v = v_proj(x).view({b, t, o.n_kv_heads(), o.head_dim()});
   if (o.qk_norm()) {  // per head, before RoPE (Qwen3)
     q = q_norm(q);
     k = k_norm(k);
@@ -105,7 +105,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto [k_all, v_all] = append_to_cache(cache, layer, k, v);
   auto y = causal_attention(q, k_all, v_all);  // [B, H, T, D]
   y = y.transpose(1, 2).reshape({b, t, o.n_heads() * o.head_dim()});
-  return linear(o_proj, y);
+  return o_proj(y);
 }
 
 }  // namespace reef

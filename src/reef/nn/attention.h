@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "reef/nn/kv_cache.h"
+#include "reef/nn/linear.h"
 #include "reef/nn/norms.h"
 
 namespace reef {
@@ -55,7 +56,7 @@ class AttentionImpl : public torch::nn::Module {
                         KVCache* cache = nullptr, int64_t layer = 0);
   const AttentionOptions& options() const { return options_; }  // resolved (no zeros)
 
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // only with qk_norm
 
  private:

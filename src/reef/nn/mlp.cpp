@@ -2,7 +2,7 @@
 #include "reef/nn/mlp.h"
 
 #include "reef/base/error.h"
-#include "reef/nn/linear.h"
+#include "reef/nn/init.h"
 
 namespace reef {
 
@@ -28,7 +28,7 @@ GatedMLPImpl::GatedMLPImpl(const GatedMLPOptions& o) : options_(o) {
                 supported_activations());
   }
   auto lin = [&](int64_t in, int64_t out) {
-    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(o.bias()));
+    return Linear(in, out, o.bias());
   };
   gate_proj = register_module("gate_proj", lin(o.hidden_size(), o.intermediate_size()));
   up_proj = register_module("up_proj", lin(o.hidden_size(), o.intermediate_size()));
@@ -36,15 +36,14 @@ GatedMLPImpl::GatedMLPImpl(const GatedMLPOptions& o) : options_(o) {
 }
 
 torch::Tensor GatedMLPImpl::forward(const torch::Tensor& x) {
-  auto gate = activation(linear(gate_proj, x), options_.activation());
-  return linear(down_proj, gate * linear(up_proj, x));
+  return down_proj(activation(gate_proj(x), options_.activation()) * up_proj(x));
 }
 
 Conv1DImpl::Conv1DImpl(int64_t in_features, int64_t out_features, bool with_bias) {
   weight = register_parameter("weight", torch::empty({in_features, out_features}));
   if (with_bias) bias = register_parameter("bias", torch::zeros({out_features}));
   torch::NoGradGuard no_grad;
-  weight.normal_(0.0, 0.02);  // HF Conv1D's own default; models re-initialise with init_std
+  if (!skip_init()) weight.normal_(0.0, 0.02);  // HF Conv1D's own default; models re-initialise with init_std
 }
 
 torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) {

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "reef/nn/linear.h"
+
 namespace reef {
 
 // Applies the named activation: silu, gelu (erf), gelu_new / gelu_pytorch_tanh (tanh
@@ -34,7 +36,7 @@ class GatedMLPImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);  // [B, T, C] -> [B, T, C]
   const GatedMLPOptions& options() const { return options_; }
 
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 
  private:
   GatedMLPOptions options_;
