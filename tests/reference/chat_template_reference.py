@@ -54,6 +54,7 @@ FAMILIES = {
     "gemma": (GEMMA, "jinja", "byte"),
     "gemma3_macro": (GEMMA, "jinja", "byte"),
     "mistral_v1": (MISTRAL, "config_list", "metaspace"),
+    "mistral_gen": (MISTRAL, "jinja", "metaspace"),
     "mistral_v3_tools": (MISTRAL3, "jinja", "metaspace"),
     "zephyr_blocks": (MISTRAL, "jinja", "byte"),
     "features": (MISTRAL, "jinja", "byte"),

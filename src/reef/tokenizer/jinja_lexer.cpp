@@ -2,6 +2,7 @@
 // every token so that a syntax error names the template line and column.
 #include "reef/tokenizer/jinja_lexer.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "reef/base/error.h"
@@ -37,7 +38,11 @@ size_t space_at(const std::string& s, size_t i) {
 class Lexer {
  public:
   Lexer(const std::string& source, const std::string& name, const LexOptions& o)
-      : src_(normalize_source(source)), name_(name), opts_(o) {}
+      : src_(normalize_source(source)), name_(name), opts_(o) {
+    line_starts_.push_back(0);
+    for (size_t i = 0; i < src_.size(); ++i)
+      if (src_[i] == '\n') line_starts_.push_back(i + 1);
+  }
 
   std::vector<Token> run() {
     size_t pos = 0;
@@ -255,10 +260,10 @@ class Lexer {
   }
 
   void position(size_t offset, int* line, int* col) const {
-    *line = 1;
-    size_t line_start = 0;
-    for (size_t i = 0; i < offset && i < src_.size(); ++i)
-      if (src_[i] == '\n') ++*line, line_start = i + 1;
+    offset = std::min(offset, src_.size());
+    size_t l = std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - line_starts_.begin();
+    *line = static_cast<int>(l);
+    size_t line_start = line_starts_[l - 1];
     *col = static_cast<int>(code_point_count(src_.substr(line_start, offset - line_start))) + 1;
   }
 
@@ -269,6 +274,7 @@ class Lexer {
   }
 
   std::string src_, name_;
+  std::vector<size_t> line_starts_;  // offset of each line's first byte
   LexOptions opts_;
   std::vector<Token> out_;
 };
