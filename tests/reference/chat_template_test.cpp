@@ -111,8 +111,8 @@ TEST_F(ChatTemplateReference, SftMaskEqualsReturnAssistantTokensMask) {
 }
 
 // Without {% generation %}, prefix rendering finds the same tokens: llama3.jinja and
-// mistral_v1.jinja (no tags; byte-level and Metaspace tokenizers) and the built-in llama3/chatml
-// templates against transformers' masks for the tagged equivalents.
+// mistral_v1.jinja (no tags; byte-level and Metaspace tokenizers) and the built-in llama3,
+// chatml and mistral templates against transformers' masks for the tagged equivalents.
 TEST_F(ChatTemplateReference, PrefixRenderingMaskEqualsGenerationTagMask) {
   int compared = 0;
   for (const ojson& c : cases_) {
@@ -121,7 +121,7 @@ TEST_F(ChatTemplateReference, PrefixRenderingMaskEqualsGenerationTagMask) {
     std::vector<std::pair<std::string, std::string>> variants;  // (tokenizer dir, template)
     if (name == "llama3_gen") variants = {{"llama3", ""}, {"llama3_gen", "llama3"}};
     if (name == "chatml_gen") variants = {{"chatml_gen", "chatml"}};
-    if (name == "mistral_gen") variants = {{"mistral_v1", ""}};  // Metaspace, byte fallback
+    if (name == "mistral_gen") variants = {{"mistral_v1", ""}, {"mistral_gen", "mistral"}};  // Metaspace
     for (const auto& [dir_name, builtin] : variants) {
       SCOPED_TRACE(trace(c) + " via " + dir_name + (builtin.empty() ? "" : " builtin:" + builtin));
       const std::string dir = dir_ + "/" + dir_name;

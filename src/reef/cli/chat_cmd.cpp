@@ -98,7 +98,7 @@ void add_tokenizer_chat(CLI::App* tokenizer, Runs& runs) {
       ->required();
   c->add_flag("--add-generation-prompt", a->add_generation_prompt, "end with the assistant's turn header");
   c->add_option("--template", a->fallback,
-                "when the folder has no template: a built-in one (chatml, gemma, llama3) or a .jinja file");
+                "when the folder has no template: a built-in one (chatml, gemma, llama3, mistral) or a .jinja file");
   c->add_option("--var", a->vars, "template variable KEY=VALUE (JSON or text), e.g. enable_thinking=false");
   c->callback([&runs, a] { runs.push_back([a] { return run_chat(*a); }); });
 }

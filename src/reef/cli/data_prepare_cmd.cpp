@@ -71,7 +71,7 @@ void add_data_prepare(CLI::App* data, Runs& runs) {
     in->add_option("--sft", a->sft, "SFT JSONL ({\"messages\": ...} or {\"prompt\", \"completion\"} lines)");
     in->add_option("--model,-m", a->model, "with --sft: model folder (tokenizer and chat template)");
     in->add_option("--template", a->fallback,
-                   "with --sft, when the folder has no template: chatml, gemma, llama3 or a .jinja file");
+                   "with --sft, when the folder has no template: chatml, gemma, llama3, mistral or a .jinja file");
     in->add_option("--var", a->vars, "with --sft: template variable KEY=VALUE (JSON or text)");
     in->callback([&runs, a] {
       runs.push_back([a] {

@@ -285,6 +285,8 @@ class Interpreter {
           if (k == p) v = x;
         (*frame)[p] = v;
       }
+      if (macro_depth_ >= kMaxMacroDepth)
+        throw EvalError("maximum recursion depth exceeded in macro '" + def->text + "'");
       auto saved = scopes_;
       scopes_ = globals;
       scopes_.push_back(frame);
@@ -293,13 +295,16 @@ class Interpreter {
         if ((*frame)[def->names[i]].is_undefined() && def->conditions[i])
           (*frame)[def->names[i]] = eval(*def->conditions[i]);
       std::string captured;
+      ++macro_depth_;
       try {
         exec(def->bodies[0], captured, false);
       } catch (...) {
         scopes_ = saved;
+        --macro_depth_;
         throw;
       }
       scopes_ = saved;
+      --macro_depth_;
       return Value(captured);
     });
   }
@@ -405,9 +410,12 @@ class Interpreter {
     return Value();
   }
 
+  static constexpr int kMaxMacroDepth = 200;  // a template recursing forever fails, not the stack
+
   const std::string& name_;
   RenderResult* result_;
   std::vector<std::shared_ptr<Scope>> scopes_;
+  int macro_depth_ = 0;
 };
 
 bool uses_generation(const Body& body) {

@@ -63,6 +63,10 @@ TEST(JinjaEval, RaiseExceptionAndEvaluationErrorsAreClear) {
   EXPECT_EQ(error_of("line1\n{{ missing.attr }}"), "t.jinja:2:1: 'missing' is undefined");
   EXPECT_EQ(error_of("{{ 'a' + 1 }}"), "t.jinja:1:1: unsupported operand type(s) for +: 'str' and 'int'");
   EXPECT_EQ(error_of("{{ x | nosuchfilter }}"), "t.jinja:1:1: no filter named 'nosuchfilter'");
+  EXPECT_NE(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("maximum recursion depth"),
+            std::string::npos);
+  EXPECT_EQ(render("{% macro fact(n) %}{{ 1 if n <= 1 else n * fact(n - 1) | int }}{% endmacro %}{{ fact(5) }}"),
+            "120");
 }
 
 TEST(JinjaValues, PrintLikePython) {
