@@ -108,20 +108,32 @@ TEST(SftSample, BadTemplatesAndRecordsAreErrorsNamingTheSample) {
   EXPECT_EQ(error_of(strict, kConversation), "f.jsonl:3: strict: raise_exception: roles must alternate");
 }
 
-// A byte-level BPE whose only merge makes "bc" one token: a reply starting at "c" cuts it.
-TEST(SftSample, SpanCuttingATokenIsAnError) {
-  testing::ScratchDir dir;
+// A byte-level BPE tokenizer.json with the given merges (into tokens 256, 257, ...) and
+// normalizer (null: none).
+std::string write_byte_bpe(const testing::ScratchDir& dir, const std::vector<std::pair<std::string, std::string>>& merges,
+                           const ojson& normalizer) {
   ojson vocab = ojson::object();
   for (int b = 0; b < 256; ++b) vocab[byte_to_unicode(static_cast<uint8_t>(b))] = b;
-  vocab["bc"] = 256;
+  ojson m = ojson::array();
+  for (const auto& [a, b] : merges) {
+    vocab[a + b] = static_cast<int>(vocab.size());
+    m.push_back(ojson::array({a, b}));
+  }
   ojson spec = {{"version", "1.0"},
                 {"added_tokens", ojson::array()},
-                {"normalizer", nullptr},
+                {"normalizer", normalizer},
                 {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}},
                 {"post_processor", nullptr},
                 {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
-                {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", ojson::array({ojson::array({"b", "c"})})}}}};
+                {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", m}}}};
   write_file_atomic(dir / "tokenizer.json", spec.dump());
+  return dir / "tokenizer.json";
+}
+
+// Only merge "bc": a reply starting at "c" cuts that token.
+TEST(SftSample, SpanCuttingATokenIsAnError) {
+  testing::ScratchDir dir;
+  write_byte_bpe(dir, {{"b", "c"}}, nullptr);
   HfTokenizer tok(dir / "tokenizer.json", "");
   ASSERT_EQ(tok.encode("abcd"), (std::vector<int32_t>{'a', 256, 'd'}));
   SftSampleBuilder cut(tok, ChatTemplate("{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}"
@@ -132,6 +144,21 @@ TEST(SftSample, SpanCuttingATokenIsAnError) {
             std::string::npos);
   SftSample ok = cut.build(ojson::parse(R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "bcd"}]})"), "x");
   EXPECT_EQ(ok.loss_mask, (std::vector<uint8_t>{0, 1, 1}));
+}
+
+// An NFC normalizer rewrites decomposed text, so token texts no longer spell the rendering: the
+// builder then checks each span boundary against the encoding of the text before it.
+TEST(SftSample, NormalizedTextFallsBackToBoundaryEncodings) {
+  testing::ScratchDir dir;
+  HfTokenizer tok(write_byte_bpe(dir, {}, {{"type", "NFC"}}), "");
+  SftSampleBuilder b(tok, ChatTemplate::builtin("chatml"));
+  SftSample s = b.build(ojson::parse(R"({"messages": [{"role": "user", "content": "Cafe\u0301?"},
+                                                     {"role": "assistant", "content": "Oui, cafe\u0301!"}]})"),
+                        "n:1");
+  // One token a byte of the NFC text ("é" precomposed, 2 bytes).
+  const std::string nfc = "<|im_start|>user\nCaf\u00e9?<|im_end|>\n<|im_start|>assistant\nOui, caf\u00e9!<|im_end|>\n";
+  EXPECT_EQ(s.input_ids, tok.encode(nfc));
+  EXPECT_EQ(s.loss_mask, byte_mask(nfc, {"Oui, caf\u00e9!<|im_end|>"}));
 }
 
 TEST(SftSample, ReadsJsonlNamingBadLines) {
