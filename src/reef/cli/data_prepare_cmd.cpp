@@ -1,16 +1,24 @@
 // `reef data prepare` (JSONL / text -> Megatron indexed dataset) and `reef data inspect`
-// (counts, length histogram, decoded samples): thin CLI wrappers over data/prepare.h.
+// (counts, length histogram, decoded samples; or SFT samples with their loss mask, data/sft.h):
+// thin CLI wrappers.
+#include <unistd.h>
+
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "reef/base/error.h"
+#include "reef/base/files.h"
 #include "reef/base/log.h"
 #include "reef/cli/subcommands.h"
 #include "reef/data/prepare.h"
+#include "reef/data/sft.h"
 #include "reef/tokenizer/tokenizer.h"
 
 namespace reef::cli {
+
+nlohmann::ordered_json parse_template_vars(const std::vector<std::string>& pairs);  // chat_cmd.cpp
 
 // Registered from add_data (data_cmd.cpp) on the `data` subcommand.
 void add_data_prepare(CLI::App* data, Runs& runs) {
@@ -46,19 +54,38 @@ void add_data_prepare(CLI::App* data, Runs& runs) {
     });
   }
   {
-    auto* in = data->add_subcommand("inspect", "print counts, a document-length histogram and samples of an indexed dataset");
+    auto* in = data->add_subcommand(
+        "inspect", "print counts, a document-length histogram and samples of an indexed dataset, "
+                   "or (--sft) SFT samples with their supervised tokens marked");
     struct Args {
-      std::string prefix, tokenizer;
+      std::string prefix, tokenizer, sft, model, fallback;
+      std::vector<std::string> vars;
       int samples = 3;
     };
     auto a = std::make_shared<Args>();
-    in->add_option("prefix", a->prefix, "dataset prefix (PREFIX.bin/.idx)")->required();
+    in->add_option("prefix", a->prefix, "dataset prefix (PREFIX.bin/.idx)");
     in->add_option("--tokenizer,-t", a->tokenizer, "tokenizer to decode samples with (\"byte\", a file or folder)");
-    in->add_option("--samples,-k", a->samples, "decoded sample documents (with --tokenizer)")
+    in->add_option("--samples,-k,--n", a->samples, "samples to show")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    in->add_option("--sft", a->sft, "SFT JSONL ({\"messages\": ...} or {\"prompt\", \"completion\"} lines)");
+    in->add_option("--model,-m", a->model, "with --sft: model folder (tokenizer and chat template)");
+    in->add_option("--template", a->fallback,
+                   "with --sft, when the folder has no template: chatml, gemma, llama3, mistral or a .jinja file");
+    in->add_option("--var", a->vars, "with --sft: template variable KEY=VALUE (JSON or text)");
     in->callback([&runs, a] {
       runs.push_back([a] {
+        if (!a->sft.empty()) {
+          if (!a->prefix.empty()) usage_error("data inspect: give a dataset prefix or --sft, not both");
+          if (a->model.empty()) usage_error("data inspect --sft: --model DIR is required");
+          if (!is_directory(a->model)) usage_error("--model {}: not a folder", a->model);
+          auto tok = load_tokenizer(a->model);
+          SftSampleBuilder builder(*tok, ChatTemplate::load(a->model, a->fallback),
+                                   parse_template_vars(a->vars));
+          std::cout << inspect_sft(a->sft, builder, a->samples, ::isatty(1) != 0) << std::flush;
+          return 0;
+        }
+        if (a->prefix.empty()) usage_error("data inspect: a dataset prefix (or --sft FILE) is required");
         std::unique_ptr<Tokenizer> tok;
         if (!a->tokenizer.empty()) tok = make_tokenizer(a->tokenizer);
         std::cout << inspect_dataset(a->prefix, tok.get(), a->samples) << std::flush;

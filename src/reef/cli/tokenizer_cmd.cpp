@@ -1,6 +1,7 @@
 // `reef tokenizer train`: reads documents (text or JSONL) through the data layer, trains a
 // byte-level BPE tokenizer (tokenizer/bpe_trainer.h) and writes DIR/tokenizer.json and friends;
-// `reef tokenizer encode`: stdin text to ids with any tokenizer Reef loads.
+// `reef tokenizer encode`: stdin text to ids with any tokenizer Reef loads; `reef tokenizer chat`
+// is registered from chat_cmd.cpp.
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +25,9 @@
 #include "reef/tokenizer/tokenizer.h"
 
 namespace reef::cli {
+
+void add_tokenizer_chat(CLI::App* tokenizer, Runs& runs);  // chat_cmd.cpp
+
 namespace {
 
 struct TrainArgs {
@@ -247,6 +251,7 @@ void add_tokenizer(CLI::App& app, Runs& runs) {
       runs.push_back([tok, special] { return run_encode(*tok, *special); });
     });
   }
+  add_tokenizer_chat(cmd, runs);
 }
 
 }  // namespace reef::cli

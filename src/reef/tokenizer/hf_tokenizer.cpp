@@ -236,6 +236,29 @@ std::string HfTokenizer::id_to_token(int32_t id) const {
   return id >= 0 && static_cast<size_t>(id) < token_of_id_.size() ? token_of_id_[id] : "";
 }
 
+std::string HfTokenizer::token_text(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= token_of_id_.size()) return "";
+  // Byte level and added tokens: the bytes are known exactly.
+  if (byte_level_ || !bytes_of_id_[id].empty()) return bytes_of_id_[id];
+  const std::string& t = token_of_id_[id];
+  if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') {
+    try {
+      return std::string(1, static_cast<char>(std::stoi(t.substr(3, 2), nullptr, 16)));
+    } catch (const std::exception&) {
+    }
+  }
+  std::string out;
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (t.compare(i, 3, "\xe2\x96\x81") == 0) {  // "▁", SentencePiece's space
+      out += ' ';
+      i += 2;
+    } else {
+      out += t[i];
+    }
+  }
+  return out;
+}
+
 const HfTokenizer::AddedToken* HfTokenizer::match_added(std::string_view text, size_t pos,
                                                         bool normalized_pass, size_t* begin,
                                                         size_t* end) const {

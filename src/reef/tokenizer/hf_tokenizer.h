@@ -48,6 +48,11 @@ class HfTokenizer : public Tokenizer {
   int32_t token_to_id(const std::string& token) const;
   // The tokenizer.json string of an id, or "" for an unknown id.
   std::string id_to_token(int32_t id) const;
+  // The input text a token stands for: its bytes for byte-level vocabularies and added tokens;
+  // otherwise the string with "▁" as a space and <0xXX> as that byte. Concatenated over an
+  // encoding this gives back the (normalized) input, plus any space a Metaspace/Prepend step
+  // inserted: what aligning tokens with text offsets needs.
+  std::string token_text(int32_t id) const;
 
  private:
   struct AddedToken {
