@@ -95,7 +95,7 @@ TEST_P(ModelCli, PretrainStartsFromFolderWeights) {
   EXPECT_TRUE(path_exists(tmp / "run/checkpoints/step_5/model.safetensors")) << r.output;
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, ModelCli, ::testing::Values("llama", "gpt2"));
+INSTANTIATE_TEST_SUITE_P(Archs, ModelCli, ::testing::Values("llama", "gpt2", "mixtral", "gemma"));
 
 TEST(ModelCliErrors, ConflictingModelKeyRefused) {
   testing::ScratchDir tmp;

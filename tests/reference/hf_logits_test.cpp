@@ -6,6 +6,8 @@
 // models saved by transformers sharded (max_shard_size="20KB") and in bf16/fp16, loaded with
 // Reef's load_model_folder into float32 (reference: transformers in float32 on the upcast
 // weights), and Reef's own sharded folders (save_model_folder with small shards) in transformers.
+// For Mixtral also the training objective: the load-balancing aux loss and the total loss
+// (CE + router_aux_loss_coef * aux) equal MixtralForCausalLM's with labels and router logits.
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -79,7 +81,7 @@ double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 TEST_F(HfLogits, EveryArchitectureMatchesTransformers) {
-  ASSERT_EQ(cases_.size(), 9u);
+  ASSERT_EQ(cases_.size(), 11u);
   for (const auto& name : cases_) {
     SCOPED_TRACE(name);
     const std::string folder = dir_ + "/" + name;
@@ -103,6 +105,49 @@ TEST_F(HfLogits, EveryArchitectureMatchesTransformers) {
       steps.push_back(model(ids.slice(1, t, t + 1), &cache));
     EXPECT_LE(max_diff(torch::cat(steps, 1), expected), kTolerance);
   }
+}
+
+TEST_F(HfLogits, MixtralAuxAndTotalLossMatchTransformers) {
+  int moe_cases = 0;
+  for (const auto& name : cases_) {
+    const std::string folder = dir_ + "/" + name;
+    auto ref = load_safetensors(folder + "/reference.safetensors");
+    if (!ref.count("aux_loss")) continue;
+    SCOPED_TRACE(name);
+    ++moe_cases;
+    auto model = load_hf_folder(folder);
+    ModelConfig cfg = model->config();
+    ASSERT_GT(cfg.n_experts, 0);
+    ASSERT_FALSE(model->uses_aux_loss());  // config.json has output_router_logits false
+    cfg.output_router_logits = true;
+    CausalLM with_aux(cfg);
+    {
+      torch::NoGradGuard no_grad;
+      auto src = model->named_parameters();
+      for (auto& p : with_aux->named_parameters()) p.value().copy_(src[p.key()]);
+    }
+    with_aux->eval();
+    ASSERT_TRUE(with_aux->uses_aux_loss());
+    torch::NoGradGuard no_grad;
+    const auto& ids = ref.at("input_ids");
+    auto out = with_aux->forward_train(ids.slice(1, 0, ids.size(1)));
+    EXPECT_LE(max_diff(out.logits, ref.at("logits")), kTolerance);
+    ASSERT_TRUE(out.aux_loss.defined());
+    const double aux = out.aux_loss.item<double>();
+    const double want_aux = ref.at("aux_loss").item<double>();
+    std::cout << name << ": aux_loss " << aux << " (transformers " << want_aux << ")\n";
+    EXPECT_NEAR(aux, want_aux, 1e-6);
+    // Labels = input_ids: transformers shifts them, so logits [:, :-1] predict ids [:, 1:].
+    const int64_t T = ids.size(1);
+    auto loss = causal_lm_loss(cfg, out.logits.slice(1, 0, T - 1), ids.slice(1, 1, T), out.aux_loss);
+    std::cout << name << ": loss " << loss.item<double>() << " (transformers "
+              << ref.at("loss").item<double>() << ")\n";
+    EXPECT_NEAR(loss.item<double>(), ref.at("loss").item<double>(), 1e-5);
+    // Without the aux term the loss is the plain CE, which differs by coef * aux.
+    auto plain = causal_lm_loss(cfg, out.logits.slice(1, 0, T - 1), ids.slice(1, 1, T));
+    EXPECT_NEAR((loss - plain).item<double>(), cfg.router_aux_loss_coef * want_aux, 1e-6);
+  }
+  EXPECT_EQ(moe_cases, 1);
 }
 
 TEST_F(HfLogits, FoldersReefWritesLoadInTransformers) {
