@@ -10,6 +10,7 @@
 // (CE + router_aux_loss_coef * aux) equal MixtralForCausalLM's with labels and router logits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -104,6 +105,29 @@ TEST_F(HfLogits, EveryArchitectureMatchesTransformers) {
     for (int64_t t = 5; t < ids.size(1); ++t)
       steps.push_back(model(ids.slice(1, t, t + 1), &cache));
     EXPECT_LE(max_diff(torch::cat(steps, 1), expected), kTolerance);
+  }
+}
+
+// The same models cast to bfloat16 and run in bfloat16 on both sides. Logits of magnitude 3-6
+// have a bf16 step of 1/64-1/32, and transformers' own sdpa and eager attention already differ
+// by one or two such steps; Reef (norms in float32 where HF's are, Gemma's embedding scale
+// rounded to bf16, Mixtral's routing in float32) must be as close to transformers' default as
+// its eager path is: within 1e-2 or twice that spread, whichever is larger.
+TEST_F(HfLogits, Bf16ComputeMatchesTransformers) {
+  for (const auto& name : cases_) {
+    SCOPED_TRACE(name);
+    const std::string folder = dir_ + "/" + name;
+    auto model = load_hf_folder(folder);
+    model->to(torch::kBFloat16);
+    model->eval();
+    auto ref = load_safetensors(folder + "/reference.safetensors");
+    torch::NoGradGuard no_grad;
+    auto logits = model(ref.at("input_ids")).to(torch::kFloat);
+    const double diff = max_diff(logits, ref.at("logits_bf16"));
+    const double spread = max_diff(ref.at("logits_bf16_eager"), ref.at("logits_bf16"));
+    std::cout << name << ": bf16 max |logits - transformers bf16| = " << diff
+              << " (transformers eager vs sdpa: " << spread << ")\n";
+    EXPECT_LE(diff, std::max(1e-2, 2 * spread));
   }
 }
 
