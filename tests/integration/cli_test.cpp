@@ -191,6 +191,45 @@ TEST(Cli, Gpt2Bf16Trains) {
   EXPECT_NE(st.find("\"transformer.h.0.attn.c_attn.weight\":{\"dtype\":\"F32\""), std::string::npos);
 }
 
+// The mixtral and gemma tiny recipes train end to end: loss falls, mixtral logs its
+// load-balancing loss every step, and the checkpoints are HF folders of the right arch.
+TEST(Cli, MixtralAndGemmaTinyRecipesTrain) {
+  testing::ScratchDir dir;
+  std::string data = dir / "data";
+  ASSERT_EQ(run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data}).exit_code, 0);
+  for (const std::string arch : {"mixtral", "gemma"}) {
+    SCOPED_TRACE(arch);
+    std::vector<std::string> args = {"pretrain", "--config", "recipes/" + arch + "-tiny.yaml",
+                                     "train.max_steps=12", "optim.lr=3e-3"};
+    for (auto& o : tiny_overrides(dir / arch, data)) args.push_back(o);
+    auto r = run_reef(args);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto losses = step_losses(dir / (arch + "/metrics.jsonl"));
+    ASSERT_EQ(losses.size(), 12u);
+    EXPECT_LT(losses.back(), losses.front() - 0.5);
+    std::istringstream in(read_file(dir / (arch + "/metrics.jsonl")));
+    int aux_steps = 0;
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (!j.contains("aux_loss")) continue;
+      ++aux_steps;
+      // E * sum_e f_e P_e with sum_e f_e = k = 2: near 2 when balanced, at most E * k = 8.
+      EXPECT_GT(j["aux_loss"].get<double>(), 1.0) << line;
+      EXPECT_LT(j["aux_loss"].get<double>(), 8.0) << line;
+    }
+    EXPECT_EQ(aux_steps, arch == "mixtral" ? 12 : 0);
+    auto cfg = nlohmann::json::parse(read_file(dir / (arch + "/checkpoints/step_12/config.json")));
+    EXPECT_EQ(cfg["model_type"], arch);
+    std::string st = read_file(dir / (arch + "/checkpoints/step_12/model.safetensors"));
+    if (arch == "mixtral") {
+      EXPECT_EQ(cfg["num_local_experts"], 4);
+      EXPECT_NE(st.find("model.layers.1.block_sparse_moe.experts.3.w2.weight"), std::string::npos);
+    } else {
+      EXPECT_EQ(st.find("lm_head.weight"), std::string::npos);  // tied
+    }
+  }
+}
+
 TEST(Cli, BadConfigExitsTwoAndWritesNothing) {
   testing::ScratchDir dir;
   std::string run_dir = dir / "run";

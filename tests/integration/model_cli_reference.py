@@ -2,7 +2,7 @@
 each with a byte-level BPE tokenizer trained by `tokenizers`, and what transformers computes on them.
 
   model_cli_reference.py make OUT_DIR
-      OUT_DIR/<case>/ for case in llama, gpt2: save_pretrained folder (config.json,
+      OUT_DIR/<case>/ for case in llama, gpt2, mixtral, gemma: save_pretrained folder (config.json,
       model.safetensors, tokenizer.json, tokenizer_config.json) and expected.json with
         greedy_ids: prompt ids + transformers' greedy generate (max_new_tokens 16),
         greedy_ids_bf16: the same with the folder loaded in bfloat16 (max_new_tokens 8),
@@ -88,6 +88,15 @@ def make(out):
                                max_position_embeddings=64, bos_token_id=eos, eos_token_id=eos),
         "gpt2": T.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=64,
                              bos_token_id=eos, eos_token_id=eos),
+        "mixtral": T.MixtralConfig(vocab_size=vocab, hidden_size=32, intermediate_size=32,
+                                   num_hidden_layers=2, num_attention_heads=4,
+                                   num_key_value_heads=2, num_local_experts=4,
+                                   num_experts_per_tok=2, max_position_embeddings=64,
+                                   sliding_window=None, bos_token_id=eos, eos_token_id=eos),
+        "gemma": T.GemmaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=48,
+                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
+                               head_dim=16, max_position_embeddings=64, bos_token_id=eos,
+                               eos_token_id=eos, pad_token_id=eos),
     }
     for i, (name, config) in enumerate(configs.items()):
         torch.manual_seed(10 + i)

@@ -205,7 +205,7 @@ TEST(ModelCliErrors, ConvertRefusesBadArgumentsAndWritesNothing) {
   EXPECT_EQ(left, (std::vector<std::string>{"bad", "out"})) << r.output;
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, ModelCli, ::testing::Values("llama", "gpt2"));
+INSTANTIATE_TEST_SUITE_P(Archs, ModelCli, ::testing::Values("llama", "gpt2", "mixtral", "gemma"));
 
 TEST(ModelCliErrors, ConflictingModelKeyRefused) {
   testing::ScratchDir tmp;

@@ -2,8 +2,8 @@
 
   gguf_reference.py make OUT_DIR
       Writes tiny random Hugging Face model folders OUT_DIR/<case>/ (config.json,
-      model.safetensors, tokenizer.json, tokenizer_config.json) for llama and mistral
-      (SentencePiece-style byte-fallback BPE tokenizer), llama3 (byte-level BPE, llama3 RoPE
+      model.safetensors, tokenizer.json, tokenizer_config.json) for llama, mistral and mixtral
+      (SentencePiece-style byte-fallback BPE tokenizer; mixtral with 4 experts, 2 per token), llama3 (byte-level BPE, llama3 RoPE
       scaling, tied), qwen2, qwen3 and gpt2 (byte-level BPE), and OUT_DIR/cases.txt.
 
   gguf_reference.py check CASES_DIR GGUF_DIR
@@ -12,7 +12,9 @@
       (and no others), the tokenizer, tensor names, ggml types, shapes and data: f32 exact,
       f16/bf16 bit-equal to torch's conversion, q8_0 bit-equal to a numpy re-quantization (and
       to gguf-py's own quantizer) and within half a quantization step after dequantization. For
-      llama the q/k rows are un-permuted and compared with the HF weights. One line per file;
+      llama the q/k rows are un-permuted and compared with the HF weights. Mixtral's experts are
+      expected as convert_hf_to_gguf.py writes them: llama.expert_count/expert_used_count,
+      blk.N.ffn_gate_inp from the router and ffn_{gate,up,down}_exps stacking w1/w3/w2. One line per file;
       exit status 1 when anything is off.
 """
 import json
@@ -90,10 +92,10 @@ def make(out_dir):
     base = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
                 max_position_embeddings=128, rms_norm_eps=1e-6)
     names = []
-    for i, name in enumerate(["llama", "mistral", "llama3", "qwen2", "qwen3", "gpt2"]):
+    for i, name in enumerate(["llama", "mistral", "llama3", "qwen2", "qwen3", "gpt2", "mixtral"]):
         folder = f"{out_dir}/{name}"
         os.makedirs(folder, exist_ok=True)
-        if name in ("llama", "mistral"):
+        if name in ("llama", "mistral", "mixtral"):
             n = save_tokenizer(sentencepiece_style_tokenizer(), folder,
                                {"add_bos_token": True, "add_eos_token": False},
                                bos_token="<s>", eos_token="</s>", unk_token="<unk>")
@@ -113,6 +115,10 @@ def make(out_dir):
         elif name == "mistral":
             config = T.MistralConfig(**base, vocab_size=n, num_key_value_heads=1,
                                      sliding_window=None, rope_theta=1e6)
+        elif name == "mixtral":
+            config = T.MixtralConfig(**base, vocab_size=n, num_key_value_heads=2,
+                                     num_local_experts=4, num_experts_per_tok=2,
+                                     sliding_window=None)
         elif name == "llama3":
             config = T.LlamaConfig(**base, vocab_size=n, num_key_value_heads=2,
                                    rope_theta=500000.0, tie_word_embeddings=True,
@@ -199,7 +205,7 @@ def expected_keys(folder, case, ttype):
     with open(f"{folder}/config.json") as f:
         c = json.load(f)
     mt = c["model_type"]
-    arch = "llama" if mt == "mistral" else mt
+    arch = "llama" if mt in ("mistral", "mixtral") else mt
     kv = {"general.architecture": arch, "general.name": case, "general.file_type": FILE_TYPE[ttype],
           "general.quantization_version": 2}
     if mt == "gpt2":
@@ -222,6 +228,9 @@ def expected_keys(folder, case, ttype):
                    p + "attention.key_length": head_dim, p + "attention.value_length": head_dim,
                    p + "rope.freq_base": c.get("rope_theta") or c.get("rope_parameters", {})["rope_theta"],
                    p + "rope.dimension_count": head_dim})
+        if mt == "mixtral":
+            kv.update({p + "expert_count": c["num_local_experts"],
+                       p + "expert_used_count": c["num_experts_per_tok"]})
     kv.update(expected_tokenizer(folder, mt, c["vocab_size"]))
     return kv, c
 
@@ -272,12 +281,18 @@ def expected_tensors(folder, c):
                "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
                "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
                "self_attn.k_norm": "attn_k_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-               "mlp.down_proj": "ffn_down"}
+               "mlp.down_proj": "ffn_down", "block_sparse_moe.gate": "ffn_gate_inp"}
         prefix = "model.layers."
     n_head = c.get("num_attention_heads")
     n_kv = c.get("num_key_value_heads") or n_head
+    experts = {}  # (layer, w) -> {expert: tensor}
     for name, t in sd.items():
         t = t.float()
+        if ".block_sparse_moe.experts." in name:
+            layer = name[len(prefix):].split(".", 1)[0]
+            e, w = name.split(".block_sparse_moe.experts.")[1].split(".")[:2]
+            experts.setdefault((layer, w), {})[int(e)] = t
+            continue
         if name in top:
             out[top[name]] = t
             continue
@@ -286,11 +301,14 @@ def expected_tensors(folder, c):
         mod, leaf = rest.rsplit(".", 1)
         if mt == "gpt2" and t.dim() == 2:
             t = t.t().contiguous()  # Conv1D [in, out] -> [out, in]
-        if mt in ("llama", "mistral") and mod == "self_attn.q_proj":
+        if mt in ("llama", "mistral", "mixtral") and mod == "self_attn.q_proj":
             t = permute(t, n_head)
-        if mt in ("llama", "mistral") and mod == "self_attn.k_proj":
+        if mt in ("llama", "mistral", "mixtral") and mod == "self_attn.k_proj":
             t = permute(t, n_kv)
         out[f"blk.{layer}.{blk[mod]}.{leaf}"] = t
+    exps = {"w1": "ffn_gate_exps", "w3": "ffn_up_exps", "w2": "ffn_down_exps"}
+    for (layer, w), by_expert in experts.items():
+        out[f"blk.{layer}.{exps[w]}.weight"] = torch.stack([by_expert[e] for e in sorted(by_expert)])
     r = c.get("rope_scaling") or c.get("rope_parameters") or {}
     if r.get("rope_type", r.get("type")) == "llama3":
         head_dim = c.get("head_dim") or c["hidden_size"] // n_head
@@ -354,7 +372,7 @@ def check_file(path, folder, case, ttype):
         if list(t.shape) != list(reversed(ref.shape)):
             problems.append(f"{t.name}: ggml shape {list(t.shape)}, expected {list(reversed(ref.shape))}")
             continue
-        want_type = ttype if ref.dim() == 2 else "f32"
+        want_type = ttype if ref.dim() >= 2 else "f32"
         if want_type == "q8_0" and ref.shape[-1] % 32:
             want_type = "f16"
         if int(t.tensor_type) != GGML[want_type]:
@@ -388,7 +406,7 @@ def check_file(path, folder, case, ttype):
     for name in sorted(set(tensors) - seen):
         problems.append(f"missing tensor {name}")
     # The q/k permutation, checked the other way round: un-permuting gives the HF rows back.
-    if c["model_type"] in ("llama", "mistral") and ttype == "f32":
+    if c["model_type"] in ("llama", "mistral", "mixtral") and ttype == "f32":
         by_name = {t.name: t for t in reader.tensors}
         n_head = c["num_attention_heads"]
         n_kv = c.get("num_key_value_heads") or n_head

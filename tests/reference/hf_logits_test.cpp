@@ -7,8 +7,11 @@
 // Reef's load_model_folder into float32 (reference: transformers in float32 on the upcast
 // weights, and both running in the half precision itself within 1e-2 of the largest logit), and
 // Reef's own sharded folders (save_model_folder with small shards) in transformers.
+// For Mixtral also the training objective: the load-balancing aux loss and the total loss
+// (CE + router_aux_loss_coef * aux) equal MixtralForCausalLM's with labels and router logits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -82,7 +85,7 @@ double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 TEST_F(HfLogits, EveryArchitectureMatchesTransformers) {
-  ASSERT_EQ(cases_.size(), 9u);
+  ASSERT_EQ(cases_.size(), 11u);
   for (const auto& name : cases_) {
     SCOPED_TRACE(name);
     const std::string folder = dir_ + "/" + name;
@@ -106,6 +109,72 @@ TEST_F(HfLogits, EveryArchitectureMatchesTransformers) {
       steps.push_back(model(ids.slice(1, t, t + 1), &cache));
     EXPECT_LE(max_diff(torch::cat(steps, 1), expected), kTolerance);
   }
+}
+
+// The same models cast to bfloat16 and run in bfloat16 on both sides. Logits of magnitude 3-6
+// have a bf16 step of 1/64-1/32, and transformers' own sdpa and eager attention already differ
+// by one or two such steps; Reef (norms in float32 where HF's are, Gemma's embedding scale
+// rounded to bf16, Mixtral's routing in float32) must be as close to transformers' default as
+// its eager path is: within 1e-2 or twice that spread, whichever is larger.
+TEST_F(HfLogits, Bf16ComputeMatchesTransformers) {
+  for (const auto& name : cases_) {
+    SCOPED_TRACE(name);
+    const std::string folder = dir_ + "/" + name;
+    auto model = load_hf_folder(folder);
+    model->to(torch::kBFloat16);
+    model->eval();
+    auto ref = load_safetensors(folder + "/reference.safetensors");
+    torch::NoGradGuard no_grad;
+    auto logits = model(ref.at("input_ids")).to(torch::kFloat);
+    const double diff = max_diff(logits, ref.at("logits_bf16"));
+    const double spread = max_diff(ref.at("logits_bf16_eager"), ref.at("logits_bf16"));
+    std::cout << name << ": bf16 max |logits - transformers bf16| = " << diff
+              << " (transformers eager vs sdpa: " << spread << ")\n";
+    EXPECT_LE(diff, std::max(1e-2, 2 * spread));
+  }
+}
+
+TEST_F(HfLogits, MixtralAuxAndTotalLossMatchTransformers) {
+  int moe_cases = 0;
+  for (const auto& name : cases_) {
+    const std::string folder = dir_ + "/" + name;
+    auto ref = load_safetensors(folder + "/reference.safetensors");
+    if (!ref.count("aux_loss")) continue;
+    SCOPED_TRACE(name);
+    ++moe_cases;
+    auto model = load_hf_folder(folder);
+    ModelConfig cfg = model->config();
+    ASSERT_GT(cfg.n_experts, 0);
+    ASSERT_FALSE(model->uses_aux_loss());  // config.json has output_router_logits false
+    cfg.output_router_logits = true;
+    CausalLM with_aux(cfg);
+    {
+      torch::NoGradGuard no_grad;
+      auto src = model->named_parameters();
+      for (auto& p : with_aux->named_parameters()) p.value().copy_(src[p.key()]);
+    }
+    with_aux->eval();
+    ASSERT_TRUE(with_aux->uses_aux_loss());
+    torch::NoGradGuard no_grad;
+    const auto& ids = ref.at("input_ids");
+    auto out = with_aux->forward_train(ids.slice(1, 0, ids.size(1)));
+    EXPECT_LE(max_diff(out.logits, ref.at("logits")), kTolerance);
+    ASSERT_TRUE(out.aux_loss.defined());
+    const double aux = out.aux_loss.item<double>();
+    const double want_aux = ref.at("aux_loss").item<double>();
+    std::cout << name << ": aux_loss " << aux << " (transformers " << want_aux << ")\n";
+    EXPECT_NEAR(aux, want_aux, 1e-6);
+    // Labels = input_ids: transformers shifts them, so logits [:, :-1] predict ids [:, 1:].
+    const int64_t T = ids.size(1);
+    auto loss = causal_lm_loss(cfg, out.logits.slice(1, 0, T - 1), ids.slice(1, 1, T), out.aux_loss);
+    std::cout << name << ": loss " << loss.item<double>() << " (transformers "
+              << ref.at("loss").item<double>() << ")\n";
+    EXPECT_NEAR(loss.item<double>(), ref.at("loss").item<double>(), 1e-5);
+    // Without the aux term the loss is the plain CE, which differs by coef * aux.
+    auto plain = causal_lm_loss(cfg, out.logits.slice(1, 0, T - 1), ids.slice(1, 1, T));
+    EXPECT_NEAR((loss - plain).item<double>(), cfg.router_aux_loss_coef * want_aux, 1e-6);
+  }
+  EXPECT_EQ(moe_cases, 1);
 }
 
 TEST_F(HfLogits, FoldersReefWritesLoadInTransformers) {

@@ -2,9 +2,15 @@
 
   hf_make_tiny.py make OUT_DIR
       For each tiny random config (llama MHA/GQA/biases, llama3 and linear RoPE scaling, mistral,
-      qwen2, qwen3, gpt2 tied and untied) writes OUT_DIR/<case>/ with save_pretrained
-      (config.json + model.safetensors) and OUT_DIR/<case>/reference.safetensors holding fixed
-      int64 `input_ids` [2, 12] and the float32 `logits` [2, 12, V] transformers computes.
+      mixtral (sparse MoE, top-2 of 4 experts), qwen2, qwen3, gemma, gpt2 tied and untied) writes
+      OUT_DIR/<case>/ with save_pretrained (config.json + model.safetensors) and
+      OUT_DIR/<case>/reference.safetensors holding fixed int64 `input_ids` [2, 12] and the
+      float32 `logits` [2, 12, V] transformers computes, and `logits_bf16`: the logits of the
+      same model cast to bfloat16 and run in bfloat16 (upcast to float32), with the default
+      (sdpa) attention, and `logits_bf16_eager` with the eager attention: how far transformers'
+      own two implementations are apart in bf16. For MoE cases it also holds what
+      MixtralForCausalLM returns with labels=input_ids and output_router_logits=True: `loss`
+      (next-token CE + router_aux_loss_coef * aux) and `aux_loss`.
       OUT_DIR/cases.txt lists the case names, one per line. Each case is also saved as variants
       OUT_DIR/<case>_<variant>/ (VARIANTS below): sharded with max_shard_size="20KB" (several
       model-0000K-of-0000N.safetensors + model.safetensors.index.json), and in bf16 and fp16,
@@ -54,9 +60,15 @@ def cases():
         "llama_linear_rope": T.LlamaConfig(**base, rope_scaling={"rope_type": "linear",
                                                                  "factor": 4.0}),
         "mistral": T.MistralConfig(**base, num_key_value_heads=1, sliding_window=None),
+        "mixtral": T.MixtralConfig(**base, num_key_value_heads=2, num_local_experts=4,
+                                   num_experts_per_tok=2, router_aux_loss_coef=0.02,
+                                   sliding_window=None),
         "qwen2": T.Qwen2Config(**base, num_key_value_heads=2, tie_word_embeddings=True),
         "qwen3": T.Qwen3Config(**base, num_key_value_heads=2, head_dim=16,
                                tie_word_embeddings=False),
+        # head_dim 16 != hidden/heads (8), multi-query, tied (as Gemma always is).
+        "gemma": T.GemmaConfig(**base, num_key_value_heads=1, head_dim=16,
+                               hidden_act="gelu_pytorch_tanh"),
         "gpt2": T.GPT2Config(vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_positions=64,
                              bos_token_id=0, eos_token_id=0),
         "gpt2_untied": T.GPT2Config(vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_inner=80,
@@ -134,7 +146,21 @@ def make(out_dir):
         ids = torch.randint(0, config.vocab_size, (2, 12), dtype=torch.int64)
         with torch.no_grad():
             logits = model(input_ids=ids).logits.float().contiguous()
-        save_file({"input_ids": ids, "logits": logits}, f"{folder}/reference.safetensors")
+        with torch.no_grad():
+            in_bf16 = copy.deepcopy(model).to(torch.bfloat16)
+            logits_bf16 = in_bf16(input_ids=ids).logits.float().contiguous()
+            eager = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16,
+                                                     attn_implementation="eager").eval()
+            eager.load_state_dict(in_bf16.state_dict())
+            logits_eager = eager(input_ids=ids).logits.float().contiguous()
+        ref = {"input_ids": ids, "logits": logits, "logits_bf16": logits_bf16,
+               "logits_bf16_eager": logits_eager}
+        if getattr(config, "num_local_experts", None):
+            with torch.no_grad():
+                out = model(input_ids=ids, labels=ids, output_router_logits=True)
+            ref["loss"] = out.loss.float().reshape(())
+            ref["aux_loss"] = out.aux_loss.float().reshape(())
+        save_file(ref, f"{folder}/reference.safetensors")
         names.append(name)
         variants += save_variants(model, name, ids, out_dir)
     with open(f"{out_dir}/cases.txt", "w") as f:

@@ -1,5 +1,6 @@
 // GGUF export: per-architecture metadata and tensor names, the tokenizer section from
-// tokenizer.json, and the llama q/k permutation (see gguf_export.h).
+// tokenizer.json, the llama q/k permutation, and Mixtral's experts stacked per layer into
+// ffn_{gate,up,down}_exps as llama.cpp's converter writes them (see gguf_export.h).
 #include "reef/checkpoint/gguf_export.h"
 
 #include <nlohmann/json.hpp>
@@ -26,7 +27,27 @@ using nlohmann::json;
 // llama.cpp's token types (llama_token_type).
 enum TokenType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
 
-std::string gguf_arch(const std::string& arch) { return arch == "mistral" ? "llama" : arch; }
+// llama.cpp runs mistral and mixtral as its llama architecture (mixtral with expert tensors).
+std::string gguf_arch(const std::string& arch) {
+  return arch == "mistral" || arch == "mixtral" ? "llama" : arch;
+}
+
+// Mixtral expert weight -> (layer, expert, "w1"/"w2"/"w3"); false for other names.
+bool parse_expert(const std::string& hf, int64_t* layer, int64_t* expert, std::string* w) {
+  static const std::string pre = "model.layers.", mid = ".block_sparse_moe.experts.";
+  if (hf.rfind(pre, 0) != 0) return false;
+  const size_t m = hf.find(mid, pre.size());
+  if (m == std::string::npos) return false;
+  const size_t dot = hf.find('.', m + mid.size());
+  if (dot == std::string::npos || hf.compare(dot, std::string::npos, ".w1.weight") != 0 &&
+                                      hf.compare(dot, std::string::npos, ".w2.weight") != 0 &&
+                                      hf.compare(dot, std::string::npos, ".w3.weight") != 0)
+    return false;
+  *layer = std::stoll(hf.substr(pre.size(), m - pre.size()));
+  *expert = std::stoll(hf.substr(m + mid.size(), dot - m - mid.size()));
+  *w = hf.substr(dot + 1, 2);
+  return true;
+}
 
 // HF's rotate-half q/k rows -> ggml's interleaved pairs, per head: rows (h, 2, d/2) are read as
 // (h, d/2, 2). Works for weights [rows, in] and biases [rows].
@@ -190,6 +211,10 @@ void add_arch_keys(GgufWriter& w, const ModelConfig& c) {
     w.add_float32(a + ".attention.layer_norm_epsilon", static_cast<float>(c.norm_eps));
     return;
   }
+  if (c.n_experts > 0) {
+    w.add_uint32(a + ".expert_count", u32(c.n_experts));
+    w.add_uint32(a + ".expert_used_count", u32(c.n_experts_per_tok));
+  }
   w.add_float32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.norm_eps));
   w.add_uint32(a + ".attention.key_length", u32(c.head_dim));
   w.add_uint32(a + ".attention.value_length", u32(c.head_dim));
@@ -202,6 +227,12 @@ void add_arch_keys(GgufWriter& w, const ModelConfig& c) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& gguf_exportable_archs() {
+  static const std::vector<std::string> archs = {"llama", "mistral", "mixtral", "qwen2", "qwen3",
+                                                 "gpt2"};
+  return archs;
+}
 
 GgmlType parse_gguf_type(const std::string& s) {
   if (s == "f32") return GgmlType::kF32;
@@ -240,7 +271,8 @@ std::string gguf_tensor_name(const std::string& arch, const std::string& hf) {
       {"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"},
       {"self_attn.v_proj", "attn_v"}, {"self_attn.o_proj", "attn_output"},
       {"self_attn.q_norm", "attn_q_norm"}, {"self_attn.k_norm", "attn_k_norm"},
-      {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"}, {"mlp.down_proj", "ffn_down"}};
+      {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"}, {"mlp.down_proj", "ffn_down"},
+      {"block_sparse_moe.gate", "ffn_gate_inp"}};
   static const std::map<std::string, std::string> gpt2_block = {
       {"ln_1", "attn_norm"}, {"ln_2", "ffn_norm"}, {"attn.c_attn", "attn_qkv"},
       {"attn.c_proj", "attn_output"}, {"mlp.c_fc", "ffn_up"}, {"mlp.c_proj", "ffn_down"}};
@@ -271,8 +303,12 @@ void export_gguf(const GgufExportOptions& o) {
     const json j = read_json(cfg_path);
     const std::string mt = j.value("model_type", "");
     bool ok = false;
-    for (const auto& a : supported_archs()) ok = ok || a == mt;
-    if (!ok) usage_error("{}: model_type '{}' cannot be exported to GGUF (supported: {})", cfg_path, mt, supported_archs_list());
+    for (const auto& a : gguf_exportable_archs()) ok = ok || a == mt;
+    if (!ok) {
+      std::string list;
+      for (const auto& a : gguf_exportable_archs()) list += (list.empty() ? "" : ", ") + a;
+      usage_error("{}: model_type '{}' cannot be exported to GGUF (supported: {})", cfg_path, mt, list);
+    }
   }
   CausalLM model = load_model_folder(o.model_dir, torch::kCPU);
   const ModelConfig& c = model->config();
@@ -297,7 +333,26 @@ void export_gguf(const GgufExportOptions& o) {
     w.add_tensor("rope_freqs.weight", {c.head_dim / 2}, GgmlType::kF32,
                  [c] { return llama3_rope_factors(c); });
   }
+  // Mixtral: per layer, the experts' w1/w3/w2 [E, rows, cols] stacked into one tensor each.
+  std::map<std::pair<int64_t, std::string>, std::vector<torch::Tensor>> experts;
   for (auto& [hf, t] : model_tensors(model)) {
+    int64_t layer = 0, expert = 0;
+    std::string which;
+    if (c.n_experts > 0 && parse_expert(hf, &layer, &expert, &which)) {
+      auto& list = experts[{layer, which}];
+      if (static_cast<int64_t>(list.size()) != expert)
+        fail("GGUF export: expert {} of layer {} out of order", expert, layer);
+      list.push_back(t);
+      if (expert + 1 == c.n_experts) {
+        const char* gname = which == "w1" ? "ffn_gate_exps" : which == "w3" ? "ffn_up_exps" : "ffn_down_exps";
+        std::vector<int64_t> shape = {c.n_experts, t.size(0), t.size(1)};
+        GgmlType tt = type;
+        if (tt == GgmlType::kQ8_0 && shape.back() % kQ8BlockSize != 0) tt = GgmlType::kF16;
+        w.add_tensor("blk." + std::to_string(layer) + "." + gname + ".weight", shape, tt,
+                     [list = std::move(list)] { return torch::stack(list); });
+      }
+      continue;
+    }
     const std::string gname = gguf_tensor_name(c.arch, hf);
     // Conv1D [in, out] -> Linear layout [out, in].
     const bool transpose = c.arch == "gpt2" && t.dim() == 2 && hf.find(".h.") != std::string::npos;

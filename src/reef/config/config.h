@@ -50,12 +50,16 @@ struct ModelConfig {
   bool tie_embeddings = false;
   std::string activation = "auto";
   double init_std = 0.02;
+  int64_t n_experts = 0;
+  int64_t n_experts_per_tok = 2;
+  double router_aux_loss_coef = 0.001;
+  bool output_router_logits = false;
 
   template <class V>
   void visit(V& v) {
     v("preset", preset, "named preset applied before the other keys (see `reef config presets`)");
     v("init_from", init_from, "Hugging Face model folder (config.json + safetensors) to start from: its architecture, weights and (unless data.tokenizer is set) tokenizer; empty = random init");
-    v("arch", arch, "architecture = HF model_type: llama, mistral, qwen2, qwen3 or gpt2");
+    v("arch", arch, "architecture = HF model_type: llama, mistral, mixtral, qwen2, qwen3, gemma or gpt2");
     v("vocab_size", vocab_size, "vocabulary size; 0 takes the tokenizer's");
     v("hidden_size", hidden_size, "width of the residual stream");
     v("intermediate_size", intermediate_size, "MLP width; 0 = 4*hidden (gpt2) or SwiGLU 8/3*hidden rounded to 64");
@@ -75,8 +79,12 @@ struct ModelConfig {
     v("mlp_bias", mlp_bias, "biases on the MLP projections (llama family)");
     v("qk_norm", qk_norm, "RMSNorm on per-head queries and keys (qwen3)");
     v("tie_embeddings", tie_embeddings, "LM head shares the token embedding matrix");
-    v("activation", activation, "MLP activation: auto (silu for the llama family, gelu_new for gpt2), silu, gelu, gelu_new, gelu_pytorch_tanh, relu");
+    v("activation", activation, "MLP activation: auto (silu for the llama family, gelu_pytorch_tanh for gemma, gelu_new for gpt2), silu, gelu, gelu_new, gelu_pytorch_tanh, relu");
     v("init_std", init_std, "std of the normal initialisation; residual projections scaled by 1/sqrt(2*n_layers)");
+    v("n_experts", n_experts, "mixtral: experts per MoE layer (HF num_local_experts); 0 = 8 for mixtral, must be 0 for the dense archs");
+    v("n_experts_per_tok", n_experts_per_tok, "mixtral: experts each token is routed to (HF num_experts_per_tok)");
+    v("router_aux_loss_coef", router_aux_loss_coef, "mixtral: weight of the load-balancing loss added to the training loss when output_router_logits is on");
+    v("output_router_logits", output_router_logits, "mixtral: train with the load-balancing auxiliary loss (HF output_router_logits)");
   }
 };
 

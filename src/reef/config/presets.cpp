@@ -15,7 +15,7 @@ Keys llama_like(const std::string& arch, Keys extra) {
   Keys k = {
       {"model.arch", arch},        {"model.activation", "silu"}, {"model.attention_bias", "false"},
       {"model.mlp_bias", "false"}, {"model.qk_norm", "false"},   {"model.rope_scaling", "none"},
-      {"model.head_dim", "0"},     {"model.init_std", "0.02"},
+      {"model.head_dim", "0"},     {"model.init_std", "0.02"},  {"model.n_experts", "0"},
   };
   for (auto& [key, value] : extra) k[key] = value;
   return k;
@@ -51,6 +51,21 @@ std::map<std::string, Keys> build_presets() {
   qwen3["model.head_dim"] = "64";  // explicit and != hidden/heads (32), as in Qwen3
   p["qwen3-tiny"] = llama_like("qwen3", qwen3);
   p["qwen3-tiny"]["model.qk_norm"] = "true";
+  // Mixtral: the llama-tiny block with 4 SwiGLU experts of half the width, 2 active per token.
+  Keys mixtral = tiny;
+  mixtral["model.intermediate_size"] = "192";
+  mixtral["model.rope_theta"] = "1000000";
+  mixtral["model.n_experts"] = "4";
+  mixtral["model.n_experts_per_tok"] = "2";
+  p["mixtral-tiny"] = llama_like("mixtral", mixtral);
+  // Gemma: GeGLU, MQA, an explicit head_dim != hidden/heads, tied embeddings.
+  Keys gemma = tiny;
+  gemma["model.n_kv_heads"] = "1";
+  gemma["model.head_dim"] = "64";
+  gemma["model.norm_eps"] = "1e-6";
+  gemma["model.tie_embeddings"] = "true";
+  p["gemma-tiny"] = llama_like("gemma", gemma);
+  p["gemma-tiny"]["model.activation"] = "gelu_pytorch_tanh";
   p["gpt2-tiny"] = {
       {"model.arch", "gpt2"},           {"model.vocab_size", "0"},
       {"model.hidden_size", "128"},     {"model.intermediate_size", "512"},
@@ -178,6 +193,36 @@ std::map<std::string, Keys> build_presets() {
                                                 {"model.tie_embeddings", "false"},
                                             });
   // GPT-2 small (124M): learned positions, LayerNorm, gelu_new, biases everywhere, tied head.
+  // mistralai/Mixtral-8x7B-v0.1.
+  p["mixtral-8x7b"] = llama_like("mixtral", {
+                                                {"model.vocab_size", "32000"},
+                                                {"model.hidden_size", "4096"},
+                                                {"model.intermediate_size", "14336"},
+                                                {"model.n_layers", "32"},
+                                                {"model.n_heads", "32"},
+                                                {"model.n_kv_heads", "8"},
+                                                {"model.max_seq_len", "32768"},
+                                                {"model.norm_eps", "1e-5"},
+                                                {"model.rope_theta", "1000000"},
+                                                {"model.tie_embeddings", "false"},
+                                                {"model.n_experts", "8"},
+                                                {"model.n_experts_per_tok", "2"},
+                                            });
+  // google/gemma-2b (the first Gemma).
+  p["gemma-2b"] = llama_like("gemma", {
+                                          {"model.vocab_size", "256000"},
+                                          {"model.hidden_size", "2048"},
+                                          {"model.intermediate_size", "16384"},
+                                          {"model.n_layers", "18"},
+                                          {"model.n_heads", "8"},
+                                          {"model.n_kv_heads", "1"},
+                                          {"model.head_dim", "256"},
+                                          {"model.max_seq_len", "8192"},
+                                          {"model.norm_eps", "1e-6"},
+                                          {"model.rope_theta", "10000"},
+                                          {"model.tie_embeddings", "true"},
+                                          {"model.activation", "gelu_pytorch_tanh"},
+                                      });
   p["gpt2"] = {
       {"model.arch", "gpt2"},           {"model.vocab_size", "50257"},
       {"model.hidden_size", "768"},     {"model.intermediate_size", "3072"},

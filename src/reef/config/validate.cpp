@@ -14,6 +14,7 @@ namespace reef {
 
 std::string resolved_activation(const ModelConfig& m) {
   if (m.activation != "auto") return m.activation;
+  if (m.arch == "gemma") return "gelu_pytorch_tanh";
   return m.arch == "gpt2" ? "gelu_new" : "silu";
 }
 
@@ -106,7 +107,8 @@ void check_model(const ModelConfig& m, const Checker& c) {
     for (const auto& [n, keys] : model_presets()) names.push_back(n);
     c.one_of("model.preset", m.preset, names);
   }
-  c.one_of("model.arch", m.arch, {"llama", "mistral", "qwen2", "qwen3", "gpt2"});
+  c.one_of("model.arch", m.arch,
+           {"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gpt2"});
   c.at_least<int64_t>("model.vocab_size", m.vocab_size, 0);
   c.at_least<int64_t>("model.hidden_size", m.hidden_size, 1);
   c.at_least<int64_t>("model.intermediate_size", m.intermediate_size, 0);
@@ -171,6 +173,21 @@ void check_model(const ModelConfig& m, const Checker& c) {
   c.one_of("model.activation", m.activation,
            {"auto", "silu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu"});
   c.positive("model.init_std", m.init_std);
+  c.at_least<int64_t>("model.n_experts", m.n_experts, 0);
+  c.at_least<double>("model.router_aux_loss_coef", m.router_aux_loss_coef, 0.0);
+  if (m.arch == "mixtral") {
+    const int64_t experts = m.n_experts > 0 ? m.n_experts : 8;
+    if (m.n_experts_per_tok < 1 || m.n_experts_per_tok > experts) {
+      c.fail("model.n_experts_per_tok",
+             fmt::format("a value in [1, model.n_experts] ({})",
+                         c.ref("model.n_experts", std::to_string(experts))),
+             std::to_string(m.n_experts_per_tok));
+    }
+  } else if (m.n_experts != 0) {
+    c.fail("model.n_experts",
+           fmt::format("0 for the dense arch {} (only mixtral has experts)", m.arch),
+           std::to_string(m.n_experts));
+  }
 }
 
 void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {

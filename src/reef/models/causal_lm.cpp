@@ -8,11 +8,13 @@
 #include "reef/base/strings.h"
 #include "reef/nn/init.h"
 #include "reef/nn/mlp.h"
+#include "reef/nn/moe.h"
 
 namespace reef {
 
 const std::vector<std::string>& supported_archs() {
-  static const std::vector<std::string> archs = {"llama", "mistral", "qwen2", "qwen3", "gpt2"};
+  static const std::vector<std::string> archs = {"llama", "mistral", "mixtral", "qwen2",
+                                                 "qwen3", "gemma",   "gpt2"};
   return archs;
 }
 
@@ -23,7 +25,8 @@ std::string supported_archs_list() {
 }
 
 bool is_llama_family(const std::string& arch) {
-  return arch == "llama" || arch == "mistral" || arch == "qwen2" || arch == "qwen3";
+  return arch == "llama" || arch == "mistral" || arch == "mixtral" || arch == "qwen2" ||
+         arch == "qwen3" || arch == "gemma";
 }
 
 ModelConfig resolve_model_config(const ModelConfig& in) {
@@ -63,7 +66,9 @@ ModelConfig resolve_model_config(const ModelConfig& in) {
     c.intermediate_size =
         gpt2 ? 4 * c.hidden_size : (8 * c.hidden_size + 3 * 64 - 1) / (3 * 64) * 64;
   }
-  if (c.activation.empty() || c.activation == "auto") c.activation = gpt2 ? "gelu_new" : "silu";
+  if (c.activation.empty() || c.activation == "auto") {
+    c.activation = gpt2 ? "gelu_new" : c.arch == "gemma" ? "gelu_pytorch_tanh" : "silu";
+  }
   if (!is_supported_activation(c.activation)) {
     usage_error("model.activation '{}' is not supported; expected auto, {}", c.activation,
                 supported_activations());
@@ -89,9 +94,27 @@ ModelConfig resolve_model_config(const ModelConfig& in) {
       usage_error("model.head_dim must be even for RoPE, got {}", c.head_dim);
     if (c.arch == "qwen2") c.attention_bias = true;  // HF Qwen2 hard-codes q/k/v biases
     if (c.arch == "qwen3") c.qk_norm = true;         // and Qwen3 its q/k norms
+    if (c.arch == "gemma") c.tie_embeddings = true;  // GemmaForCausalLM always ties
+    // transformers reads a Gemma config's "gelu" as the tanh approximation, so the exact GELU
+    // could not round-trip through config.json.
+    reject(c.arch == "gemma" && c.activation == "gelu",
+           "activation gelu (transformers reads Gemma's gelu as gelu_pytorch_tanh)");
     reject(c.qk_norm && c.arch != "qwen3", "qk_norm (only qwen3 has q/k norms)");
     reject(c.mlp_bias && c.arch != "llama", "mlp_bias (only llama has MLP biases)");
-    reject(c.attention_bias && c.arch == "mistral", "attention_bias");
+    reject(c.attention_bias && (c.arch == "mistral" || c.arch == "mixtral"), "attention_bias");
+  }
+  if (c.n_experts < 0) usage_error("model.n_experts must be >= 0, got {}", c.n_experts);
+  if (c.router_aux_loss_coef < 0) {
+    usage_error("model.router_aux_loss_coef must be >= 0, got {}", c.router_aux_loss_coef);
+  }
+  if (c.arch == "mixtral") {
+    if (c.n_experts == 0) c.n_experts = 8;  // MixtralConfig's num_local_experts default
+    if (c.n_experts_per_tok < 1 || c.n_experts_per_tok > c.n_experts) {
+      usage_error("model.n_experts_per_tok must be in [1, n_experts = {}], got {}", c.n_experts,
+                  c.n_experts_per_tok);
+    }
+  } else {
+    reject(c.n_experts != 0, "n_experts (only mixtral has experts)");
   }
   return c;
 }
@@ -128,6 +151,26 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, KVCache* cac
   return torch::nn::functional::linear(hidden_states(input_ids, cache), lm_head_weight());
 }
 
+bool CausalLMImpl::uses_aux_loss() const { return cfg_.n_experts > 0 && cfg_.output_router_logits; }
+
+CausalLMImpl::TrainOutput CausalLMImpl::forward_train(const torch::Tensor& input_ids) {
+  if (!uses_aux_loss()) return {forward(input_ids), torch::Tensor()};
+  if (input_ids.dim() != 2) fail("input_ids must be [B, T], got {} dims", input_ids.dim());
+  std::vector<torch::Tensor> router_logits;
+  auto h = model->forward(input_ids, nullptr, &router_logits);
+  auto logits = torch::nn::functional::linear(h, lm_head_weight());
+  return {logits, load_balancing_loss(router_logits, cfg_.n_experts, cfg_.n_experts_per_tok)};
+}
+
+torch::Tensor causal_lm_loss(const ModelConfig& cfg, const torch::Tensor& logits,
+                             const torch::Tensor& targets, const torch::Tensor& aux_loss) {
+  const int64_t V = logits.size(-1);
+  auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, V}).to(torch::kFloat),
+                                                   targets.reshape({-1}));
+  if (aux_loss.defined()) loss = loss + cfg.router_aux_loss_coef * aux_loss.to(torch::kFloat);
+  return loss;
+}
+
 namespace {
 
 // The module name that owns a parameter: "model.layers.0.self_attn.o_proj.weight" -> "o_proj".
@@ -153,10 +196,10 @@ void CausalLMImpl::reset_parameters() {
     const bool is_norm = owner.find("norm") != std::string::npos || owner == "ln_1" ||
                          owner == "ln_2" || owner == "ln_f";
     if (is_norm && ends_with(name, ".weight")) {
-      p.fill_(1.0);
+      p.fill_(cfg_.arch == "gemma" ? 0.0 : 1.0);  // gemma's norms scale by (1 + weight)
     } else if (ends_with(name, ".bias")) {
       p.zero_();
-    } else if (owner == "o_proj" || owner == "down_proj" || owner == "c_proj") {
+    } else if (owner == "o_proj" || owner == "down_proj" || owner == "c_proj" || owner == "w2") {
       p.normal_(0.0, residual_std);
     } else {
       p.normal_(0.0, std);
@@ -177,7 +220,11 @@ int64_t count_parameters(const ModelConfig& in, bool include_embeddings) {
     per_layer = C * q + 2 * C * kv + q * C;  // q, k, v, o
     if (c.attention_bias) per_layer += q + 2 * kv + (c.arch == "qwen2" ? 0 : C);
     if (c.qk_norm) per_layer += 2 * c.head_dim;
-    per_layer += 3 * C * I + (c.mlp_bias ? 2 * I + C : 0);
+    if (c.n_experts > 0) {
+      per_layer += c.n_experts * (C + 3 * C * I);  // router row + SwiGLU expert, per expert
+    } else {
+      per_layer += 3 * C * I + (c.mlp_bias ? 2 * I + C : 0);
+    }
     per_layer += 2 * C;  // input_layernorm, post_attention_layernorm
     outside = C;         // norm
   }
@@ -191,7 +238,11 @@ double train_flops_per_token(const ModelConfig& in, int64_t seq_len) {
   const double C = static_cast<double>(c.hidden_size), I = static_cast<double>(c.intermediate_size);
   const double q = static_cast<double>(c.n_heads * c.head_dim);
   const double kv = static_cast<double>(c.n_kv_heads * c.head_dim);
-  const double mlp = c.arch == "gpt2" ? 2 * C * I : 3 * C * I;
+  // A MoE token pays for its router and its active experts only.
+  const double mlp = c.arch == "gpt2"      ? 2 * C * I
+                     : c.n_experts > 0 ? static_cast<double>(c.n_experts) * C +
+                                             static_cast<double>(c.n_experts_per_tok) * 3 * C * I
+                                       : 3 * C * I;
   const double per_layer = C * q + 2 * C * kv + q * C + mlp;
   const double n_matmul =
       static_cast<double>(c.n_layers) * per_layer + static_cast<double>(c.vocab_size) * C;

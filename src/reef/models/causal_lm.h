@@ -1,6 +1,6 @@
 // CausalLM: a decoder-only language model for every supported architecture (ModelConfig.arch =
-// HF model_type: llama, mistral, qwen2, qwen3, gpt2), plus config resolution and size/FLOP
-// accounting. Parameter names are exactly Hugging Face's state_dict keys, and a checkpoint is
+// HF model_type: llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2), plus config resolution,
+// the training loss (with Mixtral's load-balancing term) and size/FLOP accounting. Parameter names are exactly Hugging Face's state_dict keys, and a checkpoint is
 // named_parameters() alone: no buffers are registered (RoPE tables are recomputed, GPT-2's
 // causal-mask buffers do not exist), and with tied embeddings lm_head is not registered at all.
 #pragma once
@@ -19,19 +19,23 @@
 namespace reef {
 
 // The architectures CausalLM builds, in the order error messages list them.
-const std::vector<std::string>& supported_archs();  // llama, mistral, qwen2, qwen3, gpt2
-// "llama, mistral, qwen2, qwen3, gpt2"
+// llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2
+const std::vector<std::string>& supported_archs();
+// "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"
 std::string supported_archs_list();
-// True for the RoPE + RMSNorm + gated-MLP family (everything but gpt2).
+// True for the RoPE + RMSNorm + gated-MLP family (everything but gpt2; mixtral's MLPs are its
+// experts).
 bool is_llama_family(const std::string& arch);
 
 // Fills derived fields: n_kv_heads 0 -> n_heads; head_dim 0 -> hidden/n_heads; intermediate_size
 // 0 -> 4*hidden (gpt2) or 8/3*hidden rounded up to a multiple of 64; activation "auto"/"" ->
-// silu (llama family) or gelu_new (gpt2); rope_scaling ""/"default" -> "none". Applies what each
-// HF architecture hard-codes: qwen2 always has q/k/v biases (attention_bias -> true), qwen3
-// always has q/k norms (qk_norm -> true), gpt2 has biases everywhere. Throws reef::Error(kUsage)
-// for an unsupported arch or a combination the architecture cannot express (e.g. mistral with
-// attention_bias, gpt2 with GQA or RoPE scaling). vocab_size is left as is (0 = not yet known).
+// silu (llama family), gelu_pytorch_tanh (gemma) or gelu_new (gpt2); rope_scaling ""/"default"
+// -> "none"; n_experts 0 -> 8 for mixtral. Applies what each HF architecture hard-codes: qwen2
+// always has q/k/v biases (attention_bias -> true), qwen3 always has q/k norms (qk_norm -> true),
+// gemma always ties its embeddings (tie_embeddings -> true), gpt2 has biases everywhere. Throws
+// reef::Error(kUsage) for an unsupported arch or a combination the architecture cannot express
+// (e.g. mistral with attention_bias, gpt2 with GQA or RoPE scaling, experts on a dense arch).
+// vocab_size is left as is (0 = not yet known).
 ModelConfig resolve_model_config(const ModelConfig& cfg);
 
 class CausalLMImpl : public torch::nn::Module {
@@ -43,6 +47,17 @@ class CausalLMImpl : public torch::nn::Module {
   // input_ids [B, T] int64 -> logits [B, T, V]. With a cache, positions continue at
   // cache->length() and the cache grows by T.
   torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache = nullptr);
+  // The training forward: logits [B, T, V] as forward(), plus, when uses_aux_loss(), the
+  // load-balancing loss over every MoE layer's router logits (float32 scalar, before
+  // router_aux_loss_coef; transformers' aux_loss). aux_loss is undefined otherwise.
+  struct TrainOutput {
+    torch::Tensor logits;
+    torch::Tensor aux_loss;
+  };
+  TrainOutput forward_train(const torch::Tensor& input_ids);
+  // True for a MoE model configured with output_router_logits (HF: then the loss includes
+  // router_aux_loss_coef * aux_loss).
+  bool uses_aux_loss() const;
   // input_ids [B, T] -> final hidden states [B, T, C] (before the LM head).
   torch::Tensor hidden_states(const torch::Tensor& input_ids, KVCache* cache = nullptr);
   // The LM head matrix [V, C]: lm_head.weight, or the token embedding when tied.
@@ -51,13 +66,14 @@ class CausalLMImpl : public torch::nn::Module {
   const ModelConfig& config() const { return cfg_; }  // resolved
 
   // Re-initialises as the families do: normal(0, init_std) for linear/Conv1D and embedding
-  // weights (wpe included), zeros for biases, ones for norm weights, and normal(0,
-  // init_std/sqrt(2*n_layers)) for residual output projections (o_proj, down_proj, gpt2's
-  // attn.c_proj and mlp.c_proj).
+  // weights (wpe and mixtral's router included), zeros for biases, ones for norm weights (zeros
+  // for gemma's (1 + weight) norms), and normal(0, init_std/sqrt(2*n_layers)) for residual
+  // output projections (o_proj, down_proj, mixtral's expert w2, gpt2's attn.c_proj and
+  // mlp.c_proj).
   void reset_parameters();
 
   // Exactly one of these is set, depending on the arch.
-  LlamaModel model{nullptr};           // "model": llama, mistral, qwen2, qwen3
+  LlamaModel model{nullptr};           // "model": every arch but gpt2
   GPT2Model transformer{nullptr};      // "transformer": gpt2
   Linear lm_head{nullptr};       // "lm_head": only when embeddings are not tied
 
@@ -66,18 +82,27 @@ class CausalLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CausalLM);
 
+// The objective transformers' *ForCausalLM returns with labels: mean next-token cross-entropy
+// of logits [B, T, V] (computed in float32) against targets [B, T], plus
+// router_aux_loss_coef * aux_loss when aux_loss is defined (forward_train's). Float32 scalar.
+torch::Tensor causal_lm_loss(const ModelConfig& cfg, const torch::Tensor& logits,
+                             const torch::Tensor& targets, const torch::Tensor& aux_loss = {});
+
 // Parameter count from the (resolved here) config without building the model; equals the sum
-// of numel over CausalLM's named_parameters(). include_embeddings=false leaves out the token
-// embedding and gpt2's position embedding (an untied lm_head is still counted, as it is a
-// matmul every token pays for).
+// of numel over CausalLM's named_parameters() (for mixtral: every expert and the routers).
+// include_embeddings=false leaves out the token embedding and gpt2's position embedding (an
+// untied lm_head is still counted, as it is a matmul every token pays for).
 int64_t count_parameters(const ModelConfig& cfg, bool include_embeddings = true);
 
 // Training FLOPs per token, forward + backward, PaLM-style (Chowdhery et al. 2022, app. B):
 // 6 * N_matmul + 12 * n_layers * n_heads * head_dim * seq_len, where N_matmul counts the weights
 // of every matrix multiply a token goes through: q/k/v/o (or c_attn/c_proj), the MLP
-// projections and the LM head (V*C, counted even when tied). Embedding lookups, norms, biases,
-// RoPE and softmax are not counted. The second term is the QK^T and attention-times-V matmuls
-// over a full seq_len context (no halving for causality, as PaLM and Megatron count it).
+// projections and the LM head (V*C, counted even when tied). For mixtral a token goes through
+// its router (C*E) and only its n_experts_per_tok active experts, so N_matmul counts those,
+// not all n_experts (MFU of a sparse model is about the work done, not the parameters held).
+// Embedding lookups, norms, biases, RoPE and softmax are not counted. The second term is the
+// QK^T and attention-times-V matmuls over a full seq_len context (no halving for causality, as
+// PaLM and Megatron count it).
 double train_flops_per_token(const ModelConfig& cfg, int64_t seq_len);
 
 }  // namespace reef

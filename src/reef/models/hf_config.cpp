@@ -1,5 +1,5 @@
 // HF config.json mapping (see hf_config.h). Field names and defaults follow transformers'
-// configuration_{llama,mistral,qwen2,qwen3,gpt2}.py.
+// configuration_{llama,mistral,mixtral,qwen2,qwen3,gemma,gpt2}.py.
 #include "reef/models/hf_config.h"
 
 #include <algorithm>
@@ -17,6 +17,8 @@ using nlohmann::json;
 const char* hf_architecture(const std::string& arch) {
   if (arch == "llama") return "LlamaForCausalLM";
   if (arch == "mistral") return "MistralForCausalLM";
+  if (arch == "mixtral") return "MixtralForCausalLM";
+  if (arch == "gemma") return "GemmaForCausalLM";
   if (arch == "qwen2") return "Qwen2ForCausalLM";
   if (arch == "qwen3") return "Qwen3ForCausalLM";
   return "GPT2LMHeadModel";
@@ -83,8 +85,8 @@ class Reader {
 };
 
 // RoPE from either rope_parameters (transformers 5) or rope_theta + rope_scaling (classic).
-void read_rope(const Reader& r, ModelConfig& c) {
-  c.rope_theta = r.number("rope_theta", 10000.0);
+void read_rope(const Reader& r, ModelConfig& c, double default_theta) {
+  c.rope_theta = r.number("rope_theta", default_theta);
   const json* params = nullptr;
   const char* key = "rope_scaling";
   if (r.has("rope_parameters")) {
@@ -160,6 +162,46 @@ void check_activation(const Reader& r, const char* key, const std::string& act) 
   }
 }
 
+// Gemma's activation as transformers 5 reads it: hidden_act (default gelu_pytorch_tanh), where
+// the original releases' "gelu" means the tanh approximation. transformers 4 read
+// hidden_activation instead; a config whose two keys disagree is refused, not guessed.
+std::string gemma_activation(const Reader& r) {
+  std::string act = r.string("hidden_act", "gelu_pytorch_tanh");
+  if (act == "gelu") act = "gelu_pytorch_tanh";
+  check_activation(r, "hidden_act", act);
+  if (r.has("hidden_activation")) {
+    std::string other = r.string("hidden_activation", "");
+    if (other == "gelu") other = "gelu_pytorch_tanh";
+    if (other != act) {
+      usage_error("{}: hidden_act '{}' and hidden_activation '{}' disagree (transformers 5 uses "
+                  "hidden_act, transformers 4 used hidden_activation); make them equal",
+                  r.where(), r.string("hidden_act", "gelu_pytorch_tanh"),
+                  r.string("hidden_activation", ""));
+    }
+  }
+  return act;
+}
+
+// Mixtral's MoE keys (MixtralConfig defaults).
+void read_moe(const Reader& r, ModelConfig& c) {
+  c.n_experts = r.integer("num_local_experts", 8);
+  c.n_experts_per_tok = r.integer("num_experts_per_tok", 2);
+  c.router_aux_loss_coef = r.number("router_aux_loss_coef", 0.001);
+  c.output_router_logits = r.boolean("output_router_logits", false);
+  if (c.n_experts < 1) {
+    usage_error("{}: num_local_experts must be positive, got {}", r.where(), c.n_experts);
+  }
+  if (c.n_experts_per_tok < 1 || c.n_experts_per_tok > c.n_experts) {
+    usage_error("{}: num_experts_per_tok must be in [1, num_local_experts = {}], got {}",
+                r.where(), c.n_experts, c.n_experts_per_tok);
+  }
+  // Jitter multiplies the router input by random noise in training; Reef does not draw it.
+  if (r.number("router_jitter_noise", 0.0) != 0.0) {
+    usage_error("{}: router_jitter_noise={} is not supported (only 0)", r.where(),
+                r.number("router_jitter_noise", 0.0));
+  }
+}
+
 ModelConfig llama_family_from_hf(const Reader& r, const std::string& arch) {
   ModelConfig c;
   c.arch = arch;
@@ -170,23 +212,45 @@ ModelConfig llama_family_from_hf(const Reader& r, const std::string& arch) {
   c.n_heads = r.integer("num_attention_heads");
   c.n_kv_heads = r.integer("num_key_value_heads", c.n_heads);
   // Qwen3Config defaults head_dim to 128; the others derive it.
-  c.head_dim = r.integer("head_dim", arch == "qwen3" ? 128 : 0);
-  c.activation = r.string("hidden_act", "silu");
-  check_activation(r, "hidden_act", c.activation);
-  const int64_t default_max_pos = arch == "llama" ? 2048 : arch == "mistral" ? 131072 : 32768;
+  // Qwen3Config defaults head_dim to 128 and GemmaConfig to 256; the others derive it.
+  c.head_dim = r.integer("head_dim", arch == "qwen3" ? 128 : arch == "gemma" ? 256 : 0);
+  if (arch == "gemma") {
+    c.activation = gemma_activation(r);
+  } else {
+    c.activation = r.string("hidden_act", "silu");
+    check_activation(r, "hidden_act", c.activation);
+  }
+  const int64_t default_max_pos = arch == "llama"                       ? 2048
+                                  : arch == "mistral" || arch == "mixtral" ? 131072
+                                  : arch == "gemma"                        ? 8192
+                                                                           : 32768;
   c.max_seq_len = r.integer("max_position_embeddings", default_max_pos);
-  c.norm_eps = r.number("rms_norm_eps", 1e-6);
+  c.norm_eps = r.number("rms_norm_eps", arch == "mixtral" ? 1e-5 : 1e-6);
   c.init_std = r.number("initializer_range", 0.02);
-  c.tie_embeddings = r.boolean("tie_word_embeddings", false);
-  c.attention_bias = arch == "qwen2" ||
-                     ((arch == "llama" || arch == "qwen3") && r.boolean("attention_bias", false));
+  c.tie_embeddings = r.boolean("tie_word_embeddings", arch == "gemma");
+  c.attention_bias = arch == "qwen2" || ((arch == "llama" || arch == "qwen3" || arch == "gemma") &&
+                                         r.boolean("attention_bias", false));
   c.mlp_bias = arch == "llama" && r.boolean("mlp_bias", false);
   c.qk_norm = arch == "qwen3";
-  read_rope(r, c);
+  read_rope(r, c, arch == "mixtral" ? 1000000.0 : 10000.0);
+  if (arch == "mixtral") read_moe(r, c);
+  if (arch == "gemma") {
+    if (!c.tie_embeddings) {
+      usage_error("{}: tie_word_embeddings=false is not supported for gemma (Gemma ties its "
+                  "embeddings)",
+                  r.where());
+    }
+    if (r.boolean("use_bidirectional_attention", false)) {
+      usage_error("{}: use_bidirectional_attention=true is not supported (causal decoders only)",
+                  r.where());
+    }
+  }
 
   // Sliding-window attention only differs from full attention past the window.
   int64_t window = 0;
-  if (arch == "mistral" && r.has("sliding_window")) window = r.integer("sliding_window");
+  if ((arch == "mistral" || arch == "mixtral") && r.has("sliding_window")) {
+    window = r.integer("sliding_window");
+  }
   if ((arch == "qwen2" || arch == "qwen3") && r.boolean("use_sliding_window", false) &&
       r.has("sliding_window") && r.integer("max_window_layers", 28) < c.n_layers) {
     window = r.integer("sliding_window");
@@ -267,6 +331,18 @@ nlohmann::json hf_config_json(const ModelConfig& cfg) {
   j["rope_theta"] = c.rope_theta;
   j["rope_scaling"] = rope_scaling_json(c);
   j["attention_dropout"] = 0.0;
+  if (c.arch == "mixtral") {
+    j["num_local_experts"] = c.n_experts;
+    j["num_experts_per_tok"] = c.n_experts_per_tok;
+    j["router_aux_loss_coef"] = c.router_aux_loss_coef;
+    j["output_router_logits"] = c.output_router_logits;
+    j["router_jitter_noise"] = 0.0;
+    j["sliding_window"] = nullptr;
+  }
+  if (c.arch == "gemma") {
+    j["hidden_activation"] = c.activation;  // what transformers 4 reads
+    j["attention_bias"] = c.attention_bias;
+  }
   if (c.arch == "llama") {
     j["attention_bias"] = c.attention_bias;
     j["mlp_bias"] = c.mlp_bias;
@@ -306,6 +382,13 @@ ModelConfig model_config_from_hf(const nlohmann::json& j, const std::string& whe
 
 std::string hf_parameter_name(const ModelConfig& cfg, const std::string& tensor_name) {
   if (cfg.arch == "gpt2") return gpt2_parameter_name(tensor_name);
+  if (cfg.arch == "mixtral" && (tensor_name.find(".mlp.experts.") != std::string::npos ||
+                                tensor_name.find(".mlp.gate.") != std::string::npos)) {
+    usage_error("tensor '{}' is in transformers' fused in-memory expert layout; Reef reads "
+                "Mixtral checkpoints in the Hub layout (block_sparse_moe.gate, "
+                "block_sparse_moe.experts.N.w1/w2/w3) that save_pretrained writes",
+                tensor_name);
+  }
   return tensor_name;
 }
 

@@ -1,7 +1,10 @@
 // Llama-family decoder (see llama.h). Semantics follow transformers' modeling_llama.py,
-// modeling_mistral.py, modeling_qwen2.py and modeling_qwen3.py (which differ only in biases, the
-// q/k norm and defaults already folded into the resolved ModelConfig).
+// modeling_mistral.py, modeling_qwen2.py, modeling_qwen3.py (which differ only in biases, the
+// q/k norm and defaults already folded into the resolved ModelConfig), modeling_mixtral.py (the
+// MoE block) and modeling_gemma.py (embedding scale, (1 + weight) norms).
 #include "reef/models/llama.h"
+
+#include <cmath>
 
 #include "reef/nn/init.h"
 
@@ -27,35 +30,56 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& cfg) {
                                                          .o_bias(o_bias)
                                                          .qk_norm(cfg.qk_norm)
                                                          .norm_eps(cfg.norm_eps)));
-  mlp = register_module("mlp", GatedMLP(GatedMLPOptions(cfg.hidden_size, cfg.intermediate_size)
-                                            .activation(cfg.activation)
-                                            .bias(cfg.mlp_bias)));
-  input_layernorm = register_module("input_layernorm",
-                                    RMSNorm(RMSNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));
-  post_attention_layernorm = register_module(
-      "post_attention_layernorm", RMSNorm(RMSNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));
+  if (cfg.n_experts > 0) {
+    block_sparse_moe = register_module(
+        "block_sparse_moe", SparseMoE(SparseMoEOptions(cfg.hidden_size, cfg.intermediate_size,
+                                                       cfg.n_experts, cfg.n_experts_per_tok)
+                                          .activation(cfg.activation)));
+  } else {
+    mlp = register_module("mlp", GatedMLP(GatedMLPOptions(cfg.hidden_size, cfg.intermediate_size)
+                                              .activation(cfg.activation)
+                                              .bias(cfg.mlp_bias)));
+  }
+  const auto norm = RMSNormOptions(cfg.hidden_size).eps(cfg.norm_eps).unit_offset(cfg.arch == "gemma");
+  input_layernorm = register_module("input_layernorm", RMSNorm(norm));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(norm));
 }
 
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                              const torch::Tensor& sin, KVCache* cache,
-                                             int64_t layer) {
+                                             int64_t layer,
+                                             std::vector<torch::Tensor>* router_logits) {
   auto h = x + self_attn(input_layernorm(x), cos, sin, cache, layer);
+  if (block_sparse_moe) return h + block_sparse_moe(post_attention_layernorm(h), router_logits);
   return h + mlp(post_attention_layernorm(h));
 }
 
 LlamaModelImpl::LlamaModelImpl(const ModelConfig& cfg) : rope_(rope_options(cfg)) {
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(embedding_options(cfg.vocab_size, cfg.hidden_size)));
+  embed_tokens = register_module(
+      "embed_tokens", torch::nn::Embedding(embedding_options(cfg.vocab_size, cfg.hidden_size)));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.n_layers; ++i) layers->push_back(LlamaDecoderLayer(cfg));
-  norm = register_module("norm", RMSNorm(RMSNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));
+  norm = register_module("norm", RMSNorm(RMSNormOptions(cfg.hidden_size)
+                                             .eps(cfg.norm_eps)
+                                             .unit_offset(cfg.arch == "gemma")));
+  if (cfg.arch == "gemma") embed_scale_ = std::sqrt(static_cast<double>(cfg.hidden_size));
 }
 
-torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, KVCache* cache) {
+torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, KVCache* cache,
+                                      std::vector<torch::Tensor>* router_logits) {
   const int64_t start = cache ? cache->length() : 0;
   auto h = embed_tokens(input_ids);  // [B, T, C]
+  if (embed_scale_ > 0) {
+    // HF keeps the scale as a float32 tensor and casts it to the weights' dtype before the
+    // multiply, so in bf16 it is the bf16-rounded sqrt(hidden_size).
+    auto scale = torch::scalar_tensor(static_cast<float>(embed_scale_), torch::kFloat)
+                     .to(h.device(), embed_tokens->weight.scalar_type());
+    h = h * scale;
+  }
   auto [cos, sin] = rope_.cos_sin(start, input_ids.size(1), h.scalar_type(), h.device());
   for (size_t i = 0; i < layers->size(); ++i) {
-    h = layers->at<LlamaDecoderLayerImpl>(i).forward(h, cos, sin, cache, static_cast<int64_t>(i));
+    h = layers->at<LlamaDecoderLayerImpl>(i).forward(h, cos, sin, cache, static_cast<int64_t>(i),
+                                                     router_logits);
   }
   return norm(h);
 }

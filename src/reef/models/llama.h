@@ -1,6 +1,8 @@
-// The llama-family decoder (llama, mistral, qwen2, qwen3): token embedding, pre-norm blocks of
-// RoPE attention + gated MLP with RMSNorm, final norm. Registered as CausalLM's "model" child so
-// parameter names are HF's ("model.layers.0.self_attn.q_proj.weight").
+// The llama-family decoder (llama, mistral, mixtral, qwen2, qwen3, gemma): token embedding,
+// pre-norm blocks of RoPE attention + gated MLP with RMSNorm, final norm. Mixtral replaces the
+// MLP with a sparse MoE block ("block_sparse_moe", as the Hub's Mixtral checkpoints name it);
+// Gemma scales the embeddings by sqrt(hidden_size) and uses (1 + weight) RMSNorms. Registered as
+// CausalLM's "model" child so parameter names are HF's ("model.layers.0.self_attn.q_proj.weight").
 #pragma once
 
 #include <torch/torch.h>
@@ -9,6 +11,7 @@
 #include "reef/nn/attention.h"
 #include "reef/nn/kv_cache.h"
 #include "reef/nn/mlp.h"
+#include "reef/nn/moe.h"
 #include "reef/nn/norms.h"
 #include "reef/nn/rope.h"
 
@@ -17,12 +20,15 @@ namespace reef {
 class LlamaDecoderLayerImpl : public torch::nn::Module {
  public:
   explicit LlamaDecoderLayerImpl(const ModelConfig& cfg);  // cfg resolved
-  // x [B, T, C], cos/sin [T, D] -> [B, T, C]
+  // x [B, T, C], cos/sin [T, D] -> [B, T, C]. A MoE layer appends its router logits [B*T, E]
+  // to router_logits when given.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        KVCache* cache, int64_t layer);
+                        KVCache* cache, int64_t layer,
+                        std::vector<torch::Tensor>* router_logits = nullptr);
 
   Attention self_attn{nullptr};
-  GatedMLP mlp{nullptr};
+  GatedMLP mlp{nullptr};                   // dense archs
+  SparseMoE block_sparse_moe{nullptr};     // mixtral
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
 };
 TORCH_MODULE(LlamaDecoderLayer);
@@ -31,7 +37,9 @@ class LlamaModelImpl : public torch::nn::Module {
  public:
   explicit LlamaModelImpl(const ModelConfig& cfg);  // cfg resolved
   // input_ids [B, T] -> final-normed hidden states [B, T, C]; positions start at cache->length().
-  torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache);
+  // MoE layers append their router logits [B*T, E], in layer order, to router_logits if given.
+  torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache,
+                        std::vector<torch::Tensor>* router_logits = nullptr);
   const torch::Tensor& token_embedding() const { return embed_tokens->weight; }  // [V, C]
 
   torch::nn::Embedding embed_tokens{nullptr};
@@ -40,6 +48,7 @@ class LlamaModelImpl : public torch::nn::Module {
 
  private:
   RotaryEmbedding rope_;
+  double embed_scale_ = 0;  // gemma: sqrt(hidden_size); 0 = no scaling
 };
 TORCH_MODULE(LlamaModel);
 

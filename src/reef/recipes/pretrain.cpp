@@ -111,6 +111,11 @@ TrainingData indexed_data(const ResolvedConfig& rc) {
   return td;
 }
 
+// Model keys that are training options rather than architecture (HF keeps them in config.json).
+bool is_training_option(const std::string& key) {
+  return key == "model.output_router_logits" || key == "model.router_aux_loss_coef";
+}
+
 // Calls f(field) on the field of `c` named `name` (as visit() names them).
 template <class F>
 void with_field(ModelConfig& c, const std::string& name, F&& f) {
@@ -142,6 +147,7 @@ ModelConfig model_config_from_folder(const ResolvedConfig& rc, const std::string
   auto check = [&](const char* name, auto& value, const char*) {
     const std::string key = std::string("model.") + name;
     if (key == "model.init_from" || key == "model.preset" || rc.is_default(key)) return;
+    if (is_training_option(key)) return;  // applied over the folder's below
     ModelConfig trial = folder;
     with_field(trial, name, [&](auto& field) {
       if constexpr (std::is_same_v<std::decay_t<decltype(field)>, std::decay_t<decltype(value)>>)
@@ -163,6 +169,14 @@ ModelConfig model_config_from_folder(const ResolvedConfig& rc, const std::string
   };
   want.visit(check);
   ModelConfig out = folder;
+  // MoE training options live in config.json but do not change the network: a config may set
+  // them over the folder's (e.g. to fine-tune a Hub Mixtral with the load-balancing loss).
+  if (out.n_experts > 0) {
+    if (!rc.is_default("model.output_router_logits"))
+      out.output_router_logits = rc.config.model.output_router_logits;
+    if (!rc.is_default("model.router_aux_loss_coef"))
+      out.router_aux_loss_coef = rc.config.model.router_aux_loss_coef;
+  }
   out.init_from = rc.config.model.init_from;
   out.preset = rc.config.model.preset;
   return out;

@@ -128,18 +128,21 @@ torch::Tensor Trainer::batch_from(const GptSampleSource& src, int64_t first, int
   return out.to(device_);
 }
 
-double Trainer::forward_loss(const torch::Tensor& batch) {
+double Trainer::forward_loss(const torch::Tensor& batch, bool with_aux) {
   // batch [B, T+1]: inputs are the first T tokens, targets the last T.
   auto inputs = batch.narrow(1, 0, batch.size(1) - 1);
   auto targets = batch.narrow(1, 1, batch.size(1) - 1);
-  torch::Tensor logits;
+  CausalLMImpl::TrainOutput out;
   {
     AutocastScope ac(cfg_.train.precision == "bf16", device_.type());
-    logits = model_->forward(inputs);  // [B, T, V]
+    if (with_aux) {
+      out = model_->forward_train(inputs);  // logits [B, T, V] (+ aux for MoE)
+    } else {
+      out.logits = model_->forward(inputs);
+    }
   }
-  auto V = logits.size(-1);
-  last_loss_ = torch::nn::functional::cross_entropy(logits.reshape({-1, V}).to(torch::kFloat),
-                                                    targets.reshape({-1}));
+  last_loss_ = causal_lm_loss(model_->config(), out.logits, targets, out.aux_loss);
+  last_aux_loss_ = out.aux_loss.defined() ? out.aux_loss.item<double>() : 0.0;
   return last_loss_.item<double>();
 }
 
@@ -153,7 +156,7 @@ double Trainer::evaluate() {
   int64_t count = 0;
   for (int64_t i = 0; i < want; i += mb) {
     const int64_t n = std::min(mb, want - i);
-    double l = forward_loss(batch_from(*valid_, i, n));
+    double l = forward_loss(batch_from(*valid_, i, n), /*with_aux=*/false);
     sum += l * static_cast<double>(n);
     count += n;
   }
@@ -202,9 +205,11 @@ TrainResult Trainer::run() {
     lr = lr_at_step(cfg_.optim, step_, tc.max_steps);
     optimizer_->set_lr(lr);
     optimizer_->zero_grad();
-    double loss_sum = 0;
+    double loss_sum = 0, aux_sum = 0;
     for (int64_t m = 0; m < tc.grad_accum; ++m) {
-      loss_sum += forward_loss(batch_from(train_, consumed_samples_, tc.micro_batch_size));
+      loss_sum += forward_loss(batch_from(train_, consumed_samples_, tc.micro_batch_size),
+                               /*with_aux=*/true);
+      aux_sum += last_aux_loss_;
       consumed_samples_ += tc.micro_batch_size;
       (last_loss_ / static_cast<double>(tc.grad_accum)).backward();
     }
@@ -226,6 +231,8 @@ TrainResult Trainer::run() {
     std::map<std::string, double> rec = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
                                          {"tokens_per_s", static_cast<double>(tokens_per_step) / dt},
                                          {"mfu", mfu}, {"tokens", static_cast<double>(tokens_seen_)}};
+    // MoE: loss includes router_aux_loss_coef * aux_loss; aux_loss is the unscaled term.
+    if (model_->uses_aux_loss()) rec["aux_loss"] = aux_sum / static_cast<double>(tc.grad_accum);
     bool last = step_ == tc.max_steps;
     if (tc.eval_every > 0 && (step_ % tc.eval_every == 0 || last)) {
       res.final_val_loss = evaluate();

@@ -44,7 +44,10 @@ class Trainer {
  private:
   // Samples [first, first+n) of `src` as a [n, T+1] int64 tensor on the device.
   torch::Tensor batch_from(const GptSampleSource& src, int64_t first, int64_t n) const;
-  double forward_loss(const torch::Tensor& batch);  // [B, T+1] -> mean CE (scalar, graph kept)
+  // batch [B, T+1] -> the training objective (scalar, graph kept in last_loss_): mean CE, plus
+  // router_aux_loss_coef * aux for a MoE model with output_router_logits when with_aux (the
+  // aux value goes to last_aux_loss_). Validation passes with_aux=false: val_loss is the LM loss.
+  double forward_loss(const torch::Tensor& batch, bool with_aux);
 
   Config cfg_;
   CausalLM model_;
@@ -57,6 +60,7 @@ class Trainer {
   int64_t step_ = 0, tokens_seen_ = 0, consumed_samples_ = 0;
   bool resumed_ = false;
   torch::Tensor last_loss_;
+  double last_aux_loss_ = 0;
 };
 
 // Sets torch's intra-op threads from run.threads (0: every core) and returns the count.

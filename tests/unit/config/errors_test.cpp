@@ -202,7 +202,7 @@ TEST(ConfigErrors, ImpossibleValuesNameKeyExpectationAndCommandLine) {
 
 TEST(ConfigErrors, UnknownNamesListTheAllowedOnesAndSuggest) {
   EXPECT_EQ(cl_error({"model.arch=lama"}),
-            "model.arch: expected one of llama, mistral, qwen2, qwen3, gpt2, got 'lama' "
+            "model.arch: expected one of llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2, got 'lama' "
             "(command line); did you mean 'llama'?");
   EXPECT_EQ(cl_error({"optim.schedule=cosin"}),
             "optim.schedule: expected one of cosine, linear, constant, got 'cosin' (command "

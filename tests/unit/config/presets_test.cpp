@@ -27,6 +27,7 @@ int64_t parameter_count(const ModelConfig& m) {
   if (m.attention_bias) attn += q + 2 * kv + (m.arch == "qwen2" ? 0 : h);
   if (m.qk_norm) attn += 2 * d;
   int64_t mlp = 3 * h * inter + (m.mlp_bias ? 2 * inter + h : 0);
+  if (m.arch == "mixtral") mlp = (m.n_experts > 0 ? m.n_experts : 8) * (3 * h * inter + h);
   return embed + l * (attn + mlp + 2 * h) + h;
 }
 
@@ -37,7 +38,8 @@ ModelConfig preset_model(const std::string& name) {
 TEST(ConfigPresets, AllExpectedPresetsExist) {
   for (const char* name : {"llama-tiny", "gpt2-tiny", "mistral-tiny", "qwen2-tiny", "qwen3-tiny",
                            "llama-3.2-1b", "llama-3.1-8b", "llama-2-7b", "mistral-7b",
-                           "qwen2.5-0.5b", "qwen3-0.6b", "smollm-135m", "tinyllama-1.1b", "gpt2"}) {
+                           "qwen2.5-0.5b", "qwen3-0.6b", "smollm-135m", "tinyllama-1.1b", "gpt2",
+                           "mixtral-tiny", "gemma-tiny", "mixtral-8x7b", "gemma-2b"}) {
     EXPECT_EQ(model_presets().count(name), 1u) << name;
   }
 }
@@ -59,7 +61,8 @@ TEST(ConfigPresets, EveryPresetSetsOnlyKnownModelKeysAndValidates) {
 }
 
 TEST(ConfigPresets, TinyPresetsAreTinyAndCoverEachArch) {
-  for (const char* name : {"llama-tiny", "gpt2-tiny", "mistral-tiny", "qwen2-tiny", "qwen3-tiny"}) {
+  for (const char* name : {"llama-tiny", "gpt2-tiny", "mistral-tiny", "qwen2-tiny", "qwen3-tiny",
+                           "mixtral-tiny", "gemma-tiny"}) {
     ModelConfig m = preset_model(name);
     m.vocab_size = 260;  // about the byte tokenizer's
     int64_t n = parameter_count(m);
@@ -93,6 +96,8 @@ TEST(ConfigPresets, RealPresetsMatchPublishedParameterCounts) {
       {"qwen3-0.6b", 596'049'920},
       {"smollm-135m", 134'515'008},
       {"tinyllama-1.1b", 1'100'048'384},
+      {"mixtral-8x7b", 46'702'792'704},
+      {"gemma-2b", 2'506'172'416},
   };
   for (const auto& [name, count] : published) {
     EXPECT_EQ(parameter_count(preset_model(name)), count) << name;

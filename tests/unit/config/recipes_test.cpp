@@ -37,7 +37,7 @@ TEST(ConfigRecipes, EveryShippedRecipeLoadsValidatesAndHasAHeader) {
 }
 
 TEST(ConfigRecipes, TinyRecipesAreSmallAndShort) {
-  for (const char* name : {"llama-tiny", "gpt2-tiny"}) {
+  for (const char* name : {"llama-tiny", "gpt2-tiny", "mixtral-tiny", "gemma-tiny"}) {
     ResolvedConfig rc = load_config(recipes_dir() + "/" + name + ".yaml", {});
     EXPECT_EQ(rc.config.model.preset, name);
     EXPECT_EQ(rc.config.run.dir, std::string("runs/") + name);
@@ -47,6 +47,11 @@ TEST(ConfigRecipes, TinyRecipesAreSmallAndShort) {
     EXPECT_EQ(rc.origin.at("model.hidden_size"), std::string("preset ") + name);
   }
   EXPECT_EQ(load_config(recipes_dir() + "/gpt2-tiny.yaml", {}).config.model.arch, "gpt2");
+  const ModelConfig mixtral = load_config(recipes_dir() + "/mixtral-tiny.yaml", {}).config.model;
+  EXPECT_EQ(mixtral.arch, "mixtral");
+  EXPECT_EQ(mixtral.n_experts, 4);
+  EXPECT_TRUE(mixtral.output_router_logits);  // trains with the load-balancing loss
+  EXPECT_EQ(load_config(recipes_dir() + "/gemma-tiny.yaml", {}).config.model.arch, "gemma");
 }
 
 TEST(ConfigRecipes, FortunesLlamaIsTheSmallCpuJob) {

@@ -130,6 +130,57 @@ TEST(CausalLMNames, Gpt2) {
   EXPECT_EQ(params["transformer.wpe.weight"].sizes(), (std::vector<int64_t>{32, 16}));
 }
 
+TEST(CausalLMNames, MixtralExpertsInHubLayout) {
+  auto c = tiny("mixtral");
+  c.n_experts = 3;
+  CausalLM m(c);
+  std::vector<std::string> layer = {
+      "model.layers.0.self_attn.q_proj.weight",        "model.layers.0.self_attn.k_proj.weight",
+      "model.layers.0.self_attn.v_proj.weight",        "model.layers.0.self_attn.o_proj.weight",
+      "model.layers.0.input_layernorm.weight",         "model.layers.0.post_attention_layernorm.weight",
+      "model.layers.0.block_sparse_moe.gate.weight"};
+  for (int e = 0; e < 3; ++e)
+    for (const char* w : {"w1", "w2", "w3"})
+      layer.push_back("model.layers.0.block_sparse_moe.experts." + std::to_string(e) + "." + w +
+                      ".weight");
+  EXPECT_EQ(sorted_names(m),
+            with(layer, {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"}));
+  auto p = m->named_parameters();
+  EXPECT_EQ(p["model.layers.0.block_sparse_moe.gate.weight"].sizes(), (std::vector<int64_t>{3, 16}));
+  EXPECT_EQ(p["model.layers.0.block_sparse_moe.experts.2.w1.weight"].sizes(),
+            (std::vector<int64_t>{24, 16}));
+  EXPECT_EQ(p["model.layers.0.block_sparse_moe.experts.2.w2.weight"].sizes(),
+            (std::vector<int64_t>{16, 24}));
+}
+
+TEST(CausalLMNames, GemmaIsTiedWithZeroInitNorms) {
+  auto c = tiny("gemma");
+  c.tie_embeddings = false;  // gemma always ties
+  CausalLM m(c);
+  EXPECT_TRUE(m->config().tie_embeddings);
+  EXPECT_EQ(m->config().activation, "gelu_pytorch_tanh");
+  EXPECT_EQ(sorted_names(m), with(kLlamaLayer0, {"model.embed_tokens.weight", "model.norm.weight"}));
+  auto p = m->named_parameters();
+  EXPECT_TRUE(torch::equal(p["model.norm.weight"], torch::zeros({16})));
+  EXPECT_TRUE(torch::equal(p["model.layers.0.input_layernorm.weight"], torch::zeros({16})));
+}
+
+TEST(CausalLM, GemmaScalesEmbeddingsBySqrtHidden) {
+  // With zero-init (1 + w) norms, one layer's output is x*sqrt(C) plus the block's residuals;
+  // compare the embedding-scale path directly on a model with no layers' contribution.
+  auto c = tiny("gemma");
+  c.norm_eps = 1.0;  // large enough that the norm does not hide a missing scale
+  CausalLM m(c);
+  torch::NoGradGuard no_grad;
+  for (auto& p : m->named_parameters())
+    if (p.key().find("o_proj") != std::string::npos || p.key().find("down_proj") != std::string::npos)
+      p.value().zero_();
+  auto ids = torch::tensor({{3, 7, 11}}, torch::kLong);
+  auto x = m->model->embed_tokens->weight.index_select(0, ids[0]) * std::sqrt(16.0f);
+  auto expect = x / torch::sqrt(x.pow(2).mean(-1, true) + c.norm_eps);  // final norm, w = 0
+  EXPECT_LE((m->hidden_states(ids)[0] - expect).abs().max().item<double>(), 1e-5);
+}
+
 TEST(CausalLMNames, LayersAreNumbered) {
   auto c = tiny("llama");
   c.n_layers = 3;
@@ -154,8 +205,10 @@ TEST(CausalLM, TiedHeadUsesTheEmbedding) {
 }
 
 TEST(CausalLM, EveryParameterGetsAGradient) {
-  for (const char* arch : {"llama", "qwen3", "gpt2"}) {
-    CausalLM m(tiny(arch));
+  for (const char* arch : {"llama", "qwen3", "gpt2", "gemma", "mixtral"}) {
+    auto c = tiny(arch);
+    if (std::string(arch) == "mixtral") c.n_experts_per_tok = 8;  // every expert sees a token
+    CausalLM m(c);
     auto ids = torch::randint(0, 50, {2, 6}, torch::kLong);
     auto logits = m(ids);
     torch::nn::functional::cross_entropy(logits.view({-1, 50}), ids.view({-1})).backward();
@@ -193,6 +246,11 @@ TEST(ResolveModelConfig, DerivedFields) {
   EXPECT_TRUE(resolve_model_config(c).attention_bias);
   c.arch = "qwen3";
   EXPECT_TRUE(resolve_model_config(c).qk_norm);
+  c.arch = "mixtral";
+  EXPECT_EQ(resolve_model_config(c).n_experts, 8);  // MixtralConfig's default
+  c.arch = "gemma";
+  EXPECT_TRUE(resolve_model_config(c).tie_embeddings);
+  EXPECT_EQ(resolve_model_config(c).activation, "gelu_pytorch_tanh");
 }
 
 void expect_usage_error(const ModelConfig& c, const std::string& needle) {
@@ -207,7 +265,22 @@ void expect_usage_error(const ModelConfig& c, const std::string& needle) {
 
 TEST(ResolveModelConfig, Errors) {
   auto c = tiny("bert");
-  expect_usage_error(c, "llama, mistral, qwen2, qwen3, gpt2");
+  expect_usage_error(c, "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2");
+  c = tiny("gemma2");
+  expect_usage_error(c, "'gemma2' is not supported");
+  c = tiny("llama");
+  c.n_experts = 4;
+  expect_usage_error(c, "n_experts (only mixtral has experts)");
+  c = tiny("mixtral");
+  c.n_experts = 4;
+  c.n_experts_per_tok = 5;
+  expect_usage_error(c, "n_experts_per_tok");
+  c = tiny("mixtral");
+  c.attention_bias = true;
+  expect_usage_error(c, "attention_bias");
+  c = tiny("gemma");
+  c.activation = "gelu";
+  expect_usage_error(c, "gelu_pytorch_tanh");
   c = tiny("llama");
   c.n_kv_heads = 3;
   expect_usage_error(c, "n_kv_heads");
@@ -230,7 +303,7 @@ TEST(ResolveModelConfig, Errors) {
 }
 
 TEST(CountParameters, MatchesTheBuiltModel) {
-  for (const char* arch : {"llama", "mistral", "qwen2", "qwen3", "gpt2"}) {
+  for (const char* arch : {"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gpt2"}) {
     for (bool tie : {false, true}) {
       auto c = tiny(arch);
       c.n_layers = 2;
@@ -266,6 +339,18 @@ TEST(TrainFlops, PalmFormula) {
   const double gpt2_layer = 64 * 3 * 64 + 64 * 64 + 2 * 64 * 128;
   EXPECT_DOUBLE_EQ(train_flops_per_token(c, 64),
                    6 * (2 * gpt2_layer + 1000 * 64) + 12.0 * 2 * 64 * 64);
+
+  // Mixtral: the router and the n_experts_per_tok active experts, not all of them.
+  c.arch = "mixtral";
+  c.n_kv_heads = 2;
+  c.n_experts = 8;
+  c.n_experts_per_tok = 2;
+  const double moe_layer = 64 * 64 + 2 * 64 * 32 + 64 * 64 + 8 * 64 + 2 * 3 * 64 * 128;
+  EXPECT_DOUBLE_EQ(train_flops_per_token(c, 128),
+                   6 * (2 * moe_layer + 1000 * 64) + 12.0 * 2 * 4 * 16 * 128);
+  c.n_experts = 4;  // more experts held, the same work per token (but for the router)
+  EXPECT_DOUBLE_EQ(train_flops_per_token(c, 128),
+                   6 * (2 * (moe_layer - 4 * 64) + 1000 * 64) + 12.0 * 2 * 4 * 16 * 128);
 }
 
 double std_of(const torch::Tensor& t) { return t.std().item<double>(); }
@@ -370,6 +455,10 @@ TEST(CausalLMCache, IncrementalEqualsFull) {
   mqa.n_kv_heads = 1;
   expect_cache_matches(mqa);
   expect_cache_matches(tiny("qwen2"));
+  expect_cache_matches(tiny("mixtral"));
+  auto gemma = tiny("gemma");
+  gemma.head_dim = 8;
+  expect_cache_matches(gemma);
 }
 
 TEST(CausalLMCache, Gpt2RejectsPositionsPastTheTable) {

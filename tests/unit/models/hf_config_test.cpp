@@ -29,6 +29,12 @@ void expect_same(const ModelConfig& a, const ModelConfig& b) {
   EXPECT_EQ(a.tie_embeddings, b.tie_embeddings);
   EXPECT_EQ(a.activation, b.activation);
   EXPECT_DOUBLE_EQ(a.init_std, b.init_std);
+  EXPECT_EQ(a.n_experts, b.n_experts);
+  if (a.n_experts > 0) {
+    EXPECT_EQ(a.n_experts_per_tok, b.n_experts_per_tok);
+    EXPECT_DOUBLE_EQ(a.router_aux_loss_coef, b.router_aux_loss_coef);
+    EXPECT_EQ(a.output_router_logits, b.output_router_logits);
+  }
   if (a.arch != "gpt2") {  // RoPE fields mean nothing for gpt2
     EXPECT_DOUBLE_EQ(a.rope_theta, b.rope_theta);
     EXPECT_EQ(a.rope_scaling, b.rope_scaling);
@@ -86,6 +92,16 @@ TEST(HfConfig, RoundTripsEveryArch) {
   gpt2.tie_embeddings = true;
   gpt2.activation = "gelu";
   cases.push_back(gpt2);
+  auto mixtral = sample("mixtral");
+  mixtral.n_experts = 6;
+  mixtral.n_experts_per_tok = 3;
+  mixtral.router_aux_loss_coef = 0.05;
+  mixtral.output_router_logits = true;
+  cases.push_back(mixtral);
+  auto gemma = sample("gemma");
+  gemma.head_dim = 32;
+  gemma.attention_bias = true;
+  cases.push_back(gemma);
 
   for (const auto& c : cases) {
     SCOPED_TRACE(c.arch + " rope_scaling=" + c.rope_scaling);
@@ -203,6 +219,75 @@ TEST(HfConfig, ArchDefaults) {
   EXPECT_DOUBLE_EQ(c.norm_eps, 1e-5);
 }
 
+void expect_error(const json& j, const std::vector<std::string>& needles);  // below
+
+TEST(HfConfig, MixtralAndGemmaDefaults) {
+  auto j = json::parse(R"({"model_type": "mixtral", "vocab_size": 100, "hidden_size": 64,
+      "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4})");
+  auto c = model_config_from_hf(j, "mx.json");
+  EXPECT_EQ(c.n_experts, 8);  // MixtralConfig's defaults
+  EXPECT_EQ(c.n_experts_per_tok, 2);
+  EXPECT_DOUBLE_EQ(c.router_aux_loss_coef, 0.001);
+  EXPECT_FALSE(c.output_router_logits);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-5);
+  EXPECT_EQ(c.max_seq_len, 131072);
+  EXPECT_EQ(c.activation, "silu");
+  auto written = hf_config_json(c);
+  EXPECT_EQ(written["architectures"][0], "MixtralForCausalLM");
+  EXPECT_EQ(written["num_local_experts"], 8);
+  EXPECT_EQ(written["num_experts_per_tok"], 2);
+  EXPECT_EQ(written["router_jitter_noise"], 0.0);
+  EXPECT_FALSE(written.contains("attention_bias"));
+
+  auto g = json::parse(R"({"model_type": "gemma", "vocab_size": 100, "hidden_size": 64,
+      "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "hidden_act": "gelu"})");
+  c = model_config_from_hf(g, "g.json");
+  EXPECT_EQ(c.head_dim, 256);                     // GemmaConfig's default
+  EXPECT_EQ(c.activation, "gelu_pytorch_tanh");  // the original releases' "gelu" means tanh
+  EXPECT_TRUE(c.tie_embeddings);
+  EXPECT_EQ(c.max_seq_len, 8192);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
+  g["hidden_activation"] = "gelu_pytorch_tanh";  // as the Hub's gemma configs also carry
+  EXPECT_EQ(model_config_from_hf(g, "g.json").activation, "gelu_pytorch_tanh");
+  written = hf_config_json(c);
+  EXPECT_EQ(written["architectures"][0], "GemmaForCausalLM");
+  EXPECT_EQ(written["hidden_act"], "gelu_pytorch_tanh");
+  EXPECT_EQ(written["hidden_activation"], "gelu_pytorch_tanh");
+  EXPECT_EQ(written["tie_word_embeddings"], true);
+}
+
+TEST(HfConfig, MixtralAndGemmaErrors) {
+  auto mx = json::parse(R"({"model_type": "mixtral", "vocab_size": 100, "hidden_size": 64,
+      "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "num_local_experts": 4, "num_experts_per_tok": 2})");
+  auto j = mx;
+  j["router_jitter_noise"] = 0.01;
+  expect_error(j, {"/models/x/config.json", "router_jitter_noise", "only 0"});
+  j = mx;
+  j["num_experts_per_tok"] = 5;
+  expect_error(j, {"/models/x/config.json", "num_experts_per_tok"});
+  auto g = json::parse(R"({"model_type": "gemma", "vocab_size": 100, "hidden_size": 64,
+      "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4})");
+  j = g;
+  j["tie_word_embeddings"] = false;
+  expect_error(j, {"/models/x/config.json", "tie_word_embeddings"});
+  j = g;
+  j["hidden_act"] = "gelu_pytorch_tanh";
+  j["hidden_activation"] = "silu";
+  expect_error(j, {"hidden_act", "hidden_activation", "disagree"});
+  j = g;
+  j["use_bidirectional_attention"] = true;
+  expect_error(j, {"use_bidirectional_attention"});
+  for (const char* later : {"gemma2", "gemma3", "gemma3_text"}) {
+    j = g;
+    j["model_type"] = later;
+    expect_error(j, {std::string("'") + later + "'", "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"});
+  }
+}
+
 TEST(HfConfig, SlidingWindowCapsMaxSeqLen) {
   auto j = json::parse(R"({"model_type": "mistral", "vocab_size": 100, "hidden_size": 64,
       "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -210,6 +295,9 @@ TEST(HfConfig, SlidingWindowCapsMaxSeqLen) {
   EXPECT_EQ(model_config_from_hf(j, "m.json").max_seq_len, 4096);
   j["sliding_window"] = nullptr;
   EXPECT_EQ(model_config_from_hf(j, "m.json").max_seq_len, 32768);
+  j["model_type"] = "mixtral";  // as mistral
+  j["sliding_window"] = 4096;
+  EXPECT_EQ(model_config_from_hf(j, "m.json").max_seq_len, 4096);
 }
 
 void expect_error(const json& j, const std::vector<std::string>& needles) {
@@ -225,9 +313,9 @@ void expect_error(const json& j, const std::vector<std::string>& needles) {
 
 TEST(HfConfig, Errors) {
   expect_error(json::parse(R"({"model_type": "bert", "vocab_size": 10})"),
-               {"/models/x/config.json", "'bert'", "llama, mistral, qwen2, qwen3, gpt2"});
+               {"/models/x/config.json", "'bert'", "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"});
   expect_error(json::parse(R"({"vocab_size": 10})"),
-               {"/models/x/config.json", "model_type", "llama, mistral, qwen2, qwen3, gpt2"});
+               {"/models/x/config.json", "model_type", "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"});
   auto j = llama31_like();
   j.erase("hidden_size");
   expect_error(j, {"/models/x/config.json", "hidden_size"});
@@ -272,6 +360,12 @@ TEST(HfConfig, ParameterNamesOfHubCheckpoints) {
   ModelConfig llama = sample("llama");
   EXPECT_EQ(hf_parameter_name(llama, "h.0.attn.bias"), "h.0.attn.bias");
   EXPECT_EQ(hf_parameter_name(llama, "model.norm.weight"), "model.norm.weight");
+  ModelConfig mixtral = sample("mixtral");
+  EXPECT_EQ(hf_parameter_name(mixtral, "model.layers.1.block_sparse_moe.experts.3.w2.weight"),
+            "model.layers.1.block_sparse_moe.experts.3.w2.weight");
+  // transformers 5's in-memory fused layout is refused with a message, not as unknown tensors.
+  EXPECT_THROW(hf_parameter_name(mixtral, "model.layers.0.mlp.experts.gate_up_proj"), Error);
+  EXPECT_THROW(hf_parameter_name(mixtral, "model.layers.0.mlp.gate.weight"), Error);
 }
 
 }  // namespace

@@ -62,6 +62,30 @@ TEST(RMSNorm, GradientsMatchFiniteDifferences) {
   EXPECT_LE(gradient_error(loss, {x, norm->weight}), 1.0);
 }
 
+TEST(RMSNorm, GemmaUnitOffsetMatchesFormula) {
+  torch::manual_seed(4);
+  RMSNorm norm(RMSNormOptions(8).eps(1e-6).unit_offset(true));
+  EXPECT_TRUE(torch::equal(norm->weight, torch::zeros({8})));  // (1 + 0) = identity scale
+  {
+    torch::NoGradGuard g;
+    norm->weight.uniform_(-0.5, 0.5);
+  }
+  auto x = torch::randn({3, 8}) * 2;
+  auto xd = x.to(torch::kDouble);
+  auto expect = xd / torch::sqrt(xd.pow(2).mean(-1, true) + 1e-6) * (1 + norm->weight.to(torch::kDouble));
+  EXPECT_LT((norm(x).to(torch::kDouble) - expect).abs().max().item<double>(), 1e-5);
+  // bf16 input: the product is taken in float32 and rounded once at the end (HF GemmaRMSNorm),
+  // unlike the llama norm, which rounds before multiplying by the weight.
+  auto xb = x.to(torch::kBFloat16);
+  auto xf = xb.to(torch::kFloat);
+  auto want = (xf * torch::rsqrt(xf.pow(2).mean(-1, true) + 1e-6) * (1 + norm->weight)).to(torch::kBFloat16);
+  auto got = norm(xb);
+  EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(got, want));
+  norm->reset_parameters();
+  EXPECT_TRUE(torch::equal(norm->weight, torch::zeros({8})));
+}
+
 TEST(LayerNorm, MatchesFormula) {
   torch::manual_seed(3);
   LayerNorm norm(LayerNormOptions(12).eps(1e-5));
