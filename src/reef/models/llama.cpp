@@ -35,7 +35,7 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& cfg) {
 }
 
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                             const torch::Tensor& sin, KVCache* cache,
+                                             const torch::Tensor& sin, AttentionCache* cache,
                                              int64_t layer) {
   auto h = x + self_attn(input_layernorm(x), cos, sin, cache, layer);
   return h + mlp(post_attention_layernorm(h));
@@ -49,10 +49,12 @@ LlamaModelImpl::LlamaModelImpl(const ModelConfig& cfg) : rope_(rope_options(cfg)
   norm = register_module("norm", RMSNorm(RMSNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));
 }
 
-torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, KVCache* cache) {
-  const int64_t start = cache ? cache->length() : 0;
+torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache) {
   auto h = embed_tokens(input_ids);  // [B, T, C]
-  auto [cos, sin] = rope_.cos_sin(start, input_ids.size(1), h.scalar_type(), h.device());
+  auto [cos, sin] =
+      cache ? rope_.cos_sin_at(cache->positions(input_ids.size(0), input_ids.size(1), h.device()),
+                               h.scalar_type())
+            : rope_.cos_sin(0, input_ids.size(1), h.scalar_type(), h.device());
   for (size_t i = 0; i < layers->size(); ++i) {
     h = layers->at<LlamaDecoderLayerImpl>(i).forward(h, cos, sin, cache, static_cast<int64_t>(i));
   }

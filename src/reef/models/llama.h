@@ -17,9 +17,9 @@ namespace reef {
 class LlamaDecoderLayerImpl : public torch::nn::Module {
  public:
   explicit LlamaDecoderLayerImpl(const ModelConfig& cfg);  // cfg resolved
-  // x [B, T, C], cos/sin [T, D] -> [B, T, C]
+  // x [B, T, C], cos/sin [T, D] or [B, 1, T, D] -> [B, T, C]
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        KVCache* cache, int64_t layer);
+                        AttentionCache* cache, int64_t layer);
 
   Attention self_attn{nullptr};
   GatedMLP mlp{nullptr};
@@ -30,8 +30,9 @@ TORCH_MODULE(LlamaDecoderLayer);
 class LlamaModelImpl : public torch::nn::Module {
  public:
   explicit LlamaModelImpl(const ModelConfig& cfg);  // cfg resolved
-  // input_ids [B, T] -> final-normed hidden states [B, T, C]; positions start at cache->length().
-  torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache);
+  // input_ids [B, T] -> final-normed hidden states [B, T, C]; positions are the cache's
+  // (cache->positions: after its history), 0.. without one.
+  torch::Tensor forward(const torch::Tensor& input_ids, AttentionCache* cache);
   const torch::Tensor& token_embedding() const { return embed_tokens->weight; }  // [V, C]
 
   torch::nn::Embedding embed_tokens{nullptr};
