@@ -182,7 +182,10 @@ void Engine::loop() {
 
 void Engine::admit_and_drop() {
   for (auto& seq : running_) {
-    if (!seq->finished && seq->stream->cancelled()) finish(*seq, "cancelled");
+    if (!seq->finished && seq->stream->cancelled()) {
+      finish(*seq, "cancelled");
+      ++cancelled_count_;
+    }
   }
   release_finished();
   std::lock_guard<std::mutex> lk(mu_);
@@ -190,6 +193,7 @@ void Engine::admit_and_drop() {
     if ((*it)->stream->cancelled()) {
       it = waiting_.erase(it);
       --waiting_count_;
+      ++cancelled_count_;
     } else {
       ++it;
     }

@@ -115,6 +115,7 @@ class Engine {
   int64_t slot_len() const { return slot_len_; }  // the longest sequence a slot holds
   int64_t waiting() const { return waiting_count_; }
   int64_t running() const { return running_count_; }
+  int64_t cancelled() const { return cancelled_count_; }  // sequences dropped by cancel()
 
   struct Sequence;  // engine.cpp
 
@@ -143,7 +144,7 @@ class Engine {
   bool stopping_ = false;                          // under mu_
   std::vector<std::unique_ptr<Sequence>> running_;  // loop thread only
   std::vector<int64_t> free_slots_;                 // loop thread only
-  std::atomic<int64_t> waiting_count_{0}, running_count_{0};
+  std::atomic<int64_t> waiting_count_{0}, running_count_{0}, cancelled_count_{0};
   std::thread thread_;
 };
 
