@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace reef::cli {
@@ -18,5 +19,10 @@ void add_data(CLI::App& app, Runs& runs);
 void add_tokenizer(CLI::App& app, Runs& runs);
 void add_export(CLI::App& app, Runs& runs);
 void add_convert(CLI::App& app, Runs& runs);
+void add_serve(CLI::App& app, Runs& runs);
+
+// --model of generate and serve: a model folder as is, or a run folder's newest checkpoint.
+// Throws a usage error naming the path otherwise.
+std::string resolve_model_dir(const std::string& path);
 
 }  // namespace reef::cli

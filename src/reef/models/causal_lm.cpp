@@ -137,7 +137,8 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& cfg) : cfg_(resolve_model_config(c
   if (!skip_init()) reset_parameters();
 }
 
-torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, KVCache* cache) {
+torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids,
+                                          AttentionCache* cache) {
   if (input_ids.dim() != 2) fail("input_ids must be [B, T], got {} dims", input_ids.dim());
   return transformer ? transformer->forward(input_ids, cache) : model->forward(input_ids, cache);
 }
@@ -147,7 +148,7 @@ torch::Tensor CausalLMImpl::lm_head_weight() const {
   return transformer ? transformer->token_embedding() : model->token_embedding();
 }
 
-torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, KVCache* cache) {
+torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache) {
   return torch::nn::functional::linear(hidden_states(input_ids, cache), lm_head_weight());
 }
 

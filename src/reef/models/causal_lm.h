@@ -44,9 +44,10 @@ class CausalLMImpl : public torch::nn::Module {
   // from the current torch global RNG as reset_parameters() does (the caller seeds).
   explicit CausalLMImpl(const ModelConfig& cfg);
 
-  // input_ids [B, T] int64 -> logits [B, T, V]. With a cache, positions continue at
-  // cache->length() and the cache grows by T.
-  torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache = nullptr);
+  // input_ids [B, T] int64 -> logits [B, T, V]. With a cache, positions are the cache's and it
+  // stores the T new tokens: a KVCache continues at cache->length() and grows by T; a
+  // SlotKVCache (nn/slot_kv_cache.h) places each row at its own slot and length.
+  torch::Tensor forward(const torch::Tensor& input_ids, AttentionCache* cache = nullptr);
   // The training forward: logits [B, T, V] as forward(), plus, when uses_aux_loss(), the
   // load-balancing loss over every MoE layer's router logits (float32 scalar, before
   // router_aux_loss_coef; transformers' aux_loss). aux_loss is undefined otherwise.
@@ -59,7 +60,7 @@ class CausalLMImpl : public torch::nn::Module {
   // router_aux_loss_coef * aux_loss).
   bool uses_aux_loss() const;
   // input_ids [B, T] -> final hidden states [B, T, C] (before the LM head).
-  torch::Tensor hidden_states(const torch::Tensor& input_ids, KVCache* cache = nullptr);
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, AttentionCache* cache = nullptr);
   // The LM head matrix [V, C]: lm_head.weight, or the token embedding when tied.
   torch::Tensor lm_head_weight() const;
 

@@ -17,14 +17,14 @@ GPT2AttentionImpl::GPT2AttentionImpl(const ModelConfig& cfg)
   c_proj = register_module("c_proj", Conv1D(cfg.hidden_size, cfg.hidden_size));
 }
 
-torch::Tensor GPT2AttentionImpl::forward(const torch::Tensor& x, KVCache* cache, int64_t layer) {
+torch::Tensor GPT2AttentionImpl::forward(const torch::Tensor& x, AttentionCache* cache,
+                                         int64_t layer) {
   const int64_t b = x.size(0), t = x.size(1), c = x.size(2);
   auto qkv = c_attn(x).split(c, -1);  // 3 x [B, T, C]
   auto heads = [&](const torch::Tensor& y) {
     return y.view({b, t, n_heads_, head_dim_}).transpose(1, 2);  // [B, H, T, D]
   };
-  auto [k, v] = append_to_cache(cache, layer, heads(qkv[1]), heads(qkv[2]));
-  auto y = causal_attention(heads(qkv[0]), k, v);  // [B, H, T, D]
+  auto y = attend(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), cache, layer);  // [B, H, T, D]
   return c_proj(y.transpose(1, 2).reshape({b, t, c}));
 }
 
@@ -44,7 +44,8 @@ GPT2BlockImpl::GPT2BlockImpl(const ModelConfig& cfg) {
   mlp = register_module("mlp", GPT2MLP(cfg));
 }
 
-torch::Tensor GPT2BlockImpl::forward(const torch::Tensor& x, KVCache* cache, int64_t layer) {
+torch::Tensor GPT2BlockImpl::forward(const torch::Tensor& x, AttentionCache* cache,
+                                     int64_t layer) {
   auto h = x + attn(ln_1(x), cache, layer);
   return h + mlp(ln_2(h));
 }
@@ -58,16 +59,18 @@ GPT2ModelImpl::GPT2ModelImpl(const ModelConfig& cfg) {
   ln_f = register_module("ln_f", LayerNorm(LayerNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));
 }
 
-torch::Tensor GPT2ModelImpl::forward(const torch::Tensor& input_ids, KVCache* cache) {
-  const int64_t start = cache ? cache->length() : 0, t = input_ids.size(1);
+torch::Tensor GPT2ModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache) {
+  const int64_t b = input_ids.size(0), t = input_ids.size(1);
   const int64_t max_pos = wpe->weight.size(0);
-  if (start + t > max_pos) {
+  auto positions =
+      cache ? cache->positions(b, t, input_ids.device())  // [B, T]
+            : torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
+  const int64_t end = cache && t > 0 ? positions.max().item<int64_t>() + 1 : t;
+  if (end > max_pos) {
     fail("gpt2 sequence reaches position {} but the model has only {} positions (max_seq_len)",
-         start + t, max_pos);
+         end, max_pos);
   }
-  auto positions = torch::arange(
-      start, start + t, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
-  auto x = wte(input_ids) + wpe(positions);  // [B, T, C] + [T, C]
+  auto x = wte(input_ids) + wpe(positions);  // [B, T, C] + [T, C] or [B, T, C]
   for (size_t i = 0; i < h->size(); ++i) {
     x = h->at<GPT2BlockImpl>(i).forward(x, cache, static_cast<int64_t>(i));
   }

@@ -16,7 +16,7 @@ namespace reef {
 class GPT2AttentionImpl : public torch::nn::Module {
  public:
   explicit GPT2AttentionImpl(const ModelConfig& cfg);                            // cfg resolved
-  torch::Tensor forward(const torch::Tensor& x, KVCache* cache, int64_t layer);  // [B,T,C]
+  torch::Tensor forward(const torch::Tensor& x, AttentionCache* cache, int64_t layer);  // [B,T,C]
 
   Conv1D c_attn{nullptr};  // [C, 3C]: q, k, v side by side
   Conv1D c_proj{nullptr};  // [C, C]
@@ -41,7 +41,7 @@ TORCH_MODULE(GPT2MLP);
 class GPT2BlockImpl : public torch::nn::Module {
  public:
   explicit GPT2BlockImpl(const ModelConfig& cfg);
-  torch::Tensor forward(const torch::Tensor& x, KVCache* cache, int64_t layer);  // [B,T,C]
+  torch::Tensor forward(const torch::Tensor& x, AttentionCache* cache, int64_t layer);  // [B,T,C]
 
   LayerNorm ln_1{nullptr}, ln_2{nullptr};
   GPT2Attention attn{nullptr};
@@ -52,9 +52,10 @@ TORCH_MODULE(GPT2Block);
 class GPT2ModelImpl : public torch::nn::Module {
  public:
   explicit GPT2ModelImpl(const ModelConfig& cfg);  // cfg resolved
-  // input_ids [B, T] -> final-normed hidden states [B, T, C]; positions start at cache->length()
-  // and must stay below max_seq_len (wpe has no rows beyond it).
-  torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache);
+  // input_ids [B, T] -> final-normed hidden states [B, T, C]; positions are the cache's
+  // (cache->positions), 0.. without one, and must stay below max_seq_len (wpe has no rows
+  // beyond it).
+  torch::Tensor forward(const torch::Tensor& input_ids, AttentionCache* cache);
   const torch::Tensor& token_embedding() const { return wte->weight; }  // [V, C]
 
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};

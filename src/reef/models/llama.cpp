@@ -46,7 +46,7 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& cfg) {
 }
 
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                             const torch::Tensor& sin, KVCache* cache,
+                                             const torch::Tensor& sin, AttentionCache* cache,
                                              int64_t layer,
                                              std::vector<torch::Tensor>* router_logits) {
   auto h = x + self_attn(input_layernorm(x), cos, sin, cache, layer);
@@ -65,9 +65,8 @@ LlamaModelImpl::LlamaModelImpl(const ModelConfig& cfg) : rope_(rope_options(cfg)
   if (cfg.arch == "gemma") embed_scale_ = std::sqrt(static_cast<double>(cfg.hidden_size));
 }
 
-torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, KVCache* cache,
+torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache,
                                       std::vector<torch::Tensor>* router_logits) {
-  const int64_t start = cache ? cache->length() : 0;
   auto h = embed_tokens(input_ids);  // [B, T, C]
   if (embed_scale_ > 0) {
     // HF keeps the scale as a float32 tensor and casts it to the weights' dtype before the
@@ -76,7 +75,10 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, KVCache* c
                      .to(h.device(), embed_tokens->weight.scalar_type());
     h = h * scale;
   }
-  auto [cos, sin] = rope_.cos_sin(start, input_ids.size(1), h.scalar_type(), h.device());
+  auto [cos, sin] =
+      cache ? rope_.cos_sin_at(cache->positions(input_ids.size(0), input_ids.size(1), h.device()),
+                               h.scalar_type())
+            : rope_.cos_sin(0, input_ids.size(1), h.scalar_type(), h.device());
   for (size_t i = 0; i < layers->size(); ++i) {
     h = layers->at<LlamaDecoderLayerImpl>(i).forward(h, cos, sin, cache, static_cast<int64_t>(i),
                                                      router_logits);

@@ -20,10 +20,10 @@ namespace reef {
 class LlamaDecoderLayerImpl : public torch::nn::Module {
  public:
   explicit LlamaDecoderLayerImpl(const ModelConfig& cfg);  // cfg resolved
-  // x [B, T, C], cos/sin [T, D] -> [B, T, C]. A MoE layer appends its router logits [B*T, E]
-  // to router_logits when given.
+  // x [B, T, C], cos/sin [T, D] or [B, 1, T, D] -> [B, T, C]. A MoE layer appends
+  // its router logits [B*T, E] to router_logits when given.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        KVCache* cache, int64_t layer,
+                        AttentionCache* cache, int64_t layer,
                         std::vector<torch::Tensor>* router_logits = nullptr);
 
   Attention self_attn{nullptr};
@@ -36,9 +36,10 @@ TORCH_MODULE(LlamaDecoderLayer);
 class LlamaModelImpl : public torch::nn::Module {
  public:
   explicit LlamaModelImpl(const ModelConfig& cfg);  // cfg resolved
-  // input_ids [B, T] -> final-normed hidden states [B, T, C]; positions start at cache->length().
-  // MoE layers append their router logits [B*T, E], in layer order, to router_logits if given.
-  torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache,
+  // input_ids [B, T] -> final-normed hidden states [B, T, C]; positions are the cache's
+  // (cache->positions: after its history), 0.. without one. MoE layers append their router
+  // logits [B*T, E], in layer order, to router_logits if given.
+  torch::Tensor forward(const torch::Tensor& input_ids, AttentionCache* cache,
                         std::vector<torch::Tensor>* router_logits = nullptr);
   const torch::Tensor& token_embedding() const { return embed_tokens->weight; }  // [V, C]
 

@@ -30,6 +30,17 @@ std::pair<torch::Tensor, torch::Tensor> append_to_cache(KVCache* cache, int64_t 
   return {ck, cv};
 }
 
+torch::Tensor KVCache::positions(int64_t batch, int64_t length, torch::Device device) const {
+  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  const int64_t start = this->length();
+  return torch::arange(start, start + length, opts).unsqueeze(0).expand({batch, length});
+}
+
+CachedKV KVCache::store(int64_t layer, const torch::Tensor& k, const torch::Tensor& v) {
+  auto [k_all, v_all] = append_to_cache(this, layer, k, v);
+  return {k_all, v_all, torch::Tensor()};
+}
+
 torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n_rep) {
   if (n_rep == 1) return x;
   auto b = x.size(0), h = x.size(1), s = x.size(2), d = x.size(3);
@@ -55,6 +66,24 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
   auto k_pos = torch::arange(0, s, opts).unsqueeze(0);      // [1, S]
   auto mask = k_pos <= q_pos;                               // [T, S] bool, true = attend
   return at::scaled_dot_product_attention(q, kr, vr, mask, 0.0, false);
+}
+
+torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& mask) {
+  if (q.size(1) % k.size(1) != 0) {
+    fail("{} query heads are not a multiple of {} kv heads", q.size(1), k.size(1));
+  }
+  const int64_t n_rep = q.size(1) / k.size(1);
+  return at::scaled_dot_product_attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask, 0.0,
+                                          false);
+}
+
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                     AttentionCache* cache, int64_t layer) {
+  if (cache == nullptr) return causal_attention(q, k, v);
+  CachedKV kv = cache->store(layer, k, v);
+  if (kv.mask.defined()) return masked_attention(q, kv.k, kv.v, kv.mask);
+  return causal_attention(q, kv.k, kv.v);
 }
 
 AttentionImpl::AttentionImpl(const AttentionOptions& options) : options_(options) {
@@ -85,7 +114,8 @@ AttentionImpl::AttentionImpl(const AttentionOptions& options) : options_(options
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                     const torch::Tensor& sin, KVCache* cache, int64_t layer) {
+                                     const torch::Tensor& sin, AttentionCache* cache,
+                                     int64_t layer) {
   const auto& o = options_;
   const int64_t b = x.size(0), t = x.size(1);
   auto q = q_proj(x).view({b, t, o.n_heads(), o.head_dim()});     // [B, T, H, D]
@@ -102,8 +132,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     q = apply_rotary(q, cos, sin);
     k = apply_rotary(k, cos, sin);
   }
-  auto [k_all, v_all] = append_to_cache(cache, layer, k, v);
-  auto y = causal_attention(q, k_all, v_all);  // [B, H, T, D]
+  auto y = attend(q, k, v, cache, layer);  // [B, H, T, D]
   y = y.transpose(1, 2).reshape({b, t, o.n_heads() * o.head_dim()});
   return o_proj(y);
 }

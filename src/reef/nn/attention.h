@@ -1,6 +1,6 @@
 // Causal self-attention for the llama family: q/k/v/o projections, multi-head, grouped-query
 // (GQA) and multi-query (MQA) layouts, optional per-head RMSNorm on q and k (Qwen3), RoPE, and
-// an optional KV cache for incremental decoding. The scaled-dot-product core is shared with
+// an optional KV cache for incremental decoding (plain or slot-based, see nn/kv_cache.h). The scaled-dot-product core is shared with
 // GPT-2's fused-qkv attention (models/gpt2.cpp).
 #pragma once
 
@@ -32,6 +32,16 @@ torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n_rep);
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v);
 
+// Attention of q [B, H, T, D] over k/v [B, Hkv, S, D] under mask [B, 1, T, S] (true = attend).
+torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& mask);
+
+// Self-attention of this step's q [B, H, T, D], k/v [B, Hkv, T, D]: without a cache plain
+// causal attention; with one, k/v are stored in layer `layer` and the queries attend over what
+// the cache returns. -> [B, H, T, D]
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                     AttentionCache* cache, int64_t layer);
+
 struct AttentionOptions {
   AttentionOptions(int64_t hidden_size, int64_t n_heads)
       : hidden_size_(hidden_size), n_heads_(n_heads) {}
@@ -49,11 +59,12 @@ class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const AttentionOptions& options);
 
-  // x [B, T, C]; cos/sin [T, D] for the new positions (undefined = no RoPE); with a cache the
+  // x [B, T, C]; cos/sin [T, D] (or [B, 1, T, D] when rows sit at different positions) for the
+  // new positions (undefined = no RoPE); with a cache the
   // new keys/values are appended to layer `layer` and attention covers the history.
   // Returns [B, T, C].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        KVCache* cache = nullptr, int64_t layer = 0);
+                        AttentionCache* cache = nullptr, int64_t layer = 0);
   const AttentionOptions& options() const { return options_; }  // resolved (no zeros)
 
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};

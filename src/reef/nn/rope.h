@@ -39,6 +39,10 @@ class RotaryEmbedding {
   std::pair<torch::Tensor, torch::Tensor> cos_sin(int64_t start, int64_t length,
                                                   torch::ScalarType dtype,
                                                   torch::Device device) const;
+  // cos, sin [B, 1, T, D] for per-row positions [B, T] (int64): rows of a continuous batch sit
+  // at different positions. Same values as cos_sin() for the same positions.
+  std::pair<torch::Tensor, torch::Tensor> cos_sin_at(const torch::Tensor& positions,
+                                                     torch::ScalarType dtype) const;
   const torch::Tensor& inv_freq() const { return inv_freq_; }  // [D/2] float32, CPU
   const RopeOptions& options() const { return options_; }
 
@@ -50,7 +54,7 @@ class RotaryEmbedding {
 // [..., D] -> [..., D]: (-x2, x1) where x1, x2 are the two halves of the last dimension.
 torch::Tensor rotate_half(const torch::Tensor& x);
 
-// x [B, H, T, D], cos/sin [T, D] -> x * cos + rotate_half(x) * sin.
+// x [B, H, T, D], cos/sin [T, D] or [B, 1, T, D] -> x * cos + rotate_half(x) * sin.
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
                            const torch::Tensor& sin);
 

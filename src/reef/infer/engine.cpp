@@ -1,0 +1,350 @@
+// The continuous-batching engine (see engine.h).
+#include "reef/infer/engine.h"
+
+#include <algorithm>
+#include <limits>
+#include <random>
+#include <unordered_map>
+
+#include "reef/base/error.h"
+#include "reef/base/log.h"
+#include "reef/nn/slot_kv_cache.h"
+
+namespace reef {
+
+bool RequestStream::next(TokenEvent* event, EngineClock::time_point deadline) {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (!cv_.wait_until(lk, deadline, [&] { return !events_.empty(); })) return false;
+  *event = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+bool RequestStream::done() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return finished_ >= n_ && events_.empty();
+}
+
+void RequestStream::push(TokenEvent event) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (event.finished) ++finished_;
+    events_.push_back(std::move(event));
+  }
+  cv_.notify_all();
+}
+
+struct Engine::Store {
+  SlotKVCache cache;
+};
+
+struct Engine::Sequence {
+  std::shared_ptr<RequestStream> stream;
+  int64_t index = 0;
+  std::vector<int32_t> prompt;
+  RequestParams params;
+  at::Generator gen;
+  int64_t slot = -1;
+  int64_t cached = 0;    // tokens stored in the slot
+  int32_t pending = -1;  // sampled, not yet fed to the model
+  std::vector<int32_t> generated;
+  std::unordered_map<int32_t, int64_t> counts;  // occurrences in `generated`
+  size_t released = 0;                          // bytes of text already sent
+  bool finished = false;
+};
+
+namespace {
+
+// Bytes at the end of `s` that start a UTF-8 character not yet complete.
+size_t incomplete_utf8_tail(const std::string& s) {
+  const size_t n = s.size();
+  for (size_t back = 1; back <= 4 && back <= n; ++back) {
+    const auto c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
+}
+
+// Length of the longest suffix of `s` that is a proper prefix of a stop string.
+size_t stop_prefix_tail(const std::string& s, const std::vector<std::string>& stops) {
+  size_t best = 0;
+  for (const auto& stop : stops) {
+    for (size_t len = std::min(stop.size() - (stop.empty() ? 0 : 1), s.size()); len > best; --len) {
+      if (s.compare(s.size() - len, len, stop, 0, len) == 0) {
+        best = len;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+Engine::Engine(CausalLM model, const Tokenizer& tokenizer, const EngineOptions& options,
+               std::function<void(const EngineStep&)> on_step)
+    : model_(std::move(model)),
+      tokenizer_(tokenizer),
+      options_(options),
+      on_step_(std::move(on_step)),
+      device_(model_->parameters().front().device()) {
+  const auto& cfg = model_->config();
+  if (options_.prefill_chunk < 1) usage_error("prefill chunk must be >= 1, got {}", options_.prefill_chunk);
+  if (options_.max_slots < 1) usage_error("max batch must be >= 1, got {}", options_.max_slots);
+  if (options_.max_waiting < 0) usage_error("max queue must be >= 0, got {}", options_.max_waiting);
+  slot_len_ = options_.slot_len > 0 ? std::min(options_.slot_len, cfg.max_seq_len) : cfg.max_seq_len;
+  SlotKVCacheOptions o;
+  o.n_layers = cfg.n_layers;
+  o.n_kv_heads = cfg.n_kv_heads;
+  o.head_dim = cfg.head_dim;
+  o.max_len = slot_len_;
+  o.dtype = model_->parameters().front().scalar_type();
+  o.device = device_;
+  const int64_t per_slot = SlotKVCache::bytes_per_slot(o);
+  n_slots_ = std::min(options_.max_slots, options_.kv_memory_bytes / per_slot);
+  if (n_slots_ < 1) {
+    usage_error("a KV memory budget of {} bytes holds no sequence: one slot of {} tokens needs {}",
+                options_.kv_memory_bytes, slot_len_, per_slot);
+  }
+  o.n_slots = n_slots_;
+  store_ = std::make_unique<Store>(Store{SlotKVCache(o)});
+  for (int64_t s = n_slots_ - 1; s >= 0; --s) free_slots_.push_back(s);
+  model_->eval();
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() { shutdown(); }
+
+std::shared_ptr<RequestStream> Engine::submit(const std::vector<int32_t>& prompt,
+                                              const RequestParams& params) {
+  if (prompt.empty()) usage_error("the prompt is empty");
+  if (static_cast<int64_t>(prompt.size()) >= slot_len_) {
+    usage_error("the prompt has {} tokens but the context holds {} (prompt and output)",
+                prompt.size(), slot_len_);
+  }
+  if (params.n < 1) usage_error("n must be >= 1, got {}", params.n);
+  auto stream = std::make_shared<RequestStream>(params.n);
+  std::lock_guard<std::mutex> lk(mu_);
+  if (stopping_ || waiting_count_ + params.n > options_.max_waiting + n_slots_ - running_count_) {
+    return nullptr;
+  }
+  for (int64_t i = 0; i < params.n; ++i) {
+    auto seq = std::make_unique<Sequence>();
+    seq->stream = stream;
+    seq->index = i;
+    seq->prompt = prompt;
+    seq->params = params;
+    seq->gen = at::make_generator<at::CPUGeneratorImpl>(params.sampling.seed + static_cast<uint64_t>(i));
+    waiting_.push_back(std::move(seq));
+  }
+  waiting_count_ += params.n;
+  cv_.notify_all();
+  return stream;
+}
+
+void Engine::shutdown() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Engine::loop() {
+  torch::NoGradGuard no_grad;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || !waiting_.empty() || !running_.empty(); });
+      if (stopping_ && waiting_.empty() && running_.empty()) return;
+    }
+    admit_and_drop();
+    EngineStep step;
+    try {
+      prefill_step(&step);
+      decode_step(&step);
+    } catch (const std::exception& e) {
+      // A failed forward leaves the slots' contents unknown: end every running sequence.
+      log_line(LogLevel::kError, std::string("engine step failed: ") + e.what());
+      for (auto& seq : running_) {
+        if (!seq->finished) finish(*seq, "error", e.what());
+      }
+    }
+    release_finished();
+    step.running = running_count_;
+    step.waiting = waiting_count_;
+    if (on_step_ && (step.decode_rows > 0 || step.prefill_tokens > 0)) on_step_(step);
+  }
+}
+
+void Engine::admit_and_drop() {
+  for (auto& seq : running_) {
+    if (!seq->finished && seq->stream->cancelled()) {
+      finish(*seq, "cancelled");
+      ++cancelled_count_;
+    }
+  }
+  release_finished();
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if ((*it)->stream->cancelled()) {
+      it = waiting_.erase(it);
+      --waiting_count_;
+      ++cancelled_count_;
+    } else {
+      ++it;
+    }
+  }
+  while (!waiting_.empty() && !free_slots_.empty()) {
+    auto seq = std::move(waiting_.front());
+    waiting_.pop_front();
+    --waiting_count_;
+    seq->slot = free_slots_.back();
+    free_slots_.pop_back();
+    running_.push_back(std::move(seq));
+    ++running_count_;
+  }
+}
+
+void Engine::prefill_step(EngineStep* step) {
+  // The oldest sequence still reading its prompt gets one chunk.
+  for (auto& seq_ptr : running_) {
+    Sequence& seq = *seq_ptr;
+    const auto prompt_len = static_cast<int64_t>(seq.prompt.size());
+    if (seq.finished || seq.cached >= prompt_len) continue;
+    const int64_t chunk = std::min(options_.prefill_chunk, prompt_len - seq.cached);
+    std::vector<int64_t> ids(seq.prompt.begin() + seq.cached,
+                             seq.prompt.begin() + seq.cached + chunk);
+    auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0).to(device_);  // [1, T]
+    store_->cache.set_batch({seq.slot}, {seq.cached});
+    auto logits = model_->forward(input, &store_->cache);  // [1, T, V]
+    seq.cached += chunk;
+    step->prefill_tokens = chunk;
+    if (seq.cached == prompt_len) {
+      take_token(seq, logits[0][chunk - 1].to(torch::kFloat).cpu());
+    }
+    return;
+  }
+}
+
+void Engine::decode_step(EngineStep* step) {
+  std::vector<Sequence*> rows;
+  std::vector<int64_t> ids, slots, lengths;
+  for (auto& seq : running_) {
+    if (seq->finished || seq->pending < 0) continue;
+    rows.push_back(seq.get());
+    ids.push_back(seq->pending);
+    slots.push_back(seq->slot);
+    lengths.push_back(seq->cached);
+  }
+  if (rows.empty()) return;
+  auto input = torch::tensor(ids, torch::kInt64).unsqueeze(1).to(device_);  // [B, 1]
+  store_->cache.set_batch(slots, lengths);
+  auto logits = model_->forward(input, &store_->cache).select(1, 0).to(torch::kFloat).cpu();  // [B, V]
+  step->decode_rows = static_cast<int64_t>(rows.size());
+  for (size_t b = 0; b < rows.size(); ++b) {
+    rows[b]->cached += 1;
+    rows[b]->pending = -1;
+    take_token(*rows[b], logits[static_cast<int64_t>(b)]);
+  }
+}
+
+void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
+  const RequestParams& p = seq.params;
+  torch::Tensor logits = logits_in;  // [V]
+  if ((p.presence_penalty != 0 || p.frequency_penalty != 0) && !seq.counts.empty()) {
+    logits = logits.clone();
+    auto* data = logits.data_ptr<float>();
+    for (const auto& [id, count] : seq.counts) {
+      data[id] -= static_cast<float>(p.presence_penalty + p.frequency_penalty * static_cast<double>(count));
+    }
+  }
+  const int64_t id = sample_next(logits, p.sampling, seq.gen);
+  TokenEvent ev;
+  ev.index = seq.index;
+  if (p.logprobs >= 0) {
+    auto logp = torch::log_softmax(logits_in, 0);
+    ev.logprob = logp[id].item<double>();
+    const int64_t k = std::min<int64_t>(p.logprobs, logp.size(0));
+    if (k > 0) {
+      auto [vals, idx] = logp.topk(k);
+      for (int64_t i = 0; i < k; ++i) {
+        ev.top_logprobs.emplace_back(static_cast<int32_t>(idx[i].item<int64_t>()), vals[i].item<double>());
+      }
+    }
+  }
+  if (p.sampling.stop_at_eos && id == tokenizer_.eos_id()) {
+    finish(seq, "stop");  // eos is not part of the output, nor are its logprobs
+    return;
+  }
+  seq.generated.push_back(static_cast<int32_t>(id));
+  seq.counts[static_cast<int32_t>(id)] += 1;
+  ev.token = static_cast<int32_t>(id);
+  // Release what can no longer change: not a possible start of a stop string, no half character.
+  std::string text = tokenizer_.decode(seq.generated);
+  std::string reason;
+  for (const auto& s : p.sampling.stop) {
+    auto pos = s.empty() ? std::string::npos : text.find(s);
+    if (pos != std::string::npos) {
+      text.resize(pos);
+      reason = "stop";
+      break;
+    }
+  }
+  const int64_t total = static_cast<int64_t>(seq.prompt.size() + seq.generated.size());
+  if (reason.empty() && (static_cast<int64_t>(seq.generated.size()) >= p.sampling.max_new_tokens ||
+                         total >= slot_len_)) {
+    reason = "length";
+  }
+  size_t safe = text.size();
+  if (reason.empty()) {
+    safe -= std::max(stop_prefix_tail(text, p.sampling.stop), incomplete_utf8_tail(text));
+  }
+  if (safe > seq.released) {
+    ev.text = text.substr(seq.released, safe - seq.released);
+    seq.released = safe;
+  }
+  ev.time = EngineClock::now();
+  seq.stream->push(std::move(ev));
+  if (!reason.empty()) {
+    seq.released = std::string::npos;  // all of the output is out
+    finish(seq, reason);
+  } else {
+    seq.pending = static_cast<int32_t>(id);
+  }
+}
+
+void Engine::finish(Sequence& seq, const std::string& reason, const std::string& error) {
+  seq.finished = true;
+  TokenEvent ev;
+  ev.index = seq.index;
+  ev.finished = true;
+  ev.finish_reason = reason;
+  ev.error = error;
+  if (seq.released != std::string::npos) {  // flush what was held back
+    std::string text = tokenizer_.decode(seq.generated);
+    if (text.size() > seq.released) ev.text = text.substr(seq.released);
+    seq.released = std::string::npos;
+  }
+  ev.prompt_tokens = static_cast<int64_t>(seq.prompt.size());
+  ev.completion_tokens = static_cast<int64_t>(seq.generated.size());
+  ev.time = EngineClock::now();
+  seq.stream->push(std::move(ev));
+}
+
+void Engine::release_finished() {
+  for (auto it = running_.begin(); it != running_.end();) {
+    if ((*it)->finished) {
+      free_slots_.push_back((*it)->slot);
+      it = running_.erase(it);
+      --running_count_;
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace reef
