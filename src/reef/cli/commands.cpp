@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add_data(app, runs);
   add_tokenizer(app, runs);
   add_export(app, runs);
+  add_eval(app, runs);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -25,7 +25,8 @@ struct GenerateArgs {
   int64_t num_samples = 1;
 };
 
-// A model folder, or a run folder whose newest checkpoint is taken.
+}  // namespace
+
 std::string resolve_model_dir(const std::string& path) {
   if (!path_exists(path)) usage_error("--model: no such folder: {}", path);
   if (path_exists(join_path(path, "config.json"))) return path;
@@ -33,8 +34,6 @@ std::string resolve_model_dir(const std::string& path) {
   usage_error("--model: {} is neither a model folder (config.json) nor a run folder with checkpoints/",
               path);
 }
-
-}  // namespace
 
 void add_generate(CLI::App& app, Runs& runs) {
   auto* cmd = app.add_subcommand("generate", "generate text from a checkpoint");

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace reef::cli {
@@ -17,5 +18,9 @@ void add_config(CLI::App& app, Runs& runs);
 void add_data(CLI::App& app, Runs& runs);
 void add_tokenizer(CLI::App& app, Runs& runs);
 void add_export(CLI::App& app, Runs& runs);
+void add_eval(CLI::App& app, Runs& runs);
+
+// --model DIR: a model folder, or a run folder whose newest checkpoint is taken.
+std::string resolve_model_dir(const std::string& path);
 
 }  // namespace reef::cli
