@@ -107,9 +107,7 @@ std::string apply_filter(const FilterPipeline& f, const std::string& generation)
     } else if (step.function == "lowercase" || step.function == "uppercase") {
       for (auto& c : s) c = static_cast<char>(step.function == "lowercase" ? std::tolower(static_cast<unsigned char>(c))
                                                                           : std::toupper(static_cast<unsigned char>(c)));
-    } else if (step.function == "remove_whitespace") {
-      s.erase(0, std::min(s.size(), s.find_first_not_of(' ')));  // the harness's WhitespaceFilter: leading spaces
-    } else if (step.function == "strip") {
+    } else if (step.function == "remove_whitespace" || step.function == "strip") {  // WhitespaceFilter
       size_t b = s.find_first_not_of(" \t\n\r\f\v"), e = s.find_last_not_of(" \t\n\r\f\v");
       s = b == std::string::npos ? "" : s.substr(b, e - b + 1);
     }
