@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add_export(app, runs);
   add_convert(app, runs);
   add_serve(app, runs);
+  add_eval(app, runs);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

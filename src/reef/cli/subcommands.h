@@ -21,7 +21,9 @@ void add_export(CLI::App& app, Runs& runs);
 void add_convert(CLI::App& app, Runs& runs);
 void add_serve(CLI::App& app, Runs& runs);
 
-// --model of generate and serve: a model folder as is, or a run folder's newest checkpoint.
+void add_eval(CLI::App& app, Runs& runs);
+
+// --model of generate, serve and eval: a model folder as is, or a run folder's newest checkpoint.
 // Throws a usage error naming the path otherwise.
 std::string resolve_model_dir(const std::string& path);
 
