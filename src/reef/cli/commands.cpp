@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   add_tokenizer(app, runs);
   add_export(app, runs);
   add_convert(app, runs);
+  add_launch(app, runs);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

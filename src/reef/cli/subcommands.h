@@ -18,5 +18,6 @@ void add_data(CLI::App& app, Runs& runs);
 void add_tokenizer(CLI::App& app, Runs& runs);
 void add_export(CLI::App& app, Runs& runs);
 void add_convert(CLI::App& app, Runs& runs);
+void add_launch(CLI::App& app, Runs& runs);
 
 }  // namespace reef::cli
