@@ -183,8 +183,8 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
   // environment or mesh is reported before any work; only rank 0 logs (errors excepted).
   const DistEnv env = dist_env_from(current_environment());
   std::shared_ptr<ProcessGroup> pg;
+  const Mesh mesh = resolve_mesh(cfg.parallel, env.world_size);
   if (env.distributed()) {
-    const Mesh mesh = resolve_mesh(cfg.parallel, env.world_size);
     if (env.rank != 0) set_log_level(LogLevel::kError);
     if (cfg.run.device == "cuda") cfg.run.device = fmt::format("cuda:{}", env.local_rank);
     if (cfg.run.threads == 0) {  // the node's cores shared among its ranks
