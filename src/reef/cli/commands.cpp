@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add_convert(app, runs);
   add_serve(app, runs);
   add_eval(app, runs);
+  add_launch(app, runs);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -22,6 +22,7 @@ void add_convert(CLI::App& app, Runs& runs);
 void add_serve(CLI::App& app, Runs& runs);
 
 void add_eval(CLI::App& app, Runs& runs);
+void add_launch(CLI::App& app, Runs& runs);
 
 // --model of generate, serve and eval: a model folder as is, or a run folder's newest checkpoint.
 // Throws a usage error naming the path otherwise.

@@ -193,6 +193,27 @@ struct LoggingConfig {
   }
 };
 
+struct ParallelConfig {
+  int64_t dp = 0;
+  int64_t tp = 1;
+  int64_t pp = 1;
+  int64_t zero = 0;
+  double bucket_mb = 25.0;
+  int64_t timeout_s = 300;
+  std::string backend = "auto";
+
+  template <class V>
+  void visit(V& v) {
+    v("dp", dp, "data-parallel ranks; 0 = the world size / (tp * pp) (reef launch, torchrun, srun set the world)");
+    v("tp", tp, "tensor-parallel ranks (only 1 so far)");
+    v("pp", pp, "pipeline-parallel stages (only 1 so far)");
+    v("zero", zero, "ZeRO stage: 0 (replicated optimizer) or 1 (AdamW state sharded over dp ranks)");
+    v("bucket_mb", bucket_mb, "gradient all-reduce bucket size in MB, overlapped with the backward pass");
+    v("timeout_s", timeout_s, "seconds a rendezvous or collective may wait for the other ranks before the run fails");
+    v("backend", backend, "collectives: auto (gloo on CPU, nccl on CUDA), gloo or nccl");
+  }
+};
+
 struct Config {
   RunConfig run;
   ModelConfig model;
@@ -201,6 +222,7 @@ struct Config {
   OptimConfig optim;
   CheckpointConfig checkpoint;
   LoggingConfig logging;
+  ParallelConfig parallel;
 
   template <class V>
   void visit_sections(V& v) {
@@ -211,6 +233,7 @@ struct Config {
     v("optim", optim);
     v("checkpoint", checkpoint);
     v("logging", logging);
+    v("parallel", parallel);
   }
 };
 

@@ -266,6 +266,23 @@ void check_checkpoint_and_logging(const Config& cfg, const Checker& c) {
   c.one_of("logging.progress", cfg.logging.progress, {"auto", "on", "off"});
 }
 
+void check_parallel(const ParallelConfig& p, const Checker& c) {
+  c.at_least<int64_t>("parallel.dp", p.dp, 0);
+  c.at_least<int64_t>("parallel.tp", p.tp, 1);
+  c.at_least<int64_t>("parallel.pp", p.pp, 1);
+  if (p.tp > 1)
+    usage_error("parallel.tp={} ({}): tensor parallelism is not supported yet; use parallel.tp=1 "
+                "(data parallelism: parallel.dp, parallel.zero)", p.tp, c.from("parallel.tp"));
+  if (p.pp > 1)
+    usage_error("parallel.pp={} ({}): pipeline parallelism is not supported yet; use parallel.pp=1 "
+                "(data parallelism: parallel.dp, parallel.zero)", p.pp, c.from("parallel.pp"));
+  if (p.zero < 0 || p.zero > 1)
+    c.fail("parallel.zero", "0 or 1 (ZeRO-2/3 and FSDP are not supported yet)", std::to_string(p.zero));
+  c.positive("parallel.bucket_mb", p.bucket_mb);
+  c.at_least<int64_t>("parallel.timeout_s", p.timeout_s, 1);
+  c.one_of("parallel.backend", p.backend, {"auto", "gloo", "nccl"});
+}
+
 }  // namespace
 
 void validate_config(const Config& cfg, const std::map<std::string, std::string>& origin) {
@@ -282,6 +299,7 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
   check_train(cfg.train, c);
   check_optim(cfg.optim, c);
   check_checkpoint_and_logging(cfg, c);
+  check_parallel(cfg.parallel, c);
 }
 
 }  // namespace reef

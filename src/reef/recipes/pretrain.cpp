@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <thread>
 #include <type_traits>
 
 #include "reef/base/error.h"
@@ -13,6 +15,9 @@
 #include "reef/data/documents.h"
 #include "reef/models/causal_lm.h"
 #include "reef/models/hf_config.h"
+#include "reef/parallel/dist_env.h"
+#include "reef/parallel/mesh.h"
+#include "reef/parallel/process_group.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/checkpointing.h"
 
@@ -188,6 +193,27 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
   if (cfg.run.device.rfind("cuda", 0) == 0 && !torch::cuda::is_available())
     usage_error("run.device={} ({}): no CUDA device is available to this libtorch; use run.device=cpu",
                 cfg.run.device, rc.from("run.device"));
+  // Several ranks (reef launch, torchrun, srun, mpirun): join the process group first, so a bad
+  // environment or mesh is reported before any work; only rank 0 logs (errors excepted).
+  const DistEnv env = dist_env_from(current_environment());
+  std::shared_ptr<ProcessGroup> pg;
+  const Mesh mesh = resolve_mesh(cfg.parallel, env.world_size);
+  if (env.distributed()) {
+    if (env.rank != 0) set_log_level(LogLevel::kError);
+    if (cfg.run.device == "cuda") cfg.run.device = fmt::format("cuda:{}", env.local_rank);
+    if (cfg.run.threads == 0) {  // the node's cores shared among its ranks
+      const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+      cfg.run.threads = std::max<int64_t>(1, cores / env.local_world_size);
+    }
+    ProcessGroupOptions po;
+    po.timeout = std::chrono::seconds(cfg.parallel.timeout_s);
+    po.backend = cfg.parallel.backend;
+    po.device = cfg.run.device;
+    pg = ProcessGroup::create(env, po);
+    log_info("parallel: {} ranks ({} environment, {} backend), dp={} zero={}", env.world_size,
+             env.source, pg->backend(), mesh.dp, mesh.zero);
+  }
+  const bool writes_files = !pg || pg->rank() == 0;
   int threads = configure_threads(cfg.run.threads);
   log_info("reef pretrain: run.dir {} device {} threads {}", cfg.run.dir, cfg.run.device, threads);
 
@@ -256,14 +282,17 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
 
   // The trainer checks the data against the config and the checkpoint before the run folder
   // is written to, so a refused run leaves it as it was.
-  Trainer trainer(cfg, model, *tokenizer, *data.train, data.valid.get(), data.spec);
+  Trainer trainer(cfg, model, *tokenizer, *data.train, data.valid.get(), data.spec, pg);
   if (ckpt) trainer.resume_from(*ckpt);
   else if (opts.resume) log_info("--resume: no checkpoint in {}; starting from step 0", cfg.run.dir);
-  if (opts.overwrite)
-    for (const char* n : {"checkpoints", "metrics.jsonl", "tb"})
-      if (path_exists(join_path(cfg.run.dir, n))) remove_all(join_path(cfg.run.dir, n));
-  make_dirs(cfg.run.dir);
-  write_file_atomic(join_path(cfg.run.dir, "config.yaml"), config_to_yaml(cfg));
+  if (pg) pg->barrier();  // every rank has read the old checkpoint before rank 0 changes run.dir
+  if (writes_files) {
+    if (opts.overwrite)
+      for (const char* n : {"checkpoints", "metrics.jsonl", "tb"})
+        if (path_exists(join_path(cfg.run.dir, n))) remove_all(join_path(cfg.run.dir, n));
+    make_dirs(cfg.run.dir);
+    write_file_atomic(join_path(cfg.run.dir, "config.yaml"), config_to_yaml(cfg));
+  }
   return trainer.run();
 }
 

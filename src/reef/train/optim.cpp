@@ -28,18 +28,29 @@ double lr_at_step(const OptimConfig& o, int64_t step, int64_t max_steps) {
               o.schedule);
 }
 
-Optimizer::Optimizer(const NamedParams& params, const OptimConfig& cfg) : params_(params) {
+Optimizer::Optimizer(const NamedParams& params, const OptimConfig& cfg,
+                     std::shared_ptr<ProcessGroup> zero_group)
+    : params_(params) {
   if (cfg.name != "adamw") usage_error("optim.name: unknown optimizer '{}' (expected adamw)", cfg.name);
   std::vector<torch::Tensor> decay, no_decay;
+  ZeroParamGroup zero_decay, zero_no_decay;
+  zero_decay.weight_decay = cfg.weight_decay;
   for (const auto& [name, p] : params_) {
     if (!p.requires_grad()) continue;
     if (param_gets_weight_decay(name, p, cfg.decay_norms_and_biases)) {
       decay.push_back(p);
+      zero_decay.params.emplace_back(name, p);
       n_decay_ += p.numel();
     } else {
       no_decay.push_back(p);
+      zero_no_decay.params.emplace_back(name, p);
       n_no_decay_ += p.numel();
     }
+  }
+  if (zero_group && zero_group->size() > 1) {
+    zero_ = std::make_unique<ZeroAdamW>(std::vector<ZeroParamGroup>{zero_decay, zero_no_decay}, cfg,
+                                        std::move(zero_group));
+    return;
   }
   auto opts = [&](double wd) {
     return std::make_unique<torch::optim::AdamWOptions>(
@@ -51,7 +62,17 @@ Optimizer::Optimizer(const NamedParams& params, const OptimConfig& cfg) : params
   opt_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.lr));
 }
 
+void Optimizer::step() {
+  if (zero_) zero_->step();
+  else opt_->step();
+}
+
+void Optimizer::gather_state() {
+  if (zero_) gathered_ = zero_->gather_state(&gathered_step_);
+}
+
 void Optimizer::set_lr(double lr) {
+  if (zero_) return zero_->set_lr(lr);
   for (auto& g : opt_->param_groups())
     static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
 }
@@ -73,6 +94,10 @@ double Optimizer::clip_grad_norm(double max_norm) {
 }
 
 NamedParams Optimizer::state_tensors(int64_t* step) const {
+  if (zero_) {
+    *step = gathered_step_;
+    return gathered_;
+  }
   NamedParams out;
   *step = 0;
   auto& state = opt_->state();
@@ -88,6 +113,7 @@ NamedParams Optimizer::state_tensors(int64_t* step) const {
 }
 
 void Optimizer::load_state_tensors(const std::map<std::string, torch::Tensor>& t, int64_t step) {
+  if (zero_) return zero_->load_state(t, step);
   auto& state = opt_->state();
   state.clear();
   if (step == 0) return;

@@ -1,6 +1,8 @@
 // Optimizer and learning-rate schedule: libtorch AdamW with decoupled weight decay in two
 // parameter groups (decay / no decay), warmup then cosine, linear or constant decay to min_lr,
 // global-norm gradient clipping, and the optimizer state as named tensors for checkpoints.
+// With a ZeRO-1 process group the AdamW state is sharded over the ranks (parallel/zero.h);
+// the checkpointed state is the same full, named state either way.
 #pragma once
 
 #include <torch/torch.h>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "reef/config/config.h"
+#include "reef/parallel/zero.h"
 
 namespace reef {
 
@@ -24,15 +27,27 @@ double lr_at_step(const OptimConfig& o, int64_t step, int64_t max_steps);
 
 class Optimizer {
  public:
-  Optimizer(const NamedParams& params, const OptimConfig& cfg);
+  // `zero_group` (several ranks): ZeRO-1, AdamW state sharded over its ranks; grads must then
+  // be averaged over the ranks before step().
+  Optimizer(const NamedParams& params, const OptimConfig& cfg,
+            std::shared_ptr<ProcessGroup> zero_group = nullptr);
   void set_lr(double lr);
-  void step() { opt_->step(); }
-  void zero_grad() { opt_->zero_grad(true); }
+  void step();
+  void zero_grad() {  // set_to_none, as torch's zero_grad(true)
+    for (auto& [name, p] : params_)
+      if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
+  }
   // Clips the global L2 norm of all gradients to max_norm (0: no clipping); returns the norm
   // before clipping.
   double clip_grad_norm(double max_norm);
   // Adam moments as named tensors "<param>.exp_avg" / "<param>.exp_avg_sq" and the step count.
+  // Sharded (ZeRO): the state of the last gather_state().
   NamedParams state_tensors(int64_t* step) const;
+  // Sharded: gathers the full state from every rank for state_tensors(); a collective that every
+  // rank calls before a checkpoint is written. Unsharded: nothing to do.
+  void gather_state();
+  void release_gathered_state() { gathered_.clear(); }  // back to 1/dp of the state in memory
+  bool sharded() const { return zero_ != nullptr; }
   void load_state_tensors(const std::map<std::string, torch::Tensor>& t, int64_t step);
   int64_t num_decay_params() const { return n_decay_; }
   int64_t num_no_decay_params() const { return n_no_decay_; }
@@ -40,6 +55,9 @@ class Optimizer {
  private:
   NamedParams params_;
   std::unique_ptr<torch::optim::AdamW> opt_;
+  std::unique_ptr<ZeroAdamW> zero_;
+  NamedParams gathered_;
+  int64_t gathered_step_ = 0;
   int64_t n_decay_ = 0, n_no_decay_ = 0;
 };
 

@@ -56,13 +56,26 @@ int configure_threads(int64_t threads) {
 }
 
 Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
-                 const GptSampleSource& train, const GptSampleSource* valid, nlohmann::json data_spec)
+                 const GptSampleSource& train, const GptSampleSource* valid, nlohmann::json data_spec,
+                 std::shared_ptr<ProcessGroup> pg)
     : cfg_(cfg), model_(std::move(model)), tokenizer_(tokenizer), train_(train), valid_(valid),
-      data_spec_(std::move(data_spec)), device_(cfg.run.device) {
+      data_spec_(std::move(data_spec)), device_(cfg.run.device), pg_(std::move(pg)) {
   model_->to(device_);
+  const int world = pg_ ? pg_->size() : 1;
+  const Mesh mesh = resolve_mesh(cfg_.parallel, world);
+  shard_ = shard_global_batch(cfg_.train.micro_batch_size, cfg_.train.grad_accum, mesh.dp,
+                              pg_ ? pg_->rank() : 0);
+  writes_files_ = !pg_ || pg_->rank() == 0;
+  if (world > 1) broadcast_module_from_rank0(*model_, *pg_);  // identical initial weights
   NamedParams params;
-  for (const auto& item : model_->named_parameters(true)) params.emplace_back(item.key(), item.value());
-  optimizer_ = std::make_unique<Optimizer>(params, cfg_.optim);
+  std::vector<torch::Tensor> trainable;
+  for (const auto& item : model_->named_parameters(true)) {
+    params.emplace_back(item.key(), item.value());
+    if (item.value().requires_grad()) trainable.push_back(item.value());
+  }
+  optimizer_ = std::make_unique<Optimizer>(params, cfg_.optim,
+                                           mesh.zero >= 1 && world > 1 ? pg_ : nullptr);
+  if (world > 1) grad_sync_ = std::make_unique<GradientSync>(trainable, pg_, cfg_.parallel.bucket_mb);
   const int64_t T = cfg_.data.seq_len;
   if (train_.seq_len() != T || (valid_ && valid_->seq_len() != T))
     fail("data: samples of {} tokens for data.seq_len={} (internal error)", train_.seq_len(), T);
@@ -171,7 +184,8 @@ TrainResult Trainer::run() {
   const int64_t tokens_per_step = tc.micro_batch_size * tc.grad_accum * cfg_.data.seq_len;
   double flops_per_token = train_flops_per_token(model_->config(), cfg_.data.seq_len);
   double peak = measured_peak_flops(device_, tc.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
-  MetricsLogger metrics(cfg_, step_, resumed_);
+  std::unique_ptr<MetricsLogger> metrics;
+  if (writes_files_) metrics = std::make_unique<MetricsLogger>(cfg_, step_, resumed_);
   model_->train();
 
   g_stop_signal = 0;
@@ -187,13 +201,16 @@ TrainResult Trainer::run() {
     s.data_spec = data_spec_;
     s.rng_cpu_hex = capture_rng_state();
     s.lr = lr;
+    if (cfg_.checkpoint.save_optimizer) optimizer_->gather_state();  // ZeRO: every rank takes part
+    if (!writes_files_) return optimizer_->release_gathered_state();
     res.last_checkpoint = save_checkpoint(cfg_.run.dir, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr,
                                           tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
+    optimizer_->release_gathered_state();
   };
 
   if (!resumed_ && tc.eval_every > 0) {
     res.initial_val_loss = evaluate();
-    metrics.log(0, {{"val_loss", res.initial_val_loss}});
+    if (metrics) metrics->log(0, {{"val_loss", res.initial_val_loss}});
     log_info("step 0: val_loss {:.4f}", res.initial_val_loss);
   }
 
@@ -202,18 +219,34 @@ TrainResult Trainer::run() {
   double lr = 0;
   while (step_ < tc.max_steps) {
     auto t0 = std::chrono::steady_clock::now();
+    const CollectiveBytes comm_before = pg_ ? pg_->bytes() : CollectiveBytes();
     lr = lr_at_step(cfg_.optim, step_, tc.max_steps);
     optimizer_->set_lr(lr);
     optimizer_->zero_grad();
+    // This rank's share of the step's global batch; with one rank, the whole of it.
     double loss_sum = 0, aux_sum = 0;
-    for (int64_t m = 0; m < tc.grad_accum; ++m) {
-      loss_sum += forward_loss(batch_from(train_, consumed_samples_, tc.micro_batch_size),
+    const int64_t accum = shard_.accum_steps, mb = shard_.micro_batch_size;
+    for (int64_t m = 0; m < accum; ++m) {
+      if (grad_sync_) grad_sync_->set_sync(m == accum - 1);  // all-reduce during the last backward
+      loss_sum += forward_loss(batch_from(train_, consumed_samples_ + shard_.first + m * mb, mb),
                                /*with_aux=*/true);
       aux_sum += last_aux_loss_;
-      consumed_samples_ += tc.micro_batch_size;
-      (last_loss_ / static_cast<double>(tc.grad_accum)).backward();
+      (last_loss_ / static_cast<double>(accum)).backward();
     }
-    double loss = loss_sum / static_cast<double>(tc.grad_accum);
+    consumed_samples_ += shard_.global_batch;
+    double loss = loss_sum / static_cast<double>(accum);
+    double aux = aux_sum / static_cast<double>(accum);
+    bool stop = g_stop_signal != 0;  // the step that sees the signal is logged and saved
+    if (grad_sync_) {
+      grad_sync_->finish();
+      // The mean loss (and aux loss) over ranks, and a stop that any rank saw stops them all at
+      // this step.
+      auto t = torch::tensor({loss, stop ? 1.0 : 0.0, aux}, torch::kDouble);
+      pg_->all_reduce_sum(t);
+      loss = t[0].item<double>() / pg_->size();
+      stop = t[1].item<double>() > 0;
+      aux = t[2].item<double>() / pg_->size();
+    }
     if (!std::isfinite(loss)) fail("loss is {} at step {}; lower optim.lr or check the data", loss, step_ + 1);
     double grad_norm = optimizer_->clip_grad_norm(tc.clip_grad);
     optimizer_->step();
@@ -232,27 +265,33 @@ TrainResult Trainer::run() {
                                          {"tokens_per_s", static_cast<double>(tokens_per_step) / dt},
                                          {"mfu", mfu}, {"tokens", static_cast<double>(tokens_seen_)}};
     // MoE: loss includes router_aux_loss_coef * aux_loss; aux_loss is the unscaled term.
-    if (model_->uses_aux_loss()) rec["aux_loss"] = aux_sum / static_cast<double>(tc.grad_accum);
+    if (model_->uses_aux_loss()) rec["aux_loss"] = aux;
+    if (pg_) {  // payload this rank handed to each kind of collective during the step
+      const CollectiveBytes& b = pg_->bytes();
+      rec["comm_all_reduce_bytes"] = static_cast<double>(b.all_reduce - comm_before.all_reduce);
+      rec["comm_all_gather_bytes"] = static_cast<double>(b.all_gather - comm_before.all_gather);
+    }
     bool last = step_ == tc.max_steps;
     if (tc.eval_every > 0 && (step_ % tc.eval_every == 0 || last)) {
       res.final_val_loss = evaluate();
       rec["val_loss"] = res.final_val_loss;
       log_info("step {}: val_loss {:.4f}", step_, res.final_val_loss);
     }
-    bool stop = g_stop_signal != 0;  // the step that sees the signal is logged and saved
-    if (step_ % cfg_.logging.every == 0 || last || stop || rec.count("val_loss")) metrics.log(step_, rec);
-    metrics.progress(step_, fmt::format("loss {:.4f} lr {:.2e} {} tok/s MFU {:.1f}%", loss, lr,
+    if (!grad_sync_) stop = stop || g_stop_signal != 0;  // one rank: a signal during validation too
+    if (metrics && (step_ % cfg_.logging.every == 0 || last || stop || rec.count("val_loss")))
+      metrics->log(step_, rec);
+    if (metrics) metrics->progress(step_, fmt::format("loss {:.4f} lr {:.2e} {} tok/s MFU {:.1f}%", loss, lr,
                                         format_count(tps), 100.0 * mfu));
     if (last || stop || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0)) save(step_, lr);
     if (stop) {
-      metrics.finish();
+      if (metrics) metrics->finish();
       log_info("stopped by signal {} after step {}; checkpoint {} (resume with --resume)",
                g_stop_signal.load(), step_, res.last_checkpoint);
       res.interrupted = true;
       break;
     }
   }
-  metrics.finish();
+  if (metrics) metrics->finish();
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   res.end_step = step_;

@@ -1,6 +1,8 @@
 // The training loop: micro-batches with gradient accumulation, bf16 autocast over fp32 master
 // weights, clipping, AdamW with the LR schedule, periodic validation, metrics, checkpoints and
-// exact resume (same per-step losses as an uninterrupted run).
+// exact resume (same per-step losses as an uninterrupted run). Given a process group it trains
+// data-parallel (parallel/): each rank draws its share of the same global batch, gradients are
+// all-reduced during backward, and rank 0 alone writes checkpoints, metrics and logs.
 #pragma once
 
 #include <string>
@@ -10,6 +12,8 @@
 
 #include "reef/data/sample_index.h"
 #include "reef/models/causal_lm.h"
+#include "reef/parallel/data_parallel.h"
+#include "reef/parallel/mesh.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/optim.h"
 
@@ -31,9 +35,12 @@ class Trainer {
   // caller. Training draws samples 0, 1, 2, ... of `train` in order (the source shuffles);
   // validation always scores the first eval_batches micro-batches of `valid`. `data_spec` (the
   // data settings, for messages) is saved in checkpoints with the training fingerprint.
+  // `pg` (several ranks): data parallelism over its ranks as cfg.parallel says; every rank
+  // constructs its Trainer and runs it in step.
   Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
           const GptSampleSource& train, const GptSampleSource* valid,
-          nlohmann::json data_spec = nlohmann::json::object());
+          nlohmann::json data_spec = nlohmann::json::object(),
+          std::shared_ptr<ProcessGroup> pg = nullptr);
   // Restores model, optimizer, data position and RNG from a checkpoint folder. Refuses a
   // checkpoint whose training data (fingerprint) differs from this run's.
   void resume_from(const std::string& checkpoint_dir);
@@ -61,6 +68,11 @@ class Trainer {
   bool resumed_ = false;
   torch::Tensor last_loss_;
   double last_aux_loss_ = 0;
+  // Data parallelism (null / 1 rank: none). Rank 0 writes every file.
+  std::shared_ptr<ProcessGroup> pg_;
+  std::unique_ptr<GradientSync> grad_sync_;
+  BatchShard shard_;
+  bool writes_files_ = true;
 };
 
 // Sets torch's intra-op threads from run.threads (0: every core) and returns the count.

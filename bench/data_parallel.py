@@ -1,0 +1,66 @@
+"""Benchmark: data-parallel pretraining throughput, 1 rank against 2 ranks on this machine, per
+layout (dp, dp + ZeRO-1), and the bytes each collective moves per step.
+
+Runs the same small pretraining (same global batch) as `reef pretrain` in one process and as
+`reef launch --nproc-per-node 2 -- reef pretrain` with parallel.zero=0 and 1, reads each run's
+metrics.jsonl, and prints the median tokens/s over the steps after the first two, the ratio of
+the 2-rank run to the 1-rank run, and the all-reduce / all-gather payload per step and rank.
+On a machine with fewer free cores than ranks the ratio measures contention, not scaling.
+
+  ~/.cache/reef/venv/bin/python bench/data_parallel.py [--reef build/bin/reef] [--steps 12]
+      [--hidden 256] [--layers 4] [--threads 1]
+"""
+import argparse, json, os, statistics, subprocess, sys, tempfile
+
+
+def run(cmd, cwd):
+    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout[-3000:]}")
+
+
+def metrics(run_dir):
+    rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl")) if l.strip()]
+    rows = [r for r in rows if "loss" in r]
+    tps = statistics.median(r["tokens_per_s"] for r in rows[2:] or rows)
+    last = rows[-1]
+    return tps, last.get("comm_all_reduce_bytes", 0), last.get("comm_all_gather_bytes", 0), last["loss"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--reef", default=os.path.join(root, "build/bin/reef"))
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = os.path.join(tmp, "train.txt")
+        with open(corpus, "w") as f:
+            for i in range(20000):
+                f.write(f"fortune {i * 7919 % 10007} favours the bold and the patient\n\n")
+        base = ["pretrain", "--config", "recipes/llama-tiny.yaml", f"model.hidden_size={a.hidden}",
+                f"model.n_layers={a.layers}", "model.n_heads=4", "model.n_kv_heads=4", "data.seq_len=128",
+                "model.max_seq_len=128", "train.micro_batch_size=4", "train.grad_accum=2",
+                f"train.max_steps={a.steps}", "train.eval_every=0", "checkpoint.every=0",
+                "checkpoint.save_optimizer=false", f"run.threads={a.threads}", "logging.progress=off",
+                f"data.train_files=[{corpus}]", "data.valid_files=[]"]
+        print(f"model hidden={a.hidden} layers={a.layers}, global batch 8 x 128 tokens, {a.steps} steps, "
+              f"{a.threads} thread(s) per rank, {os.cpu_count()} cores")
+        d1 = os.path.join(tmp, "one")
+        run([a.reef] + base + [f"run.dir={d1}"], root)
+        tps1, _, _, loss1 = metrics(d1)
+        print(f"{'layout':<14}{'ranks':>6}{'tokens/s':>12}{'vs 1 rank':>11}{'all-reduce MB/step':>20}"
+              f"{'all-gather MB/step':>20}{'final loss':>12}")
+        print(f"{'single':<14}{1:>6}{tps1:>12.0f}{1.0:>11.2f}{0:>20.2f}{0:>20.2f}{loss1:>12.5f}")
+        for name, extra in [("dp=2", []), ("dp=2 zero=1", ["parallel.zero=1"])]:
+            d = os.path.join(tmp, name.replace(" ", "_").replace("=", ""))
+            run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base + extra + [f"run.dir={d}"], root)
+            tps, ar, ag, loss = metrics(d)
+            print(f"{name:<14}{2:>6}{tps:>12.0f}{tps / tps1:>11.2f}{ar / 1e6:>20.2f}{ag / 1e6:>20.2f}{loss:>12.5f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+// The device mesh of a run and how it splits the work: `parallel: {dp, tp, pp, zero}` resolved
+// against the world size, each data-parallel rank's share of the global batch, and the
+// gradient buckets of the all-reduce. Pure functions: unit-tested without processes.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "reef/config/config.h"
+
+namespace reef {
+
+struct Mesh {
+  int dp = 1, tp = 1, pp = 1;
+  int zero = 0;
+  int world_size() const { return dp * tp * pp; }
+};
+
+// parallel.dp=0 takes world / (tp * pp). Usage errors (naming the keys) when tp or pp is
+// above 1 (not supported yet) or dp * tp * pp differs from the world size.
+Mesh resolve_mesh(const ParallelConfig& p, int world_size);
+
+// One data-parallel rank's share of an optimizer step. The global batch is the config's
+// micro_batch_size * grad_accum whatever the world size: each rank takes a contiguous 1/dp of
+// the step's samples, as grad_accum/dp micro-batches of micro_batch_size when dp divides
+// grad_accum, otherwise grad_accum micro-batches of micro_batch_size/dp.
+struct BatchShard {
+  int64_t micro_batch_size = 0;  // sequences per forward/backward on this rank
+  int64_t accum_steps = 0;       // micro-batches per optimizer step on this rank
+  int64_t first = 0;             // offset of this rank's first sample within the step's samples
+  int64_t global_batch = 0;      // samples per optimizer step over all ranks
+};
+BatchShard shard_global_batch(int64_t micro_batch_size, int64_t grad_accum, int dp, int dp_rank);
+
+// Groups parameters (given by their gradient sizes in bytes, in registration order) into
+// all-reduce buckets of about `bucket_bytes`, in reverse order (the order backward produces
+// gradients), each bucket a list of parameter indices; a parameter larger than a bucket gets
+// one of its own. Every index appears exactly once.
+std::vector<std::vector<size_t>> plan_buckets(const std::vector<int64_t>& grad_bytes, int64_t bucket_bytes);
+
+}  // namespace reef

@@ -1,0 +1,62 @@
+// A process group of the ranks of a run: rendezvous through c10d's TCPStore on rank 0's host,
+// collectives through c10d's ProcessGroupGloo (CPU tensors) or ProcessGroupNCCL (CUDA builds),
+// every collective bounded by a timeout so a dead peer is an error, never a hang. This header
+// is free of c10d: only process_group.cpp includes the c10d and gloo headers (build time).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reef/parallel/dist_env.h"
+
+namespace reef {
+
+struct ProcessGroupOptions {
+  std::chrono::seconds timeout{600};  // rendezvous and every collective
+  std::string backend = "auto";       // auto (gloo on CPU, nccl on CUDA), gloo or nccl
+  std::string device = "cpu";         // run.device: picks the backend for "auto"
+};
+
+// Bytes each kind of collective has moved (payload per rank, as submitted), for bench/ and
+// the metrics: an all-reduce of a 1 MB bucket counts 1 MB.
+struct CollectiveBytes {
+  int64_t all_reduce = 0, broadcast = 0, all_gather = 0;
+};
+
+class ProcessGroup {
+ public:
+  // A pending asynchronous collective.
+  class Work {
+   public:
+    virtual ~Work() = default;
+    virtual void wait() = 0;  // throws reef::Error on timeout or a lost peer
+  };
+
+  // Joins the group described by `env` (blocks until every rank has joined, up to the timeout).
+  static std::shared_ptr<ProcessGroup> create(const DistEnv& env, const ProcessGroupOptions& opts);
+  virtual ~ProcessGroup() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backend() const = 0;
+
+  // Sum over ranks, in place. `t` must be contiguous and stay untouched until wait() returns.
+  virtual std::unique_ptr<Work> all_reduce_sum_async(torch::Tensor t) = 0;
+  void all_reduce_sum(torch::Tensor t) { all_reduce_sum_async(std::move(t))->wait(); }
+  // Rank `root`'s values into `t` on every rank, in place.
+  virtual void broadcast(torch::Tensor t, int root) = 0;
+  // out [size * n] = concatenation of every rank's `in` [n], in rank order.
+  virtual void all_gather(torch::Tensor out, torch::Tensor in) = 0;
+  virtual void barrier() = 0;
+
+  const CollectiveBytes& bytes() const { return bytes_; }
+
+ protected:
+  CollectiveBytes bytes_;
+};
+
+}  // namespace reef
