@@ -130,6 +130,10 @@ std::vector<std::string> lora_target_suffixes(CausalLM& model, const LoraConfig&
 }
 
 std::vector<torch::Tensor> apply_lora(CausalLM& model, const LoraConfig& cfg) {
+  // Checked here too (enable_lora does) so that a bad value changes nothing.
+  if (cfg.layer.r < 1) usage_error("LoRA rank r must be >= 1, got {}", cfg.layer.r);
+  if (cfg.layer.dropout < 0 || cfg.layer.dropout >= 1)
+    usage_error("LoRA dropout must be in [0, 1), got {}", cfg.layer.dropout);
   const auto targets = lora_target_names(model, cfg);
   const std::set<std::string> wanted(targets.begin(), targets.end());
   const auto modules = linear_modules(model);

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <functional>
+#include <map>
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"

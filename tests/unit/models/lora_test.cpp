@@ -4,6 +4,7 @@
 // parameters with the same logits.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <set>
 
 #include "reef/base/error.h"
@@ -95,6 +96,10 @@ TEST(ApplyLora, UnknownTargetsListTheAvailableModules) {
   EXPECT_TRUE(lora_named_parameters(model).empty());
   for (const auto& p : model->parameters()) EXPECT_TRUE(p.requires_grad());  // nothing changed
   EXPECT_NE(message_of([&] { apply_lora(model, targets({})); }).find("empty"), std::string::npos);
+  LoraConfig zero_rank = targets({"q_proj"});
+  zero_rank.layer.r = 0;
+  EXPECT_NE(message_of([&] { apply_lora(model, zero_rank); }).find("rank"), std::string::npos);
+  for (const auto& p : model->parameters()) EXPECT_TRUE(p.requires_grad());
   auto gpt2 = tiny("gpt2");
   EXPECT_NE(message_of([&] { apply_lora(gpt2, targets({"c_attn"})); }).find("gpt2"),
             std::string::npos);
