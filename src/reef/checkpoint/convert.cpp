@@ -13,6 +13,7 @@
 #include "reef/base/files.h"
 #include "reef/base/log.h"
 #include "reef/checkpoint/model_io.h"
+#include "reef/checkpoint/peft_io.h"
 #include "reef/checkpoint/sharded.h"
 
 namespace reef {
@@ -90,6 +91,8 @@ ConvertResult convert_model_folder(const ConvertOptions& o) {
   const std::string cfg_path = join_path(o.model_dir, "config.json");
   if (!path_exists(cfg_path)) usage_error("--model: not a model folder (no config.json): {}", o.model_dir);
   if (o.out_dir.empty()) usage_error("--out: empty path");
+  if (!o.adapter_dir.empty() && !is_directory(o.adapter_dir))
+    usage_error("--adapter: no such folder: {}", o.adapter_dir);
   if (path_exists(o.out_dir)) {
     std::error_code ec;
     if (fs::equivalent(o.model_dir, o.out_dir, ec))
@@ -106,7 +109,17 @@ ConvertResult convert_model_folder(const ConvertOptions& o) {
 
   ConvertResult r;
   r.dtype = o.dtype == "auto" ? stored_dtype(o.model_dir) : parse_weight_dtype(o.dtype, "--dtype");
-  CausalLM model = load_model_folder(o.model_dir, torch::kCPU, r.dtype);
+  CausalLM model{nullptr};
+  if (o.adapter_dir.empty()) {
+    model = load_model_folder(o.model_dir, torch::kCPU, r.dtype);
+  } else {
+    // Merged in float32 and rounded once to the output dtype: what peft computes when it adds
+    // its float32 delta to the stored weights.
+    model = load_model_folder(o.model_dir, torch::kCPU, torch::kFloat);
+    load_adapter(o.adapter_dir, model);
+    merge_lora(model);
+    model->to(r.dtype);
+  }
   const auto tensors = model_tensors(model);
   for (const auto& [name, t] : tensors) {
     r.parameters += t.numel();

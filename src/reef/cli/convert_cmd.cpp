@@ -1,5 +1,6 @@
-// `reef convert --model DIR --out DIR [--dtype ...] [--max-shard-size 5GB]`: rewrites a model
-// folder in another weight dtype or shard layout (checkpoint/convert.h does the work).
+// `reef convert --model DIR --out DIR [--dtype ...] [--max-shard-size 5GB] [--adapter DIR]`:
+// rewrites a model folder in another weight dtype or shard layout, optionally with a PEFT LoRA
+// adapter merged in (checkpoint/convert.h does the work).
 #include <fmt/format.h>
 
 #include <memory>
@@ -26,11 +27,15 @@ void add_convert(CLI::App& app, Runs& runs) {
   cmd->add_option("--max-shard-size", *shard,
                   "write shards of at most this size (5GB, 500MB, 2GiB, bytes) plus "
                   "model.safetensors.index.json; default: one model.safetensors");
+  cmd->add_option("--adapter", o->adapter_dir,
+                  "merge this PEFT LoRA adapter folder (adapter_config.json + "
+                  "adapter_model.safetensors) into the weights");
   cmd->add_flag("--overwrite", o->overwrite, "replace --out if it exists");
   cmd->callback([&runs, o, shard] {
     runs.push_back([o, shard] {
       if (!shard->empty()) o->max_shard_bytes = parse_byte_size(*shard, "--max-shard-size");
       ConvertResult r = convert_model_folder(*o);
+      if (!o->adapter_dir.empty()) log_info("merged the LoRA adapter {}", o->adapter_dir);
       log_info("wrote {}: {} parameters as {} ({:.1f} MB) in {} file(s); copied {} file(s)",
                o->out_dir, r.parameters, hf_dtype_name(r.dtype), r.weight_bytes / 1e6,
                r.weight_files.size(), r.copied_files.size());

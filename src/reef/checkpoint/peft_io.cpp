@@ -1,0 +1,222 @@
+// PEFT adapter folders (see peft_io.h).
+#include "reef/checkpoint/peft_io.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <map>
+#include <set>
+
+#include "reef/base/error.h"
+#include "reef/base/files.h"
+#include "reef/checkpoint/safetensors.h"
+#include "reef/nn/init.h"
+
+namespace reef {
+namespace {
+
+using nlohmann::json;
+
+bool absent_or_null(const json& j, const char* key) {
+  return !j.contains(key) || j.at(key).is_null();
+}
+
+// A key whose value must be null/absent or an empty container or false: a peft feature Reef
+// does not implement, refused rather than silently ignored.
+void require_unused(const json& j, const char* key, const std::string& path, const char* what) {
+  if (absent_or_null(j, key)) return;
+  const auto& v = j.at(key);
+  if ((v.is_object() || v.is_array() || v.is_string()) && v.empty()) return;
+  if (v.is_boolean() && !v.get<bool>()) return;
+  usage_error("{}: \"{}\": {} is not supported by Reef (got {})", path, key, what, v.dump());
+}
+
+double number(const json& j, const char* key, const std::string& path, double fallback,
+              bool required) {
+  if (absent_or_null(j, key)) {
+    if (required) usage_error("{}: missing \"{}\"", path, key);
+    return fallback;
+  }
+  if (!j.at(key).is_number()) usage_error("{}: \"{}\" must be a number", path, key);
+  return j.at(key).get<double>();
+}
+
+// The parameters a config applied to `model` would add: name -> shape.
+std::map<std::string, std::vector<int64_t>> expected_lora_shapes(
+    CausalLM& model, const LoraConfig& cfg, const std::vector<std::string>& targets) {
+  std::map<std::string, std::vector<int64_t>> out;
+  std::map<std::string, LinearImpl*> linears;
+  for (const auto& item : model->named_modules("", false))
+    if (auto* lin = item.value()->as<LinearImpl>()) linears[item.key()] = lin;
+  for (const auto& name : targets) {
+    auto* lin = linears.at(name);
+    if (lin->has_lora()) usage_error("load_adapter: {} already has a LoRA branch", name);
+    out[name + ".lora_A.weight"] = {cfg.layer.r, lin->in_features};
+    out[name + ".lora_B.weight"] = {lin->out_features, cfg.layer.r};
+  }
+  return out;
+}
+
+std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+}  // namespace
+
+LoraConfig read_adapter_config(const std::string& dir) {
+  const std::string path = join_path(dir, kAdapterConfigFile);
+  if (!path_exists(path)) usage_error("{}: no such file (not a PEFT adapter folder)", path);
+  json j;
+  try {
+    j = json::parse(read_file(path));
+  } catch (const json::parse_error& e) {
+    usage_error("{}: invalid JSON: {}", path, e.what());
+  }
+  if (!j.is_object()) usage_error("{}: expected a JSON object", path);
+  const std::string type = j.value("peft_type", std::string());
+  if (type != "LORA") usage_error("{}: \"peft_type\" is '{}'; Reef loads LORA adapters", path, type);
+  if (!absent_or_null(j, "task_type") && j.at("task_type") != "CAUSAL_LM")
+    usage_error("{}: \"task_type\" is {}; Reef loads CAUSAL_LM adapters", path,
+                j.at("task_type").dump());
+  if (!absent_or_null(j, "bias") && j.at("bias") != "none")
+    usage_error("{}: \"bias\": {} is not supported by Reef (only \"none\")", path,
+                j.at("bias").dump());
+  if (!absent_or_null(j, "fan_in_fan_out") && j.at("fan_in_fan_out") != false)
+    usage_error("{}: \"fan_in_fan_out\": true (Conv1D layers) is not supported by Reef", path);
+  require_unused(j, "use_dora", path, "DoRA");
+  require_unused(j, "lora_bias", path, "a LoRA bias");
+  require_unused(j, "modules_to_save", path, "training whole modules beside LoRA");
+  require_unused(j, "rank_pattern", path, "a per-module rank");
+  require_unused(j, "alpha_pattern", path, "a per-module alpha");
+  require_unused(j, "layers_to_transform", path, "choosing layers");
+  require_unused(j, "layers_pattern", path, "choosing layers");
+  require_unused(j, "exclude_modules", path, "excluding modules");
+  require_unused(j, "layer_replication", path, "layer replication");
+  require_unused(j, "target_parameters", path, "LoRA on bare parameters");
+  require_unused(j, "trainable_token_indices", path, "trainable tokens");
+  require_unused(j, "alora_invocation_tokens", path, "activated LoRA");
+  require_unused(j, "use_qalora", path, "QALoRA");
+  require_unused(j, "use_bdlora", path, "block-diagonal LoRA");
+  require_unused(j, "arrow_config", path, "Arrow routing");
+  require_unused(j, "megatron_config", path, "Megatron parallel layers");
+
+  LoraConfig cfg;
+  const double r = number(j, "r", path, 8, true);
+  if (r < 1 || r != static_cast<int64_t>(r))
+    usage_error("{}: \"r\" must be a positive integer, got {}", path, j.at("r").dump());
+  cfg.layer.r = static_cast<int64_t>(r);
+  cfg.layer.alpha = number(j, "lora_alpha", path, 8, false);
+  cfg.layer.dropout = number(j, "lora_dropout", path, 0, false);
+  if (!absent_or_null(j, "use_rslora")) {
+    if (!j.at("use_rslora").is_boolean()) usage_error("{}: \"use_rslora\" must be a boolean", path);
+    cfg.layer.use_rslora = j.at("use_rslora").get<bool>();
+  }
+  if (absent_or_null(j, "target_modules"))
+    usage_error("{}: \"target_modules\" is missing; Reef needs the adapter's target modules",
+                path);
+  const auto& t = j.at("target_modules");
+  if (t.is_string()) {
+    if (t.get<std::string>() == "all-linear") cfg.target_modules = {"all-linear"};
+    else cfg.target_regex = t.get<std::string>();
+  } else if (t.is_array() && !t.empty()) {
+    for (const auto& e : t) {
+      if (!e.is_string()) usage_error("{}: \"target_modules\" entries must be strings", path);
+      cfg.target_modules.push_back(e.get<std::string>());
+    }
+  } else {
+    usage_error("{}: \"target_modules\" must be a non-empty list of names or a regex string", path);
+  }
+  return cfg;
+}
+
+void save_adapter(const std::string& dir, CausalLM& model, const LoraConfig& cfg,
+                  const std::string& base_model_name_or_path) {
+  auto params = lora_named_parameters(model);
+  if (params.empty()) fail("save_adapter: the model has no LoRA branch to save");
+  const auto& o = cfg.layer;
+  json targets = cfg.target_regex.empty() ? json(lora_target_suffixes(model, cfg))
+                                          : json(cfg.target_regex);
+  // peft's LoraConfig fields; the ones left out take peft's defaults on load.
+  json j = {
+      {"alpha_pattern", json::object()},
+      {"auto_mapping", nullptr},
+      {"base_model_name_or_path",
+       base_model_name_or_path.empty() ? json(nullptr) : json(base_model_name_or_path)},
+      {"bias", "none"},
+      {"exclude_modules", nullptr},
+      {"fan_in_fan_out", false},
+      {"inference_mode", true},
+      {"init_lora_weights", true},
+      {"layer_replication", nullptr},
+      {"layers_pattern", nullptr},
+      {"layers_to_transform", nullptr},
+      {"loftq_config", json::object()},
+      {"lora_alpha", o.alpha},
+      {"lora_bias", false},
+      {"lora_dropout", o.dropout},
+      {"megatron_config", nullptr},
+      {"megatron_core", "megatron.core"},
+      {"modules_to_save", nullptr},
+      {"peft_type", "LORA"},
+      {"r", o.r},
+      {"rank_pattern", json::object()},
+      {"revision", nullptr},
+      {"target_modules", targets},
+      {"task_type", "CAUSAL_LM"},
+      {"trainable_token_indices", nullptr},
+      {"use_dora", false},
+      {"use_rslora", o.use_rslora},
+  };
+  // lora_alpha as an integer when it is one, as peft users write it.
+  if (o.alpha == static_cast<double>(static_cast<int64_t>(o.alpha)))
+    j["lora_alpha"] = static_cast<int64_t>(o.alpha);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (auto& [name, t] : params) tensors.emplace_back(kPeftKeyPrefix + name, t.detach());
+  save_safetensors(join_path(dir, kAdapterWeightsFile), tensors, {{"format", "pt"}});
+  write_file_atomic(join_path(dir, kAdapterConfigFile), j.dump(2) + "\n");
+}
+
+LoraConfig load_adapter(const std::string& dir, CausalLM& model) {
+  LoraConfig cfg = read_adapter_config(dir);
+  const std::string path = join_path(dir, kAdapterWeightsFile);
+  if (!path_exists(path)) usage_error("{}: no such file (the adapter's weights)", path);
+  auto file = SafetensorsFile::open(path);
+  // As peft: a list entry that matches nothing is fine as long as something matches.
+  const auto targets = lora_target_names(model, cfg, /*each_entry_must_match=*/false);
+  const auto expected = expected_lora_shapes(model, cfg, targets);
+  const std::string prefix = kPeftKeyPrefix;
+  std::map<std::string, std::string> key_of;  // parameter name -> file key
+  for (const auto& key : file.keys()) {
+    if (key.compare(0, prefix.size(), prefix) != 0)
+      usage_error("{}: tensor '{}' does not start with '{}' (not a PEFT causal-LM adapter)", path,
+                  key, prefix);
+    const std::string name = key.substr(prefix.size());
+    auto it = expected.find(name);
+    if (it == expected.end())
+      usage_error("{}: tensor '{}' is not a LoRA parameter of the target modules {}", path, key,
+                  cfg.target_regex.empty() ? fmt::format("[{}]", fmt::join(cfg.target_modules, ", "))
+                                           : "'" + cfg.target_regex + "'");
+    if (file.shape(key) != it->second)
+      usage_error("{}: tensor '{}' has shape {}, the model needs {} (r = {})", path, key,
+                  shape_str(file.shape(key)), shape_str(it->second), cfg.layer.r);
+    if (!c10::isFloatingType(file.dtype(key)))
+      usage_error("{}: tensor '{}' has dtype {}, expected a floating type", path, key,
+                  c10::toString(file.dtype(key)));
+    key_of[name] = key;
+  }
+  for (const auto& [name, shape] : expected)
+    if (!key_of.count(name))
+      usage_error("{}: no tensor '{}{}' for a targeted layer", path, prefix, name);
+
+  {
+    LoraConfig exact = cfg;  // the resolved full names, which match exactly
+    exact.target_regex.clear();
+    exact.target_modules = targets;
+    SkipInitGuard skip;  // every branch value comes from the file
+    apply_lora(model, exact);
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, param] : lora_named_parameters(model))
+    param.copy_(file.tensor(key_of.at(name)));
+  return cfg;
+}
+
+}  // namespace reef

@@ -1,0 +1,38 @@
+// LoRA adapters in PEFT's folder layout, so adapters move freely between Reef and Hugging Face
+// peft: adapter_config.json (peft's LoraConfig as JSON) and adapter_model.safetensors holding
+// "base_model.model.<layer>.lora_A.weight" [r, in] / "...lora_B.weight" [out, r] (peft's saved
+// names: its adapter name "default" stripped). Loading is strict: every tensor is used, every
+// LoRA parameter filled, shapes checked, and the peft features Reef does not implement (DoRA,
+// bias other than "none", modules_to_save, rank/alpha patterns, layer selection, ...) are errors
+// naming the key, never silently ignored.
+#pragma once
+
+#include <string>
+
+#include "reef/models/causal_lm.h"
+#include "reef/models/lora.h"
+
+namespace reef {
+
+inline constexpr const char* kAdapterConfigFile = "adapter_config.json";
+inline constexpr const char* kAdapterWeightsFile = "adapter_model.safetensors";
+inline constexpr const char* kPeftKeyPrefix = "base_model.model.";
+
+// The LoraConfig an adapter folder's adapter_config.json describes (validated as above; the
+// target_modules string form becomes target_regex). Errors name the file and the key.
+LoraConfig read_adapter_config(const std::string& dir);
+
+// Writes adapter_config.json and adapter_model.safetensors for the model's LoRA branches into
+// the existing directory `dir`, each file atomically. `cfg` is what apply_lora was given (its
+// target_modules are recorded as peft records them: "all-linear" expanded to the module
+// suffixes). Throws if the model has no LoRA branch. Weights are written in their dtype.
+void save_adapter(const std::string& dir, CausalLM& model, const LoraConfig& cfg,
+                  const std::string& base_model_name_or_path = "");
+
+// Applies the adapter in `dir` to a model holding the base weights: reads the config, adds the
+// branches to the targeted layers (as apply_lora: base frozen) and fills them from the weights
+// file, converting to the model's dtype. Every check runs before the model is changed. Returns
+// the config read.
+LoraConfig load_adapter(const std::string& dir, CausalLM& model);
+
+}  // namespace reef
