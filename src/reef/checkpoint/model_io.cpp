@@ -25,6 +25,14 @@ std::vector<std::pair<std::string, torch::Tensor>> model_tensors(CausalLM& model
 
 void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer* tokenizer,
                        uint64_t max_shard_bytes) {
+  // A model folder holds base weights only: LoRA branches go to an adapter (checkpoint/peft_io.h)
+  // or are merged first, never silently into model.safetensors under names nothing loads.
+  for (const auto& item : model->named_parameters(true))
+    if (item.key().find(".lora_A.") != std::string::npos ||
+        item.key().find(".lora_B.") != std::string::npos)
+      usage_error("the model has LoRA branches ('{}'); merge them (merge_lora) or save an adapter "
+                  "(save_adapter) instead of a model folder",
+                  item.key());
   save_weights(dir, model_tensors(model), max_shard_bytes, {{"format", "pt"}});
   nlohmann::json cfg = hf_config_json(model->config());
   auto params = model->parameters();

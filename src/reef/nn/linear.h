@@ -49,8 +49,8 @@ class LinearImpl : public torch::nn::Module {
   bool has_lora() const { return lora_A != nullptr; }
   const LoraOptions& lora_options() const { return lora_options_; }
   double lora_scaling() const;  // alpha / r, or alpha / sqrt(r) with rsLoRA
-  // weight += (B @ A) * scaling (computed in float32 for half-precision weights, then cast back),
-  // then removes lora_A/lora_B. Throws without a branch.
+  // weight += (B @ A) * scaling (computed in float32 for half-precision adapters on CPU, as
+  // peft does, then cast back), then removes lora_A/lora_B. Throws without a branch.
   void merge_lora();
 
   int64_t in_features, out_features;

@@ -9,6 +9,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/checkpoint/model_io.h"
 #include "reef/checkpoint/peft_io.h"
 #include "reef/checkpoint/safetensors.h"
 #include "testing/testing.h"
@@ -159,6 +160,28 @@ TEST(PeftIo, SavingWithoutBranchesIsAnError) {
   auto model = tiny();
   EXPECT_THROW(save_adapter(scratch.path(), model, qv()), Error);
   EXPECT_FALSE(path_exists(scratch / "adapter_config.json"));
+}
+
+}  // namespace
+}  // namespace reef
+
+namespace reef {
+namespace {
+
+// A model folder never takes LoRA branches: saving one refuses instead of writing lora_* keys
+// into model.safetensors; after merge_lora it saves the base names only.
+TEST(PeftIo, ModelFolderRefusesUnmergedBranches) {
+  testing::ScratchDir scratch;
+  auto model = tiny();
+  apply_lora(model, qv());
+  const std::string dir = scratch / "folder";
+  make_dirs(dir);
+  EXPECT_THROW(save_model_folder(dir, model, nullptr), Error);
+  EXPECT_FALSE(path_exists(dir + "/model.safetensors"));
+  merge_lora(model);
+  save_model_folder(dir, model, nullptr);
+  for (const auto& name : load_safetensors(dir + "/model.safetensors"))
+    EXPECT_EQ(name.first.find("lora_"), std::string::npos) << name.first;
 }
 
 }  // namespace
