@@ -247,7 +247,9 @@ TEST_F(HfLogits, ShardedAndHalfPrecisionFoldersLoad) {
       const double scale = ref.at("native_logits").abs().max().item<double>();
       std::cout << name << ": in " << c10::toString(want)
                 << ", max |logits - transformers| = " << ndiff << " (max |logit| " << scale << ")\n";
-      EXPECT_LE(ndiff, kHalfTolerance * std::max(1.0, scale)) << name;
+      // GPT-2's gelu_new rounds differently (below), so its bound is twice as wide.
+      const bool gelu_new = name.rfind("gpt2", 0) == 0;
+      EXPECT_LE(ndiff, (gelu_new ? 2 : 1) * kHalfTolerance * std::max(1.0, scale)) << name;
       // The llama family runs op for op as transformers does (linear layers as one fused addmm,
       // nn/linear.h), so its half-precision logits are bit-identical. GPT-2's gelu_new is the
       // exception: transformers evaluates the tanh formula op by op in the half type, Reef calls
