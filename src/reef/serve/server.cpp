@@ -15,7 +15,6 @@
 #include "reef/base/files.h"
 #include "reef/base/log.h"
 #include "reef/checkpoint/model_io.h"
-#include "reef/serve/chat_template.h"
 #include "reef/serve/metrics.h"
 #include "reef/serve/openai_api.h"
 #include "reef/train/trainer.h"
@@ -28,7 +27,7 @@ using json = nlohmann::json;
 struct ServerState {
   ServeOptions options;
   std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<ChatTemplate> chat_template;
+  ChatPrompting chat;
   std::string model_name;
   int64_t created = 0;
   ServeMetrics metrics;
@@ -132,7 +131,7 @@ void handle_completion(ServerState& s, const httplib::Request& req, httplib::Res
   try {
     check_auth(s, req);
     if (s.draining) throw ApiError(503, "the server is shutting down", "service_unavailable");
-    CompletionRequest r = parse_completion_request(req.body, chat, *s.chat_template);
+    CompletionRequest r = parse_completion_request(req.body, chat, s.chat);
     std::vector<int32_t> ids = prepare(s, r);
     auto stream = s.engine->submit(ids, r.params);
     if (!stream) {
@@ -286,7 +285,10 @@ int run_server(const ServeOptions& options) {
   s.options = options;
   if (options.request_timeout_s <= 0) usage_error("--request-timeout must be > 0, got {}", options.request_timeout_s);
   if (options.port < 0 || options.port > 65535) usage_error("--port must be 0..65535, got {}", options.port);
-  s.chat_template = make_chat_template(options.chat_template);
+  // The model's own chat template, else the named built-in (or a .jinja file).
+  s.chat.chat_template =
+      std::make_shared<const ChatTemplate>(ChatTemplate::load(options.model_dir, options.chat_template));
+  s.chat.end_of_turn = s.chat.chat_template->end_of_turn();
   const int threads = configure_threads(options.threads);
   CausalLM model = load_model_folder(options.model_dir, torch::Device(options.device));
   s.tokenizer = load_tokenizer(options.model_dir);
@@ -312,6 +314,14 @@ int run_server(const ServeOptions& options) {
   svr.set_read_timeout(30, 0);
   svr.set_write_timeout(30, 0);
   svr.set_keep_alive_timeout(2);
+  // Debian's compiled cpp-httplib listens with a backlog of 5: a burst of clients overflows the
+  // accept queue and some connections are dropped unanswered. Keep the listening socket's handle
+  // and raise its backlog after binding (listen() again on Linux only changes the backlog).
+  socket_t listen_fd = INVALID_SOCKET;
+  svr.set_socket_options([&listen_fd](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd = sock;
+  });
   add_routes(svr, s);
   int port = options.port;
   if (port == 0) {
@@ -320,6 +330,7 @@ int run_server(const ServeOptions& options) {
     port = -1;
   }
   if (port <= 0) fail("cannot listen on {}:{} (address in use or not available)", options.host, options.port);
+  if (listen_fd != INVALID_SOCKET) ::listen(listen_fd, SOMAXCONN);
 
   std::atomic<bool> listening_done{false};
   std::thread signal_thread([&] {
