@@ -24,7 +24,7 @@ void add_serve(CLI::App& app, Runs& runs) {
   cmd->add_option("--max-seq-len", o->engine.slot_len, "tokens per sequence (prompt + output); 0 = the model's context")->capture_default_str();
   cmd->add_option("--prefill-chunk", o->engine.prefill_chunk, "prompt tokens processed per engine step")->capture_default_str();
   cmd->add_option("--max-queue", o->engine.max_waiting, "sequences waiting for a slot before requests get 429")->capture_default_str();
-  cmd->add_option("--chat-template", o->chat_template, "chat template: chatml (built in)")->capture_default_str();
+  cmd->add_option("--chat-template", o->chat_template, "chat template for a model folder without one: a built-in name (chatml, llama3, ...) or a .jinja file")->capture_default_str();
   cmd->add_option("--max-body-bytes", o->max_body_bytes, "larger request bodies get 413")->capture_default_str();
   cmd->add_option("--request-timeout", o->request_timeout_s, "seconds a request may run")->capture_default_str();
   cmd->add_option("--http-threads", o->http_threads, "HTTP worker threads; 0 = max-batch + max-queue + 8")->capture_default_str();

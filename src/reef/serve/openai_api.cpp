@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "reef/base/error.h"
+
 namespace reef {
 
 using json = nlohmann::json;
@@ -129,7 +131,7 @@ void parse_messages(const json& body, const ChatTemplate& tmpl, CompletionReques
   const json* m = get(body, "messages");
   if (!m) throw ApiError(400, "'messages' is required", "invalid_request_error", "messages");
   if (!m->is_array() || m->empty()) bad_field("messages", "a non-empty array of messages", *m);
-  std::vector<ChatMessage> messages;
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   for (size_t i = 0; i < m->size(); ++i) {
     const json& msg = (*m)[i];
     const std::string key = fmt::format("messages[{}]", i);
@@ -137,9 +139,18 @@ void parse_messages(const json& body, const ChatTemplate& tmpl, CompletionReques
     const json* role = get(msg, "role");
     if (!role || !role->is_string()) bad_field(key + ".role", "a string", role ? *role : json());
     const json* content = get(msg, "content");
-    messages.push_back({role->get<std::string>(), content ? message_content(*content, i) : ""});
+    nlohmann::ordered_json one = nlohmann::ordered_json::object();
+    one["role"] = role->get<std::string>();
+    one["content"] = content ? message_content(*content, i) : "";
+    messages.push_back(std::move(one));
   }
-  r->prompt = tmpl.render(messages);
+  ChatOptions options;
+  options.add_generation_prompt = true;
+  try {
+    r->prompt = tmpl.render(messages, options).text;
+  } catch (const Error& e) {  // the template's raise_exception (e.g. roles out of order)
+    throw ApiError(400, e.what(), "invalid_request_error", "messages");
+  }
 }
 
 std::vector<std::string> parse_stop(const json& body) {
@@ -159,7 +170,7 @@ std::vector<std::string> parse_stop(const json& body) {
 }  // namespace
 
 CompletionRequest parse_completion_request(const std::string& text, bool chat,
-                                           const ChatTemplate& chat_template) {
+                                           const ChatPrompting& chat_prompting) {
   json body;
   try {
     body = json::parse(text);
@@ -174,7 +185,7 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat,
     r.model = m->get<std::string>();
   }
   if (chat) {
-    parse_messages(body, chat_template, &r);
+    parse_messages(body, *chat_prompting.chat_template, &r);
   } else {
     parse_prompt(body, &r);
   }
@@ -204,7 +215,7 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat,
   if (auto x = number(body, "frequency_penalty", -2, 2, penalty)) r.params.frequency_penalty = *x;
   sp.stop = parse_stop(body);
   if (chat) {
-    for (const auto& s : chat_template.stop_strings()) sp.stop.push_back(s);
+    if (!chat_prompting.end_of_turn.empty()) sp.stop.push_back(chat_prompting.end_of_turn);
     const std::string range = fmt::format("an integer from 0 to {}", kMaxLogprobs);
     auto top = integer(body, "top_logprobs", 0, kMaxLogprobs, range);
     if (boolean(body, "logprobs").value_or(false)) {

@@ -7,13 +7,14 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "reef/infer/engine.h"
-#include "reef/serve/chat_template.h"
+#include "reef/tokenizer/chat_template.h"
 #include "reef/tokenizer/tokenizer.h"
 
 namespace reef {
@@ -52,9 +53,18 @@ struct CompletionRequest {
   bool include_usage = false;         // stream_options.include_usage
 };
 
-// Parses and checks a request body. Throws ApiError(400) naming the bad field.
+// How chat requests become prompts: the model's chat template (tokenizer/chat_template.h),
+// rendered with the generation prompt, and the stop string every chat request gets (the
+// template's end_of_turn(), "" for none).
+struct ChatPrompting {
+  std::shared_ptr<const ChatTemplate> chat_template;
+  std::string end_of_turn;
+};
+
+// Parses and checks a request body. Throws ApiError(400) naming the bad field, or what the chat
+// template refused (raise_exception).
 CompletionRequest parse_completion_request(const std::string& body, bool chat,
-                                           const ChatTemplate& chat_template);
+                                           const ChatPrompting& chat_prompting);
 
 // Builds the JSON of one request's response from its engine events.
 class ResponseBuilder {

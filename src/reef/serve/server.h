@@ -23,7 +23,7 @@ struct ServeOptions {
   std::string device = "cpu";
   int64_t threads = 0;              // torch CPU threads; 0 = every core
   EngineOptions engine;
-  std::string chat_template = "chatml";
+  std::string chat_template = "chatml";  // when the model folder has no chat template
   size_t max_body_bytes = 1 << 20;  // larger bodies get 413
   double request_timeout_s = 600;   // a request still running after this is ended (504)
   int64_t http_threads = 0;         // 0 = enough for every slot and queue place, plus a few

@@ -200,6 +200,27 @@ const jinja::Template& ChatTemplate::pick(bool with_tools) const {
   return *it->second;
 }
 
+std::string ChatTemplate::end_of_turn() const {
+  static const std::string kProbe = "\x01reef-probe\x01";  // text no template writes itself
+  ojson messages = ojson::array();
+  messages.push_back(ojson::object({{"role", "user"}, {"content", "hi"}}));
+  messages.push_back(ojson::object({{"role", "assistant"}, {"content", kProbe}}));
+  std::string text;
+  try {
+    text = render(messages).text;
+  } catch (const Error&) {
+    return "";
+  }
+  const size_t at = text.rfind(kProbe);
+  if (at == std::string::npos) return "";
+  std::string after = text.substr(at + kProbe.size());
+  const auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
+  size_t b = 0, e = after.size();
+  while (b < e && is_space(after[b])) ++b;
+  while (e > b && is_space(after[e - 1])) --e;
+  return after.substr(b, e - b);
+}
+
 bool ChatTemplate::has_generation_blocks(bool with_tools) const {
   return pick(with_tools).has_generation_blocks();
 }

@@ -64,6 +64,12 @@ class ChatTemplate {
   // template for raise_exception ("NAME: raise_exception: MESSAGE") or a failing expression.
   ChatRender render(const nlohmann::ordered_json& messages, const ChatOptions& options = {}) const;
 
+  // The text the template writes right after an assistant message's content, whitespace trimmed
+  // ("<|im_end|>" for ChatML, "<|eot_id|>" for Llama 3): what ends a generated reply when the
+  // tokenizer does not make it the eos token. Found by rendering a probe conversation; "" when
+  // the template writes nothing there or refuses the probe.
+  std::string end_of_turn() const;
+
   // Whether the template that render() picks (for these tools) has {% generation %} blocks.
   bool has_generation_blocks(bool with_tools = false) const;
   const std::string& name() const { return name_; }

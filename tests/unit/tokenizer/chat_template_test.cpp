@@ -92,5 +92,17 @@ TEST(ChatTemplate, BuiltinsAndErrors) {
   }
 }
 
+// end_of_turn: what the template writes after an assistant reply, the stop string of chat
+// serving; "" when it writes nothing there or refuses the probe conversation.
+TEST(ChatTemplate, EndOfTurnIsWhatFollowsAnAssistantReply) {
+  EXPECT_EQ(ChatTemplate::builtin("chatml").end_of_turn(), "<|im_end|>");
+  EXPECT_EQ(ChatTemplate::builtin("llama3").end_of_turn(), "<|eot_id|>");
+  EXPECT_EQ(ChatTemplate::builtin("gemma").end_of_turn(), "<end_of_turn>");
+  EXPECT_EQ(ChatTemplate("{% for m in messages %}{{ m.content }}\n\n{% endfor %}", "plain")
+                .end_of_turn(),
+            "");
+  EXPECT_EQ(ChatTemplate("{{ raise_exception('no assistants here') }}", "strict").end_of_turn(), "");
+}
+
 }  // namespace
 }  // namespace reef
