@@ -3,7 +3,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -11,7 +10,9 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/json_file.h"
 #include "reef/base/log.h"
+#include "reef/base/strings.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/checkpoint/peft_io.h"
 #include "reef/checkpoint/sharded.h"
@@ -40,35 +41,12 @@ torch::ScalarType stored_dtype(const std::string& dir) {
   return torch::kFloat;
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 }  // namespace
-
-torch::ScalarType parse_weight_dtype(const std::string& name, const std::string& what) {
-  const std::string n = lower(name);
-  if (n == "float32" || n == "fp32" || n == "f32") return torch::kFloat;
-  if (n == "float16" || n == "fp16" || n == "f16" || n == "half") return torch::kHalf;
-  if (n == "bfloat16" || n == "bf16") return torch::kBFloat16;
-  usage_error("{}: unknown dtype '{}'; expected float32, float16 or bfloat16", what, name);
-}
-
-std::string hf_dtype_name(torch::ScalarType dtype) {
-  switch (dtype) {
-    case torch::kFloat: return "float32";
-    case torch::kHalf: return "float16";
-    case torch::kBFloat16: return "bfloat16";
-    case torch::kDouble: return "float64";
-    default: usage_error("no Hugging Face dtype name for {}", c10::toString(dtype));
-  }
-}
 
 uint64_t parse_byte_size(const std::string& text, const std::string& what) {
   size_t i = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
-  const std::string digits = text.substr(0, i), unit = lower(text.substr(i));
+  const std::string digits = text.substr(0, i), unit = ascii_lower(text.substr(i));
   uint64_t scale = 0;
   if (unit.empty() || unit == "b") scale = 1;
   else if (unit == "kb") scale = 1000ULL;
@@ -100,12 +78,7 @@ ConvertResult convert_model_folder(const ConvertOptions& o) {
     if (!o.overwrite) usage_error("--out {} exists; pass --overwrite to replace it", o.out_dir);
     if (!is_directory(o.out_dir)) usage_error("--out {} exists and is not a folder", o.out_dir);
   }
-  nlohmann::json cfg;
-  try {
-    cfg = nlohmann::json::parse(read_file(cfg_path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("{}: malformed JSON: {}", cfg_path, e.what());
-  }
+  nlohmann::json cfg = read_json_file(cfg_path);
 
   ConvertResult r;
   r.dtype = o.dtype == "auto" ? stored_dtype(o.model_dir) : parse_weight_dtype(o.dtype, "--dtype");

@@ -35,11 +35,6 @@ struct ConvertResult {
 
 ConvertResult convert_model_folder(const ConvertOptions& options);
 
-// "float32"/"fp32"/"f32", "float16"/"fp16"/"f16"/"half", "bfloat16"/"bf16"; throws
-// reef::Error(kUsage) naming `what` (e.g. "--dtype") for anything else.
-torch::ScalarType parse_weight_dtype(const std::string& name, const std::string& what);
-// "float32", "float16", "bfloat16": the names config.json's torch_dtype uses.
-std::string hf_dtype_name(torch::ScalarType dtype);
 // "5GB" (10^9, as transformers counts), "500MB", "2GiB", "64KiB", "123" (bytes); throws
 // reef::Error(kUsage) naming `what` for anything else or zero.
 uint64_t parse_byte_size(const std::string& text, const std::string& what);

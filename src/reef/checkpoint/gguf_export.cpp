@@ -13,6 +13,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/json_file.h"
 #include "reef/base/log.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/models/causal_lm.h"
@@ -80,14 +81,6 @@ torch::Tensor llama3_rope_factors(const ModelConfig& c) {
   return torch::tensor(f, torch::kFloat32);
 }
 
-json read_json(const std::string& path) {
-  try {
-    return json::parse(read_file(path));
-  } catch (const json::parse_error& e) {
-    fail("{}: malformed JSON: {}", path, e.what());
-  }
-}
-
 bool has_type(const json& node, const std::string& type) {
   if (!node.is_object()) return false;
   if (node.value("type", "") == type) return true;
@@ -107,7 +100,7 @@ void add_tokenizer(GgufWriter& w, const std::string& dir, const std::string& arc
   const std::string path = join_path(dir, "tokenizer.json");
   if (!path_exists(path))
     usage_error("{}: no tokenizer.json (GGUF export needs a Hugging Face tokenizer.json)", dir);
-  const json tj = read_json(path);
+  const json tj = read_json_file(path);
   const json& model = tj.at("model");
   if (model.value("type", "BPE") != "BPE")
     usage_error("{}: tokenizer model {} is not supported for GGUF export (BPE only)", path,
@@ -187,7 +180,7 @@ void add_tokenizer(GgufWriter& w, const std::string& dir, const std::string& arc
     w.add_uint32("tokenizer.ggml.unknown_token_id", model["vocab"][unk].get<uint32_t>());
   const std::string cfg_path = join_path(dir, "tokenizer_config.json");
   if (path_exists(cfg_path)) {
-    const json cfg = read_json(cfg_path);
+    const json cfg = read_json_file(cfg_path);
     if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean())
       w.add_bool("tokenizer.ggml.add_bos_token", cfg["add_bos_token"].get<bool>());
     if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean())
@@ -300,7 +293,7 @@ void export_gguf(const GgufExportOptions& o) {
   const std::string cfg_path = join_path(o.model_dir, "config.json");
   if (!path_exists(cfg_path)) usage_error("--model {}: not a model folder (no config.json)", o.model_dir);
   {
-    const json j = read_json(cfg_path);
+    const json j = read_json_file(cfg_path);
     const std::string mt = j.value("model_type", "");
     bool ok = false;
     for (const auto& a : gguf_exportable_archs()) ok = ok || a == mt;

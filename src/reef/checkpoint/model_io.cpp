@@ -9,6 +9,8 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/json_file.h"
+#include "reef/base/strings.h"
 #include "reef/checkpoint/safetensors.h"
 #include "reef/checkpoint/sharded.h"
 #include "reef/models/hf_config.h"
@@ -21,6 +23,24 @@ std::vector<std::pair<std::string, torch::Tensor>> model_tensors(CausalLM& model
   for (const auto& item : model->named_parameters(true))
     out.emplace_back(item.key(), item.value().detach());
   return out;
+}
+
+torch::ScalarType parse_weight_dtype(const std::string& name, const std::string& what) {
+  const std::string n = ascii_lower(name);
+  if (n == "float32" || n == "fp32" || n == "f32") return torch::kFloat;
+  if (n == "float16" || n == "fp16" || n == "f16" || n == "half") return torch::kHalf;
+  if (n == "bfloat16" || n == "bf16") return torch::kBFloat16;
+  usage_error("{}: unknown dtype '{}'; expected float32, float16 or bfloat16", what, name);
+}
+
+std::string hf_dtype_name(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kFloat: return "float32";
+    case torch::kHalf: return "float16";
+    case torch::kBFloat16: return "bfloat16";
+    case torch::kDouble: return "float64";
+    default: usage_error("no Hugging Face dtype name for {}", c10::toString(dtype));
+  }
 }
 
 void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer* tokenizer,
@@ -36,11 +56,7 @@ void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer*
   save_weights(dir, model_tensors(model), max_shard_bytes, {{"format", "pt"}});
   nlohmann::json cfg = hf_config_json(model->config());
   auto params = model->parameters();
-  if (!params.empty()) {
-    const auto t = params.front().scalar_type();
-    cfg["torch_dtype"] = t == torch::kBFloat16 ? "bfloat16" : t == torch::kHalf ? "float16"
-                         : t == torch::kDouble ? "float64" : "float32";
-  }
+  if (!params.empty()) cfg["torch_dtype"] = hf_dtype_name(params.front().scalar_type());
   nlohmann::json gen = {{"_from_model_config", true}};
   if (tokenizer) {
     cfg["bos_token_id"] = tokenizer->bos_id();
@@ -142,12 +158,7 @@ CausalLM load_model_folder(const std::string& dir, const torch::Device& device,
     usage_error("model parameters must have a floating dtype, not {}", c10::toString(dtype));
   std::string cfg_path = join_path(dir, "config.json");
   if (!path_exists(cfg_path)) usage_error("not a model folder (no config.json): {}", dir);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(cfg_path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("{}: malformed JSON: {}", cfg_path, e.what());
-  }
+  const nlohmann::json j = read_json_file(cfg_path);
   const ModelConfig cfg = model_config_from_hf(j, cfg_path);
   CausalLM model{nullptr};
   {

@@ -20,6 +20,11 @@ namespace reef {
 // The tensors a checkpoint holds: the model's named parameters (HF names), detached.
 std::vector<std::pair<std::string, torch::Tensor>> model_tensors(CausalLM& model);
 
+// "float32"/"fp32"/"f32", "float16"/"fp16"/"f16"/"half", "bfloat16"/"bf16"; throws
+// reef::Error(kUsage) naming `what` (e.g. "--dtype") for anything else.
+torch::ScalarType parse_weight_dtype(const std::string& name, const std::string& what);
+// "float32", "float16", "bfloat16": the names config.json's torch_dtype uses.
+std::string hf_dtype_name(torch::ScalarType dtype);
 // Writes the weights, config.json, generation_config.json and (if given) the tokenizer files into
 // the existing directory `dir`. max_shard_bytes = 0 writes one model.safetensors; otherwise
 // shards of at most that many bytes (a larger tensor gets its own) in parameter order, plus the

@@ -11,6 +11,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/json_file.h"
 
 namespace reef {
 namespace {
@@ -39,12 +40,7 @@ void remove_file_if_exists(const std::string& path) {
 }  // namespace
 
 WeightIndex read_weight_index(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("{}: malformed JSON: {}", path, e.what());
-  }
+  const nlohmann::json j = read_json_file(path);
   if (!j.is_object()) fail("{}: a weight index must be a JSON object", path);
   WeightIndex index;
   if (auto m = j.find("metadata"); m != j.end() && !m->is_null()) {

@@ -8,6 +8,7 @@
 
 #include "reef/base/log.h"
 #include "reef/checkpoint/convert.h"
+#include "reef/checkpoint/model_io.h"
 #include "reef/cli/subcommands.h"
 
 namespace reef::cli {

@@ -5,7 +5,6 @@
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/log.h"
-#include "reef/checkpoint/convert.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/cli/subcommands.h"
 #include "reef/infer/generate.h"

@@ -7,6 +7,7 @@
 
 #include "reef/base/error.h"
 #include "reef/tokenizer/jinja_value.h"
+#include "reef/tokenizer/normalizer.h"
 
 namespace reef::jinja {
 namespace {
@@ -221,7 +222,7 @@ class Lexer {
           if (pos + n > src_.size()) error(pos, "truncated escape in string literal");
           uint32_t cp = static_cast<uint32_t>(std::stoul(src_.substr(pos, n), nullptr, 16));
           pos += n;
-          append_utf8(s, cp);
+          append_utf8(cp, s);
           break;
         }
         default: s += '\\', s += e;
@@ -229,24 +230,6 @@ class Lexer {
     }
     out_.push_back(make(TokenKind::kString, s, b));
     return pos + 1;
-  }
-
-  static void append_utf8(std::string& s, uint32_t cp) {
-    if (cp < 0x80) {
-      s += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      s += static_cast<char>(0xC0 | (cp >> 6));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      s += static_cast<char>(0xE0 | (cp >> 12));
-      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      s += static_cast<char>(0xF0 | (cp >> 18));
-      s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
   }
 
   void push_text(const std::string& text, size_t pos) {

@@ -4,6 +4,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/json_file.h"
 #include "reef/base/strings.h"
 #include "reef/tokenizer/hf_tokenizer.h"
 #include "reef/tokenizer/sentencepiece_tokenizer.h"
@@ -41,12 +42,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_or_file) {
   std::string config = join_path(dir, "tokenizer_config.json");
   if (!path_exists(config)) config.clear();
   if (!config.empty()) {
-    nlohmann::json cfg;
-    try {
-      cfg = nlohmann::json::parse(read_file(config));
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: not valid JSON: {}", config, e.what());
-    }
+    const nlohmann::json cfg = read_json_file(config);
     std::string kind = cfg.value("reef_tokenizer", "");
     if (kind == "byte") return std::make_unique<ByteTokenizer>();
     if (kind == "sentencepiece")

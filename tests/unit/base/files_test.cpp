@@ -7,6 +7,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/hash.h"
+#include "reef/base/json_file.h"
 #include "testing/testing.h"
 
 namespace reef {
@@ -86,6 +87,28 @@ TEST(Hash, Xxh64KnownValue) {
   // XXH64 of the empty input with seed 0 is a published constant of the algorithm.
   EXPECT_EQ(xxh64("", 0), 0xEF46DB3751D8E999ULL);
   EXPECT_NE(xxh64("a"), xxh64("b"));
+}
+
+}  // namespace
+}  // namespace reef
+
+namespace reef {
+namespace {
+
+TEST(JsonFile, ParsesOrNamesTheFile) {
+  testing::ScratchDir dir;
+  write_file_atomic(dir / "ok.json", R"({"a": [1, 2]})");
+  EXPECT_EQ(read_json_file(dir / "ok.json")["a"][1], 2);
+  write_file_atomic(dir / "bad.json", R"({"a": )");
+  try {
+    read_json_file(dir / "bad.json");
+    FAIL() << "malformed JSON accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kRuntime);
+    EXPECT_NE(std::string(e.what()).find(dir / "bad.json: malformed JSON"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(read_json_file(dir / "missing.json"), Error);
 }
 
 }  // namespace
