@@ -5,10 +5,7 @@
       mixtral (sparse MoE, top-2 of 4 experts), qwen2, qwen3, gemma, gpt2 tied and untied) writes
       OUT_DIR/<case>/ with save_pretrained (config.json + model.safetensors) and
       OUT_DIR/<case>/reference.safetensors holding fixed int64 `input_ids` [2, 12] and the
-      float32 `logits` [2, 12, V] transformers computes, and `logits_bf16`: the logits of the
-      same model cast to bfloat16 and run in bfloat16 (upcast to float32), with the default
-      (sdpa) attention, and `logits_bf16_eager` with the eager attention: how far transformers'
-      own two implementations are apart in bf16. For MoE cases it also holds what
+      float32 `logits` [2, 12, V] transformers computes. For MoE cases it also holds what
       MixtralForCausalLM returns with labels=input_ids and output_router_logits=True: `loss`
       (next-token CE + router_aux_loss_coef * aux) and `aux_loss`.
       OUT_DIR/cases.txt lists the case names, one per line. Each case is also saved as variants
@@ -16,7 +13,8 @@
       model-0000K-of-0000N.safetensors + model.safetensors.index.json), and in bf16 and fp16,
       whole or sharded. A half-precision variant's reference.safetensors holds the logits of
       transformers run in float32 on the half weights upcast, i.e. on exactly the values a
-      float32 reader gets from the files. OUT_DIR/variants.txt lists the variant folder names.
+      float32 reader gets from the files, and `native_logits`: transformers' logits with the
+      folder loaded in that half precision and run in it. OUT_DIR/variants.txt lists the variant folder names.
 
   hf_make_tiny.py verify REEF_DIR OUT_DIR
       For each case in OUT_DIR/cases.txt, loads REEF_DIR/<case> (a model folder Reef wrote) with
@@ -146,15 +144,7 @@ def make(out_dir):
         ids = torch.randint(0, config.vocab_size, (2, 12), dtype=torch.int64)
         with torch.no_grad():
             logits = model(input_ids=ids).logits.float().contiguous()
-        with torch.no_grad():
-            in_bf16 = copy.deepcopy(model).to(torch.bfloat16)
-            logits_bf16 = in_bf16(input_ids=ids).logits.float().contiguous()
-            eager = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16,
-                                                     attn_implementation="eager").eval()
-            eager.load_state_dict(in_bf16.state_dict())
-            logits_eager = eager(input_ids=ids).logits.float().contiguous()
-        ref = {"input_ids": ids, "logits": logits, "logits_bf16": logits_bf16,
-               "logits_bf16_eager": logits_eager}
+        ref = {"input_ids": ids, "logits": logits}
         if getattr(config, "num_local_experts", None):
             with torch.no_grad():
                 out = model(input_ids=ids, labels=ids, output_router_logits=True)

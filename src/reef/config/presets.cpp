@@ -192,7 +192,6 @@ std::map<std::string, Keys> build_presets() {
                                                 {"model.rope_theta", "10000"},
                                                 {"model.tie_embeddings", "false"},
                                             });
-  // GPT-2 small (124M): learned positions, LayerNorm, gelu_new, biases everywhere, tied head.
   // mistralai/Mixtral-8x7B-v0.1.
   p["mixtral-8x7b"] = llama_like("mixtral", {
                                                 {"model.vocab_size", "32000"},
@@ -223,6 +222,7 @@ std::map<std::string, Keys> build_presets() {
                                           {"model.tie_embeddings", "true"},
                                           {"model.activation", "gelu_pytorch_tanh"},
                                       });
+  // GPT-2 small (124M): learned positions, LayerNorm, gelu_new, biases everywhere, tied head.
   p["gpt2"] = {
       {"model.arch", "gpt2"},           {"model.vocab_size", "50257"},
       {"model.hidden_size", "768"},     {"model.intermediate_size", "3072"},
