@@ -12,6 +12,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/strings.h"
 
 namespace reef {
 
@@ -211,9 +212,17 @@ void HfTokenizer::load_config(const std::string& config_json) {
       for (const auto& t : tmpl)
         if (t.value("name", "") == "default") chat_template_ = t.value("template", "");
     }
-    std::string map_path = join_path(config_json.substr(0, config_json.find_last_of('/') + 1),
-                                     "special_tokens_map.json");
+    const std::string dir = config_json.substr(0, config_json.find_last_of('/') + 1);
+    std::string map_path = join_path(dir, "special_tokens_map.json");
     if (path_exists(map_path)) special_map_text_ = read_file(map_path);
+    // transformers 5 keeps chat templates in files beside the config: carried through save().
+    if (path_exists(join_path(dir, "chat_template.jinja")))
+      template_files_["chat_template.jinja"] = read_file(join_path(dir, "chat_template.jinja"));
+    const std::string extra = join_path(dir, "additional_chat_templates");
+    if (is_directory(extra))
+      for (const auto& f : list_dir(extra))
+        if (ends_with(f, ".jinja"))
+          template_files_["additional_chat_templates/" + f] = read_file(join_path(extra, f));
   }
   if (eos.empty() && id_of_token_.count("<|endoftext|>")) eos = "<|endoftext|>";
   auto resolve = [&](const std::string& tok, const char* what) -> int32_t {
@@ -379,6 +388,10 @@ void HfTokenizer::save(const std::string& dir) const {
   if (!config_text_.empty()) write_file_atomic(join_path(dir, "tokenizer_config.json"), config_text_);
   if (!special_map_text_.empty())
     write_file_atomic(join_path(dir, "special_tokens_map.json"), special_map_text_);
+  for (const auto& [name, text] : template_files_) {
+    if (name.find('/') != std::string::npos) make_dirs(join_path(dir, name.substr(0, name.find('/'))));
+    write_file_atomic(join_path(dir, name), text);
+  }
 }
 
 }  // namespace reef

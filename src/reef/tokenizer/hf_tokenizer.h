@@ -5,6 +5,7 @@
 // tokens and chat template from tokenizer_config.json are kept beside it.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -80,6 +81,7 @@ class HfTokenizer : public Tokenizer {
 
   std::string file_;
   std::string json_text_, config_text_, special_map_text_;
+  std::map<std::string, std::string> template_files_;  // chat_template.jinja etc. (relative path -> text)
   BpeModel bpe_;
   std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_;

@@ -21,9 +21,16 @@ TEST(ConfigRecipes, EveryShippedRecipeLoadsValidatesAndHasAHeader) {
     SCOPED_TRACE(path);
     EXPECT_EQ(read_file(path).rfind("# ", 0), 0u) << "no comment header";
     ResolvedConfig rc = load_config(path, {});
-    // Every recipe runs on the embedded corpus: as documents, or as the datasets `make run`
-    // prepares from it.
-    if (rc.config.data.blend.empty()) {
+    // Every pretraining recipe runs on the embedded corpus: as documents, or as the datasets
+    // `make run` prepares from it. Fine-tuning recipes (model.init_from) start from the main
+    // job's model on `reef data synth`'s set, or from a real model's local folder.
+    if (!rc.config.model.init_from.empty()) {
+      ASSERT_EQ(rc.config.data.train_files.size(), 1u);
+      if (rc.config.model.init_from == "runs/fortunes")
+        EXPECT_EQ(rc.config.data.train_files[0], "data/synth/train.jsonl");
+      else
+        EXPECT_EQ(rc.config.model.init_from.rfind("models/", 0), 0u);
+    } else if (rc.config.data.blend.empty()) {
       EXPECT_EQ(rc.config.data.train_files, std::vector<std::string>{"data/fortunes/train.jsonl"});
       EXPECT_EQ(rc.config.data.valid_files, std::vector<std::string>{"data/fortunes/valid.jsonl"});
     } else {
