@@ -65,8 +65,7 @@ LlamaModelImpl::LlamaModelImpl(const ModelConfig& cfg) : rope_(rope_options(cfg)
   if (cfg.arch == "gemma") embed_scale_ = std::sqrt(static_cast<double>(cfg.hidden_size));
 }
 
-torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache,
-                                      std::vector<torch::Tensor>* router_logits) {
+torch::Tensor LlamaModelImpl::embed(const torch::Tensor& input_ids) {
   auto h = embed_tokens(input_ids);  // [B, T, C]
   if (embed_scale_ > 0) {
     // HF keeps the scale as a float32 tensor and casts it to the weights' dtype before the
@@ -75,6 +74,19 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionC
                      .to(h.device(), embed_tokens->weight.scalar_type());
     h = h * scale;
   }
+  return h;
+}
+
+torch::Tensor LlamaModelImpl::run_layers(torch::Tensor h, int64_t begin, int64_t end) {
+  auto [cos, sin] = rope_.cos_sin(0, h.size(1), h.scalar_type(), h.device());
+  for (int64_t i = begin; i < end; ++i)
+    h = layers->at<LlamaDecoderLayerImpl>(static_cast<size_t>(i)).forward(h, cos, sin, nullptr, i);
+  return h;
+}
+
+torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache,
+                                      std::vector<torch::Tensor>* router_logits) {
+  auto h = embed(input_ids);  // [B, T, C]
   auto [cos, sin] =
       cache ? rope_.cos_sin_at(cache->positions(input_ids.size(0), input_ids.size(1), h.device()),
                                h.scalar_type())
