@@ -120,9 +120,12 @@ TEST_F(PipelineRun, LlamaOnTwoStagesEqualsOneProcessAndResumesInOne) {
   std::filesystem::create_directories(resumed + "/checkpoints");
   std::filesystem::copy(run + "/checkpoints/step_3", resumed + "/checkpoints/step_3",
                         std::filesystem::copy_options::recursive);
-  std::filesystem::copy_file(run + "/metrics.jsonl", resumed + "/metrics.jsonl");
   r = testing::run_reef(pretrain_args(*dir_, "recipes/llama-tiny.yaml", resumed, {"--resume"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + resumed + "/checkpoints/step_3 at step 3"), std::string::npos) << r.output;
+  const auto resumed_losses = read_metric(resumed + "/metrics.jsonl", "loss");
+  ASSERT_FALSE(resumed_losses.empty());
+  EXPECT_EQ(resumed_losses.begin()->first, 4) << "only the resumed steps ran";
   expect_same_run(ref, resumed, 6, 4);
 }
 
@@ -132,10 +135,13 @@ TEST_F(PipelineRun, SingleProcessCheckpointResumesOnTwoStages) {
   std::filesystem::create_directories(run + "/checkpoints");
   std::filesystem::copy(ref + "/checkpoints/step_3", run + "/checkpoints/step_3",
                         std::filesystem::copy_options::recursive);
-  std::filesystem::copy_file(ref + "/metrics.jsonl", run + "/metrics.jsonl");
   auto r = testing::run_reef(
       launch(2, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + run + "/checkpoints/step_3 at step 3"), std::string::npos) << r.output;
+  const auto resumed_losses = read_metric(run + "/metrics.jsonl", "loss");
+  ASSERT_FALSE(resumed_losses.empty());
+  EXPECT_EQ(resumed_losses.begin()->first, 4) << "only the resumed steps ran";
   expect_same_run(ref, run, 6, 4);
 }
 
