@@ -286,9 +286,6 @@ void check_parallel(const ParallelConfig& p, const Checker& c) {
   if (p.tp > 1)
     usage_error("parallel.tp={} ({}): tensor parallelism is not supported yet; use parallel.tp=1 "
                 "(data parallelism: parallel.dp, parallel.zero)", p.tp, c.from("parallel.tp"));
-  if (p.pp > 1)
-    usage_error("parallel.pp={} ({}): pipeline parallelism is not supported yet; use parallel.pp=1 "
-                "(data parallelism: parallel.dp, parallel.zero)", p.pp, c.from("parallel.pp"));
   if (p.zero < 0 || p.zero > 1)
     c.fail("parallel.zero", "0 or 1 (ZeRO-2/3 and FSDP are not supported yet)", std::to_string(p.zero));
   c.positive("parallel.bucket_mb", p.bucket_mb);
@@ -313,6 +310,11 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
   check_optim(cfg.optim, c);
   check_checkpoint_and_logging(cfg, c);
   check_parallel(cfg.parallel, c);
+  // Every pipeline stage needs a decoder layer (a model folder's depth is checked when read).
+  if (cfg.parallel.pp > cfg.model.n_layers && cfg.model.n_layers > 0 && cfg.model.init_from.empty())
+    usage_error("parallel.pp={} ({}): the model has model.n_layers={} decoder layers and every pipeline "
+                "stage needs at least one; use parallel.pp <= {}",
+                cfg.parallel.pp, c.from("parallel.pp"), cfg.model.n_layers, cfg.model.n_layers);
   check_finetune(cfg, c);
 }
 

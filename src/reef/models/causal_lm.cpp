@@ -152,6 +152,47 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, AttentionCac
   return torch::nn::functional::linear(hidden_states(input_ids, cache), lm_head_weight());
 }
 
+torch::Tensor CausalLMImpl::embed(const torch::Tensor& input_ids) {
+  if (input_ids.dim() != 2) fail("input_ids must be [B, T], got {} dims", input_ids.dim());
+  return transformer ? transformer->embed(input_ids) : model->embed(input_ids);
+}
+
+torch::Tensor CausalLMImpl::run_layers(const torch::Tensor& h, int64_t begin, int64_t end) {
+  return transformer ? transformer->run_layers(h, begin, end) : model->run_layers(h, begin, end);
+}
+
+torch::Tensor CausalLMImpl::head(const torch::Tensor& h) {
+  auto normed = transformer ? transformer->ln_f(h) : model->norm(h);
+  return torch::nn::functional::linear(normed, lm_head_weight());
+}
+
+void CausalLMImpl::keep_only(int64_t begin, int64_t end, bool keep_embeddings, bool keep_head) {
+  torch::nn::Module& body = transformer ? static_cast<torch::nn::Module&>(*transformer)
+                                        : static_cast<torch::nn::Module&>(*model);
+  torch::nn::ModuleList& old = transformer ? transformer->h : model->layers;
+  torch::nn::ModuleList kept;
+  for (int64_t i = 0; i < static_cast<int64_t>(old->size()); ++i) {
+    if (i >= begin && i < end) kept->push_back(old->ptr(static_cast<size_t>(i)));
+    else kept->push_back(torch::nn::Identity());  // keeps the indices of the names
+  }
+  body.replace_module(transformer ? "h" : "layers", kept);
+  old = kept;
+  const bool keep_token_embedding = keep_embeddings || (keep_head && cfg_.tie_embeddings);
+  auto drop = [&](torch::nn::Module& parent, const char* name, auto& holder) {
+    parent.unregister_module(name);
+    holder = nullptr;
+  };
+  if (transformer) {
+    if (!keep_token_embedding) drop(body, "wte", transformer->wte);
+    if (!keep_embeddings) drop(body, "wpe", transformer->wpe);
+    if (!keep_head) drop(body, "ln_f", transformer->ln_f);
+  } else {
+    if (!keep_token_embedding) drop(body, "embed_tokens", model->embed_tokens);
+    if (!keep_head) drop(body, "norm", model->norm);
+  }
+  if (!keep_head && lm_head) drop(*this, "lm_head", lm_head);
+}
+
 bool CausalLMImpl::uses_aux_loss() const { return cfg_.n_experts > 0 && cfg_.output_router_logits; }
 
 torch::Tensor CausalLMImpl::embed_tokens(const torch::Tensor& input_ids) {

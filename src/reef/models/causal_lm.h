@@ -73,6 +73,19 @@ class CausalLMImpl : public torch::nn::Module {
 
   const ModelConfig& config() const { return cfg_; }  // resolved
 
+  // Pipeline pieces (parallel/pipeline.h runs them as stages on different ranks): embed, then
+  // run_layers over consecutive ranges [0, n_layers), then head, equals forward() without a
+  // cache. A MoE model's router logits are not collected (no aux loss).
+  torch::Tensor embed(const torch::Tensor& input_ids);                           // [B, T] -> [B, T, C]
+  torch::Tensor run_layers(const torch::Tensor& h, int64_t begin, int64_t end);  // [B, T, C] -> [B, T, C]
+  torch::Tensor head(const torch::Tensor& h);  // final norm + LM head: [B, T, C] -> logits [B, T, V]
+  // Releases every module a pipeline stage does not run: decoder layers outside [begin, end)
+  // become parameterless placeholders (the kept ones keep their names, e.g.
+  // model.layers.3.*), the embeddings go unless keep_embeddings, the final norm and LM head
+  // unless keep_head. A tied token embedding also stays with keep_head: it is the head's matrix.
+  // Only embed/run_layers/head over what is kept work afterwards.
+  void keep_only(int64_t begin, int64_t end, bool keep_embeddings, bool keep_head);
+
   // Re-initialises as the families do: normal(0, init_std) for linear/Conv1D and embedding
   // weights (wpe and mixtral's router included), zeros for biases, ones for norm weights (zeros
   // for gemma's (1 + weight) norms), and normal(0, init_std/sqrt(2*n_layers)) for residual

@@ -81,6 +81,20 @@ torch::Tensor GPT2ModelImpl::forward_embeds(const torch::Tensor& embeds, Attenti
   return ln_f(x);
 }
 
+torch::Tensor GPT2ModelImpl::embed(const torch::Tensor& input_ids) {
+  const int64_t t = input_ids.size(1);
+  if (t > wpe->weight.size(0))
+    fail("gpt2 sequence of {} tokens but the model has only {} positions (max_seq_len)", t,
+         wpe->weight.size(0));
+  auto positions = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
+  return wte(input_ids) + wpe(positions);
+}
+
+torch::Tensor GPT2ModelImpl::run_layers(torch::Tensor x, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) x = h->at<GPT2BlockImpl>(static_cast<size_t>(i)).forward(x, nullptr, i);
+  return x;
+}
+
 std::string gpt2_parameter_name(const std::string& tensor_name) {
   static const std::regex mask_buffer(R"((transformer\.)?h\.\d+\.attn\.(bias|masked_bias))");
   static const std::regex unprefixed(R"((wte|wpe|ln_f|h\.\d+)\..+)");

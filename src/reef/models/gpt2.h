@@ -61,6 +61,11 @@ class GPT2ModelImpl : public torch::nn::Module {
   torch::Tensor forward_embeds(const torch::Tensor& embeds, AttentionCache* cache);
   const torch::Tensor& token_embedding() const { return wte->weight; }  // [V, C]
 
+  // The pieces of forward() without a cache, for pipeline stages: embed (positions 0..T-1),
+  // the blocks [begin, end), and `ln_f` after the last.
+  torch::Tensor embed(const torch::Tensor& input_ids);  // [B, T] -> [B, T, C]
+  torch::Tensor run_layers(torch::Tensor x, int64_t begin, int64_t end);  // [B, T, C] -> [B, T, C]
+
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};
   torch::nn::ModuleList h{nullptr};
   LayerNorm ln_f{nullptr};

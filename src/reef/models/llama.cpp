@@ -70,6 +70,23 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionC
   return forward_embeds(embed_tokens(input_ids), cache, router_logits);
 }
 
+torch::Tensor LlamaModelImpl::embed(const torch::Tensor& input_ids) {
+  auto h = embed_tokens(input_ids);  // [B, T, C]
+  if (embed_scale_ > 0) {  // as forward_embeds
+    auto scale = torch::scalar_tensor(static_cast<float>(embed_scale_), torch::kFloat)
+                     .to(h.device(), embed_tokens->weight.scalar_type());
+    h = h * scale;
+  }
+  return h;
+}
+
+torch::Tensor LlamaModelImpl::run_layers(torch::Tensor h, int64_t begin, int64_t end) {
+  auto [cos, sin] = rope_.cos_sin(0, h.size(1), h.scalar_type(), h.device());
+  for (int64_t i = begin; i < end; ++i)
+    h = layers->at<LlamaDecoderLayerImpl>(static_cast<size_t>(i)).forward(h, cos, sin, nullptr, i);
+  return h;
+}
+
 torch::Tensor LlamaModelImpl::forward_embeds(const torch::Tensor& embeds, AttentionCache* cache,
                                              std::vector<torch::Tensor>* router_logits) {
   auto h = embeds;  // [B, T, C]

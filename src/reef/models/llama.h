@@ -47,6 +47,11 @@ class LlamaModelImpl : public torch::nn::Module {
                                std::vector<torch::Tensor>* router_logits = nullptr);
   const torch::Tensor& token_embedding() const { return embed_tokens->weight; }  // [V, C]
 
+  // The pieces of forward() without a cache, for pipeline stages: embed, the decoder layers
+  // [begin, end) at positions 0..T-1, and `norm` after the last.
+  torch::Tensor embed(const torch::Tensor& input_ids);  // [B, T] -> [B, T, C]
+  torch::Tensor run_layers(torch::Tensor h, int64_t begin, int64_t end);  // [B, T, C] -> [B, T, C]
+
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};

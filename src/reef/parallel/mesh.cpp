@@ -7,7 +7,7 @@ namespace reef {
 
 Mesh resolve_mesh(const ParallelConfig& p, int world_size) {
   if (p.tp > 1) usage_error("parallel.tp={}: tensor parallelism is not supported yet; use parallel.tp=1", p.tp);
-  if (p.pp > 1) usage_error("parallel.pp={}: pipeline parallelism is not supported yet; use parallel.pp=1", p.pp);
+  if (p.pp < 1) usage_error("parallel.pp={}: expected 1 (no pipeline) or more stages", p.pp);
   Mesh m;
   m.tp = static_cast<int>(p.tp);
   m.pp = static_cast<int>(p.pp);
@@ -25,6 +25,36 @@ Mesh resolve_mesh(const ParallelConfig& p, int world_size) {
                 "--nproc-per-node x --nnodes, or WORLD_SIZE); set parallel.dp=0 to take the world size",
                 m.dp, m.tp, m.pp, m.world_size(), world_size);
   return m;
+}
+
+MeshCoord mesh_coord(const Mesh& m, int rank) {
+  MeshCoord c;
+  c.dp_rank = rank % m.dp;
+  c.pp_stage = rank / m.dp;
+  return c;
+}
+
+int mesh_rank(const Mesh& m, int dp_rank, int pp_stage) { return pp_stage * m.dp + dp_rank; }
+
+std::vector<int> dp_group_ranks(const Mesh& m, int pp_stage) {
+  std::vector<int> out;
+  for (int d = 0; d < m.dp; ++d) out.push_back(mesh_rank(m, d, pp_stage));
+  return out;
+}
+
+std::vector<LayerRange> split_layers(int64_t n_layers, int pp) {
+  if (pp > n_layers)
+    usage_error("parallel.pp={}: the model has model.n_layers={} decoder layers and every pipeline "
+                "stage needs at least one; use parallel.pp <= {}",
+                pp, n_layers, n_layers);
+  std::vector<LayerRange> out;
+  int64_t at = 0;
+  for (int s = 0; s < pp; ++s) {
+    const int64_t n = n_layers / pp + (s < n_layers % pp ? 1 : 0);
+    out.push_back({at, at + n});
+    at += n;
+  }
+  return out;
 }
 
 BatchShard shard_global_batch(int64_t micro_batch_size, int64_t grad_accum, int dp, int dp_rank) {

@@ -16,9 +16,28 @@ struct Mesh {
   int world_size() const { return dp * tp * pp; }
 };
 
-// parallel.dp=0 takes world / (tp * pp). Usage errors (naming the keys) when tp or pp is
-// above 1 (not supported yet) or dp * tp * pp differs from the world size.
+// parallel.dp=0 takes world / (tp * pp). Usage errors (naming the keys) when tp is above 1
+// (not supported yet), pp is below 1, or dp * tp * pp differs from the world size.
 Mesh resolve_mesh(const ParallelConfig& p, int world_size);
+
+// Where a rank sits in the mesh. Ranks are laid out data-parallel fastest (as Megatron, with
+// tensor parallelism absent): rank = pp_stage * dp + dp_rank, so the ranks of one pipeline
+// stage are consecutive (one node each, when dp is the GPUs per node).
+struct MeshCoord {
+  int dp_rank = 0, pp_stage = 0;
+};
+MeshCoord mesh_coord(const Mesh& m, int rank);
+int mesh_rank(const Mesh& m, int dp_rank, int pp_stage);
+// The ranks of stage `pp_stage`'s data-parallel group, in dp-rank order.
+std::vector<int> dp_group_ranks(const Mesh& m, int pp_stage);
+
+// Decoder layers [begin, end) of each of `pp` pipeline stages: balanced, the first n_layers % pp
+// stages one layer more (the last stage also runs the LM head). A usage error naming
+// parallel.pp when a stage would get no layer.
+struct LayerRange {
+  int64_t begin = 0, end = 0;
+};
+std::vector<LayerRange> split_layers(int64_t n_layers, int pp);
 
 // One data-parallel rank's share of an optimizer step. The global batch is the config's
 // micro_batch_size * grad_accum whatever the world size: each rank takes a contiguous 1/dp of

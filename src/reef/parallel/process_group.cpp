@@ -9,11 +9,14 @@
 #define USE_C10D_GLOO
 #endif
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #if defined(REEF_WITH_CUDA) && defined(USE_C10D_NCCL)
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
+
+#include <algorithm>
 
 #include "reef/base/error.h"
 
@@ -47,12 +50,37 @@ class C10dWork : public ProcessGroup::Work {
   std::chrono::seconds timeout_;
 };
 
+// The c10d backend of `size` ranks meeting through `store`; `host`: the address gloo binds
+// (empty: the default device).
+c10::intrusive_ptr<c10d::Backend> make_backend(const std::string& backend, const std::string& host,
+                                               const c10::intrusive_ptr<c10d::Store>& store, int rank,
+                                               int size, std::chrono::seconds timeout) {
+  if (backend == "gloo") {
+    auto o = c10d::ProcessGroupGloo::Options::create();
+    o->devices.push_back(host.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
+                                      : c10d::ProcessGroupGloo::createDeviceForHostname(host));
+    o->timeout = timeout;
+    return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, o);
+  }
+  if (backend == "nccl") {
+#if defined(REEF_WITH_CUDA) && defined(USE_C10D_NCCL)
+    auto o = c10d::ProcessGroupNCCL::Options::create();
+    o->timeout = timeout;
+    return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, o);
+#else
+    usage_error("parallel.backend=nccl: this reef was built without NCCL (a CPU libtorch); "
+                "use run.device=cpu with the gloo backend, or a CUDA build (-DREEF_CUDA=ON)");
+#endif
+  }
+  usage_error("parallel.backend={}: expected auto, gloo or nccl", backend);
+}
+
 class C10dProcessGroup : public ProcessGroup {
  public:
   C10dProcessGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::Backend> pg,
-                   std::string backend, int rank, int size, std::chrono::seconds timeout)
-      : store_(std::move(store)), pg_(std::move(pg)), backend_(std::move(backend)), rank_(rank),
-        size_(size), timeout_(timeout) {}
+                   std::string backend, std::string host, int rank, int size, std::chrono::seconds timeout)
+      : store_(std::move(store)), pg_(std::move(pg)), backend_(std::move(backend)), host_(std::move(host)),
+        rank_(rank), size_(size), timeout_(timeout) {}
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -93,6 +121,39 @@ class C10dProcessGroup : public ProcessGroup {
     start("barrier", [&] { return pg_->barrier(o); })->wait();
   }
 
+  std::unique_ptr<Work> send_async(torch::Tensor t, int dst, int tag) override {
+    TORCH_CHECK(t.is_contiguous(), "send: the tensor must be contiguous");
+    bytes_.send += static_cast<int64_t>(t.nbytes());
+    std::vector<at::Tensor> ts = {t};
+    return start("send", [&] { return pg_->send(ts, dst, tag); });
+  }
+
+  void recv(torch::Tensor t, int src, int tag) override {
+    TORCH_CHECK(t.is_contiguous(), "recv: the tensor must be contiguous");
+    std::vector<at::Tensor> ts = {t};
+    start("receive", [&] { return pg_->recv(ts, src, tag); })->wait();
+  }
+
+  std::shared_ptr<ProcessGroup> new_group(const std::vector<int>& ranks, const std::string& name) override {
+    auto it = std::find(ranks.begin(), ranks.end(), rank_);
+    if (it == ranks.end()) return nullptr;
+    const int sub_rank = static_cast<int>(it - ranks.begin());
+    const int sub_size = static_cast<int>(ranks.size());
+    auto store = c10::make_intrusive<c10d::PrefixStore>("group/" + name + "/", store_);
+    c10::intrusive_ptr<c10d::Backend> pg;
+    try {
+      pg = make_backend(backend_, host_, store, sub_rank, sub_size, timeout_);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+      fail("rank {}: connecting the {} ranks of group {} with {} failed: {}", rank_, sub_size, name,
+           backend_, msg);
+    }
+    return std::make_shared<C10dProcessGroup>(store, pg, backend_, host_, sub_rank, sub_size, timeout_);
+  }
+
  private:
   template <class F>
   std::unique_ptr<Work> start(const char* what, F&& launch) {
@@ -105,7 +166,7 @@ class C10dProcessGroup : public ProcessGroup {
 
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::Backend> pg_;
-  std::string backend_;
+  std::string backend_, host_;
   int rank_, size_;
   std::chrono::seconds timeout_;
 };
@@ -130,30 +191,13 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const Pro
     fail("rank {}: rendezvous at {}:{} ({} ranks) failed within parallel.timeout_s={}: {}", env.rank,
          env.master_addr, env.master_port, env.world_size, opts.timeout.count(), msg);
   }
+  // Rank 0's address is reachable by every rank; on one machine loopback is enough.
+  const std::string host = env.master_addr == "127.0.0.1" || env.master_addr == "localhost"
+                               ? std::string("127.0.0.1")
+                               : std::string();
   c10::intrusive_ptr<c10d::Backend> pg;
   try {
-    if (backend == "gloo") {
-      auto o = c10d::ProcessGroupGloo::Options::create();
-      // Rank 0's address is reachable by every rank; on one machine loopback is enough.
-      const std::string host = env.master_addr == "127.0.0.1" || env.master_addr == "localhost"
-                                   ? std::string("127.0.0.1")
-                                   : std::string();
-      o->devices.push_back(host.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
-                                        : c10d::ProcessGroupGloo::createDeviceForHostname(host));
-      o->timeout = opts.timeout;
-      pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, o);
-    } else if (backend == "nccl") {
-#if defined(REEF_WITH_CUDA) && defined(USE_C10D_NCCL)
-      auto o = c10d::ProcessGroupNCCL::Options::create();
-      o->timeout = opts.timeout;
-      pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, o);
-#else
-      usage_error("parallel.backend=nccl: this reef was built without NCCL (a CPU libtorch); "
-                  "use run.device=cpu with the gloo backend, or a CUDA build (-DREEF_CUDA=ON)");
-#endif
-    } else {
-      usage_error("parallel.backend={}: expected auto, gloo or nccl", opts.backend);
-    }
+    pg = make_backend(backend, host, store, env.rank, env.world_size, opts.timeout);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -161,7 +205,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const Pro
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
     fail("rank {}: connecting the {} ranks with {} failed: {}", env.rank, env.world_size, backend, msg);
   }
-  return std::make_shared<C10dProcessGroup>(store, pg, backend, env.rank, env.world_size, opts.timeout);
+  return std::make_shared<C10dProcessGroup>(store, pg, backend, host, env.rank, env.world_size, opts.timeout);
 }
 
 }  // namespace reef

@@ -23,8 +23,9 @@ struct ProcessGroupOptions {
 
 // Bytes each kind of collective has moved (payload per rank, as submitted), for bench/ and
 // the metrics: an all-reduce of a 1 MB bucket counts 1 MB.
+// Point-to-point sends count in `send` (bytes this rank sent).
 struct CollectiveBytes {
-  int64_t all_reduce = 0, broadcast = 0, all_gather = 0;
+  int64_t all_reduce = 0, broadcast = 0, all_gather = 0, send = 0;
 };
 
 class ProcessGroup {
@@ -52,6 +53,19 @@ class ProcessGroup {
   // out [size * n] = concatenation of every rank's `in` [n], in rank order.
   virtual void all_gather(torch::Tensor out, torch::Tensor in) = 0;
   virtual void barrier() = 0;
+
+  // Point-to-point (pipeline parallelism). `dst`/`src` are ranks of this group; a send and its
+  // receive carry the same `tag`, and sends and receives between two ranks with one tag match in
+  // order. send_async: `t` (contiguous) must stay untouched until wait() returns. recv fills `t`
+  // (contiguous, the sender's shape and dtype) in place and returns once it has arrived.
+  virtual std::unique_ptr<Work> send_async(torch::Tensor t, int dst, int tag) = 0;
+  virtual void recv(torch::Tensor t, int src, int tag) = 0;
+
+  // A group of the given ranks of this group (in that order: its rank k is ranks[k]), with
+  // collectives of its own. Only those ranks call it, all with the same `ranks` and a `name`
+  // unique within this group (it prefixes the group's rendezvous keys). Returns null on a rank
+  // not in `ranks`.
+  virtual std::shared_ptr<ProcessGroup> new_group(const std::vector<int>& ranks, const std::string& name) = 0;
 
   const CollectiveBytes& bytes() const { return bytes_; }
 

@@ -19,6 +19,7 @@
 #include "reef/train/metrics.h"
 #include "reef/train/mfu.h"
 #include "reef/train/optim.h"
+#include "reef/train/pipeline_checkpoint.h"
 
 namespace reef {
 namespace {
@@ -64,12 +65,26 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
   model_->to(device_);
   if (peft_) peft_->to(device_);
   const int world = pg_ ? pg_->size() : 1;
-  const Mesh mesh = resolve_mesh(cfg_.parallel, world);
-  dp_ = mesh.dp;
-  shard_ = shard_global_batch(cfg_.train.micro_batch_size, cfg_.train.grad_accum, mesh.dp,
-                              pg_ ? pg_->rank() : 0);
+  mesh_ = resolve_mesh(cfg_.parallel, world);
+  dp_ = mesh_.dp;
+  std::shared_ptr<ProcessGroup> dp_pg = pg_;  // the data-parallel group of this rank
+  if (mesh_.pp > 1) {  // keeps only this rank's stage of model_
+    SampleLayout layout;
+    if (peft_ || (train_.num_samples() > 0 && train_.layout(0, &layout)))
+      usage_error("parallel.pp={}: pipeline parallelism supports pretraining samples only so far, not "
+                  "PEFT adapters or SFT rows (loss masks, packing); use parallel.pp=1", mesh_.pp);
+    pipeline_ = std::make_unique<Pipeline>(model_, mesh_, pg_);
+    dp_pg = pipeline_->dp_group();
+    std::string split;
+    for (const auto& r : split_layers(model_->config().n_layers, mesh_.pp))
+      split += fmt::format("{}[{}, {})", split.empty() ? "" : " ", r.begin, r.end);
+    log_info("pipeline: {} stages, decoder layers {}; 1F1B over {} micro-batches per step", mesh_.pp,
+             split, cfg_.train.grad_accum);
+  }
+  shard_ = shard_global_batch(cfg_.train.micro_batch_size, cfg_.train.grad_accum, mesh_.dp,
+                              mesh_coord(mesh_, pg_ ? pg_->rank() : 0).dp_rank);
   writes_files_ = !pg_ || pg_->rank() == 0;
-  if (world > 1) broadcast_module_from_rank0(*model_, *pg_);  // identical initial weights
+  if (mesh_.dp > 1) broadcast_module_from_rank0(*model_, *dp_pg);  // identical initial weights
   NamedParams params;
   std::vector<torch::Tensor> trainable;
   if (peft_) {
@@ -90,8 +105,8 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
     }
   }
   optimizer_ = std::make_unique<Optimizer>(params, cfg_.optim,
-                                           mesh.zero >= 1 && world > 1 ? pg_ : nullptr);
-  if (world > 1) grad_sync_ = std::make_unique<GradientSync>(trainable, pg_, cfg_.parallel.bucket_mb);
+                                           mesh_.zero >= 1 && mesh_.dp > 1 ? dp_pg : nullptr);
+  if (mesh_.dp > 1) grad_sync_ = std::make_unique<GradientSync>(trainable, dp_pg, cfg_.parallel.bucket_mb);
   const int64_t T = cfg_.data.seq_len;
   if (train_.seq_len() != T || (valid_ && valid_->seq_len() != T))
     fail("data: samples of {} tokens for data.seq_len={} (internal error)", train_.seq_len(), T);
@@ -110,7 +125,8 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
 
 void Trainer::resume_from(const std::string& dir) {
   // With PEFT the adapter was loaded when it was attached; the base comes from its own folder.
-  TrainerState s = load_checkpoint(dir, model_, optimizer_.get(), /*load_weights=*/!peft_);
+  TrainerState s = pipeline_ ? load_pipeline_checkpoint(dir, *pipeline_, optimizer_.get())
+                             : load_checkpoint(dir, model_, optimizer_.get(), /*load_weights=*/!peft_);
   if (s.step > cfg_.train.max_steps)
     usage_error("train.max_steps={} is below the checkpoint's step {} ({})", cfg_.train.max_steps,
                 s.step, dir);
@@ -239,7 +255,27 @@ double Trainer::evaluate() {
   const int64_t want = std::min<int64_t>(valid_->num_samples(), cfg_.train.eval_batches * mb);
   double sum = 0;
   int64_t count = 0;
-  for (int64_t i = 0; i < want; i += mb) {
+  if (pipeline_) {  // the last stage scores; every rank gets the sums
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < want; i += mb) rows.push_back(std::min(mb, want - i));
+    pipeline_->forward_only(
+        rows, cfg_.data.seq_len, [&](int64_t k) { return batch_from(*valid_, k * mb, rows[k]).inputs; },
+        [&](const torch::Tensor& logits, int64_t k) {
+          Batch b = batch_from(*valid_, k * mb, rows[k]);
+          sum += causal_lm_loss_sum(logits, b.targets).item<double>();
+          count += b.n_targets;
+          return torch::Tensor();
+        },
+        [&](const std::function<void()>& f) {
+          AutocastScope ac(cfg_.train.precision == "bf16", device_.type());
+          f();
+        });
+    auto t = torch::tensor({sum, static_cast<double>(count)}, torch::kDouble);
+    pg_->all_reduce_sum(t);
+    sum = t[0].item<double>();
+    count = static_cast<int64_t>(t[1].item<double>());
+  }
+  for (int64_t i = 0; !pipeline_ && i < want; i += mb) {
     const int64_t n = std::min(mb, want - i);
     Batch b = batch_from(*valid_, i, n);
     sum += forward_loss(b, /*with_aux=*/false, 1.0, 0.0);
@@ -274,6 +310,12 @@ TrainResult Trainer::run() {
     s.rng_cpu_hex = capture_rng_state();
     s.lr = lr;
     if (cfg_.checkpoint.save_optimizer) optimizer_->gather_state();  // ZeRO: every rank takes part
+    if (pipeline_) {  // every rank sends its stage to rank 0, which writes the whole checkpoint
+      res.last_checkpoint = save_pipeline_checkpoint(cfg_.run.dir, *pipeline_,
+                                                     cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr,
+                                                     tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
+      return optimizer_->release_gathered_state();
+    }
     if (!writes_files_) return optimizer_->release_gathered_state();
     CheckpointWeightsWriter write_adapter;
     if (peft_) write_adapter = [this](const std::string& dir) { return peft_->save(dir, model_); };
@@ -293,7 +335,7 @@ TrainResult Trainer::run() {
   double lr = 0;
   while (step_ < tc.max_steps) {
     auto t0 = std::chrono::steady_clock::now();
-    const CollectiveBytes comm_before = pg_ ? pg_->bytes() : CollectiveBytes();
+    const CollectiveBytes comm_before = pipeline_ ? pipeline_->bytes() : pg_ ? pg_->bytes() : CollectiveBytes();
     lr = lr_at_step(cfg_.optim, step_, tc.max_steps);
     optimizer_->set_lr(lr);
     optimizer_->zero_grad();
@@ -305,7 +347,22 @@ TrainResult Trainer::run() {
     const int64_t step_targets = count_targets(train_, consumed_samples_, shard_.global_batch);
     if (step_targets == 0) fail("step {}: no target in the whole batch counts for the loss", step_ + 1);
     const double ce_scale = static_cast<double>(dp_) / static_cast<double>(step_targets);
-    for (int64_t m = 0; m < accum; ++m) {
+    if (pipeline_) {  // the 1F1B schedule over this step's micro-batches (DP sync included)
+      auto micro_batch = [&](int64_t m) { return batch_from(train_, consumed_samples_ + shard_.first + m * mb, mb); };
+      pipeline_->train_step(
+          accum, mb, cfg_.data.seq_len, [&](int64_t m) { return micro_batch(m).inputs; },
+          [&](const torch::Tensor& logits, int64_t m) {
+            auto ce_sum = causal_lm_loss_sum(logits, micro_batch(m).targets);
+            loss_sum += ce_sum.item<double>();
+            return ce_sum * ce_scale;
+          },
+          grad_sync_.get(),
+          [&](const std::function<void()>& f) {
+            AutocastScope ac(cfg_.train.precision == "bf16", device_.type());
+            f();
+          });
+    }
+    for (int64_t m = 0; !pipeline_ && m < accum; ++m) {
       if (grad_sync_) grad_sync_->set_sync(m == accum - 1);  // all-reduce during the last backward
       loss_sum += forward_loss(batch_from(train_, consumed_samples_ + shard_.first + m * mb, mb),
                                /*with_aux=*/true, ce_scale, 1.0 / static_cast<double>(accum));
@@ -316,18 +373,18 @@ TrainResult Trainer::run() {
     double loss = loss_sum / static_cast<double>(step_targets);
     double aux = aux_sum / static_cast<double>(accum);
     bool stop = g_stop_signal != 0;  // the step that sees the signal is logged and saved
-    if (grad_sync_) {
-      grad_sync_->finish();
+    if (pg_) {
+      if (grad_sync_ && !pipeline_) grad_sync_->finish();  // a pipeline step finishes its own
       // The mean loss (and aux loss) over ranks, and a stop that any rank saw stops them all at
-      // this step.
+      // this step. With a pipeline only the last stage's ranks hold a loss.
       auto t = torch::tensor({loss, stop ? 1.0 : 0.0, aux}, torch::kDouble);
       pg_->all_reduce_sum(t);
       loss = t[0].item<double>();  // each rank's share of the step's mean
       stop = t[1].item<double>() > 0;
-      aux = t[2].item<double>() / pg_->size();
+      aux = t[2].item<double>() / dp_;
     }
     if (!std::isfinite(loss)) fail("loss is {} at step {}; lower optim.lr or check the data", loss, step_ + 1);
-    double grad_norm = optimizer_->clip_grad_norm(tc.clip_grad);
+    double grad_norm = pipeline_ ? pipeline_->clip_grad_norm(tc.clip_grad) : optimizer_->clip_grad_norm(tc.clip_grad);
     optimizer_->step();
     ++step_;
     tokens_seen_ += tokens_per_step;
@@ -346,9 +403,10 @@ TrainResult Trainer::run() {
     // MoE: loss includes router_aux_loss_coef * aux_loss; aux_loss is the unscaled term.
     if (model_->uses_aux_loss()) rec["aux_loss"] = aux;
     if (pg_) {  // payload this rank handed to each kind of collective during the step
-      const CollectiveBytes& b = pg_->bytes();
+      const CollectiveBytes b = pipeline_ ? pipeline_->bytes() : pg_->bytes();
       rec["comm_all_reduce_bytes"] = static_cast<double>(b.all_reduce - comm_before.all_reduce);
       rec["comm_all_gather_bytes"] = static_cast<double>(b.all_gather - comm_before.all_gather);
+      if (pipeline_) rec["comm_send_bytes"] = static_cast<double>(b.send - comm_before.send);
     }
     bool last = step_ == tc.max_steps;
     if (tc.eval_every > 0 && (step_ % tc.eval_every == 0 || last)) {
@@ -356,7 +414,7 @@ TrainResult Trainer::run() {
       rec["val_loss"] = res.final_val_loss;
       log_info("step {}: val_loss {:.4f}", step_, res.final_val_loss);
     }
-    if (!grad_sync_) stop = stop || g_stop_signal != 0;  // one rank: a signal during validation too
+    if (!pg_) stop = stop || g_stop_signal != 0;  // one rank: a signal during validation too
     if (metrics && (step_ % cfg_.logging.every == 0 || last || stop || rec.count("val_loss")))
       metrics->log(step_, rec);
     if (metrics) metrics->progress(step_, fmt::format("loss {:.4f} lr {:.2e} {} tok/s MFU {:.1f}%", loss, lr,

@@ -14,6 +14,7 @@
 #include "reef/models/causal_lm.h"
 #include "reef/parallel/data_parallel.h"
 #include "reef/parallel/mesh.h"
+#include "reef/parallel/pipeline.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/optim.h"
 #include "reef/train/peft.h"
@@ -36,8 +37,8 @@ class Trainer {
   // caller. Training draws samples 0, 1, 2, ... of `train` in order (the source shuffles);
   // validation always scores the first eval_batches micro-batches of `valid`. `data_spec` (the
   // data settings, for messages) is saved in checkpoints with the training fingerprint.
-  // `pg` (several ranks): data parallelism over its ranks as cfg.parallel says; every rank
-  // constructs its Trainer and runs it in step. `peft` (train/peft.h, already attached to the
+  // `pg` (several ranks): data (and with parallel.pp > 1 pipeline) parallelism over its ranks
+  // as cfg.parallel says; every rank constructs its Trainer and runs it in step. `peft` (train/peft.h, already attached to the
   // model): only its parameters train, and checkpoints hold the adapter instead of the model.
   //
   // Samples with a layout (SFT rows, data/sft_dataset.h) bring their loss mask, positions and
@@ -88,6 +89,8 @@ class Trainer {
   double last_aux_loss_ = 0;
   // Data parallelism (null / 1 rank: none). Rank 0 writes every file.
   std::shared_ptr<ProcessGroup> pg_;
+  Mesh mesh_;
+  std::unique_ptr<Pipeline> pipeline_;  // parallel.pp > 1: this rank's stage of model_
   std::unique_ptr<GradientSync> grad_sync_;
   BatchShard shard_;
   bool writes_files_ = true;

@@ -42,8 +42,20 @@ TEST(Mesh, MismatchAndUnsupportedAreUsageErrors) {
   p.tp = 2;
   EXPECT_NE(usage_message([&] { resolve_mesh(p, 2); }).find("not supported yet"), std::string::npos);
   p = ParallelConfig();
+  p.pp = 0;
+  EXPECT_NE(usage_message([&] { resolve_mesh(p, 2); }).find("parallel.pp=0: expected 1"), std::string::npos);
+  p.pp = 3;
+  EXPECT_NE(usage_message([&] { resolve_mesh(p, 4); }).find("not a multiple of parallel.tp=1 x parallel.pp=3"),
+            std::string::npos);
+}
+
+TEST(Mesh, PipelineStagesTakeTheirShareOfTheWorld) {
+  ParallelConfig p;
   p.pp = 2;
-  EXPECT_NE(usage_message([&] { resolve_mesh(p, 2); }).find("not supported yet"), std::string::npos);
+  Mesh m = resolve_mesh(p, 4);
+  EXPECT_EQ(m.dp, 2);
+  EXPECT_EQ(m.pp, 2);
+  EXPECT_EQ(resolve_mesh(p, 2).dp, 1);
 }
 
 TEST(BatchShard, SplitsAccumulationFirstThenMicroBatches) {

@@ -1,0 +1,181 @@
+// Pipeline parallelism end to end with `reef launch` on loopback (2 processes, Gloo): parallel.pp=2
+// logs the same per-step training and validation losses as the single-process run (fp32, the
+// same global batch, 4 accumulated micro-batches so the 1F1B schedule has warm-up, steady state
+// and cool-down) and ends with the same weights, for llama (untied head) and gpt2 (tied
+// embeddings, their gradients summed between the first and last stage); a pp=2 checkpoint
+// resumes in one process and a single-process checkpoint resumes at pp=2 with the same next
+// losses; dp=2 x pp=2 with ZeRO-1 on 4 processes equals the single run too; more stages than
+// decoder layers is one usage error.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "reef/base/files.h"
+#include "reef/checkpoint/safetensors.h"
+#include "testing/testing.h"
+
+namespace reef {
+namespace {
+
+// step -> value of `key` in metrics.jsonl
+std::map<int64_t, double> read_metric(const std::string& path, const std::string& key) {
+  std::map<int64_t, double> out;
+  std::istringstream in(read_file(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains(key)) out[j["step"].get<int64_t>()] = j[key].get<double>();
+  }
+  return out;
+}
+
+// 6 steps of a global batch of 8 sequences (2 x 4 accumulated), validation every 3 steps.
+std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& recipe,
+                                       const std::string& run, std::vector<std::string> extra = {}) {
+  std::vector<std::string> a = {"pretrain", "--config", recipe, "run.dir=" + run,
+                                "model.hidden_size=64", "model.n_layers=3", "data.seq_len=32",
+                                "train.micro_batch_size=2", "train.grad_accum=4", "train.max_steps=6",
+                                "train.eval_every=3", "train.eval_batches=3", "checkpoint.every=3",
+                                "checkpoint.keep_last=0", "run.threads=1", "logging.progress=off",
+                                "train.precision=fp32", "optim.warmup_steps=2",
+                                "data.train_files=[" + dir / "train.txt]", "data.valid_files=[]",
+                                "data.valid_fraction=0.1"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+std::vector<std::string> launch(int nproc, std::vector<std::string> cmd) {
+  std::vector<std::string> a = {"launch", "--nproc-per-node", std::to_string(nproc), "--", "reef"};
+  a.insert(a.end(), cmd.begin(), cmd.end());
+  return a;
+}
+
+// Losses of steps >= from and the step-`step` weights (if > 0) agree within 1e-5 relative.
+void expect_same_run(const std::string& ref, const std::string& got, int64_t step, int64_t from = 1) {
+  for (const char* key : {"loss", "val_loss"}) {
+    auto a = read_metric(ref + "/metrics.jsonl", key), b = read_metric(got + "/metrics.jsonl", key);
+    ASSERT_FALSE(a.empty()) << key;
+    for (const auto& [s, v] : a) {
+      if (s < from) continue;
+      ASSERT_TRUE(b.count(s)) << key << " at step " << s;
+      EXPECT_NEAR(b[s], v, 1e-5 * std::abs(v)) << key << " at step " << s;
+    }
+  }
+  if (step <= 0) return;
+  const std::string f = "/checkpoints/step_" + std::to_string(step);
+  for (const char* file : {"/model.safetensors", "/optimizer.safetensors"}) {
+    auto wa = load_safetensors(ref + f + file), wb = load_safetensors(got + f + file);
+    ASSERT_EQ(wa.size(), wb.size()) << file;
+    for (const auto& [name, t] : wa) {
+      ASSERT_TRUE(wb.count(name)) << file << " " << name;
+      EXPECT_TRUE(torch::allclose(wb[name], t, 1e-4, 1e-6))
+          << file << " " << name << " max diff " << (wb[name] - t).abs().max().item<double>();
+    }
+  }
+}
+
+class PipelineRun : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::ScratchDir();
+    std::string text;
+    for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i * 7919 % 1000) + " favours the bold\n\n";
+    write_file_atomic(*dir_ / "train.txt", text);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  // The single-process run of `recipe` (made once).
+  static std::string single(const std::string& recipe) {
+    const std::string run = *dir_ / ("single-" + std::filesystem::path(recipe).stem().string());
+    if (!path_exists(run + "/metrics.jsonl")) {
+      auto r = testing::run_reef(pretrain_args(*dir_, recipe, run));
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+    }
+    return run;
+  }
+  static testing::ScratchDir* dir_;
+};
+testing::ScratchDir* PipelineRun::dir_ = nullptr;
+
+TEST_F(PipelineRun, LlamaOnTwoStagesEqualsOneProcessAndResumesInOne) {
+  const std::string ref = single("recipes/llama-tiny.yaml");
+  const std::string run = *dir_ / "llama-pp2";
+  auto r = testing::run_reef(launch(2, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("pipeline: 2 stages, decoder layers [0, 2) [2, 3)"), std::string::npos) << r.output;
+  expect_same_run(ref, run, 6);
+  // Activations and gradients crossed between the stages: [2, 32, 64] float32 per micro-batch.
+  auto sent = read_metric(run + "/metrics.jsonl", "comm_send_bytes");
+  ASSERT_TRUE(sent.count(1));
+  EXPECT_EQ(sent[1], 4 * 2 * 32 * 64 * 4) << "rank 0 (stage 0) sends 4 micro-batches' activations";
+
+  // The pp=2 step-3 checkpoint (gathered from both stages) resumes in a single process.
+  const std::string resumed = *dir_ / "llama-pp2-resumed";
+  std::filesystem::create_directories(resumed + "/checkpoints");
+  std::filesystem::copy(run + "/checkpoints/step_3", resumed + "/checkpoints/step_3",
+                        std::filesystem::copy_options::recursive);
+  r = testing::run_reef(pretrain_args(*dir_, "recipes/llama-tiny.yaml", resumed, {"--resume"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + resumed + "/checkpoints/step_3 at step 3"), std::string::npos) << r.output;
+  const auto resumed_losses = read_metric(resumed + "/metrics.jsonl", "loss");
+  ASSERT_FALSE(resumed_losses.empty());
+  EXPECT_EQ(resumed_losses.begin()->first, 4) << "only the resumed steps ran";
+  expect_same_run(ref, resumed, 6, 4);
+}
+
+TEST_F(PipelineRun, SingleProcessCheckpointResumesOnTwoStages) {
+  const std::string ref = single("recipes/llama-tiny.yaml");
+  const std::string run = *dir_ / "llama-resume-pp2";
+  std::filesystem::create_directories(run + "/checkpoints");
+  std::filesystem::copy(ref + "/checkpoints/step_3", run + "/checkpoints/step_3",
+                        std::filesystem::copy_options::recursive);
+  auto r = testing::run_reef(
+      launch(2, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "--resume"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + run + "/checkpoints/step_3 at step 3"), std::string::npos) << r.output;
+  const auto resumed_losses = read_metric(run + "/metrics.jsonl", "loss");
+  ASSERT_FALSE(resumed_losses.empty());
+  EXPECT_EQ(resumed_losses.begin()->first, 4) << "only the resumed steps ran";
+  expect_same_run(ref, run, 6, 4);
+}
+
+TEST_F(PipelineRun, Gpt2WithTiedEmbeddingsOnTwoStagesEqualsOneProcess) {
+  const std::string ref = single("recipes/gpt2-tiny.yaml");
+  const std::string run = *dir_ / "gpt2-pp2";
+  auto r = testing::run_reef(launch(2, pretrain_args(*dir_, "recipes/gpt2-tiny.yaml", run, {"parallel.pp=2"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(ref, run, 6);
+}
+
+TEST_F(PipelineRun, DataParallelPipelinesWithZeroOnFourRanksEqualOneProcess) {
+  // dp=2 x pp=2: each stage's gradient all-reduce and ZeRO-1 run over its own dp sub-group.
+  const std::string ref = single("recipes/llama-tiny.yaml");
+  const std::string run = *dir_ / "llama-dp2-pp2";
+  auto r = testing::run_reef(
+      launch(4, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "parallel.zero=1"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(ref, run, 6);
+}
+
+TEST(PipelineUsage, MoreStagesThanLayersIsOneUsageError) {
+  testing::ScratchDir dir;
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i) + " favours the bold\n\n";
+  write_file_atomic(dir / "train.txt", text);
+  auto r = testing::run_reef(pretrain_args(dir, "recipes/llama-tiny.yaml", dir / "run",
+                                           {"parallel.pp=2", "model.n_layers=1"}));
+  EXPECT_EQ(r.exit_code, 2) << "a usage error, before the ranks even meet";
+  EXPECT_NE(r.output.find("parallel.pp=2 (command line): the model has model.n_layers=1 decoder layers and "
+                          "every pipeline stage needs at least one; use parallel.pp <= 1"),
+            std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace reef
