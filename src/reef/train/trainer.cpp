@@ -201,11 +201,9 @@ TrainResult Trainer::run() {
     s.data_spec = data_spec_;
     s.rng_cpu_hex = capture_rng_state();
     s.lr = lr;
-    if (cfg_.checkpoint.save_optimizer) optimizer_->gather_state();  // ZeRO: every rank takes part
-    if (!writes_files_) return optimizer_->release_gathered_state();
-    res.last_checkpoint = save_checkpoint(cfg_.run.dir, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr,
-                                          tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
-    optimizer_->release_gathered_state();
+    // Every rank: distributed checkpoints or the ZeRO-1 gather for rank 0's consolidated one.
+    res.last_checkpoint = save_training_checkpoint(
+        cfg_, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr, tokenizer_, s, pg_.get());
   };
 
   if (!resumed_ && tc.eval_every > 0) {
