@@ -65,8 +65,8 @@ def main():
         for layout, (t, peak, growth, n, size) in results.items():
             print(f"{layout:<14}{n:>6}{size / 1e6:>11.1f}{t:>9.3f}{peak:>13.1f}{growth:>11.1f}")
         (t0, p0, g0, _, _), (t1, p1, g1, _, _) = results["consolidated"], results["distributed"]
-        print(f"old/new: save time {t0 / t1:.2f}x, peak RSS {p0 / p1:.2f}x, "
-              f"RSS growth during the save {g0 / max(g1, 0.1):.2f}x")
+        print(f"old/new: save time {t0 / t1:.2f}x, peak RSS {p0 / p1:.2f}x; "
+              f"RSS growth during the save {g0:.1f} MB vs {g1:.1f} MB")
 
 
 if __name__ == "__main__":
