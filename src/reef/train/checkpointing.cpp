@@ -129,8 +129,9 @@ double proc_status_mb(const char* key) {
 
 std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimizer* optimizer,
                                      const Tokenizer& tokenizer, const TrainerState& state,
-                                     ProcessGroup* pg) {
-  const bool distributed = writes_distributed_checkpoints(cfg.checkpoint, pg ? pg->size() : 1);
+                                     ProcessGroup* pg, const CheckpointWeightsWriter& write_weights) {
+  const bool distributed =
+      !write_weights && writes_distributed_checkpoints(cfg.checkpoint, pg ? pg->size() : 1);
   const double rss_before = proc_status_mb("VmRSS");
   const bool peak_known = reset_peak_rss();
   const auto t0 = std::chrono::steady_clock::now();
@@ -141,7 +142,8 @@ std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimiz
   } else {
     if (optimizer) optimizer->gather_state();  // ZeRO: every rank takes part
     if (!pg || pg->rank() == 0)
-      path = save_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state, cfg.checkpoint.keep_last);
+      path = save_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state, cfg.checkpoint.keep_last,
+                             write_weights);
     if (optimizer) optimizer->release_gathered_state();
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -168,7 +170,7 @@ void restore_rng_state(const std::string& hex) {
 
 std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
                             const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
-                            int64_t keep_last) {
+                            int64_t keep_last, const CheckpointWeightsWriter& write_weights) {
   std::string root = join_path(run_dir, "checkpoints");
   make_dirs(root);
   std::string name = "step_" + std::to_string(state.step);
@@ -177,10 +179,15 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
   if (path_exists(tmp)) remove_all(tmp);
   make_dirs(tmp);
 
-  save_model_folder(tmp, model, &tokenizer);
+  std::vector<std::string> names = {"tokenizer.json", "tokenizer_config.json"};
+  if (write_weights) {
+    tokenizer.save(tmp);
+    for (auto& n : write_weights(tmp)) names.push_back(std::move(n));
+  } else {
+    save_model_folder(tmp, model, &tokenizer);
+    names.insert(names.end(), {"model.safetensors", "config.json", "generation_config.json"});
+  }
   nlohmann::json files = nlohmann::json::object();
-  std::vector<std::string> names = {"model.safetensors", "config.json", "generation_config.json",
-                                    "tokenizer.json", "tokenizer_config.json"};
   int64_t opt_step = 0;
   if (optimizer) {
     auto tensors = optimizer->state_tensors(&opt_step);
@@ -274,7 +281,8 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   return join_path(root, best_name);
 }
 
-TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer) {
+TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer,
+                             bool load_weights) {
   std::string state_path = join_path(dir, "trainer_state.json");
   if (!path_exists(state_path)) fail("incomplete checkpoint {}: no trainer_state.json", dir);
   nlohmann::json st;
@@ -302,8 +310,8 @@ TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer*
     std::optional<DistCheckpoint> ck;
     if (distributed) {
       ck = DistCheckpoint::open(dir);  // the index, every file's size, every piece's header
-      load_model_weights(model, *ck);
-    } else {
+      if (load_weights) load_model_weights(model, *ck);
+    } else if (load_weights) {
       load_model_weights(model, dir);
     }
     TrainerState s;

@@ -13,7 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <optional>
+#include <vector>
 #include <string>
 
 #include "reef/config/config.h"
@@ -37,10 +39,15 @@ struct TrainerState {
   int64_t optimizer_step = 0;
 };
 
+// Writes a checkpoint's weights into a folder and returns the names of the files it wrote.
+using CheckpointWeightsWriter = std::function<std::vector<std::string>(const std::string& dir)>;
+
 // Saves a checkpoint for `state.step`; keeps the newest `keep_last` (0: all). Returns its path.
+// `write_weights` (PEFT: the adapter files) replaces the model folder's weights and configs; the
+// tokenizer files are written either way.
 std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
                             const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
-                            int64_t keep_last);
+                            int64_t keep_last, const CheckpointWeightsWriter& write_weights = nullptr);
 
 // Whether a run of `world_size` ranks writes distributed checkpoints: checkpoint.layout
 // "distributed", or "auto" with several ranks.
@@ -61,10 +68,12 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
 // writes_distributed_checkpoints(), otherwise the consolidated one (ZeRO-1 state gathered
 // from every rank, then written by rank 0 alone). `optimizer` null: no optimizer state. Logs
 // the time the save took and the peak RSS during it. Returns the folder ("" on ranks > 0 of a
-// consolidated save).
+// consolidated save). `write_weights` (PEFT: the adapter files) always takes the consolidated
+// layout: the adapter and its optimizer state are small, and the base weights are not saved.
 std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimizer* optimizer,
                                      const Tokenizer& tokenizer, const TrainerState& state,
-                                     ProcessGroup* pg);
+                                     ProcessGroup* pg,
+                                     const CheckpointWeightsWriter& write_weights = nullptr);
 
 // The newest step_<N> folder under <run_dir>/checkpoints, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
@@ -72,8 +81,11 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 // Verifies every file against trainer_state.json, loads weights (and optimizer state if given)
 // and returns the trainer state. Throws naming the file that is missing, truncated or corrupt.
 // Reads both layouts into any layout: from a distributed checkpoint a ZeRO-1 rank reads only
-// its own slices of the optimizer state.
-TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer);
+// its own slices of the optimizer state. load_weights=false leaves the model as it is (a PEFT
+// checkpoint: the adapter is loaded when it is attached, the base weights come from the base
+// model's folder).
+TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer,
+                             bool load_weights = true);
 
 // Captures / restores torch's default CPU generator.
 std::string capture_rng_state();
