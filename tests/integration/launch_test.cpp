@@ -1,6 +1,6 @@
 // `reef launch` end to end on loopback: data-parallel pretraining on 2 ranks (plain and ZeRO-1)
 // logs the same per-step losses as the single-process run and ends with the same weights; a
-// ZeRO-1 checkpoint resumes in a single process; a rank killed mid-run makes launch exit
+// ZeRO-1 (distributed) checkpoint resumes in a single process; a rank killed mid-run makes launch exit
 // non-zero naming it; unsupported layouts are one usage error; --slurm writes a script.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "reef/base/files.h"
+#include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/checkpoint/safetensors.h"
 #include "testing/testing.h"
 
@@ -58,6 +59,15 @@ std::vector<std::string> launch(int nproc, std::vector<std::string> cmd) {
   return a;
 }
 
+// The weights of a checkpoint folder in either layout (several ranks write distributed ones).
+std::map<std::string, torch::Tensor> model_weights(const std::string& dir) {
+  if (path_exists(dir + "/model.safetensors")) return load_safetensors(dir + "/model.safetensors");
+  auto ck = DistCheckpoint::open(dir);
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& name : ck.names("model")) out[name] = ck.read(name, TensorSlice::whole(ck.tensor(name).shape));
+  return out;
+}
+
 void expect_same_run(const std::string& ref, const std::string& got, int64_t step) {
   auto a = read_losses(ref + "/metrics.jsonl"), b = read_losses(got + "/metrics.jsonl");
   ASSERT_EQ(a.size(), 6u);
@@ -66,8 +76,8 @@ void expect_same_run(const std::string& ref, const std::string& got, int64_t ste
     ASSERT_TRUE(b.count(s)) << "step " << s;
     EXPECT_NEAR(b[s], loss, 1e-5 * std::abs(loss)) << "loss at step " << s;
   }
-  const std::string f = "/checkpoints/step_" + std::to_string(step) + "/model.safetensors";
-  auto wa = load_safetensors(ref + f), wb = load_safetensors(got + f);
+  const std::string f = "/checkpoints/step_" + std::to_string(step);
+  auto wa = model_weights(ref + f), wb = model_weights(got + f);
   ASSERT_EQ(wa.size(), wb.size());
   for (const auto& [name, t] : wa) {
     ASSERT_TRUE(wb.count(name)) << name;
@@ -108,7 +118,7 @@ TEST_F(Launch, ZeroOneOnTwoRanksEqualsOneProcessAndResumesInOne) {
   auto r = testing::run_reef(launch(2, pretrain_args(*dir_, run, {"parallel.zero=1"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", run, 6);
-  // The step-3 checkpoint holds the full optimizer state: one process resumes it.
+  // The step-3 checkpoint (each rank's pieces) resumes in one process.
   const std::string resumed = *dir_ / "zero-resumed";
   std::filesystem::create_directories(resumed + "/checkpoints");
   std::filesystem::copy(run + "/checkpoints/step_3", resumed + "/checkpoints/step_3",

@@ -13,6 +13,7 @@
 #include "reef/base/json_file.h"
 #include "reef/base/log.h"
 #include "reef/base/strings.h"
+#include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/checkpoint/peft_io.h"
 #include "reef/checkpoint/sharded.h"
@@ -31,9 +32,15 @@ const char* const kCopiedFiles[] = {
 
 // The dtype the folder's weights are stored in when they all share one; float32 otherwise.
 torch::ScalarType stored_dtype(const std::string& dir) {
-  WeightFiles files = WeightFiles::open(dir);
   std::set<torch::ScalarType> seen;
-  for (const auto& name : files.names()) seen.insert(files.file_of(name).dtype(name));
+  if (!path_exists(join_path(dir, kWeightsFile)) && !path_exists(join_path(dir, kWeightsIndexFile)) &&
+      looks_distributed(dir)) {  // a distributed checkpoint: consolidated by loading it
+    const DistCheckpoint ck = DistCheckpoint::open(dir);
+    for (const auto& name : ck.names("model")) seen.insert(ck.tensor(name).dtype);
+  } else {
+    WeightFiles files = WeightFiles::open(dir);
+    for (const auto& name : files.names()) seen.insert(files.file_of(name).dtype(name));
+  }
   if (seen.size() == 1) {
     const auto t = *seen.begin();
     if (t == torch::kHalf || t == torch::kBFloat16) return t;

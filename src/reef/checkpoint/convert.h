@@ -3,7 +3,8 @@
 // would, without Python. The weights are loaded into a model built directly in the target dtype
 // (peak memory near one copy of the model in that dtype) and written with Hugging Face names;
 // config.json is the source's with its dtype updated, and generation_config.json, the tokenizer
-// files and the chat template are copied byte for byte. With an adapter, a PEFT LoRA adapter
+// files and the chat template are copied byte for byte. A distributed training checkpoint
+// (checkpoint/dist_checkpoint.h) is consolidated this way into one folder. With an adapter, a PEFT LoRA adapter
 // folder is merged into the weights first (as peft's merge_and_unload), so the result is a plain
 // model folder.
 #pragma once

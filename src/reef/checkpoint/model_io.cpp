@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -11,6 +12,7 @@
 #include "reef/base/files.h"
 #include "reef/base/json_file.h"
 #include "reef/base/strings.h"
+#include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/checkpoint/safetensors.h"
 #include "reef/checkpoint/sharded.h"
 #include "reef/models/hf_config.h"
@@ -54,6 +56,10 @@ void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer*
                   "(save_adapter) instead of a model folder",
                   item.key());
   save_weights(dir, model_tensors(model), max_shard_bytes, {{"format", "pt"}});
+  save_model_config(dir, model, tokenizer);
+}
+
+void save_model_config(const std::string& dir, CausalLM& model, const Tokenizer* tokenizer) {
   nlohmann::json cfg = hf_config_json(model->config());
   auto params = model->parameters();
   if (!params.empty()) cfg["torch_dtype"] = hf_dtype_name(params.front().scalar_type());
@@ -77,13 +83,22 @@ bool loadable_dtype(torch::ScalarType t) {
 
 }  // namespace
 
-void load_model_weights(CausalLM& model, const std::string& path) {
-  WeightFiles files = WeightFiles::open(path);
-  const std::string& source = files.source();
-  auto where = [&](const std::string& name) {
-    return files.sharded() ? fmt::format("{} (shard {})", source, files.file_of(name).path())
-                           : source;
-  };
+namespace {
+
+// Where weights come from: the tensors of a model folder's files or of a distributed checkpoint.
+struct WeightSource {
+  std::string source;                // the file to name in messages
+  std::vector<std::string> names;    // every tensor
+  std::function<std::string(const std::string&)> where;  // the file holding a tensor, for messages
+  std::function<std::vector<int64_t>(const std::string&)> shape;
+  std::function<torch::ScalarType(const std::string&)> dtype;
+  std::function<torch::Tensor(const std::string&)> tensor;  // whole, for comparisons
+  std::function<void(const std::string&, torch::Tensor&)> copy_into;  // the tensor into a parameter
+};
+
+void load_from(CausalLM& model, const WeightSource& files) {
+  const std::string& source = files.source;
+  const auto& where = files.where;
   // Which file tensor fills each parameter: the model layer maps the Hub's spellings (e.g. GPT-2
   // without "transformer.") and names the buffers to skip; everything else must match exactly.
   std::map<std::string, std::string> tensor_of;  // parameter name -> tensor name in the files
@@ -92,7 +107,7 @@ void load_model_weights(CausalLM& model, const std::string& path) {
   // it equals the embedding; a different head is an error, never silently dropped.
   std::string tied_head;
   const bool tied = model->config().tie_embeddings;
-  for (const auto& name : files.names()) {
+  for (const auto& name : files.names) {
     std::string param = hf_parameter_name(model->config(), name);
     if (param.empty()) continue;
     if (tied && param == "lm_head.weight") {
@@ -122,14 +137,15 @@ void load_model_weights(CausalLM& model, const std::string& path) {
     auto found = tensor_of.find(param);
     if (found == tensor_of.end()) fail("{}: missing tensor '{}'", source, param);
     const std::string& name = found->second;
-    const auto& e = files.file_of(name).entry(name);
+    const auto shape = files.shape(name);
+    const auto dtype = files.dtype(name);
     const auto& p = item.value();
-    if (!c10::IntArrayRef(e.shape).equals(p.sizes()))
+    if (!c10::IntArrayRef(shape).equals(p.sizes()))
       fail("{}: tensor '{}' has shape {} but the model expects {}", where(name), name,
-           c10::str(c10::IntArrayRef(e.shape)), c10::str(p.sizes()));
-    if (!loadable_dtype(e.dtype))
+           c10::str(c10::IntArrayRef(shape)), c10::str(p.sizes()));
+    if (!loadable_dtype(dtype))
       fail("{}: tensor '{}' has dtype {}; model weights load from F32, F16, BF16 or F64",
-           where(name), name, safetensors_dtype_name(e.dtype));
+           where(name), name, safetensors_dtype_name(dtype));
     if (!torch::isFloatingType(p.scalar_type()))
       fail("{}: parameter '{}' has dtype {}, not a floating type", source, param,
            c10::toString(p.scalar_type()));
@@ -137,19 +153,60 @@ void load_model_weights(CausalLM& model, const std::string& path) {
   for (const auto& [param, name] : tensor_of)
     if (!wanted.count(param))
       fail("{}: tensor '{}' is not a parameter of this model", where(name), name);
+  torch::NoGradGuard ng;
+  for (auto& item : params) files.copy_into(tensor_of.at(item.key()), item.value());
+}
+
+}  // namespace
+
+void load_model_weights(CausalLM& model, const std::string& path) {
+  if (is_directory(path) && !path_exists(join_path(path, kWeightsFile)) &&
+      !path_exists(join_path(path, kWeightsIndexFile)) && looks_distributed(path))
+    return load_model_weights(model, DistCheckpoint::open(path));
+  WeightFiles files = WeightFiles::open(path);
+  WeightSource src;
+  src.source = files.source();
+  src.names = files.names();
+  src.where = [&](const std::string& name) {
+    return files.sharded() ? fmt::format("{} (shard {})", files.source(), files.file_of(name).path())
+                           : files.source();
+  };
+  src.shape = [&](const std::string& name) { return files.file_of(name).entry(name).shape; };
+  src.dtype = [&](const std::string& name) { return files.file_of(name).entry(name).dtype; };
+  src.tensor = [&](const std::string& name) { return files.tensor(name); };
   // One tensor at a time: a view into the mapped file, converted by copy_ into the parameter,
   // whose file pages are then dropped so that the mapping never adds a second copy to RSS.
-  torch::NoGradGuard ng;
-  for (auto& item : params) {
-    const std::string& name = tensor_of.at(item.key());
+  src.copy_into = [&](const std::string& name, torch::Tensor& param) {
     const SafetensorsFile& file = files.file_of(name);
     torch::Tensor view = file.tensor(name);
-    item.value().copy_(view);
+    param.copy_(view);
     // Only a view into the mapping (tensor() copies unaligned data instead).
     const auto* p = static_cast<const uint8_t*>(view.data_ptr());
     if (p >= file.data() && p + view.nbytes() <= file.data() + file.data_size())
       release_mapped_pages(p, view.nbytes());
-  }
+  };
+  load_from(model, src);
+}
+
+void load_model_weights(CausalLM& model, const DistCheckpoint& ck) {
+  WeightSource src;
+  src.source = ck.index_path();
+  src.names = ck.names("model");
+  src.where = [&](const std::string& name) {
+    std::string files;
+    for (const auto& p : ck.tensor(name).pieces)
+      if (files.find(p.file) == std::string::npos) files += (files.empty() ? "" : ", ") + p.file;
+    return fmt::format("{} ({})", ck.index_path(), files);
+  };
+  src.shape = [&](const std::string& name) { return ck.tensor(name).shape; };
+  src.dtype = [&](const std::string& name) { return ck.tensor(name).dtype; };
+  src.tensor = [&](const std::string& name) {
+    return ck.read(name, TensorSlice::whole(ck.tensor(name).shape));
+  };
+  src.copy_into = [&](const std::string& name, torch::Tensor& param) {
+    ck.read_into(name, TensorSlice::whole(ck.tensor(name).shape), param);  // pages released per piece
+  };
+  load_from(model, src);
 }
 
 CausalLM load_model_folder(const std::string& dir, const torch::Device& device,

@@ -17,6 +17,8 @@
 
 namespace reef {
 
+class DistCheckpoint;
+
 // The tensors a checkpoint holds: the model's named parameters (HF names), detached.
 std::vector<std::pair<std::string, torch::Tensor>> model_tensors(CausalLM& model);
 
@@ -32,9 +34,17 @@ std::string hf_dtype_name(torch::ScalarType dtype);
 void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer* tokenizer,
                        uint64_t max_shard_bytes = 0);
 
-// Loads the weights of folder `path` (model.safetensors, else the sharded index), or of a
-// .safetensors or .index.json path, into `model`, strictly; errors name the file and tensor.
+// config.json, generation_config.json and (if given) the tokenizer files of `model`, without
+// the weights (save_model_folder writes these too; distributed checkpoints write weights apart).
+void save_model_config(const std::string& dir, CausalLM& model, const Tokenizer* tokenizer);
+
+// Loads the weights of folder `path` (model.safetensors, else the sharded index, else a
+// distributed checkpoint's dist_checkpoint.json), or of a .safetensors or .index.json path,
+// into `model`, strictly; errors name the file and tensor.
 void load_model_weights(CausalLM& model, const std::string& path);
+// The same from the "model" tensors of a distributed checkpoint (checkpoint/dist_checkpoint.h),
+// each parameter read whole from the pieces that hold it.
+void load_model_weights(CausalLM& model, const DistCheckpoint& checkpoint);
 
 // Builds the model described by `<dir>/config.json` with parameters of `dtype` (created in that
 // dtype, so the peak is one copy of the model in it, not an fp32 copy first) and loads its

@@ -175,12 +175,15 @@ struct CheckpointConfig {
   int64_t every = 0;
   int64_t keep_last = 3;
   bool save_optimizer = true;
+  std::string layout = "auto";
 
   template <class V>
   void visit(V& v) {
     v("every", every, "save every N steps (and always at the end); 0 = only at the end");
     v("keep_last", keep_last, "keep the newest K checkpoints; 0 keeps all");
     v("save_optimizer", save_optimizer, "write optimizer.safetensors (needed to resume)");
+    v("layout", layout, "auto (distributed with several ranks), consolidated (one Hugging Face folder "
+                        "written by rank 0) or distributed (every rank writes its own pieces)");
   }
 };
 

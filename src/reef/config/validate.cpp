@@ -262,6 +262,7 @@ void check_optim(const OptimConfig& o, const Checker& c) {
 void check_checkpoint_and_logging(const Config& cfg, const Checker& c) {
   c.at_least<int64_t>("checkpoint.every", cfg.checkpoint.every, 0);
   c.at_least<int64_t>("checkpoint.keep_last", cfg.checkpoint.keep_last, 0);
+  c.one_of("checkpoint.layout", cfg.checkpoint.layout, {"auto", "consolidated", "distributed"});
   c.at_least<int64_t>("logging.every", cfg.logging.every, 1);
   c.one_of("logging.progress", cfg.logging.progress, {"auto", "on", "off"});
 }

@@ -1,6 +1,8 @@
 // Implementation of parallel/zero.h.
 #include "reef/parallel/zero.h"
 
+#include <algorithm>
+
 #include "reef/base/error.h"
 
 namespace reef {
@@ -111,6 +113,54 @@ void ZeroAdamW::load_state(const std::map<std::string, torch::Tensor>& full, int
     s->step(step);
     s->exp_avg(slice(avg));
     s->exp_avg_sq(slice(avg_sq));
+    state[g.local.unsafeGetTensorImpl()] = std::move(s);
+  }
+}
+
+std::vector<ZeroAdamW::LocalState> ZeroAdamW::local_state(int64_t* step) const {
+  std::vector<LocalState> out;
+  *step = 0;
+  const auto& state = opt_->state();
+  for (const auto& g : groups_) {
+    auto it = state.find(g.local.unsafeGetTensorImpl());
+    if (it == state.end()) return {};
+    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    *step = s.step();
+    const int64_t lo = offset(g), hi = lo + g.shard;
+    int64_t at = 0;  // the parameter's first element in the group's flat vector
+    for (const auto& [name, p] : g.params) {
+      const int64_t b = std::max(lo, at), e = std::min(hi, at + p.numel());
+      if (b < e)
+        out.push_back({name, p.sizes().vec(), b - at, e - b, s.exp_avg().narrow(0, b - lo, e - b),
+                       s.exp_avg_sq().narrow(0, b - lo, e - b)});
+      at += p.numel();
+    }
+  }
+  return out;
+}
+
+void ZeroAdamW::load_local_state(const FlatReader& read, int64_t step) {
+  auto& state = opt_->state();
+  state.clear();
+  if (step == 0) return;
+  torch::NoGradGuard ng;
+  for (auto& g : groups_) {
+    auto avg = torch::zeros({g.shard}, g.local.options().requires_grad(false));
+    auto avg_sq = torch::zeros({g.shard}, g.local.options().requires_grad(false));
+    const int64_t lo = offset(g), hi = lo + g.shard;
+    int64_t at = 0;
+    for (const auto& [name, p] : g.params) {
+      const int64_t b = std::max(lo, at), e = std::min(hi, at + p.numel());
+      if (b < e) {
+        avg.narrow(0, b - lo, e - b).copy_(read(name + ".exp_avg", b - at, e - b));
+        avg_sq.narrow(0, b - lo, e - b).copy_(read(name + ".exp_avg_sq", b - at, e - b));
+      }
+      at += p.numel();
+    }
+    auto s = std::make_unique<torch::optim::AdamWParamState>();
+    s->step(step);
+    s->exp_avg(avg);
+    s->exp_avg_sq(avg_sq);
     state[g.local.unsafeGetTensorImpl()] = std::move(s);
   }
 }

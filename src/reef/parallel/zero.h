@@ -2,12 +2,15 @@
 // parameters are seen as one flat vector split into equal slices (the last padded); a rank
 // keeps Adam moments for its slice only, updates that slice with libtorch's AdamW (the same
 // element-wise arithmetic as the unsharded optimizer) and all-gathers the updated slices
-// into every rank's parameters. Checkpoints hold the full state, gathered, under the same
-// names as the unsharded optimizer's, so a run resumes at any world size.
+// into every rank's parameters. Consolidated checkpoints hold the full state, gathered, under
+// the same names as the unsharded optimizer's; distributed ones (checkpoint/dist_checkpoint.h)
+// hold each rank's slices as flat ranges of those tensors (local_state / load_local_state), so
+// a run resumes at any world size either way.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +38,21 @@ class ZeroAdamW {
   std::vector<std::pair<std::string, torch::Tensor>> gather_state(int64_t* step);
   // Takes this rank's slice of a full state (as gather_state returns it); step 0: no state.
   void load_state(const std::map<std::string, torch::Tensor>& full, int64_t step);
+  // One parameter's part of this rank's slice: elements [begin, begin + length) of the
+  // flattened parameter, with views of the two moments over them ([length] each).
+  struct LocalState {
+    std::string param;
+    std::vector<int64_t> shape;  // the parameter's
+    int64_t begin = 0, length = 0;
+    torch::Tensor exp_avg, exp_avg_sq;
+  };
+  // This rank's slices, without communication; empty (and *step 0) before the first step.
+  std::vector<LocalState> local_state(int64_t* step) const;
+  // Reads elements [begin, begin + length) of the flattened tensor `name` ("<param>.exp_avg",
+  // "<param>.exp_avg_sq") as a [length] tensor.
+  using FlatReader = std::function<torch::Tensor(const std::string& name, int64_t begin, int64_t length)>;
+  // Takes this rank's slice through `read` (no communication); step 0: no state.
+  void load_local_state(const FlatReader& read, int64_t step);
   // Elements of the optimizer state this rank holds per moment (all groups).
   int64_t local_state_elements() const;
 

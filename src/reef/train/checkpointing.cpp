@@ -6,10 +6,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/hash.h"
+#include "reef/base/log.h"
+#include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/checkpoint/safetensors.h"
 
@@ -56,7 +63,95 @@ int64_t step_of(const std::string& name) {
   return std::stoll(n);
 }
 
+nlohmann::json trainer_state_json(const TrainerState& state, const Config& cfg, int64_t opt_step,
+                                  bool has_optimizer, const nlohmann::json& files) {
+  return {
+      {"format_version", kFormatVersion},
+      {"step", state.step},
+      {"tokens_seen", state.tokens_seen},
+      {"data", {{"consumed_samples", state.consumed_samples},
+                {"fingerprint", state.data_fingerprint},
+                {"spec", state.data_spec}}},
+      {"rng", {{"torch_cpu", state.rng_cpu_hex}}},
+      {"scheduler", {{"lr", state.lr}, {"max_steps", cfg.train.max_steps}}},
+      {"optimizer_step", opt_step},
+      {"has_optimizer", has_optimizer},
+      {"files", files},
+  };
+}
+
+// Renames the finished `tmp` folder to `final_dir` and keeps the newest `keep_last` of `root`.
+void publish(const std::string& root, const std::string& tmp, const std::string& final_dir,
+             int64_t keep_last) {
+  fsync_dir(tmp);
+  if (path_exists(final_dir)) remove_all(final_dir);  // re-saving the same step after a resume
+  rename_path(tmp, final_dir);
+  fsync_dir(root);
+  if (keep_last > 0) {
+    std::vector<std::pair<int64_t, std::string>> all;
+    for (const auto& e : list_dir(root))
+      if (step_of(e) >= 0) all.emplace_back(step_of(e), e);
+    std::sort(all.begin(), all.end());
+    for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i)
+      remove_all(join_path(root, all[i].second));
+  }
+  // Leftovers of writers that were killed mid-save.
+  for (const auto& e : list_dir(root))
+    if (e.rfind(".tmp-", 0) == 0) remove_all(join_path(root, e));
+}
+
+// Resets the kernel's record of this process's peak RSS (Linux: /proc/self/clear_refs "5"), so
+// that peak_rss_mb() then reports the peak since; false where that is not possible.
+bool reset_peak_rss() {
+  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  const bool ok = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && ok;
+}
+
+// A "Vm...:" figure of /proc/self/status in MB (VmHWM: peak RSS, VmRSS: current); 0 if unknown.
+double proc_status_mb(const char* key) {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double kb = 0;
+  const size_t n = std::strlen(key);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, key, n) == 0 && line[n] == ':') {
+      kb = std::atof(line + n + 1);
+      break;
+    }
+  std::fclose(f);
+  return kb / 1024.0;
+}
+
 }  // namespace
+
+std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimizer* optimizer,
+                                     const Tokenizer& tokenizer, const TrainerState& state,
+                                     ProcessGroup* pg, const CheckpointWeightsWriter& write_weights) {
+  const bool distributed =
+      !write_weights && writes_distributed_checkpoints(cfg.checkpoint, pg ? pg->size() : 1);
+  const double rss_before = proc_status_mb("VmRSS");
+  const bool peak_known = reset_peak_rss();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string path;
+  if (distributed) {
+    path = save_distributed_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state,
+                                       cfg.checkpoint.keep_last, pg);
+  } else {
+    if (optimizer) optimizer->gather_state();  // ZeRO: every rank takes part
+    if (!pg || pg->rank() == 0)
+      path = save_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state, cfg.checkpoint.keep_last,
+                             write_weights);
+    if (optimizer) optimizer->release_gathered_state();
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log_info("checkpoint {} ({}) saved in {:.3f} s; RSS {:.1f} MB before, peak {} during the save", path,
+           distributed ? "distributed" : "consolidated", s, rss_before,
+           peak_known ? fmt::format("{:.1f} MB", proc_status_mb("VmHWM")) : std::string("unknown"));
+  return path;
+}
 
 std::string capture_rng_state() {
   auto gen = at::detail::getDefaultCPUGenerator();
@@ -104,37 +199,72 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
   names.push_back("config.yaml");
   for (const auto& n : names) files[n] = file_digest(join_path(tmp, n));
 
-  nlohmann::json st = {
-      {"format_version", kFormatVersion},
-      {"step", state.step},
-      {"tokens_seen", state.tokens_seen},
-      {"data", {{"consumed_samples", state.consumed_samples},
-                {"fingerprint", state.data_fingerprint},
-                {"spec", state.data_spec}}},
-      {"rng", {{"torch_cpu", state.rng_cpu_hex}}},
-      {"scheduler", {{"lr", state.lr}, {"max_steps", cfg.train.max_steps}}},
-      {"optimizer_step", opt_step},
-      {"has_optimizer", optimizer != nullptr},
-      {"files", files},
-  };
+  nlohmann::json st = trainer_state_json(state, cfg, opt_step, optimizer != nullptr, files);
   write_file_atomic(join_path(tmp, "trainer_state.json"), st.dump(2));
-  fsync_dir(tmp);
+  publish(root, tmp, final_dir, keep_last);
+  return final_dir;
+}
 
-  if (path_exists(final_dir)) remove_all(final_dir);  // re-saving the same step after a resume
-  rename_path(tmp, final_dir);
-  fsync_dir(root);
+bool writes_distributed_checkpoints(const CheckpointConfig& c, int world_size) {
+  return c.layout == "distributed" || (c.layout == "auto" && world_size > 1);
+}
 
-  if (keep_last > 0) {
-    std::vector<std::pair<int64_t, std::string>> all;
-    for (const auto& e : list_dir(root))
-      if (step_of(e) >= 0) all.emplace_back(step_of(e), e);
-    std::sort(all.begin(), all.end());
-    for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i)
-      remove_all(join_path(root, all[i].second));
+std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
+                                        Optimizer* optimizer, const Tokenizer& tokenizer,
+                                        const Config& cfg, const TrainerState& state,
+                                        int64_t keep_last, ProcessGroup* pg) {
+  const int rank = pg ? pg->rank() : 0, world = pg ? pg->size() : 1;
+  const std::string root = join_path(run_dir, "checkpoints");
+  const std::string name = "step_" + std::to_string(state.step);
+  const std::string final_dir = join_path(root, name);
+  // One temp folder for all ranks (they share the file system), created by rank 0.
+  const std::string tmp = join_path(root, ".tmp-" + name + "-dist");
+
+  // Model parameters: whole tensors, spread over the ranks by size.
+  const auto tensors = model_tensors(model);
+  std::vector<uint64_t> bytes;
+  for (const auto& [n, t] : tensors) bytes.push_back(t.nbytes());
+  const std::vector<int> owner = balance_owners(bytes, world);
+  std::vector<LocalPiece> pieces;
+  std::map<std::string, int> owner_of;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& [n, t] = tensors[i];
+    owner_of[n] = owner[i];
+    if (owner[i] == rank) pieces.push_back({n, "model", t.sizes().vec(), TensorSlice::whole(t.sizes().vec()), t});
   }
-  // Leftovers of writers that were killed mid-save.
-  for (const auto& e : list_dir(root))
-    if (e.rfind(".tmp-", 0) == 0) remove_all(join_path(root, e));
+  // Optimizer state: ZeRO-1 slices as flat ranges; replicated moments by the parameter's writer.
+  int64_t opt_step = 0;
+  if (optimizer) {
+    for (auto& sp : optimizer->local_state(&opt_step)) {
+      const std::string param = sp.name.substr(0, sp.name.rfind(".exp_avg"));
+      if (!optimizer->sharded() && owner_of.at(param) != rank) continue;
+      int64_t numel = 1;
+      for (int64_t d : sp.shape) numel *= d;
+      if (sp.begin == 0 && sp.length == numel)
+        pieces.push_back({sp.name, "optimizer", sp.shape, TensorSlice::whole(sp.shape), sp.data.view(sp.shape)});
+      else
+        pieces.push_back({sp.name, "optimizer", sp.shape, TensorSlice::flat_range(sp.begin, sp.length), sp.data});
+    }
+  }
+
+  if (rank == 0) {
+    make_dirs(root);
+    if (path_exists(tmp)) remove_all(tmp);
+    make_dirs(tmp);
+    save_model_config(tmp, model, &tokenizer);
+    write_file_atomic(join_path(tmp, "config.yaml"), config_to_yaml(cfg));
+    nlohmann::json files = nlohmann::json::object();
+    for (const char* n : {"config.json", "generation_config.json", "tokenizer.json",
+                          "tokenizer_config.json", "config.yaml"})
+      files[n] = file_digest(join_path(tmp, n));
+    nlohmann::json st = trainer_state_json(state, cfg, opt_step, optimizer != nullptr, files);
+    st["layout"] = "distributed";
+    write_file_atomic(join_path(tmp, "trainer_state.json"), st.dump(2));
+  }
+  if (pg) pg->barrier();  // the folder exists
+  save_dist_pieces(tmp, pieces, pg);  // every rank's file, then rank 0's index: written last
+  if (rank == 0) publish(root, tmp, final_dir, keep_last);
+  if (pg) pg->barrier();  // nobody moves on before the checkpoint is in place
   return final_dir;
 }
 
@@ -176,7 +306,14 @@ TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer*
         fail("corrupted checkpoint {}: {} checksum mismatch (xxh64 {} != {})", dir, name,
              got["xxh64"].get<std::string>(), want.at("xxh64").get<std::string>());
     }
-    if (load_weights) load_model_weights(model, dir);
+    const bool distributed = st.value("layout", "consolidated") == "distributed";
+    std::optional<DistCheckpoint> ck;
+    if (distributed) {
+      ck = DistCheckpoint::open(dir);  // the index, every file's size, every piece's header
+      if (load_weights) load_model_weights(model, *ck);
+    } else if (load_weights) {
+      load_model_weights(model, dir);
+    }
     TrainerState s;
     s.step = st.at("step").get<int64_t>();
     s.tokens_seen = st.at("tokens_seen").get<int64_t>();
@@ -190,8 +327,16 @@ TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer*
       if (!st.value("has_optimizer", false))
         fail("checkpoint {} has no optimizer state (checkpoint.save_optimizer was false); "
              "cannot resume training from it", dir);
-      auto t = load_safetensors(join_path(dir, "optimizer.safetensors"));
-      optimizer->load_state_tensors(t, s.optimizer_step);
+      if (ck) {  // only the parts this rank holds (ZeRO-1: its slices)
+        optimizer->load_local_state(
+            [&](const std::string& name, int64_t begin, int64_t length) {
+              return ck->read(name, TensorSlice::flat_range(begin, length));
+            },
+            s.optimizer_step);
+      } else {
+        auto t = load_safetensors(join_path(dir, "optimizer.safetensors"));
+        optimizer->load_state_tensors(t, s.optimizer_step);
+      }
     }
     return s;
   } catch (const nlohmann::json::exception& e) {

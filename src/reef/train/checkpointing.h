@@ -4,6 +4,11 @@
 // folder that is renamed into place, so a step_<N> folder is complete by construction; the
 // sizes and xxh64 of all files are recorded in trainer_state.json and checked at load, so a
 // truncated or corrupted checkpoint is an error, never a silent wrong resume.
+//
+// Runs on several ranks write distributed checkpoints instead (checkpoint.layout): each rank
+// writes its own pieces in parallel (checkpoint/dist_checkpoint.h) and nothing is gathered;
+// the folder holds rank-XXXXX.safetensors files and dist_checkpoint.json in place of
+// model.safetensors and optimizer.safetensors, beside the same config, tokenizer and state files.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -14,6 +19,7 @@
 #include <string>
 
 #include "reef/config/config.h"
+#include "reef/parallel/process_group.h"
 #include "reef/models/causal_lm.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/optim.h"
@@ -43,13 +49,41 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
                             const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
                             int64_t keep_last, const CheckpointWeightsWriter& write_weights = nullptr);
 
+// Whether a run of `world_size` ranks writes distributed checkpoints: checkpoint.layout
+// "distributed", or "auto" with several ranks.
+bool writes_distributed_checkpoints(const CheckpointConfig& c, int world_size);
+
+// A distributed checkpoint for `state.step`: a collective that every rank of `pg` (null: one
+// process) calls. Model parameters are whole tensors spread over the ranks by size (each rank
+// writes about 1/world of the weights); the optimizer state is each rank's own: its ZeRO-1
+// slices, or without ZeRO the moments of the parameters it writes. Rank 0 writes the config,
+// tokenizer, config.yaml and trainer_state.json, then (after every rank's file is in place)
+// the index, renames the folder into place and prunes to `keep_last`. Returns its path.
+std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
+                                        Optimizer* optimizer, const Tokenizer& tokenizer,
+                                        const Config& cfg, const TrainerState& state,
+                                        int64_t keep_last, ProcessGroup* pg);
+
+// What the trainer calls at a checkpoint step, on every rank: a distributed checkpoint when
+// writes_distributed_checkpoints(), otherwise the consolidated one (ZeRO-1 state gathered
+// from every rank, then written by rank 0 alone). `optimizer` null: no optimizer state. Logs
+// the time the save took and the peak RSS during it. Returns the folder ("" on ranks > 0 of a
+// consolidated save). `write_weights` (PEFT: the adapter files) always takes the consolidated
+// layout: the adapter and its optimizer state are small, and the base weights are not saved.
+std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimizer* optimizer,
+                                     const Tokenizer& tokenizer, const TrainerState& state,
+                                     ProcessGroup* pg,
+                                     const CheckpointWeightsWriter& write_weights = nullptr);
+
 // The newest step_<N> folder under <run_dir>/checkpoints, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 
 // Verifies every file against trainer_state.json, loads weights (and optimizer state if given)
 // and returns the trainer state. Throws naming the file that is missing, truncated or corrupt.
-// load_weights=false leaves the model as it is (a PEFT checkpoint: the adapter is loaded when it
-// is attached, the base weights come from the base model's folder).
+// Reads both layouts into any layout: from a distributed checkpoint a ZeRO-1 rank reads only
+// its own slices of the optimizer state. load_weights=false leaves the model as it is (a PEFT
+// checkpoint: the adapter is loaded when it is attached, the base weights come from the base
+// model's folder).
 TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer,
                              bool load_weights = true);
 

@@ -112,6 +112,34 @@ NamedParams Optimizer::state_tensors(int64_t* step) const {
   return out;
 }
 
+std::vector<Optimizer::StatePiece> Optimizer::local_state(int64_t* step) const {
+  std::vector<StatePiece> out;
+  if (zero_) {
+    for (auto& z : zero_->local_state(step)) {
+      out.push_back({z.param + ".exp_avg", z.shape, z.begin, z.length, z.exp_avg});
+      out.push_back({z.param + ".exp_avg_sq", z.shape, z.begin, z.length, z.exp_avg_sq});
+    }
+    return out;
+  }
+  for (auto& [name, t] : state_tensors(step)) {
+    auto flat = t.reshape({-1});
+    out.push_back({name, t.sizes().vec(), 0, flat.numel(), flat});
+  }
+  return out;
+}
+
+void Optimizer::load_local_state(const ZeroAdamW::FlatReader& read, int64_t step) {
+  if (zero_) return zero_->load_local_state(read, step);
+  std::map<std::string, torch::Tensor> full;
+  if (step > 0)
+    for (const auto& [name, p] : params_) {
+      if (!p.requires_grad()) continue;
+      for (const char* m : {".exp_avg", ".exp_avg_sq"})
+        full[name + m] = read(name + m, 0, p.numel()).view(p.sizes());
+    }
+  load_state_tensors(full, step);
+}
+
 void Optimizer::load_state_tensors(const std::map<std::string, torch::Tensor>& t, int64_t step) {
   if (zero_) return zero_->load_state(t, step);
   auto& state = opt_->state();

@@ -49,6 +49,18 @@ class Optimizer {
   void release_gathered_state() { gathered_.clear(); }  // back to 1/dp of the state in memory
   bool sharded() const { return zero_ != nullptr; }
   void load_state_tensors(const std::map<std::string, torch::Tensor>& t, int64_t step);
+  // For distributed checkpoints, without communication: the state this rank holds, as flat
+  // ranges [begin, begin + length) of the named moments ("<param>.exp_avg", ...; data
+  // [length]). ZeRO: this rank's slices; unsharded: every moment whole.
+  struct StatePiece {
+    std::string name;
+    std::vector<int64_t> shape;  // the moment's (the parameter's)
+    int64_t begin = 0, length = 0;
+    torch::Tensor data;
+  };
+  std::vector<StatePiece> local_state(int64_t* step) const;
+  // Reads what this rank holds through `read` (ZeRO: its slices only); step 0: no state.
+  void load_local_state(const ZeroAdamW::FlatReader& read, int64_t step);
   int64_t num_decay_params() const { return n_decay_; }
   int64_t num_no_decay_params() const { return n_no_decay_; }
 

@@ -309,19 +309,19 @@ TrainResult Trainer::run() {
     s.data_spec = data_spec_;
     s.rng_cpu_hex = capture_rng_state();
     s.lr = lr;
-    if (cfg_.checkpoint.save_optimizer) optimizer_->gather_state();  // ZeRO: every rank takes part
     if (pipeline_) {  // every rank sends its stage to rank 0, which writes the whole checkpoint
+      if (cfg_.checkpoint.save_optimizer) optimizer_->gather_state();  // ZeRO: every rank takes part
       res.last_checkpoint = save_pipeline_checkpoint(cfg_.run.dir, *pipeline_,
                                                      cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr,
                                                      tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
       return optimizer_->release_gathered_state();
     }
-    if (!writes_files_) return optimizer_->release_gathered_state();
+    // Every rank: distributed checkpoints, or the ZeRO-1 gather for rank 0's consolidated one.
     CheckpointWeightsWriter write_adapter;
     if (peft_) write_adapter = [this](const std::string& dir) { return peft_->save(dir, model_); };
-    res.last_checkpoint = save_checkpoint(cfg_.run.dir, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr,
-                                          tokenizer_, cfg_, s, cfg_.checkpoint.keep_last, write_adapter);
-    optimizer_->release_gathered_state();
+    res.last_checkpoint = save_training_checkpoint(
+        cfg_, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr, tokenizer_, s, pg_.get(),
+        write_adapter);
   };
 
   if (!resumed_ && tc.eval_every > 0) {
