@@ -18,7 +18,7 @@ void add_convert(CLI::App& app, Runs& runs) {
       "convert", "rewrite a model folder in another dtype or shard size (Hugging Face layout)");
   auto o = std::make_shared<ConvertOptions>();
   auto shard = std::make_shared<std::string>();
-  cmd->add_option("--model,-m", o->model_dir, "source model folder (Hugging Face or Reef)")
+  cmd->add_option("--model,-m", o->model_dir, "source model folder (Hugging Face or Reef), or run folder (newest checkpoint)")
       ->required();
   cmd->add_option("--out,-o", o->out_dir, "the folder to write (a temp folder is renamed into place)")
       ->required();
@@ -35,6 +35,7 @@ void add_convert(CLI::App& app, Runs& runs) {
   cmd->callback([&runs, o, shard] {
     runs.push_back([o, shard] {
       if (!shard->empty()) o->max_shard_bytes = parse_byte_size(*shard, "--max-shard-size");
+      o->model_dir = resolve_model_dir(o->model_dir);
       ConvertResult r = convert_model_folder(*o);
       if (!o->adapter_dir.empty()) log_info("merged the LoRA adapter {}", o->adapter_dir);
       log_info("wrote {}: {} parameters as {} ({:.1f} MB) in {} file(s); copied {} file(s)",
