@@ -24,17 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::map<int64_t, double> read_losses(const std::string& path) {
-  std::map<int64_t, double> out;
-  std::istringstream in(read_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out[j["step"].get<int64_t>()] = j["loss"].get<double>();
-  }
-  return out;
-}
-
 // 6 steps of a global batch of 8 sequences (4 x 2 accumulated), checkpoints at steps 3 and 6.
 std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& run,
                                        std::vector<std::string> extra = {}) {
@@ -49,12 +38,6 @@ std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std
   return a;
 }
 
-std::vector<std::string> launch(int nproc, std::vector<std::string> cmd) {
-  std::vector<std::string> a = {"launch", "--nproc-per-node", std::to_string(nproc), "--", "reef"};
-  a.insert(a.end(), cmd.begin(), cmd.end());
-  return a;
-}
-
 // A run folder holding only `from`'s step_3 checkpoint, to resume.
 std::string run_with_step3(const std::string& from, const std::string& to) {
   fs::create_directories(to + "/checkpoints");
@@ -64,7 +47,7 @@ std::string run_with_step3(const std::string& from, const std::string& to) {
 
 // Steps 4..6 of `got` equal `want`'s within `rel` (0: exactly).
 void expect_next_losses(const std::string& want, const std::string& got, double rel) {
-  auto a = read_losses(want + "/metrics.jsonl"), b = read_losses(got + "/metrics.jsonl");
+  auto a = testing::metric_by_step(want + "/metrics.jsonl"), b = testing::metric_by_step(got + "/metrics.jsonl");
   for (int64_t s = 4; s <= 6; ++s) {
     ASSERT_TRUE(a.count(s) && b.count(s)) << "step " << s << " in " << want << " / " << got;
     if (rel == 0) EXPECT_EQ(b[s], a[s]) << "loss at step " << s << " of " << got;
@@ -90,7 +73,7 @@ class DistCheckpointRun : public ::testing::Test {
     write_file_atomic(*dir_ / "train.txt", text);
     // The same ZeRO-1 run twice: pieces per rank (auto with 2 ranks) and the gathered layout.
     for (const auto& [run, layout] : {std::pair<std::string, std::string>{"zero", "auto"}, {"zero-cons", "consolidated"}}) {
-      auto r = testing::run_reef(launch(2, pretrain_args(*dir_, *dir_ / run,
+      auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, *dir_ / run,
                                                          {"parallel.zero=1", "checkpoint.layout=" + layout})));
       ASSERT_EQ(r.exit_code, 0) << r.output;
     }
@@ -152,12 +135,12 @@ TEST_F(DistCheckpointRun, ResumesOnOneProcessAndOnTwoRanksWithAndWithoutZero) {
   const std::string zero = *dir_ / "zero";
   // Same layout: the uninterrupted run's losses exactly.
   std::string run = run_with_step3(zero, *dir_ / "r-zero2");
-  auto r = testing::run_reef(launch(2, pretrain_args(*dir_, run, {"parallel.zero=1", "--resume"})));
+  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=1", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_next_losses(zero, run, 0);
   // dp=2 without ZeRO, and one process: the same within float rounding of the reductions.
   run = run_with_step3(zero, *dir_ / "r-dp2");
-  r = testing::run_reef(launch(2, pretrain_args(*dir_, run, {"--resume"})));
+  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_next_losses(zero, run, 1e-6);
   run = run_with_step3(zero, *dir_ / "r-one");
@@ -175,7 +158,7 @@ TEST_F(DistCheckpointRun, ResumesOnOneProcessAndOnTwoRanksWithAndWithoutZero) {
 
 TEST_F(DistCheckpointRun, PlainDataParallelSplitsWholeTensorsAndResumesWithZero) {
   const std::string dp = *dir_ / "dp";
-  auto r = testing::run_reef(launch(2, pretrain_args(*dir_, dp)));
+  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, dp)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto index = nlohmann::json::parse(read_file(dp + "/checkpoints/step_3/dist_checkpoint.json"));
   std::map<std::string, int> per_file;
@@ -191,11 +174,11 @@ TEST_F(DistCheckpointRun, PlainDataParallelSplitsWholeTensorsAndResumesWithZero)
   }
   EXPECT_EQ(per_file.size(), 2u);
   std::string run = run_with_step3(dp, *dir_ / "dp-r-zero");
-  r = testing::run_reef(launch(2, pretrain_args(*dir_, run, {"parallel.zero=1", "--resume"})));
+  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=1", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_next_losses(dp, run, 1e-6);
   run = run_with_step3(dp, *dir_ / "dp-r-dp");
-  r = testing::run_reef(launch(2, pretrain_args(*dir_, run, {"--resume"})));
+  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_next_losses(dp, run, 0);
 }

@@ -18,16 +18,6 @@ namespace {
 
 using testing::run_reef;
 
-std::vector<double> losses(const std::string& metrics) {
-  std::vector<double> out;
-  std::istringstream in(read_file(metrics));
-  for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
-  }
-  return out;
-}
-
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   std::vector<nlohmann::json> out;
   std::istringstream in(read_file(path));
@@ -109,7 +99,7 @@ TEST_F(FinetuneCli, LoraResumeGivesTheSameLosses) {
                                          "optim.schedule=constant"};  // the lr must not depend on max_steps
   auto r = finetune(*dir_ / "lora_full", lora);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto want = losses(*dir_ / "lora_full/metrics.jsonl");
+  const auto want = testing::metric_by_step(*dir_ / "lora_full/metrics.jsonl");
   ASSERT_EQ(want.size(), 4u);
   EXPECT_TRUE(path_exists(*dir_ / "lora_full/checkpoints/step_4/adapter_config.json"));
 
@@ -123,9 +113,9 @@ TEST_F(FinetuneCli, LoraResumeGivesTheSameLosses) {
     return v;
   }());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto got = losses(*dir_ / "lora_resumed/metrics.jsonl");
+  const auto got = testing::metric_by_step(*dir_ / "lora_resumed/metrics.jsonl");
   ASSERT_EQ(got.size(), 4u);
-  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << "step " << i + 1;
+  for (const auto& [step, loss] : want) EXPECT_EQ(got.at(step), loss) << "step " << step;
 
   // Resuming with another adapter shape is refused, naming the key.
   auto other = lora;

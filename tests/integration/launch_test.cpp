@@ -22,17 +22,6 @@
 namespace reef {
 namespace {
 
-std::map<int64_t, double> read_losses(const std::string& path) {
-  std::map<int64_t, double> out;
-  std::istringstream in(read_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out[j["step"].get<int64_t>()] = j["loss"].get<double>();
-  }
-  return out;
-}
-
 // A small pretraining: 6 steps of a global batch of 8 sequences (4 x 2 accumulated).
 std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& run,
                                        std::vector<std::string> extra = {}) {
@@ -53,12 +42,6 @@ void write_corpus(const testing::ScratchDir& dir) {
   write_file_atomic(dir / "train.txt", text);
 }
 
-std::vector<std::string> launch(int nproc, std::vector<std::string> cmd) {
-  std::vector<std::string> a = {"launch", "--nproc-per-node", std::to_string(nproc), "--", "reef"};
-  a.insert(a.end(), cmd.begin(), cmd.end());
-  return a;
-}
-
 // The weights of a checkpoint folder in either layout (several ranks write distributed ones).
 std::map<std::string, torch::Tensor> model_weights(const std::string& dir) {
   if (path_exists(dir + "/model.safetensors")) return load_safetensors(dir + "/model.safetensors");
@@ -69,7 +52,7 @@ std::map<std::string, torch::Tensor> model_weights(const std::string& dir) {
 }
 
 void expect_same_run(const std::string& ref, const std::string& got, int64_t step) {
-  auto a = read_losses(ref + "/metrics.jsonl"), b = read_losses(got + "/metrics.jsonl");
+  auto a = testing::metric_by_step(ref + "/metrics.jsonl"), b = testing::metric_by_step(got + "/metrics.jsonl");
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), a.size());
   for (const auto& [s, loss] : a) {
@@ -104,7 +87,7 @@ testing::ScratchDir* Launch::dir_ = nullptr;
 
 TEST_F(Launch, DataParallelOnTwoRanksEqualsOneProcess) {
   const std::string run = *dir_ / "dp2";
-  auto r = testing::run_reef(launch(2, pretrain_args(*dir_, run)));
+  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("[rank 0] "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("parallel: 2 ranks (torchrun environment, gloo backend), dp=2 zero=0"), std::string::npos)
@@ -115,7 +98,7 @@ TEST_F(Launch, DataParallelOnTwoRanksEqualsOneProcess) {
 
 TEST_F(Launch, ZeroOneOnTwoRanksEqualsOneProcessAndResumesInOne) {
   const std::string run = *dir_ / "zero";
-  auto r = testing::run_reef(launch(2, pretrain_args(*dir_, run, {"parallel.zero=1"})));
+  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=1"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", run, 6);
   // The step-3 checkpoint (each rank's pieces) resumes in one process.
@@ -134,14 +117,14 @@ TEST_F(Launch, MicroBatchSplitWhenAccumulationDoesNotDivide) {
   auto extra = std::vector<std::string>{"train.grad_accum=1", "train.micro_batch_size=8"};
   auto r = testing::run_reef(pretrain_args(*dir_, single, extra));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = testing::run_reef(launch(2, pretrain_args(*dir_, run, extra)));
+  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, extra)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(single, run, 6);
 }
 
 TEST_F(Launch, AKilledRankStopsTheOthersAndIsNamed) {
   const std::string run = *dir_ / "killed";
-  auto args = launch(2, pretrain_args(*dir_, run, {"train.max_steps=100000", "checkpoint.every=0",
+  auto args = testing::launch_args(2, pretrain_args(*dir_, run, {"train.max_steps=100000", "checkpoint.every=0",
                                                     "parallel.timeout_s=60"}));
   args.insert(args.begin(), testing::reef_bin());
   args.insert(args.begin() + 2, {"--grace-s", "5"});

@@ -22,17 +22,6 @@ namespace reef {
 namespace {
 
 // step -> value of `key` in metrics.jsonl
-std::map<int64_t, double> read_metric(const std::string& path, const std::string& key) {
-  std::map<int64_t, double> out;
-  std::istringstream in(read_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains(key)) out[j["step"].get<int64_t>()] = j[key].get<double>();
-  }
-  return out;
-}
-
 // 6 steps of a global batch of 8 sequences (2 x 4 accumulated), validation every 3 steps.
 std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& recipe,
                                        const std::string& run, std::vector<std::string> extra = {}) {
@@ -48,16 +37,10 @@ std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std
   return a;
 }
 
-std::vector<std::string> launch(int nproc, std::vector<std::string> cmd) {
-  std::vector<std::string> a = {"launch", "--nproc-per-node", std::to_string(nproc), "--", "reef"};
-  a.insert(a.end(), cmd.begin(), cmd.end());
-  return a;
-}
-
 // Losses of steps >= from and the step-`step` weights (if > 0) agree within 1e-5 relative.
 void expect_same_run(const std::string& ref, const std::string& got, int64_t step, int64_t from = 1) {
   for (const char* key : {"loss", "val_loss"}) {
-    auto a = read_metric(ref + "/metrics.jsonl", key), b = read_metric(got + "/metrics.jsonl", key);
+    auto a = testing::metric_by_step(ref + "/metrics.jsonl", key), b = testing::metric_by_step(got + "/metrics.jsonl", key);
     ASSERT_FALSE(a.empty()) << key;
     for (const auto& [s, v] : a) {
       if (s < from) continue;
@@ -106,12 +89,12 @@ testing::ScratchDir* PipelineRun::dir_ = nullptr;
 TEST_F(PipelineRun, LlamaOnTwoStagesEqualsOneProcessAndResumesInOne) {
   const std::string ref = single("recipes/llama-tiny.yaml");
   const std::string run = *dir_ / "llama-pp2";
-  auto r = testing::run_reef(launch(2, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2"})));
+  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("pipeline: 2 stages, decoder layers [0, 2) [2, 3)"), std::string::npos) << r.output;
   expect_same_run(ref, run, 6);
   // Activations and gradients crossed between the stages: [2, 32, 64] float32 per micro-batch.
-  auto sent = read_metric(run + "/metrics.jsonl", "comm_send_bytes");
+  auto sent = testing::metric_by_step(run + "/metrics.jsonl", "comm_send_bytes");
   ASSERT_TRUE(sent.count(1));
   EXPECT_EQ(sent[1], 4 * 2 * 32 * 64 * 4) << "rank 0 (stage 0) sends 4 micro-batches' activations";
 
@@ -123,7 +106,7 @@ TEST_F(PipelineRun, LlamaOnTwoStagesEqualsOneProcessAndResumesInOne) {
   r = testing::run_reef(pretrain_args(*dir_, "recipes/llama-tiny.yaml", resumed, {"--resume"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from " + resumed + "/checkpoints/step_3 at step 3"), std::string::npos) << r.output;
-  const auto resumed_losses = read_metric(resumed + "/metrics.jsonl", "loss");
+  const auto resumed_losses = testing::metric_by_step(resumed + "/metrics.jsonl", "loss");
   ASSERT_FALSE(resumed_losses.empty());
   EXPECT_EQ(resumed_losses.begin()->first, 4) << "only the resumed steps ran";
   expect_same_run(ref, resumed, 6, 4);
@@ -136,10 +119,10 @@ TEST_F(PipelineRun, SingleProcessCheckpointResumesOnTwoStages) {
   std::filesystem::copy(ref + "/checkpoints/step_3", run + "/checkpoints/step_3",
                         std::filesystem::copy_options::recursive);
   auto r = testing::run_reef(
-      launch(2, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "--resume"})));
+      testing::launch_args(2, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from " + run + "/checkpoints/step_3 at step 3"), std::string::npos) << r.output;
-  const auto resumed_losses = read_metric(run + "/metrics.jsonl", "loss");
+  const auto resumed_losses = testing::metric_by_step(run + "/metrics.jsonl", "loss");
   ASSERT_FALSE(resumed_losses.empty());
   EXPECT_EQ(resumed_losses.begin()->first, 4) << "only the resumed steps ran";
   expect_same_run(ref, run, 6, 4);
@@ -148,7 +131,7 @@ TEST_F(PipelineRun, SingleProcessCheckpointResumesOnTwoStages) {
 TEST_F(PipelineRun, Gpt2WithTiedEmbeddingsOnTwoStagesEqualsOneProcess) {
   const std::string ref = single("recipes/gpt2-tiny.yaml");
   const std::string run = *dir_ / "gpt2-pp2";
-  auto r = testing::run_reef(launch(2, pretrain_args(*dir_, "recipes/gpt2-tiny.yaml", run, {"parallel.pp=2"})));
+  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, "recipes/gpt2-tiny.yaml", run, {"parallel.pp=2"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(ref, run, 6);
 }
@@ -158,7 +141,7 @@ TEST_F(PipelineRun, DataParallelPipelinesWithZeroOnFourRanksEqualOneProcess) {
   const std::string ref = single("recipes/llama-tiny.yaml");
   const std::string run = *dir_ / "llama-dp2-pp2";
   auto r = testing::run_reef(
-      launch(4, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "parallel.zero=1"})));
+      testing::launch_args(4, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "parallel.zero=1"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(ref, run, 6);
 }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "reef/base/files.h"
@@ -22,20 +23,8 @@ namespace {
 constexpr double kTolerance = 1e-5;  // relative
 
 struct Metrics {
-  std::vector<double> loss;                 // per step
-  std::vector<std::pair<int, double>> val;  // (step, val_loss)
+  std::map<int64_t, double> loss, val;  // by step
 };
-
-Metrics read_metrics(const std::string& path) {
-  Metrics m;
-  std::istringstream in(read_file(path));
-  for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) m.loss.push_back(j["loss"].get<double>());
-    if (j.contains("val_loss")) m.val.emplace_back(j["step"].get<int>(), j["val_loss"].get<double>());
-  }
-  return m;
-}
 
 class FinetuneReference : public ::testing::Test {
  protected:
@@ -54,7 +43,8 @@ class FinetuneReference : public ::testing::Test {
     args.insert(args.end(), extra.begin(), extra.end());
     auto r = testing::run_reef(args);
     EXPECT_EQ(r.exit_code, 0) << r.output;
-    return read_metrics(run + "/metrics.jsonl");
+    return {testing::metric_by_step(run + "/metrics.jsonl", "loss"),
+            testing::metric_by_step(run + "/metrics.jsonl", "val_loss")};
   }
   static std::string dir_;
 };
@@ -72,11 +62,11 @@ TEST_F(FinetuneReference, LossesEqualTransformersAndPeft) {
                                                    "peft.prompt_init_text=Quiet river"});
   for (const Metrics* m : {&full, &unpacked, &lora, &prompt}) {
     ASSERT_GE(m->val.size(), 2u);
-    ASSERT_EQ(m->val.front().first, 0);
+    ASSERT_EQ(m->val.begin()->first, 0);
   }
   ASSERT_EQ(full.loss.size(), 3u);
-  EXPECT_LT(full.loss.back(), full.loss.front());  // it learns
-  EXPECT_LT(lora.loss.back(), lora.loss.front());
+  EXPECT_LT(full.loss.rbegin()->second, full.loss.begin()->second);  // it learns
+  EXPECT_LT(lora.loss.rbegin()->second, lora.loss.begin()->second);
 
   // What transformers / peft say, each conversation run alone.
   nlohmann::json jobs = nlohmann::json::array();
@@ -103,12 +93,12 @@ TEST_F(FinetuneReference, LossesEqualTransformersAndPeft) {
   };
   const double base = want[0]["val_loss"].get<double>();
   EXPECT_GT(want[0]["targets"].get<int>(), 100);
-  near(full.val.front().second, base, "packed validation loss of the base model");
-  near(unpacked.val.front().second, base, "one-sample-per-row validation loss of the base model");
-  near(lora.val.front().second, base, "LoRA starts as the base (B = 0)");
-  near(full.val.back().second, want[1]["val_loss"].get<double>(), "fully fine-tuned model folder");
-  near(lora.val.back().second, want[2]["val_loss"].get<double>(), "LoRA adapter in peft");
-  near(prompt.val.back().second, want[3]["val_loss"].get<double>(), "prompt-tuning adapter in peft");
+  near(full.val.begin()->second, base, "packed validation loss of the base model");
+  near(unpacked.val.begin()->second, base, "one-sample-per-row validation loss of the base model");
+  near(lora.val.begin()->second, base, "LoRA starts as the base (B = 0)");
+  near(full.val.rbegin()->second, want[1]["val_loss"].get<double>(), "fully fine-tuned model folder");
+  near(lora.val.rbegin()->second, want[2]["val_loss"].get<double>(), "LoRA adapter in peft");
+  near(prompt.val.rbegin()->second, want[3]["val_loss"].get<double>(), "prompt-tuning adapter in peft");
   // The adapters really changed the model.
   EXPECT_GT(std::abs(want[2]["val_loss"].get<double>() - base), 1e-3);
   EXPECT_GT(std::abs(want[3]["val_loss"].get<double>() - base), 1e-3);

@@ -10,6 +10,10 @@
 
 #include <cstdlib>
 
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/hash.h"
@@ -167,6 +171,23 @@ ProcResult run_python(const std::vector<std::string>& args) {
   std::vector<std::string> argv{python_bin()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_process(argv, source_dir());
+}
+
+std::map<int64_t, double> metric_by_step(const std::string& metrics_path, const std::string& key) {
+  std::map<int64_t, double> out;
+  std::istringstream in(read_file(metrics_path));
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line);
+    if (j.contains(key)) out[j["step"].get<int64_t>()] = j[key].get<double>();
+  }
+  return out;
+}
+
+std::vector<std::string> launch_args(int nproc, const std::vector<std::string>& cmd) {
+  std::vector<std::string> a = {"launch", "--nproc-per-node", std::to_string(nproc), "--", "reef"};
+  a.insert(a.end(), cmd.begin(), cmd.end());
+  return a;
 }
 
 }  // namespace reef::testing

@@ -2,6 +2,8 @@
 // (venv) as a child process with captured output, and paths compiled in by CMake.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,6 +52,12 @@ bool try_wait_process(int pid, int* exit_code);
 // Concurrent callers wait on a lock instead of running it twice. Returns the folder; a failing
 // script is a test failure (fail() with its output) and leaves no cache entry.
 std::string cached_python_output(const std::string& script, const std::vector<std::string>& args);
+
+// The values of `key` in a run's metrics.jsonl, by step (records without the key skipped).
+std::map<int64_t, double> metric_by_step(const std::string& metrics_path, const std::string& key = "loss");
+
+// `reef launch --nproc-per-node N -- reef <cmd...>` as run_reef arguments.
+std::vector<std::string> launch_args(int nproc, const std::vector<std::string>& cmd);
 
 std::string source_dir();
 std::string reef_bin();

@@ -94,11 +94,7 @@ std::unique_ptr<Peft> attach_peft(CausalLM& model, const Config& cfg, const Toke
                                   const std::string& base_model, const std::string& resume_dir) {
   const PeftConfig& p = cfg.peft;
   if (p.method == "none") return nullptr;
-  const int64_t total = [&] {
-    int64_t n = 0;
-    for (const auto& t : model->parameters()) n += t.numel();
-    return n;
-  }();
+  const int64_t total = count_parameters(model->config());
   std::unique_ptr<Peft> out;
   if (p.method == "lora") {
     LoraConfig want = lora_config_of(p);
