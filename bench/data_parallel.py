@@ -10,27 +10,21 @@ On a machine with fewer free cores than ranks the ratio measures contention, not
   ~/.cache/reef/venv/bin/python bench/data_parallel.py [--reef build/bin/reef] [--steps 12]
       [--hidden 256] [--layers 4] [--threads 1]
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile
+import argparse, os, tempfile
 
-
-def run(cmd, cwd):
-    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if r.returncode != 0:
-        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout[-3000:]}")
+from reef_bench import DEFAULT_REEF, ROOT, median_tokens_per_s, run, step_rows
 
 
 def metrics(run_dir):
-    rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl")) if l.strip()]
-    rows = [r for r in rows if "loss" in r]
-    tps = statistics.median(r["tokens_per_s"] for r in rows[2:] or rows)
+    rows = step_rows(run_dir)
+    tps = median_tokens_per_s(rows)
     last = rows[-1]
     return tps, last.get("comm_all_reduce_bytes", 0), last.get("comm_all_gather_bytes", 0), last["loss"]
 
 
 def main():
     ap = argparse.ArgumentParser()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument("--reef", default=os.path.join(root, "build/bin/reef"))
+    ap.add_argument("--reef", default=DEFAULT_REEF)
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
@@ -50,14 +44,14 @@ def main():
         print(f"model hidden={a.hidden} layers={a.layers}, global batch 8 x 128 tokens, {a.steps} steps, "
               f"{a.threads} thread(s) per rank, {os.cpu_count()} cores")
         d1 = os.path.join(tmp, "one")
-        run([a.reef] + base + [f"run.dir={d1}"], root)
+        run([a.reef] + base + [f"run.dir={d1}"], ROOT)
         tps1, _, _, loss1 = metrics(d1)
         print(f"{'layout':<14}{'ranks':>6}{'tokens/s':>12}{'vs 1 rank':>11}{'all-reduce MB/step':>20}"
               f"{'all-gather MB/step':>20}{'final loss':>12}")
         print(f"{'single':<14}{1:>6}{tps1:>12.0f}{1.0:>11.2f}{0:>20.2f}{0:>20.2f}{loss1:>12.5f}")
         for name, extra in [("dp=2", []), ("dp=2 zero=1", ["parallel.zero=1"])]:
             d = os.path.join(tmp, name.replace(" ", "_").replace("=", ""))
-            run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base + extra + [f"run.dir={d}"], root)
+            run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base + extra + [f"run.dir={d}"], ROOT)
             tps, ar, ag, loss = metrics(d)
             print(f"{name:<14}{2:>6}{tps:>12.0f}{tps / tps1:>11.2f}{ar / 1e6:>20.2f}{ag / 1e6:>20.2f}{loss:>12.5f}")
 

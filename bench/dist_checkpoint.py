@@ -15,22 +15,16 @@ it (rank 0; both ranks gather in the consolidated layout), and the ratios old / 
   ~/.cache/reef/venv/bin/python bench/dist_checkpoint.py [--reef build/bin/reef] [--steps 3]
       [--hidden 512] [--layers 8]
 """
-import argparse, os, re, statistics, subprocess, sys, tempfile
+import argparse, os, re, statistics, sys, tempfile
+
+from reef_bench import DEFAULT_REEF, ROOT, run
 
 LINE = re.compile(r"checkpoint (\S+) \((\w+)\) saved in ([0-9.]+) s; RSS ([0-9.]+) MB before, peak ([0-9.]+) MB")
 
 
-def run(cmd, cwd):
-    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if r.returncode != 0:
-        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout[-3000:]}")
-    return r.stdout
-
-
 def main():
     ap = argparse.ArgumentParser()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument("--reef", default=os.path.join(root, "build/bin/reef"))
+    ap.add_argument("--reef", default=DEFAULT_REEF)
     ap.add_argument("--steps", type=int, default=3, help="steps, each followed by a save")
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--layers", type=int, default=8)
@@ -48,8 +42,8 @@ def main():
         results = {}
         for layout in ("consolidated", "distributed"):
             d = os.path.join(tmp, layout)
-            out = run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base +
-                      [f"checkpoint.layout={layout}", f"run.dir={d}"], root)
+            out, _ = run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base +
+                      [f"checkpoint.layout={layout}", f"run.dir={d}"], ROOT)
             saves = [m for m in LINE.finditer(out) if m.group(2) == layout]
             if not saves:
                 sys.exit(f"no save lines for {layout} in the output:\n{out[-3000:]}")

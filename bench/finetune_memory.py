@@ -12,24 +12,14 @@ plus gradients and two AdamW moments (about 4x); LoRA holds the weights plus a s
   ~/.cache/reef/venv/bin/python bench/finetune_memory.py [--reef build/bin/reef] [--hidden 768]
       [--layers 8] [--steps 6] [--seq-len 256] [--batch 4] [--threads 2]
 """
-import argparse, json, os, re, statistics, subprocess, sys, tempfile
+import argparse, os, re, tempfile
 
-
-def run(cmd, cwd):
-    """Runs cmd to completion; returns (output, peak RSS in bytes) of that process alone."""
-    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = p.stdout.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.exit(f"failed ({code}): {' '.join(cmd)}\n{out[-3000:]}")
-    return out, usage.ru_maxrss * 1024  # Linux reports KiB
+from reef_bench import DEFAULT_REEF, ROOT, median_tokens_per_s, run, step_rows
 
 
 def main():
     ap = argparse.ArgumentParser()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument("--reef", default=os.path.join(root, "build/bin/reef"))
+    ap.add_argument("--reef", default=DEFAULT_REEF)
     ap.add_argument("--hidden", type=int, default=768)
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--steps", type=int, default=6)
@@ -46,8 +36,8 @@ def main():
              f"data.train_files=[{tmp}/text.txt]", "data.valid_files=[]", "train.eval_every=0",
              f"model.hidden_size={a.hidden}", f"model.n_layers={a.layers}", f"model.n_heads={heads}",
              f"model.n_kv_heads={heads}", f"model.max_seq_len={a.seq_len}", "data.seq_len=32",
-             "train.max_steps=1", "checkpoint.save_optimizer=false"] + common, root)
-        run([a.reef, "data", "synth", "--output", f"{tmp}/synth", "--train", "4000", "--test", "10"], root)
+             "train.max_steps=1", "checkpoint.save_optimizer=false"] + common, ROOT)
+        run([a.reef, "data", "synth", "--output", f"{tmp}/synth", "--train", "4000", "--test", "10"], ROOT)
         results = {}
         for method in ("none", "lora", "prompt_tuning"):
             extra = {"none": [], "lora": ["peft.lora_r=16", "peft.lora_alpha=32", "peft.target_modules=[all-linear]"],
@@ -56,9 +46,8 @@ def main():
                             f"data.train_files=[{tmp}/synth/train.jsonl]", f"data.seq_len={a.seq_len}",
                             f"train.max_steps={a.steps}", f"train.micro_batch_size={a.batch}",
                             "train.eval_every=0", "checkpoint.save_optimizer=false",
-                            f"peft.method={method}"] + extra + common, root)
-            rows = [json.loads(l) for l in open(f"{tmp}/{method}/metrics.jsonl") if l.strip()]
-            tps = statistics.median(r["tokens_per_s"] for r in rows[2:] or rows)
+                            f"peft.method={method}"] + extra + common, ROOT)
+            tps = median_tokens_per_s(step_rows(f"{tmp}/{method}"))
             m = re.search(r"peft: \S+ with (\d+) trainable parameters", out)
             p = re.search(r"with ([\d.]+)M parameters", out)
             total = float(p.group(1)) * 1e6 if p else float("nan")

@@ -13,27 +13,21 @@ cores than ranks the ratio measures contention, not scaling.
   ~/.cache/reef/venv/bin/python bench/pipeline_parallel.py [--reef build/bin/reef] [--steps 10]
       [--hidden 256] [--layers 4] [--accum 8] [--threads 1]
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile
+import argparse, os, tempfile
 
-
-def run(cmd, cwd):
-    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if r.returncode != 0:
-        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout[-3000:]}")
+from reef_bench import DEFAULT_REEF, ROOT, median_tokens_per_s, run, step_rows
 
 
 def metrics(run_dir):
-    rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl")) if l.strip()]
-    rows = [r for r in rows if "loss" in r]
-    tps = statistics.median(r["tokens_per_s"] for r in rows[2:] or rows)
+    rows = step_rows(run_dir)
+    tps = median_tokens_per_s(rows)
     last = rows[-1]
     return tps, last.get("comm_send_bytes", 0), last.get("comm_all_reduce_bytes", 0), last["loss"]
 
 
 def main():
     ap = argparse.ArgumentParser()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument("--reef", default=os.path.join(root, "build/bin/reef"))
+    ap.add_argument("--reef", default=DEFAULT_REEF)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
@@ -54,13 +48,13 @@ def main():
         print(f"model hidden={a.hidden} layers={a.layers}, global batch 2 x {a.accum} x 128 tokens, "
               f"{a.steps} steps, {a.threads} thread(s) per rank, {os.cpu_count()} cores")
         d1 = os.path.join(tmp, "one")
-        run([a.reef] + base + [f"run.dir={d1}"], root)
+        run([a.reef] + base + [f"run.dir={d1}"], ROOT)
         tps1, _, _, loss1 = metrics(d1)
         print(f"{'layout':<10}{'ranks':>6}{'tokens/s':>12}{'vs 1 rank':>11}{'sent MB/step':>14}"
               f"{'all-reduce B/step':>19}{'final loss':>12}")
         print(f"{'single':<10}{1:>6}{tps1:>12.0f}{1.0:>11.2f}{0:>14.3f}{0:>19.0f}{loss1:>12.5f}")
         d = os.path.join(tmp, "pp2")
-        run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base + ["parallel.pp=2", f"run.dir={d}"], root)
+        run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base + ["parallel.pp=2", f"run.dir={d}"], ROOT)
         tps, sent, ar, loss = metrics(d)
         print(f"{'pp=2':<10}{2:>6}{tps:>12.0f}{tps / tps1:>11.2f}{sent / 1e6:>14.3f}{ar:>19.0f}{loss:>12.5f}")
 
