@@ -149,7 +149,11 @@ torch::Tensor CausalLMImpl::lm_head_weight() const {
 }
 
 torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache) {
-  return torch::nn::functional::linear(hidden_states(input_ids, cache), lm_head_weight());
+  return head(hidden_states(input_ids, cache));
+}
+
+torch::Tensor CausalLMImpl::head(const torch::Tensor& h) {
+  return torch::nn::functional::linear(head_input_hook ? head_input_hook(h) : h, lm_head_weight());
 }
 
 bool CausalLMImpl::uses_aux_loss() const { return cfg_.n_experts > 0 && cfg_.output_router_logits; }
@@ -159,7 +163,7 @@ CausalLMImpl::TrainOutput CausalLMImpl::forward_train(const torch::Tensor& input
   if (input_ids.dim() != 2) fail("input_ids must be [B, T], got {} dims", input_ids.dim());
   std::vector<torch::Tensor> router_logits;
   auto h = model->forward(input_ids, nullptr, &router_logits);
-  auto logits = torch::nn::functional::linear(h, lm_head_weight());
+  auto logits = head(h);
   return {logits, load_balancing_loss(router_logits, cfg_.n_experts, cfg_.n_experts_per_tok)};
 }
 

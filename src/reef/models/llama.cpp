@@ -67,7 +67,7 @@ LlamaModelImpl::LlamaModelImpl(const ModelConfig& cfg) : rope_(rope_options(cfg)
 
 torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache,
                                       std::vector<torch::Tensor>* router_logits) {
-  auto h = embed_tokens(input_ids);  // [B, T, C]
+  auto h = embed_fn ? embed_fn(input_ids) : embed_tokens(input_ids);  // [B, T, C]
   if (embed_scale_ > 0) {
     // HF keeps the scale as a float32 tensor and casts it to the weights' dtype before the
     // multiply, so in bf16 it is the bf16-rounded sqrt(hidden_size).
