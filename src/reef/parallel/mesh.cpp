@@ -6,7 +6,6 @@
 namespace reef {
 
 Mesh resolve_mesh(const ParallelConfig& p, int world_size) {
-  if (p.tp > 1) usage_error("parallel.tp={}: tensor parallelism is not supported yet; use parallel.tp=1", p.tp);
   if (p.pp > 1) usage_error("parallel.pp={}: pipeline parallelism is not supported yet; use parallel.pp=1", p.pp);
   Mesh m;
   m.tp = static_cast<int>(p.tp);
@@ -25,6 +24,18 @@ Mesh resolve_mesh(const ParallelConfig& p, int world_size) {
                 "--nproc-per-node x --nnodes, or WORLD_SIZE); set parallel.dp=0 to take the world size",
                 m.dp, m.tp, m.pp, m.world_size(), world_size);
   return m;
+}
+
+std::vector<int> tp_group_ranks(const Mesh& m, int rank) {
+  std::vector<int> out;
+  for (int t = 0; t < m.tp; ++t) out.push_back(dp_rank_of(m, rank) * m.tp + t);
+  return out;
+}
+
+std::vector<int> dp_group_ranks(const Mesh& m, int rank) {
+  std::vector<int> out;
+  for (int d = 0; d < m.dp; ++d) out.push_back(d * m.tp + tp_rank_of(m, rank));
+  return out;
 }
 
 BatchShard shard_global_batch(int64_t micro_batch_size, int64_t grad_accum, int dp, int dp_rank) {

@@ -16,9 +16,18 @@ struct Mesh {
   int world_size() const { return dp * tp * pp; }
 };
 
-// parallel.dp=0 takes world / (tp * pp). Usage errors (naming the keys) when tp or pp is
-// above 1 (not supported yet) or dp * tp * pp differs from the world size.
+// parallel.dp=0 takes world / (tp * pp). Usage errors (naming the keys) when pp is above 1
+// (not supported yet) or dp * tp * pp differs from the world size.
 Mesh resolve_mesh(const ParallelConfig& p, int world_size);
+
+// Where a rank sits in the mesh: rank = dp_rank * tp + tp_rank, so a tensor-parallel group is
+// tp consecutive ranks (as Megatron's: on one node, where the bandwidth is) and a data-parallel
+// group the ranks with the same tp_rank.
+inline int tp_rank_of(const Mesh& m, int rank) { return rank % m.tp; }
+inline int dp_rank_of(const Mesh& m, int rank) { return rank / m.tp; }
+// The global ranks of `rank`'s tensor-parallel / data-parallel group, ascending.
+std::vector<int> tp_group_ranks(const Mesh& m, int rank);
+std::vector<int> dp_group_ranks(const Mesh& m, int rank);
 
 // One data-parallel rank's share of an optimizer step. The global batch is the config's
 // micro_batch_size * grad_accum whatever the world size: each rank takes a contiguous 1/dp of

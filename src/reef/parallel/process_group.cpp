@@ -9,11 +9,14 @@
 #define USE_C10D_GLOO
 #endif
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #if defined(REEF_WITH_CUDA) && defined(USE_C10D_NCCL)
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
+
+#include <algorithm>
 
 #include "reef/base/error.h"
 
@@ -26,6 +29,45 @@ namespace {
   if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
   fail("rank {}: {} failed (a peer rank exited, or no answer within parallel.timeout_s={}): {}",
        rank, what, timeout.count(), msg);
+}
+
+// The c10d backend (gloo or nccl) of `size` ranks meeting through `store`.
+c10::intrusive_ptr<c10d::Backend> make_backend(const c10::intrusive_ptr<c10d::Store>& store,
+                                               const std::string& backend, int rank, int size,
+                                               const std::string& master_addr,
+                                               const ProcessGroupOptions& opts) {
+  c10::intrusive_ptr<c10d::Backend> pg;
+  try {
+    if (backend == "gloo") {
+      auto o = c10d::ProcessGroupGloo::Options::create();
+      // Rank 0's address is reachable by every rank; on one machine loopback is enough.
+      const std::string host = master_addr == "127.0.0.1" || master_addr == "localhost"
+                                   ? std::string("127.0.0.1")
+                                   : std::string();
+      o->devices.push_back(host.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
+                                        : c10d::ProcessGroupGloo::createDeviceForHostname(host));
+      o->timeout = opts.timeout;
+      pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, o);
+    } else if (backend == "nccl") {
+#if defined(REEF_WITH_CUDA) && defined(USE_C10D_NCCL)
+      auto o = c10d::ProcessGroupNCCL::Options::create();
+      o->timeout = opts.timeout;
+      pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, o);
+#else
+      usage_error("parallel.backend=nccl: this reef was built without NCCL (a CPU libtorch); "
+                  "use run.device=cpu with the gloo backend, or a CUDA build (-DREEF_CUDA=ON)");
+#endif
+    } else {
+      usage_error("parallel.backend={}: expected auto, gloo or nccl", opts.backend);
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+    fail("rank {}: connecting the {} ranks with {} failed: {}", rank, size, backend, msg);
+  }
+  return pg;
 }
 
 class C10dWork : public ProcessGroup::Work {
@@ -50,9 +92,22 @@ class C10dWork : public ProcessGroup::Work {
 class C10dProcessGroup : public ProcessGroup {
  public:
   C10dProcessGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::Backend> pg,
-                   std::string backend, int rank, int size, std::chrono::seconds timeout)
+                   std::string backend, int rank, int size, std::string master_addr,
+                   const ProcessGroupOptions& opts)
       : store_(std::move(store)), pg_(std::move(pg)), backend_(std::move(backend)), rank_(rank),
-        size_(size), timeout_(timeout) {}
+        size_(size), master_addr_(std::move(master_addr)), opts_(opts), timeout_(opts.timeout) {}
+
+  std::shared_ptr<ProcessGroup> subgroup(const std::vector<int>& ranks, const std::string& tag) override {
+    auto it = std::find(ranks.begin(), ranks.end(), rank_);
+    if (it == ranks.end() || !std::is_sorted(ranks.begin(), ranks.end()))
+      fail("rank {}: subgroup '{}' must list this rank, in ascending order (internal error)", rank_, tag);
+    const int sub_rank = static_cast<int>(it - ranks.begin()), sub_size = static_cast<int>(ranks.size());
+    auto store = c10::make_intrusive<c10d::PrefixStore>(tag + "/", store_);
+    ProcessGroupOptions o = opts_;
+    o.backend = backend_;
+    auto pg = make_backend(store, backend_, sub_rank, sub_size, master_addr_, o);
+    return std::make_shared<C10dProcessGroup>(store, pg, backend_, sub_rank, sub_size, master_addr_, o);
+  }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -107,6 +162,8 @@ class C10dProcessGroup : public ProcessGroup {
   c10::intrusive_ptr<c10d::Backend> pg_;
   std::string backend_;
   int rank_, size_;
+  std::string master_addr_;
+  ProcessGroupOptions opts_;
   std::chrono::seconds timeout_;
 };
 
@@ -130,38 +187,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const Pro
     fail("rank {}: rendezvous at {}:{} ({} ranks) failed within parallel.timeout_s={}: {}", env.rank,
          env.master_addr, env.master_port, env.world_size, opts.timeout.count(), msg);
   }
-  c10::intrusive_ptr<c10d::Backend> pg;
-  try {
-    if (backend == "gloo") {
-      auto o = c10d::ProcessGroupGloo::Options::create();
-      // Rank 0's address is reachable by every rank; on one machine loopback is enough.
-      const std::string host = env.master_addr == "127.0.0.1" || env.master_addr == "localhost"
-                                   ? std::string("127.0.0.1")
-                                   : std::string();
-      o->devices.push_back(host.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
-                                        : c10d::ProcessGroupGloo::createDeviceForHostname(host));
-      o->timeout = opts.timeout;
-      pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, o);
-    } else if (backend == "nccl") {
-#if defined(REEF_WITH_CUDA) && defined(USE_C10D_NCCL)
-      auto o = c10d::ProcessGroupNCCL::Options::create();
-      o->timeout = opts.timeout;
-      pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, o);
-#else
-      usage_error("parallel.backend=nccl: this reef was built without NCCL (a CPU libtorch); "
-                  "use run.device=cpu with the gloo backend, or a CUDA build (-DREEF_CUDA=ON)");
-#endif
-    } else {
-      usage_error("parallel.backend={}: expected auto, gloo or nccl", opts.backend);
-    }
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    std::string msg = e.what();
-    if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-    fail("rank {}: connecting the {} ranks with {} failed: {}", env.rank, env.world_size, backend, msg);
-  }
-  return std::make_shared<C10dProcessGroup>(store, pg, backend, env.rank, env.world_size, opts.timeout);
+  auto pg = make_backend(store, backend, env.rank, env.world_size, env.master_addr, opts);
+  return std::make_shared<C10dProcessGroup>(store, pg, backend, env.rank, env.world_size, env.master_addr, opts);
 }
 
 }  // namespace reef

@@ -53,6 +53,12 @@ class ProcessGroup {
   virtual void all_gather(torch::Tensor out, torch::Tensor in) = 0;
   virtual void barrier() = 0;
 
+  // A group of some of this group's ranks (`ranks`: ascending, containing this rank), for the
+  // dp and tp groups of a device mesh: its own c10d backend over a prefixed view of the same
+  // TCPStore. Only the member ranks call it, each group with its own `tag` (the store prefix).
+  // Its rank is this rank's index in `ranks`.
+  virtual std::shared_ptr<ProcessGroup> subgroup(const std::vector<int>& ranks, const std::string& tag) = 0;
+
   const CollectiveBytes& bytes() const { return bytes_; }
 
  protected:
