@@ -270,9 +270,6 @@ void check_parallel(const ParallelConfig& p, const Checker& c) {
   c.at_least<int64_t>("parallel.dp", p.dp, 0);
   c.at_least<int64_t>("parallel.tp", p.tp, 1);
   c.at_least<int64_t>("parallel.pp", p.pp, 1);
-  if (p.tp > 1)
-    usage_error("parallel.tp={} ({}): tensor parallelism is not supported yet; use parallel.tp=1 "
-                "(data parallelism: parallel.dp, parallel.zero)", p.tp, c.from("parallel.tp"));
   if (p.pp > 1)
     usage_error("parallel.pp={} ({}): pipeline parallelism is not supported yet; use parallel.pp=1 "
                 "(data parallelism: parallel.dp, parallel.zero)", p.pp, c.from("parallel.pp"));

@@ -76,6 +76,16 @@ void restore_rng_state(const std::string& hex) {
 std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
                             const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
                             int64_t keep_last) {
+  int64_t opt_step = 0;
+  NamedParams tensors;
+  if (optimizer) tensors = optimizer->state_tensors(&opt_step);
+  return save_checkpoint(run_dir, model, optimizer ? &tensors : nullptr, opt_step, tokenizer, cfg,
+                         state, keep_last);
+}
+
+std::string save_checkpoint(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
+                            int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
+                            const TrainerState& state, int64_t keep_last) {
   std::string root = join_path(run_dir, "checkpoints");
   make_dirs(root);
   std::string name = "step_" + std::to_string(state.step);
@@ -88,10 +98,9 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
   nlohmann::json files = nlohmann::json::object();
   std::vector<std::string> names = {"model.safetensors", "config.json", "generation_config.json",
                                     "tokenizer.json", "tokenizer_config.json"};
-  int64_t opt_step = 0;
-  if (optimizer) {
-    auto tensors = optimizer->state_tensors(&opt_step);
-    save_safetensors(join_path(tmp, "optimizer.safetensors"), tensors,
+  const int64_t opt_step = optimizer_state ? optimizer_step : 0;
+  if (optimizer_state) {
+    save_safetensors(join_path(tmp, "optimizer.safetensors"), *optimizer_state,
                      {{"format", "pt"}, {"step", std::to_string(opt_step)}});
     names.push_back("optimizer.safetensors");
   }
@@ -109,7 +118,7 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
       {"rng", {{"torch_cpu", state.rng_cpu_hex}}},
       {"scheduler", {{"lr", state.lr}, {"max_steps", cfg.train.max_steps}}},
       {"optimizer_step", opt_step},
-      {"has_optimizer", optimizer != nullptr},
+      {"has_optimizer", optimizer_state != nullptr},
       {"files", files},
   };
   write_file_atomic(join_path(tmp, "trainer_state.json"), st.dump(2));
@@ -147,6 +156,14 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
 }
 
 TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer) {
+  std::map<std::string, torch::Tensor> t;
+  TrainerState s = load_checkpoint(dir, model, optimizer ? &t : nullptr);
+  if (optimizer) optimizer->load_state_tensors(t, s.optimizer_step);
+  return s;
+}
+
+TrainerState load_checkpoint(const std::string& dir, CausalLM& model,
+                             std::map<std::string, torch::Tensor>* optimizer_state) {
   std::string state_path = join_path(dir, "trainer_state.json");
   if (!path_exists(state_path)) fail("incomplete checkpoint {}: no trainer_state.json", dir);
   nlohmann::json st;
@@ -180,12 +197,11 @@ TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer*
     s.rng_cpu_hex = st.at("rng").at("torch_cpu").get<std::string>();
     s.lr = st.at("scheduler").at("lr").get<double>();
     s.optimizer_step = st.at("optimizer_step").get<int64_t>();
-    if (optimizer) {
+    if (optimizer_state) {
       if (!st.value("has_optimizer", false))
         fail("checkpoint {} has no optimizer state (checkpoint.save_optimizer was false); "
              "cannot resume training from it", dir);
-      auto t = load_safetensors(join_path(dir, "optimizer.safetensors"));
-      optimizer->load_state_tensors(t, s.optimizer_step);
+      *optimizer_state = load_safetensors(join_path(dir, "optimizer.safetensors"));
     }
     return s;
   } catch (const nlohmann::json::exception& e) {

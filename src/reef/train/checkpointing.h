@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -36,12 +37,22 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
                             const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
                             int64_t keep_last);
 
+// The same with the optimizer state given as named tensors (null: none), e.g. gathered from
+// tensor-parallel shards.
+std::string save_checkpoint(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
+                            int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
+                            const TrainerState& state, int64_t keep_last);
+
 // The newest step_<N> folder under <run_dir>/checkpoints, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 
 // Verifies every file against trainer_state.json, loads weights (and optimizer state if given)
 // and returns the trainer state. Throws naming the file that is missing, truncated or corrupt.
 TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer);
+// The same, handing the optimizer's named tensors to the caller (null: not read) instead of
+// loading them into an Optimizer.
+TrainerState load_checkpoint(const std::string& dir, CausalLM& model,
+                             std::map<std::string, torch::Tensor>* optimizer_state);
 
 // Captures / restores torch's default CPU generator.
 std::string capture_rng_state();

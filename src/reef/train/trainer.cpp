@@ -14,6 +14,7 @@
 #include "reef/base/hash.h"
 #include "reef/base/log.h"
 #include "reef/base/progress.h"
+#include "reef/nn/init.h"
 #include "reef/train/checkpointing.h"
 #include "reef/train/metrics.h"
 #include "reef/train/mfu.h"
@@ -64,9 +65,11 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
   const int world = pg_ ? pg_->size() : 1;
   const Mesh mesh = resolve_mesh(cfg_.parallel, world);
   shard_ = shard_global_batch(cfg_.train.micro_batch_size, cfg_.train.grad_accum, mesh.dp,
-                              pg_ ? pg_->rank() : 0);
+                              dp_rank_of(mesh, pg_ ? pg_->rank() : 0));
   writes_files_ = !pg_ || pg_->rank() == 0;
   if (world > 1) broadcast_module_from_rank0(*model_, *pg_);  // identical initial weights
+  groups_ = make_mesh_groups(mesh, pg_);
+  if (groups_.tp) tp_ = std::make_unique<TensorParallel>(model_, groups_.tp);  // slices the model
   NamedParams params;
   std::vector<torch::Tensor> trainable;
   for (const auto& item : model_->named_parameters(true)) {
@@ -74,8 +77,8 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
     if (item.value().requires_grad()) trainable.push_back(item.value());
   }
   optimizer_ = std::make_unique<Optimizer>(params, cfg_.optim,
-                                           mesh.zero >= 1 && world > 1 ? pg_ : nullptr);
-  if (world > 1) grad_sync_ = std::make_unique<GradientSync>(trainable, pg_, cfg_.parallel.bucket_mb);
+                                           mesh.zero >= 1 ? groups_.dp : nullptr);
+  if (groups_.dp) grad_sync_ = std::make_unique<GradientSync>(trainable, groups_.dp, cfg_.parallel.bucket_mb);
   const int64_t T = cfg_.data.seq_len;
   if (train_.seq_len() != T || (valid_ && valid_->seq_len() != T))
     fail("data: samples of {} tokens for data.seq_len={} (internal error)", train_.seq_len(), T);
@@ -93,7 +96,20 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
 }
 
 void Trainer::resume_from(const std::string& dir) {
-  TrainerState s = load_checkpoint(dir, model_, optimizer_.get());
+  TrainerState s;
+  if (tp_) {  // a full checkpoint (any tp): read it whole, keep this rank's slices
+    CausalLM full{nullptr};
+    {
+      SkipInitGuard skip;
+      full = CausalLM(model_->config());
+    }
+    std::map<std::string, torch::Tensor> opt;
+    s = load_checkpoint(dir, full, &opt);
+    tp_->load_full_model(full);
+    optimizer_->load_state_tensors(tp_->shard_state(opt), s.optimizer_step);
+  } else {
+    s = load_checkpoint(dir, model_, optimizer_.get());
+  }
   if (s.step > cfg_.train.max_steps)
     usage_error("train.max_steps={} is below the checkpoint's step {} ({})", cfg_.train.max_steps,
                 s.step, dir);
@@ -154,7 +170,9 @@ double Trainer::forward_loss(const torch::Tensor& batch, bool with_aux) {
       out.logits = model_->forward(inputs);
     }
   }
-  last_loss_ = causal_lm_loss(model_->config(), out.logits, targets, out.aux_loss);
+  // Tensor parallel: logits are this rank's vocab slice; the loss is reduced over the tp group.
+  last_loss_ = tp_ ? tp_->loss(out.logits, targets)
+                   : causal_lm_loss(model_->config(), out.logits, targets, out.aux_loss);
   last_aux_loss_ = out.aux_loss.defined() ? out.aux_loss.item<double>() : 0.0;
   return last_loss_.item<double>();
 }
@@ -202,6 +220,17 @@ TrainResult Trainer::run() {
     s.rng_cpu_hex = capture_rng_state();
     s.lr = lr;
     if (cfg_.checkpoint.save_optimizer) optimizer_->gather_state();  // ZeRO: every rank takes part
+    if (tp_) {  // the unsharded checkpoint a single process reads: gathered over the tp group
+      int64_t opt_step = 0;
+      NamedParams opt;
+      if (cfg_.checkpoint.save_optimizer) opt = tp_->gather_state(optimizer_->state_tensors(&opt_step));
+      optimizer_->release_gathered_state();
+      CausalLM full = tp_->gather_model();
+      if (writes_files_)
+        res.last_checkpoint = save_checkpoint(cfg_.run.dir, full, cfg_.checkpoint.save_optimizer ? &opt : nullptr,
+                                              opt_step, tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
+      return;
+    }
     if (!writes_files_) return optimizer_->release_gathered_state();
     res.last_checkpoint = save_checkpoint(cfg_.run.dir, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr,
                                           tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
@@ -219,7 +248,7 @@ TrainResult Trainer::run() {
   double lr = 0;
   while (step_ < tc.max_steps) {
     auto t0 = std::chrono::steady_clock::now();
-    const CollectiveBytes comm_before = pg_ ? pg_->bytes() : CollectiveBytes();
+    const CollectiveBytes comm_before = comm_bytes();
     lr = lr_at_step(cfg_.optim, step_, tc.max_steps);
     optimizer_->set_lr(lr);
     optimizer_->zero_grad();
@@ -237,8 +266,8 @@ TrainResult Trainer::run() {
     double loss = loss_sum / static_cast<double>(accum);
     double aux = aux_sum / static_cast<double>(accum);
     bool stop = g_stop_signal != 0;  // the step that sees the signal is logged and saved
-    if (grad_sync_) {
-      grad_sync_->finish();
+    if (grad_sync_) grad_sync_->finish();
+    if (pg_) {
       // The mean loss (and aux loss) over ranks, and a stop that any rank saw stops them all at
       // this step.
       auto t = torch::tensor({loss, stop ? 1.0 : 0.0, aux}, torch::kDouble);
@@ -248,7 +277,7 @@ TrainResult Trainer::run() {
       aux = t[2].item<double>() / pg_->size();
     }
     if (!std::isfinite(loss)) fail("loss is {} at step {}; lower optim.lr or check the data", loss, step_ + 1);
-    double grad_norm = optimizer_->clip_grad_norm(tc.clip_grad);
+    double grad_norm = tp_ ? tp_->clip_grad_norm(tc.clip_grad) : optimizer_->clip_grad_norm(tc.clip_grad);
     optimizer_->step();
     ++step_;
     tokens_seen_ += tokens_per_step;
@@ -267,7 +296,7 @@ TrainResult Trainer::run() {
     // MoE: loss includes router_aux_loss_coef * aux_loss; aux_loss is the unscaled term.
     if (model_->uses_aux_loss()) rec["aux_loss"] = aux;
     if (pg_) {  // payload this rank handed to each kind of collective during the step
-      const CollectiveBytes& b = pg_->bytes();
+      const CollectiveBytes b = comm_bytes();
       rec["comm_all_reduce_bytes"] = static_cast<double>(b.all_reduce - comm_before.all_reduce);
       rec["comm_all_gather_bytes"] = static_cast<double>(b.all_gather - comm_before.all_gather);
     }
@@ -277,7 +306,7 @@ TrainResult Trainer::run() {
       rec["val_loss"] = res.final_val_loss;
       log_info("step {}: val_loss {:.4f}", step_, res.final_val_loss);
     }
-    if (!grad_sync_) stop = stop || g_stop_signal != 0;  // one rank: a signal during validation too
+    if (!pg_) stop = stop || g_stop_signal != 0;  // one rank: a signal during validation too
     if (metrics && (step_ % cfg_.logging.every == 0 || last || stop || rec.count("val_loss")))
       metrics->log(step_, rec);
     if (metrics) metrics->progress(step_, fmt::format("loss {:.4f} lr {:.2e} {} tok/s MFU {:.1f}%", loss, lr,
@@ -296,6 +325,17 @@ TrainResult Trainer::run() {
   std::signal(SIGTERM, old_term);
   res.end_step = step_;
   return res;
+}
+
+CollectiveBytes Trainer::comm_bytes() const {
+  CollectiveBytes sum = pg_ ? pg_->bytes() : CollectiveBytes();
+  for (const auto& g : {groups_.dp, groups_.tp}) {
+    if (!g || g == pg_) continue;  // a subgroup of the world: its own counters
+    sum.all_reduce += g->bytes().all_reduce;
+    sum.all_gather += g->bytes().all_gather;
+    sum.broadcast += g->bytes().broadcast;
+  }
+  return sum;
 }
 
 }  // namespace reef

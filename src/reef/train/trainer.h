@@ -14,6 +14,7 @@
 #include "reef/models/causal_lm.h"
 #include "reef/parallel/data_parallel.h"
 #include "reef/parallel/mesh.h"
+#include "reef/parallel/tensor_parallel.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/optim.h"
 
@@ -35,8 +36,8 @@ class Trainer {
   // caller. Training draws samples 0, 1, 2, ... of `train` in order (the source shuffles);
   // validation always scores the first eval_batches micro-batches of `valid`. `data_spec` (the
   // data settings, for messages) is saved in checkpoints with the training fingerprint.
-  // `pg` (several ranks): data parallelism over its ranks as cfg.parallel says; every rank
-  // constructs its Trainer and runs it in step.
+  // `pg` (several ranks): data and tensor parallelism over its ranks as cfg.parallel says
+  // (the model is sharded here for tp > 1); every rank constructs its Trainer and runs it in step.
   Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
           const GptSampleSource& train, const GptSampleSource* valid,
           nlohmann::json data_spec = nlohmann::json::object(),
@@ -55,6 +56,8 @@ class Trainer {
   // router_aux_loss_coef * aux for a MoE model with output_router_logits when with_aux (the
   // aux value goes to last_aux_loss_). Validation passes with_aux=false: val_loss is the LM loss.
   double forward_loss(const torch::Tensor& batch, bool with_aux);
+  // Payload handed to collectives so far by this rank, over the world and its dp/tp subgroups.
+  CollectiveBytes comm_bytes() const;
 
   Config cfg_;
   CausalLM model_;
@@ -68,8 +71,11 @@ class Trainer {
   bool resumed_ = false;
   torch::Tensor last_loss_;
   double last_aux_loss_ = 0;
-  // Data parallelism (null / 1 rank: none). Rank 0 writes every file.
+  // Data parallelism (null / 1 rank: none) over groups_.dp, tensor parallelism (parallel.tp > 1)
+  // over groups_.tp. Rank 0 writes every file.
   std::shared_ptr<ProcessGroup> pg_;
+  MeshGroups groups_;
+  std::unique_ptr<TensorParallel> tp_;
   std::unique_ptr<GradientSync> grad_sync_;
   BatchShard shard_;
   bool writes_files_ = true;
