@@ -79,11 +79,11 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
   int64_t opt_step = 0;
   NamedParams tensors;
   if (optimizer) tensors = optimizer->state_tensors(&opt_step);
-  return save_checkpoint(run_dir, model, optimizer ? &tensors : nullptr, opt_step, tokenizer, cfg,
-                         state, keep_last);
+  return save_checkpoint_named(run_dir, model, optimizer ? &tensors : nullptr, opt_step, tokenizer,
+                               cfg, state, keep_last);
 }
 
-std::string save_checkpoint(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
+std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
                             int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
                             const TrainerState& state, int64_t keep_last) {
   std::string root = join_path(run_dir, "checkpoints");
@@ -157,13 +157,13 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
 
 TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer) {
   std::map<std::string, torch::Tensor> t;
-  TrainerState s = load_checkpoint(dir, model, optimizer ? &t : nullptr);
+  TrainerState s = load_checkpoint_named(dir, model, optimizer ? &t : nullptr);
   if (optimizer) optimizer->load_state_tensors(t, s.optimizer_step);
   return s;
 }
 
-TrainerState load_checkpoint(const std::string& dir, CausalLM& model,
-                             std::map<std::string, torch::Tensor>* optimizer_state) {
+TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
+                                   std::map<std::string, torch::Tensor>* optimizer_state) {
   std::string state_path = join_path(dir, "trainer_state.json");
   if (!path_exists(state_path)) fail("incomplete checkpoint {}: no trainer_state.json", dir);
   nlohmann::json st;

@@ -39,7 +39,7 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
 
 // The same with the optimizer state given as named tensors (null: none), e.g. gathered from
 // tensor-parallel shards.
-std::string save_checkpoint(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
+std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
                             int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
                             const TrainerState& state, int64_t keep_last);
 
@@ -51,8 +51,8 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer);
 // The same, handing the optimizer's named tensors to the caller (null: not read) instead of
 // loading them into an Optimizer.
-TrainerState load_checkpoint(const std::string& dir, CausalLM& model,
-                             std::map<std::string, torch::Tensor>* optimizer_state);
+TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
+                                   std::map<std::string, torch::Tensor>* optimizer_state);
 
 // Captures / restores torch's default CPU generator.
 std::string capture_rng_state();

@@ -104,7 +104,7 @@ void Trainer::resume_from(const std::string& dir) {
       full = CausalLM(model_->config());
     }
     std::map<std::string, torch::Tensor> opt;
-    s = load_checkpoint(dir, full, &opt);
+    s = load_checkpoint_named(dir, full, &opt);
     tp_->load_full_model(full);
     optimizer_->load_state_tensors(tp_->shard_state(opt), s.optimizer_step);
   } else {
@@ -227,8 +227,8 @@ TrainResult Trainer::run() {
       optimizer_->release_gathered_state();
       CausalLM full = tp_->gather_model();
       if (writes_files_)
-        res.last_checkpoint = save_checkpoint(cfg_.run.dir, full, cfg_.checkpoint.save_optimizer ? &opt : nullptr,
-                                              opt_step, tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
+        res.last_checkpoint = save_checkpoint_named(cfg_.run.dir, full, cfg_.checkpoint.save_optimizer ? &opt : nullptr,
+                                                    opt_step, tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
       return;
     }
     if (!writes_files_) return optimizer_->release_gathered_state();
