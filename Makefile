@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 RUN_DIR ?= runs/fortunes
 CMAKE_FLAGS ?=
 
-.PHONY: setup configure build run test clean main-job
+.PHONY: setup configure build run test clean main-job demo-sft
 setup:
 	@scripts/setup.sh
 
@@ -28,6 +28,15 @@ main-job:
 	$(BUILD)/bin/reef pretrain --config recipes/fortunes-llama.yaml --overwrite run.dir=$(RUN_DIR)
 	$(BUILD)/bin/reef generate --checkpoint $(RUN_DIR) --temperature 0.8 --top-k 40 --max-new-tokens 160 \
 	  --num-samples 2 --prompt "The meaning of life is" --prompt "A computer"
+
+# After `make run`: the SFT demonstration on the main job's model (docs/finetuning.md): exact
+# match on held-out synthetic items before and after fine-tuning.
+demo-sft: build
+	$(BUILD)/bin/reef data synth --output data/synth
+	$(BUILD)/bin/reef eval --model $(RUN_DIR) --tasks data/synth/synth.yaml --output $(RUN_DIR)-synth-eval
+	$(BUILD)/bin/reef finetune --config recipes/llama-tiny-sft.yaml --overwrite model.init_from=$(RUN_DIR) \
+	  run.dir=$(RUN_DIR)-sft
+	$(BUILD)/bin/reef eval --model $(RUN_DIR)-sft --tasks data/synth/synth.yaml --output $(RUN_DIR)-sft/eval
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -59,9 +59,7 @@ std::map<std::string, std::vector<int64_t>> expected_lora_shapes(
 
 std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
-}  // namespace
-
-LoraConfig read_adapter_config(const std::string& dir) {
+json read_adapter_json(const std::string& dir) {
   const std::string path = join_path(dir, kAdapterConfigFile);
   if (!path_exists(path)) usage_error("{}: no such file (not a PEFT adapter folder)", path);
   json j;
@@ -71,6 +69,14 @@ LoraConfig read_adapter_config(const std::string& dir) {
     usage_error("{}: invalid JSON: {}", path, e.what());
   }
   if (!j.is_object()) usage_error("{}: expected a JSON object", path);
+  return j;
+}
+
+}  // namespace
+
+LoraConfig read_adapter_config(const std::string& dir) {
+  const std::string path = join_path(dir, kAdapterConfigFile);
+  const json j = read_adapter_json(dir);
   const std::string type = j.value("peft_type", std::string());
   if (type != "LORA") usage_error("{}: \"peft_type\" is '{}'; Reef loads LORA adapters", path, type);
   if (!absent_or_null(j, "task_type") && j.at("task_type") != "CAUSAL_LM")
@@ -172,6 +178,80 @@ void save_adapter(const std::string& dir, CausalLM& model, const LoraConfig& cfg
   for (auto& [name, t] : params) tensors.emplace_back(kPeftKeyPrefix + name, t.detach());
   save_safetensors(join_path(dir, kAdapterWeightsFile), tensors, {{"format", "pt"}});
   write_file_atomic(join_path(dir, kAdapterConfigFile), j.dump(2) + "\n");
+}
+
+std::string adapter_peft_type(const std::string& dir) {
+  return read_adapter_json(dir).value("peft_type", std::string());
+}
+
+void save_prompt_adapter(const std::string& dir, const torch::Tensor& prompt_embeddings,
+                         const ModelConfig& model, const PromptTuningSpec& spec,
+                         const std::string& base_model_name_or_path) {
+  if (prompt_embeddings.dim() != 2 || prompt_embeddings.size(1) != model.hidden_size)
+    fail("save_prompt_adapter: prompt embeddings {} are not [P, {}]", c10::str(prompt_embeddings.sizes()),
+         model.hidden_size);
+  json j = {
+      {"auto_mapping", nullptr},
+      {"base_model_name_or_path",
+       base_model_name_or_path.empty() ? json(nullptr) : json(base_model_name_or_path)},
+      {"inference_mode", true},
+      {"modules_to_save", nullptr},
+      {"num_attention_heads", model.n_heads},
+      {"num_layers", model.n_layers},
+      {"num_transformer_submodules", 1},
+      {"num_virtual_tokens", prompt_embeddings.size(0)},
+      {"peft_type", "PROMPT_TUNING"},
+      {"prompt_tuning_init", spec.init_text.empty() ? "RANDOM" : "TEXT"},
+      {"prompt_tuning_init_text", spec.init_text.empty() ? json(nullptr) : json(spec.init_text)},
+      {"revision", nullptr},
+      {"task_type", "CAUSAL_LM"},
+      {"token_dim", model.hidden_size},
+      {"tokenizer_kwargs", nullptr},
+      {"tokenizer_name_or_path", spec.init_text.empty() || base_model_name_or_path.empty()
+                                     ? json(nullptr) : json(base_model_name_or_path)},
+  };
+  save_safetensors(join_path(dir, kAdapterWeightsFile),
+                   {{"prompt_embeddings", prompt_embeddings.detach()}}, {{"format", "pt"}});
+  write_file_atomic(join_path(dir, kAdapterConfigFile), j.dump(2) + "\n");
+}
+
+torch::Tensor load_prompt_adapter(const std::string& dir, const ModelConfig& model,
+                                  PromptTuningSpec* spec) {
+  const std::string cpath = join_path(dir, kAdapterConfigFile);
+  json j = read_adapter_json(dir);
+  const std::string type = j.value("peft_type", std::string());
+  if (type != "PROMPT_TUNING")
+    usage_error("{}: \"peft_type\" is '{}'; expected PROMPT_TUNING", cpath, type);
+  if (!absent_or_null(j, "task_type") && j.at("task_type") != "CAUSAL_LM")
+    usage_error("{}: \"task_type\" is {}; Reef loads CAUSAL_LM adapters", cpath, j.at("task_type").dump());
+  if (!absent_or_null(j, "num_transformer_submodules") && j.at("num_transformer_submodules") != 1)
+    usage_error("{}: \"num_transformer_submodules\" is {}; a decoder-only model has 1", cpath,
+                j.at("num_transformer_submodules").dump());
+  require_unused(j, "modules_to_save", cpath, "training extra modules");
+  if (!j.contains("num_virtual_tokens") || !j.at("num_virtual_tokens").is_number_integer())
+    usage_error("{}: \"num_virtual_tokens\" must be an integer", cpath);
+  const int64_t P = j.at("num_virtual_tokens").get<int64_t>();
+  if (!absent_or_null(j, "token_dim") && j.at("token_dim") != model.hidden_size)
+    usage_error("{}: \"token_dim\" is {}, the model's hidden size is {}", cpath,
+                j.at("token_dim").dump(), model.hidden_size);
+  const std::string path = join_path(dir, kAdapterWeightsFile);
+  if (!path_exists(path)) usage_error("{}: no such file (the adapter's weights)", path);
+  auto file = SafetensorsFile::open(path);
+  for (const auto& key : file.keys())
+    if (key != "prompt_embeddings")
+      usage_error("{}: unexpected tensor '{}' (a prompt-tuning adapter holds only prompt_embeddings)", path, key);
+  if (!file.contains("prompt_embeddings")) usage_error("{}: no tensor 'prompt_embeddings'", path);
+  const std::vector<int64_t> want = {P, model.hidden_size};
+  if (file.shape("prompt_embeddings") != want)
+    usage_error("{}: 'prompt_embeddings' has shape {}, expected {}", path,
+                shape_str(file.shape("prompt_embeddings")), shape_str(want));
+  if (spec) {
+    spec->num_virtual_tokens = P;
+    spec->init_text = j.value("prompt_tuning_init", std::string()) == "TEXT" &&
+                              j.contains("prompt_tuning_init_text") && j["prompt_tuning_init_text"].is_string()
+                          ? j["prompt_tuning_init_text"].get<std::string>() : "";
+  }
+  return file.tensor("prompt_embeddings").to(torch::kFloat).clone();
 }
 
 LoraConfig load_adapter(const std::string& dir, CausalLM& model) {

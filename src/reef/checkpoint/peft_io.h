@@ -35,4 +35,22 @@ void save_adapter(const std::string& dir, CausalLM& model, const LoraConfig& cfg
 // the config read.
 LoraConfig load_adapter(const std::string& dir, CausalLM& model);
 
+// The "peft_type" of an adapter folder ("LORA", "PROMPT_TUNING", ...); errors name the file.
+std::string adapter_peft_type(const std::string& dir);
+
+// Prompt tuning in peft's layout: adapter_config.json (peft's PromptTuningConfig, task CAUSAL_LM,
+// one transformer submodule) and adapter_model.safetensors holding "prompt_embeddings"
+// [num_virtual_tokens, hidden_size]: the vectors put before every input's token embeddings.
+struct PromptTuningSpec {
+  int64_t num_virtual_tokens = 0;
+  std::string init_text;  // peft's prompt_tuning_init_text ("" = RANDOM init)
+};
+void save_prompt_adapter(const std::string& dir, const torch::Tensor& prompt_embeddings,
+                         const ModelConfig& model, const PromptTuningSpec& spec,
+                         const std::string& base_model_name_or_path = "");
+// The prompt embeddings [P, C] (float32) of a PROMPT_TUNING adapter for `model`: token_dim must
+// be its hidden size, num_transformer_submodules 1; errors name the file and key.
+torch::Tensor load_prompt_adapter(const std::string& dir, const ModelConfig& model,
+                                  PromptTuningSpec* spec = nullptr);
+
 }  // namespace reef

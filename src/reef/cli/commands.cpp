@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("reef 0.1.0 (libtorch ") + TORCH_VERSION + ")");
   std::vector<std::function<int()>> runs;
   add_pretrain(app, runs);
+  add_finetune(app, runs);
   add_generate(app, runs);
   add_config(app, runs);
   add_data(app, runs);

@@ -1,10 +1,12 @@
-// `reef data fortunes --output DIR`: the embedded default corpus; `reef data prepare` and
+// `reef data fortunes --output DIR`: the embedded default corpus; `reef data synth --output DIR`:
+// a synthetic instruction set with exact answers (data/synth.h); `reef data prepare` and
 // `reef data inspect` are registered from data_prepare_cmd.cpp.
 #include <iostream>
 
 #include "reef/base/log.h"
 #include "reef/cli/subcommands.h"
 #include "reef/data/fortunes.h"
+#include "reef/data/synth.h"
 
 namespace reef::cli {
 
@@ -28,6 +30,23 @@ void add_data(CLI::App& app, Runs& runs) {
       log_info("fortunes: {} train documents ({:.1f} KB) -> {}, {} validation ({:.1f} KB) -> {}, {} duplicates dropped",
                c.n_train, c.train_bytes / 1e3, c.train_path, c.n_valid, c.valid_bytes / 1e3,
                c.valid_path, c.n_duplicates);
+      return 0;
+    });
+  });
+  auto* s = cmd->add_subcommand("synth", "write a synthetic instruction set with exact answers (SFT train set, "
+                                           "held-out test set and a reef eval task)");
+  auto so = std::make_shared<SynthOptions>();
+  s->add_option("--output,-o", so->output, "output folder (train.jsonl, test.jsonl, synth.yaml)")->required();
+  s->add_option("--train", so->train, "training records")->capture_default_str();
+  s->add_option("--test", so->test, "held-out records")->capture_default_str();
+  s->add_option("--seed", so->seed, "generator seed")->capture_default_str();
+  s->add_option("--tasks", so->tasks, "comma-separated subset of: repeat, reverse, first, last, count, add (default all)")
+      ->delimiter(',');
+  s->callback([&runs, so] {
+    runs.push_back([so] {
+      SynthResult r = write_synth(*so);
+      log_info("synth: {} training records -> {}, {} held-out -> {}, eval task {}", r.train,
+               r.train_path, r.test, r.test_path, r.task_path);
       return 0;
     });
   });

@@ -13,6 +13,7 @@ namespace reef::cli {
 using Runs = std::vector<std::function<int()>>;
 
 void add_pretrain(CLI::App& app, Runs& runs);
+void add_finetune(CLI::App& app, Runs& runs);
 void add_generate(CLI::App& app, Runs& runs);
 void add_config(CLI::App& app, Runs& runs);
 void add_data(CLI::App& app, Runs& runs);

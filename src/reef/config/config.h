@@ -100,6 +100,9 @@ struct DataConfig {
   double valid_fraction = 0.0;
   int64_t seq_len = 128;
   std::string tokenizer = "byte";
+  std::string chat_template = "";
+  bool packing = true;
+  std::string overlong = "drop";
 
   template <class V>
   void visit(V& v) {
@@ -114,6 +117,9 @@ struct DataConfig {
     v("valid_fraction", valid_fraction, "fraction of training documents held out for validation when valid_files is empty");
     v("seq_len", seq_len, "tokens per training sample (<= model.max_seq_len)");
     v("tokenizer", tokenizer, "byte (256 bytes + specials), or a tokenizer folder or file (tokenizer.json, .model, .tiktoken); with data.blend, the one the datasets were prepared with");
+    v("chat_template", chat_template, "finetune: empty = the model's own chat template (tokenizer_config.json / chat_template.jinja), else a built-in name (chatml, llama3, gemma, ...) or a .jinja file");
+    v("packing", packing, "finetune: pack several samples into each sequence (positions restart and attention stays within each sample); false pads every sample to seq_len");
+    v("overlong", overlong, "finetune: a sample longer than seq_len + 1 tokens is dropped (drop, counted in the log), cut to length (truncate) or an error (error)");
   }
 };
 
@@ -214,6 +220,31 @@ struct ParallelConfig {
   }
 };
 
+struct PeftConfig {
+  std::string method = "none";
+  int64_t lora_r = 8;
+  double lora_alpha = 16;
+  double lora_dropout = 0.0;
+  bool use_rslora = false;
+  std::vector<std::string> target_modules = {"q_proj", "v_proj"};
+  std::string target_regex = "";
+  int64_t num_virtual_tokens = 20;
+  std::string prompt_init_text = "";
+
+  template <class V>
+  void visit(V& v) {
+    v("method", method, "finetune: none (every weight trains), lora or prompt_tuning");
+    v("lora_r", lora_r, "LoRA rank");
+    v("lora_alpha", lora_alpha, "LoRA alpha: the branch is scaled by alpha / r (alpha / sqrt(r) with use_rslora)");
+    v("lora_dropout", lora_dropout, "dropout on the LoRA branch input while training");
+    v("use_rslora", use_rslora, "rank-stabilised LoRA scaling alpha / sqrt(r)");
+    v("target_modules", target_modules, "Linear layers that get a LoRA branch: module names or suffixes (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj) or [all-linear]; PEFT's matching rules");
+    v("target_regex", target_regex, "instead of target_modules: a regex that must match a layer's whole name (PEFT's string form)");
+    v("num_virtual_tokens", num_virtual_tokens, "prompt_tuning: learned vectors put before every sample");
+    v("prompt_init_text", prompt_init_text, "prompt_tuning: initialise the vectors from this text's token embeddings (PEFT's TEXT init); empty = random (PEFT's RANDOM)");
+  }
+};
+
 struct Config {
   RunConfig run;
   ModelConfig model;
@@ -223,6 +254,7 @@ struct Config {
   CheckpointConfig checkpoint;
   LoggingConfig logging;
   ParallelConfig parallel;
+  PeftConfig peft;
 
   template <class V>
   void visit_sections(V& v) {
@@ -234,6 +266,7 @@ struct Config {
     v("checkpoint", checkpoint);
     v("logging", logging);
     v("parallel", parallel);
+    v("peft", peft);
   }
 };
 

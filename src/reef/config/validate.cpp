@@ -266,6 +266,19 @@ void check_checkpoint_and_logging(const Config& cfg, const Checker& c) {
   c.one_of("logging.progress", cfg.logging.progress, {"auto", "on", "off"});
 }
 
+void check_finetune(const Config& cfg, const Checker& c) {
+  c.one_of("data.overlong", cfg.data.overlong, {"drop", "truncate", "error"});
+  const PeftConfig& p = cfg.peft;
+  c.one_of("peft.method", p.method, {"none", "lora", "prompt_tuning"});
+  c.at_least<int64_t>("peft.lora_r", p.lora_r, 1);
+  c.positive("peft.lora_alpha", p.lora_alpha);
+  c.at_least<double>("peft.lora_dropout", p.lora_dropout, 0.0);
+  if (p.lora_dropout >= 1.0) c.fail("peft.lora_dropout", "a value in [0, 1)", fmt::format("{}", p.lora_dropout));
+  if (p.method == "lora" && p.target_modules.empty() && p.target_regex.empty())
+    c.fail("peft.target_modules", "at least one module name (or peft.target_regex)", "[]");
+  c.at_least<int64_t>("peft.num_virtual_tokens", p.num_virtual_tokens, 1);
+}
+
 void check_parallel(const ParallelConfig& p, const Checker& c) {
   c.at_least<int64_t>("parallel.dp", p.dp, 0);
   c.at_least<int64_t>("parallel.tp", p.tp, 1);
@@ -297,6 +310,7 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
   check_optim(cfg.optim, c);
   check_checkpoint_and_logging(cfg, c);
   check_parallel(cfg.parallel, c);
+  check_finetune(cfg, c);
 }
 
 }  // namespace reef

@@ -29,6 +29,15 @@ std::array<double, 3> parse_split(const std::string& split);
 // times n, rounded); split k is documents [b[k], b[k+1]).
 std::array<int64_t, 4> split_boundaries(const std::array<double, 3>& weights, int64_t n_docs);
 
+// What a sample holds beyond its tokens when it is not one plain causal sequence (SFT samples,
+// packed samples). Index t is input t, whose target is token t+1.
+struct SampleLayout {
+  std::vector<uint8_t> target_mask;   // [seq_len]: 1 = the loss counts target t
+  std::vector<int32_t> position_ids;  // [seq_len]: input t's position within its own sample
+  std::vector<int32_t> segment_ids;   // [seq_len]: which sample of the row input t belongs to;
+                                      // attention never crosses segments
+};
+
 // Anything that serves fixed-length GPT samples by index: one dataset or a blend.
 class GptSampleSource {
  public:
@@ -40,6 +49,9 @@ class GptSampleSource {
   // Pins down the content and order of the samples, whatever num_samples is: equal
   // fingerprints mean sample i is the same tokens in both (what exact resume relies on).
   virtual uint64_t fingerprint() const = 0;
+  // Fills *out for sample i and returns true when the sample has a layout; false (the default):
+  // every target counts and the row is one causal sequence from position 0.
+  virtual bool layout(int64_t /*i*/, SampleLayout* /*out*/) const { return false; }
 };
 
 struct GptIndexOptions {

@@ -158,12 +158,28 @@ torch::Tensor CausalLMImpl::head(const torch::Tensor& h) {
 
 bool CausalLMImpl::uses_aux_loss() const { return cfg_.n_experts > 0 && cfg_.output_router_logits; }
 
-CausalLMImpl::TrainOutput CausalLMImpl::forward_train(const torch::Tensor& input_ids) {
-  if (!uses_aux_loss()) return {forward(input_ids), torch::Tensor()};
+torch::Tensor CausalLMImpl::embed_tokens(const torch::Tensor& input_ids) {
+  if (transformer) return transformer->wte(input_ids);
+  return model->embed_fn ? model->embed_fn(input_ids) : model->embed_tokens(input_ids);
+}
+
+CausalLMImpl::TrainOutput CausalLMImpl::forward_train(const torch::Tensor& input_ids,
+                                                      AttentionCache* cache,
+                                                      const torch::Tensor& prefix_embeds) {
   if (input_ids.dim() != 2) fail("input_ids must be [B, T], got {} dims", input_ids.dim());
+  if (!uses_aux_loss() && !prefix_embeds.defined()) return {forward(input_ids, cache), torch::Tensor()};
+  auto embeds = embed_tokens(input_ids);  // [B, T, C]
+  if (prefix_embeds.defined()) {
+    if (prefix_embeds.dim() != 2 || prefix_embeds.size(1) != embeds.size(2))
+      fail("prefix embeddings must be [P, {}], got {}", embeds.size(2), c10::str(prefix_embeds.sizes()));
+    auto prefix = prefix_embeds.to(embeds.scalar_type()).unsqueeze(0).expand({embeds.size(0), -1, -1});
+    embeds = torch::cat({prefix, embeds}, 1);
+  }
   std::vector<torch::Tensor> router_logits;
-  auto h = model->forward(input_ids, nullptr, &router_logits);
+  auto h = transformer ? transformer->forward_embeds(embeds, cache)
+                       : model->forward_embeds(embeds, cache, uses_aux_loss() ? &router_logits : nullptr);
   auto logits = head(h);
+  if (!uses_aux_loss()) return {logits, torch::Tensor()};
   return {logits, load_balancing_loss(router_logits, cfg_.n_experts, cfg_.n_experts_per_tok)};
 }
 
@@ -174,6 +190,13 @@ torch::Tensor causal_lm_loss(const ModelConfig& cfg, const torch::Tensor& logits
                                                    targets.reshape({-1}));
   if (aux_loss.defined()) loss = loss + cfg.router_aux_loss_coef * aux_loss.to(torch::kFloat);
   return loss;
+}
+
+torch::Tensor causal_lm_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
+  const int64_t V = logits.size(-1);
+  return torch::nn::functional::cross_entropy(
+      logits.reshape({-1, V}).to(torch::kFloat), targets.reshape({-1}),
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreTarget).reduction(torch::kSum));
 }
 
 namespace {

@@ -56,7 +56,14 @@ class CausalLMImpl : public torch::nn::Module {
     torch::Tensor logits;
     torch::Tensor aux_loss;
   };
-  TrainOutput forward_train(const torch::Tensor& input_ids);
+  // With `cache`, positions and attention come from it as in forward() (a PackedSequences
+  // layout, nn/packing.h, keeps packed samples apart). With `prefix_embeds` [P, C] (prompt
+  // tuning's virtual tokens) those vectors are put before every row's token embeddings, as
+  // peft's prompt learning does: logits are then [B, P + T, V].
+  TrainOutput forward_train(const torch::Tensor& input_ids, AttentionCache* cache = nullptr,
+                            const torch::Tensor& prefix_embeds = {});
+  // The token embedding lookup (HF's get_input_embeddings()): input_ids [B, T] -> [B, T, C].
+  torch::Tensor embed_tokens(const torch::Tensor& input_ids);
   // True for a MoE model configured with output_router_logits (HF: then the loss includes
   // router_aux_loss_coef * aux_loss).
   bool uses_aux_loss() const;
@@ -95,6 +102,15 @@ TORCH_MODULE(CausalLM);
 // router_aux_loss_coef * aux_loss when aux_loss is defined (forward_train's). Float32 scalar.
 torch::Tensor causal_lm_loss(const ModelConfig& cfg, const torch::Tensor& logits,
                              const torch::Tensor& targets, const torch::Tensor& aux_loss = {});
+
+// Targets equal to this take no part in the loss (PyTorch's and transformers' ignore_index).
+inline constexpr int64_t kIgnoreTarget = -100;
+
+// The sum of next-token cross-entropy (computed in float32) of logits [B, T, V] over the targets
+// [B, T] that are not kIgnoreTarget: a float32 scalar. Dividing by the number of counted targets
+// of a whole optimizer step (all micro-batches, all ranks) gives the loss transformers' Trainer
+// uses with num_items_in_batch, so gradient accumulation and packing never reweight tokens.
+torch::Tensor causal_lm_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets);
 
 // Parameter count from the (resolved here) config without building the model; equals the sum
 // of numel over CausalLM's named_parameters() (for mixtral: every expert and the routers).

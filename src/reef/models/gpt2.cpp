@@ -60,17 +60,21 @@ GPT2ModelImpl::GPT2ModelImpl(const ModelConfig& cfg) {
 }
 
 torch::Tensor GPT2ModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache) {
-  const int64_t b = input_ids.size(0), t = input_ids.size(1);
+  return forward_embeds(wte(input_ids), cache);
+}
+
+torch::Tensor GPT2ModelImpl::forward_embeds(const torch::Tensor& embeds, AttentionCache* cache) {
+  const int64_t b = embeds.size(0), t = embeds.size(1);
   const int64_t max_pos = wpe->weight.size(0);
   auto positions =
-      cache ? cache->positions(b, t, input_ids.device())  // [B, T]
-            : torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
+      cache ? cache->positions(b, t, embeds.device())  // [B, T]
+            : torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(embeds.device()));
   const int64_t end = cache && t > 0 ? positions.max().item<int64_t>() + 1 : t;
   if (end > max_pos) {
     fail("gpt2 sequence reaches position {} but the model has only {} positions (max_seq_len)",
          end, max_pos);
   }
-  auto x = wte(input_ids) + wpe(positions);  // [B, T, C] + [T, C] or [B, T, C]
+  auto x = embeds + wpe(positions);  // [B, T, C] + [T, C] or [B, T, C]
   for (size_t i = 0; i < h->size(); ++i) {
     x = h->at<GPT2BlockImpl>(i).forward(x, cache, static_cast<int64_t>(i));
   }

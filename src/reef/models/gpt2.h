@@ -56,6 +56,9 @@ class GPT2ModelImpl : public torch::nn::Module {
   // (cache->positions), 0.. without one, and must stay below max_seq_len (wpe has no rows
   // beyond it).
   torch::Tensor forward(const torch::Tensor& input_ids, AttentionCache* cache);
+  // The same from token embeddings [B, T, C] (wte's output, or prompt-tuning vectors before it):
+  // position embeddings are added to every row.
+  torch::Tensor forward_embeds(const torch::Tensor& embeds, AttentionCache* cache);
   const torch::Tensor& token_embedding() const { return wte->weight; }  // [V, C]
 
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};

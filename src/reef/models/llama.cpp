@@ -67,7 +67,12 @@ LlamaModelImpl::LlamaModelImpl(const ModelConfig& cfg) : rope_(rope_options(cfg)
 
 torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache,
                                       std::vector<torch::Tensor>* router_logits) {
-  auto h = embed_fn ? embed_fn(input_ids) : embed_tokens(input_ids);  // [B, T, C]
+  return forward_embeds(embed_fn ? embed_fn(input_ids) : embed_tokens(input_ids), cache, router_logits);
+}
+
+torch::Tensor LlamaModelImpl::forward_embeds(const torch::Tensor& embeds, AttentionCache* cache,
+                                             std::vector<torch::Tensor>* router_logits) {
+  auto h = embeds;  // [B, T, C]
   if (embed_scale_ > 0) {
     // HF keeps the scale as a float32 tensor and casts it to the weights' dtype before the
     // multiply, so in bf16 it is the bf16-rounded sqrt(hidden_size).
@@ -76,9 +81,8 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionC
     h = h * scale;
   }
   auto [cos, sin] =
-      cache ? rope_.cos_sin_at(cache->positions(input_ids.size(0), input_ids.size(1), h.device()),
-                               h.scalar_type())
-            : rope_.cos_sin(0, input_ids.size(1), h.scalar_type(), h.device());
+      cache ? rope_.cos_sin_at(cache->positions(h.size(0), h.size(1), h.device()), h.scalar_type())
+            : rope_.cos_sin(0, h.size(1), h.scalar_type(), h.device());
   for (size_t i = 0; i < layers->size(); ++i) {
     h = layers->at<LlamaDecoderLayerImpl>(i).forward(h, cos, sin, cache, static_cast<int64_t>(i),
                                                      router_logits);

@@ -43,6 +43,10 @@ class LlamaModelImpl : public torch::nn::Module {
   // logits [B*T, E], in layer order, to router_logits if given.
   torch::Tensor forward(const torch::Tensor& input_ids, AttentionCache* cache,
                         std::vector<torch::Tensor>* router_logits = nullptr);
+  // The same from token embeddings [B, T, C] (embed_tokens' output, or prompt-tuning vectors
+  // before it); gemma's sqrt(hidden) scale applies to every row, as HF's inputs_embeds path.
+  torch::Tensor forward_embeds(const torch::Tensor& embeds, AttentionCache* cache,
+                               std::vector<torch::Tensor>* router_logits = nullptr);
   const torch::Tensor& token_embedding() const { return embed_tokens->weight; }  // [V, C]
 
   torch::nn::Embedding embed_tokens{nullptr};

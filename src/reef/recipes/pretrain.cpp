@@ -1,5 +1,6 @@
 // Implementation of recipes/pretrain.h.
 #include "reef/recipes/pretrain.h"
+#include "reef/recipes/training.h"
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "reef/data/documents.h"
 #include "reef/models/causal_lm.h"
 #include "reef/models/hf_config.h"
+#include "reef/nn/init.h"
 #include "reef/parallel/dist_env.h"
 #include "reef/parallel/mesh.h"
 #include "reef/parallel/process_group.h"
@@ -33,13 +35,6 @@ std::vector<std::string> read_all(const std::vector<std::string>& files, const D
   return docs;
 }
 
-// The training and validation samples, and the settings that shape them (kept in checkpoints).
-struct TrainingData {
-  std::shared_ptr<const TokenStream> train_tokens, valid_tokens;  // documents mode only
-  std::unique_ptr<GptSampleSource> train, valid;
-  nlohmann::json spec;
-};
-
 // Documents mode (data.train_files): read, split and tokenize at start.
 TrainingData documents_data(const ResolvedConfig& rc, const Tokenizer& tokenizer) {
   const Config& cfg = rc.config;
@@ -56,15 +51,15 @@ TrainingData documents_data(const ResolvedConfig& rc, const Tokenizer& tokenizer
     split_documents(std::move(docs), d.valid_fraction, &train_docs, &valid_docs);
   }
   TrainingData td;
-  td.train_tokens = std::make_shared<TokenStream>(tokenize_documents(train_docs, tokenizer));
-  td.valid_tokens = std::make_shared<TokenStream>(tokenize_documents(valid_docs, tokenizer));
+  auto train_tokens = std::make_shared<TokenStream>(tokenize_documents(train_docs, tokenizer));
+  auto valid_tokens = std::make_shared<TokenStream>(tokenize_documents(valid_docs, tokenizer));
   log_info("data: {} train documents ({} tokens), {} validation documents ({} tokens)",
-           td.train_tokens->n_documents, td.train_tokens->tokens.size(),
-           td.valid_tokens->n_documents, td.valid_tokens->tokens.size());
+           train_tokens->n_documents, train_tokens->tokens.size(),
+           valid_tokens->n_documents, valid_tokens->tokens.size());
   const auto seed = static_cast<uint64_t>(cfg.run.seed);
-  td.train = std::make_unique<TokenWindows>(td.train_tokens, d.seq_len, seed);
-  if (static_cast<int64_t>(td.valid_tokens->tokens.size()) > d.seq_len)
-    td.valid = std::make_unique<TokenWindows>(td.valid_tokens, d.seq_len, seed, false, 1);
+  td.train = std::make_unique<TokenWindows>(train_tokens, d.seq_len, seed);
+  if (static_cast<int64_t>(valid_tokens->tokens.size()) > d.seq_len)
+    td.valid = std::make_unique<TokenWindows>(valid_tokens, d.seq_len, seed, false, 1);
   td.spec = {{"train_files", d.train_files}, {"valid_files", d.valid_files},
              {"valid_fraction", d.valid_fraction}, {"seq_len", d.seq_len},
              {"tokenizer", d.tokenizer}};
@@ -187,7 +182,12 @@ ModelConfig model_config_from_folder(const ResolvedConfig& rc, const std::string
   return out;
 }
 
-TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opts) {
+TrainResult run_pretrain(const ResolvedConfig& rc, const PretrainOptions& opts) {
+  return run_training(rc, opts, /*finetune=*/false);
+}
+
+TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opts, bool finetune) {
+  const char* command = finetune ? "finetune" : "pretrain";
   ResolvedConfig rc = rc_in;
   Config& cfg = rc.config;
   if (cfg.run.device.rfind("cuda", 0) == 0 && !torch::cuda::is_available())
@@ -215,7 +215,7 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
   }
   const bool writes_files = !pg || pg->rank() == 0;
   int threads = configure_threads(cfg.run.threads);
-  log_info("reef pretrain: run.dir {} device {} threads {}", cfg.run.dir, cfg.run.device, threads);
+  log_info("reef {}: run.dir {} device {} threads {}", command, cfg.run.dir, cfg.run.device, threads);
 
   std::optional<std::string> ckpt = latest_checkpoint(cfg.run.dir);
   if (opts.overwrite) {
@@ -228,8 +228,25 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
   // model.init_from: the architecture comes from the folder (from the run's own checkpoint when
   // resuming, so the init folder's weights are never reread), its tokenizer is the default.
   const bool from_folder = !cfg.model.init_from.empty();
+  // A Reef run folder stands for its newest checkpoint.
+  if (from_folder && !path_exists(join_path(cfg.model.init_from, "config.json"))) {
+    if (auto newest = latest_checkpoint(cfg.model.init_from)) {
+      log_info("model.init_from: {} is a run folder; using its newest checkpoint {}", cfg.model.init_from, *newest);
+      cfg.model.init_from = *newest;
+    }
+  }
+  // PEFT checkpoints hold the adapter only: the base is always the init folder.
+  const bool peft = finetune && cfg.peft.method != "none";
+  if (finetune && !from_folder)
+    usage_error("reef finetune needs model.init_from: the model folder (Hugging Face layout, or a "
+                "Reef checkpoint or run folder) to fine-tune");
+  if (peft && ckpt && !path_exists(join_path(*ckpt, "adapter_config.json")))
+    usage_error("--resume: checkpoint {} holds a whole model, not a peft.method={} adapter; start a "
+                "new run.dir or set peft.method=none", *ckpt, cfg.peft.method);
+  if (!peft && ckpt && path_exists(join_path(*ckpt, "adapter_config.json")))
+    usage_error("--resume: checkpoint {} holds a PEFT adapter; set peft.method as that run did", *ckpt);
   if (from_folder) {
-    cfg.model = model_config_from_folder(rc, ckpt ? *ckpt : cfg.model.init_from);
+    cfg.model = model_config_from_folder(rc, ckpt && !peft ? *ckpt : cfg.model.init_from);
     if (rc.is_default("data.tokenizer")) {
       auto tok_dir = cfg.model.init_from;
       for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"}) {
@@ -253,7 +270,9 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
                 "use the folder's tokenizer or one of at most that size",
                 cfg.data.tokenizer, rc.from("data.tokenizer"), tokenizer->vocab_size(),
                 cfg.model.init_from, cfg.model.vocab_size);
-  TrainingData data = cfg.data.blend.empty() ? documents_data(rc, *tokenizer) : indexed_data(rc);
+  TrainingData data = finetune                ? sft_data(rc, *tokenizer, cfg.model.init_from)
+                      : cfg.data.blend.empty() ? documents_data(rc, *tokenizer)
+                                               : indexed_data(rc);
 
   if (cfg.model.vocab_size == 0) cfg.model.vocab_size = tokenizer->vocab_size();
   if (cfg.model.vocab_size < tokenizer->vocab_size())
@@ -261,8 +280,11 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
                 rc.from("model.vocab_size"), tokenizer->vocab_size());
 
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
+  std::optional<SkipInitGuard> skip_init;  // from a folder every value is loaded: draw nothing
+  if (from_folder) skip_init.emplace();
   CausalLM model(cfg.model);
-  if (ckpt) {
+  skip_init.reset();
+  if (ckpt && !peft) {
     // The architecture must match the checkpoint's: resuming into another shape is never silent.
     nlohmann::json saved = nlohmann::json::parse(read_file(join_path(*ckpt, "config.json")));
     nlohmann::json now = hf_config_json(model->config());
@@ -273,16 +295,18 @@ TrainResult run_pretrain(const ResolvedConfig& rc_in, const PretrainOptions& opt
                     *ckpt, k, v.dump(), saved.contains(k) ? saved[k].dump() : "absent");
     }
   }
-  if (from_folder && !ckpt) {
+  if (from_folder && (!ckpt || peft)) {
     load_model_weights(model, cfg.model.init_from);  // strict: every tensor, every parameter
     log_info("model: weights from {}", cfg.model.init_from);
   }
   log_info("model: {} with {:.2f}M parameters ({:.2f}M without embeddings)", model->config().arch,
            count_parameters(model->config()) / 1e6, count_parameters(model->config(), false) / 1e6);
+  std::shared_ptr<Peft> adapter;
+  if (peft) adapter = attach_peft(model, cfg, *tokenizer, cfg.model.init_from, ckpt ? *ckpt : "");
 
   // The trainer checks the data against the config and the checkpoint before the run folder
   // is written to, so a refused run leaves it as it was.
-  Trainer trainer(cfg, model, *tokenizer, *data.train, data.valid.get(), data.spec, pg);
+  Trainer trainer(cfg, model, *tokenizer, *data.train, data.valid.get(), data.spec, pg, adapter);
   if (ckpt) trainer.resume_from(*ckpt);
   else if (opts.resume) log_info("--resume: no checkpoint in {}; starting from step 0", cfg.run.dir);
   if (pg) pg->barrier();  // every rank has read the old checkpoint before rank 0 changes run.dir

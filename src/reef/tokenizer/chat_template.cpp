@@ -181,11 +181,15 @@ std::vector<std::string> ChatTemplate::builtin_template_names() {
 ChatTemplate ChatTemplate::load(const std::string& dir, const std::string& fallback) {
   if (!dir.empty() && model_dir_has_template(dir)) return from_model_dir(dir);
   if (fallback.empty()) return from_model_dir(dir);  // the error naming the choices
-  if (ends_with(fallback, ".jinja")) {
-    if (!path_exists(fallback)) usage_error("chat template file '{}' does not exist", fallback);
-    return ChatTemplate(read_file(fallback), fallback, dir.empty() ? ojson::object() : special_tokens_of(dir));
+  return named(fallback, dir);
+}
+
+ChatTemplate ChatTemplate::named(const std::string& name, const std::string& dir) {
+  if (ends_with(name, ".jinja")) {
+    if (!path_exists(name)) usage_error("chat template file '{}' does not exist", name);
+    return ChatTemplate(read_file(name), name, dir.empty() ? ojson::object() : special_tokens_of(dir));
   }
-  return builtin(fallback, dir);
+  return builtin(name, dir);
 }
 
 const jinja::Template& ChatTemplate::pick(bool with_tools) const {

@@ -59,6 +59,9 @@ class ChatTemplate {
   static std::vector<std::string> builtin_template_names();
   // The folder's own template, else `fallback` ("" : none -> error): a built-in name or a .jinja path.
   static ChatTemplate load(const std::string& dir, const std::string& fallback);
+  // A built-in name or a .jinja path, with the special tokens of `dir` when given (whatever
+  // template the folder has).
+  static ChatTemplate named(const std::string& name, const std::string& dir = "");
 
   // Renders a conversation (a JSON array of message objects). Throws a usage error naming the
   // template for raise_exception ("NAME: raise_exception: MESSAGE") or a failing expression.

@@ -75,17 +75,18 @@ void restore_rng_state(const std::string& hex) {
 
 std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
                             const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
-                            int64_t keep_last) {
+                            int64_t keep_last, const CheckpointWeightsWriter& write_weights) {
   int64_t opt_step = 0;
   NamedParams tensors;
   if (optimizer) tensors = optimizer->state_tensors(&opt_step);
   return save_checkpoint_named(run_dir, model, optimizer ? &tensors : nullptr, opt_step, tokenizer,
-                               cfg, state, keep_last);
+                               cfg, state, keep_last, write_weights);
 }
 
 std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
-                            int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
-                            const TrainerState& state, int64_t keep_last) {
+                                  int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
+                                  const TrainerState& state, int64_t keep_last,
+                                  const CheckpointWeightsWriter& write_weights) {
   std::string root = join_path(run_dir, "checkpoints");
   make_dirs(root);
   std::string name = "step_" + std::to_string(state.step);
@@ -94,10 +95,15 @@ std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model, c
   if (path_exists(tmp)) remove_all(tmp);
   make_dirs(tmp);
 
-  save_model_folder(tmp, model, &tokenizer);
+  std::vector<std::string> names = {"tokenizer.json", "tokenizer_config.json"};
+  if (write_weights) {
+    tokenizer.save(tmp);
+    for (auto& n : write_weights(tmp)) names.push_back(std::move(n));
+  } else {
+    save_model_folder(tmp, model, &tokenizer);
+    names.insert(names.end(), {"model.safetensors", "config.json", "generation_config.json"});
+  }
   nlohmann::json files = nlohmann::json::object();
-  std::vector<std::string> names = {"model.safetensors", "config.json", "generation_config.json",
-                                    "tokenizer.json", "tokenizer_config.json"};
   const int64_t opt_step = optimizer_state ? optimizer_step : 0;
   if (optimizer_state) {
     save_safetensors(join_path(tmp, "optimizer.safetensors"), *optimizer_state,
@@ -155,15 +161,17 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   return join_path(root, best_name);
 }
 
-TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer) {
+TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer,
+                             bool load_weights) {
   std::map<std::string, torch::Tensor> t;
-  TrainerState s = load_checkpoint_named(dir, model, optimizer ? &t : nullptr);
+  TrainerState s = load_checkpoint_named(dir, model, optimizer ? &t : nullptr, load_weights);
   if (optimizer) optimizer->load_state_tensors(t, s.optimizer_step);
   return s;
 }
 
 TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
-                                   std::map<std::string, torch::Tensor>* optimizer_state) {
+                                   std::map<std::string, torch::Tensor>* optimizer_state,
+                                   bool load_weights) {
   std::string state_path = join_path(dir, "trainer_state.json");
   if (!path_exists(state_path)) fail("incomplete checkpoint {}: no trainer_state.json", dir);
   nlohmann::json st;
@@ -187,7 +195,7 @@ TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
         fail("corrupted checkpoint {}: {} checksum mismatch (xxh64 {} != {})", dir, name,
              got["xxh64"].get<std::string>(), want.at("xxh64").get<std::string>());
     }
-    load_model_weights(model, dir);
+    if (load_weights) load_model_weights(model, dir);
     TrainerState s;
     s.step = st.at("step").get<int64_t>();
     s.tokens_seen = st.at("tokens_seen").get<int64_t>();

@@ -8,8 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <optional>
+#include <vector>
 #include <string>
 
 #include "reef/config/config.h"
@@ -32,27 +34,37 @@ struct TrainerState {
   int64_t optimizer_step = 0;
 };
 
+// Writes a checkpoint's weights into a folder and returns the names of the files it wrote.
+using CheckpointWeightsWriter = std::function<std::vector<std::string>(const std::string& dir)>;
+
 // Saves a checkpoint for `state.step`; keeps the newest `keep_last` (0: all). Returns its path.
+// `write_weights` (PEFT: the adapter files) replaces the model folder's weights and configs; the
+// tokenizer files are written either way.
 std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
                             const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
-                            int64_t keep_last);
+                            int64_t keep_last, const CheckpointWeightsWriter& write_weights = nullptr);
 
 // The same with the optimizer state given as named tensors (null: none), e.g. gathered from
 // tensor-parallel shards.
 std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
-                            int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
-                            const TrainerState& state, int64_t keep_last);
+                                  int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
+                                  const TrainerState& state, int64_t keep_last,
+                                  const CheckpointWeightsWriter& write_weights = nullptr);
 
 // The newest step_<N> folder under <run_dir>/checkpoints, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 
 // Verifies every file against trainer_state.json, loads weights (and optimizer state if given)
 // and returns the trainer state. Throws naming the file that is missing, truncated or corrupt.
-TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer);
+// load_weights=false leaves the model as it is (a PEFT checkpoint: the adapter is loaded when it
+// is attached, the base weights come from the base model's folder).
+TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer,
+                             bool load_weights = true);
 // The same, handing the optimizer's named tensors to the caller (null: not read) instead of
 // loading them into an Optimizer.
 TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
-                                   std::map<std::string, torch::Tensor>* optimizer_state);
+                                   std::map<std::string, torch::Tensor>* optimizer_state,
+                                   bool load_weights = true);
 
 // Captures / restores torch's default CPU generator.
 std::string capture_rng_state();

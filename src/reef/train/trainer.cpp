@@ -15,6 +15,7 @@
 #include "reef/base/log.h"
 #include "reef/base/progress.h"
 #include "reef/nn/init.h"
+#include "reef/nn/packing.h"
 #include "reef/train/checkpointing.h"
 #include "reef/train/metrics.h"
 #include "reef/train/mfu.h"
@@ -58,23 +59,41 @@ int configure_threads(int64_t threads) {
 
 Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
                  const GptSampleSource& train, const GptSampleSource* valid, nlohmann::json data_spec,
-                 std::shared_ptr<ProcessGroup> pg)
+                 std::shared_ptr<ProcessGroup> pg, std::shared_ptr<Peft> peft)
     : cfg_(cfg), model_(std::move(model)), tokenizer_(tokenizer), train_(train), valid_(valid),
-      data_spec_(std::move(data_spec)), device_(cfg.run.device), pg_(std::move(pg)) {
+      data_spec_(std::move(data_spec)), device_(cfg.run.device), pg_(std::move(pg)), peft_(std::move(peft)) {
   model_->to(device_);
+  if (peft_) peft_->to(device_);
   const int world = pg_ ? pg_->size() : 1;
   const Mesh mesh = resolve_mesh(cfg_.parallel, world);
+  dp_ = mesh.dp;
   shard_ = shard_global_batch(cfg_.train.micro_batch_size, cfg_.train.grad_accum, mesh.dp,
                               dp_rank_of(mesh, pg_ ? pg_->rank() : 0));
   writes_files_ = !pg_ || pg_->rank() == 0;
   if (world > 1) broadcast_module_from_rank0(*model_, *pg_);  // identical initial weights
+  if (peft_ && mesh.tp > 1)
+    usage_error("parallel.tp={}: peft.method={} is not supported with tensor parallelism; use "
+                "parallel.tp=1 (data parallelism works)", mesh.tp, cfg_.peft.method);
   groups_ = make_mesh_groups(mesh, pg_);
   if (groups_.tp) tp_ = std::make_unique<TensorParallel>(model_, groups_.tp);  // slices the model
   NamedParams params;
   std::vector<torch::Tensor> trainable;
-  for (const auto& item : model_->named_parameters(true)) {
-    params.emplace_back(item.key(), item.value());
-    if (item.value().requires_grad()) trainable.push_back(item.value());
+  if (peft_) {
+    for (auto& [name, t] : peft_->parameters(model_)) {
+      params.emplace_back(name, t);
+      trainable.push_back(t);
+    }
+    // Prompt tuning's vectors live outside the model: rank 0's go to every rank.
+    if (world > 1 && peft_->prefix().defined()) {
+      torch::NoGradGuard ng;
+      auto p = peft_->prefix();
+      pg_->broadcast(p, 0);
+    }
+  } else {
+    for (const auto& item : model_->named_parameters(true)) {
+      params.emplace_back(item.key(), item.value());
+      if (item.value().requires_grad()) trainable.push_back(item.value());
+    }
   }
   optimizer_ = std::make_unique<Optimizer>(params, cfg_.optim,
                                            mesh.zero >= 1 ? groups_.dp : nullptr);
@@ -108,7 +127,8 @@ void Trainer::resume_from(const std::string& dir) {
     tp_->load_full_model(full);
     optimizer_->load_state_tensors(tp_->shard_state(opt), s.optimizer_step);
   } else {
-    s = load_checkpoint(dir, model_, optimizer_.get());
+    // With PEFT the adapter was loaded when it was attached; the base comes from its own folder.
+    s = load_checkpoint(dir, model_, optimizer_.get(), /*load_weights=*/!peft_);
   }
   if (s.step > cfg_.train.max_steps)
     usage_error("train.max_steps={} is below the checkpoint's step {} ({})", cfg_.train.max_steps,
@@ -134,13 +154,50 @@ void Trainer::resume_from(const std::string& dir) {
   log_info("resumed from {} at step {} ({} samples consumed)", dir, step_, consumed_samples_);
 }
 
-torch::Tensor Trainer::batch_from(const GptSampleSource& src, int64_t first, int64_t n) const {
-  const int64_t T1 = cfg_.data.seq_len + 1;
+int64_t Trainer::count_targets(const GptSampleSource& src, int64_t first, int64_t n) const {
+  const int64_t T = cfg_.data.seq_len;
+  int64_t count = 0;
+  SampleLayout layout;
+  for (int64_t b = 0; b < n; ++b) {
+    if (!src.layout(first + b, &layout)) {
+      count += T;
+      continue;
+    }
+    for (uint8_t m : layout.target_mask) count += m ? 1 : 0;
+  }
+  return count;
+}
+
+Trainer::Batch Trainer::batch_from(const GptSampleSource& src, int64_t first, int64_t n) const {
+  const int64_t T1 = cfg_.data.seq_len + 1, T = T1 - 1;
   const int64_t V = model_->config().vocab_size;
   auto out = torch::empty({n, T1}, torch::kInt64);
   int64_t* dst = out.data_ptr<int64_t>();
   std::vector<int32_t> s;
+  SampleLayout layout;
+  torch::Tensor mask, pos, seg;  // [n, T] when the samples have layouts
   for (int64_t b = 0; b < n; ++b) {
+    if (src.layout(first + b, &layout)) {
+      if (!mask.defined()) {
+        mask = torch::ones({n, T}, torch::kBool);
+        pos = torch::arange(T, torch::kInt64).repeat({n, 1});
+        seg = torch::zeros({n, T}, torch::kInt64);
+      }
+      if (static_cast<int64_t>(layout.target_mask.size()) != T ||
+          static_cast<int64_t>(layout.position_ids.size()) != T ||
+          static_cast<int64_t>(layout.segment_ids.size()) != T)
+        fail("data: sample {} has a layout of the wrong length (internal error)", first + b);
+      auto* m = mask[b].data_ptr<bool>();
+      auto* p = pos[b].data_ptr<int64_t>();
+      auto* g = seg[b].data_ptr<int64_t>();
+      for (int64_t t = 0; t < T; ++t) {
+        m[t] = layout.target_mask[static_cast<size_t>(t)] != 0;
+        p[t] = layout.position_ids[static_cast<size_t>(t)];
+        g[t] = layout.segment_ids[static_cast<size_t>(t)];
+      }
+    } else if (mask.defined()) {
+      fail("data: sample {} has no layout while others do (internal error)", first + b);
+    }
     src.sample(first + b, &s);
     if (static_cast<int64_t>(s.size()) != T1)
       fail("data: sample {} has {} tokens, expected {} (internal error)", first + b, s.size(), T1);
@@ -154,27 +211,44 @@ torch::Tensor Trainer::batch_from(const GptSampleSource& src, int64_t first, int
       dst[b * T1 + t] = s[t];
     }
   }
-  return out.to(device_);
+  Batch batch;
+  batch.inputs = out.narrow(1, 0, T).to(device_);
+  auto targets = out.narrow(1, 1, T).clone();
+  if (mask.defined()) {
+    targets.masked_fill_(mask.logical_not(), kIgnoreTarget);
+    batch.n_targets = mask.sum().item<int64_t>();
+    batch.position_ids = pos.to(device_);
+    batch.segment_ids = seg.to(device_);
+  } else {
+    batch.n_targets = n * T;
+  }
+  batch.targets = targets.to(device_);
+  return batch;
 }
 
-double Trainer::forward_loss(const torch::Tensor& batch, bool with_aux) {
-  // batch [B, T+1]: inputs are the first T tokens, targets the last T.
-  auto inputs = batch.narrow(1, 0, batch.size(1) - 1);
-  auto targets = batch.narrow(1, 1, batch.size(1) - 1);
+double Trainer::forward_loss(const Batch& batch, bool with_aux, double ce_scale, double aux_scale) {
+  const torch::Tensor prefix = peft_ ? peft_->prefix() : torch::Tensor();
+  const int64_t P = prefix.defined() ? prefix.size(0) : 0;
+  std::optional<PackedSequences> packed;
+  if (batch.segment_ids.defined()) {
+    packed.emplace(batch.position_ids, batch.segment_ids);
+    if (P > 0) *packed = packed->with_prefix(P);  // the virtual tokens join each row's first sample
+  }
   CausalLMImpl::TrainOutput out;
   {
     AutocastScope ac(cfg_.train.precision == "bf16", device_.type());
-    if (with_aux) {
-      out = model_->forward_train(inputs);  // logits [B, T, V] (+ aux for MoE)
-    } else {
-      out.logits = model_->forward(inputs);
-    }
+    // logits [B, P + T, V] (+ aux for MoE); validation leaves the aux loss out.
+    out = model_->forward_train(batch.inputs, packed ? &*packed : nullptr, prefix);
+    if (!with_aux) out.aux_loss = torch::Tensor();
   }
-  // Tensor parallel: logits are this rank's vocab slice; the loss is reduced over the tp group.
-  last_loss_ = tp_ ? tp_->loss(out.logits, targets)
-                   : causal_lm_loss(model_->config(), out.logits, targets, out.aux_loss);
+  auto logits = P > 0 ? out.logits.narrow(1, P, out.logits.size(1) - P) : out.logits;
+  // Tensor parallel: logits are this rank's vocab slice; the CE is reduced over the tp group.
+  auto ce_sum = tp_ ? tp_->token_losses(logits, batch.targets).sum() : causal_lm_loss_sum(logits, batch.targets);
+  last_loss_ = ce_sum * ce_scale;
+  if (out.aux_loss.defined())
+    last_loss_ = last_loss_ + aux_scale * model_->config().router_aux_loss_coef * out.aux_loss.to(torch::kFloat);
   last_aux_loss_ = out.aux_loss.defined() ? out.aux_loss.item<double>() : 0.0;
-  return last_loss_.item<double>();
+  return ce_sum.item<double>();
 }
 
 double Trainer::evaluate() {
@@ -187,9 +261,9 @@ double Trainer::evaluate() {
   int64_t count = 0;
   for (int64_t i = 0; i < want; i += mb) {
     const int64_t n = std::min(mb, want - i);
-    double l = forward_loss(batch_from(*valid_, i, n), /*with_aux=*/false);
-    sum += l * static_cast<double>(n);
-    count += n;
+    Batch b = batch_from(*valid_, i, n);
+    sum += forward_loss(b, /*with_aux=*/false, 1.0, 0.0);
+    count += b.n_targets;
   }
   model_->train();
   return count ? sum / static_cast<double>(count) : NAN;
@@ -232,8 +306,10 @@ TrainResult Trainer::run() {
       return;
     }
     if (!writes_files_) return optimizer_->release_gathered_state();
+    CheckpointWeightsWriter write_adapter;
+    if (peft_) write_adapter = [this](const std::string& dir) { return peft_->save(dir, model_); };
     res.last_checkpoint = save_checkpoint(cfg_.run.dir, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr,
-                                          tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
+                                          tokenizer_, cfg_, s, cfg_.checkpoint.keep_last, write_adapter);
     optimizer_->release_gathered_state();
   };
 
@@ -255,15 +331,20 @@ TrainResult Trainer::run() {
     // This rank's share of the step's global batch; with one rank, the whole of it.
     double loss_sum = 0, aux_sum = 0;
     const int64_t accum = shard_.accum_steps, mb = shard_.micro_batch_size;
+    // Every counted target of the step weighs the same: CE sums over the step's count. The
+    // all-reduce averages gradients over the dp ranks, hence the factor dp.
+    const int64_t step_targets = count_targets(train_, consumed_samples_, shard_.global_batch);
+    if (step_targets == 0) fail("step {}: no target in the whole batch counts for the loss", step_ + 1);
+    const double ce_scale = static_cast<double>(dp_) / static_cast<double>(step_targets);
     for (int64_t m = 0; m < accum; ++m) {
       if (grad_sync_) grad_sync_->set_sync(m == accum - 1);  // all-reduce during the last backward
       loss_sum += forward_loss(batch_from(train_, consumed_samples_ + shard_.first + m * mb, mb),
-                               /*with_aux=*/true);
+                               /*with_aux=*/true, ce_scale, 1.0 / static_cast<double>(accum));
       aux_sum += last_aux_loss_;
-      (last_loss_ / static_cast<double>(accum)).backward();
+      last_loss_.backward();
     }
     consumed_samples_ += shard_.global_batch;
-    double loss = loss_sum / static_cast<double>(accum);
+    double loss = loss_sum / static_cast<double>(step_targets);
     double aux = aux_sum / static_cast<double>(accum);
     bool stop = g_stop_signal != 0;  // the step that sees the signal is logged and saved
     if (grad_sync_) grad_sync_->finish();
@@ -272,7 +353,8 @@ TrainResult Trainer::run() {
       // this step.
       auto t = torch::tensor({loss, stop ? 1.0 : 0.0, aux}, torch::kDouble);
       pg_->all_reduce_sum(t);
-      loss = t[0].item<double>() / pg_->size();
+      // Each rank's share of the step's mean; the tp ranks of a dp rank hold the same share.
+      loss = t[0].item<double>() / static_cast<double>(pg_->size() / dp_);
       stop = t[1].item<double>() > 0;
       aux = t[2].item<double>() / pg_->size();
     }

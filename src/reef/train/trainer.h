@@ -17,6 +17,7 @@
 #include "reef/parallel/tensor_parallel.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/optim.h"
+#include "reef/train/peft.h"
 
 namespace reef {
 
@@ -37,25 +38,42 @@ class Trainer {
   // validation always scores the first eval_batches micro-batches of `valid`. `data_spec` (the
   // data settings, for messages) is saved in checkpoints with the training fingerprint.
   // `pg` (several ranks): data and tensor parallelism over its ranks as cfg.parallel says
-  // (the model is sharded here for tp > 1); every rank constructs its Trainer and runs it in step.
+  // (the model is sharded here for tp > 1); every rank constructs its Trainer and runs it in step. `peft` (train/peft.h, already attached to the
+  // model): only its parameters train, and checkpoints hold the adapter instead of the model.
+  //
+  // Samples with a layout (SFT rows, data/sft_dataset.h) bring their loss mask, positions and
+  // packing segments. The loss of a step is the sum of cross-entropy over every counted target
+  // of the step (all micro-batches, all ranks) divided by their number, so neither gradient
+  // accumulation nor packing nor the world size reweights a token.
   Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
           const GptSampleSource& train, const GptSampleSource* valid,
           nlohmann::json data_spec = nlohmann::json::object(),
-          std::shared_ptr<ProcessGroup> pg = nullptr);
+          std::shared_ptr<ProcessGroup> pg = nullptr, std::shared_ptr<Peft> peft = nullptr);
   // Restores model, optimizer, data position and RNG from a checkpoint folder. Refuses a
   // checkpoint whose training data (fingerprint) differs from this run's.
   void resume_from(const std::string& checkpoint_dir);
   TrainResult run();
-  // Mean cross-entropy over the first eval_batches micro-batches of the validation samples.
+  // Mean cross-entropy per counted target over the first eval_batches micro-batches of the
+  // validation samples.
   double evaluate();
 
  private:
-  // Samples [first, first+n) of `src` as a [n, T+1] int64 tensor on the device.
-  torch::Tensor batch_from(const GptSampleSource& src, int64_t first, int64_t n) const;
-  // batch [B, T+1] -> the training objective (scalar, graph kept in last_loss_): mean CE, plus
-  // router_aux_loss_coef * aux for a MoE model with output_router_logits when with_aux (the
-  // aux value goes to last_aux_loss_). Validation passes with_aux=false: val_loss is the LM loss.
-  double forward_loss(const torch::Tensor& batch, bool with_aux);
+  struct Batch {
+    torch::Tensor inputs;        // [B, T] int64
+    torch::Tensor targets;       // [B, T] int64; kIgnoreTarget where the loss does not count
+    torch::Tensor position_ids;  // [B, T], with segment_ids: packed samples; else undefined
+    torch::Tensor segment_ids;
+    int64_t n_targets = 0;       // counted targets
+  };
+  // Samples [first, first+n) of `src` on the device.
+  Batch batch_from(const GptSampleSource& src, int64_t first, int64_t n) const;
+  // Counted targets of samples [first, first+n) of `src` (reads layouts only).
+  int64_t count_targets(const GptSampleSource& src, int64_t first, int64_t n) const;
+  // Forward pass of `batch`; returns the sum of CE over its counted targets. The objective
+  // (scalar, graph kept in last_loss_) is ce_scale * that sum, plus, when with_aux for a MoE model
+  // with output_router_logits, aux_scale * router_aux_loss_coef * aux (the aux value goes to
+  // last_aux_loss_). Validation passes with_aux=false: val_loss is the LM loss.
+  double forward_loss(const Batch& batch, bool with_aux, double ce_scale, double aux_scale);
   // Payload handed to collectives so far by this rank, over the world and its dp/tp subgroups.
   CollectiveBytes comm_bytes() const;
 
@@ -79,6 +97,8 @@ class Trainer {
   std::unique_ptr<GradientSync> grad_sync_;
   BatchShard shard_;
   bool writes_files_ = true;
+  int dp_ = 1;  // data-parallel ranks (the gradient all-reduce averages over them)
+  std::shared_ptr<Peft> peft_;
 };
 
 // Sets torch's intra-op threads from run.threads (0: every core) and returns the count.

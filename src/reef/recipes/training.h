@@ -1,0 +1,32 @@
+// What `reef pretrain` and `reef finetune` share: one training driver (process group, run folder
+// guard, model from a preset or a folder, resume, trainer) over the samples each job brings.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "reef/config/config.h"
+#include "reef/data/sample_index.h"
+#include "reef/recipes/pretrain.h"
+#include "reef/tokenizer/tokenizer.h"
+
+namespace reef {
+
+// The training and validation samples, and the settings that shape them (kept in checkpoints).
+struct TrainingData {
+  std::unique_ptr<GptSampleSource> train, valid;
+  nlohmann::json spec;
+};
+
+// finetune: SFT rows from data.train_files (recipes/finetune.h) and cfg.peft; otherwise
+// pretraining documents or indexed datasets.
+TrainResult run_training(const ResolvedConfig& rc, const PretrainOptions& opts, bool finetune);
+
+// The fine-tuning rows of a config: data.train_files / valid_files (or valid_fraction of the
+// training records) read as SFT JSONL, rendered with the chat template of `model_dir` (or
+// data.chat_template), packed or padded to data.seq_len.
+TrainingData sft_data(const ResolvedConfig& rc, const Tokenizer& tokenizer, const std::string& model_dir);
+
+}  // namespace reef
