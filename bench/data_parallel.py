@@ -1,8 +1,10 @@
-"""Benchmark: data-parallel pretraining throughput, 1 rank against 2 ranks on this machine, per
-layout (dp, dp + ZeRO-1), and the bytes each collective moves per step.
+"""Benchmark: data- and tensor-parallel pretraining throughput, 1 rank against 2 ranks on this
+machine, per layout (dp, dp + ZeRO-1, tp), and the bytes each collective moves per step.
 
 Runs the same small pretraining (same global batch) as `reef pretrain` in one process and as
-`reef launch --nproc-per-node 2 -- reef pretrain` with parallel.zero=0 and 1, reads each run's
+`reef launch --nproc-per-node 2 -- reef pretrain` with parallel.zero=0 and 1 and with
+parallel.tp=2 (Megatron tensor parallelism: every layer's two all-reduces forward and two
+backward, on activations, instead of one gradient all-reduce per step), reads each run's
 metrics.jsonl, and prints the median tokens/s over the steps after the first two, the ratio of
 the 2-rank run to the 1-rank run, and the all-reduce / all-gather payload per step and rank.
 On a machine with fewer free cores than ranks the ratio measures contention, not scaling.
@@ -49,7 +51,7 @@ def main():
         print(f"{'layout':<14}{'ranks':>6}{'tokens/s':>12}{'vs 1 rank':>11}{'all-reduce MB/step':>20}"
               f"{'all-gather MB/step':>20}{'final loss':>12}")
         print(f"{'single':<14}{1:>6}{tps1:>12.0f}{1.0:>11.2f}{0:>20.2f}{0:>20.2f}{loss1:>12.5f}")
-        for name, extra in [("dp=2", []), ("dp=2 zero=1", ["parallel.zero=1"])]:
+        for name, extra in [("dp=2", []), ("dp=2 zero=1", ["parallel.zero=1"]), ("tp=2", ["parallel.tp=2"])]:
             d = os.path.join(tmp, name.replace(" ", "_").replace("=", ""))
             run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base + extra + [f"run.dir={d}"], ROOT)
             tps, ar, ag, loss = metrics(d)

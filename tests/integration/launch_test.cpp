@@ -90,7 +90,7 @@ TEST_F(Launch, DataParallelOnTwoRanksEqualsOneProcess) {
   auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("[rank 0] "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("parallel: 2 ranks (torchrun environment, gloo backend), dp=2 zero=0"), std::string::npos)
+  EXPECT_NE(r.output.find("parallel: 2 ranks (torchrun environment, gloo backend), dp=2 tp=1 zero=0"), std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find("[rank 1] "), std::string::npos) << "rank 1 logs nothing but errors:\n" << r.output;
   expect_same_run(*dir_ / "single", run, 6);
@@ -162,7 +162,7 @@ TEST_F(Launch, AKilledRankStopsTheOthersAndIsNamed) {
 TEST(LaunchUsage, UnsupportedLayoutsAndBadOptionsAreOneLine) {
   auto r = testing::run_reef({"pretrain", "--config", "recipes/llama-tiny.yaml", "parallel.tp=2"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("parallel.tp=2 (command line): tensor parallelism is not supported yet"),
+  EXPECT_NE(r.output.find("the world size 1 is not a multiple of parallel.tp=2 x parallel.pp=1"),
             std::string::npos) << r.output;
   r = testing::run_reef({"pretrain", "--config", "recipes/llama-tiny.yaml", "parallel.dp=2"});
   EXPECT_EQ(r.exit_code, 2);

@@ -284,9 +284,6 @@ void check_parallel(const ParallelConfig& p, const Checker& c) {
   c.at_least<int64_t>("parallel.dp", p.dp, 0);
   c.at_least<int64_t>("parallel.tp", p.tp, 1);
   c.at_least<int64_t>("parallel.pp", p.pp, 1);
-  if (p.tp > 1)
-    usage_error("parallel.tp={} ({}): tensor parallelism is not supported yet; use parallel.tp=1 "
-                "(data parallelism: parallel.dp, parallel.zero)", p.tp, c.from("parallel.tp"));
   if (p.zero < 0 || p.zero > 1)
     c.fail("parallel.zero", "0 or 1 (ZeRO-2/3 and FSDP are not supported yet)", std::to_string(p.zero));
   c.positive("parallel.bucket_mb", p.bucket_mb);

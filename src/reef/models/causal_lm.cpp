@@ -149,7 +149,11 @@ torch::Tensor CausalLMImpl::lm_head_weight() const {
 }
 
 torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache) {
-  return torch::nn::functional::linear(hidden_states(input_ids, cache), lm_head_weight());
+  return lm_head_logits(hidden_states(input_ids, cache));
+}
+
+torch::Tensor CausalLMImpl::lm_head_logits(const torch::Tensor& h) {
+  return torch::nn::functional::linear(head_input_hook ? head_input_hook(h) : h, lm_head_weight());
 }
 
 torch::Tensor CausalLMImpl::embed(const torch::Tensor& input_ids) {
@@ -162,8 +166,7 @@ torch::Tensor CausalLMImpl::run_layers(const torch::Tensor& h, int64_t begin, in
 }
 
 torch::Tensor CausalLMImpl::head(const torch::Tensor& h) {
-  auto normed = transformer ? transformer->ln_f(h) : model->norm(h);
-  return torch::nn::functional::linear(normed, lm_head_weight());
+  return lm_head_logits(transformer ? transformer->ln_f(h) : model->norm(h));
 }
 
 void CausalLMImpl::keep_only(int64_t begin, int64_t end, bool keep_embeddings, bool keep_head) {
@@ -196,7 +199,8 @@ void CausalLMImpl::keep_only(int64_t begin, int64_t end, bool keep_embeddings, b
 bool CausalLMImpl::uses_aux_loss() const { return cfg_.n_experts > 0 && cfg_.output_router_logits; }
 
 torch::Tensor CausalLMImpl::embed_tokens(const torch::Tensor& input_ids) {
-  return transformer ? transformer->wte(input_ids) : model->embed_tokens(input_ids);
+  if (transformer) return transformer->wte(input_ids);
+  return model->embed_fn ? model->embed_fn(input_ids) : model->embed_tokens(input_ids);
 }
 
 CausalLMImpl::TrainOutput CausalLMImpl::forward_train(const torch::Tensor& input_ids,
@@ -214,7 +218,7 @@ CausalLMImpl::TrainOutput CausalLMImpl::forward_train(const torch::Tensor& input
   std::vector<torch::Tensor> router_logits;
   auto h = transformer ? transformer->forward_embeds(embeds, cache)
                        : model->forward_embeds(embeds, cache, uses_aux_loss() ? &router_logits : nullptr);
-  auto logits = torch::nn::functional::linear(h, lm_head_weight());
+  auto logits = lm_head_logits(h);
   if (!uses_aux_loss()) return {logits, torch::Tensor()};
   return {logits, load_balancing_loss(router_logits, cfg_.n_experts, cfg_.n_experts_per_tok)};
 }

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,9 @@ class CausalLMImpl : public torch::nn::Module {
   torch::Tensor hidden_states(const torch::Tensor& input_ids, AttentionCache* cache = nullptr);
   // The LM head matrix [V, C]: lm_head.weight, or the token embedding when tied.
   torch::Tensor lm_head_weight() const;
+  // final hidden states [B, T, C] (after the final norm) -> logits [B, T, V], through
+  // head_input_hook when set.
+  torch::Tensor lm_head_logits(const torch::Tensor& h);
 
   const ModelConfig& config() const { return cfg_; }  // resolved
 
@@ -97,6 +101,10 @@ class CausalLMImpl : public torch::nn::Module {
   LlamaModel model{nullptr};           // "model": every arch but gpt2
   GPT2Model transformer{nullptr};      // "transformer": gpt2
   Linear lm_head{nullptr};       // "lm_head": only when embeddings are not tied
+  // A generic extension point: applied to the final hidden states [B, T, C] right before the LM
+  // head's matmul (parallel/ installs tensor parallelism's copy-to-group operator there, the
+  // head then producing each rank's vocab slice of the logits). Null: none.
+  std::function<torch::Tensor(const torch::Tensor&)> head_input_hook;
 
  private:
   ModelConfig cfg_;

@@ -67,7 +67,7 @@ LlamaModelImpl::LlamaModelImpl(const ModelConfig& cfg) : rope_(rope_options(cfg)
 
 torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache,
                                       std::vector<torch::Tensor>* router_logits) {
-  return forward_embeds(embed_tokens(input_ids), cache, router_logits);
+  return forward_embeds(embed_fn ? embed_fn(input_ids) : embed_tokens(input_ids), cache, router_logits);
 }
 
 torch::Tensor LlamaModelImpl::embed(const torch::Tensor& input_ids) {

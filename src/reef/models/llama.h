@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "reef/config/config.h"
 #include "reef/nn/attention.h"
 #include "reef/nn/kv_cache.h"
@@ -55,6 +57,9 @@ class LlamaModelImpl : public torch::nn::Module {
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
+  // A generic extension point: replaces the token lookup embed_tokens(ids) (input_ids [B, T] ->
+  // [B, T, C]); parallel/ installs a vocab-parallel lookup. Null: the plain embedding.
+  std::function<torch::Tensor(const torch::Tensor&)> embed_fn;
 
  private:
   RotaryEmbedding rope_;

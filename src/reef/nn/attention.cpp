@@ -113,14 +113,17 @@ AttentionImpl::AttentionImpl(const AttentionOptions& options) : options_(options
   }
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x_in, const torch::Tensor& cos,
                                      const torch::Tensor& sin, AttentionCache* cache,
                                      int64_t layer) {
   const auto& o = options_;
-  const int64_t b = x.size(0), t = x.size(1);
-  auto q = q_proj(x).view({b, t, o.n_heads(), o.head_dim()});     // [B, T, H, D]
-  auto k = k_proj(x).view({b, t, o.n_kv_heads(), o.head_dim()});  // [B, T, Hkv, D]
-  auto v = v_proj(x).view({b, t, o.n_kv_heads(), o.head_dim()});
+  const int64_t b = x_in.size(0), t = x_in.size(1);
+  const auto x = input_hook ? input_hook(x_in) : x_in;
+  // H and Hkv are the projections' (all heads, or a tensor-parallel rank's share of them).
+  const int64_t h = q_proj->out_features / o.head_dim(), hkv = k_proj->out_features / o.head_dim();
+  auto q = q_proj(x).view({b, t, h, o.head_dim()});    // [B, T, H, D]
+  auto k = k_proj(x).view({b, t, hkv, o.head_dim()});  // [B, T, Hkv, D]
+  auto v = v_proj(x).view({b, t, hkv, o.head_dim()});
   if (o.qk_norm()) {  // per head, before RoPE (Qwen3)
     q = q_norm(q);
     k = k_norm(k);
@@ -133,7 +136,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     k = apply_rotary(k, cos, sin);
   }
   auto y = attend(q, k, v, cache, layer);  // [B, H, T, D]
-  y = y.transpose(1, 2).reshape({b, t, o.n_heads() * o.head_dim()});
+  y = y.transpose(1, 2).reshape({b, t, h * o.head_dim()});
   return o_proj(y);
 }
 

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 
 #include "reef/nn/kv_cache.h"
 #include "reef/nn/linear.h"
@@ -69,6 +70,10 @@ class AttentionImpl : public torch::nn::Module {
 
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // only with qk_norm
+  // A generic extension point: applied to x before the q/k/v projections (null: none). The head
+  // counts forward uses follow the projections' output sizes, so parallel/ can run this module
+  // on a subset of the heads (tensor parallelism) by slicing q/k/v/o and setting this hook.
+  std::function<torch::Tensor(const torch::Tensor&)> input_hook;
 
  private:
   AttentionOptions options_;

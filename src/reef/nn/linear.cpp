@@ -49,10 +49,12 @@ void LinearImpl::enable_lora(const LoraOptions& options) {
   lora_B = register_module("lora_B", b);
 }
 
-torch::Tensor LinearImpl::forward_with_lora(const torch::Tensor& x) {
+torch::Tensor LinearImpl::forward_with_hooks(const torch::Tensor& x) {
+  auto result = matmul_hook ? matmul_hook(torch::linear(x, weight)) : torch::linear(x, weight, bias);
+  if (matmul_hook && bias.defined()) result = result + bias;
+  if (!lora_A) return result;
   // PEFT's order: the base result, the input cast to the adapter's dtype, the branch scaled
   // after lora_B, added, and the sum cast back to the base result's dtype.
-  auto result = torch::linear(x, weight, bias);
   const auto result_dtype = result.scalar_type();
   auto h = x.to(lora_A->weight.scalar_type());
   const double p = lora_options_.dropout;

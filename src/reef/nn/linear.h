@@ -19,6 +19,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace reef {
@@ -38,8 +39,8 @@ class LinearImpl : public torch::nn::Module {
   LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
   // x [..., in] -> [..., out]
   torch::Tensor forward(const torch::Tensor& x) {
-    if (!lora_A) return torch::linear(x, weight, bias);
-    return forward_with_lora(x);
+    if (!lora_A && !matmul_hook) return torch::linear(x, weight, bias);
+    return forward_with_hooks(x);
   }
   void reset_parameters();
 
@@ -57,9 +58,13 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor weight;  // [out, in]
   torch::Tensor bias;    // [out], undefined without bias
   std::shared_ptr<LinearImpl> lora_A, lora_B;  // [r, in], [out, r]; null without LoRA
+  // A generic extension point: when set, forward computes hook(x @ weight^T) + bias, so the
+  // bias is added after the hook (parallel/ uses it to all-reduce a row-parallel layer's partial
+  // products before its bias, which must be added once). Null: the plain fused linear.
+  std::function<torch::Tensor(const torch::Tensor&)> matmul_hook;
 
  private:
-  torch::Tensor forward_with_lora(const torch::Tensor& x);  // x [..., in] -> [..., out]
+  torch::Tensor forward_with_hooks(const torch::Tensor& x);  // x [..., in] -> [..., out]
   LoraOptions lora_options_;
 };
 TORCH_MODULE(Linear);

@@ -35,7 +35,8 @@ GatedMLPImpl::GatedMLPImpl(const GatedMLPOptions& o) : options_(o) {
   down_proj = register_module("down_proj", lin(o.intermediate_size(), o.hidden_size()));
 }
 
-torch::Tensor GatedMLPImpl::forward(const torch::Tensor& x) {
+torch::Tensor GatedMLPImpl::forward(const torch::Tensor& x_in) {
+  const auto x = input_hook ? input_hook(x_in) : x_in;
   return down_proj(activation(gate_proj(x), options_.activation()) * up_proj(x));
 }
 

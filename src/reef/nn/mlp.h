@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "reef/nn/linear.h"
@@ -37,6 +38,9 @@ class GatedMLPImpl : public torch::nn::Module {
   const GatedMLPOptions& options() const { return options_; }
 
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  // A generic extension point: applied to x before gate_proj/up_proj (null: none); parallel/
+  // sets it when it shards the intermediate dimension (tensor parallelism).
+  std::function<torch::Tensor(const torch::Tensor&)> input_hook;
 
  private:
   GatedMLPOptions options_;

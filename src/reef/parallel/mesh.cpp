@@ -6,7 +6,6 @@
 namespace reef {
 
 Mesh resolve_mesh(const ParallelConfig& p, int world_size) {
-  if (p.tp > 1) usage_error("parallel.tp={}: tensor parallelism is not supported yet; use parallel.tp=1", p.tp);
   if (p.pp < 1) usage_error("parallel.pp={}: expected 1 (no pipeline) or more stages", p.pp);
   Mesh m;
   m.tp = static_cast<int>(p.tp);
@@ -29,16 +28,27 @@ Mesh resolve_mesh(const ParallelConfig& p, int world_size) {
 
 MeshCoord mesh_coord(const Mesh& m, int rank) {
   MeshCoord c;
-  c.dp_rank = rank % m.dp;
-  c.pp_stage = rank / m.dp;
+  c.tp_rank = rank % m.tp;
+  c.dp_rank = (rank / m.tp) % m.dp;
+  c.pp_stage = rank / (m.tp * m.dp);
   return c;
 }
 
-int mesh_rank(const Mesh& m, int dp_rank, int pp_stage) { return pp_stage * m.dp + dp_rank; }
+int mesh_rank(const Mesh& m, int dp_rank, int pp_stage, int tp_rank) {
+  return (pp_stage * m.dp + dp_rank) * m.tp + tp_rank;
+}
 
-std::vector<int> dp_group_ranks(const Mesh& m, int pp_stage) {
+std::vector<int> tp_group_ranks(const Mesh& m, int rank) {
+  const MeshCoord c = mesh_coord(m, rank);
   std::vector<int> out;
-  for (int d = 0; d < m.dp; ++d) out.push_back(mesh_rank(m, d, pp_stage));
+  for (int t = 0; t < m.tp; ++t) out.push_back(mesh_rank(m, c.dp_rank, c.pp_stage, t));
+  return out;
+}
+
+std::vector<int> dp_group_ranks(const Mesh& m, int rank) {
+  const MeshCoord c = mesh_coord(m, rank);
+  std::vector<int> out;
+  for (int d = 0; d < m.dp; ++d) out.push_back(mesh_rank(m, d, c.pp_stage, c.tp_rank));
   return out;
 }
 

@@ -16,20 +16,25 @@ struct Mesh {
   int world_size() const { return dp * tp * pp; }
 };
 
-// parallel.dp=0 takes world / (tp * pp). Usage errors (naming the keys) when tp is above 1
-// (not supported yet), pp is below 1, or dp * tp * pp differs from the world size.
+// parallel.dp=0 takes world / (tp * pp). Usage errors (naming the keys) when pp is below 1 or
+// dp * tp * pp differs from the world size.
 Mesh resolve_mesh(const ParallelConfig& p, int world_size);
 
-// Where a rank sits in the mesh. Ranks are laid out data-parallel fastest (as Megatron, with
-// tensor parallelism absent): rank = pp_stage * dp + dp_rank, so the ranks of one pipeline
-// stage are consecutive (one node each, when dp is the GPUs per node).
+// Where a rank sits in the mesh. Ranks are laid out as Megatron's: tensor-parallel fastest, then
+// data-parallel, then pipeline stage: rank = (pp_stage * dp + dp_rank) * tp + tp_rank. So a
+// tensor-parallel group is tp consecutive ranks (on one node, where the bandwidth is), and the
+// ranks of one pipeline stage are consecutive.
 struct MeshCoord {
-  int dp_rank = 0, pp_stage = 0;
+  int dp_rank = 0, pp_stage = 0, tp_rank = 0;
 };
 MeshCoord mesh_coord(const Mesh& m, int rank);
-int mesh_rank(const Mesh& m, int dp_rank, int pp_stage);
-// The ranks of stage `pp_stage`'s data-parallel group, in dp-rank order.
-std::vector<int> dp_group_ranks(const Mesh& m, int pp_stage);
+int mesh_rank(const Mesh& m, int dp_rank, int pp_stage, int tp_rank = 0);
+inline int tp_rank_of(const Mesh& m, int rank) { return mesh_coord(m, rank).tp_rank; }
+inline int dp_rank_of(const Mesh& m, int rank) { return mesh_coord(m, rank).dp_rank; }
+// The global ranks of `rank`'s tensor-parallel group (same dp rank and stage) and data-parallel
+// group (same tp rank and stage), ascending.
+std::vector<int> tp_group_ranks(const Mesh& m, int rank);
+std::vector<int> dp_group_ranks(const Mesh& m, int rank);
 
 // Decoder layers [begin, end) of each of `pp` pipeline stages: balanced, the first n_layers % pp
 // stages one layer more (the last stage also runs the LM head). A usage error naming

@@ -51,7 +51,7 @@ Pipeline::Pipeline(CausalLM model, const Mesh& mesh, std::shared_ptr<ProcessGrou
 
   model_->keep_only(layers_.begin, layers_.end, is_first(), is_last());
   if (is_last() && cfg.tie_embeddings) tied_copy_ = model_->lm_head_weight();
-  if (mesh_.dp > 1) dp_group_ = world_->new_group(dp_group_ranks(mesh_, stage_), "dp" + std::to_string(stage_));
+  if (mesh_.dp > 1) dp_group_ = world_->new_group(dp_group_ranks(mesh_, world_->rank()), "dp" + std::to_string(stage_));
 }
 
 CollectiveBytes Pipeline::bytes() const {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 
 #include "reef/base/error.h"
@@ -171,6 +172,17 @@ void restore_rng_state(const std::string& hex) {
 std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
                             const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
                             int64_t keep_last, const CheckpointWeightsWriter& write_weights) {
+  int64_t opt_step = 0;
+  NamedParams tensors;
+  if (optimizer) tensors = optimizer->state_tensors(&opt_step);
+  return save_checkpoint_named(run_dir, model, optimizer ? &tensors : nullptr, opt_step, tokenizer,
+                               cfg, state, keep_last, write_weights);
+}
+
+std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
+                                  int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
+                                  const TrainerState& state, int64_t keep_last,
+                                  const CheckpointWeightsWriter& write_weights) {
   std::string root = join_path(run_dir, "checkpoints");
   make_dirs(root);
   std::string name = "step_" + std::to_string(state.step);
@@ -188,10 +200,9 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
     names.insert(names.end(), {"model.safetensors", "config.json", "generation_config.json"});
   }
   nlohmann::json files = nlohmann::json::object();
-  int64_t opt_step = 0;
-  if (optimizer) {
-    auto tensors = optimizer->state_tensors(&opt_step);
-    save_safetensors(join_path(tmp, "optimizer.safetensors"), tensors,
+  const int64_t opt_step = optimizer_state ? optimizer_step : 0;
+  if (optimizer_state) {
+    save_safetensors(join_path(tmp, "optimizer.safetensors"), *optimizer_state,
                      {{"format", "pt"}, {"step", std::to_string(opt_step)}});
     names.push_back("optimizer.safetensors");
   }
@@ -199,7 +210,7 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
   names.push_back("config.yaml");
   for (const auto& n : names) files[n] = file_digest(join_path(tmp, n));
 
-  nlohmann::json st = trainer_state_json(state, cfg, opt_step, optimizer != nullptr, files);
+  nlohmann::json st = trainer_state_json(state, cfg, opt_step, optimizer_state != nullptr, files);
   write_file_atomic(join_path(tmp, "trainer_state.json"), st.dump(2));
   publish(root, tmp, final_dir, keep_last);
   return final_dir;
@@ -281,8 +292,16 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   return join_path(root, best_name);
 }
 
-TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer,
-                             bool load_weights) {
+namespace {
+
+// Reads the optimizer state of a checkpoint, given the checkpoint folder, the opened distributed
+// checkpoint (null: consolidated) and the optimizer step.
+using OptimizerStateReader = std::function<void(const std::string&, const DistCheckpoint*, int64_t)>;
+
+// Verifies every file, loads the weights (load_weights) and returns the trainer state; the
+// optimizer state is read by `read_optimizer` (null: not read).
+TrainerState load_checkpoint_with(const std::string& dir, CausalLM& model, bool load_weights,
+                                  const OptimizerStateReader& read_optimizer) {
   std::string state_path = join_path(dir, "trainer_state.json");
   if (!path_exists(state_path)) fail("incomplete checkpoint {}: no trainer_state.json", dir);
   nlohmann::json st;
@@ -323,25 +342,53 @@ TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer*
     s.rng_cpu_hex = st.at("rng").at("torch_cpu").get<std::string>();
     s.lr = st.at("scheduler").at("lr").get<double>();
     s.optimizer_step = st.at("optimizer_step").get<int64_t>();
-    if (optimizer) {
+    if (read_optimizer) {
       if (!st.value("has_optimizer", false))
         fail("checkpoint {} has no optimizer state (checkpoint.save_optimizer was false); "
              "cannot resume training from it", dir);
-      if (ck) {  // only the parts this rank holds (ZeRO-1: its slices)
-        optimizer->load_local_state(
-            [&](const std::string& name, int64_t begin, int64_t length) {
-              return ck->read(name, TensorSlice::flat_range(begin, length));
-            },
-            s.optimizer_step);
-      } else {
-        auto t = load_safetensors(join_path(dir, "optimizer.safetensors"));
-        optimizer->load_state_tensors(t, s.optimizer_step);
-      }
+      read_optimizer(dir, ck ? &*ck : nullptr, s.optimizer_step);
     }
     return s;
   } catch (const nlohmann::json::exception& e) {
     fail("corrupted checkpoint {}: trainer_state.json lacks a field ({})", dir, e.what());
   }
+}
+
+}  // namespace
+
+TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer,
+                             bool load_weights) {
+  OptimizerStateReader read;
+  if (optimizer)
+    read = [&](const std::string& d, const DistCheckpoint* ck, int64_t opt_step) {
+      if (ck) {  // only the parts this rank holds (ZeRO-1: its slices)
+        optimizer->load_local_state(
+            [&](const std::string& name, int64_t begin, int64_t length) {
+              return ck->read(name, TensorSlice::flat_range(begin, length));
+            },
+            opt_step);
+      } else {
+        optimizer->load_state_tensors(load_safetensors(join_path(d, "optimizer.safetensors")), opt_step);
+      }
+    };
+  return load_checkpoint_with(dir, model, load_weights, read);
+}
+
+TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
+                                   std::map<std::string, torch::Tensor>* optimizer_state,
+                                   bool load_weights) {
+  OptimizerStateReader read;
+  if (optimizer_state)
+    read = [&](const std::string& d, const DistCheckpoint* ck, int64_t) {
+      if (!ck) {
+        *optimizer_state = load_safetensors(join_path(d, "optimizer.safetensors"));
+        return;
+      }
+      optimizer_state->clear();
+      for (const auto& name : ck->names("optimizer"))
+        (*optimizer_state)[name] = ck->read(name, TensorSlice::whole(ck->tensor(name).shape));
+    };
+  return load_checkpoint_with(dir, model, load_weights, read);
 }
 
 }  // namespace reef

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <vector>
 #include <string>
@@ -48,6 +49,13 @@ using CheckpointWeightsWriter = std::function<std::vector<std::string>(const std
 std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
                             const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
                             int64_t keep_last, const CheckpointWeightsWriter& write_weights = nullptr);
+
+// The same with the optimizer state given as named tensors (null: none), e.g. gathered from
+// tensor-parallel shards.
+std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
+                                  int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
+                                  const TrainerState& state, int64_t keep_last,
+                                  const CheckpointWeightsWriter& write_weights = nullptr);
 
 // Whether a run of `world_size` ranks writes distributed checkpoints: checkpoint.layout
 // "distributed", or "auto" with several ranks.
@@ -86,6 +94,11 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 // model's folder).
 TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer,
                              bool load_weights = true);
+// The same, handing the optimizer's named tensors to the caller (null: not read) instead of
+// loading them into an Optimizer.
+TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
+                                   std::map<std::string, torch::Tensor>* optimizer_state,
+                                   bool load_weights = true);
 
 // Captures / restores torch's default CPU generator.
 std::string capture_rng_state();

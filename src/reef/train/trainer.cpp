@@ -14,6 +14,7 @@
 #include "reef/base/hash.h"
 #include "reef/base/log.h"
 #include "reef/base/progress.h"
+#include "reef/nn/init.h"
 #include "reef/nn/packing.h"
 #include "reef/train/checkpointing.h"
 #include "reef/train/metrics.h"
@@ -67,7 +68,13 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
   const int world = pg_ ? pg_->size() : 1;
   mesh_ = resolve_mesh(cfg_.parallel, world);
   dp_ = mesh_.dp;
-  std::shared_ptr<ProcessGroup> dp_pg = pg_;  // the data-parallel group of this rank
+  if (mesh_.pp > 1 && mesh_.tp > 1)
+    usage_error("parallel.tp={} with parallel.pp={}: tensor and pipeline parallelism together are not "
+                "supported yet; use one of them (with parallel.dp)", mesh_.tp, mesh_.pp);
+  if (peft_ && mesh_.tp > 1)
+    usage_error("parallel.tp={}: peft.method={} is not supported with tensor parallelism; use "
+                "parallel.tp=1 (data parallelism works)", mesh_.tp, cfg_.peft.method);
+  std::shared_ptr<ProcessGroup> dp_pg;  // the data-parallel group of this rank
   if (mesh_.pp > 1) {  // keeps only this rank's stage of model_
     SampleLayout layout;
     if (peft_ || (train_.num_samples() > 0 && train_.layout(0, &layout)))
@@ -80,11 +87,17 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
       split += fmt::format("{}[{}, {})", split.empty() ? "" : " ", r.begin, r.end);
     log_info("pipeline: {} stages, decoder layers {}; 1F1B over {} micro-batches per step", mesh_.pp,
              split, cfg_.train.grad_accum);
+    if (mesh_.dp > 1) broadcast_module_from_rank0(*model_, *dp_pg);  // identical initial weights
+  } else {
+    // Identical initial weights everywhere, before tensor parallelism slices them.
+    if (world > 1) broadcast_module_from_rank0(*model_, *pg_);
+    groups_ = make_mesh_groups(mesh_, pg_);
+    dp_pg = groups_.dp;
+    if (groups_.tp) tp_ = std::make_unique<TensorParallel>(model_, groups_.tp);  // slices the model
   }
   shard_ = shard_global_batch(cfg_.train.micro_batch_size, cfg_.train.grad_accum, mesh_.dp,
                               mesh_coord(mesh_, pg_ ? pg_->rank() : 0).dp_rank);
   writes_files_ = !pg_ || pg_->rank() == 0;
-  if (mesh_.dp > 1) broadcast_module_from_rank0(*model_, *dp_pg);  // identical initial weights
   NamedParams params;
   std::vector<torch::Tensor> trainable;
   if (peft_) {
@@ -124,9 +137,23 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
 }
 
 void Trainer::resume_from(const std::string& dir) {
-  // With PEFT the adapter was loaded when it was attached; the base comes from its own folder.
-  TrainerState s = pipeline_ ? load_pipeline_checkpoint(dir, *pipeline_, optimizer_.get())
-                             : load_checkpoint(dir, model_, optimizer_.get(), /*load_weights=*/!peft_);
+  TrainerState s;
+  if (pipeline_) {
+    s = load_pipeline_checkpoint(dir, *pipeline_, optimizer_.get());
+  } else if (tp_) {  // a full checkpoint (any tp): read it whole, keep this rank's slices
+    CausalLM full{nullptr};
+    {
+      SkipInitGuard skip;
+      full = CausalLM(model_->config());
+    }
+    std::map<std::string, torch::Tensor> opt;
+    s = load_checkpoint_named(dir, full, &opt);
+    tp_->load_full_model(full);
+    optimizer_->load_state_tensors(tp_->shard_state(opt), s.optimizer_step);
+  } else {
+    // With PEFT the adapter was loaded when it was attached; the base comes from its own folder.
+    s = load_checkpoint(dir, model_, optimizer_.get(), /*load_weights=*/!peft_);
+  }
   if (s.step > cfg_.train.max_steps)
     usage_error("train.max_steps={} is below the checkpoint's step {} ({})", cfg_.train.max_steps,
                 s.step, dir);
@@ -239,7 +266,8 @@ double Trainer::forward_loss(const Batch& batch, bool with_aux, double ce_scale,
     if (!with_aux) out.aux_loss = torch::Tensor();
   }
   auto logits = P > 0 ? out.logits.narrow(1, P, out.logits.size(1) - P) : out.logits;
-  auto ce_sum = causal_lm_loss_sum(logits, batch.targets);
+  // Tensor parallel: logits are this rank's vocab slice; the CE is reduced over the tp group.
+  auto ce_sum = tp_ ? tp_->token_losses(logits, batch.targets).sum() : causal_lm_loss_sum(logits, batch.targets);
   last_loss_ = ce_sum * ce_scale;
   if (out.aux_loss.defined())
     last_loss_ = last_loss_ + aux_scale * model_->config().router_aux_loss_coef * out.aux_loss.to(torch::kFloat);
@@ -316,6 +344,18 @@ TrainResult Trainer::run() {
                                                      tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
       return optimizer_->release_gathered_state();
     }
+    if (tp_) {  // the unsharded checkpoint a single process reads: gathered over the tp group
+      if (cfg_.checkpoint.save_optimizer) optimizer_->gather_state();  // ZeRO: every rank takes part
+      int64_t opt_step = 0;
+      NamedParams opt;
+      if (cfg_.checkpoint.save_optimizer) opt = tp_->gather_state(optimizer_->state_tensors(&opt_step));
+      optimizer_->release_gathered_state();
+      CausalLM full = tp_->gather_model();
+      if (writes_files_)
+        res.last_checkpoint = save_checkpoint_named(cfg_.run.dir, full, cfg_.checkpoint.save_optimizer ? &opt : nullptr,
+                                                    opt_step, tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
+      return;
+    }
     // Every rank: distributed checkpoints, or the ZeRO-1 gather for rank 0's consolidated one.
     CheckpointWeightsWriter write_adapter;
     if (peft_) write_adapter = [this](const std::string& dir) { return peft_->save(dir, model_); };
@@ -335,7 +375,7 @@ TrainResult Trainer::run() {
   double lr = 0;
   while (step_ < tc.max_steps) {
     auto t0 = std::chrono::steady_clock::now();
-    const CollectiveBytes comm_before = pipeline_ ? pipeline_->bytes() : pg_ ? pg_->bytes() : CollectiveBytes();
+    const CollectiveBytes comm_before = comm_bytes();
     lr = lr_at_step(cfg_.optim, step_, tc.max_steps);
     optimizer_->set_lr(lr);
     optimizer_->zero_grad();
@@ -373,18 +413,21 @@ TrainResult Trainer::run() {
     double loss = loss_sum / static_cast<double>(step_targets);
     double aux = aux_sum / static_cast<double>(accum);
     bool stop = g_stop_signal != 0;  // the step that sees the signal is logged and saved
+    if (grad_sync_ && !pipeline_) grad_sync_->finish();  // a pipeline step finishes its own
     if (pg_) {
-      if (grad_sync_ && !pipeline_) grad_sync_->finish();  // a pipeline step finishes its own
       // The mean loss (and aux loss) over ranks, and a stop that any rank saw stops them all at
       // this step. With a pipeline only the last stage's ranks hold a loss.
       auto t = torch::tensor({loss, stop ? 1.0 : 0.0, aux}, torch::kDouble);
       pg_->all_reduce_sum(t);
-      loss = t[0].item<double>();  // each rank's share of the step's mean
+      // Each rank's share of the step's mean; the tp ranks of a dp rank hold the same share.
+      loss = t[0].item<double>() / static_cast<double>(mesh_.tp);
       stop = t[1].item<double>() > 0;
-      aux = t[2].item<double>() / dp_;
+      aux = t[2].item<double>() / static_cast<double>(dp_ * mesh_.tp);
     }
     if (!std::isfinite(loss)) fail("loss is {} at step {}; lower optim.lr or check the data", loss, step_ + 1);
-    double grad_norm = pipeline_ ? pipeline_->clip_grad_norm(tc.clip_grad) : optimizer_->clip_grad_norm(tc.clip_grad);
+    double grad_norm = pipeline_   ? pipeline_->clip_grad_norm(tc.clip_grad)
+                       : tp_       ? tp_->clip_grad_norm(tc.clip_grad)
+                                   : optimizer_->clip_grad_norm(tc.clip_grad);
     optimizer_->step();
     ++step_;
     tokens_seen_ += tokens_per_step;
@@ -403,7 +446,7 @@ TrainResult Trainer::run() {
     // MoE: loss includes router_aux_loss_coef * aux_loss; aux_loss is the unscaled term.
     if (model_->uses_aux_loss()) rec["aux_loss"] = aux;
     if (pg_) {  // payload this rank handed to each kind of collective during the step
-      const CollectiveBytes b = pipeline_ ? pipeline_->bytes() : pg_->bytes();
+      const CollectiveBytes b = comm_bytes();
       rec["comm_all_reduce_bytes"] = static_cast<double>(b.all_reduce - comm_before.all_reduce);
       rec["comm_all_gather_bytes"] = static_cast<double>(b.all_gather - comm_before.all_gather);
       if (pipeline_) rec["comm_send_bytes"] = static_cast<double>(b.send - comm_before.send);
@@ -433,6 +476,19 @@ TrainResult Trainer::run() {
   std::signal(SIGTERM, old_term);
   res.end_step = step_;
   return res;
+}
+
+CollectiveBytes Trainer::comm_bytes() const {
+  if (pipeline_) return pipeline_->bytes();  // the world and the stage's dp group
+  CollectiveBytes sum = pg_ ? pg_->bytes() : CollectiveBytes();
+  for (const auto& g : {groups_.dp, groups_.tp}) {
+    if (!g || g == pg_) continue;  // a subgroup of the world: its own counters
+    sum.all_reduce += g->bytes().all_reduce;
+    sum.all_gather += g->bytes().all_gather;
+    sum.broadcast += g->bytes().broadcast;
+    sum.send += g->bytes().send;
+  }
+  return sum;
 }
 
 }  // namespace reef

@@ -15,6 +15,7 @@
 #include "reef/parallel/data_parallel.h"
 #include "reef/parallel/mesh.h"
 #include "reef/parallel/pipeline.h"
+#include "reef/parallel/tensor_parallel.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/optim.h"
 #include "reef/train/peft.h"
@@ -37,8 +38,9 @@ class Trainer {
   // caller. Training draws samples 0, 1, 2, ... of `train` in order (the source shuffles);
   // validation always scores the first eval_batches micro-batches of `valid`. `data_spec` (the
   // data settings, for messages) is saved in checkpoints with the training fingerprint.
-  // `pg` (several ranks): data (and with parallel.pp > 1 pipeline) parallelism over its ranks
-  // as cfg.parallel says; every rank constructs its Trainer and runs it in step. `peft` (train/peft.h, already attached to the
+  // `pg` (several ranks): data, tensor and pipeline parallelism over its ranks as cfg.parallel
+  // says (the model is sharded here for tp > 1, cut to this rank's stage for pp > 1); every
+  // rank constructs its Trainer and runs it in step. `peft` (train/peft.h, already attached to the
   // model): only its parameters train, and checkpoints hold the adapter instead of the model.
   //
   // Samples with a layout (SFT rows, data/sft_dataset.h) bring their loss mask, positions and
@@ -74,6 +76,8 @@ class Trainer {
   // with output_router_logits, aux_scale * router_aux_loss_coef * aux (the aux value goes to
   // last_aux_loss_). Validation passes with_aux=false: val_loss is the LM loss.
   double forward_loss(const Batch& batch, bool with_aux, double ce_scale, double aux_scale);
+  // Payload handed to collectives so far by this rank, over the world and its dp/tp subgroups.
+  CollectiveBytes comm_bytes() const;
 
   Config cfg_;
   CausalLM model_;
@@ -87,10 +91,13 @@ class Trainer {
   bool resumed_ = false;
   torch::Tensor last_loss_;
   double last_aux_loss_ = 0;
-  // Data parallelism (null / 1 rank: none). Rank 0 writes every file.
+  // Data parallelism (null / 1 rank: none) over groups_.dp, tensor parallelism (parallel.tp > 1)
+  // over groups_.tp. Rank 0 writes every file.
   std::shared_ptr<ProcessGroup> pg_;
   Mesh mesh_;
   std::unique_ptr<Pipeline> pipeline_;  // parallel.pp > 1: this rank's stage of model_
+  MeshGroups groups_;                   // parallel.pp == 1: the dp and tp groups
+  std::unique_ptr<TensorParallel> tp_;  // parallel.tp > 1
   std::unique_ptr<GradientSync> grad_sync_;
   BatchShard shard_;
   bool writes_files_ = true;

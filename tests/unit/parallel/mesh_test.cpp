@@ -39,8 +39,12 @@ TEST(Mesh, MismatchAndUnsupportedAreUsageErrors) {
   EXPECT_NE(usage_message([&] { resolve_mesh(p, 4); }).find("parallel.dp=2 x tp=1 x pp=1 = 2 ranks, but the run has 4"),
             std::string::npos);
   p = ParallelConfig();
-  p.tp = 2;
-  EXPECT_NE(usage_message([&] { resolve_mesh(p, 2); }).find("not supported yet"), std::string::npos);
+  p.tp = 2;  // dp x tp: dp from the world size
+  Mesh m = resolve_mesh(p, 4);
+  EXPECT_EQ(m.dp, 2);
+  EXPECT_EQ(m.tp, 2);
+  EXPECT_NE(usage_message([&] { resolve_mesh(p, 3); }).find("the world size 3 is not a multiple of parallel.tp=2"),
+            std::string::npos);
   p = ParallelConfig();
   p.pp = 0;
   EXPECT_NE(usage_message([&] { resolve_mesh(p, 2); }).find("parallel.pp=0: expected 1"), std::string::npos);

@@ -188,7 +188,25 @@ TEST(PipelineSchedule, MeshLayoutIsDataParallelFastest) {
   EXPECT_EQ(mesh_coord(m, 5).pp_stage, 2);
   EXPECT_EQ(mesh_coord(m, 5).dp_rank, 1);
   EXPECT_EQ(mesh_rank(m, 1, 2), 5);
-  EXPECT_EQ(dp_group_ranks(m, 1), (std::vector<int>{2, 3}));
+  EXPECT_EQ(dp_group_ranks(m, 3), (std::vector<int>{2, 3}));
+}
+
+TEST(PipelineSchedule, MeshLayoutIsTensorFastestThenDataThenPipeline) {
+  Mesh m;
+  m.tp = 2;
+  m.dp = 2;
+  m.pp = 2;
+  // rank = (pp_stage * dp + dp_rank) * tp + tp_rank
+  for (int r = 0; r < 8; ++r) {
+    const MeshCoord c = mesh_coord(m, r);
+    EXPECT_EQ(c.tp_rank, r % 2);
+    EXPECT_EQ(c.dp_rank, (r / 2) % 2);
+    EXPECT_EQ(c.pp_stage, r / 4);
+    EXPECT_EQ(mesh_rank(m, c.dp_rank, c.pp_stage, c.tp_rank), r);
+  }
+  EXPECT_EQ(tp_group_ranks(m, 6), (std::vector<int>{6, 7}));
+  EXPECT_EQ(dp_group_ranks(m, 6), (std::vector<int>{4, 6}));
+  EXPECT_EQ(dp_group_ranks(m, 1), (std::vector<int>{1, 3}));
 }
 
 }  // namespace

@@ -1,0 +1,238 @@
+// Tests for parallel/tensor_parallel.h with tp ranks as threads of this process (TCPStore +
+// Gloo on loopback): a sharded llama (GQA, biases; and a tied-embedding Qwen3 with q/k norms)
+// gives the full model's logits slice, loss and gradients; checkpoints gather / shard round
+// trip; the mesh's dp x tp subgroups reduce over the right ranks; unsplittable models are one
+// usage error naming the key.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <functional>
+#include <thread>
+
+#include "reef/base/error.h"
+#include "reef/parallel/tensor_parallel.h"
+
+namespace reef {
+namespace {
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Runs body(pg) on `world` ranks, one thread each; fails the test with any rank's error.
+void run_ranks(int world, const std::function<void(std::shared_ptr<ProcessGroup>)>& body) {
+  const int port = free_port();
+  std::vector<std::string> errors(world);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        DistEnv env;
+        env.rank = r;
+        env.world_size = world;
+        env.master_port = port;
+        ProcessGroupOptions o;
+        o.timeout = std::chrono::seconds(30);
+        body(ProcessGroup::create(env, o));
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < world; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+}
+
+ModelConfig llama_gqa() {
+  ModelConfig c;
+  c.arch = "llama";
+  c.hidden_size = 32;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.intermediate_size = 48;
+  c.vocab_size = 40;
+  c.max_seq_len = 16;
+  c.attention_bias = true;  // column biases split, o_proj's added once
+  c.mlp_bias = true;
+  return c;
+}
+
+ModelConfig qwen3_tied() {
+  ModelConfig c;
+  c.arch = "qwen3";  // per-head q/k norms: partial gradients completed over the group
+  c.hidden_size = 32;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 16;
+  c.intermediate_size = 48;
+  c.vocab_size = 40;
+  c.max_seq_len = 16;
+  c.tie_embeddings = true;
+  return c;
+}
+
+// The model for seed 7 with every parameter (biases and norms too) drawn at random, so no
+// bias or norm term hides behind a zero or a one.
+CausalLM random_model(const ModelConfig& cfg) {
+  torch::manual_seed(7);
+  CausalLM m(cfg);
+  torch::NoGradGuard ng;
+  for (auto& p : m->parameters()) p.normal_(0.0, 0.3);
+  return m;
+}
+
+CausalLM copy_model(const ModelConfig& cfg, CausalLM& from) {
+  CausalLM m(cfg);
+  torch::NoGradGuard ng;
+  auto src = from->named_parameters();
+  for (auto& item : m->named_parameters()) item.value().copy_(src[item.key()]);
+  return m;
+}
+
+void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-5)) << what << ": max diff "
+                                                      << (got - want).abs().max().item<double>();
+}
+
+class ShardedModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ShardedModel, GivesTheFullModelsLogitsLossAndGradients) {
+  const ModelConfig cfg = GetParam() == "llama_gqa" ? llama_gqa() : qwen3_tied();
+  CausalLM full = random_model(cfg);
+  torch::manual_seed(3);
+  auto ids = torch::randint(0, cfg.vocab_size, {2, 9}, torch::kLong);
+  auto targets = torch::randint(0, cfg.vocab_size, {2, 9}, torch::kLong);
+  targets[0][2] = -100;  // ignored, as torch's cross_entropy
+  targets[1][5] = -100;
+  auto logits = full->forward(ids);  // [B, T, V]
+  auto loss = causal_lm_loss(full->config(), logits, targets);
+  loss.backward();
+  std::vector<CausalLM> ranks = {copy_model(cfg, full), copy_model(cfg, full)};
+
+  run_ranks(2, [&](std::shared_ptr<ProcessGroup> pg) {
+    CausalLM m = ranks[pg->rank()];
+    TensorParallel tp(m, pg);
+    const int64_t vl = cfg.vocab_size / 2;
+    EXPECT_EQ(m->model->embed_tokens->weight.size(0), vl);
+    EXPECT_EQ(m->model->layers->at<LlamaDecoderLayerImpl>(0).self_attn->k_proj->weight.size(0),
+              cfg.n_kv_heads / 2 * m->config().head_dim);
+    auto local = m->forward(ids);  // [B, T, V/2]
+    expect_close(local.detach(), logits.detach().narrow(2, pg->rank() * vl, vl), "logits slice");
+    auto l = tp.loss(local, targets);
+    EXPECT_NEAR(l.item<double>(), loss.item<double>(), 1e-5 * loss.item<double>());
+    l.backward();
+    auto want = full->named_parameters();
+    for (const auto& item : m->named_parameters()) {
+      ASSERT_TRUE(item.value().grad().defined()) << item.key();
+      auto g = tp.gather(item.key(), item.value().grad());
+      expect_close(g, want[item.key()].grad(), "gradient of " + item.key());
+    }
+    // The checkpoint view: the gathered model is the full one; norm of all gradients too.
+    CausalLM back = tp.gather_model();
+    for (const auto& item : back->named_parameters())
+      EXPECT_TRUE(torch::equal(item.value(), want[item.key()])) << item.key();
+    std::vector<torch::Tensor> norms;
+    for (auto& p : full->parameters()) norms.push_back(p.grad().norm());
+    EXPECT_NEAR(tp.clip_grad_norm(0), torch::stack(norms).norm().item<double>(), 1e-5);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(TensorParallel, ShardedModel, ::testing::Values("llama_gqa", "qwen3_tied"));
+
+TEST(TensorParallel, LoadsFullWeightsAndOptimizerStateAsSlices) {
+  const ModelConfig cfg = llama_gqa();
+  CausalLM full = random_model(cfg);
+  std::vector<CausalLM> ranks = {copy_model(cfg, full), copy_model(cfg, full)};
+  torch::manual_seed(11);
+  CausalLM other(cfg);  // different weights, to load
+  run_ranks(2, [&](std::shared_ptr<ProcessGroup> pg) {
+    CausalLM m = ranks[pg->rank()];
+    TensorParallel tp(m, pg);
+    tp.load_full_model(other);
+    CausalLM back = tp.gather_model();
+    auto want = other->named_parameters();
+    for (const auto& item : back->named_parameters())
+      EXPECT_TRUE(torch::equal(item.value(), want[item.key()])) << item.key();
+    std::map<std::string, torch::Tensor> state;
+    for (const auto& item : other->named_parameters()) state[item.key() + ".exp_avg"] = item.value() * 2;
+    auto mine = tp.shard_state(state);
+    const std::string o = "model.layers.1.self_attn.o_proj.weight";
+    EXPECT_TRUE(torch::equal(mine[o + ".exp_avg"], want[o].narrow(1, pg->rank() * 16, 16) * 2));
+    std::vector<std::pair<std::string, torch::Tensor>> local(mine.begin(), mine.end());
+    for (const auto& [name, t] : tp.gather_state(local))
+      EXPECT_TRUE(torch::equal(t, state[name])) << name;
+  });
+}
+
+TEST(TensorParallel, MeshSubgroupsReduceOverTheirRanks) {
+  Mesh mesh;
+  mesh.dp = 2;
+  mesh.tp = 2;
+  EXPECT_EQ(tp_group_ranks(mesh, 3), (std::vector<int>{2, 3}));
+  EXPECT_EQ(dp_group_ranks(mesh, 3), (std::vector<int>{1, 3}));
+  EXPECT_EQ(dp_rank_of(mesh, 2), 1);
+  EXPECT_EQ(tp_rank_of(mesh, 2), 0);
+  run_ranks(4, [&](std::shared_ptr<ProcessGroup> pg) {
+    MeshGroups g = make_mesh_groups(mesh, pg);
+    ASSERT_TRUE(g.dp && g.tp);
+    EXPECT_EQ(g.tp->size(), 2);
+    EXPECT_EQ(g.tp->rank(), pg->rank() % 2);
+    EXPECT_EQ(g.dp->rank(), pg->rank() / 2);
+    auto t = torch::full({3}, static_cast<double>(1 << pg->rank()));
+    g.tp->all_reduce_sum(t);  // ranks {0,1}: 1+2, {2,3}: 4+8
+    EXPECT_EQ(t[0].item<double>(), pg->rank() < 2 ? 3.0 : 12.0);
+    auto u = torch::full({3}, static_cast<double>(1 << pg->rank()));
+    g.dp->all_reduce_sum(u);  // ranks {0,2}: 1+4, {1,3}: 2+8
+    EXPECT_EQ(u[0].item<double>(), pg->rank() % 2 == 0 ? 5.0 : 10.0);
+  });
+}
+
+std::string usage_message(const ModelConfig& cfg, int64_t tp) {
+  try {
+    check_tensor_parallel(resolve_model_config(cfg), tp);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUsage);
+    return e.what();
+  }
+  return "";
+}
+
+TEST(TensorParallel, UnsplittableModelsAreUsageErrorsNamingTheKey) {
+  ModelConfig c = llama_gqa();
+  EXPECT_EQ(usage_message(c, 2), "");
+  EXPECT_NE(usage_message(c, 4).find("model.n_kv_heads=2 is not divisible"), std::string::npos)
+      << usage_message(c, 4);
+  c.n_heads = 6;
+  c.n_kv_heads = 3;
+  c.head_dim = 8;
+  EXPECT_NE(usage_message(c, 4).find("model.n_heads=6 is not divisible"), std::string::npos);
+  c = llama_gqa();
+  c.vocab_size = 41;
+  EXPECT_NE(usage_message(c, 2).find("model.vocab_size=41 is not divisible by it"), std::string::npos);
+  EXPECT_NE(usage_message(c, 2).find("set model.vocab_size=42"), std::string::npos) << usage_message(c, 2);
+  c = llama_gqa();
+  c.n_kv_heads = 4;
+  c.intermediate_size = 50;
+  EXPECT_NE(usage_message(c, 4).find("model.intermediate_size=50 is not divisible"), std::string::npos)
+      << usage_message(c, 4);
+  c = llama_gqa();
+  c.arch = "gpt2";
+  c.n_kv_heads = 4;
+  EXPECT_NE(usage_message(c, 2).find("not model.arch gpt2"), std::string::npos) << usage_message(c, 2);
+}
+
+}  // namespace
+}  // namespace reef
