@@ -90,7 +90,7 @@ TEST_F(Launch, DataParallelOnTwoRanksEqualsOneProcess) {
   auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("[rank 0] "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("parallel: 2 ranks (torchrun environment, gloo backend), dp=2 tp=1 zero=0"), std::string::npos)
+  EXPECT_NE(r.output.find("parallel: 2 ranks (torchrun environment, gloo backend), dp=2 tp=1 pp=1 zero=0"), std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find("[rank 1] "), std::string::npos) << "rank 1 logs nothing but errors:\n" << r.output;
   expect_same_run(*dir_ / "single", run, 6);

@@ -4,7 +4,8 @@
 // and cool-down) and ends with the same weights, for llama (untied head) and gpt2 (tied
 // embeddings, their gradients summed between the first and last stage); a pp=2 checkpoint
 // resumes in one process and a single-process checkpoint resumes at pp=2 with the same next
-// losses; dp=2 x pp=2 with ZeRO-1 on 4 processes equals the single run too; more stages than
+// losses; each stage writes its own part of a distributed checkpoint (the tied embedding once),
+// or rank 0 a consolidated one; dp=2 x pp=2 with ZeRO-1 on 4 processes equals the single run too; more stages than
 // decoder layers is one usage error.
 #include <gtest/gtest.h>
 
@@ -16,6 +17,7 @@
 
 #include "reef/base/files.h"
 #include "reef/checkpoint/safetensors.h"
+#include "testing/checkpoint_tensors.h"
 #include "testing/testing.h"
 
 namespace reef {
@@ -50,8 +52,9 @@ void expect_same_run(const std::string& ref, const std::string& got, int64_t ste
   }
   if (step <= 0) return;
   const std::string f = "/checkpoints/step_" + std::to_string(step);
-  for (const char* file : {"/model.safetensors", "/optimizer.safetensors"}) {
-    auto wa = load_safetensors(ref + f + file), wb = load_safetensors(got + f + file);
+  for (const char* file : {"model", "optimizer"}) {  // either checkpoint layout
+    auto wa = testing::checkpoint_tensors(ref + f, file), wb = testing::checkpoint_tensors(got + f, file);
+    ASSERT_FALSE(wa.empty()) << file;
     ASSERT_EQ(wa.size(), wb.size()) << file;
     for (const auto& [name, t] : wa) {
       ASSERT_TRUE(wb.count(name)) << file << " " << name;
@@ -98,7 +101,18 @@ TEST_F(PipelineRun, LlamaOnTwoStagesEqualsOneProcessAndResumesInOne) {
   ASSERT_TRUE(sent.count(1));
   EXPECT_EQ(sent[1], 4 * 2 * 32 * 64 * 4) << "rank 0 (stage 0) sends 4 micro-batches' activations";
 
-  // The pp=2 step-3 checkpoint (gathered from both stages) resumes in a single process.
+  // Each stage wrote its own layers (a distributed checkpoint: no gather), which a single
+  // process resumes.
+  for (const char* f : {"rank-00000.safetensors", "rank-00001.safetensors", "dist_checkpoint.json"})
+    EXPECT_TRUE(path_exists(run + "/checkpoints/step_3/" + f)) << f;
+  EXPECT_FALSE(path_exists(run + "/checkpoints/step_3/model.safetensors"));
+  {
+    auto ck = DistCheckpoint::open(run + "/checkpoints/step_3");
+    EXPECT_EQ(ck.tensor("model.layers.0.mlp.up_proj.weight").pieces.at(0).file, "rank-00000.safetensors");
+    EXPECT_EQ(ck.tensor("model.layers.2.mlp.up_proj.weight").pieces.at(0).file, "rank-00001.safetensors");
+    EXPECT_EQ(ck.tensor("lm_head.weight").pieces.at(0).file, "rank-00001.safetensors");
+    EXPECT_EQ(ck.tensor("model.layers.2.mlp.up_proj.weight.exp_avg").pieces.at(0).file, "rank-00001.safetensors");
+  }
   const std::string resumed = *dir_ / "llama-pp2-resumed";
   std::filesystem::create_directories(resumed + "/checkpoints");
   std::filesystem::copy(run + "/checkpoints/step_3", resumed + "/checkpoints/step_3",
@@ -131,9 +145,20 @@ TEST_F(PipelineRun, SingleProcessCheckpointResumesOnTwoStages) {
 TEST_F(PipelineRun, Gpt2WithTiedEmbeddingsOnTwoStagesEqualsOneProcess) {
   const std::string ref = single("recipes/gpt2-tiny.yaml");
   const std::string run = *dir_ / "gpt2-pp2";
-  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, "recipes/gpt2-tiny.yaml", run, {"parallel.pp=2"})));
+  // The consolidated layout: the stages' tensors are gathered and rank 0 writes one folder.
+  auto r = testing::run_reef(testing::launch_args(
+      2, pretrain_args(*dir_, "recipes/gpt2-tiny.yaml", run, {"parallel.pp=2", "checkpoint.layout=consolidated"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(path_exists(run + "/checkpoints/step_6/model.safetensors"));
   expect_same_run(ref, run, 6);
+  // Distributed: the tied embedding is written once, by the first stage.
+  const std::string dist = *dir_ / "gpt2-pp2-dist";
+  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, "recipes/gpt2-tiny.yaml", dist, {"parallel.pp=2"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(ref, dist, 6);
+  auto ck = DistCheckpoint::open(dist + "/checkpoints/step_6");
+  ASSERT_EQ(ck.tensor("transformer.wte.weight").pieces.size(), 1u);
+  EXPECT_EQ(ck.tensor("transformer.wte.weight").pieces[0].file, "rank-00000.safetensors");
 }
 
 TEST_F(PipelineRun, DataParallelPipelinesWithZeroOnFourRanksEqualOneProcess) {

@@ -1,18 +1,22 @@
 // Tensor parallelism end to end (`reef launch` on loopback, Gloo): tp=2 pretraining of a GQA
 // llama and of a tied-embedding one logs the single-process run's per-step losses (1e-5
-// relative, fp32, same global batch) and writes the same unsharded checkpoint; a tp=2 checkpoint
-// resumes in one process (and `reef generate` reads it), a one-process checkpoint resumes at
-// tp=2, dp=2 x tp=2 with ZeRO-1 on 4 ranks matches too; unsplittable models are usage errors.
+// relative, fp32, same global batch) and checkpoints the same weights and Adam moments; a tp=2
+// (distributed) checkpoint holds each rank's slices and resumes at tp=2 and in one process (and
+// `reef generate` reads it), a one-process checkpoint resumes at tp=2; dp=2 x tp=2 with ZeRO-1
+// and tp=2 x pp=2 on 4 ranks match too, and their checkpoints resume in other layouts; the
+// consolidated layout gathers; unsplittable models are usage errors.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "reef/base/files.h"
 #include "reef/checkpoint/safetensors.h"
+#include "testing/checkpoint_tensors.h"
 #include "testing/testing.h"
 
 namespace reef {
@@ -44,12 +48,6 @@ std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std
   return a;
 }
 
-std::vector<std::string> launch(int nproc, std::vector<std::string> cmd) {
-  std::vector<std::string> a = {"launch", "--nproc-per-node", std::to_string(nproc), "--", "reef"};
-  a.insert(a.end(), cmd.begin(), cmd.end());
-  return a;
-}
-
 // Same losses (and gradient norms) at every step, and the same weights in the step's checkpoint.
 void expect_same_run(const std::string& ref, const std::string& got, int64_t step) {
   auto a = read_metrics(ref + "/metrics.jsonl"), b = read_metrics(got + "/metrics.jsonl");
@@ -62,14 +60,18 @@ void expect_same_run(const std::string& ref, const std::string& got, int64_t ste
     const double norm = rec["grad_norm"].get<double>();
     EXPECT_NEAR(b[s]["grad_norm"].get<double>(), norm, 1e-4 * norm) << "grad_norm at step " << s;
   }
-  const std::string f = "/checkpoints/step_" + std::to_string(step) + "/model.safetensors";
-  auto wa = load_safetensors(ref + f), wb = load_safetensors(got + f);
-  ASSERT_EQ(wa.size(), wb.size());
-  for (const auto& [name, t] : wa) {
-    ASSERT_TRUE(wb.count(name)) << name;
-    ASSERT_EQ(wb[name].sizes(), t.sizes()) << name;
-    EXPECT_TRUE(torch::allclose(wb[name], t, 1e-4, 1e-5)) << name << " max diff "
-                                                          << (wb[name] - t).abs().max().item<double>();
+  // The weights and Adam moments, gathered from a distributed checkpoint's pieces if need be.
+  const std::string f = "/checkpoints/step_" + std::to_string(step);
+  for (const char* group : {"model", "optimizer"}) {
+    auto wa = testing::checkpoint_tensors(ref + f, group), wb = testing::checkpoint_tensors(got + f, group);
+    ASSERT_FALSE(wa.empty()) << group;
+    ASSERT_EQ(wa.size(), wb.size()) << group;
+    for (const auto& [name, t] : wa) {
+      ASSERT_TRUE(wb.count(name)) << name;
+      ASSERT_EQ(wb[name].sizes(), t.sizes()) << name;
+      EXPECT_TRUE(torch::allclose(wb[name], t, 1e-4, 1e-5)) << name << " max diff "
+                                                            << (wb[name] - t).abs().max().item<double>();
+    }
   }
 }
 
@@ -101,14 +103,36 @@ testing::ScratchDir* TensorParallelRun::dir_ = nullptr;
 
 TEST_F(TensorParallelRun, GqaLlamaOnTwoRanksEqualsOneProcessAndResumesInOne) {
   const std::string run = *dir_ / "tp2";
-  auto r = testing::run_reef(launch(2, pretrain_args(*dir_, run, {"parallel.tp=2"})));
+  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.tp=2"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("dp=1 tp=2 zero=0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dp=1 tp=2 pp=1 zero=0"), std::string::npos) << r.output;
   expect_same_run(*dir_ / "single", run, 6);
   // The tp all-reduces are counted: two per layer in forward, and their conjugates in backward.
   auto m = read_metrics(run + "/metrics.jsonl");
   EXPECT_GT(m[6]["comm_all_reduce_bytes"].get<double>(), 0.0);
-  // The step-3 checkpoint is an ordinary one: a single process resumes it with the same losses.
+  // The step-3 checkpoint is distributed: each rank wrote its half of every split matrix (a box
+  // of the whole tensor) and of its Adam moments; the replicated norms once.
+  const std::string ck3 = run + "/checkpoints/step_3";
+  EXPECT_FALSE(path_exists(ck3 + "/model.safetensors"));
+  {
+    auto ck = DistCheckpoint::open(ck3);
+    const auto& q = ck.tensor("model.layers.0.self_attn.q_proj.weight");
+    ASSERT_EQ(q.pieces.size(), 2u);
+    EXPECT_EQ(q.shape, (std::vector<int64_t>{64, 64}));
+    std::set<std::string> boxes;
+    for (const auto& p : q.pieces) boxes.insert(p.file + " " + p.slice.str());
+    EXPECT_EQ(boxes, (std::set<std::string>{"rank-00000.safetensors [0:32, 0:64]",
+                                             "rank-00001.safetensors [32:64, 0:64]"}));
+    EXPECT_EQ(ck.tensor("model.layers.0.mlp.down_proj.weight.exp_avg").pieces.size(), 2u);
+    EXPECT_EQ(ck.tensor("model.norm.weight").pieces.size(), 1u);
+  }
+  // tp=2 resumes it reading only its slices, with the same losses.
+  const std::string again = *dir_ / "tp2-resumed-in-tp2";
+  seed_resume_dir(run, again, 3);
+  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, again, {"parallel.tp=2", "--resume"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(*dir_ / "single", again, 6);
+  // A single process resumes it with the same losses.
   const std::string resumed = *dir_ / "tp2-resumed-in-one";
   seed_resume_dir(run, resumed, 3);
   r = testing::run_reef(pretrain_args(*dir_, resumed, {"--resume"}));
@@ -124,7 +148,7 @@ TEST_F(TensorParallelRun, GqaLlamaOnTwoRanksEqualsOneProcessAndResumesInOne) {
 TEST_F(TensorParallelRun, OneProcessCheckpointResumesAtTwoRanks) {
   const std::string resumed = *dir_ / "one-resumed-in-tp2";
   seed_resume_dir(*dir_ / "single", resumed, 3);
-  auto r = testing::run_reef(launch(2, pretrain_args(*dir_, resumed, {"parallel.tp=2", "--resume"})));
+  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, resumed, {"parallel.tp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", resumed, 6);
 }
@@ -133,17 +157,54 @@ TEST_F(TensorParallelRun, TiedEmbeddingsOnTwoRanksEqualOneProcess) {
   const std::string single = *dir_ / "tied-single", run = *dir_ / "tied-tp2";
   auto r = testing::run_reef(pretrain_args(*dir_, single, {"model.tie_embeddings=true"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = testing::run_reef(launch(2, pretrain_args(*dir_, run, {"model.tie_embeddings=true", "parallel.tp=2"})));
+  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"model.tie_embeddings=true", "parallel.tp=2"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(single, run, 6);
-  EXPECT_EQ(load_safetensors(run + "/checkpoints/step_6/model.safetensors").count("lm_head.weight"), 0u);
+  EXPECT_EQ(testing::checkpoint_tensors(run + "/checkpoints/step_6", "model").count("lm_head.weight"), 0u);
 }
 
 TEST_F(TensorParallelRun, DataTimesTensorParallelWithZeroOnFourRanks) {
   const std::string run = *dir_ / "dp2tp2";
-  auto r = testing::run_reef(launch(4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.zero=1"})));
+  auto r = testing::run_reef(testing::launch_args(4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.zero=1"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("dp=2 tp=2 zero=1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dp=2 tp=2 pp=1 zero=1"), std::string::npos) << r.output;
+  expect_same_run(*dir_ / "single", run, 6);
+  // Its checkpoint holds each rank's ZeRO-1 slices of its tp slices (boxes of the whole
+  // moments); tp=2 without ZeRO resumes it.
+  const std::string resumed = *dir_ / "dp2tp2-resumed-in-tp2";
+  seed_resume_dir(run, resumed, 3);
+  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, resumed, {"parallel.tp=2", "--resume"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(*dir_ / "single", resumed, 6);
+}
+
+TEST_F(TensorParallelRun, TensorTimesPipelineOnFourRanksEqualsOneProcess) {
+  // tp=2 x pp=2: each stage's layer split over its tp pair; activations go between the stages'
+  // ranks of the same tp rank. Its distributed checkpoint resumes in one process.
+  const std::string run = *dir_ / "tp2pp2";
+  auto r = testing::run_reef(testing::launch_args(4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.pp=2"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("dp=1 tp=2 pp=2"), std::string::npos) << r.output;
+  expect_same_run(*dir_ / "single", run, 6);
+  auto ck = DistCheckpoint::open(run + "/checkpoints/step_3");
+  // Layer 0 is stage 0's (ranks 0, 1), layer 1 stage 1's (ranks 2, 3), each split in two.
+  std::set<std::string> files;
+  for (const auto& p : ck.tensor("model.layers.1.mlp.gate_proj.weight").pieces) files.insert(p.file);
+  EXPECT_EQ(files, (std::set<std::string>{"rank-00002.safetensors", "rank-00003.safetensors"}));
+  const std::string resumed = *dir_ / "tp2pp2-resumed-in-one";
+  seed_resume_dir(run, resumed, 3);
+  r = testing::run_reef(pretrain_args(*dir_, resumed, {"--resume"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(*dir_ / "single", resumed, 6);
+}
+
+TEST_F(TensorParallelRun, ConsolidatedLayoutGathersToOneFolder) {
+  const std::string run = *dir_ / "tp2-consolidated";
+  auto r = testing::run_reef(
+      testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.tp=2", "checkpoint.layout=consolidated"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(path_exists(run + "/checkpoints/step_6/model.safetensors"));
+  EXPECT_FALSE(path_exists(run + "/checkpoints/step_6/dist_checkpoint.json"));
   expect_same_run(*dir_ / "single", run, 6);
 }
 
@@ -152,15 +213,19 @@ TEST(TensorParallelUsage, UnsplittableModelsAreOneUsageError) {
   std::string text;
   for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i) + " favours the bold\n\n";
   write_file_atomic(dir / "train.txt", text);
-  auto r = testing::run_reef(launch(2, pretrain_args(dir, dir / "kv", {"parallel.tp=2", "model.n_kv_heads=1"})));
+  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(dir, dir / "kv", {"parallel.tp=2", "model.n_kv_heads=1"})));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("parallel.tp=2: model.n_kv_heads=1 is not divisible by it"), std::string::npos)
       << r.output;
-  r = testing::run_reef(launch(2, pretrain_args(dir, dir / "vocab", {"parallel.tp=2", "model.vocab_size=259"})));
+  r = testing::run_reef(testing::launch_args(2, pretrain_args(dir, dir / "vocab", {"parallel.tp=2", "model.vocab_size=259"})));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("model.vocab_size=259 is not divisible by it"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("set model.vocab_size=260"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "kv")) << "nothing is written";
+  r = testing::run_reef(testing::launch_args(
+      4, pretrain_args(dir, dir / "tppp", {"parallel.tp=2", "parallel.pp=2", "checkpoint.layout=consolidated"})));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("checkpoints are distributed; use checkpoint.layout=auto"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -71,7 +71,7 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionC
 }
 
 torch::Tensor LlamaModelImpl::embed(const torch::Tensor& input_ids) {
-  auto h = embed_tokens(input_ids);  // [B, T, C]
+  auto h = embed_fn ? embed_fn(input_ids) : embed_tokens(input_ids);  // [B, T, C]
   if (embed_scale_ > 0) {  // as forward_embeds
     auto scale = torch::scalar_tensor(static_cast<float>(embed_scale_), torch::kFloat)
                      .to(h.device(), embed_tokens->weight.scalar_type());

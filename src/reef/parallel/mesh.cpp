@@ -52,6 +52,11 @@ std::vector<int> dp_group_ranks(const Mesh& m, int rank) {
   return out;
 }
 
+std::string dp_group_name(const Mesh& m, int rank) {
+  const MeshCoord c = mesh_coord(m, rank);
+  return "dp.s" + std::to_string(c.pp_stage) + ".t" + std::to_string(c.tp_rank);
+}
+
 std::vector<LayerRange> split_layers(int64_t n_layers, int pp) {
   if (pp > n_layers)
     usage_error("parallel.pp={}: the model has model.n_layers={} decoder layers and every pipeline "

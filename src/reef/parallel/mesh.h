@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "reef/config/config.h"
@@ -35,6 +36,8 @@ inline int dp_rank_of(const Mesh& m, int rank) { return mesh_coord(m, rank).dp_r
 // group (same tp rank and stage), ascending.
 std::vector<int> tp_group_ranks(const Mesh& m, int rank);
 std::vector<int> dp_group_ranks(const Mesh& m, int rank);
+// The name of `rank`'s data-parallel sub-group (its store prefix): "dp.s<stage>.t<tp_rank>".
+std::string dp_group_name(const Mesh& m, int rank);
 
 // Decoder layers [begin, end) of each of `pp` pipeline stages: balanced, the first n_layers % pp
 // stages one layer more (the last stage also runs the LM head). A usage error naming

@@ -30,6 +30,7 @@ Pipeline::Pipeline(CausalLM model, const Mesh& mesh, std::shared_ptr<ProcessGrou
   const MeshCoord me = mesh_coord(mesh_, world_->rank());
   stage_ = me.pp_stage;
   dp_rank_ = me.dp_rank;
+  tp_rank_ = me.tp_rank;
   layers_ = ranges[static_cast<size_t>(stage_)];
 
   // Which stage owns each parameter of the whole model: a decoder layer's go with the layer,
@@ -51,13 +52,26 @@ Pipeline::Pipeline(CausalLM model, const Mesh& mesh, std::shared_ptr<ProcessGrou
 
   model_->keep_only(layers_.begin, layers_.end, is_first(), is_last());
   if (is_last() && cfg.tie_embeddings) tied_copy_ = model_->lm_head_weight();
-  if (mesh_.dp > 1) dp_group_ = world_->new_group(dp_group_ranks(mesh_, world_->rank()), "dp" + std::to_string(stage_));
+  if (mesh_.dp > 1) dp_group_ = world_->new_group(dp_group_ranks(mesh_, world_->rank()), dp_group_name(mesh_, world_->rank()));
+}
+
+void Pipeline::set_tensor_parallel(std::function<bool(const std::string&)> is_sharded,
+                                   std::shared_ptr<ProcessGroup> tp_group) {
+  is_sharded_ = std::move(is_sharded);
+  tp_group_ = std::move(tp_group);
+}
+
+bool Pipeline::owns(const std::string& name) const {
+  for (const ParamInfo& info : all_params_)
+    if (info.name == name) return info.stage == stage_;
+  return false;
 }
 
 CollectiveBytes Pipeline::bytes() const {
   CollectiveBytes b = world_->bytes();
-  if (dp_group_) {
-    const CollectiveBytes& d = dp_group_->bytes();
+  for (const auto& g : {dp_group_, tp_group_}) {
+    if (!g || g == world_) continue;
+    const CollectiveBytes& d = g->bytes();
     b.all_reduce += d.all_reduce;
     b.broadcast += d.broadcast;
     b.all_gather += d.all_gather;
@@ -166,15 +180,21 @@ void Pipeline::sum_tied_gradients() {
 
 double Pipeline::clip_grad_norm(double max_norm) {
   std::vector<torch::Tensor> grads, norms;
-  for (auto& p : model_->parameters(true)) {
+  std::vector<torch::Tensor> replicated;  // tensor parallel: the same on every rank of the tp group
+  for (const auto& item : model_->named_parameters(true)) {
+    const torch::Tensor& p = item.value();
     if (!p.grad().defined()) continue;
     grads.push_back(p.grad());
     // The last stage's tied copy holds the same gradient as the first stage's embedding.
     if (tied_copy_.defined() && p.is_same(tied_copy_)) continue;
-    norms.push_back(p.grad().detach().to(torch::kFloat).norm(2));
+    auto norm = p.grad().detach().to(torch::kFloat).norm(2);
+    (is_sharded_ && !is_sharded_(item.key()) ? replicated : norms).push_back(norm);
   }
-  double local_sq = 0;
-  if (!norms.empty()) local_sq = torch::stack(norms).to(torch::kDouble).pow(2).sum().item<double>();
+  auto sum_sq = [](const std::vector<torch::Tensor>& v) {
+    return v.empty() ? 0.0 : torch::stack(v).to(torch::kDouble).pow(2).sum().item<double>();
+  };
+  // Summed over the world below: a replicated parameter counts once per tp group.
+  const double local_sq = sum_sq(norms) + sum_sq(replicated) / mesh_.tp;
   auto t = torch::tensor({local_sq}, torch::kDouble);
   world_->all_reduce_sum(t);  // every dp replica of a stage holds the same (averaged) gradients
   const double total = std::sqrt(t.item<double>() / mesh_.dp);
@@ -204,6 +224,7 @@ void Pipeline::load_from_full(CausalLM& full) {
 }
 
 CausalLM Pipeline::gather_to_rank0(std::vector<std::pair<std::string, torch::Tensor>>* optimizer_state) {
+  if (mesh_.tp > 1) fail("pipeline: a consolidated checkpoint of tp x pp is not gathered (internal error)");
   torch::NoGradGuard ng;
   const bool root = world_->rank() == 0;
   const bool sender = dp_rank_ == 0 && stage_ > 0;

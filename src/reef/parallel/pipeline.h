@@ -45,6 +45,15 @@ class Pipeline {
   bool is_first() const { return stage_ == 0; }
   bool is_last() const { return stage_ == mesh_.pp - 1; }
   LayerRange layers() const { return layers_; }
+  // Tensor parallelism inside the stages (parallel.tp > 1, applied to this stage's model after
+  // the split): which parameters are split over the tp group (for the gradient norm), and the
+  // group (for the byte counts). Peers are the ranks of the same tp rank.
+  void set_tensor_parallel(std::function<bool(const std::string&)> is_sharded,
+                           std::shared_ptr<ProcessGroup> tp_group);
+  // Whether this stage owns parameter `name` of the whole model (its layers; the embeddings on
+  // the first stage, the final norm and LM head on the last). A tied copy of the token
+  // embedding on the last stage is owned by the first.
+  bool owns(const std::string& name) const;
   // This stage's data-parallel group (null when dp == 1).
   std::shared_ptr<ProcessGroup> dp_group() const { return dp_group_; }
   // Bytes moved by this rank over the world group and its dp group together.
@@ -77,14 +86,16 @@ class Pipeline {
   void load_from_full(CausalLM& full);
 
  private:
-  int peer(int stage) const { return mesh_rank(mesh_, dp_rank_, stage); }
+  int peer(int stage) const { return mesh_rank(mesh_, dp_rank_, stage, tp_rank_); }
   void wait_sends();
   void sum_tied_gradients();
 
   CausalLM model_;
   Mesh mesh_;
   std::shared_ptr<ProcessGroup> world_, dp_group_;
-  int stage_ = 0, dp_rank_ = 0;
+  int stage_ = 0, dp_rank_ = 0, tp_rank_ = 0;
+  std::function<bool(const std::string&)> is_sharded_;  // tensor parallel: split parameters
+  std::shared_ptr<ProcessGroup> tp_group_;
   LayerRange layers_;
   torch::Tensor tied_copy_;  // last stage with tied embeddings: its copy of the token embedding
   // Every parameter of the whole model in order: name, shape, owning stage.

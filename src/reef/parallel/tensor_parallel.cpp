@@ -98,6 +98,14 @@ void slice_param(torch::Tensor& p, int64_t dim, int rank, int parts) {
 
 }  // namespace
 
+std::shared_ptr<ProcessGroup> make_tp_group(const Mesh& mesh, const std::shared_ptr<ProcessGroup>& world) {
+  if (mesh.tp == 1 || !world) return nullptr;
+  if (mesh.tp == world->size()) return world;
+  const MeshCoord c = mesh_coord(mesh, world->rank());
+  return world->new_group(tp_group_ranks(mesh, world->rank()),
+                          "tp.s" + std::to_string(c.pp_stage) + ".d" + std::to_string(c.dp_rank));
+}
+
 MeshGroups make_mesh_groups(const Mesh& mesh, const std::shared_ptr<ProcessGroup>& world) {
   MeshGroups g;
   if (!world || world->size() == 1) return g;
@@ -111,10 +119,8 @@ MeshGroups make_mesh_groups(const Mesh& mesh, const std::shared_ptr<ProcessGroup
     return g;
   }
   // Each rank builds only the groups it belongs to; the names keep the groups apart in the store.
-  const MeshCoord c = mesh_coord(mesh, rank);
-  const std::string stage = "s" + std::to_string(c.pp_stage);
-  if (mesh.tp > 1) g.tp = world->new_group(tp_group_ranks(mesh, rank), "tp." + stage + ".d" + std::to_string(c.dp_rank));
-  if (mesh.dp > 1) g.dp = world->new_group(dp_group_ranks(mesh, rank), "dp." + stage + ".t" + std::to_string(c.tp_rank));
+  g.tp = make_tp_group(mesh, world);
+  if (mesh.dp > 1) g.dp = world->new_group(dp_group_ranks(mesh, rank), dp_group_name(mesh, rank));
   return g;
 }
 
@@ -189,7 +195,9 @@ TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp)
   };
   auto& lm = *model_->model;
   for (size_t i = 0; i < lm.layers->size(); ++i) {
-    auto& layer = lm.layers->at<LlamaDecoderLayerImpl>(i);
+    auto* kept = lm.layers->ptr(i)->as<LlamaDecoderLayerImpl>();
+    if (!kept) continue;  // another pipeline stage's layer
+    auto& layer = *kept;
     const std::string p = "model.layers." + std::to_string(i);
     auto& a = *layer.self_attn;
     column(a.q_proj, p + ".self_attn.q_proj");
@@ -212,13 +220,15 @@ TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp)
   }
   const int64_t vl = cfg.vocab_size / n;
   vocab_start_ = r * vl;
-  slice_param(lm.embed_tokens->weight, 0, r, n);
-  dims_["model.embed_tokens.weight"] = 0;
-  const int64_t start = vocab_start_;
-  torch::nn::EmbeddingImpl* emb = lm.embed_tokens.get();
-  lm.embed_fn = [emb, start, pg](const torch::Tensor& ids) {
-    return vocab_parallel_embedding(ids, emb->weight, start, *pg);
-  };
+  if (lm.embed_tokens) {  // a pipeline stage without it: neither embeddings nor a tied head
+    slice_param(lm.embed_tokens->weight, 0, r, n);
+    dims_["model.embed_tokens.weight"] = 0;
+    const int64_t start = vocab_start_;
+    torch::nn::EmbeddingImpl* emb = lm.embed_tokens.get();
+    lm.embed_fn = [emb, start, pg](const torch::Tensor& ids) {
+      return vocab_parallel_embedding(ids, emb->weight, start, *pg);
+    };
+  }
   if (model_->lm_head) column(model_->lm_head, "lm_head");  // tied: the embedding's slice
   model_->head_input_hook = f;
 }

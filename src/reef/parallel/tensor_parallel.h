@@ -35,6 +35,8 @@ struct MeshGroups {
   std::shared_ptr<ProcessGroup> dp, tp;
 };
 MeshGroups make_mesh_groups(const Mesh& mesh, const std::shared_ptr<ProcessGroup>& world);
+// Only the tensor-parallel group (null when mesh.tp == 1); its member ranks call it.
+std::shared_ptr<ProcessGroup> make_tp_group(const Mesh& mesh, const std::shared_ptr<ProcessGroup>& world);
 
 // Usage errors naming the keys when the (resolved) model cannot be split over `tp` ranks:
 // an arch other than the dense llama family, or n_heads, n_kv_heads, intermediate_size or

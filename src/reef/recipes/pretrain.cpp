@@ -210,8 +210,8 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
     po.backend = cfg.parallel.backend;
     po.device = cfg.run.device;
     pg = ProcessGroup::create(env, po);
-    log_info("parallel: {} ranks ({} environment, {} backend), dp={} tp={} zero={}", env.world_size,
-             env.source, pg->backend(), mesh.dp, mesh.tp, mesh.zero);
+    log_info("parallel: {} ranks ({} environment, {} backend), dp={} tp={} pp={} zero={}", env.world_size,
+             env.source, pg->backend(), mesh.dp, mesh.tp, mesh.pp, mesh.zero);
   }
   const bool writes_files = !pg || pg->rank() == 0;
   int threads = configure_threads(cfg.run.threads);

@@ -126,11 +126,19 @@ double proc_status_mb(const char* key) {
   return kb / 1024.0;
 }
 
+// Where a parameter's part lies in the whole tensor.
+TensorSlice part_of(const ShardedParam& p) {
+  std::vector<int64_t> off = p.offsets;
+  if (off.empty()) off.assign(p.global_shape.size(), 0);
+  return TensorSlice::of_box(off, p.local.sizes().vec());
+}
+
 }  // namespace
 
 std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimizer* optimizer,
                                      const Tokenizer& tokenizer, const TrainerState& state,
-                                     ProcessGroup* pg, const CheckpointWeightsWriter& write_weights) {
+                                     ProcessGroup* pg, const CheckpointWeightsWriter& write_weights,
+                                     const std::vector<ShardedParam>* sharded) {
   const bool distributed =
       !write_weights && writes_distributed_checkpoints(cfg.checkpoint, pg ? pg->size() : 1);
   const double rss_before = proc_status_mb("VmRSS");
@@ -138,9 +146,12 @@ std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimiz
   const auto t0 = std::chrono::steady_clock::now();
   std::string path;
   if (distributed) {
-    path = save_distributed_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state,
-                                       cfg.checkpoint.keep_last, pg);
+    path = sharded ? save_distributed_checkpoint(cfg.run.dir, model, *sharded, optimizer, tokenizer, cfg, state,
+                                                 cfg.checkpoint.keep_last, pg)
+                   : save_distributed_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state,
+                                                 cfg.checkpoint.keep_last, pg);
   } else {
+    if (sharded) fail("checkpoint: a sharded model needs the distributed layout here (internal error)");
     if (optimizer) optimizer->gather_state();  // ZeRO: every rank takes part
     if (!pg || pg->rank() == 0)
       path = save_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state, cfg.checkpoint.keep_last,
@@ -224,37 +235,75 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
                                         Optimizer* optimizer, const Tokenizer& tokenizer,
                                         const Config& cfg, const TrainerState& state,
                                         int64_t keep_last, ProcessGroup* pg) {
-  const int rank = pg ? pg->rank() : 0, world = pg ? pg->size() : 1;
+  // Data parallelism: every rank holds every whole tensor.
+  std::vector<ShardedParam> params;
+  for (const auto& [n, t] : model_tensors(model)) {
+    ShardedParam p;
+    p.name = n;
+    p.local = t;
+    p.global_shape = t.sizes().vec();
+    p.replica_index = pg ? pg->rank() : 0;
+    p.n_replicas = pg ? pg->size() : 1;
+    params.push_back(std::move(p));
+  }
+  return save_distributed_checkpoint(run_dir, model, params, optimizer, tokenizer, cfg, state, keep_last, pg);
+}
+
+std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
+                                        const std::vector<ShardedParam>& params, Optimizer* optimizer,
+                                        const Tokenizer& tokenizer, const Config& cfg,
+                                        const TrainerState& state, int64_t keep_last, ProcessGroup* pg) {
+  const int rank = pg ? pg->rank() : 0;
   const std::string root = join_path(run_dir, "checkpoints");
   const std::string name = "step_" + std::to_string(state.step);
   const std::string final_dir = join_path(root, name);
   // One temp folder for all ranks (they share the file system), created by rank 0.
   const std::string tmp = join_path(root, ".tmp-" + name + "-dist");
 
-  // Model parameters: whole tensors, spread over the ranks by size.
-  const auto tensors = model_tensors(model);
-  std::vector<uint64_t> bytes;
-  for (const auto& [n, t] : tensors) bytes.push_back(t.nbytes());
-  const std::vector<int> owner = balance_owners(bytes, world);
-  std::vector<LocalPiece> pieces;
-  std::map<std::string, int> owner_of;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const auto& [n, t] = tensors[i];
-    owner_of[n] = owner[i];
-    if (owner[i] == rank) pieces.push_back({n, "model", t.sizes().vec(), TensorSlice::whole(t.sizes().vec()), t});
+  // Model parameters: the parts of each replica set spread over its ranks by size.
+  std::map<std::string, std::vector<size_t>> by_tag;  // tag -> indices into params
+  for (size_t i = 0; i < params.size(); ++i)
+    if (params[i].write) by_tag[params[i].replicas].push_back(i);
+  std::vector<bool> writes(params.size(), false);
+  for (const auto& [tag, idx] : by_tag) {
+    std::vector<uint64_t> bytes;
+    for (size_t i : idx) bytes.push_back(params[i].local.nbytes());
+    const int n = params[idx.front()].n_replicas, me = params[idx.front()].replica_index;
+    const std::vector<int> owner = balance_owners(bytes, n);
+    for (size_t k = 0; k < idx.size(); ++k) writes[idx[k]] = owner[k] == me;
   }
-  // Optimizer state: ZeRO-1 slices as flat ranges; replicated moments by the parameter's writer.
+  std::vector<LocalPiece> pieces;
+  std::map<std::string, size_t> param_of;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const ShardedParam& p = params[i];
+    param_of[p.name] = i;
+    if (writes[i]) pieces.push_back({p.name, "model", p.global_shape, part_of(p), p.local});
+  }
+  // Optimizer state: ZeRO-1 slices (as flat ranges of a whole tensor, or boxes of a part);
+  // replicated moments by the parameter's writer.
   int64_t opt_step = 0;
   if (optimizer) {
     for (auto& sp : optimizer->local_state(&opt_step)) {
       const std::string param = sp.name.substr(0, sp.name.rfind(".exp_avg"));
-      if (!optimizer->sharded() && owner_of.at(param) != rank) continue;
+      auto it = param_of.find(param);
+      if (it == param_of.end()) fail("checkpoint: optimizer state {} of no parameter (internal error)", sp.name);
+      const ShardedParam& p = params[it->second];
+      if (optimizer->sharded() ? !(p.write && p.write_zero_slices) : !writes[it->second]) continue;
       int64_t numel = 1;
       for (int64_t d : sp.shape) numel *= d;
-      if (sp.begin == 0 && sp.length == numel)
-        pieces.push_back({sp.name, "optimizer", sp.shape, TensorSlice::whole(sp.shape), sp.data.view(sp.shape)});
-      else
-        pieces.push_back({sp.name, "optimizer", sp.shape, TensorSlice::flat_range(sp.begin, sp.length), sp.data});
+      const TensorSlice box = part_of(p);
+      if (sp.begin == 0 && sp.length == numel) {
+        pieces.push_back({sp.name, "optimizer", p.global_shape, box, sp.data.view(sp.shape)});
+      } else if (box.is_whole(p.global_shape)) {
+        pieces.push_back({sp.name, "optimizer", p.global_shape, TensorSlice::flat_range(sp.begin, sp.length), sp.data});
+      } else {  // a run of a part's elements: the boxes it covers, moved to the part's place
+        for (const SlicePart& part : slice_parts(sp.shape, TensorSlice::flat_range(sp.begin, sp.length))) {
+          std::vector<int64_t> off = part.box.offsets;
+          for (size_t d = 0; d < off.size(); ++d) off[d] += box.box.offsets[d];
+          pieces.push_back({sp.name, "optimizer", p.global_shape, TensorSlice::of_box(off, part.box.lengths),
+                            sp.data.narrow(0, part.at, part.box.numel()).view(part.box.lengths)});
+        }
+      }
     }
   }
 
@@ -300,7 +349,10 @@ using OptimizerStateReader = std::function<void(const std::string&, const DistCh
 
 // Verifies every file, loads the weights (load_weights) and returns the trainer state; the
 // optimizer state is read by `read_optimizer` (null: not read).
-TrainerState load_checkpoint_with(const std::string& dir, CausalLM& model, bool load_weights,
+// Reads the weights: from the folder (consolidated) or the opened distributed checkpoint.
+using WeightsReader = std::function<void(const std::string&, const DistCheckpoint*)>;
+
+TrainerState load_checkpoint_with(const std::string& dir, const WeightsReader& read_weights,
                                   const OptimizerStateReader& read_optimizer) {
   std::string state_path = join_path(dir, "trainer_state.json");
   if (!path_exists(state_path)) fail("incomplete checkpoint {}: no trainer_state.json", dir);
@@ -329,10 +381,8 @@ TrainerState load_checkpoint_with(const std::string& dir, CausalLM& model, bool 
     std::optional<DistCheckpoint> ck;
     if (distributed) {
       ck = DistCheckpoint::open(dir);  // the index, every file's size, every piece's header
-      if (load_weights) load_model_weights(model, *ck);
-    } else if (load_weights) {
-      load_model_weights(model, dir);
     }
+    if (read_weights) read_weights(dir, ck ? &*ck : nullptr);
     TrainerState s;
     s.step = st.at("step").get<int64_t>();
     s.tokens_seen = st.at("tokens_seen").get<int64_t>();
@@ -354,6 +404,14 @@ TrainerState load_checkpoint_with(const std::string& dir, CausalLM& model, bool 
   }
 }
 
+WeightsReader whole_model_reader(CausalLM& model, bool load_weights) {
+  if (!load_weights) return nullptr;
+  return [&model](const std::string& d, const DistCheckpoint* ck) {
+    if (ck) load_model_weights(model, *ck);
+    else load_model_weights(model, d);
+  };
+}
+
 }  // namespace
 
 TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer,
@@ -371,7 +429,7 @@ TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer*
         optimizer->load_state_tensors(load_safetensors(join_path(d, "optimizer.safetensors")), opt_step);
       }
     };
-  return load_checkpoint_with(dir, model, load_weights, read);
+  return load_checkpoint_with(dir, whole_model_reader(model, load_weights), read);
 }
 
 TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
@@ -388,7 +446,40 @@ TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
       for (const auto& name : ck->names("optimizer"))
         (*optimizer_state)[name] = ck->read(name, TensorSlice::whole(ck->tensor(name).shape));
     };
-  return load_checkpoint_with(dir, model, load_weights, read);
+  return load_checkpoint_with(dir, whole_model_reader(model, load_weights), read);
+}
+
+TrainerState load_sharded_checkpoint(const std::string& dir, const std::vector<ShardedParam>& params,
+                                     Optimizer* optimizer) {
+  std::map<std::string, const ShardedParam*> by_name;
+  for (const auto& p : params) by_name[p.name] = &p;
+  auto need_distributed = [&](const DistCheckpoint* ck) {
+    if (!ck) fail("checkpoint {}: a sharded model reads distributed checkpoints here (internal error)", dir);
+  };
+  WeightsReader weights = [&](const std::string&, const DistCheckpoint* ck) {
+    need_distributed(ck);
+    torch::NoGradGuard ng;
+    for (const auto& p : params) {
+      torch::Tensor t = p.local;
+      ck->read_into(p.name, part_of(p), t);
+    }
+  };
+  OptimizerStateReader read;
+  if (optimizer)
+    read = [&](const std::string&, const DistCheckpoint* ck, int64_t opt_step) {
+      need_distributed(ck);
+      optimizer->load_local_state(
+          [&](const std::string& name, int64_t begin, int64_t length) {
+            const std::string param = name.substr(0, name.rfind(".exp_avg"));
+            auto it = by_name.find(param);
+            if (it == by_name.end()) fail("checkpoint {}: optimizer state {} of no parameter (internal error)", dir, name);
+            const TensorSlice part = part_of(*it->second);
+            if (part.is_whole(it->second->global_shape)) return ck->read(name, TensorSlice::flat_range(begin, length));
+            return ck->read(name, part).reshape({-1}).narrow(0, begin, length).contiguous();
+          },
+          opt_step);
+    };
+  return load_checkpoint_with(dir, weights, read);
 }
 
 }  // namespace reef

@@ -72,16 +72,41 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
                                         const Config& cfg, const TrainerState& state,
                                         int64_t keep_last, ProcessGroup* pg);
 
+// One parameter as this rank holds it, for distributed checkpoints of sharded runs (tensor or
+// pipeline parallelism): its part of the whole tensor and who else holds the same part.
+struct ShardedParam {
+  std::string name;                   // the whole model's name
+  torch::Tensor local;                // this rank's part: the parameter itself
+  std::vector<int64_t> global_shape;  // the whole tensor's shape
+  std::vector<int64_t> offsets;       // where `local` starts in it (empty: all zeros)
+  // The ranks holding this same part: each lists the parameters of one `replicas` tag in the
+  // same order, and the tag's parts are spread over them by size (replica_index: this rank).
+  std::string replicas = "all";
+  int replica_index = 0, n_replicas = 1;
+  bool write = true;             // false: another rank's copy is the one written (a tied copy)
+  bool write_zero_slices = true;  // ZeRO-1: whether this rank writes its slices of the moments
+};
+
+// The same for a sharded model: `params` says which part of which tensor this rank holds. The
+// optimizer's moments have the parameters' local shapes; ZeRO-1 slices of them are written as
+// boxes of the whole tensor when the parameter is itself a part.
+std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
+                                        const std::vector<ShardedParam>& params, Optimizer* optimizer,
+                                        const Tokenizer& tokenizer, const Config& cfg,
+                                        const TrainerState& state, int64_t keep_last, ProcessGroup* pg);
+
 // What the trainer calls at a checkpoint step, on every rank: a distributed checkpoint when
 // writes_distributed_checkpoints(), otherwise the consolidated one (ZeRO-1 state gathered
 // from every rank, then written by rank 0 alone). `optimizer` null: no optimizer state. Logs
 // the time the save took and the peak RSS during it. Returns the folder ("" on ranks > 0 of a
 // consolidated save). `write_weights` (PEFT: the adapter files) always takes the consolidated
 // layout: the adapter and its optimizer state are small, and the base weights are not saved.
+// `sharded` (tensor / pipeline parallel runs, distributed layout only): the parts this rank holds.
 std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimizer* optimizer,
                                      const Tokenizer& tokenizer, const TrainerState& state,
                                      ProcessGroup* pg,
-                                     const CheckpointWeightsWriter& write_weights = nullptr);
+                                     const CheckpointWeightsWriter& write_weights = nullptr,
+                                     const std::vector<ShardedParam>* sharded = nullptr);
 
 // The newest step_<N> folder under <run_dir>/checkpoints, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
@@ -99,6 +124,11 @@ TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer*
 TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
                                    std::map<std::string, torch::Tensor>* optimizer_state,
                                    bool load_weights = true);
+
+// load_checkpoint for a sharded model (tensor parallelism) from a distributed checkpoint: each
+// parameter's part and (if given) this rank's optimizer state, reading only those parts.
+TrainerState load_sharded_checkpoint(const std::string& dir, const std::vector<ShardedParam>& params,
+                                     Optimizer* optimizer);
 
 // Captures / restores torch's default CPU generator.
 std::string capture_rng_state();

@@ -14,6 +14,7 @@
 #include "reef/base/hash.h"
 #include "reef/base/log.h"
 #include "reef/base/progress.h"
+#include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/nn/init.h"
 #include "reef/nn/packing.h"
 #include "reef/train/checkpointing.h"
@@ -68,9 +69,10 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
   const int world = pg_ ? pg_->size() : 1;
   mesh_ = resolve_mesh(cfg_.parallel, world);
   dp_ = mesh_.dp;
-  if (mesh_.pp > 1 && mesh_.tp > 1)
-    usage_error("parallel.tp={} with parallel.pp={}: tensor and pipeline parallelism together are not "
-                "supported yet; use one of them (with parallel.dp)", mesh_.tp, mesh_.pp);
+  if (mesh_.pp > 1 && mesh_.tp > 1 && cfg_.checkpoint.layout == "consolidated")
+    usage_error("checkpoint.layout=consolidated ({}): with parallel.tp={} and parallel.pp={} together "
+                "checkpoints are distributed; use checkpoint.layout=auto (reef convert consolidates one)",
+                cfg_.checkpoint.layout, mesh_.tp, mesh_.pp);
   if (peft_ && mesh_.tp > 1)
     usage_error("parallel.tp={}: peft.method={} is not supported with tensor parallelism; use "
                 "parallel.tp=1 (data parallelism works)", mesh_.tp, cfg_.peft.method);
@@ -88,6 +90,13 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
     log_info("pipeline: {} stages, decoder layers {}; 1F1B over {} micro-batches per step", mesh_.pp,
              split, cfg_.train.grad_accum);
     if (mesh_.dp > 1) broadcast_module_from_rank0(*model_, *dp_pg);  // identical initial weights
+    if (mesh_.tp > 1) {  // then each stage's tensors are split over its tp group
+      groups_.tp = make_tp_group(mesh_, pg_);
+      tp_ = std::make_unique<TensorParallel>(model_, groups_.tp);
+      TensorParallel* tp = tp_.get();
+      pipeline_->set_tensor_parallel([tp](const std::string& name) { return tp->shard_dim(name) >= 0; },
+                                     groups_.tp);
+    }
   } else {
     // Identical initial weights everywhere, before tensor parallelism slices them.
     if (world > 1) broadcast_module_from_rank0(*model_, *pg_);
@@ -138,9 +147,23 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
 
 void Trainer::resume_from(const std::string& dir) {
   TrainerState s;
-  if (pipeline_) {
+  if (pipeline_ && !tp_) {
     s = load_pipeline_checkpoint(dir, *pipeline_, optimizer_.get());
-  } else if (tp_) {  // a full checkpoint (any tp): read it whole, keep this rank's slices
+  } else if (tp_ && looks_distributed(dir)) {  // only this rank's slices are read
+    s = load_sharded_checkpoint(dir, sharded_params(), optimizer_.get());
+  } else if (tp_ && pipeline_) {  // a consolidated checkpoint: this stage's slices of it
+    CausalLM full = pipeline_->make_full_model();
+    std::map<std::string, torch::Tensor> opt, mine;
+    s = load_checkpoint_named(dir, full, &opt);
+    torch::NoGradGuard ng;
+    auto src = full->named_parameters(true);
+    for (auto& item : model_->named_parameters(true)) {
+      item.value().copy_(tp_->shard(item.key(), src[item.key()]));
+      for (const char* m : {".exp_avg", ".exp_avg_sq"})
+        if (auto it = opt.find(item.key() + m); it != opt.end()) mine[it->first] = it->second;
+    }
+    optimizer_->load_state_tensors(tp_->shard_state(mine), s.optimizer_step);
+  } else if (tp_ && !pipeline_) {  // a consolidated checkpoint: read it whole, keep this rank's slices
     CausalLM full{nullptr};
     {
       SkipInitGuard skip;
@@ -266,13 +289,17 @@ double Trainer::forward_loss(const Batch& batch, bool with_aux, double ce_scale,
     if (!with_aux) out.aux_loss = torch::Tensor();
   }
   auto logits = P > 0 ? out.logits.narrow(1, P, out.logits.size(1) - P) : out.logits;
-  // Tensor parallel: logits are this rank's vocab slice; the CE is reduced over the tp group.
-  auto ce_sum = tp_ ? tp_->token_losses(logits, batch.targets).sum() : causal_lm_loss_sum(logits, batch.targets);
-  last_loss_ = ce_sum * ce_scale;
+  auto ce = ce_sum(logits, batch.targets);
+  last_loss_ = ce * ce_scale;
   if (out.aux_loss.defined())
     last_loss_ = last_loss_ + aux_scale * model_->config().router_aux_loss_coef * out.aux_loss.to(torch::kFloat);
   last_aux_loss_ = out.aux_loss.defined() ? out.aux_loss.item<double>() : 0.0;
-  return ce_sum.item<double>();
+  return ce.item<double>();
+}
+
+torch::Tensor Trainer::ce_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
+  // Tensor parallel: logits are this rank's vocab slice; the CE is reduced over the tp group.
+  return tp_ ? tp_->token_losses(logits, targets).sum() : causal_lm_loss_sum(logits, targets);
 }
 
 double Trainer::evaluate() {
@@ -290,7 +317,7 @@ double Trainer::evaluate() {
         rows, cfg_.data.seq_len, [&](int64_t k) { return batch_from(*valid_, k * mb, rows[k]).inputs; },
         [&](const torch::Tensor& logits, int64_t k) {
           Batch b = batch_from(*valid_, k * mb, rows[k]);
-          sum += causal_lm_loss_sum(logits, b.targets).item<double>();
+          sum += ce_sum(logits, b.targets).item<double>();
           count += b.n_targets;
           return torch::Tensor();
         },
@@ -337,6 +364,14 @@ TrainResult Trainer::run() {
     s.data_spec = data_spec_;
     s.rng_cpu_hex = capture_rng_state();
     s.lr = lr;
+    if ((pipeline_ || tp_) && writes_distributed_checkpoints(cfg_.checkpoint, pg_->size())) {
+      // Every rank writes its own parts: its stage, its tensor-parallel slices.
+      const std::vector<ShardedParam> parts = sharded_params();
+      res.last_checkpoint = save_training_checkpoint(
+          cfg_, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr, tokenizer_, s, pg_.get(),
+          nullptr, &parts);
+      return;
+    }
     if (pipeline_) {  // every rank sends its stage to rank 0, which writes the whole checkpoint
       if (cfg_.checkpoint.save_optimizer) optimizer_->gather_state();  // ZeRO: every rank takes part
       res.last_checkpoint = save_pipeline_checkpoint(cfg_.run.dir, *pipeline_,
@@ -392,9 +427,9 @@ TrainResult Trainer::run() {
       pipeline_->train_step(
           accum, mb, cfg_.data.seq_len, [&](int64_t m) { return micro_batch(m).inputs; },
           [&](const torch::Tensor& logits, int64_t m) {
-            auto ce_sum = causal_lm_loss_sum(logits, micro_batch(m).targets);
-            loss_sum += ce_sum.item<double>();
-            return ce_sum * ce_scale;
+            auto ce = ce_sum(logits, micro_batch(m).targets);
+            loss_sum += ce.item<double>();
+            return ce * ce_scale;
           },
           grad_sync_.get(),
           [&](const std::function<void()>& f) {
@@ -478,8 +513,40 @@ TrainResult Trainer::run() {
   return res;
 }
 
+std::vector<ShardedParam> Trainer::sharded_params() const {
+  std::vector<ShardedParam> out;
+  const MeshCoord me = mesh_coord(mesh_, pg_ ? pg_->rank() : 0);
+  for (const auto& item : model_->named_parameters(true)) {
+    ShardedParam p;
+    p.name = item.key();
+    p.local = item.value();
+    p.global_shape = p.local.sizes().vec();
+    p.replicas = "stage";  // pipeline: the stage's dp replicas hold the same tensors
+    p.replica_index = me.dp_rank;
+    p.n_replicas = mesh_.dp;
+    if (tp_) {
+      const int64_t d = tp_->shard_dim(p.name);
+      if (d >= 0) {  // the dp replicas of this tp rank hold the same slice
+        p.global_shape[d] *= mesh_.tp;
+        p.offsets.assign(p.global_shape.size(), 0);
+        p.offsets[d] = me.tp_rank * p.local.size(d);
+        p.replicas = "tp-slice";
+      } else {  // replicated over the tp group too; its first rank writes the ZeRO-1 slices
+        p.replicas = "replicated";
+        p.replica_index = me.dp_rank * mesh_.tp + me.tp_rank;
+        p.n_replicas = mesh_.dp * mesh_.tp;
+        p.write_zero_slices = me.tp_rank == 0;
+      }
+    }
+    // A tied copy of the token embedding on the last pipeline stage is written by the first.
+    if (pipeline_) p.write = pipeline_->owns(p.name);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 CollectiveBytes Trainer::comm_bytes() const {
-  if (pipeline_) return pipeline_->bytes();  // the world and the stage's dp group
+  if (pipeline_) return pipeline_->bytes();  // the world and the stage's dp and tp groups
   CollectiveBytes sum = pg_ ? pg_->bytes() : CollectiveBytes();
   for (const auto& g : {groups_.dp, groups_.tp}) {
     if (!g || g == pg_) continue;  // a subgroup of the world: its own counters

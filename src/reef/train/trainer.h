@@ -18,6 +18,7 @@
 #include "reef/parallel/tensor_parallel.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/optim.h"
+#include "reef/train/checkpointing.h"
 #include "reef/train/peft.h"
 
 namespace reef {
@@ -78,6 +79,12 @@ class Trainer {
   double forward_loss(const Batch& batch, bool with_aux, double ce_scale, double aux_scale);
   // Payload handed to collectives so far by this rank, over the world and its dp/tp subgroups.
   CollectiveBytes comm_bytes() const;
+  // Summed cross-entropy of logits [B, T, V] (tensor parallel: this rank's vocab slice) against
+  // targets [B, T] over the counted targets.
+  torch::Tensor ce_sum(const torch::Tensor& logits, const torch::Tensor& targets);
+  // The parameters as this rank holds them (tensor / pipeline parallelism), for distributed
+  // checkpoints.
+  std::vector<ShardedParam> sharded_params() const;
 
   Config cfg_;
   CausalLM model_;
