@@ -130,7 +130,8 @@ double proc_status_mb(const char* key) {
 
 std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimizer* optimizer,
                                      const Tokenizer& tokenizer, const TrainerState& state,
-                                     ProcessGroup* pg, const CheckpointWeightsWriter& write_weights) {
+                                     ProcessGroup* pg, const CheckpointWeightsWriter& write_weights,
+                                     Fsdp* fsdp) {
   const bool distributed =
       !write_weights && writes_distributed_checkpoints(cfg.checkpoint, pg ? pg->size() : 1);
   const double rss_before = proc_status_mb("VmRSS");
@@ -139,13 +140,15 @@ std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimiz
   std::string path;
   if (distributed) {
     path = save_distributed_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state,
-                                       cfg.checkpoint.keep_last, pg);
+                                       cfg.checkpoint.keep_last, pg, fsdp);
   } else {
     if (optimizer) optimizer->gather_state();  // ZeRO: every rank takes part
+    if (fsdp) fsdp->gather_all();
     if (!pg || pg->rank() == 0)
       path = save_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state, cfg.checkpoint.keep_last,
                              write_weights);
     if (optimizer) optimizer->release_gathered_state();
+    if (fsdp) fsdp->release_all();
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log_info("checkpoint {} ({}) saved in {:.3f} s; RSS {:.1f} MB before, peak {} during the save", path,
@@ -223,7 +226,7 @@ bool writes_distributed_checkpoints(const CheckpointConfig& c, int world_size) {
 std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
                                         Optimizer* optimizer, const Tokenizer& tokenizer,
                                         const Config& cfg, const TrainerState& state,
-                                        int64_t keep_last, ProcessGroup* pg) {
+                                        int64_t keep_last, ProcessGroup* pg, Fsdp* fsdp) {
   const int rank = pg ? pg->rank() : 0, world = pg ? pg->size() : 1;
   const std::string root = join_path(run_dir, "checkpoints");
   const std::string name = "step_" + std::to_string(state.step);
@@ -231,8 +234,8 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
   // One temp folder for all ranks (they share the file system), created by rank 0.
   const std::string tmp = join_path(root, ".tmp-" + name + "-dist");
 
-  // Model parameters: whole tensors, spread over the ranks by size.
-  const auto tensors = model_tensors(model);
+  // Model parameters: whole tensors, spread over the ranks by size; FSDP: each rank's slices.
+  const auto tensors = fsdp ? std::vector<std::pair<std::string, torch::Tensor>>() : model_tensors(model);
   std::vector<uint64_t> bytes;
   for (const auto& [n, t] : tensors) bytes.push_back(t.nbytes());
   const std::vector<int> owner = balance_owners(bytes, world);
@@ -243,6 +246,16 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
     owner_of[n] = owner[i];
     if (owner[i] == rank) pieces.push_back({n, "model", t.sizes().vec(), TensorSlice::whole(t.sizes().vec()), t});
   }
+  if (fsdp)
+    for (const auto& u : fsdp->units())
+      for (const auto& r : fsdp->local_ranges(u)) {
+        const auto shape = r.param->tensor.sizes().vec();
+        auto data = u.local.narrow(0, r.at, r.length);
+        if (r.begin == 0 && r.length == r.param->tensor.numel())
+          pieces.push_back({r.param->name, "model", shape, TensorSlice::whole(shape), data.view(shape)});
+        else
+          pieces.push_back({r.param->name, "model", shape, TensorSlice::flat_range(r.begin, r.length), data});
+      }
   // Optimizer state: ZeRO-1 slices as flat ranges; replicated moments by the parameter's writer.
   int64_t opt_step = 0;
   if (optimizer) {
