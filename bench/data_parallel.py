@@ -1,12 +1,14 @@
 """Benchmark: data- and tensor-parallel pretraining throughput, 1 rank against 2 ranks on this
-machine, per layout (dp, dp + ZeRO-1, tp), and the bytes each collective moves per step.
+machine, per layout (dp, dp + ZeRO-1, dp + ZeRO-3 / FSDP, tp), the bytes each collective moves
+per step and the peak RSS of the largest process (for 2 ranks: the larger rank).
 
 Runs the same small pretraining (same global batch) as `reef pretrain` in one process and as
-`reef launch --nproc-per-node 2 -- reef pretrain` with parallel.zero=0 and 1 and with
+`reef launch --nproc-per-node 2 -- reef pretrain` with parallel.zero=0, 1 and 3 and with
 parallel.tp=2 (Megatron tensor parallelism: every layer's two all-reduces forward and two
 backward, on activations, instead of one gradient all-reduce per step), reads each run's
 metrics.jsonl, and prints the median tokens/s over the steps after the first two, the ratio of
-the 2-rank run to the 1-rank run, and the all-reduce / all-gather payload per step and rank.
+the 2-rank run to the 1-rank run, the all-reduce / all-gather / reduce-scatter payload per step
+and rank, and the peak RSS (ru_maxrss of the run: the launcher and its ranks' largest).
 On a machine with fewer free cores than ranks the ratio measures contention, not scaling.
 
   ~/.cache/reef/venv/bin/python bench/data_parallel.py [--reef build/bin/reef] [--steps 12]
@@ -21,7 +23,8 @@ def metrics(run_dir):
     rows = step_rows(run_dir)
     tps = median_tokens_per_s(rows)
     last = rows[-1]
-    return tps, last.get("comm_all_reduce_bytes", 0), last.get("comm_all_gather_bytes", 0), last["loss"]
+    return (tps, last.get("comm_all_reduce_bytes", 0), last.get("comm_all_gather_bytes", 0),
+            last.get("comm_reduce_scatter_bytes", 0), last["loss"])
 
 
 def main():
@@ -46,16 +49,19 @@ def main():
         print(f"model hidden={a.hidden} layers={a.layers}, global batch 8 x 128 tokens, {a.steps} steps, "
               f"{a.threads} thread(s) per rank, {os.cpu_count()} cores")
         d1 = os.path.join(tmp, "one")
-        run([a.reef] + base + [f"run.dir={d1}"], ROOT)
-        tps1, _, _, loss1 = metrics(d1)
-        print(f"{'layout':<14}{'ranks':>6}{'tokens/s':>12}{'vs 1 rank':>11}{'all-reduce MB/step':>20}"
-              f"{'all-gather MB/step':>20}{'final loss':>12}")
-        print(f"{'single':<14}{1:>6}{tps1:>12.0f}{1.0:>11.2f}{0:>20.2f}{0:>20.2f}{loss1:>12.5f}")
-        for name, extra in [("dp=2", []), ("dp=2 zero=1", ["parallel.zero=1"]), ("tp=2", ["parallel.tp=2"])]:
+        _, rss1 = run([a.reef] + base + [f"run.dir={d1}"], ROOT)
+        tps1, _, _, _, loss1 = metrics(d1)
+        print(f"{'layout':<14}{'ranks':>6}{'tokens/s':>10}{'vs 1 rank':>11}{'all-reduce MB':>15}"
+              f"{'all-gather MB':>15}{'red-scat MB':>13}{'peak RSS MB':>13}{'final loss':>12}")
+        print(f"{'single':<14}{1:>6}{tps1:>10.0f}{1.0:>11.2f}{0:>15.2f}{0:>15.2f}{0:>13.2f}{rss1 / 1e6:>13.0f}"
+              f"{loss1:>12.5f}")
+        for name, extra in [("dp=2", []), ("dp=2 zero=1", ["parallel.zero=1"]), ("dp=2 zero=3", ["parallel.zero=3"]),
+                            ("tp=2", ["parallel.tp=2"])]:
             d = os.path.join(tmp, name.replace(" ", "_").replace("=", ""))
-            run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base + extra + [f"run.dir={d}"], ROOT)
-            tps, ar, ag, loss = metrics(d)
-            print(f"{name:<14}{2:>6}{tps:>12.0f}{tps / tps1:>11.2f}{ar / 1e6:>20.2f}{ag / 1e6:>20.2f}{loss:>12.5f}")
+            _, rss = run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base + extra + [f"run.dir={d}"], ROOT)
+            tps, ar, ag, rs, loss = metrics(d)
+            print(f"{name:<14}{2:>6}{tps:>10.0f}{tps / tps1:>11.2f}{ar / 1e6:>15.2f}{ag / 1e6:>15.2f}{rs / 1e6:>13.2f}"
+                  f"{rss / 1e6:>13.0f}{loss:>12.5f}")
 
 
 if __name__ == "__main__":

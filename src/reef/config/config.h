@@ -216,7 +216,7 @@ struct ParallelConfig {
     v("dp", dp, "data-parallel ranks; 0 = the world size / (tp * pp) (reef launch, torchrun, srun set the world)");
     v("tp", tp, "tensor-parallel ranks (Megatron-style, llama family; consecutive ranks; n_heads, n_kv_heads, intermediate_size and vocab_size must divide by it)");
     v("pp", pp, "pipeline-parallel stages: decoder layers split into pp balanced stages run with the 1F1B schedule over train.grad_accum micro-batches (use grad_accum >= pp; at most model.n_layers)");
-    v("zero", zero, "ZeRO stage: 0 (replicated optimizer) or 1 (AdamW state sharded over dp ranks)");
+    v("zero", zero, "ZeRO stage: 0 (replicated optimizer), 1 (AdamW state sharded over dp ranks) or 3 (FSDP: parameters, gradients and AdamW state sharded over dp ranks; dp only)");
     v("bucket_mb", bucket_mb, "gradient all-reduce bucket size in MB, overlapped with the backward pass");
     v("timeout_s", timeout_s, "seconds a rendezvous or collective may wait for the other ranks before the run fails");
     v("backend", backend, "collectives: auto (gloo on CPU, nccl on CUDA), gloo or nccl");

@@ -284,8 +284,8 @@ void check_parallel(const ParallelConfig& p, const Checker& c) {
   c.at_least<int64_t>("parallel.dp", p.dp, 0);
   c.at_least<int64_t>("parallel.tp", p.tp, 1);
   c.at_least<int64_t>("parallel.pp", p.pp, 1);
-  if (p.zero < 0 || p.zero > 1)
-    c.fail("parallel.zero", "0 or 1 (ZeRO-2/3 and FSDP are not supported yet)", std::to_string(p.zero));
+  if (p.zero != 0 && p.zero != 1 && p.zero != 3)
+    c.fail("parallel.zero", "0, 1 or 3 (ZeRO-2 is not supported; 3 shards the gradients too)", std::to_string(p.zero));
   c.positive("parallel.bucket_mb", p.bucket_mb);
   c.at_least<int64_t>("parallel.timeout_s", p.timeout_s, 1);
   c.one_of("parallel.backend", p.backend, {"auto", "gloo", "nccl"});
@@ -313,6 +313,16 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
     usage_error("parallel.pp={} ({}): the model has model.n_layers={} decoder layers and every pipeline "
                 "stage needs at least one; use parallel.pp <= {}",
                 cfg.parallel.pp, c.from("parallel.pp"), cfg.model.n_layers, cfg.model.n_layers);
+  // ZeRO-3 shards whole flat units over the dp ranks; tp slices and pipeline stages do not combine.
+  if (cfg.parallel.zero == 3 && (cfg.parallel.tp > 1 || cfg.parallel.pp > 1 || cfg.peft.method != "none"))
+    usage_error("parallel.zero=3 ({}) (FSDP) shards parameters over data-parallel ranks only; it does not "
+                "combine with parallel.tp={}, parallel.pp={} or peft.method={} (got {}); use parallel.tp=1 "
+                "parallel.pp=1 peft.method=none, or parallel.zero=1",
+                c.from("parallel.zero"), cfg.parallel.tp, cfg.parallel.pp,
+                cfg.peft.method == "none" ? "lora/prompt_tuning" : cfg.peft.method,
+                cfg.parallel.tp > 1 ? c.ref("parallel.tp", std::to_string(cfg.parallel.tp))
+                : cfg.parallel.pp > 1 ? c.ref("parallel.pp", std::to_string(cfg.parallel.pp))
+                                      : c.ref("peft.method", cfg.peft.method));
   check_finetune(cfg, c);
 }
 

@@ -76,7 +76,8 @@ torch::Tensor GPT2ModelImpl::forward_embeds(const torch::Tensor& embeds, Attenti
   }
   auto x = embeds + wpe(positions);  // [B, T, C] + [T, C] or [B, T, C]
   for (size_t i = 0; i < h->size(); ++i) {
-    x = h->at<GPT2BlockImpl>(i).forward(x, cache, static_cast<int64_t>(i));
+    auto run = [&](const torch::Tensor& in) { return h->at<GPT2BlockImpl>(i).forward(in, cache, static_cast<int64_t>(i)); };
+    x = layer_hook ? layer_hook(static_cast<int64_t>(i), x, run) : run(x);
   }
   return ln_f(x);
 }
@@ -91,7 +92,10 @@ torch::Tensor GPT2ModelImpl::embed(const torch::Tensor& input_ids) {
 }
 
 torch::Tensor GPT2ModelImpl::run_layers(torch::Tensor x, int64_t begin, int64_t end) {
-  for (int64_t i = begin; i < end; ++i) x = h->at<GPT2BlockImpl>(static_cast<size_t>(i)).forward(x, nullptr, i);
+  for (int64_t i = begin; i < end; ++i) {
+    auto run = [&](const torch::Tensor& in) { return h->at<GPT2BlockImpl>(static_cast<size_t>(i)).forward(in, nullptr, i); };
+    x = layer_hook ? layer_hook(i, x, run) : run(x);
+  }
   return x;
 }
 

@@ -69,6 +69,12 @@ class GPT2ModelImpl : public torch::nn::Module {
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};
   torch::nn::ModuleList h{nullptr};
   LayerNorm ln_f{nullptr};
+  // A generic extension point around each block: called with the block's index, its input
+  // [B, T, C] and a function that runs the block; returns the block's output [B, T, C]
+  // (parallel/fsdp.h gathers the block's sharded parameters around it). Null: the block runs.
+  std::function<torch::Tensor(int64_t, const torch::Tensor&,
+                              const std::function<torch::Tensor(const torch::Tensor&)>&)>
+      layer_hook;
 };
 TORCH_MODULE(GPT2Model);
 

@@ -82,8 +82,12 @@ torch::Tensor LlamaModelImpl::embed(const torch::Tensor& input_ids) {
 
 torch::Tensor LlamaModelImpl::run_layers(torch::Tensor h, int64_t begin, int64_t end) {
   auto [cos, sin] = rope_.cos_sin(0, h.size(1), h.scalar_type(), h.device());
-  for (int64_t i = begin; i < end; ++i)
-    h = layers->at<LlamaDecoderLayerImpl>(static_cast<size_t>(i)).forward(h, cos, sin, nullptr, i);
+  for (int64_t i = begin; i < end; ++i) {
+    auto run = [&](const torch::Tensor& x) {
+      return layers->at<LlamaDecoderLayerImpl>(static_cast<size_t>(i)).forward(x, cos, sin, nullptr, i);
+    };
+    h = layer_hook ? layer_hook(i, h, run) : run(h);
+  }
   return h;
 }
 
@@ -101,8 +105,11 @@ torch::Tensor LlamaModelImpl::forward_embeds(const torch::Tensor& embeds, Attent
       cache ? rope_.cos_sin_at(cache->positions(h.size(0), h.size(1), h.device()), h.scalar_type())
             : rope_.cos_sin(0, h.size(1), h.scalar_type(), h.device());
   for (size_t i = 0; i < layers->size(); ++i) {
-    h = layers->at<LlamaDecoderLayerImpl>(i).forward(h, cos, sin, cache, static_cast<int64_t>(i),
-                                                     router_logits);
+    auto run = [&](const torch::Tensor& x) {
+      return layers->at<LlamaDecoderLayerImpl>(i).forward(x, cos, sin, cache, static_cast<int64_t>(i),
+                                                          router_logits);
+    };
+    h = layer_hook ? layer_hook(static_cast<int64_t>(i), h, run) : run(h);
   }
   return norm(h);
 }

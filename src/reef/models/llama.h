@@ -60,6 +60,12 @@ class LlamaModelImpl : public torch::nn::Module {
   // A generic extension point: replaces the token lookup embed_tokens(ids) (input_ids [B, T] ->
   // [B, T, C]); parallel/ installs a vocab-parallel lookup. Null: the plain embedding.
   std::function<torch::Tensor(const torch::Tensor&)> embed_fn;
+  // A generic extension point around each decoder layer: called with the layer's index, its
+  // input [B, T, C] and a function that runs the layer; returns the layer's output [B, T, C]
+  // (parallel/fsdp.h gathers the layer's sharded parameters around it). Null: the layer runs.
+  std::function<torch::Tensor(int64_t, const torch::Tensor&,
+                              const std::function<torch::Tensor(const torch::Tensor&)>&)>
+      layer_hook;
 
  private:
   RotaryEmbedding rope_;

@@ -115,6 +115,21 @@ class C10dProcessGroup : public ProcessGroup {
     start("all-gather", [&] { return pg_->allgather(outs, ins, o); })->wait();
   }
 
+  void reduce_scatter_sum(torch::Tensor out, torch::Tensor in) override {
+    TORCH_CHECK(in.numel() == out.numel() * size_, "reduce_scatter: input must hold size * output");
+    TORCH_CHECK(out.is_contiguous(), "reduce_scatter: the output must be contiguous");
+    bytes_.reduce_scatter += static_cast<int64_t>(in.nbytes());
+    ++bytes_.reduce_scatter_calls;
+    std::vector<at::Tensor> outs = {out};
+    std::vector<std::vector<at::Tensor>> ins(1);
+    auto flat = in.contiguous();
+    for (auto& chunk : flat.chunk(size_)) ins[0].push_back(chunk);
+    c10d::ReduceScatterOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    o.timeout = timeout_;
+    start("reduce-scatter", [&] { return pg_->reduce_scatter(outs, ins, o); })->wait();
+  }
+
   void barrier() override {
     c10d::BarrierOptions o;
     o.timeout = timeout_;

@@ -26,6 +26,7 @@ struct ProcessGroupOptions {
 // Point-to-point sends count in `send` (bytes this rank sent).
 struct CollectiveBytes {
   int64_t all_reduce = 0, broadcast = 0, all_gather = 0, send = 0;
+  int64_t reduce_scatter = 0, reduce_scatter_calls = 0;  // bytes handed in (size * n), calls
 };
 
 class ProcessGroup {
@@ -52,6 +53,8 @@ class ProcessGroup {
   virtual void broadcast(torch::Tensor t, int root) = 0;
   // out [size * n] = concatenation of every rank's `in` [n], in rank order.
   virtual void all_gather(torch::Tensor out, torch::Tensor in) = 0;
+  // out [n] = the sum over ranks of chunk `rank` of their `in` [size * n] (chunks in rank order).
+  virtual void reduce_scatter_sum(torch::Tensor out, torch::Tensor in) = 0;
   virtual void barrier() = 0;
 
   // Point-to-point (pipeline parallelism). `dst`/`src` are ranks of this group; a send and its

@@ -138,7 +138,7 @@ TensorSlice part_of(const ShardedParam& p) {
 std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimizer* optimizer,
                                      const Tokenizer& tokenizer, const TrainerState& state,
                                      ProcessGroup* pg, const CheckpointWeightsWriter& write_weights,
-                                     const std::vector<ShardedParam>* sharded) {
+                                     const std::vector<ShardedParam>* sharded, Fsdp* fsdp) {
   const bool distributed =
       !write_weights && writes_distributed_checkpoints(cfg.checkpoint, pg ? pg->size() : 1);
   const double rss_before = proc_status_mb("VmRSS");
@@ -149,14 +149,16 @@ std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimiz
     path = sharded ? save_distributed_checkpoint(cfg.run.dir, model, *sharded, optimizer, tokenizer, cfg, state,
                                                  cfg.checkpoint.keep_last, pg)
                    : save_distributed_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state,
-                                                 cfg.checkpoint.keep_last, pg);
+                                                 cfg.checkpoint.keep_last, pg, fsdp);
   } else {
     if (sharded) fail("checkpoint: a sharded model needs the distributed layout here (internal error)");
     if (optimizer) optimizer->gather_state();  // ZeRO: every rank takes part
+    if (fsdp) fsdp->gather_all();
     if (!pg || pg->rank() == 0)
       path = save_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state, cfg.checkpoint.keep_last,
                              write_weights);
     if (optimizer) optimizer->release_gathered_state();
+    if (fsdp) fsdp->release_all();
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log_info("checkpoint {} ({}) saved in {:.3f} s; RSS {:.1f} MB before, peak {} during the save", path,
@@ -234,25 +236,39 @@ bool writes_distributed_checkpoints(const CheckpointConfig& c, int world_size) {
 std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
                                         Optimizer* optimizer, const Tokenizer& tokenizer,
                                         const Config& cfg, const TrainerState& state,
-                                        int64_t keep_last, ProcessGroup* pg) {
-  // Data parallelism: every rank holds every whole tensor.
+                                        int64_t keep_last, ProcessGroup* pg, Fsdp* fsdp) {
   std::vector<ShardedParam> params;
-  for (const auto& [n, t] : model_tensors(model)) {
-    ShardedParam p;
-    p.name = n;
-    p.local = t;
-    p.global_shape = t.sizes().vec();
-    p.replica_index = pg ? pg->rank() : 0;
-    p.n_replicas = pg ? pg->size() : 1;
-    params.push_back(std::move(p));
+  std::vector<LocalPiece> fsdp_pieces;
+  if (fsdp) {  // ZeRO-3: each rank's flat slices of the units' parameters
+    for (const auto& u : fsdp->units())
+      for (const auto& r : fsdp->local_ranges(u)) {
+        const auto shape = r.param->tensor.sizes().vec();
+        auto data = u.local.narrow(0, r.at, r.length);
+        if (r.begin == 0 && r.length == r.param->tensor.numel())
+          fsdp_pieces.push_back({r.param->name, "model", shape, TensorSlice::whole(shape), data.view(shape)});
+        else
+          fsdp_pieces.push_back({r.param->name, "model", shape, TensorSlice::flat_range(r.begin, r.length), data});
+      }
+  } else {  // data parallelism: every rank holds every whole tensor
+    for (const auto& [n, t] : model_tensors(model)) {
+      ShardedParam p;
+      p.name = n;
+      p.local = t;
+      p.global_shape = t.sizes().vec();
+      p.replica_index = pg ? pg->rank() : 0;
+      p.n_replicas = pg ? pg->size() : 1;
+      params.push_back(std::move(p));
+    }
   }
-  return save_distributed_checkpoint(run_dir, model, params, optimizer, tokenizer, cfg, state, keep_last, pg);
+  return save_distributed_checkpoint(run_dir, model, params, optimizer, tokenizer, cfg, state, keep_last, pg,
+                                     std::move(fsdp_pieces));
 }
 
 std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
                                         const std::vector<ShardedParam>& params, Optimizer* optimizer,
                                         const Tokenizer& tokenizer, const Config& cfg,
-                                        const TrainerState& state, int64_t keep_last, ProcessGroup* pg) {
+                                        const TrainerState& state, int64_t keep_last, ProcessGroup* pg,
+                                        std::vector<LocalPiece> extra_pieces) {
   const int rank = pg ? pg->rank() : 0;
   const std::string root = join_path(run_dir, "checkpoints");
   const std::string name = "step_" + std::to_string(state.step);
@@ -272,7 +288,7 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
     const std::vector<int> owner = balance_owners(bytes, n);
     for (size_t k = 0; k < idx.size(); ++k) writes[idx[k]] = owner[k] == me;
   }
-  std::vector<LocalPiece> pieces;
+  std::vector<LocalPiece> pieces = std::move(extra_pieces);
   std::map<std::string, size_t> param_of;
   for (size_t i = 0; i < params.size(); ++i) {
     const ShardedParam& p = params[i];
@@ -285,12 +301,19 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
   if (optimizer) {
     for (auto& sp : optimizer->local_state(&opt_step)) {
       const std::string param = sp.name.substr(0, sp.name.rfind(".exp_avg"));
-      auto it = param_of.find(param);
-      if (it == param_of.end()) fail("checkpoint: optimizer state {} of no parameter (internal error)", sp.name);
-      const ShardedParam& p = params[it->second];
-      if (optimizer->sharded() ? !(p.write && p.write_zero_slices) : !writes[it->second]) continue;
       int64_t numel = 1;
       for (int64_t d : sp.shape) numel *= d;
+      auto it = param_of.find(param);
+      if (it == param_of.end()) {  // FSDP: this rank's slices of whole tensors
+        if (!optimizer->sharded()) fail("checkpoint: optimizer state {} of no parameter (internal error)", sp.name);
+        if (sp.begin == 0 && sp.length == numel)
+          pieces.push_back({sp.name, "optimizer", sp.shape, TensorSlice::whole(sp.shape), sp.data.view(sp.shape)});
+        else
+          pieces.push_back({sp.name, "optimizer", sp.shape, TensorSlice::flat_range(sp.begin, sp.length), sp.data});
+        continue;
+      }
+      const ShardedParam& p = params[it->second];
+      if (optimizer->sharded() ? !(p.write && p.write_zero_slices) : !writes[it->second]) continue;
       const TensorSlice box = part_of(p);
       if (sp.begin == 0 && sp.length == numel) {
         pieces.push_back({sp.name, "optimizer", p.global_shape, box, sp.data.view(sp.shape)});

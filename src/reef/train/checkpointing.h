@@ -64,13 +64,14 @@ bool writes_distributed_checkpoints(const CheckpointConfig& c, int world_size);
 // A distributed checkpoint for `state.step`: a collective that every rank of `pg` (null: one
 // process) calls. Model parameters are whole tensors spread over the ranks by size (each rank
 // writes about 1/world of the weights); the optimizer state is each rank's own: its ZeRO-1
-// slices, or without ZeRO the moments of the parameters it writes. Rank 0 writes the config,
+// slices, or without ZeRO the moments of the parameters it writes. With `fsdp` (ZeRO-3) each rank
+// writes its parameter slices and their moments, as flat ranges of the named tensors. Rank 0 writes the config,
 // tokenizer, config.yaml and trainer_state.json, then (after every rank's file is in place)
 // the index, renames the folder into place and prunes to `keep_last`. Returns its path.
 std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
                                         Optimizer* optimizer, const Tokenizer& tokenizer,
                                         const Config& cfg, const TrainerState& state,
-                                        int64_t keep_last, ProcessGroup* pg);
+                                        int64_t keep_last, ProcessGroup* pg, Fsdp* fsdp = nullptr);
 
 // One parameter as this rank holds it, for distributed checkpoints of sharded runs (tensor or
 // pipeline parallelism): its part of the whole tensor and who else holds the same part.
@@ -89,11 +90,14 @@ struct ShardedParam {
 
 // The same for a sharded model: `params` says which part of which tensor this rank holds. The
 // optimizer's moments have the parameters' local shapes; ZeRO-1 slices of them are written as
-// boxes of the whole tensor when the parameter is itself a part.
+// boxes of the whole tensor when the parameter is itself a part. `extra_pieces` (FSDP: each
+// rank's flat slices of the weights) are written as they are; the optimizer state of a
+// parameter not in `params` must then be sharded (flat ranges of the whole moments).
 std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
                                         const std::vector<ShardedParam>& params, Optimizer* optimizer,
                                         const Tokenizer& tokenizer, const Config& cfg,
-                                        const TrainerState& state, int64_t keep_last, ProcessGroup* pg);
+                                        const TrainerState& state, int64_t keep_last, ProcessGroup* pg,
+                                        std::vector<LocalPiece> extra_pieces = {});
 
 // What the trainer calls at a checkpoint step, on every rank: a distributed checkpoint when
 // writes_distributed_checkpoints(), otherwise the consolidated one (ZeRO-1 state gathered
@@ -102,11 +106,13 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
 // consolidated save). `write_weights` (PEFT: the adapter files) always takes the consolidated
 // layout: the adapter and its optimizer state are small, and the base weights are not saved.
 // `sharded` (tensor / pipeline parallel runs, distributed layout only): the parts this rank holds.
+// `fsdp` (ZeRO-3): the consolidated layout gathers every unit for rank 0 and releases them after.
 std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimizer* optimizer,
                                      const Tokenizer& tokenizer, const TrainerState& state,
                                      ProcessGroup* pg,
                                      const CheckpointWeightsWriter& write_weights = nullptr,
-                                     const std::vector<ShardedParam>* sharded = nullptr);
+                                     const std::vector<ShardedParam>* sharded = nullptr,
+                                     Fsdp* fsdp = nullptr);
 
 // The newest step_<N> folder under <run_dir>/checkpoints, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);

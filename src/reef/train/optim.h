@@ -1,8 +1,9 @@
 // Optimizer and learning-rate schedule: libtorch AdamW with decoupled weight decay in two
 // parameter groups (decay / no decay), warmup then cosine, linear or constant decay to min_lr,
 // global-norm gradient clipping, and the optimizer state as named tensors for checkpoints.
-// With a ZeRO-1 process group the AdamW state is sharded over the ranks (parallel/zero.h);
-// the checkpointed state is the same full, named state either way.
+// With a ZeRO-1 process group the AdamW state is sharded over the ranks (parallel/zero.h); with
+// FSDP (ZeRO-3, parallel/fsdp.h) AdamW steps each rank's parameter slices only. The
+// checkpointed state is the same full, named state in every case.
 #pragma once
 
 #include <torch/torch.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "reef/config/config.h"
+#include "reef/parallel/fsdp.h"
 #include "reef/parallel/zero.h"
 
 namespace reef {
@@ -31,9 +33,13 @@ class Optimizer {
   // be averaged over the ranks before step().
   Optimizer(const NamedParams& params, const OptimConfig& cfg,
             std::shared_ptr<ProcessGroup> zero_group = nullptr);
+  // FSDP (ZeRO-3): AdamW over `fsdp`'s parameter slices (weight decay per group as above);
+  // step() takes the gradient slices its reduce-scatters produced.
+  Optimizer(Fsdp& fsdp, const OptimConfig& cfg);
   void set_lr(double lr);
   void step();
   void zero_grad() {  // set_to_none, as torch's zero_grad(true)
+    if (fsdp_) return fsdp_->zero_grad();
     for (auto& [name, p] : params_)
       if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
   }
@@ -47,7 +53,7 @@ class Optimizer {
   // rank calls before a checkpoint is written. Unsharded: nothing to do.
   void gather_state();
   void release_gathered_state() { gathered_.clear(); }  // back to 1/dp of the state in memory
-  bool sharded() const { return zero_ != nullptr; }
+  bool sharded() const { return zero_ != nullptr || fsdp_ != nullptr; }
   void load_state_tensors(const std::map<std::string, torch::Tensor>& t, int64_t step);
   // For distributed checkpoints, without communication: the state this rank holds, as flat
   // ranges [begin, begin + length) of the named moments ("<param>.exp_avg", ...; data
@@ -65,7 +71,14 @@ class Optimizer {
   int64_t num_no_decay_params() const { return n_no_decay_; }
 
  private:
+  // FSDP: a unit's moment `which` (0: exp_avg, 1: exp_avg_sq) over its whole slice [shard];
+  // undefined before the first step.
+  torch::Tensor fsdp_moment(const Fsdp::Unit& u, int which) const;
+  int64_t fsdp_step(const Fsdp::Unit& u) const;  // AdamW's step count (0: no state yet)
+  void fsdp_set_moments(Fsdp::Unit& u, const torch::Tensor& avg, const torch::Tensor& avg_sq, int64_t step);
+
   NamedParams params_;
+  Fsdp* fsdp_ = nullptr;
   std::unique_ptr<torch::optim::AdamW> opt_;
   std::unique_ptr<ZeroAdamW> zero_;
   NamedParams gathered_;

@@ -76,6 +76,11 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
   if (peft_ && mesh_.tp > 1)
     usage_error("parallel.tp={}: peft.method={} is not supported with tensor parallelism; use "
                 "parallel.tp=1 (data parallelism works)", mesh_.tp, cfg_.peft.method);
+  if (cfg_.parallel.zero == 3 && (mesh_.tp > 1 || mesh_.pp > 1 || peft_))
+    usage_error("parallel.zero=3 (FSDP) shards parameters over data-parallel ranks only; it does not combine "
+                "with parallel.tp={}, parallel.pp={}{}: use parallel.tp=1 parallel.pp=1{}, or parallel.zero=1",
+                mesh_.tp, mesh_.pp, peft_ ? " or peft.method=" + cfg_.peft.method : std::string(),
+                peft_ ? " without peft" : "");
   std::shared_ptr<ProcessGroup> dp_pg;  // the data-parallel group of this rank
   if (mesh_.pp > 1) {  // keeps only this rank's stage of model_
     SampleLayout layout;
@@ -126,9 +131,19 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
       if (item.value().requires_grad()) trainable.push_back(item.value());
     }
   }
-  optimizer_ = std::make_unique<Optimizer>(params, cfg_.optim,
-                                           mesh_.zero >= 1 && mesh_.dp > 1 ? dp_pg : nullptr);
-  if (mesh_.dp > 1) grad_sync_ = std::make_unique<GradientSync>(trainable, dp_pg, cfg_.parallel.bucket_mb);
+  if (mesh_.zero == 3 && mesh_.dp > 1) {  // FSDP: shards the model in place; no gradient all-reduce
+    const bool decay_all = cfg_.optim.decay_norms_and_biases;
+    fsdp_ = std::make_unique<Fsdp>(model_, dp_pg, [decay_all](const std::string& name, const torch::Tensor& p) {
+      return param_gets_weight_decay(name, p, decay_all);
+    });
+    optimizer_ = std::make_unique<Optimizer>(*fsdp_, cfg_.optim);
+    log_info("zero=3 (FSDP): {} parameter units sharded over {} ranks; this rank holds {} of {} parameters",
+             fsdp_->units().size(), mesh_.dp, fsdp_->local_elements(), fsdp_->total_elements());
+  } else {
+    optimizer_ = std::make_unique<Optimizer>(params, cfg_.optim,
+                                             mesh_.zero >= 1 && mesh_.dp > 1 ? dp_pg : nullptr);
+    if (mesh_.dp > 1) grad_sync_ = std::make_unique<GradientSync>(trainable, dp_pg, cfg_.parallel.bucket_mb);
+  }
   const int64_t T = cfg_.data.seq_len;
   if (train_.seq_len() != T || (valid_ && valid_->seq_len() != T))
     fail("data: samples of {} tokens for data.seq_len={} (internal error)", train_.seq_len(), T);
@@ -173,6 +188,10 @@ void Trainer::resume_from(const std::string& dir) {
     s = load_checkpoint_named(dir, full, &opt);
     tp_->load_full_model(full);
     optimizer_->load_state_tensors(tp_->shard_state(opt), s.optimizer_step);
+  } else if (fsdp_) {  // whole weights into the gathered model, then this rank's slices
+    fsdp_->gather_all();
+    s = load_checkpoint(dir, model_, optimizer_.get());
+    fsdp_->reshard_from_params();
   } else {
     // With PEFT the adapter was loaded when it was attached; the base comes from its own folder.
     s = load_checkpoint(dir, model_, optimizer_.get(), /*load_weights=*/!peft_);
@@ -282,6 +301,7 @@ double Trainer::forward_loss(const Batch& batch, bool with_aux, double ce_scale,
     if (P > 0) *packed = packed->with_prefix(P);  // the virtual tokens join each row's first sample
   }
   CausalLMImpl::TrainOutput out;
+  if (fsdp_) fsdp_->gather_root();  // the decoder layers gather themselves
   {
     AutocastScope ac(cfg_.train.precision == "bf16", device_.type());
     // logits [B, P + T, V] (+ aux for MoE); validation leaves the aux loss out.
@@ -336,6 +356,7 @@ double Trainer::evaluate() {
     sum += forward_loss(b, /*with_aux=*/false, 1.0, 0.0);
     count += b.n_targets;
   }
+  if (fsdp_) fsdp_->release_all();
   model_->train();
   return count ? sum / static_cast<double>(count) : NAN;
 }
@@ -396,7 +417,7 @@ TrainResult Trainer::run() {
     if (peft_) write_adapter = [this](const std::string& dir) { return peft_->save(dir, model_); };
     res.last_checkpoint = save_training_checkpoint(
         cfg_, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr, tokenizer_, s, pg_.get(),
-        write_adapter);
+        write_adapter, nullptr, fsdp_.get());
   };
 
   if (!resumed_ && tc.eval_every > 0) {
@@ -443,6 +464,7 @@ TrainResult Trainer::run() {
                                /*with_aux=*/true, ce_scale, 1.0 / static_cast<double>(accum));
       aux_sum += last_aux_loss_;
       last_loss_.backward();
+      if (fsdp_) fsdp_->after_backward();  // the root's reduce-scatter; every unit released
     }
     consumed_samples_ += shard_.global_batch;
     double loss = loss_sum / static_cast<double>(step_targets);
@@ -484,6 +506,10 @@ TrainResult Trainer::run() {
       const CollectiveBytes b = comm_bytes();
       rec["comm_all_reduce_bytes"] = static_cast<double>(b.all_reduce - comm_before.all_reduce);
       rec["comm_all_gather_bytes"] = static_cast<double>(b.all_gather - comm_before.all_gather);
+      if (fsdp_) {
+        rec["comm_reduce_scatter_bytes"] = static_cast<double>(b.reduce_scatter - comm_before.reduce_scatter);
+        rec["comm_reduce_scatter_calls"] = static_cast<double>(b.reduce_scatter_calls - comm_before.reduce_scatter_calls);
+      }
       if (pipeline_) rec["comm_send_bytes"] = static_cast<double>(b.send - comm_before.send);
     }
     bool last = step_ == tc.max_steps;
@@ -554,6 +580,8 @@ CollectiveBytes Trainer::comm_bytes() const {
     sum.all_gather += g->bytes().all_gather;
     sum.broadcast += g->bytes().broadcast;
     sum.send += g->bytes().send;
+    sum.reduce_scatter += g->bytes().reduce_scatter;
+    sum.reduce_scatter_calls += g->bytes().reduce_scatter_calls;
   }
   return sum;
 }

@@ -13,6 +13,7 @@
 #include "reef/data/sample_index.h"
 #include "reef/models/causal_lm.h"
 #include "reef/parallel/data_parallel.h"
+#include "reef/parallel/fsdp.h"
 #include "reef/parallel/mesh.h"
 #include "reef/parallel/pipeline.h"
 #include "reef/parallel/tensor_parallel.h"
@@ -106,6 +107,7 @@ class Trainer {
   MeshGroups groups_;                   // parallel.pp == 1: the dp and tp groups
   std::unique_ptr<TensorParallel> tp_;  // parallel.tp > 1
   std::unique_ptr<GradientSync> grad_sync_;
+  std::unique_ptr<Fsdp> fsdp_;  // parallel.zero=3 with dp > 1: parameters sharded over groups_.dp
   BatchShard shard_;
   bool writes_files_ = true;
   int dp_ = 1;  // data-parallel ranks (the gradient all-reduce averages over them)

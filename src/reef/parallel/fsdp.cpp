@@ -1,0 +1,254 @@
+// Implementation of parallel/fsdp.h.
+#include "reef/parallel/fsdp.h"
+
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "reef/base/error.h"
+
+namespace reef {
+namespace {
+
+struct UnitGradHook : torch::autograd::PostAccumulateGradHook {
+  UnitGradHook(Fsdp* fsdp, size_t unit) : fsdp_(fsdp), unit_(unit) {}
+  void operator()(const torch::autograd::Variable&) override { fsdp_->on_grad_ready(unit_); }
+  Fsdp* fsdp_;
+  size_t unit_;
+};
+
+// The decoder layer a parameter belongs to ("model.layers.3.mlp..." -> 3), or -1.
+int64_t layer_of(const std::string& name) {
+  for (const char* prefix : {"model.layers.", "transformer.h."}) {
+    const std::string p = prefix;
+    if (name.rfind(p, 0) != 0) continue;
+    const size_t dot = name.find('.', p.size());
+    if (dot == std::string::npos) return -1;
+    return std::stoll(name.substr(p.size(), dot - p.size()));
+  }
+  return -1;
+}
+
+// Frees / re-allocates a tensor's storage in place (torch's untyped_storage().resize_()): every
+// view of it, autograd's saved ones included, keeps pointing at the same StorageImpl.
+void free_storage(const torch::Tensor& t) {
+  auto* s = t.storage().unsafeGetStorageImpl();
+  s->set_data_ptr_noswap(c10::DataPtr(nullptr, t.device()));
+  s->set_nbytes(0);
+}
+void allocate_storage(const torch::Tensor& t) {
+  auto* s = t.storage().unsafeGetStorageImpl();
+  const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+  s->set_data_ptr_noswap(s->allocator()->allocate(bytes));
+  s->set_nbytes(bytes);
+}
+
+}  // namespace
+
+Fsdp::Fsdp(CausalLM model, std::shared_ptr<ProcessGroup> dp,
+           const std::function<bool(const std::string&, const torch::Tensor&)>& decays)
+    : model_(std::move(model)), pg_(std::move(dp)) {
+  const auto& cfg = model_->config();
+  defer_reduce_ = cfg.n_experts > 0;
+  const int64_t L = cfg.n_layers;
+  units_.resize(static_cast<size_t>(L) + 1);
+  for (int64_t i = 0; i < L; ++i)
+    units_[i].name = (model_->transformer ? "transformer.h." : "model.layers.") + std::to_string(i);
+  units_[L].name = "root";
+  for (const auto& item : model_->named_parameters(true)) {
+    const torch::Tensor& p = item.value();
+    if (!p.requires_grad()) fail("parallel.zero=3: parameter {} is frozen; FSDP shards trainable models only", item.key());
+    if (p.scalar_type() != torch::kFloat)
+      fail("parallel.zero=3: parameter {} is {}; FSDP shards float32 parameters only", item.key(),
+           c10::toString(p.scalar_type()));
+    const int64_t layer = layer_of(item.key());
+    Unit& u = units_[layer >= 0 && layer < L ? layer : L];
+    u.params.push_back({item.key(), p, 0, decays(item.key(), p)});
+  }
+  const int n = pg_->size(), r = pg_->rank();
+  torch::NoGradGuard ng;
+  for (size_t ui = 0; ui < units_.size(); ++ui) {
+    Unit& u = units_[ui];
+    std::stable_partition(u.params.begin(), u.params.end(), [](const Param& p) { return p.decay; });
+    for (auto& p : u.params) {
+      p.offset = u.numel;
+      u.numel += p.tensor.numel();
+      if (p.decay) u.decay_numel += p.tensor.numel();
+    }
+    u.shard = std::max<int64_t>(1, (u.numel + n - 1) / n);
+    u.full = torch::zeros({u.shard * n}, torch::TensorOptions().dtype(torch::kFloat).device(model_->parameters()[0].device()));
+    for (auto& p : u.params) {
+      u.full.narrow(0, p.offset, p.tensor.numel()).copy_(p.tensor.detach().reshape({-1}));
+      p.tensor.set_data(u.full.narrow(0, p.offset, p.tensor.numel()).view(p.tensor.sizes()));
+      torch::autograd::impl::set_post_acc_grad_hooks(p.tensor, std::make_unique<UnitGradHook>(this, ui));
+    }
+    u.local = u.full.narrow(0, u.shard * r, u.shard).clone();
+    const int64_t k = std::clamp<int64_t>(u.decay_numel - u.shard * r, 0, u.shard);
+    if (k > 0) u.decay_leaf = u.local.narrow(0, 0, k).detach().set_requires_grad(true);
+    if (k < u.shard) u.no_decay_leaf = u.local.narrow(0, k, u.shard - k).detach().set_requires_grad(true);
+    u.gathered = true;
+    release(u);
+  }
+  auto hook = [this](int64_t layer, const torch::Tensor& x, const std::function<torch::Tensor(const torch::Tensor&)>& run) {
+    return layer_hook(layer, x, run);
+  };
+  if (model_->transformer) model_->transformer->layer_hook = hook;
+  else model_->model->layer_hook = hook;
+}
+
+Fsdp::~Fsdp() {
+  if (model_->transformer) model_->transformer->layer_hook = nullptr;
+  else if (model_->model) model_->model->layer_hook = nullptr;
+  for (auto& u : units_)
+    for (auto& p : u.params) torch::autograd::impl::set_post_acc_grad_hooks(p.tensor, nullptr);
+}
+
+std::vector<Fsdp::LocalRange> Fsdp::local_ranges(const Unit& u) const {
+  std::vector<LocalRange> out;
+  const int64_t lo = u.shard * pg_->rank(), hi = lo + u.shard;
+  for (const auto& p : u.params) {
+    const int64_t b = std::max(lo, p.offset), e = std::min(hi, p.offset + p.tensor.numel());
+    if (b < e) out.push_back({&p, b - p.offset, e - b, b - lo});
+  }
+  return out;
+}
+
+void Fsdp::gather(Unit& u) {
+  if (u.gathered) return;
+  torch::NoGradGuard ng;
+  allocate_storage(u.full);
+  pg_->all_gather(u.full, u.local);
+  u.gathered = true;
+}
+
+void Fsdp::release(Unit& u) {
+  if (!u.gathered) return;
+  free_storage(u.full);
+  u.gathered = false;
+}
+
+torch::Tensor Fsdp::layer_hook(int64_t layer, const torch::Tensor& x,
+                               const std::function<torch::Tensor(const torch::Tensor&)>& run) {
+  Unit& u = units_.at(static_cast<size_t>(layer));
+  gather(u);
+  torch::Tensor out = run(x);
+  release(u);
+  if (out.requires_grad()) {  // training: gather again right before this layer's backward
+    const size_t ui = static_cast<size_t>(layer);
+    out.register_hook([this, ui](torch::Tensor) {
+      Unit& v = units_[ui];
+      gather(v);
+      v.pending = v.params.size();
+      v.reduced = false;
+    });
+  }
+  return out;
+}
+
+void Fsdp::gather_root() {
+  Unit& root = units_.back();
+  gather(root);
+  if (torch::GradMode::is_enabled()) {
+    root.pending = root.params.size();
+    root.reduced = false;
+  }
+}
+
+void Fsdp::on_grad_ready(size_t unit) {
+  Unit& u = units_[unit];
+  if (u.pending > 0) --u.pending;
+  if (u.pending == 0 && !u.reduced && !defer_reduce_ && unit + 1 < units_.size()) reduce_grads(u);
+}
+
+void Fsdp::reduce_grads(Unit& u) {
+  torch::NoGradGuard ng;
+  const int n = pg_->size();
+  auto flat = torch::zeros({u.shard * n}, u.local.options());
+  for (auto& p : u.params) {
+    const auto& g = p.tensor.grad();
+    if (g.defined()) flat.narrow(0, p.offset, p.tensor.numel()).copy_(g.reshape({-1}));
+    p.tensor.mutable_grad() = torch::Tensor();
+  }
+  flat.div_(static_cast<double>(n));
+  auto mine = torch::empty({u.shard}, u.local.options());
+  pg_->reduce_scatter_sum(mine, flat);
+  if (u.grad.defined()) u.grad.add_(mine);
+  else u.grad = mine;
+  u.reduced = true;
+  release(u);
+}
+
+void Fsdp::after_backward() {
+  for (auto& u : units_)
+    if (!u.reduced) reduce_grads(u);
+  release_all();
+}
+
+void Fsdp::gather_all() {
+  for (auto& u : units_) gather(u);
+}
+
+void Fsdp::release_all() {
+  for (auto& u : units_) release(u);
+}
+
+void Fsdp::reshard_from_params() {
+  torch::NoGradGuard ng;
+  for (auto& u : units_) {
+    if (!u.gathered) fail("Fsdp::reshard_from_params: unit {} is not gathered (internal error)", u.name);
+    u.local.copy_(u.full.narrow(0, u.shard * pg_->rank(), u.shard));
+    release(u);
+  }
+}
+
+void Fsdp::zero_grad() {
+  for (auto& u : units_) {
+    u.grad = torch::Tensor();
+    for (auto* leaf : {&u.decay_leaf, &u.no_decay_leaf})
+      if (leaf->defined()) leaf->mutable_grad() = torch::Tensor();
+  }
+}
+
+void Fsdp::prepare_step() {
+  for (auto& u : units_) {
+    if (!u.grad.defined()) u.grad = torch::zeros({u.shard}, u.local.options());
+    int64_t at = 0;
+    for (auto* leaf : {&u.decay_leaf, &u.no_decay_leaf}) {
+      if (!leaf->defined()) continue;
+      leaf->mutable_grad() = u.grad.narrow(0, at, leaf->numel());
+      at += leaf->numel();
+    }
+  }
+}
+
+double Fsdp::clip_grad_norm(double max_norm) {
+  torch::NoGradGuard ng;
+  double sq = 0;
+  for (auto& u : units_)
+    if (u.grad.defined()) sq += u.grad.to(torch::kDouble).pow(2).sum().item<double>();
+  auto t = torch::tensor({sq}, torch::kDouble);
+  pg_->all_reduce_sum(t);
+  const double total = std::sqrt(t.item<double>());
+  if (max_norm > 0 && total > max_norm) {
+    const double scale = max_norm / (total + 1e-6);
+    for (auto& u : units_)
+      if (u.grad.defined()) u.grad.mul_(scale);
+  }
+  return total;
+}
+
+int64_t Fsdp::local_elements() const {
+  int64_t n = 0;
+  for (const auto& u : units_) n += u.local.numel();
+  return n;
+}
+
+int64_t Fsdp::total_elements() const {
+  int64_t n = 0;
+  for (const auto& u : units_) n += u.numel;
+  return n;
+}
+
+}  // namespace reef

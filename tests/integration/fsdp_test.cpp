@@ -1,0 +1,159 @@
+// ZeRO-3 / FSDP (parallel.zero=3) end to end with `reef launch` on loopback: dp=2 with
+// parameters sharded logs the same per-step losses as the single-process run (each rank
+// accumulating two micro-batches) and ends with the same weights, in both checkpoint layouts;
+// its distributed checkpoint resumes in one process and at dp=2 zero=1, and a single-process
+// checkpoint resumes at zero=3; combinations it does not support are one usage error.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+#include "reef/base/files.h"
+#include "reef/checkpoint/dist_checkpoint.h"
+#include "reef/checkpoint/safetensors.h"
+#include "testing/testing.h"
+
+namespace reef {
+namespace {
+
+// A small pretraining: 6 steps of a global batch of 8 sequences (2 x 4 accumulated: each of 2
+// ranks accumulates 2 micro-batches).
+std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& run,
+                                       std::vector<std::string> extra = {}) {
+  std::vector<std::string> a = {"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + run,
+                                "model.hidden_size=64", "model.n_layers=2", "data.seq_len=32",
+                                "train.micro_batch_size=2", "train.grad_accum=4", "train.max_steps=6",
+                                "train.eval_every=0", "checkpoint.every=3", "checkpoint.keep_last=0",
+                                "run.threads=1", "logging.progress=off", "train.precision=fp32",
+                                "optim.warmup_steps=2", "data.train_files=[" + dir / "train.txt]",
+                                "data.valid_files=[]"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+void write_corpus(const testing::ScratchDir& dir) {
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i * 7919 % 1000) + " favours the bold\n\n";
+  write_file_atomic(dir / "train.txt", text);
+}
+
+// The weights of a checkpoint folder in either layout (several ranks write distributed ones).
+std::map<std::string, torch::Tensor> model_weights(const std::string& dir) {
+  if (path_exists(dir + "/model.safetensors")) return load_safetensors(dir + "/model.safetensors");
+  auto ck = DistCheckpoint::open(dir);
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& name : ck.names("model")) out[name] = ck.read(name, TensorSlice::whole(ck.tensor(name).shape));
+  return out;
+}
+
+void expect_same_run(const std::string& ref, const std::string& got, int64_t step) {
+  auto a = testing::metric_by_step(ref + "/metrics.jsonl"), b = testing::metric_by_step(got + "/metrics.jsonl");
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), a.size());
+  for (const auto& [s, loss] : a) {
+    ASSERT_TRUE(b.count(s)) << "step " << s;
+    EXPECT_NEAR(b[s], loss, 1e-5 * std::abs(loss)) << "loss at step " << s;
+  }
+  const std::string f = "/checkpoints/step_" + std::to_string(step);
+  auto wa = model_weights(ref + f), wb = model_weights(got + f);
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, t] : wa) {
+    ASSERT_TRUE(wb.count(name)) << name;
+    EXPECT_TRUE(torch::allclose(wb[name], t, 1e-5, 1e-6)) << name << " max diff "
+                                                          << (wb[name] - t).abs().max().item<double>();
+  }
+}
+
+// Copies `from`'s checkpoint of `step` and its metrics into a new run folder `to`, to resume.
+void seed_resume(const std::string& from, const std::string& to, int step) {
+  const std::string ck = "/checkpoints/step_" + std::to_string(step);
+  std::filesystem::create_directories(to + "/checkpoints");
+  std::filesystem::copy(from + ck, to + ck, std::filesystem::copy_options::recursive);
+  std::filesystem::copy_file(from + "/metrics.jsonl", to + "/metrics.jsonl");
+}
+
+class Fsdp : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::ScratchDir();
+    write_corpus(*dir_);
+    auto r = testing::run_reef(pretrain_args(*dir_, *dir_ / "single"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, *dir_ / "zero3", {"parallel.zero=3"})));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    zero3_output_ = new std::string(r.output);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete zero3_output_;
+    dir_ = nullptr;
+  }
+  static testing::ScratchDir* dir_;
+  static std::string* zero3_output_;
+};
+testing::ScratchDir* Fsdp::dir_ = nullptr;
+std::string* Fsdp::zero3_output_ = nullptr;
+
+TEST_F(Fsdp, ZeroThreeOnTwoRanksEqualsOneProcess) {
+  const std::string run = *dir_ / "zero3";
+  EXPECT_NE(zero3_output_->find("zero=3 (FSDP): 3 parameter units sharded over 2 ranks"), std::string::npos)
+      << *zero3_output_;
+  expect_same_run(*dir_ / "single", run, 3);
+  expect_same_run(*dir_ / "single", run, 6);
+  // Per step and rank: 2 micro-batches x 3 units reduce-scattered, and the units all-gathered.
+  auto calls = testing::metric_by_step(run + "/metrics.jsonl", "comm_reduce_scatter_calls");
+  auto gathered = testing::metric_by_step(run + "/metrics.jsonl", "comm_all_gather_bytes");
+  ASSERT_EQ(calls.size(), 6u);
+  for (const auto& [s, n] : calls) EXPECT_EQ(n, 6) << "step " << s;
+  for (const auto& [s, b] : gathered) EXPECT_GT(b, 0) << "step " << s;
+  EXPECT_TRUE(path_exists(run + "/checkpoints/step_3/" + kDistIndexFile));
+}
+
+TEST_F(Fsdp, ConsolidatedCheckpointsEqualOneProcess) {
+  const std::string run = *dir_ / "zero3-cons";
+  auto r = testing::run_reef(testing::launch_args(
+      2, pretrain_args(*dir_, run, {"parallel.zero=3", "checkpoint.layout=consolidated"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(path_exists(run + "/checkpoints/step_6/model.safetensors"));
+  expect_same_run(*dir_ / "single", run, 6);
+}
+
+TEST_F(Fsdp, ZeroThreeCheckpointResumesInOneProcessAndAtZeroOne) {
+  const std::string one = *dir_ / "zero3-to-one";
+  seed_resume(*dir_ / "zero3", one, 3);
+  auto r = testing::run_reef(pretrain_args(*dir_, one, {"--resume"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(*dir_ / "single", one, 6);
+
+  const std::string z1 = *dir_ / "zero3-to-zero1";
+  seed_resume(*dir_ / "zero3", z1, 3);
+  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, z1, {"parallel.zero=1", "--resume"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(*dir_ / "single", z1, 6);
+}
+
+TEST_F(Fsdp, OneProcessCheckpointResumesAtZeroThree) {
+  const std::string run = *dir_ / "one-to-zero3";
+  seed_resume(*dir_ / "single", run, 3);
+  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=3", "--resume"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(*dir_ / "single", run, 6);
+}
+
+TEST_F(Fsdp, UnsupportedCombinationsAreUsageErrors) {
+  auto r = testing::run_reef(testing::launch_args(
+      2, pretrain_args(*dir_, *dir_ / "zero3-tp", {"parallel.zero=3", "parallel.tp=2", "model.n_heads=2",
+                                                  "model.n_kv_heads=2"})));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("(FSDP) shards parameters over data-parallel ranks only"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("parallel.tp = 2 from"), std::string::npos) << r.output;
+  r = testing::run_reef(pretrain_args(*dir_, *dir_ / "zero3-pp", {"parallel.zero=3", "parallel.pp=2"}));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("parallel.pp = 2 from"), std::string::npos) << r.output;
+  r = testing::run_reef(pretrain_args(*dir_, *dir_ / "zero2", {"parallel.zero=2"}));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("parallel.zero"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace reef
