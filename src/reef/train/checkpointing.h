@@ -19,6 +19,7 @@
 #include <vector>
 #include <string>
 
+#include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/config/config.h"
 #include "reef/parallel/process_group.h"
 #include "reef/models/causal_lm.h"
