@@ -28,6 +28,24 @@ double lr_at_step(const OptimConfig& o, int64_t step, int64_t max_steps) {
               o.schedule);
 }
 
+namespace {
+
+// libtorch AdamW over two groups: `decay` with cfg.weight_decay, `no_decay` without.
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>& decay,
+                                                const std::vector<torch::Tensor>& no_decay,
+                                                const OptimConfig& cfg) {
+  auto opts = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, opts(cfg.weight_decay));
+  groups.emplace_back(no_decay, opts(0.0));
+  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.lr));
+}
+
+}  // namespace
+
 Optimizer::Optimizer(const NamedParams& params, const OptimConfig& cfg,
                      std::shared_ptr<ProcessGroup> zero_group)
     : params_(params) {
@@ -52,14 +70,7 @@ Optimizer::Optimizer(const NamedParams& params, const OptimConfig& cfg,
                                         std::move(zero_group));
     return;
   }
-  auto opts = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, opts(cfg.weight_decay));
-  groups.emplace_back(no_decay, opts(0.0));
-  opt_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.lr));
+  opt_ = make_adamw(decay, no_decay, cfg);
 }
 
 Optimizer::Optimizer(Fsdp& fsdp, const OptimConfig& cfg) : fsdp_(&fsdp) {
@@ -73,14 +84,7 @@ Optimizer::Optimizer(Fsdp& fsdp, const OptimConfig& cfg) : fsdp_(&fsdp) {
       (p.decay ? n_decay_ : n_no_decay_) += p.tensor.numel();
     }
   }
-  auto opts = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, opts(cfg.weight_decay));
-  groups.emplace_back(no_decay, opts(0.0));
-  opt_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.lr));
+  opt_ = make_adamw(decay, no_decay, cfg);
 }
 
 void Optimizer::step() {
