@@ -166,8 +166,12 @@ void Trainer::resume_from(const std::string& dir) {
     s = load_pipeline_checkpoint(dir, *pipeline_, optimizer_.get());
   } else if (tp_ && looks_distributed(dir)) {  // only this rank's slices are read
     s = load_sharded_checkpoint(dir, sharded_params(), optimizer_.get());
-  } else if (tp_ && pipeline_) {  // a consolidated checkpoint: this stage's slices of it
-    CausalLM full = pipeline_->make_full_model();
+  } else if (tp_) {  // a consolidated checkpoint: read whole, keep this rank's slices (of its stage)
+    CausalLM full{nullptr};
+    {
+      SkipInitGuard skip;
+      full = CausalLM(model_->config());
+    }
     std::map<std::string, torch::Tensor> opt, mine;
     s = load_checkpoint_named(dir, full, &opt);
     torch::NoGradGuard ng;
@@ -178,16 +182,6 @@ void Trainer::resume_from(const std::string& dir) {
         if (auto it = opt.find(item.key() + m); it != opt.end()) mine[it->first] = it->second;
     }
     optimizer_->load_state_tensors(tp_->shard_state(mine), s.optimizer_step);
-  } else if (tp_ && !pipeline_) {  // a consolidated checkpoint: read it whole, keep this rank's slices
-    CausalLM full{nullptr};
-    {
-      SkipInitGuard skip;
-      full = CausalLM(model_->config());
-    }
-    std::map<std::string, torch::Tensor> opt;
-    s = load_checkpoint_named(dir, full, &opt);
-    tp_->load_full_model(full);
-    optimizer_->load_state_tensors(tp_->shard_state(opt), s.optimizer_step);
   } else if (fsdp_) {  // whole weights into the gathered model, then this rank's slices
     fsdp_->gather_all();
     s = load_checkpoint(dir, model_, optimizer_.get());
