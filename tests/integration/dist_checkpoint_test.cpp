@@ -40,8 +40,7 @@ std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std
 
 // A run folder holding only `from`'s step_3 checkpoint, to resume.
 std::string run_with_step3(const std::string& from, const std::string& to) {
-  fs::create_directories(to + "/checkpoints");
-  fs::copy(from + "/checkpoints/step_3", to + "/checkpoints/step_3", fs::copy_options::recursive);
+  testing::seed_resume_dir(from, to, 3, /*metrics=*/false);
   return to;
 }
 
@@ -68,9 +67,7 @@ class DistCheckpointRun : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::ScratchDir();
-    std::string text;
-    for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i * 7919 % 1000) + " favours the bold\n\n";
-    write_file_atomic(*dir_ / "train.txt", text);
+    testing::write_fortune_corpus(*dir_ / "train.txt");
     // The same ZeRO-1 run twice: pieces per rank (auto with 2 ranks) and the gathered layout.
     for (const auto& [run, layout] : {std::pair<std::string, std::string>{"zero", "auto"}, {"zero-cons", "consolidated"}}) {
       auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, *dir_ / run,

@@ -11,6 +11,7 @@
 #include "reef/base/files.h"
 #include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/checkpoint/safetensors.h"
+#include "testing/checkpoint_tensors.h"
 #include "testing/testing.h"
 
 namespace reef {
@@ -31,21 +32,6 @@ std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std
   return a;
 }
 
-void write_corpus(const testing::ScratchDir& dir) {
-  std::string text;
-  for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i * 7919 % 1000) + " favours the bold\n\n";
-  write_file_atomic(dir / "train.txt", text);
-}
-
-// The weights of a checkpoint folder in either layout (several ranks write distributed ones).
-std::map<std::string, torch::Tensor> model_weights(const std::string& dir) {
-  if (path_exists(dir + "/model.safetensors")) return load_safetensors(dir + "/model.safetensors");
-  auto ck = DistCheckpoint::open(dir);
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& name : ck.names("model")) out[name] = ck.read(name, TensorSlice::whole(ck.tensor(name).shape));
-  return out;
-}
-
 void expect_same_run(const std::string& ref, const std::string& got, int64_t step) {
   auto a = testing::metric_by_step(ref + "/metrics.jsonl"), b = testing::metric_by_step(got + "/metrics.jsonl");
   ASSERT_EQ(a.size(), 6u);
@@ -55,7 +41,7 @@ void expect_same_run(const std::string& ref, const std::string& got, int64_t ste
     EXPECT_NEAR(b[s], loss, 1e-5 * std::abs(loss)) << "loss at step " << s;
   }
   const std::string f = "/checkpoints/step_" + std::to_string(step);
-  auto wa = model_weights(ref + f), wb = model_weights(got + f);
+  auto wa = testing::checkpoint_tensors(ref + f, "model"), wb = testing::checkpoint_tensors(got + f, "model");
   ASSERT_EQ(wa.size(), wb.size());
   for (const auto& [name, t] : wa) {
     ASSERT_TRUE(wb.count(name)) << name;
@@ -64,19 +50,11 @@ void expect_same_run(const std::string& ref, const std::string& got, int64_t ste
   }
 }
 
-// Copies `from`'s checkpoint of `step` and its metrics into a new run folder `to`, to resume.
-void seed_resume(const std::string& from, const std::string& to, int step) {
-  const std::string ck = "/checkpoints/step_" + std::to_string(step);
-  std::filesystem::create_directories(to + "/checkpoints");
-  std::filesystem::copy(from + ck, to + ck, std::filesystem::copy_options::recursive);
-  std::filesystem::copy_file(from + "/metrics.jsonl", to + "/metrics.jsonl");
-}
-
 class Fsdp : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::ScratchDir();
-    write_corpus(*dir_);
+    testing::write_fortune_corpus(*dir_ / "train.txt");
     auto r = testing::run_reef(pretrain_args(*dir_, *dir_ / "single"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, *dir_ / "zero3", {"parallel.zero=3"})));
@@ -120,13 +98,13 @@ TEST_F(Fsdp, ConsolidatedCheckpointsEqualOneProcess) {
 
 TEST_F(Fsdp, ZeroThreeCheckpointResumesInOneProcessAndAtZeroOne) {
   const std::string one = *dir_ / "zero3-to-one";
-  seed_resume(*dir_ / "zero3", one, 3);
+  testing::seed_resume_dir(*dir_ / "zero3", one, 3);
   auto r = testing::run_reef(pretrain_args(*dir_, one, {"--resume"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", one, 6);
 
   const std::string z1 = *dir_ / "zero3-to-zero1";
-  seed_resume(*dir_ / "zero3", z1, 3);
+  testing::seed_resume_dir(*dir_ / "zero3", z1, 3);
   r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, z1, {"parallel.zero=1", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", z1, 6);
@@ -134,7 +112,7 @@ TEST_F(Fsdp, ZeroThreeCheckpointResumesInOneProcessAndAtZeroOne) {
 
 TEST_F(Fsdp, OneProcessCheckpointResumesAtZeroThree) {
   const std::string run = *dir_ / "one-to-zero3";
-  seed_resume(*dir_ / "single", run, 3);
+  testing::seed_resume_dir(*dir_ / "single", run, 3);
   auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=3", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", run, 6);

@@ -17,6 +17,7 @@
 #include "reef/base/files.h"
 #include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/checkpoint/safetensors.h"
+#include "testing/checkpoint_tensors.h"
 #include "testing/testing.h"
 
 namespace reef {
@@ -36,21 +37,6 @@ std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std
   return a;
 }
 
-void write_corpus(const testing::ScratchDir& dir) {
-  std::string text;
-  for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i * 7919 % 1000) + " favours the bold\n\n";
-  write_file_atomic(dir / "train.txt", text);
-}
-
-// The weights of a checkpoint folder in either layout (several ranks write distributed ones).
-std::map<std::string, torch::Tensor> model_weights(const std::string& dir) {
-  if (path_exists(dir + "/model.safetensors")) return load_safetensors(dir + "/model.safetensors");
-  auto ck = DistCheckpoint::open(dir);
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& name : ck.names("model")) out[name] = ck.read(name, TensorSlice::whole(ck.tensor(name).shape));
-  return out;
-}
-
 void expect_same_run(const std::string& ref, const std::string& got, int64_t step) {
   auto a = testing::metric_by_step(ref + "/metrics.jsonl"), b = testing::metric_by_step(got + "/metrics.jsonl");
   ASSERT_EQ(a.size(), 6u);
@@ -60,7 +46,7 @@ void expect_same_run(const std::string& ref, const std::string& got, int64_t ste
     EXPECT_NEAR(b[s], loss, 1e-5 * std::abs(loss)) << "loss at step " << s;
   }
   const std::string f = "/checkpoints/step_" + std::to_string(step);
-  auto wa = model_weights(ref + f), wb = model_weights(got + f);
+  auto wa = testing::checkpoint_tensors(ref + f, "model"), wb = testing::checkpoint_tensors(got + f, "model");
   ASSERT_EQ(wa.size(), wb.size());
   for (const auto& [name, t] : wa) {
     ASSERT_TRUE(wb.count(name)) << name;
@@ -73,7 +59,7 @@ class Launch : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::ScratchDir();
-    write_corpus(*dir_);
+    testing::write_fortune_corpus(*dir_ / "train.txt");
     auto r = testing::run_reef(pretrain_args(*dir_, *dir_ / "single"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
@@ -103,10 +89,7 @@ TEST_F(Launch, ZeroOneOnTwoRanksEqualsOneProcessAndResumesInOne) {
   expect_same_run(*dir_ / "single", run, 6);
   // The step-3 checkpoint (each rank's pieces) resumes in one process.
   const std::string resumed = *dir_ / "zero-resumed";
-  std::filesystem::create_directories(resumed + "/checkpoints");
-  std::filesystem::copy(run + "/checkpoints/step_3", resumed + "/checkpoints/step_3",
-                        std::filesystem::copy_options::recursive);
-  std::filesystem::copy_file(run + "/metrics.jsonl", resumed + "/metrics.jsonl");
+  testing::seed_resume_dir(run, resumed, 3);
   r = testing::run_reef(pretrain_args(*dir_, resumed, {"--resume"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", resumed, 6);

@@ -68,9 +68,7 @@ class PipelineRun : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::ScratchDir();
-    std::string text;
-    for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i * 7919 % 1000) + " favours the bold\n\n";
-    write_file_atomic(*dir_ / "train.txt", text);
+    testing::write_fortune_corpus(*dir_ / "train.txt");
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -114,9 +112,7 @@ TEST_F(PipelineRun, LlamaOnTwoStagesEqualsOneProcessAndResumesInOne) {
     EXPECT_EQ(ck.tensor("model.layers.2.mlp.up_proj.weight.exp_avg").pieces.at(0).file, "rank-00001.safetensors");
   }
   const std::string resumed = *dir_ / "llama-pp2-resumed";
-  std::filesystem::create_directories(resumed + "/checkpoints");
-  std::filesystem::copy(run + "/checkpoints/step_3", resumed + "/checkpoints/step_3",
-                        std::filesystem::copy_options::recursive);
+  testing::seed_resume_dir(run, resumed, 3, /*metrics=*/false);
   r = testing::run_reef(pretrain_args(*dir_, "recipes/llama-tiny.yaml", resumed, {"--resume"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from " + resumed + "/checkpoints/step_3 at step 3"), std::string::npos) << r.output;
@@ -129,9 +125,7 @@ TEST_F(PipelineRun, LlamaOnTwoStagesEqualsOneProcessAndResumesInOne) {
 TEST_F(PipelineRun, SingleProcessCheckpointResumesOnTwoStages) {
   const std::string ref = single("recipes/llama-tiny.yaml");
   const std::string run = *dir_ / "llama-resume-pp2";
-  std::filesystem::create_directories(run + "/checkpoints");
-  std::filesystem::copy(ref + "/checkpoints/step_3", run + "/checkpoints/step_3",
-                        std::filesystem::copy_options::recursive);
+  testing::seed_resume_dir(ref, run, 3, /*metrics=*/false);
   auto r = testing::run_reef(
       testing::launch_args(2, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -173,9 +167,7 @@ TEST_F(PipelineRun, DataParallelPipelinesWithZeroOnFourRanksEqualOneProcess) {
 
 TEST(PipelineUsage, MoreStagesThanLayersIsOneUsageError) {
   testing::ScratchDir dir;
-  std::string text;
-  for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i) + " favours the bold\n\n";
-  write_file_atomic(dir / "train.txt", text);
+  testing::write_fortune_corpus(dir / "train.txt");
   auto r = testing::run_reef(pretrain_args(dir, "recipes/llama-tiny.yaml", dir / "run",
                                            {"parallel.pp=2", "model.n_layers=1"}));
   EXPECT_EQ(r.exit_code, 2) << "a usage error, before the ranks even meet";

@@ -22,17 +22,6 @@
 namespace reef {
 namespace {
 
-std::map<int64_t, nlohmann::json> read_metrics(const std::string& path) {
-  std::map<int64_t, nlohmann::json> out;
-  std::istringstream in(read_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out[j["step"].get<int64_t>()] = j;
-  }
-  return out;
-}
-
 // 6 steps of a global batch of 8 sequences (4 x 2 accumulated) of llama-tiny at hidden 64:
 // 4 heads over 2 KV heads (GQA), the byte tokenizer's 258-token vocabulary.
 std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& run,
@@ -50,15 +39,14 @@ std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std
 
 // Same losses (and gradient norms) at every step, and the same weights in the step's checkpoint.
 void expect_same_run(const std::string& ref, const std::string& got, int64_t step) {
-  auto a = read_metrics(ref + "/metrics.jsonl"), b = read_metrics(got + "/metrics.jsonl");
-  ASSERT_EQ(a.size(), 6u);
-  ASSERT_EQ(b.size(), a.size());
-  for (const auto& [s, rec] : a) {
-    ASSERT_TRUE(b.count(s)) << "step " << s;
-    const double loss = rec["loss"].get<double>();
-    EXPECT_NEAR(b[s]["loss"].get<double>(), loss, 1e-5 * std::abs(loss)) << "loss at step " << s;
-    const double norm = rec["grad_norm"].get<double>();
-    EXPECT_NEAR(b[s]["grad_norm"].get<double>(), norm, 1e-4 * norm) << "grad_norm at step " << s;
+  for (const auto& [key, rel] : {std::pair<std::string, double>{"loss", 1e-5}, {"grad_norm", 1e-4}}) {
+    auto a = testing::metric_by_step(ref + "/metrics.jsonl", key), b = testing::metric_by_step(got + "/metrics.jsonl", key);
+    ASSERT_EQ(a.size(), 6u) << key;
+    ASSERT_EQ(b.size(), a.size()) << key;
+    for (const auto& [s, v] : a) {
+      ASSERT_TRUE(b.count(s)) << key << " at step " << s;
+      EXPECT_NEAR(b[s], v, rel * std::abs(v)) << key << " at step " << s;
+    }
   }
   // The weights and Adam moments, gathered from a distributed checkpoint's pieces if need be.
   const std::string f = "/checkpoints/step_" + std::to_string(step);
@@ -75,21 +63,11 @@ void expect_same_run(const std::string& ref, const std::string& got, int64_t ste
   }
 }
 
-// A run folder holding only `from`'s checkpoint at `step` and its metrics, to --resume.
-void seed_resume_dir(const std::string& from, const std::string& to, int64_t step) {
-  const std::string ck = "/checkpoints/step_" + std::to_string(step);
-  std::filesystem::create_directories(to + "/checkpoints");
-  std::filesystem::copy(from + ck, to + ck, std::filesystem::copy_options::recursive);
-  std::filesystem::copy_file(from + "/metrics.jsonl", to + "/metrics.jsonl");
-}
-
 class TensorParallelRun : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::ScratchDir();
-    std::string text;
-    for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i * 7919 % 1000) + " favours the bold\n\n";
-    write_file_atomic(*dir_ / "train.txt", text);
+    testing::write_fortune_corpus(*dir_ / "train.txt");
     auto r = testing::run_reef(pretrain_args(*dir_, *dir_ / "single"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
@@ -108,8 +86,9 @@ TEST_F(TensorParallelRun, GqaLlamaOnTwoRanksEqualsOneProcessAndResumesInOne) {
   EXPECT_NE(r.output.find("dp=1 tp=2 pp=1 zero=0"), std::string::npos) << r.output;
   expect_same_run(*dir_ / "single", run, 6);
   // The tp all-reduces are counted: two per layer in forward, and their conjugates in backward.
-  auto m = read_metrics(run + "/metrics.jsonl");
-  EXPECT_GT(m[6]["comm_all_reduce_bytes"].get<double>(), 0.0);
+  auto m = testing::metric_by_step(run + "/metrics.jsonl", "comm_all_reduce_bytes");
+  ASSERT_TRUE(m.count(6));
+  EXPECT_GT(m[6], 0.0);
   // The step-3 checkpoint is distributed: each rank wrote its half of every split matrix (a box
   // of the whole tensor) and of its Adam moments; the replicated norms once.
   const std::string ck3 = run + "/checkpoints/step_3";
@@ -128,13 +107,13 @@ TEST_F(TensorParallelRun, GqaLlamaOnTwoRanksEqualsOneProcessAndResumesInOne) {
   }
   // tp=2 resumes it reading only its slices, with the same losses.
   const std::string again = *dir_ / "tp2-resumed-in-tp2";
-  seed_resume_dir(run, again, 3);
+  testing::seed_resume_dir(run, again, 3);
   r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, again, {"parallel.tp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", again, 6);
   // A single process resumes it with the same losses.
   const std::string resumed = *dir_ / "tp2-resumed-in-one";
-  seed_resume_dir(run, resumed, 3);
+  testing::seed_resume_dir(run, resumed, 3);
   r = testing::run_reef(pretrain_args(*dir_, resumed, {"--resume"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", resumed, 6);
@@ -147,7 +126,7 @@ TEST_F(TensorParallelRun, GqaLlamaOnTwoRanksEqualsOneProcessAndResumesInOne) {
 
 TEST_F(TensorParallelRun, OneProcessCheckpointResumesAtTwoRanks) {
   const std::string resumed = *dir_ / "one-resumed-in-tp2";
-  seed_resume_dir(*dir_ / "single", resumed, 3);
+  testing::seed_resume_dir(*dir_ / "single", resumed, 3);
   auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, resumed, {"parallel.tp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", resumed, 6);
@@ -172,7 +151,7 @@ TEST_F(TensorParallelRun, DataTimesTensorParallelWithZeroOnFourRanks) {
   // Its checkpoint holds each rank's ZeRO-1 slices of its tp slices (boxes of the whole
   // moments); tp=2 without ZeRO resumes it.
   const std::string resumed = *dir_ / "dp2tp2-resumed-in-tp2";
-  seed_resume_dir(run, resumed, 3);
+  testing::seed_resume_dir(run, resumed, 3);
   r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, resumed, {"parallel.tp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", resumed, 6);
@@ -192,7 +171,7 @@ TEST_F(TensorParallelRun, TensorTimesPipelineOnFourRanksEqualsOneProcess) {
   for (const auto& p : ck.tensor("model.layers.1.mlp.gate_proj.weight").pieces) files.insert(p.file);
   EXPECT_EQ(files, (std::set<std::string>{"rank-00002.safetensors", "rank-00003.safetensors"}));
   const std::string resumed = *dir_ / "tp2pp2-resumed-in-one";
-  seed_resume_dir(run, resumed, 3);
+  testing::seed_resume_dir(run, resumed, 3);
   r = testing::run_reef(pretrain_args(*dir_, resumed, {"--resume"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", resumed, 6);
@@ -210,9 +189,7 @@ TEST_F(TensorParallelRun, ConsolidatedLayoutGathersToOneFolder) {
 
 TEST(TensorParallelUsage, UnsplittableModelsAreOneUsageError) {
   testing::ScratchDir dir;
-  std::string text;
-  for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i) + " favours the bold\n\n";
-  write_file_atomic(dir / "train.txt", text);
+  testing::write_fortune_corpus(dir / "train.txt");
   auto r = testing::run_reef(testing::launch_args(2, pretrain_args(dir, dir / "kv", {"parallel.tp=2", "model.n_kv_heads=1"})));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("parallel.tp=2: model.n_kv_heads=1 is not divisible by it"), std::string::npos)

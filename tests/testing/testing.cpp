@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -188,6 +189,19 @@ std::vector<std::string> launch_args(int nproc, const std::vector<std::string>& 
   std::vector<std::string> a = {"launch", "--nproc-per-node", std::to_string(nproc), "--", "reef"};
   a.insert(a.end(), cmd.begin(), cmd.end());
   return a;
+}
+
+void write_fortune_corpus(const std::string& path) {
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i * 7919 % 1000) + " favours the bold\n\n";
+  write_file_atomic(path, text);
+}
+
+void seed_resume_dir(const std::string& from, const std::string& to, int64_t step, bool metrics) {
+  const std::string ck = "/checkpoints/step_" + std::to_string(step);
+  std::filesystem::create_directories(to + "/checkpoints");
+  std::filesystem::copy(from + ck, to + ck, std::filesystem::copy_options::recursive);
+  if (metrics) std::filesystem::copy_file(from + "/metrics.jsonl", to + "/metrics.jsonl");
 }
 
 }  // namespace reef::testing

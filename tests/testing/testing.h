@@ -59,6 +59,14 @@ std::map<int64_t, double> metric_by_step(const std::string& metrics_path, const 
 // `reef launch --nproc-per-node N -- reef <cmd...>` as run_reef arguments.
 std::vector<std::string> launch_args(int nproc, const std::vector<std::string>& cmd);
 
+// The small pretraining corpus of the distributed-training tests: 400 "fortune N favours the
+// bold" documents (N = i * 7919 % 1000), written to `path`.
+void write_fortune_corpus(const std::string& path);
+
+// Makes run folder `to` hold only `from`'s step_<step> checkpoint (and, with `metrics`, its
+// metrics.jsonl), ready for --resume.
+void seed_resume_dir(const std::string& from, const std::string& to, int64_t step, bool metrics = true);
+
 std::string source_dir();
 std::string reef_bin();
 std::string python_bin();
