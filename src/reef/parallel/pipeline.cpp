@@ -8,6 +8,7 @@
 #include "reef/base/error.h"
 #include "reef/nn/init.h"
 #include "reef/parallel/pipeline_schedule.h"
+#include "reef/parallel/tensor_parallel.h"
 
 namespace reef {
 namespace {
@@ -190,11 +191,8 @@ double Pipeline::clip_grad_norm(double max_norm) {
     auto norm = p.grad().detach().to(torch::kFloat).norm(2);
     (is_sharded_ && !is_sharded_(item.key()) ? replicated : norms).push_back(norm);
   }
-  auto sum_sq = [](const std::vector<torch::Tensor>& v) {
-    return v.empty() ? 0.0 : torch::stack(v).to(torch::kDouble).pow(2).sum().item<double>();
-  };
   // Summed over the world below: a replicated parameter counts once per tp group.
-  const double local_sq = sum_sq(norms) + sum_sq(replicated) / mesh_.tp;
+  const double local_sq = sum_of_squares(norms) + sum_of_squares(replicated) / mesh_.tp;
   auto t = torch::tensor({local_sq}, torch::kDouble);
   world_->all_reduce_sum(t);  // every dp replica of a stage holds the same (averaged) gradients
   const double total = std::sqrt(t.item<double>() / mesh_.dp);

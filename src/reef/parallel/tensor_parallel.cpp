@@ -320,19 +320,21 @@ torch::Tensor TensorParallel::loss(const torch::Tensor& logits, const torch::Ten
   return token_losses(logits, targets).sum() / count;
 }
 
+double sum_of_squares(const std::vector<torch::Tensor>& norms) {
+  return norms.empty() ? 0.0 : torch::stack(norms).to(torch::kDouble).pow(2).sum().item<double>();
+}
+
 double TensorParallel::clip_grad_norm(double max_norm) {
-  std::vector<torch::Tensor> grads;
-  double sharded = 0, replicated = 0;
+  std::vector<torch::Tensor> grads, sharded, replicated;
   for (const auto& item : model_->named_parameters(true)) {
     const auto& grad = item.value().grad();
     if (!grad.defined()) continue;
     grads.push_back(grad);
-    const double sq = grad.detach().to(torch::kFloat).norm(2).pow(2).item<double>();
-    (dims_.at(item.key()) >= 0 ? sharded : replicated) += sq;
+    (dims_.at(item.key()) >= 0 ? sharded : replicated).push_back(grad.detach().to(torch::kFloat).norm(2));
   }
-  auto t = torch::tensor({sharded}, torch::kDouble);
+  auto t = torch::tensor({sum_of_squares(sharded)}, torch::kDouble);
   tp_->all_reduce_sum(t);
-  const double total = std::sqrt(t.item<double>() + replicated);
+  const double total = std::sqrt(t.item<double>() + sum_of_squares(replicated));
   if (max_norm > 0 && total > max_norm) {
     const double scale = max_norm / (total + 1e-6);
     torch::NoGradGuard ng;

@@ -60,6 +60,10 @@ torch::Tensor vocab_parallel_embedding(const torch::Tensor& ids, const torch::Te
 torch::Tensor vocab_parallel_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
                                            int64_t vocab_start, ProcessGroup& tp);
 
+// The sum of the squares of scalar norms (e.g. per-parameter gradient norms), read with one
+// device sync.
+double sum_of_squares(const std::vector<torch::Tensor>& norms);
+
 class TensorParallel {
  public:
   // Slices `model` (built, same weights on every rank of `tp`) in place to this rank's share
