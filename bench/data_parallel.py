@@ -1,18 +1,21 @@
 """Benchmark: data- and tensor-parallel pretraining throughput, 1 rank against 2 ranks on this
-machine, per layout (dp, dp + ZeRO-1, dp + ZeRO-3 / FSDP, tp), the bytes each collective moves
+machine, per layout (dp, dp + ZeRO-1, dp + ZeRO-3 / FSDP, tp, tp + sequence parallelism), the
+bytes each collective moves
 per step and the peak RSS of the largest process (for 2 ranks: the larger rank).
 
 Runs the same small pretraining (same global batch) as `reef pretrain` in one process and as
 `reef launch --nproc-per-node 2 -- reef pretrain` with parallel.zero=0, 1 and 3 and with
 parallel.tp=2 (Megatron tensor parallelism: every layer's two all-reduces forward and two
-backward, on activations, instead of one gradient all-reduce per step), reads each run's
+backward, on activations, instead of one gradient all-reduce per step) and with
+parallel.sequence_parallel=true (each all-reduce becomes a reduce-scatter + an all-gather, and
+the norms and residuals hold half of the sequence), reads each run's
 metrics.jsonl, and prints the median tokens/s over the steps after the first two, the ratio of
 the 2-rank run to the 1-rank run, the all-reduce / all-gather / reduce-scatter payload per step
 and rank, and the peak RSS (ru_maxrss of the run: the launcher and its ranks' largest).
 On a machine with fewer free cores than ranks the ratio measures contention, not scaling.
 
   ~/.cache/reef/venv/bin/python bench/data_parallel.py [--reef build/bin/reef] [--steps 12]
-      [--hidden 256] [--layers 4] [--threads 1]
+      [--hidden 256] [--layers 4] [--seq-len 128] [--threads 1] [--layouts "dp=2,tp=2 sp"]
 """
 import argparse, os, tempfile
 
@@ -33,7 +36,9 @@ def main():
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
+    ap.add_argument("--layouts", default="", help="comma-separated layout names to run (default: all)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         corpus = os.path.join(tmp, "train.txt")
@@ -41,12 +46,12 @@ def main():
             for i in range(20000):
                 f.write(f"fortune {i * 7919 % 10007} favours the bold and the patient\n\n")
         base = ["pretrain", "--config", "recipes/llama-tiny.yaml", f"model.hidden_size={a.hidden}",
-                f"model.n_layers={a.layers}", "model.n_heads=4", "model.n_kv_heads=4", "data.seq_len=128",
-                "model.max_seq_len=128", "train.micro_batch_size=4", "train.grad_accum=2",
+                f"model.n_layers={a.layers}", "model.n_heads=4", "model.n_kv_heads=4", f"data.seq_len={a.seq_len}",
+                f"model.max_seq_len={a.seq_len}", "train.micro_batch_size=4", "train.grad_accum=2",
                 f"train.max_steps={a.steps}", "train.eval_every=0", "checkpoint.every=0",
                 "checkpoint.save_optimizer=false", f"run.threads={a.threads}", "logging.progress=off",
                 f"data.train_files=[{corpus}]", "data.valid_files=[]"]
-        print(f"model hidden={a.hidden} layers={a.layers}, global batch 8 x 128 tokens, {a.steps} steps, "
+        print(f"model hidden={a.hidden} layers={a.layers}, global batch 8 x {a.seq_len} tokens, {a.steps} steps, "
               f"{a.threads} thread(s) per rank, {os.cpu_count()} cores")
         d1 = os.path.join(tmp, "one")
         _, rss1 = run([a.reef] + base + [f"run.dir={d1}"], ROOT)
@@ -55,8 +60,15 @@ def main():
               f"{'all-gather MB':>15}{'red-scat MB':>13}{'peak RSS MB':>13}{'final loss':>12}")
         print(f"{'single':<14}{1:>6}{tps1:>10.0f}{1.0:>11.2f}{0:>15.2f}{0:>15.2f}{0:>13.2f}{rss1 / 1e6:>13.0f}"
               f"{loss1:>12.5f}")
-        for name, extra in [("dp=2", []), ("dp=2 zero=1", ["parallel.zero=1"]), ("dp=2 zero=3", ["parallel.zero=3"]),
-                            ("tp=2", ["parallel.tp=2"])]:
+        layouts = [("dp=2", []), ("dp=2 zero=1", ["parallel.zero=1"]), ("dp=2 zero=3", ["parallel.zero=3"]),
+                   ("tp=2", ["parallel.tp=2"]), ("tp=2 sp", ["parallel.tp=2", "parallel.sequence_parallel=true"])]
+        wanted = [n.strip() for n in a.layouts.split(",") if n.strip()]
+        unknown = set(wanted) - {n for n, _ in layouts}
+        if unknown:
+            ap.error(f"--layouts: unknown {sorted(unknown)}; choose from {[n for n, _ in layouts]}")
+        for name, extra in layouts:
+            if wanted and name not in wanted:
+                continue
             d = os.path.join(tmp, name.replace(" ", "_").replace("=", ""))
             _, rss = run([a.reef, "launch", "--nproc-per-node", "2", "--", "reef"] + base + extra + [f"run.dir={d}"], ROOT)
             tps, ar, ag, rs, loss = metrics(d)

@@ -3,7 +3,8 @@
 // relative, fp32, same global batch) and checkpoints the same weights and Adam moments; a tp=2
 // (distributed) checkpoint holds each rank's slices and resumes at tp=2 and in one process (and
 // `reef generate` reads it), a one-process checkpoint resumes at tp=2; dp=2 x tp=2 with ZeRO-1
-// and tp=2 x pp=2 on 4 ranks match too, and their checkpoints resume in other layouts; the
+// and tp=2 x pp=2 on 4 ranks match too, and their checkpoints resume in other layouts; so do
+// the same layouts with sequence parallelism, whose collectives move the expected bytes; the
 // consolidated layout gathers; unsplittable models are usage errors.
 #include <gtest/gtest.h>
 
@@ -177,6 +178,58 @@ TEST_F(TensorParallelRun, TensorTimesPipelineOnFourRanksEqualsOneProcess) {
   expect_same_run(*dir_ / "single", resumed, 6);
 }
 
+// Sequence parallelism: the norms and residuals of each rank hold half of the sequence; the
+// losses, gradient norms, weights and Adam moments are the single process's.
+TEST_F(TensorParallelRun, SequenceParallelOnTwoRanksEqualsOneProcess) {
+  const std::string run = *dir_ / "tp2-sp";
+  auto r = testing::run_reef(
+      testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.sequence_parallel=true"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("dp=1 tp=2 pp=1 zero=0 sequence_parallel"), std::string::npos) << r.output;
+  expect_same_run(*dir_ / "single", run, 6);
+  // Reduce-scatters and all-gathers take the place of the activation all-reduces. Per micro-batch
+  // ([4, 32, 64] fp32 activations; 2 per step), 4 x n_layers + 2 reduce-scatters (forward: the
+  // embedding and both row-parallel outputs per layer; backward: the head's and both layer
+  // inputs' gathers) each handed the whole activation, and as many all-gathers each of its
+  // half, plus the cross-entropy's row maxima ([128] fp32).
+  const double whole = 4 * 32 * 64 * 4, per_micro = 4 * 2 + 2;
+  auto rs = testing::metric_by_step(run + "/metrics.jsonl", "comm_reduce_scatter_bytes");
+  auto ag = testing::metric_by_step(run + "/metrics.jsonl", "comm_all_gather_bytes");
+  auto ar = testing::metric_by_step(run + "/metrics.jsonl", "comm_all_reduce_bytes");
+  ASSERT_TRUE(rs.count(6) && ag.count(6) && ar.count(6));
+  EXPECT_EQ(rs[6], 2 * per_micro * whole);
+  EXPECT_EQ(ag[6], 2 * (per_micro * whole / 2 + 128 * 4));
+  EXPECT_LT(ar[6], whole) << "only the loss sums and the replicated gradients are all-reduced";
+  // Its checkpoint is an ordinary tp=2 one: one process resumes it with the same losses.
+  const std::string resumed = *dir_ / "tp2-sp-resumed-in-one";
+  testing::seed_resume_dir(run, resumed, 3);
+  r = testing::run_reef(pretrain_args(*dir_, resumed, {"--resume"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(*dir_ / "single", resumed, 6);
+}
+
+TEST_F(TensorParallelRun, SequenceParallelWithPipelineStagesOnFourRanksEqualsOneProcess) {
+  // tp=2 x pp=2: the activations between the stages are each tp rank's half of the sequence.
+  const std::string run = *dir_ / "tp2pp2-sp";
+  auto r = testing::run_reef(testing::launch_args(
+      4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.pp=2", "parallel.sequence_parallel=true"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_run(*dir_ / "single", run, 6);
+  // Rank 0 (stage 0) sends 2 micro-batches of [4, 16, 64] fp32 per step.
+  auto sent = testing::metric_by_step(run + "/metrics.jsonl", "comm_send_bytes");
+  ASSERT_TRUE(sent.count(6));
+  EXPECT_EQ(sent[6], 2.0 * 4 * 16 * 64 * 4);
+}
+
+TEST_F(TensorParallelRun, SequenceParallelWithDataParallelAndZeroOnFourRanksEqualsOneProcess) {
+  const std::string run = *dir_ / "dp2tp2-sp";
+  auto r = testing::run_reef(testing::launch_args(
+      4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.zero=1", "parallel.sequence_parallel=true"})));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("dp=2 tp=2 pp=1 zero=1 sequence_parallel"), std::string::npos) << r.output;
+  expect_same_run(*dir_ / "single", run, 6);
+}
+
 TEST_F(TensorParallelRun, ConsolidatedLayoutGathersToOneFolder) {
   const std::string run = *dir_ / "tp2-consolidated";
   auto r = testing::run_reef(
@@ -203,6 +256,11 @@ TEST(TensorParallelUsage, UnsplittableModelsAreOneUsageError) {
       4, pretrain_args(dir, dir / "tppp", {"parallel.tp=2", "parallel.pp=2", "checkpoint.layout=consolidated"})));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("checkpoints are distributed; use checkpoint.layout=auto"), std::string::npos) << r.output;
+  r = testing::run_reef(testing::launch_args(
+      2, pretrain_args(dir, dir / "sp", {"parallel.tp=2", "parallel.sequence_parallel=true", "data.seq_len=33"})));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("data.seq_len=33 is not divisible by parallel.tp=2"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "sp")) << "nothing is written";
 }
 
 }  // namespace

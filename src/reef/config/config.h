@@ -207,6 +207,7 @@ struct ParallelConfig {
   int64_t tp = 1;
   int64_t pp = 1;
   int64_t zero = 0;
+  bool sequence_parallel = false;
   double bucket_mb = 25.0;
   int64_t timeout_s = 300;
   std::string backend = "auto";
@@ -217,6 +218,7 @@ struct ParallelConfig {
     v("tp", tp, "tensor-parallel ranks (Megatron-style, llama family; consecutive ranks; n_heads, n_kv_heads, intermediate_size and vocab_size must divide by it)");
     v("pp", pp, "pipeline-parallel stages: decoder layers split into pp balanced stages run with the 1F1B schedule over train.grad_accum micro-batches (use grad_accum >= pp; at most model.n_layers)");
     v("zero", zero, "ZeRO stage: 0 (replicated optimizer), 1 (AdamW state sharded over dp ranks) or 3 (FSDP: parameters, gradients and AdamW state sharded over dp ranks; dp only)");
+    v("sequence_parallel", sequence_parallel, "with tp > 1: norms and residuals between the tensor-parallel regions run on 1/tp of the sequence (Megatron sequence parallelism: all-gather + reduce-scatter replace each all-reduce, same bytes, less activation memory); data.seq_len must divide by tp");
     v("bucket_mb", bucket_mb, "gradient all-reduce bucket size in MB, overlapped with the backward pass");
     v("timeout_s", timeout_s, "seconds a rendezvous or collective may wait for the other ranks before the run fails");
     v("backend", backend, "collectives: auto (gloo on CPU, nccl on CUDA), gloo or nccl");

@@ -323,6 +323,13 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
                 cfg.parallel.tp > 1 ? c.ref("parallel.tp", std::to_string(cfg.parallel.tp))
                 : cfg.parallel.pp > 1 ? c.ref("parallel.pp", std::to_string(cfg.parallel.pp))
                                       : c.ref("peft.method", cfg.peft.method));
+  // Sequence parallelism splits each sample's tokens evenly over the tp ranks.
+  if (cfg.parallel.sequence_parallel && cfg.parallel.tp > 1 && cfg.data.seq_len % cfg.parallel.tp != 0)
+    usage_error("parallel.sequence_parallel=true: data.seq_len={} is not divisible by parallel.tp={}, and each "
+                "tensor-parallel rank holds an equal slice of the sequence (data.seq_len from {}, "
+                "parallel.sequence_parallel from {}); set data.seq_len={} or parallel.sequence_parallel=false",
+                cfg.data.seq_len, cfg.parallel.tp, c.from("data.seq_len"), c.from("parallel.sequence_parallel"),
+                cfg.data.seq_len / cfg.parallel.tp * cfg.parallel.tp);
   check_finetune(cfg, c);
 }
 

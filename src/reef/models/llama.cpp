@@ -81,7 +81,7 @@ torch::Tensor LlamaModelImpl::embed(const torch::Tensor& input_ids) {
 }
 
 torch::Tensor LlamaModelImpl::run_layers(torch::Tensor h, int64_t begin, int64_t end) {
-  auto [cos, sin] = rope_.cos_sin(0, h.size(1), h.scalar_type(), h.device());
+  auto [cos, sin] = rope_.cos_sin(0, h.size(1) * sequence_shards, h.scalar_type(), h.device());
   for (int64_t i = begin; i < end; ++i) {
     auto run = [&](const torch::Tensor& x) {
       return layers->at<LlamaDecoderLayerImpl>(static_cast<size_t>(i)).forward(x, cos, sin, nullptr, i);
@@ -101,9 +101,9 @@ torch::Tensor LlamaModelImpl::forward_embeds(const torch::Tensor& embeds, Attent
                      .to(h.device(), embed_tokens->weight.scalar_type());
     h = h * scale;
   }
-  auto [cos, sin] =
-      cache ? rope_.cos_sin_at(cache->positions(h.size(0), h.size(1), h.device()), h.scalar_type())
-            : rope_.cos_sin(0, h.size(1), h.scalar_type(), h.device());
+  const int64_t T = h.size(1) * sequence_shards;  // the whole sequence's length
+  auto [cos, sin] = cache ? rope_.cos_sin_at(cache->positions(h.size(0), T, h.device()), h.scalar_type())
+                          : rope_.cos_sin(0, T, h.scalar_type(), h.device());
   for (size_t i = 0; i < layers->size(); ++i) {
     auto run = [&](const torch::Tensor& x) {
       return layers->at<LlamaDecoderLayerImpl>(i).forward(x, cos, sin, cache, static_cast<int64_t>(i),

@@ -66,6 +66,10 @@ class LlamaModelImpl : public torch::nn::Module {
   std::function<torch::Tensor(int64_t, const torch::Tensor&,
                               const std::function<torch::Tensor(const torch::Tensor&)>&)>
       layer_hook;
+  // A generic extension point: the hidden states between the decoder layers hold 1 /
+  // sequence_shards of the sequence (parallel/ sets it for sequence parallelism; the attention's
+  // input hook gathers the whole sequence back). RoPE positions span h.size(1) * sequence_shards.
+  int64_t sequence_shards = 1;
 
  private:
   RotaryEmbedding rope_;

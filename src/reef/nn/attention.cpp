@@ -117,8 +117,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x_in, const torch::Ten
                                      const torch::Tensor& sin, AttentionCache* cache,
                                      int64_t layer) {
   const auto& o = options_;
-  const int64_t b = x_in.size(0), t = x_in.size(1);
-  const auto x = input_hook ? input_hook(x_in) : x_in;
+  const auto x = input_hook ? input_hook(x_in) : x_in;  // sequence parallelism: the whole sequence
+  const int64_t b = x.size(0), t = x.size(1);
   // H and Hkv are the projections' (all heads, or a tensor-parallel rank's share of them).
   const int64_t h = q_proj->out_features / o.head_dim(), hkv = k_proj->out_features / o.head_dim();
   auto q = q_proj(x).view({b, t, h, o.head_dim()});    // [B, T, H, D]

@@ -72,7 +72,9 @@ class AttentionImpl : public torch::nn::Module {
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // only with qk_norm
   // A generic extension point: applied to x before the q/k/v projections (null: none). The head
   // counts forward uses follow the projections' output sizes, so parallel/ can run this module
-  // on a subset of the heads (tensor parallelism) by slicing q/k/v/o and setting this hook.
+  // on a subset of the heads (tensor parallelism) by slicing q/k/v/o and setting this hook. It may
+  // lengthen the sequence (sequence parallelism: a slice in, the whole sequence out); the
+  // output then has the hook's length until o_proj's matmul hook gives the slice back.
   std::function<torch::Tensor(const torch::Tensor&)> input_hook;
 
  private:

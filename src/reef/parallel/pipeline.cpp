@@ -57,9 +57,10 @@ Pipeline::Pipeline(CausalLM model, const Mesh& mesh, std::shared_ptr<ProcessGrou
 }
 
 void Pipeline::set_tensor_parallel(std::function<bool(const std::string&)> is_sharded,
-                                   std::shared_ptr<ProcessGroup> tp_group) {
+                                   std::shared_ptr<ProcessGroup> tp_group, int64_t sequence_shards) {
   is_sharded_ = std::move(is_sharded);
   tp_group_ = std::move(tp_group);
+  sequence_shards_ = sequence_shards;
 }
 
 bool Pipeline::owns(const std::string& name) const {
@@ -70,14 +71,8 @@ bool Pipeline::owns(const std::string& name) const {
 
 CollectiveBytes Pipeline::bytes() const {
   CollectiveBytes b = world_->bytes();
-  for (const auto& g : {dp_group_, tp_group_}) {
-    if (!g || g == world_) continue;
-    const CollectiveBytes& d = g->bytes();
-    b.all_reduce += d.all_reduce;
-    b.broadcast += d.broadcast;
-    b.all_gather += d.all_gather;
-    b.send += d.send;
-  }
+  for (const auto& g : {dp_group_, tp_group_})
+    if (g && g != world_) b += g->bytes();
   return b;
 }
 
@@ -100,7 +95,7 @@ void Pipeline::train_step(int64_t micro_batches, int64_t rows, int64_t seq_len, 
     Live& l = live[static_cast<size_t>(op.micro)];
     switch (op.kind) {
       case PipeOpKind::kRecvForward:
-        l.input = torch::empty({rows, seq_len, C}, act);
+        l.input = torch::empty({rows, seq_len / sequence_shards_, C}, act);
         world_->recv(l.input, peer(stage_ - 1), kTagActivation);
         l.input.requires_grad_(true);
         break;
@@ -120,7 +115,7 @@ void Pipeline::train_step(int64_t micro_batches, int64_t rows, int64_t seq_len, 
         break;
       }
       case PipeOpKind::kRecvBackward:
-        l.grad = torch::empty({rows, seq_len, C}, act);
+        l.grad = torch::empty({rows, seq_len / sequence_shards_, C}, act);
         world_->recv(l.grad, peer(stage_ + 1), kTagGradient);
         break;
       case PipeOpKind::kBackward:
@@ -149,7 +144,7 @@ void Pipeline::forward_only(const std::vector<int64_t>& rows, int64_t seq_len, c
   for (int64_t m = 0; m < static_cast<int64_t>(rows.size()); ++m) {
     torch::Tensor h;
     if (!is_first()) {
-      h = torch::empty({rows[m], seq_len, C}, act);
+      h = torch::empty({rows[m], seq_len / sequence_shards_, C}, act);
       world_->recv(h, peer(stage_ - 1), kTagActivation);
     }
     torch::Tensor out;

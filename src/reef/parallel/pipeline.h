@@ -47,9 +47,11 @@ class Pipeline {
   LayerRange layers() const { return layers_; }
   // Tensor parallelism inside the stages (parallel.tp > 1, applied to this stage's model after
   // the split): which parameters are split over the tp group (for the gradient norm), and the
-  // group (for the byte counts). Peers are the ranks of the same tp rank.
+  // group (for the byte counts). Peers are the ranks of the same tp rank. With sequence
+  // parallelism the activations between stages are each tp rank's 1/sequence_shards of the
+  // sequence.
   void set_tensor_parallel(std::function<bool(const std::string&)> is_sharded,
-                           std::shared_ptr<ProcessGroup> tp_group);
+                           std::shared_ptr<ProcessGroup> tp_group, int64_t sequence_shards = 1);
   // Whether this stage owns parameter `name` of the whole model (its layers; the embeddings on
   // the first stage, the final norm and LM head on the last). A tied copy of the token
   // embedding on the last stage is owned by the first.
@@ -96,6 +98,7 @@ class Pipeline {
   int stage_ = 0, dp_rank_ = 0, tp_rank_ = 0;
   std::function<bool(const std::string&)> is_sharded_;  // tensor parallel: split parameters
   std::shared_ptr<ProcessGroup> tp_group_;
+  int64_t sequence_shards_ = 1;  // sequence parallelism: activations hold 1/tp of the sequence
   LayerRange layers_;
   torch::Tensor tied_copy_;  // last stage with tied embeddings: its copy of the token embedding
   // Every parameter of the whole model in order: name, shape, owning stage.

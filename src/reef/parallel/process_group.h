@@ -27,6 +27,16 @@ struct ProcessGroupOptions {
 struct CollectiveBytes {
   int64_t all_reduce = 0, broadcast = 0, all_gather = 0, send = 0;
   int64_t reduce_scatter = 0, reduce_scatter_calls = 0;  // bytes handed in (size * n), calls
+
+  CollectiveBytes& operator+=(const CollectiveBytes& o) {
+    all_reduce += o.all_reduce;
+    broadcast += o.broadcast;
+    all_gather += o.all_gather;
+    send += o.send;
+    reduce_scatter += o.reduce_scatter;
+    reduce_scatter_calls += o.reduce_scatter_calls;
+    return *this;
+  }
 };
 
 class ProcessGroup {

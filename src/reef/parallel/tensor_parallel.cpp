@@ -28,6 +28,67 @@ torch::Tensor all_reduced(const torch::Tensor& x, ProcessGroup& pg) {
   return y;
 }
 
+// Every rank's x, concatenated along `dim` in rank order (all_gather concatenates flat
+// buffers, that is along dim 0: `dim` moves to the front and back).
+torch::Tensor all_gather_along(const torch::Tensor& x, int64_t dim, ProcessGroup& pg) {
+  auto front = x.movedim(dim, 0).contiguous();
+  auto sizes = front.sizes().vec();
+  sizes[0] *= pg.size();
+  auto out = torch::empty(sizes, front.options());
+  pg.all_gather(out.view({-1}), front.view({-1}));
+  return out.movedim(0, dim).contiguous();
+}
+
+// Sequence parallelism on [B, T, ...] activations. The collectives concatenate flat buffers in
+// rank order, that is [n, B, T/n, ...]: a rank's slice [B, T/n, ...] is already one contiguous
+// chunk, so each direction costs one copy (the transpose between [n, B, ..] and [B, n, ..]).
+torch::Tensor all_gather_sequence(const torch::Tensor& x, ProcessGroup& pg) {
+  auto in = x.contiguous();
+  auto sizes = in.sizes().vec();  // [B, T/n, ...]
+  std::vector<int64_t> chunks = sizes;
+  chunks.insert(chunks.begin(), pg.size());  // [n, B, T/n, ...]
+  auto buf = torch::empty(chunks, in.options());
+  pg.all_gather(buf.view({-1}), in.view({-1}));
+  sizes[1] *= pg.size();
+  return buf.transpose(0, 1).reshape(sizes);  // [B, n, T/n, ...] -> [B, T, ...]
+}
+
+// Chunk `rank` (along dim 1) of the sum over ranks of x.
+torch::Tensor reduce_scatter_sequence_sum(const torch::Tensor& x, ProcessGroup& pg) {
+  const int64_t n = pg.size();
+  if (x.size(1) % n != 0)
+    fail("sequence parallelism: a sequence of {} tokens does not split over {} tensor-parallel ranks; "
+         "make data.seq_len divisible by parallel.tp", x.size(1), n);
+  auto sizes = x.sizes().vec();  // [B, T, ...]
+  sizes[1] /= n;
+  std::vector<int64_t> split = sizes;
+  split.insert(split.begin() + 1, n);  // [B, n, T/n, ...]
+  auto in = x.reshape(split).transpose(0, 1).contiguous();  // [n, B, T/n, ...]: rank r's chunk r
+  auto out = torch::empty(sizes, in.options());
+  pg.reduce_scatter_sum(out.view({-1}), in.view({-1}));
+  return out;
+}
+
+struct GatherSequence : torch::autograd::Function<GatherSequence> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, int64_t pg) {
+    ctx->saved_data["pg"] = pg;
+    return all_gather_sequence(x, *reinterpret_cast<ProcessGroup*>(pg));
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {reduce_scatter_sequence_sum(grads[0], group_of(ctx)), torch::Tensor()};
+  }
+};
+
+struct ReduceScatterSequence : torch::autograd::Function<ReduceScatterSequence> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, int64_t pg) {
+    ctx->saved_data["pg"] = pg;
+    return reduce_scatter_sequence_sum(x, *reinterpret_cast<ProcessGroup*>(pg));
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {all_gather_sequence(grads[0], group_of(ctx)), torch::Tensor()};
+  }
+};
+
 struct CopyToTp : torch::autograd::Function<CopyToTp> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, int64_t pg) {
     ctx->saved_data["pg"] = pg;
@@ -152,12 +213,20 @@ torch::Tensor reduce_from_tp(const torch::Tensor& x, ProcessGroup& tp) {
   return ReduceFromTp::apply(x, as_int(tp));
 }
 
+torch::Tensor gather_sequence(const torch::Tensor& x, ProcessGroup& tp) {
+  return GatherSequence::apply(x, as_int(tp));
+}
+
+torch::Tensor reduce_scatter_sequence(const torch::Tensor& x, ProcessGroup& tp) {
+  return ReduceScatterSequence::apply(x, as_int(tp));
+}
+
 torch::Tensor vocab_parallel_embedding(const torch::Tensor& ids, const torch::Tensor& weight,
-                                       int64_t vocab_start, ProcessGroup& tp) {
+                                       int64_t vocab_start, ProcessGroup& tp, bool sequence_parallel) {
   auto mine = (ids >= vocab_start) & (ids < vocab_start + weight.size(0));  // [B, T]
   auto local = (ids - vocab_start).masked_fill(~mine, 0);
   auto e = torch::embedding(weight, local).masked_fill(~mine.unsqueeze(-1), 0.0);  // [B, T, C]
-  return reduce_from_tp(e, tp);
+  return sequence_parallel ? reduce_scatter_sequence(e, tp) : reduce_from_tp(e, tp);
 }
 
 torch::Tensor vocab_parallel_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
@@ -165,8 +234,8 @@ torch::Tensor vocab_parallel_cross_entropy(const torch::Tensor& logits, const to
   return VocabParallelCrossEntropy::apply(logits, targets, vocab_start, as_int(tp));
 }
 
-TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp)
-    : model_(std::move(model)), tp_(std::move(tp)) {
+TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp, bool sequence_parallel)
+    : model_(std::move(model)), tp_(std::move(tp)), sequence_parallel_(sequence_parallel) {
   const ModelConfig& cfg = model_->config();
   const int n = tp_->size(), r = tp_->rank();
   check_tensor_parallel(cfg, n);
@@ -176,8 +245,15 @@ TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp)
   }
   // The hooks hold the group, so a sharded model stays usable on its own.
   std::shared_ptr<ProcessGroup> pg = tp_;
-  auto f = [pg](const torch::Tensor& x) { return copy_to_tp(x, *pg); };
-  auto g = [pg](const torch::Tensor& x) { return reduce_from_tp(x, *pg); };
+  // Into a column-parallel layer (f) and out of a row-parallel one (g).
+  std::function<torch::Tensor(const torch::Tensor&)> f, g;
+  if (sequence_parallel_) {
+    f = [pg](const torch::Tensor& x) { return gather_sequence(x, *pg); };
+    g = [pg](const torch::Tensor& x) { return reduce_scatter_sequence(x, *pg); };
+  } else {
+    f = [pg](const torch::Tensor& x) { return copy_to_tp(x, *pg); };
+    g = [pg](const torch::Tensor& x) { return reduce_from_tp(x, *pg); };
+  }
   for (const auto& item : model_->named_parameters(true)) dims_[item.key()] = -1;
 
   auto column = [&](Linear& l, const std::string& prefix) {
@@ -206,12 +282,10 @@ TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp)
     row(a.o_proj, p + ".self_attn.o_proj");
     a.input_hook = f;
     // Qwen3's per-head norms are shared by every head but see only this rank's: their
-    // gradients are partial sums, completed over the group.
-    for (auto* norm : {&a.q_norm, &a.k_norm}) {
-      if (!*norm) continue;
-      for (auto& w : (*norm)->parameters())
-        w.register_hook([pg](torch::Tensor grad) { return all_reduced(grad, *pg); });
-    }
+    // gradients are partial sums, completed over the group (reduce_partial_gradients).
+    for (auto* norm : {&a.q_norm, &a.k_norm})
+      if (*norm)
+        for (auto& w : (*norm)->parameters()) partial_.push_back(w);
     auto& m = *layer.mlp;
     column(m.gate_proj, p + ".mlp.gate_proj");
     column(m.up_proj, p + ".mlp.up_proj");
@@ -225,12 +299,37 @@ TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp)
     dims_["model.embed_tokens.weight"] = 0;
     const int64_t start = vocab_start_;
     torch::nn::EmbeddingImpl* emb = lm.embed_tokens.get();
-    lm.embed_fn = [emb, start, pg](const torch::Tensor& ids) {
-      return vocab_parallel_embedding(ids, emb->weight, start, *pg);
+    const bool sp = sequence_parallel_;
+    lm.embed_fn = [emb, start, pg, sp](const torch::Tensor& ids) {
+      return vocab_parallel_embedding(ids, emb->weight, start, *pg, sp);
     };
   }
   if (model_->lm_head) column(model_->lm_head, "lm_head");  // tied: the embedding's slice
   model_->head_input_hook = f;
+  if (sequence_parallel_) {
+    lm.sequence_shards = n;
+    // The norms and row-parallel biases see this rank's tokens only.
+    partial_.clear();
+    for (const auto& item : model_->named_parameters(true))
+      if (dims_.at(item.key()) < 0) partial_.push_back(item.value());
+  }
+}
+
+void TensorParallel::reduce_partial_gradients() {
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : partial_)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return;
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> flat;
+  for (const auto& g : grads) flat.push_back(g.reshape({-1}));
+  auto buf = torch::cat(flat);
+  tp_->all_reduce_sum(buf);
+  int64_t offset = 0;
+  for (auto& g : grads) {
+    g.copy_(buf.narrow(0, offset, g.numel()).view_as(g));
+    offset += g.numel();
+  }
 }
 
 int64_t TensorParallel::shard_dim(const std::string& name) const {
@@ -250,13 +349,7 @@ torch::Tensor TensorParallel::gather(const std::string& name, const torch::Tenso
   const int64_t d = shard_dim(name);
   if (d < 0) return local;
   torch::NoGradGuard ng;
-  // Concatenating along dim 0 is what all_gather does to flat buffers: move d to the front.
-  auto front = local.detach().movedim(d, 0).contiguous();
-  auto sizes = front.sizes().vec();
-  sizes[0] *= tp_->size();
-  auto out = torch::empty(sizes, front.options());
-  tp_->all_gather(out.view({-1}), front.view({-1}));
-  return out.movedim(0, d).contiguous();
+  return all_gather_along(local.detach(), d, *tp_);
 }
 
 CausalLM TensorParallel::gather_model() {

@@ -10,6 +10,13 @@
 //              vocab-parallel cross-entropy that never gathers the full logits.
 // Norms and row-parallel biases are replicated (their gradients come out equal on every rank);
 // Qwen3's per-head q/k norms see only local heads, so their gradients are all-reduced.
+// Sequence parallelism (Korthikanti et al. 2022, `parallel.sequence_parallel`): outside the
+// attention and MLP (norms, residuals, the embedding's output, the final norm) each rank holds
+// 1/tp of the sequence, [B, T/tp, C]. Entering a column-parallel region all-gathers the
+// sequence (its backward reduce-scatters); leaving a row-parallel one reduce-scatters the
+// partial sums (its backward all-gathers): the same bytes as the two all-reduces, while those
+// activations take 1/tp of the memory. The replicated parameters then see one slice of the
+// tokens each, so their gradients are summed over the group once per step.
 // The f / g conjugate operators are autograd functions over the tp ProcessGroup's collectives;
 // the model code only offers generic hooks (nn/, models/) that this file sets.
 #pragma once
@@ -49,10 +56,18 @@ torch::Tensor copy_to_tp(const torch::Tensor& x, ProcessGroup& tp);
 // g: all-reduce forward, identity backward (the partial products of a row-parallel layer).
 torch::Tensor reduce_from_tp(const torch::Tensor& x, ProcessGroup& tp);
 
+// Sequence parallelism, along dim 1 (the sequence of [B, T, ...]), in rank order:
+// all-gather forward, reduce-scatter of the gradient backward: [B, T/tp, ...] -> [B, T, ...].
+torch::Tensor gather_sequence(const torch::Tensor& x, ProcessGroup& tp);
+// reduce-scatter forward (each rank keeps the sum of its slice), all-gather of the gradient
+// backward: [B, T, ...] -> [B, T/tp, ...]. T not divisible by tp is an error.
+torch::Tensor reduce_scatter_sequence(const torch::Tensor& x, ProcessGroup& tp);
+
 // ids [B, T] (full-vocab ids) -> [B, T, C] from weight [V/tp, C] holding rows
-// [vocab_start, vocab_start + V/tp): ids outside give zeros, then the sum over ranks.
+// [vocab_start, vocab_start + V/tp): ids outside give zeros, then the sum over ranks
+// (sequence_parallel: reduce-scattered, [B, T/tp, C]).
 torch::Tensor vocab_parallel_embedding(const torch::Tensor& ids, const torch::Tensor& weight,
-                                       int64_t vocab_start, ProcessGroup& tp);
+                                       int64_t vocab_start, ProcessGroup& tp, bool sequence_parallel = false);
 
 // Per-token cross-entropy (float32) from this rank's logits slice [N, V/tp] (columns
 // [vocab_start, vocab_start + V/tp)) against targets [N] (full-vocab ids; negative = ignored,
@@ -67,10 +82,13 @@ double sum_of_squares(const std::vector<torch::Tensor>& norms);
 class TensorParallel {
  public:
   // Slices `model` (built, same weights on every rank of `tp`) in place to this rank's share
-  // and installs the hooks. Checks check_tensor_parallel; refuses LoRA layers.
-  TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp);
+  // and installs the hooks (sequence_parallel: the sequence-parallel ones, and the model's
+  // hidden states between layers hold 1/tp of the sequence). Checks check_tensor_parallel;
+  // refuses LoRA layers.
+  TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp, bool sequence_parallel = false);
 
   ProcessGroup& group() { return *tp_; }
+  bool sequence_parallel() const { return sequence_parallel_; }
   // The dimension a parameter (HF name) is split along, or -1 when replicated.
   int64_t shard_dim(const std::string& name) const;
   // This rank's slice of a full tensor of parameter `name` (replicated: the tensor itself).
@@ -91,6 +109,11 @@ class TensorParallel {
   torch::Tensor token_losses(const torch::Tensor& logits, const torch::Tensor& targets);
   // Mean over the tokens whose target is not ignored (causal_lm_loss's value).
   torch::Tensor loss(const torch::Tensor& logits, const torch::Tensor& targets);
+  // Completes the gradients each rank holds only a part of: Qwen3's per-head q/k norms (this
+  // rank's heads) and, with sequence parallelism, every replicated parameter (this rank's
+  // tokens). One all-reduce over the group; call it once per step, after the backward passes
+  // (gradient accumulation included) and before clipping. Collective.
+  void reduce_partial_gradients();
   // The global L2 norm of the gradients of the whole (unsharded) model, clipped to max_norm
   // (0: no clipping) as Optimizer::clip_grad_norm does. Collective.
   double clip_grad_norm(double max_norm);
@@ -101,7 +124,9 @@ class TensorParallel {
   CausalLM model_;
   std::shared_ptr<ProcessGroup> tp_;
   std::map<std::string, int64_t> dims_;  // every parameter: split dim or -1
+  std::vector<torch::Tensor> partial_;   // parameters whose gradients are partial sums over the group
   int64_t vocab_start_ = 0;
+  bool sequence_parallel_ = false;
 };
 
 }  // namespace reef

@@ -198,6 +198,9 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
   const DistEnv env = dist_env_from(current_environment());
   std::shared_ptr<ProcessGroup> pg;
   const Mesh mesh = resolve_mesh(cfg.parallel, env.world_size);
+  const bool sequence_parallel = cfg.parallel.sequence_parallel && mesh.tp > 1;  // seq_len checked with the config
+  if (cfg.parallel.sequence_parallel && mesh.tp == 1)
+    log_warn("parallel.sequence_parallel=true has no effect with parallel.tp=1 (it splits the tensor-parallel ranks' sequence)");
   if (env.distributed()) {
     if (env.rank != 0) set_log_level(LogLevel::kError);
     if (cfg.run.device == "cuda") cfg.run.device = fmt::format("cuda:{}", env.local_rank);
@@ -210,8 +213,9 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
     po.backend = cfg.parallel.backend;
     po.device = cfg.run.device;
     pg = ProcessGroup::create(env, po);
-    log_info("parallel: {} ranks ({} environment, {} backend), dp={} tp={} pp={} zero={}", env.world_size,
-             env.source, pg->backend(), mesh.dp, mesh.tp, mesh.pp, mesh.zero);
+    log_info("parallel: {} ranks ({} environment, {} backend), dp={} tp={} pp={} zero={}{}", env.world_size,
+             env.source, pg->backend(), mesh.dp, mesh.tp, mesh.pp, mesh.zero,
+             sequence_parallel ? " sequence_parallel" : "");
   }
   const bool writes_files = !pg || pg->rank() == 0;
   int threads = configure_threads(cfg.run.threads);

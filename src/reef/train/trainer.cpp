@@ -97,17 +97,18 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
     if (mesh_.dp > 1) broadcast_module_from_rank0(*model_, *dp_pg);  // identical initial weights
     if (mesh_.tp > 1) {  // then each stage's tensors are split over its tp group
       groups_.tp = make_tp_group(mesh_, pg_);
-      tp_ = std::make_unique<TensorParallel>(model_, groups_.tp);
+      tp_ = std::make_unique<TensorParallel>(model_, groups_.tp, cfg_.parallel.sequence_parallel);
       TensorParallel* tp = tp_.get();
       pipeline_->set_tensor_parallel([tp](const std::string& name) { return tp->shard_dim(name) >= 0; },
-                                     groups_.tp);
+                                     groups_.tp, tp->sequence_parallel() ? mesh_.tp : 1);
     }
   } else {
     // Identical initial weights everywhere, before tensor parallelism slices them.
     if (world > 1) broadcast_module_from_rank0(*model_, *pg_);
     groups_ = make_mesh_groups(mesh_, pg_);
     dp_pg = groups_.dp;
-    if (groups_.tp) tp_ = std::make_unique<TensorParallel>(model_, groups_.tp);  // slices the model
+    if (groups_.tp)  // slices the model
+      tp_ = std::make_unique<TensorParallel>(model_, groups_.tp, cfg_.parallel.sequence_parallel);
   }
   shard_ = shard_global_batch(cfg_.train.micro_batch_size, cfg_.train.grad_accum, mesh_.dp,
                               mesh_coord(mesh_, pg_ ? pg_->rank() : 0).dp_rank);
@@ -465,6 +466,7 @@ TrainResult Trainer::run() {
     double aux = aux_sum / static_cast<double>(accum);
     bool stop = g_stop_signal != 0;  // the step that sees the signal is logged and saved
     if (grad_sync_ && !pipeline_) grad_sync_->finish();  // a pipeline step finishes its own
+    if (tp_) tp_->reduce_partial_gradients();  // sequence-parallel norms, Qwen3's q/k norms
     if (pg_) {
       // The mean loss (and aux loss) over ranks, and a stop that any rank saw stops them all at
       // this step. With a pipeline only the last stage's ranks hold a loss.
@@ -500,7 +502,7 @@ TrainResult Trainer::run() {
       const CollectiveBytes b = comm_bytes();
       rec["comm_all_reduce_bytes"] = static_cast<double>(b.all_reduce - comm_before.all_reduce);
       rec["comm_all_gather_bytes"] = static_cast<double>(b.all_gather - comm_before.all_gather);
-      if (fsdp_) {
+      if (fsdp_ || (tp_ && tp_->sequence_parallel())) {
         rec["comm_reduce_scatter_bytes"] = static_cast<double>(b.reduce_scatter - comm_before.reduce_scatter);
         rec["comm_reduce_scatter_calls"] = static_cast<double>(b.reduce_scatter_calls - comm_before.reduce_scatter_calls);
       }
@@ -568,15 +570,8 @@ std::vector<ShardedParam> Trainer::sharded_params() const {
 CollectiveBytes Trainer::comm_bytes() const {
   if (pipeline_) return pipeline_->bytes();  // the world and the stage's dp and tp groups
   CollectiveBytes sum = pg_ ? pg_->bytes() : CollectiveBytes();
-  for (const auto& g : {groups_.dp, groups_.tp}) {
-    if (!g || g == pg_) continue;  // a subgroup of the world: its own counters
-    sum.all_reduce += g->bytes().all_reduce;
-    sum.all_gather += g->bytes().all_gather;
-    sum.broadcast += g->bytes().broadcast;
-    sum.send += g->bytes().send;
-    sum.reduce_scatter += g->bytes().reduce_scatter;
-    sum.reduce_scatter_calls += g->bytes().reduce_scatter_calls;
-  }
+  for (const auto& g : {groups_.dp, groups_.tp})
+    if (g && g != pg_) sum += g->bytes();  // a subgroup of the world: its own counters
   return sum;
 }
 

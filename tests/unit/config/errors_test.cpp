@@ -200,6 +200,19 @@ TEST(ConfigErrors, ImpossibleValuesNameKeyExpectationAndCommandLine) {
   }
 }
 
+TEST(ConfigErrors, SequenceParallelNeedsTheSequenceToSplitOverTheTpRanks) {
+  std::string msg = cl_error({"parallel.tp=4", "parallel.sequence_parallel=true", "data.seq_len=30"});
+  EXPECT_HAS(msg, "data.seq_len=30 is not divisible by parallel.tp=4");
+  EXPECT_HAS(msg, "(data.seq_len from command line, parallel.sequence_parallel from command line)");
+  EXPECT_HAS(msg, "set data.seq_len=28");
+  // Without tp, or with a sequence that splits, there is nothing to say.
+  for (const auto& ok : std::vector<std::vector<std::string>>{
+           {"parallel.sequence_parallel=true", "data.seq_len=30"},
+           {"parallel.tp=4", "parallel.sequence_parallel=true", "data.seq_len=32"},
+           {"parallel.tp=4", "data.seq_len=30"}})
+    EXPECT_NO_THROW(load_config("", ok)) << ok.back();
+}
+
 TEST(ConfigErrors, UnknownNamesListTheAllowedOnesAndSuggest) {
   EXPECT_EQ(cl_error({"model.arch=lama"}),
             "model.arch: expected one of llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2, got 'lama' "

@@ -1,6 +1,7 @@
 // Tests for parallel/tensor_parallel.h with tp ranks as threads of this process (TCPStore +
 // Gloo on loopback): a sharded llama (GQA, biases; and a tied-embedding Qwen3 with q/k norms)
-// gives the full model's logits slice, loss and gradients; checkpoints gather / shard round
+// gives the full model's logits slice, loss and gradients, with sequence parallelism too (and
+// packed rows); the sequence-parallel operators and their gradients; checkpoints gather / shard round
 // trip; the mesh's dp x tp subgroups reduce over the right ranks; unsplittable models are one
 // usage error naming the key.
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 
 #include "reef/base/error.h"
 #include "run_ranks.h"
+#include "reef/nn/packing.h"
 #include "reef/parallel/tensor_parallel.h"
 
 namespace reef {
@@ -71,14 +73,17 @@ void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std
                                                       << (got - want).abs().max().item<double>();
 }
 
-class ShardedModel : public ::testing::TestWithParam<std::string> {};
+// (model, sequence parallel)
+class ShardedModel : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
 
 TEST_P(ShardedModel, GivesTheFullModelsLogitsLossAndGradients) {
-  const ModelConfig cfg = GetParam() == "llama_gqa" ? llama_gqa() : qwen3_tied();
+  const auto& [name, sequence_parallel] = GetParam();
+  const ModelConfig cfg = name == "llama_gqa" ? llama_gqa() : qwen3_tied();
   CausalLM full = random_model(cfg);
   torch::manual_seed(3);
-  auto ids = torch::randint(0, cfg.vocab_size, {2, 9}, torch::kLong);
-  auto targets = torch::randint(0, cfg.vocab_size, {2, 9}, torch::kLong);
+  const int64_t T = sequence_parallel ? 10 : 9;  // sequence parallel: an even split
+  auto ids = torch::randint(0, cfg.vocab_size, {2, T}, torch::kLong);
+  auto targets = torch::randint(0, cfg.vocab_size, {2, T}, torch::kLong);
   targets[0][2] = -100;  // ignored, as torch's cross_entropy
   targets[1][5] = -100;
   auto logits = full->forward(ids);  // [B, T, V]
@@ -88,16 +93,21 @@ TEST_P(ShardedModel, GivesTheFullModelsLogitsLossAndGradients) {
 
   run_ranks(2, [&](std::shared_ptr<ProcessGroup> pg) {
     CausalLM m = ranks[pg->rank()];
-    TensorParallel tp(m, pg);
+    TensorParallel tp(m, pg, sequence_parallel);
     const int64_t vl = cfg.vocab_size / 2;
     EXPECT_EQ(m->model->embed_tokens->weight.size(0), vl);
     EXPECT_EQ(m->model->layers->at<LlamaDecoderLayerImpl>(0).self_attn->k_proj->weight.size(0),
               cfg.n_kv_heads / 2 * m->config().head_dim);
+    if (sequence_parallel) {  // between the layers each rank holds half of the sequence
+      EXPECT_EQ(m->embed(ids).sizes(), (std::vector<int64_t>{2, T / 2, cfg.hidden_size}));
+      EXPECT_EQ(m->run_layers(m->embed(ids), 0, 1).sizes(), (std::vector<int64_t>{2, T / 2, cfg.hidden_size}));
+    }
     auto local = m->forward(ids);  // [B, T, V/2]
     expect_close(local.detach(), logits.detach().narrow(2, pg->rank() * vl, vl), "logits slice");
     auto l = tp.loss(local, targets);
     EXPECT_NEAR(l.item<double>(), loss.item<double>(), 1e-5 * loss.item<double>());
     l.backward();
+    tp.reduce_partial_gradients();
     auto want = full->named_parameters();
     for (const auto& item : m->named_parameters()) {
       ASSERT_TRUE(item.value().grad().defined()) << item.key();
@@ -114,7 +124,62 @@ TEST_P(ShardedModel, GivesTheFullModelsLogitsLossAndGradients) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(TensorParallel, ShardedModel, ::testing::Values("llama_gqa", "qwen3_tied"));
+INSTANTIATE_TEST_SUITE_P(TensorParallel, ShardedModel,
+                         ::testing::Combine(::testing::Values("llama_gqa", "qwen3_tied"), ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "_sequence_parallel" : "");
+                         });
+
+// The sequence-parallel operators against their definitions: gather_sequence concatenates the
+// ranks' slices along dim 1 and its gradient is the sum over ranks of the output gradients,
+// sliced; reduce_scatter_sequence is the sum over ranks, sliced, and its gradient the gathered
+// output gradients.
+TEST(SequenceParallel, GatherAndReduceScatterAlongTheSequenceAndTheirGradients) {
+  auto input = [](int rank) { return torch::arange(24, torch::kFloat).view({2, 3, 4}) * (rank + 1); };
+  auto out_grad = [](int rank) { return torch::full({2, 6, 4}, 1.0f + rank) + torch::arange(4, torch::kFloat); };
+  run_ranks(2, [&](std::shared_ptr<ProcessGroup> pg) {
+    const int r = pg->rank();
+    auto x = input(r).requires_grad_(true);  // [B, T/2, C]
+    auto y = gather_sequence(x, *pg);         // [B, T, C]
+    EXPECT_TRUE(torch::equal(y, torch::cat({input(0), input(1)}, 1)));
+    y.backward(out_grad(r));
+    EXPECT_TRUE(torch::equal(x.grad(), (out_grad(0) + out_grad(1)).narrow(1, 3 * r, 3)));
+
+    auto z = torch::arange(48, torch::kFloat).view({2, 6, 4}).mul(r + 1).requires_grad_(true);
+    auto s = reduce_scatter_sequence(z, *pg);  // [B, T/2, C]
+    EXPECT_TRUE(torch::equal(s, (torch::arange(48, torch::kFloat).view({2, 6, 4}) * 3).narrow(1, 3 * r, 3)));
+    auto g = torch::full({2, 3, 4}, 10.0f * (r + 1));
+    s.backward(g);
+    EXPECT_TRUE(torch::equal(z.grad(), torch::cat({torch::full({2, 3, 4}, 10.0f), torch::full({2, 3, 4}, 20.0f)}, 1)));
+    // An uneven split is an error naming the key to change.
+    try {
+      reduce_scatter_sequence(torch::zeros({1, 5, 2}), *pg);
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("make data.seq_len divisible by parallel.tp"), std::string::npos) << e.what();
+    }
+  });
+}
+
+// Packed rows (positions restarting per sample, attention within each sample) under sequence
+// parallelism: the positions span the whole sequence, not a rank's slice.
+TEST(SequenceParallel, PackedSequencesGiveTheFullModelsLogits) {
+  const ModelConfig cfg = llama_gqa();
+  CausalLM full = random_model(cfg);
+  auto ids = torch::randint(0, cfg.vocab_size, {2, 8}, torch::kLong);
+  auto pos = torch::tensor({0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 0, 1}, torch::kLong).view({2, 8});
+  auto seg = torch::tensor({0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1}, torch::kLong).view({2, 8});
+  PackedSequences packed(pos, seg);
+  auto logits = full->forward_train(ids, &packed).logits.detach();
+  std::vector<CausalLM> ranks = {copy_model(cfg, full), copy_model(cfg, full)};
+  run_ranks(2, [&](std::shared_ptr<ProcessGroup> pg) {
+    CausalLM m = ranks[pg->rank()];
+    TensorParallel tp(m, pg, /*sequence_parallel=*/true);
+    PackedSequences mine(pos, seg);
+    auto local = m->forward_train(ids, &mine).logits.detach();
+    expect_close(local, logits.narrow(2, pg->rank() * cfg.vocab_size / 2, cfg.vocab_size / 2), "packed logits slice");
+  });
+}
 
 TEST(TensorParallel, LoadsFullWeightsAndOptimizerStateAsSlices) {
   const ModelConfig cfg = llama_gqa();
