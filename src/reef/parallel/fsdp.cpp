@@ -118,12 +118,24 @@ std::vector<Fsdp::LocalRange> Fsdp::local_ranges(const Unit& u) const {
 void Fsdp::gather(Unit& u) {
   if (u.gathered) return;
   torch::NoGradGuard ng;
-  allocate_storage(u.full);
-  pg_->all_gather(u.full, u.local);
+  if (u.gathering) {  // prefetched: wait for it to land
+    u.gathering->wait();
+    u.gathering.reset();
+  } else {
+    allocate_storage(u.full);
+    pg_->all_gather(u.full, u.local);
+  }
   u.gathered = true;
 }
 
+void Fsdp::prefetch(Unit& u) {
+  if (u.gathered || u.gathering) return;
+  allocate_storage(u.full);
+  u.gathering = pg_->all_gather_async(u.full, u.local);
+}
+
 void Fsdp::release(Unit& u) {
+  if (u.gathering) gather(u);  // never free a buffer a collective is still writing
   if (!u.gathered) return;
   free_storage(u.full);
   u.gathered = false;
@@ -131,15 +143,17 @@ void Fsdp::release(Unit& u) {
 
 torch::Tensor Fsdp::layer_hook(int64_t layer, const torch::Tensor& x,
                                const std::function<torch::Tensor(const torch::Tensor&)>& run) {
-  Unit& u = units_.at(static_cast<size_t>(layer));
+  const size_t ui = static_cast<size_t>(layer), n_layers = units_.size() - 1;
+  Unit& u = units_.at(ui);
   gather(u);
+  if (ui + 1 < n_layers) prefetch(units_[ui + 1]);  // the next layer's gather overlaps this one
   torch::Tensor out = run(x);
   release(u);
   if (out.requires_grad()) {  // training: gather again right before this layer's backward
-    const size_t ui = static_cast<size_t>(layer);
     out.register_hook([this, ui](torch::Tensor) {
       Unit& v = units_[ui];
       gather(v);
+      if (ui > 0) prefetch(units_[ui - 1]);  // backward goes down the layers
       v.pending = v.params.size();
       v.reduced = false;
     });
@@ -172,17 +186,29 @@ void Fsdp::reduce_grads(Unit& u) {
     p.tensor.mutable_grad() = torch::Tensor();
   }
   flat.div_(static_cast<double>(n));
-  auto mine = torch::empty({u.shard}, u.local.options());
-  pg_->reduce_scatter_sum(mine, flat);
-  if (u.grad.defined()) u.grad.add_(mine);
-  else u.grad = mine;
+  // One reduce-scatter in flight at a time: it overlaps the next unit's backward, and at most
+  // two full flat gradients exist at once.
+  for (auto& other : units_) finish_reduce(other);
+  u.reduce_in = flat;
+  u.reduce_out = torch::empty({u.shard}, u.local.options());
+  u.reducing = pg_->reduce_scatter_sum_async(u.reduce_out, u.reduce_in);
   u.reduced = true;
   release(u);
+}
+
+void Fsdp::finish_reduce(Unit& u) {
+  if (!u.reducing) return;
+  u.reducing->wait();
+  u.reducing.reset();
+  if (u.grad.defined()) u.grad.add_(u.reduce_out);
+  else u.grad = u.reduce_out;
+  u.reduce_in = u.reduce_out = torch::Tensor();
 }
 
 void Fsdp::after_backward() {
   for (auto& u : units_)
     if (!u.reduced) reduce_grads(u);
+  for (auto& u : units_) finish_reduce(u);
   release_all();
 }
 

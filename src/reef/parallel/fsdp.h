@@ -11,10 +11,13 @@
 // saved views share that storage, so a re-gather before backward refills what they see).
 //   forward:  a layer's unit is gathered by the model's layer hook, run, and released; the root
 //             unit is gathered before the forward (gather_root) and kept until after backward.
-//   backward: a tensor hook on the layer's output re-gathers the unit before its backward; once
-//             autograd has accumulated every parameter's gradient (post-accumulate-grad hooks),
-//             the full gradients are reduce-scattered (averaged over dp) into the unit's gradient
-//             shard and the full gradients and parameters are freed. The root unit (and, for MoE
+//             While layer i runs, layer i + 1's all-gather is in flight (prefetch).
+//   backward: a tensor hook on the layer's output re-gathers the unit before its backward (and
+//             starts layer i - 1's all-gather); once autograd has accumulated every parameter's
+//             gradient (post-accumulate-grad hooks), the full gradients are reduce-scattered
+//             (averaged over dp) into the unit's gradient shard while the next layer's backward
+//             runs, and the full parameters are freed: at most two units are gathered and two
+//             full gradients alive at a time. The root unit (and, for MoE
 //             models whose experts may go unused on some rank, every unit) is reduce-scattered by
 //             after_backward(), in unit order, so every rank issues the same collectives.
 // Gradient accumulation: every micro-batch's backward reduce-scatters and adds into the shards.
@@ -52,6 +55,10 @@ class Fsdp {
     torch::Tensor decay_leaf, no_decay_leaf;
     bool gathered = false, reduced = true;
     size_t pending = 0;  // parameters whose gradient this backward has not produced yet
+    std::unique_ptr<ProcessGroup::Work> gathering;  // a prefetch into `full` in flight
+    // A reduce-scatter in flight: its input (the full flat gradient) and output (this slice).
+    std::unique_ptr<ProcessGroup::Work> reducing;
+    torch::Tensor reduce_in, reduce_out;
   };
   // A piece of this rank's slice: elements [begin, begin + length) of parameter `param`, at
   // `at` in the unit's `local`.
@@ -102,7 +109,9 @@ class Fsdp {
  private:
   void gather(Unit& u);
   void release(Unit& u);
-  void reduce_grads(Unit& u);  // reduce-scatter into u.grad, drop full grads, release
+  void prefetch(Unit& u);      // starts gathering u (gather() waits for it)
+  void reduce_grads(Unit& u);  // starts the reduce-scatter into u.grad, drops full grads, releases
+  void finish_reduce(Unit& u);  // waits for u's reduce-scatter and adds it into u.grad
   torch::Tensor layer_hook(int64_t layer, const torch::Tensor& x,
                            const std::function<torch::Tensor(const torch::Tensor&)>& run);
 

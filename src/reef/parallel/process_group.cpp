@@ -104,7 +104,7 @@ class C10dProcessGroup : public ProcessGroup {
     start("broadcast", [&] { return pg_->broadcast(ts, o); })->wait();
   }
 
-  void all_gather(torch::Tensor out, torch::Tensor in) override {
+  std::unique_ptr<Work> all_gather_async(torch::Tensor out, torch::Tensor in) override {
     TORCH_CHECK(out.numel() == in.numel() * size_, "all_gather: output must hold size * input");
     bytes_.all_gather += static_cast<int64_t>(in.nbytes());
     std::vector<std::vector<at::Tensor>> outs(1);
@@ -112,10 +112,10 @@ class C10dProcessGroup : public ProcessGroup {
     std::vector<at::Tensor> ins = {in.contiguous()};
     c10d::AllgatherOptions o;
     o.timeout = timeout_;
-    start("all-gather", [&] { return pg_->allgather(outs, ins, o); })->wait();
+    return start("all-gather", [&] { return pg_->allgather(outs, ins, o); });
   }
 
-  void reduce_scatter_sum(torch::Tensor out, torch::Tensor in) override {
+  std::unique_ptr<Work> reduce_scatter_sum_async(torch::Tensor out, torch::Tensor in) override {
     TORCH_CHECK(in.numel() == out.numel() * size_, "reduce_scatter: input must hold size * output");
     TORCH_CHECK(out.is_contiguous(), "reduce_scatter: the output must be contiguous");
     bytes_.reduce_scatter += static_cast<int64_t>(in.nbytes());
@@ -127,7 +127,7 @@ class C10dProcessGroup : public ProcessGroup {
     c10d::ReduceScatterOptions o;
     o.reduceOp = c10d::ReduceOp::SUM;
     o.timeout = timeout_;
-    start("reduce-scatter", [&] { return pg_->reduce_scatter(outs, ins, o); })->wait();
+    return start("reduce-scatter", [&] { return pg_->reduce_scatter(outs, ins, o); });
   }
 
   void barrier() override {

@@ -61,10 +61,16 @@ class ProcessGroup {
   void all_reduce_sum(torch::Tensor t) { all_reduce_sum_async(std::move(t))->wait(); }
   // Rank `root`'s values into `t` on every rank, in place.
   virtual void broadcast(torch::Tensor t, int root) = 0;
-  // out [size * n] = concatenation of every rank's `in` [n], in rank order.
-  virtual void all_gather(torch::Tensor out, torch::Tensor in) = 0;
+  // out [size * n] = concatenation of every rank's `in` [n], in rank order. The async form:
+  // `out` (contiguous) holds the result once wait() returns; neither may change before.
+  virtual std::unique_ptr<Work> all_gather_async(torch::Tensor out, torch::Tensor in) = 0;
+  void all_gather(torch::Tensor out, torch::Tensor in) { all_gather_async(std::move(out), std::move(in))->wait(); }
   // out [n] = the sum over ranks of chunk `rank` of their `in` [size * n] (chunks in rank order).
-  virtual void reduce_scatter_sum(torch::Tensor out, torch::Tensor in) = 0;
+  // The async form: as all_gather_async.
+  virtual std::unique_ptr<Work> reduce_scatter_sum_async(torch::Tensor out, torch::Tensor in) = 0;
+  void reduce_scatter_sum(torch::Tensor out, torch::Tensor in) {
+    reduce_scatter_sum_async(std::move(out), std::move(in))->wait();
+  }
   virtual void barrier() = 0;
 
   // Point-to-point (pipeline parallelism). `dst`/`src` are ranks of this group; a send and its

@@ -36,6 +36,30 @@ TEST(Collectives, AllReduceBroadcastAllGather) {
   });
 }
 
+// Several all-gathers and reduce-scatters in flight at once (FSDP's prefetch and overlapped
+// reduce-scatter), waited for in another order than issued: each lands in its own output.
+TEST(Collectives, AsyncAllGathersAndReduceScattersInFlightTogether) {
+  run_ranks(2, [](std::shared_ptr<ProcessGroup> pg) {
+    const float r = static_cast<float>(pg->rank());
+    auto g1 = torch::empty({4}), g2 = torch::empty({6});
+    auto s1 = torch::empty({2}), s2 = torch::empty({3});
+    auto w1 = pg->all_gather_async(g1, torch::full({2}, r));
+    auto w2 = pg->reduce_scatter_sum_async(s1, torch::arange(4, torch::kFloat) * (r + 1));
+    auto w3 = pg->all_gather_async(g2, torch::full({3}, 10 + r));
+    auto w4 = pg->reduce_scatter_sum_async(s2, torch::ones({6}) * (r + 1));
+    w4->wait();
+    w2->wait();
+    w3->wait();
+    w1->wait();
+    EXPECT_TRUE(torch::equal(g1, torch::tensor({0.0f, 0.0f, 1.0f, 1.0f})));
+    EXPECT_TRUE(torch::equal(g2, torch::tensor({10.0f, 10.0f, 10.0f, 11.0f, 11.0f, 11.0f})));
+    // arange(4) * 1 + arange(4) * 2 = [0, 3, 6, 9]; rank r keeps chunk r.
+    EXPECT_TRUE(torch::equal(s1, r == 0 ? torch::tensor({0.0f, 3.0f}) : torch::tensor({6.0f, 9.0f})));
+    EXPECT_TRUE(torch::equal(s2, torch::full({3}, 3.0f)));
+    EXPECT_EQ(pg->bytes().reduce_scatter_calls, 2);
+  });
+}
+
 // A two-layer model and a regression loss on rows [first, first + n) of fixed data.
 struct Tiny {
   torch::nn::Sequential net{torch::nn::Linear(6, 5), torch::nn::Tanh(), torch::nn::Linear(5, 1)};

@@ -111,13 +111,32 @@ TEST_P(FsdpModel, HoldsASliceAtRestAndGivesTheFullModelsLogitsAndAveragedGradien
     };
     EXPECT_EQ(resident(), 0);
 
+    // While layer i runs forward, layer i + 1's all-gather is in flight or done (prefetch), and
+    // no other decoder layer holds its parameters.
+    auto* hook = m->model ? &m->model->layer_hook : &m->transformer->layer_hook;
+    auto inner = *hook;
+    int64_t prefetched = 0, most_held = 0;
+    *hook = [&](int64_t i, const torch::Tensor& x, const std::function<torch::Tensor(const torch::Tensor&)>& run) {
+      return inner(i, x, [&](const torch::Tensor& y) {
+        auto held = [&](int64_t j) { return fsdp.units()[j].gathered || fsdp.units()[j].gathering != nullptr; };
+        int64_t n = 0;
+        for (int64_t j = 0; j < cfg.n_layers; ++j) n += held(j) ? 1 : 0;
+        most_held = std::max(most_held, n);
+        if (i + 1 < cfg.n_layers && held(i + 1)) ++prefetched;
+        return run(y);
+      });
+    };
     fsdp.gather_root();
     auto logits = m->forward(ids[r]);
+    *hook = inner;
     expect_close(logits.detach(), want_logits[r], "logits");
+    EXPECT_EQ(prefetched, cfg.n_layers - 1);
+    EXPECT_EQ(most_held, std::min<int64_t>(2, cfg.n_layers));
     const int64_t calls_before = pg->bytes().reduce_scatter_calls;
     (causal_lm_loss_sum(logits, targets[r])).backward();
-    // During backward each decoder layer was reduce-scattered and released as soon as its
-    // gradients were complete; only the root unit waits for after_backward().
+    // During backward each decoder layer's reduce-scatter was started and the layer released as
+    // soon as its gradients were complete; only the root unit waits for after_backward(), which
+    // also waits for the last reduce-scatter in flight.
     EXPECT_EQ(pg->bytes().reduce_scatter_calls - calls_before, cfg.n_layers);
     for (int64_t i = 0; i < cfg.n_layers; ++i) EXPECT_FALSE(fsdp.units()[i].gathered) << "layer " << i;
     EXPECT_TRUE(fsdp.units().back().gathered);
