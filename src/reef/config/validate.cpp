@@ -323,6 +323,15 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
                 cfg.parallel.tp > 1 ? c.ref("parallel.tp", std::to_string(cfg.parallel.tp))
                 : cfg.parallel.pp > 1 ? c.ref("parallel.pp", std::to_string(cfg.parallel.pp))
                                       : c.ref("peft.method", cfg.peft.method));
+  if (cfg.parallel.tp > 1 && cfg.peft.method != "none")
+    usage_error("parallel.tp={} ({}): peft.method={} ({}) is not supported with tensor parallelism; use "
+                "parallel.tp=1 (data parallelism works)", cfg.parallel.tp, c.from("parallel.tp"),
+                cfg.peft.method, c.from("peft.method"));
+  // tp x pp checkpoints are always distributed: no rank holds a whole stage to gather.
+  if (cfg.parallel.tp > 1 && cfg.parallel.pp > 1 && cfg.checkpoint.layout == "consolidated")
+    usage_error("checkpoint.layout=consolidated ({}): with parallel.tp={} and parallel.pp={} together "
+                "checkpoints are distributed; use checkpoint.layout=auto (reef convert consolidates one)",
+                c.from("checkpoint.layout"), cfg.parallel.tp, cfg.parallel.pp);
   // Sequence parallelism splits each sample's tokens evenly over the tp ranks.
   if (cfg.parallel.sequence_parallel && cfg.parallel.tp > 1 && cfg.data.seq_len % cfg.parallel.tp != 0)
     usage_error("parallel.sequence_parallel=true: data.seq_len={} is not divisible by parallel.tp={}, and each "

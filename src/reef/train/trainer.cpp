@@ -69,18 +69,8 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
   const int world = pg_ ? pg_->size() : 1;
   mesh_ = resolve_mesh(cfg_.parallel, world);
   dp_ = mesh_.dp;
-  if (mesh_.pp > 1 && mesh_.tp > 1 && cfg_.checkpoint.layout == "consolidated")
-    usage_error("checkpoint.layout=consolidated ({}): with parallel.tp={} and parallel.pp={} together "
-                "checkpoints are distributed; use checkpoint.layout=auto (reef convert consolidates one)",
-                cfg_.checkpoint.layout, mesh_.tp, mesh_.pp);
-  if (peft_ && mesh_.tp > 1)
-    usage_error("parallel.tp={}: peft.method={} is not supported with tensor parallelism; use "
-                "parallel.tp=1 (data parallelism works)", mesh_.tp, cfg_.peft.method);
-  if (cfg_.parallel.zero == 3 && (mesh_.tp > 1 || mesh_.pp > 1 || peft_))
-    usage_error("parallel.zero=3 (FSDP) shards parameters over data-parallel ranks only; it does not combine "
-                "with parallel.tp={}, parallel.pp={}{}: use parallel.tp=1 parallel.pp=1{}, or parallel.zero=1",
-                mesh_.tp, mesh_.pp, peft_ ? " or peft.method=" + cfg_.peft.method : std::string(),
-                peft_ ? " without peft" : "");
+  // validate_config has refused what does not combine: PEFT with tp, zero=3 with tp, pp or PEFT,
+  // a consolidated layout for tp x pp.
   std::shared_ptr<ProcessGroup> dp_pg;  // the data-parallel group of this rank
   if (mesh_.pp > 1) {  // keeps only this rank's stage of model_
     SampleLayout layout;
@@ -175,13 +165,10 @@ void Trainer::resume_from(const std::string& dir) {
     }
     std::map<std::string, torch::Tensor> opt, mine;
     s = load_checkpoint_named(dir, full, &opt);
-    torch::NoGradGuard ng;
-    auto src = full->named_parameters(true);
-    for (auto& item : model_->named_parameters(true)) {
-      item.value().copy_(tp_->shard(item.key(), src[item.key()]));
+    tp_->load_full_model(full);
+    for (const auto& item : model_->named_parameters(true))  // the moments of this stage's parameters
       for (const char* m : {".exp_avg", ".exp_avg_sq"})
         if (auto it = opt.find(item.key() + m); it != opt.end()) mine[it->first] = it->second;
-    }
     optimizer_->load_state_tensors(tp_->shard_state(mine), s.optimizer_step);
   } else if (fsdp_) {  // whole weights into the gathered model, then this rank's slices
     fsdp_->gather_all();

@@ -213,6 +213,19 @@ TEST(ConfigErrors, SequenceParallelNeedsTheSequenceToSplitOverTheTpRanks) {
     EXPECT_NO_THROW(load_config("", ok)) << ok.back();
 }
 
+TEST(ConfigErrors, TensorParallelCombinationsThatDoNotWorkNameTheirKeys) {
+  std::string msg = cl_error({"parallel.tp=2", "peft.method=lora"});
+  EXPECT_HAS(msg, "parallel.tp=2 (command line): peft.method=lora (command line) is not supported with tensor parallelism");
+  msg = cl_error({"parallel.tp=2", "parallel.pp=2", "checkpoint.layout=consolidated"});
+  EXPECT_HAS(msg, "checkpoint.layout=consolidated (command line): with parallel.tp=2 and parallel.pp=2 together "
+                  "checkpoints are distributed; use checkpoint.layout=auto");
+  for (const auto& ok : std::vector<std::vector<std::string>>{
+           {"parallel.tp=2", "parallel.pp=2"},
+           {"parallel.tp=2", "checkpoint.layout=consolidated"},
+           {"parallel.pp=2", "checkpoint.layout=consolidated"}})
+    EXPECT_NO_THROW(load_config("", ok)) << ok.back();
+}
+
 TEST(ConfigErrors, UnknownNamesListTheAllowedOnesAndSuggest) {
   EXPECT_EQ(cl_error({"model.arch=lama"}),
             "model.arch: expected one of llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2, got 'lama' "
