@@ -17,6 +17,7 @@
 #include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/checkpoint/safetensors.h"
+#include "testing/same_run.h"
 #include "testing/testing.h"
 
 namespace reef {
@@ -24,19 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// 6 steps of a global batch of 8 sequences (4 x 2 accumulated), checkpoints at steps 3 and 6.
-std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& run,
-                                       std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + run,
-                                "model.hidden_size=64", "model.n_layers=2", "data.seq_len=32",
-                                "train.micro_batch_size=4", "train.grad_accum=2", "train.max_steps=6",
-                                "train.eval_every=0", "checkpoint.every=3", "checkpoint.keep_last=0",
-                                "run.threads=1", "logging.progress=off", "train.precision=fp32",
-                                "optim.warmup_steps=2", "data.train_files=[" + dir / "train.txt]",
-                                "data.valid_files=[]"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
-}
+using testing::pretrain_args;
 
 // A run folder holding only `from`'s step_3 checkpoint, to resume.
 std::string run_with_step3(const std::string& from, const std::string& to) {

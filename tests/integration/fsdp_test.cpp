@@ -11,53 +11,29 @@
 #include "reef/base/files.h"
 #include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/checkpoint/safetensors.h"
-#include "testing/checkpoint_tensors.h"
+#include "testing/same_run.h"
 #include "testing/testing.h"
 
 namespace reef {
 namespace {
 
-// A small pretraining: 6 steps of a global batch of 8 sequences (2 x 4 accumulated: each of 2
-// ranks accumulates 2 micro-batches).
-std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& run,
+// testing::pretrain_args with each of 2 ranks accumulating 2 micro-batches (2 x 4 in all).
+std::vector<std::string> run_args(const testing::ScratchDir& dir, const std::string& run,
                                        std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + run,
-                                "model.hidden_size=64", "model.n_layers=2", "data.seq_len=32",
-                                "train.micro_batch_size=2", "train.grad_accum=4", "train.max_steps=6",
-                                "train.eval_every=0", "checkpoint.every=3", "checkpoint.keep_last=0",
-                                "run.threads=1", "logging.progress=off", "train.precision=fp32",
-                                "optim.warmup_steps=2", "data.train_files=[" + dir / "train.txt]",
-                                "data.valid_files=[]"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
+  extra.insert(extra.begin(), {"train.micro_batch_size=2", "train.grad_accum=4"});
+  return testing::pretrain_args(dir, run, extra);
 }
 
-void expect_same_run(const std::string& ref, const std::string& got, int64_t step) {
-  auto a = testing::metric_by_step(ref + "/metrics.jsonl"), b = testing::metric_by_step(got + "/metrics.jsonl");
-  ASSERT_EQ(a.size(), 6u);
-  ASSERT_EQ(b.size(), a.size());
-  for (const auto& [s, loss] : a) {
-    ASSERT_TRUE(b.count(s)) << "step " << s;
-    EXPECT_NEAR(b[s], loss, 1e-5 * std::abs(loss)) << "loss at step " << s;
-  }
-  const std::string f = "/checkpoints/step_" + std::to_string(step);
-  auto wa = testing::checkpoint_tensors(ref + f, "model"), wb = testing::checkpoint_tensors(got + f, "model");
-  ASSERT_EQ(wa.size(), wb.size());
-  for (const auto& [name, t] : wa) {
-    ASSERT_TRUE(wb.count(name)) << name;
-    EXPECT_TRUE(torch::allclose(wb[name], t, 1e-5, 1e-6)) << name << " max diff "
-                                                          << (wb[name] - t).abs().max().item<double>();
-  }
-}
+using testing::expect_same_run;
 
 class Fsdp : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::ScratchDir();
     testing::write_fortune_corpus(*dir_ / "train.txt");
-    auto r = testing::run_reef(pretrain_args(*dir_, *dir_ / "single"));
+    auto r = testing::run_reef(run_args(*dir_, *dir_ / "single"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, *dir_ / "zero3", {"parallel.zero=3"})));
+    r = testing::run_reef(testing::launch_args(2, run_args(*dir_, *dir_ / "zero3", {"parallel.zero=3"})));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     zero3_output_ = new std::string(r.output);
   }
@@ -90,7 +66,7 @@ TEST_F(Fsdp, ZeroThreeOnTwoRanksEqualsOneProcess) {
 TEST_F(Fsdp, ConsolidatedCheckpointsEqualOneProcess) {
   const std::string run = *dir_ / "zero3-cons";
   auto r = testing::run_reef(testing::launch_args(
-      2, pretrain_args(*dir_, run, {"parallel.zero=3", "checkpoint.layout=consolidated"})));
+      2, run_args(*dir_, run, {"parallel.zero=3", "checkpoint.layout=consolidated"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(path_exists(run + "/checkpoints/step_6/model.safetensors"));
   expect_same_run(*dir_ / "single", run, 6);
@@ -99,13 +75,13 @@ TEST_F(Fsdp, ConsolidatedCheckpointsEqualOneProcess) {
 TEST_F(Fsdp, ZeroThreeCheckpointResumesInOneProcessAndAtZeroOne) {
   const std::string one = *dir_ / "zero3-to-one";
   testing::seed_resume_dir(*dir_ / "zero3", one, 3);
-  auto r = testing::run_reef(pretrain_args(*dir_, one, {"--resume"}));
+  auto r = testing::run_reef(run_args(*dir_, one, {"--resume"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", one, 6);
 
   const std::string z1 = *dir_ / "zero3-to-zero1";
   testing::seed_resume_dir(*dir_ / "zero3", z1, 3);
-  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, z1, {"parallel.zero=1", "--resume"})));
+  r = testing::run_reef(testing::launch_args(2, run_args(*dir_, z1, {"parallel.zero=1", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", z1, 6);
 }
@@ -113,22 +89,22 @@ TEST_F(Fsdp, ZeroThreeCheckpointResumesInOneProcessAndAtZeroOne) {
 TEST_F(Fsdp, OneProcessCheckpointResumesAtZeroThree) {
   const std::string run = *dir_ / "one-to-zero3";
   testing::seed_resume_dir(*dir_ / "single", run, 3);
-  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=3", "--resume"})));
+  auto r = testing::run_reef(testing::launch_args(2, run_args(*dir_, run, {"parallel.zero=3", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", run, 6);
 }
 
 TEST_F(Fsdp, UnsupportedCombinationsAreUsageErrors) {
   auto r = testing::run_reef(testing::launch_args(
-      2, pretrain_args(*dir_, *dir_ / "zero3-tp", {"parallel.zero=3", "parallel.tp=2", "model.n_heads=2",
+      2, run_args(*dir_, *dir_ / "zero3-tp", {"parallel.zero=3", "parallel.tp=2", "model.n_heads=2",
                                                   "model.n_kv_heads=2"})));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("(FSDP) shards parameters over data-parallel ranks only"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("parallel.tp = 2 from"), std::string::npos) << r.output;
-  r = testing::run_reef(pretrain_args(*dir_, *dir_ / "zero3-pp", {"parallel.zero=3", "parallel.pp=2"}));
+  r = testing::run_reef(run_args(*dir_, *dir_ / "zero3-pp", {"parallel.zero=3", "parallel.pp=2"}));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("parallel.pp = 2 from"), std::string::npos) << r.output;
-  r = testing::run_reef(pretrain_args(*dir_, *dir_ / "zero2", {"parallel.zero=2"}));
+  r = testing::run_reef(run_args(*dir_, *dir_ / "zero2", {"parallel.zero=2"}));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("parallel.zero"), std::string::npos) << r.output;
 }

@@ -17,43 +17,14 @@
 #include "reef/base/files.h"
 #include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/checkpoint/safetensors.h"
-#include "testing/checkpoint_tensors.h"
+#include "testing/same_run.h"
 #include "testing/testing.h"
 
 namespace reef {
 namespace {
 
-// A small pretraining: 6 steps of a global batch of 8 sequences (4 x 2 accumulated).
-std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& run,
-                                       std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + run,
-                                "model.hidden_size=64", "model.n_layers=2", "data.seq_len=32",
-                                "train.micro_batch_size=4", "train.grad_accum=2", "train.max_steps=6",
-                                "train.eval_every=0", "checkpoint.every=3", "checkpoint.keep_last=0",
-                                "run.threads=1", "logging.progress=off", "train.precision=fp32",
-                                "optim.warmup_steps=2", "data.train_files=[" + dir / "train.txt]",
-                                "data.valid_files=[]"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
-}
-
-void expect_same_run(const std::string& ref, const std::string& got, int64_t step) {
-  auto a = testing::metric_by_step(ref + "/metrics.jsonl"), b = testing::metric_by_step(got + "/metrics.jsonl");
-  ASSERT_EQ(a.size(), 6u);
-  ASSERT_EQ(b.size(), a.size());
-  for (const auto& [s, loss] : a) {
-    ASSERT_TRUE(b.count(s)) << "step " << s;
-    EXPECT_NEAR(b[s], loss, 1e-5 * std::abs(loss)) << "loss at step " << s;
-  }
-  const std::string f = "/checkpoints/step_" + std::to_string(step);
-  auto wa = testing::checkpoint_tensors(ref + f, "model"), wb = testing::checkpoint_tensors(got + f, "model");
-  ASSERT_EQ(wa.size(), wb.size());
-  for (const auto& [name, t] : wa) {
-    ASSERT_TRUE(wb.count(name)) << name;
-    EXPECT_TRUE(torch::allclose(wb[name], t, 1e-5, 1e-6)) << name << " max diff "
-                                                          << (wb[name] - t).abs().max().item<double>();
-  }
-}
+using testing::expect_same_run;
+using testing::pretrain_args;
 
 class Launch : public ::testing::Test {
  protected:

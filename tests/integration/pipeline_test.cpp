@@ -17,51 +17,31 @@
 
 #include "reef/base/files.h"
 #include "reef/checkpoint/safetensors.h"
-#include "testing/checkpoint_tensors.h"
+#include "testing/same_run.h"
 #include "testing/testing.h"
 
 namespace reef {
 namespace {
 
-// step -> value of `key` in metrics.jsonl
-// 6 steps of a global batch of 8 sequences (2 x 4 accumulated), validation every 3 steps.
-std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& recipe,
+// testing::pretrain_args of `recipe` with 3 layers, a global batch of 8 (2 x 4 accumulated) and
+// validation every 3 steps.
+std::vector<std::string> run_args(const testing::ScratchDir& dir, const std::string& recipe,
                                        const std::string& run, std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"pretrain", "--config", recipe, "run.dir=" + run,
-                                "model.hidden_size=64", "model.n_layers=3", "data.seq_len=32",
-                                "train.micro_batch_size=2", "train.grad_accum=4", "train.max_steps=6",
-                                "train.eval_every=3", "train.eval_batches=3", "checkpoint.every=3",
-                                "checkpoint.keep_last=0", "run.threads=1", "logging.progress=off",
-                                "train.precision=fp32", "optim.warmup_steps=2",
-                                "data.train_files=[" + dir / "train.txt]", "data.valid_files=[]",
-                                "data.valid_fraction=0.1"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
+  extra.insert(extra.begin(), {"model.n_layers=3", "train.micro_batch_size=2", "train.grad_accum=4",
+                               "train.eval_every=3", "train.eval_batches=3", "data.valid_fraction=0.1"});
+  return testing::pretrain_args(dir, run, extra, recipe);
 }
 
-// Losses of steps >= from and the step-`step` weights (if > 0) agree within 1e-5 relative.
+// Losses and validation losses of steps >= from within 1e-5 relative, and the step-`step`
+// weights and Adam moments (if step > 0).
 void expect_same_run(const std::string& ref, const std::string& got, int64_t step, int64_t from = 1) {
-  for (const char* key : {"loss", "val_loss"}) {
-    auto a = testing::metric_by_step(ref + "/metrics.jsonl", key), b = testing::metric_by_step(got + "/metrics.jsonl", key);
-    ASSERT_FALSE(a.empty()) << key;
-    for (const auto& [s, v] : a) {
-      if (s < from) continue;
-      ASSERT_TRUE(b.count(s)) << key << " at step " << s;
-      EXPECT_NEAR(b[s], v, 1e-5 * std::abs(v)) << key << " at step " << s;
-    }
-  }
-  if (step <= 0) return;
-  const std::string f = "/checkpoints/step_" + std::to_string(step);
-  for (const char* file : {"model", "optimizer"}) {  // either checkpoint layout
-    auto wa = testing::checkpoint_tensors(ref + f, file), wb = testing::checkpoint_tensors(got + f, file);
-    ASSERT_FALSE(wa.empty()) << file;
-    ASSERT_EQ(wa.size(), wb.size()) << file;
-    for (const auto& [name, t] : wa) {
-      ASSERT_TRUE(wb.count(name)) << file << " " << name;
-      EXPECT_TRUE(torch::allclose(wb[name], t, 1e-4, 1e-6))
-          << file << " " << name << " max diff " << (wb[name] - t).abs().max().item<double>();
-    }
-  }
+  testing::SameRunCheck check;
+  check.metrics = {{"loss", 1e-5}, {"val_loss", 1e-5}};
+  check.from = from;
+  check.steps = 0;
+  check.groups = {"model", "optimizer"};
+  check.rtol = 1e-4;
+  testing::expect_same_run(ref, got, step, check);
 }
 
 class PipelineRun : public ::testing::Test {
@@ -78,7 +58,7 @@ class PipelineRun : public ::testing::Test {
   static std::string single(const std::string& recipe) {
     const std::string run = *dir_ / ("single-" + std::filesystem::path(recipe).stem().string());
     if (!path_exists(run + "/metrics.jsonl")) {
-      auto r = testing::run_reef(pretrain_args(*dir_, recipe, run));
+      auto r = testing::run_reef(run_args(*dir_, recipe, run));
       EXPECT_EQ(r.exit_code, 0) << r.output;
     }
     return run;
@@ -90,7 +70,7 @@ testing::ScratchDir* PipelineRun::dir_ = nullptr;
 TEST_F(PipelineRun, LlamaOnTwoStagesEqualsOneProcessAndResumesInOne) {
   const std::string ref = single("recipes/llama-tiny.yaml");
   const std::string run = *dir_ / "llama-pp2";
-  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2"})));
+  auto r = testing::run_reef(testing::launch_args(2, run_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("pipeline: 2 stages, decoder layers [0, 2) [2, 3)"), std::string::npos) << r.output;
   expect_same_run(ref, run, 6);
@@ -113,7 +93,7 @@ TEST_F(PipelineRun, LlamaOnTwoStagesEqualsOneProcessAndResumesInOne) {
   }
   const std::string resumed = *dir_ / "llama-pp2-resumed";
   testing::seed_resume_dir(run, resumed, 3, /*metrics=*/false);
-  r = testing::run_reef(pretrain_args(*dir_, "recipes/llama-tiny.yaml", resumed, {"--resume"}));
+  r = testing::run_reef(run_args(*dir_, "recipes/llama-tiny.yaml", resumed, {"--resume"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from " + resumed + "/checkpoints/step_3 at step 3"), std::string::npos) << r.output;
   const auto resumed_losses = testing::metric_by_step(resumed + "/metrics.jsonl", "loss");
@@ -127,7 +107,7 @@ TEST_F(PipelineRun, SingleProcessCheckpointResumesOnTwoStages) {
   const std::string run = *dir_ / "llama-resume-pp2";
   testing::seed_resume_dir(ref, run, 3, /*metrics=*/false);
   auto r = testing::run_reef(
-      testing::launch_args(2, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "--resume"})));
+      testing::launch_args(2, run_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from " + run + "/checkpoints/step_3 at step 3"), std::string::npos) << r.output;
   const auto resumed_losses = testing::metric_by_step(run + "/metrics.jsonl", "loss");
@@ -141,13 +121,13 @@ TEST_F(PipelineRun, Gpt2WithTiedEmbeddingsOnTwoStagesEqualsOneProcess) {
   const std::string run = *dir_ / "gpt2-pp2";
   // The consolidated layout: the stages' tensors are gathered and rank 0 writes one folder.
   auto r = testing::run_reef(testing::launch_args(
-      2, pretrain_args(*dir_, "recipes/gpt2-tiny.yaml", run, {"parallel.pp=2", "checkpoint.layout=consolidated"})));
+      2, run_args(*dir_, "recipes/gpt2-tiny.yaml", run, {"parallel.pp=2", "checkpoint.layout=consolidated"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(path_exists(run + "/checkpoints/step_6/model.safetensors"));
   expect_same_run(ref, run, 6);
   // Distributed: the tied embedding is written once, by the first stage.
   const std::string dist = *dir_ / "gpt2-pp2-dist";
-  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, "recipes/gpt2-tiny.yaml", dist, {"parallel.pp=2"})));
+  r = testing::run_reef(testing::launch_args(2, run_args(*dir_, "recipes/gpt2-tiny.yaml", dist, {"parallel.pp=2"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(ref, dist, 6);
   auto ck = DistCheckpoint::open(dist + "/checkpoints/step_6");
@@ -160,7 +140,7 @@ TEST_F(PipelineRun, DataParallelPipelinesWithZeroOnFourRanksEqualOneProcess) {
   const std::string ref = single("recipes/llama-tiny.yaml");
   const std::string run = *dir_ / "llama-dp2-pp2";
   auto r = testing::run_reef(
-      testing::launch_args(4, pretrain_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "parallel.zero=1"})));
+      testing::launch_args(4, run_args(*dir_, "recipes/llama-tiny.yaml", run, {"parallel.pp=2", "parallel.zero=1"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(ref, run, 6);
 }
@@ -168,7 +148,7 @@ TEST_F(PipelineRun, DataParallelPipelinesWithZeroOnFourRanksEqualOneProcess) {
 TEST(PipelineUsage, MoreStagesThanLayersIsOneUsageError) {
   testing::ScratchDir dir;
   testing::write_fortune_corpus(dir / "train.txt");
-  auto r = testing::run_reef(pretrain_args(dir, "recipes/llama-tiny.yaml", dir / "run",
+  auto r = testing::run_reef(run_args(dir, "recipes/llama-tiny.yaml", dir / "run",
                                            {"parallel.pp=2", "model.n_layers=1"}));
   EXPECT_EQ(r.exit_code, 2) << "a usage error, before the ranks even meet";
   EXPECT_NE(r.output.find("parallel.pp=2 (command line): the model has model.n_layers=1 decoder layers and "

@@ -17,51 +17,23 @@
 
 #include "reef/base/files.h"
 #include "reef/checkpoint/safetensors.h"
-#include "testing/checkpoint_tensors.h"
+#include "testing/same_run.h"
 #include "testing/testing.h"
 
 namespace reef {
 namespace {
 
-// 6 steps of a global batch of 8 sequences (4 x 2 accumulated) of llama-tiny at hidden 64:
-// 4 heads over 2 KV heads (GQA), the byte tokenizer's 258-token vocabulary.
-std::vector<std::string> pretrain_args(const testing::ScratchDir& dir, const std::string& run,
-                                       std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + run,
-                                "model.hidden_size=64", "model.n_layers=2", "data.seq_len=32",
-                                "train.micro_batch_size=4", "train.grad_accum=2", "train.max_steps=6",
-                                "train.eval_every=0", "checkpoint.every=3", "checkpoint.keep_last=0",
-                                "run.threads=1", "logging.progress=off", "train.precision=fp32",
-                                "optim.warmup_steps=2", "data.train_files=[" + dir / "train.txt]",
-                                "data.valid_files=[]"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
-}
+using testing::pretrain_args;  // llama-tiny at hidden 64: 4 heads over 2 KV heads (GQA)
 
-// Same losses (and gradient norms) at every step, and the same weights in the step's checkpoint.
+// Same losses (and gradient norms) at every step, and the same weights and Adam moments in the
+// step's checkpoint.
 void expect_same_run(const std::string& ref, const std::string& got, int64_t step) {
-  for (const auto& [key, rel] : {std::pair<std::string, double>{"loss", 1e-5}, {"grad_norm", 1e-4}}) {
-    auto a = testing::metric_by_step(ref + "/metrics.jsonl", key), b = testing::metric_by_step(got + "/metrics.jsonl", key);
-    ASSERT_EQ(a.size(), 6u) << key;
-    ASSERT_EQ(b.size(), a.size()) << key;
-    for (const auto& [s, v] : a) {
-      ASSERT_TRUE(b.count(s)) << key << " at step " << s;
-      EXPECT_NEAR(b[s], v, rel * std::abs(v)) << key << " at step " << s;
-    }
-  }
-  // The weights and Adam moments, gathered from a distributed checkpoint's pieces if need be.
-  const std::string f = "/checkpoints/step_" + std::to_string(step);
-  for (const char* group : {"model", "optimizer"}) {
-    auto wa = testing::checkpoint_tensors(ref + f, group), wb = testing::checkpoint_tensors(got + f, group);
-    ASSERT_FALSE(wa.empty()) << group;
-    ASSERT_EQ(wa.size(), wb.size()) << group;
-    for (const auto& [name, t] : wa) {
-      ASSERT_TRUE(wb.count(name)) << name;
-      ASSERT_EQ(wb[name].sizes(), t.sizes()) << name;
-      EXPECT_TRUE(torch::allclose(wb[name], t, 1e-4, 1e-5)) << name << " max diff "
-                                                            << (wb[name] - t).abs().max().item<double>();
-    }
-  }
+  testing::SameRunCheck check;
+  check.metrics = {{"loss", 1e-5}, {"grad_norm", 1e-4}};
+  check.groups = {"model", "optimizer"};
+  check.rtol = 1e-4;
+  check.atol = 1e-5;
+  testing::expect_same_run(ref, got, step, check);
 }
 
 class TensorParallelRun : public ::testing::Test {

@@ -9,12 +9,15 @@
 #include <thread>
 
 #include "reef/base/error.h"
+#include "model_copies.h"
 #include "run_ranks.h"
 #include "reef/parallel/fsdp.h"
 
 namespace reef {
 namespace {
 
+using testing::copy_model;
+using testing::random_model;
 using testing::run_ranks;
 
 ModelConfig llama_gqa() {
@@ -43,28 +46,7 @@ ModelConfig gpt2_tied() {
   return c;
 }
 
-// Every parameter drawn at random (biases and norms too), from seed 7.
-CausalLM random_model(const ModelConfig& cfg) {
-  torch::manual_seed(7);
-  CausalLM m(cfg);
-  torch::NoGradGuard ng;
-  for (auto& p : m->parameters()) p.normal_(0.0, 0.3);
-  return m;
-}
-
-CausalLM copy_model(const ModelConfig& cfg, CausalLM& from) {
-  CausalLM m(cfg);
-  torch::NoGradGuard ng;
-  auto src = from->named_parameters();
-  for (auto& item : m->named_parameters()) item.value().copy_(src[item.key()]);
-  return m;
-}
-
-void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.sizes(), want.sizes()) << what;
-  EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-6)) << what << ": max diff "
-                                                      << (got - want).abs().max().item<double>();
-}
+constexpr double kAtol = 1e-6;  // expect_close's absolute tolerance
 
 bool decays(const std::string&, const torch::Tensor& p) { return p.dim() >= 2; }
 
@@ -129,7 +111,7 @@ TEST_P(FsdpModel, HoldsASliceAtRestAndGivesTheFullModelsLogitsAndAveragedGradien
     fsdp.gather_root();
     auto logits = m->forward(ids[r]);
     *hook = inner;
-    expect_close(logits.detach(), want_logits[r], "logits");
+    testing::expect_close(logits.detach(), want_logits[r], "logits", kAtol);
     EXPECT_EQ(prefetched, cfg.n_layers - 1);
     EXPECT_EQ(most_held, std::min<int64_t>(2, cfg.n_layers));
     const int64_t calls_before = pg->bytes().reduce_scatter_calls;
@@ -148,7 +130,7 @@ TEST_P(FsdpModel, HoldsASliceAtRestAndGivesTheFullModelsLogitsAndAveragedGradien
       ASSERT_TRUE(u.grad.defined()) << u.name;
       for (const auto& rg : fsdp.local_ranges(u)) {
         auto w = want[rg.param->name].grad().reshape({-1}).narrow(0, rg.begin, rg.length);
-        expect_close(u.grad.narrow(0, rg.at, rg.length), w, "gradient slice of " + rg.param->name);
+        testing::expect_close(u.grad.narrow(0, rg.at, rg.length), w, "gradient slice of " + rg.param->name, kAtol);
         EXPECT_FALSE(rg.param->tensor.grad().defined()) << "full gradient freed: " << rg.param->name;
       }
     }
@@ -156,7 +138,7 @@ TEST_P(FsdpModel, HoldsASliceAtRestAndGivesTheFullModelsLogitsAndAveragedGradien
     {
       torch::NoGradGuard ng;
       fsdp.gather_root();
-      expect_close(m->forward(ids[r]), want_logits[r], "no-grad logits");
+      testing::expect_close(m->forward(ids[r]), want_logits[r], "no-grad logits", kAtol);
       fsdp.release_all();
       EXPECT_EQ(resident(), 0);
     }

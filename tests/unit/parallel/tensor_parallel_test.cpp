@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "reef/base/error.h"
+#include "model_copies.h"
 #include "run_ranks.h"
 #include "reef/nn/packing.h"
 #include "reef/parallel/tensor_parallel.h"
@@ -17,6 +18,8 @@
 namespace reef {
 namespace {
 
+using testing::copy_model;
+using testing::random_model;
 using testing::run_ranks;
 
 ModelConfig llama_gqa() {
@@ -49,29 +52,7 @@ ModelConfig qwen3_tied() {
   return c;
 }
 
-// The model for seed 7 with every parameter (biases and norms too) drawn at random, so no
-// bias or norm term hides behind a zero or a one.
-CausalLM random_model(const ModelConfig& cfg) {
-  torch::manual_seed(7);
-  CausalLM m(cfg);
-  torch::NoGradGuard ng;
-  for (auto& p : m->parameters()) p.normal_(0.0, 0.3);
-  return m;
-}
-
-CausalLM copy_model(const ModelConfig& cfg, CausalLM& from) {
-  CausalLM m(cfg);
-  torch::NoGradGuard ng;
-  auto src = from->named_parameters();
-  for (auto& item : m->named_parameters()) item.value().copy_(src[item.key()]);
-  return m;
-}
-
-void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.sizes(), want.sizes()) << what;
-  EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-5)) << what << ": max diff "
-                                                      << (got - want).abs().max().item<double>();
-}
+constexpr double kAtol = 1e-5;  // expect_close's absolute tolerance
 
 // (model, sequence parallel)
 class ShardedModel : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
@@ -103,7 +84,7 @@ TEST_P(ShardedModel, GivesTheFullModelsLogitsLossAndGradients) {
       EXPECT_EQ(m->run_layers(m->embed(ids), 0, 1).sizes(), (std::vector<int64_t>{2, T / 2, cfg.hidden_size}));
     }
     auto local = m->forward(ids);  // [B, T, V/2]
-    expect_close(local.detach(), logits.detach().narrow(2, pg->rank() * vl, vl), "logits slice");
+    testing::expect_close(local.detach(), logits.detach().narrow(2, pg->rank() * vl, vl), "logits slice", kAtol);
     auto l = tp.loss(local, targets);
     EXPECT_NEAR(l.item<double>(), loss.item<double>(), 1e-5 * loss.item<double>());
     l.backward();
@@ -112,7 +93,7 @@ TEST_P(ShardedModel, GivesTheFullModelsLogitsLossAndGradients) {
     for (const auto& item : m->named_parameters()) {
       ASSERT_TRUE(item.value().grad().defined()) << item.key();
       auto g = tp.gather(item.key(), item.value().grad());
-      expect_close(g, want[item.key()].grad(), "gradient of " + item.key());
+      testing::expect_close(g, want[item.key()].grad(), "gradient of " + item.key(), kAtol);
     }
     // The checkpoint view: the gathered model is the full one; norm of all gradients too.
     CausalLM back = tp.gather_model();
@@ -177,7 +158,7 @@ TEST(SequenceParallel, PackedSequencesGiveTheFullModelsLogits) {
     TensorParallel tp(m, pg, /*sequence_parallel=*/true);
     PackedSequences mine(pos, seg);
     auto local = m->forward_train(ids, &mine).logits.detach();
-    expect_close(local, logits.narrow(2, pg->rank() * cfg.vocab_size / 2, cfg.vocab_size / 2), "packed logits slice");
+    testing::expect_close(local, logits.narrow(2, pg->rank() * cfg.vocab_size / 2, cfg.vocab_size / 2), "packed logits slice", kAtol);
   });
 }
 
