@@ -23,10 +23,20 @@ namespace reef::roundtrip {
 // Training text that gives the merges something to chew on: words, digits, code, spaces,
 // several scripts and emoji.
 inline std::vector<std::string> training_corpus() {
-  const char* pieces[] = {"the quick brown fox ", "jumps over the lazy dog. ", "It's 2026, isn't it? ",
-                          "def f(x):\n    return x ** 2\n", "for (int i = 0; i < n; ++i) { a[i] = i; }\n",
-                          "déjà vu, naïve café ", "привет, мир ", "你好，世界。", "こんにちは ",
-                          "안녕하세요 ", "😀👍🏽 👨‍👩‍👧 ", "   \t\t\n\n  ", "12345 67.89 ", "<|endoftext|>"};
+  const char* pieces[] = {"the quick brown fox ",
+                          "jumps over the lazy dog. ",
+                          "It's 2026, isn't it? ",
+                          "def f(x):\n    return x ** 2\n",
+                          "for (int i = 0; i < n; ++i) { a[i] = i; }\n",
+                          "déjà vu, naïve café ",
+                          "привет, мир ",
+                          "你好，世界。",
+                          "こんにちは ",
+                          "안녕하세요 ",
+                          "😀👍🏽 👨‍👩‍👧 ",
+                          "   \t\t\n\n  ",
+                          "12345 67.89 ",
+                          "<|endoftext|>"};
   std::vector<std::string> out;
   for (int i = 0; i < 400; ++i) {
     std::string doc;
@@ -107,7 +117,8 @@ inline std::string check(const Tokenizers& t, std::string_view text) {
              " bytes (got " + std::to_string(back.size()) + " bytes from " +
              std::to_string(ids.size()) + " ids)";
     for (int32_t id : ids)
-      if (id < 0 || id >= tok->vocab_size()) return name + ": id " + std::to_string(id) + " out of range";
+      if (id < 0 || id >= tok->vocab_size())
+        return name + ": id " + std::to_string(id) + " out of range";
   }
   return "";
 }

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-
 #include <sstream>
 
 #include "reef/base/files.h"
@@ -19,7 +18,8 @@ std::string make_fortune_source(const testing::ScratchDir& dir) {
   std::string src = dir / "fortunes-src";
   make_dirs(src);
   std::string body;
-  const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home"};
+  const char* words[] = {"the", "cat", "sat", "on",  "a",    "mat",
+                         "and", "dog", "ran", "far", "away", "home"};
   for (int i = 0; i < 400; ++i) {
     std::string q;
     for (int w = 0; w < 8 + i % 7; ++w) q += std::string(words[(i * 7 + w * 3) % 12]) + " ";
@@ -33,9 +33,17 @@ std::vector<std::string> tiny_overrides(const std::string& run_dir, const std::s
   return {"run.dir=" + run_dir,
           "data.train_files=[" + data_dir + "/train.jsonl]",
           "data.valid_files=[" + data_dir + "/valid.jsonl]",
-          "model.hidden_size=64", "model.n_layers=2", "model.n_heads=4", "model.n_kv_heads=2",
-          "data.seq_len=32", "train.micro_batch_size=4", "train.eval_every=10",
-          "train.eval_batches=2", "checkpoint.every=10", "run.threads=1", "logging.progress=off"};
+          "model.hidden_size=64",
+          "model.n_layers=2",
+          "model.n_heads=4",
+          "model.n_kv_heads=2",
+          "data.seq_len=32",
+          "train.micro_batch_size=4",
+          "train.eval_every=10",
+          "train.eval_batches=2",
+          "checkpoint.every=10",
+          "run.threads=1",
+          "logging.progress=off"};
 }
 
 TEST(Cli, FortunesPretrainGenerate) {
@@ -44,8 +52,8 @@ TEST(Cli, FortunesPretrainGenerate) {
   auto r = run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data,
                      "--valid-fraction", "0.1"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::vector<std::string> args = {"pretrain", "--config", "recipes/llama-tiny.yaml", "train.max_steps=30",
-                                   "optim.lr=3e-3", "optim.warmup_steps=5"};
+  std::vector<std::string> args = {"pretrain",           "--config",      "recipes/llama-tiny.yaml",
+                                   "train.max_steps=30", "optim.lr=3e-3", "optim.warmup_steps=5"};
   for (auto& o : tiny_overrides(dir / "run", data)) args.push_back(o);
   r = run_reef(args);
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -59,10 +67,12 @@ TEST(Cli, FortunesPretrainGenerate) {
     auto j = nlohmann::json::parse(line);
     ASSERT_TRUE(j.contains("step"));
     if (j.contains("loss")) ++steps;
-    if (j.contains("val_loss")) (first_val < 0 ? first_val : last_val) = j["val_loss"].get<double>();
+    if (j.contains("val_loss"))
+      (first_val < 0 ? first_val : last_val) = j["val_loss"].get<double>();
   }
   EXPECT_EQ(steps, 30);
-  EXPECT_LT(last_val, first_val - 0.5) << "validation loss did not fall: " << first_val << " -> " << last_val;
+  EXPECT_LT(last_val, first_val - 0.5)
+      << "validation loss did not fall: " << first_val << " -> " << last_val;
   EXPECT_TRUE(path_exists(dir / "run/checkpoints/step_30/model.safetensors"));
   EXPECT_TRUE(path_exists(dir / "run/config.yaml"));
   EXPECT_FALSE(list_dir(dir / "run/tb").empty());
@@ -72,8 +82,9 @@ TEST(Cli, FortunesPretrainGenerate) {
                 "--max-new-tokens", "30", "--threads", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.rfind("the cat", 0), 0u) << r.output;
-  auto r2 = run_reef({"generate", "--checkpoint", dir / "run/checkpoints/step_30", "--prompt", "the cat",
-                      "--greedy", "--max-new-tokens", "30", "--no-cache", "--threads", "1"});
+  auto r2 =
+      run_reef({"generate", "--checkpoint", dir / "run/checkpoints/step_30", "--prompt", "the cat",
+                "--greedy", "--max-new-tokens", "30", "--no-cache", "--threads", "1"});
   ASSERT_EQ(r2.exit_code, 0) << r2.output;
   EXPECT_EQ(r.output, r2.output);
 
@@ -92,20 +103,20 @@ TEST(Cli, MainJobPipelineTrainedTokenizerAndIndexedData) {
   auto r = run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data,
                      "--valid-fraction", "0.1"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run_reef({"tokenizer", "train", "--input", data + "/train.jsonl", "--vocab-size", "400", "--output",
-                data + "/tokenizer"});
+  r = run_reef({"tokenizer", "train", "--input", data + "/train.jsonl", "--vocab-size", "400",
+                "--output", data + "/tokenizer"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* split : {"train", "valid"}) {
-    r = run_reef({"data", "prepare", "--input", data + "/" + split + ".jsonl", "--tokenizer", data + "/tokenizer",
-                  "--output", data + "/" + split, "--append-eod"});
+    r = run_reef({"data", "prepare", "--input", data + "/" + split + ".jsonl", "--tokenizer",
+                  data + "/tokenizer", "--output", data + "/" + split, "--append-eod"});
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   r = run_reef({"pretrain", "--config", "recipes/fortunes-llama.yaml", "run.dir=" + dir / "run",
                 "data.blend=[" + data + "/train]", "data.valid_blend=[" + data + "/valid]",
                 "data.tokenizer=" + data + "/tokenizer", "model.hidden_size=64", "model.n_layers=2",
-                "data.seq_len=32", "train.micro_batch_size=4", "train.max_steps=40", "train.eval_every=20",
-                "train.eval_batches=2", "checkpoint.every=20", "optim.lr=3e-3", "optim.warmup_steps=5",
-                "run.threads=1", "logging.progress=off"});
+                "data.seq_len=32", "train.micro_batch_size=4", "train.max_steps=40",
+                "train.eval_every=20", "train.eval_batches=2", "checkpoint.every=20",
+                "optim.lr=3e-3", "optim.warmup_steps=5", "run.threads=1", "logging.progress=off"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // model.vocab_size 0 took the trained tokenizer's size (at most 400: a tiny corpus may run
   // out of pairs to merge first).
@@ -113,16 +124,20 @@ TEST(Cli, MainJobPipelineTrainedTokenizerAndIndexedData) {
   const size_t trained_vocab = tok_json["model"]["vocab"].size();
   EXPECT_LE(trained_vocab, 400u);
   EXPECT_GT(trained_vocab, 280u);  // merges were learned
-  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "run/checkpoints/step_40/config.json"))["vocab_size"],
-            trained_vocab);
+  EXPECT_EQ(
+      nlohmann::json::parse(read_file(dir / "run/checkpoints/step_40/config.json"))["vocab_size"],
+      trained_vocab);
   // The checkpoint carries the trained tokenizer: the same file as the one trained.
-  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "run/checkpoints/step_40/tokenizer.json"))["model"]["merges"],
-            nlohmann::json::parse(read_file(data + "/tokenizer/tokenizer.json"))["model"]["merges"]);
+  EXPECT_EQ(
+      nlohmann::json::parse(
+          read_file(dir / "run/checkpoints/step_40/tokenizer.json"))["model"]["merges"],
+      nlohmann::json::parse(read_file(data + "/tokenizer/tokenizer.json"))["model"]["merges"]);
   double first_val = -1, last_val = -1;
   std::istringstream in(read_file(dir / "run/metrics.jsonl"));
   for (std::string line; std::getline(in, line);) {
     auto j = nlohmann::json::parse(line);
-    if (j.contains("val_loss")) (first_val < 0 ? first_val : last_val) = j["val_loss"].get<double>();
+    if (j.contains("val_loss"))
+      (first_val < 0 ? first_val : last_val) = j["val_loss"].get<double>();
   }
   EXPECT_LT(last_val, first_val - 0.5) << first_val << " -> " << last_val;
   r = run_reef({"generate", "--checkpoint", dir / "run", "--prompt", "the cat", "--greedy",
@@ -147,9 +162,12 @@ std::vector<double> step_losses(const std::string& metrics_path) {
 TEST(Cli, GradAccumMatchesOneBigBatch) {
   testing::ScratchDir dir;
   std::string data = dir / "data";
-  ASSERT_EQ(run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data}).exit_code, 0);
+  ASSERT_EQ(run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data})
+                .exit_code,
+            0);
   auto run = [&](const std::string& name, const std::string& mbs, const std::string& accum) {
-    std::vector<std::string> args = {"pretrain", "--config", "recipes/llama-tiny.yaml", "train.max_steps=6"};
+    std::vector<std::string> args = {"pretrain", "--config", "recipes/llama-tiny.yaml",
+                                     "train.max_steps=6"};
     for (auto& o : tiny_overrides(dir / name, data)) args.push_back(o);
     args.push_back("train.micro_batch_size=" + mbs);  // after tiny_overrides, which sets it too
     args.push_back("train.grad_accum=" + accum);
@@ -160,16 +178,23 @@ TEST(Cli, GradAccumMatchesOneBigBatch) {
   auto a = run("big", "8", "1"), b = run("accum", "4", "2");
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), 6u);
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * std::abs(a[i])) << "step " << i + 1;
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_NEAR(a[i], b[i], 1e-4 * std::abs(a[i])) << "step " << i + 1;
 }
 
 // GPT-2 end to end in bf16 autocast: trains (loss falls) and saves fp32 master weights.
 TEST(Cli, Gpt2Bf16Trains) {
   testing::ScratchDir dir;
   std::string data = dir / "data";
-  ASSERT_EQ(run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data}).exit_code, 0);
-  std::vector<std::string> args = {"pretrain", "--config", "recipes/gpt2-tiny.yaml", "train.max_steps=25",
-                                   "train.precision=bf16", "optim.lr=3e-3"};
+  ASSERT_EQ(run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data})
+                .exit_code,
+            0);
+  std::vector<std::string> args = {"pretrain",
+                                   "--config",
+                                   "recipes/gpt2-tiny.yaml",
+                                   "train.max_steps=25",
+                                   "train.precision=bf16",
+                                   "optim.lr=3e-3"};
   for (auto& o : tiny_overrides(dir / "run", data)) args.push_back(o);
   args.push_back("model.n_kv_heads=0");  // gpt2 has no GQA
   auto r = run_reef(args);
@@ -188,7 +213,8 @@ TEST(Cli, Gpt2Bf16Trains) {
   EXPECT_NE(fp32[0], losses[0]);
   EXPECT_NEAR(fp32[0], losses[0], 0.05 * fp32[0]);
   std::string st = read_file(dir / "run/checkpoints/step_25/model.safetensors");
-  EXPECT_NE(st.find("\"transformer.h.0.attn.c_attn.weight\":{\"dtype\":\"F32\""), std::string::npos);
+  EXPECT_NE(st.find("\"transformer.h.0.attn.c_attn.weight\":{\"dtype\":\"F32\""),
+            std::string::npos);
 }
 
 // The mixtral and gemma tiny recipes train end to end: loss falls, mixtral logs its
@@ -196,7 +222,9 @@ TEST(Cli, Gpt2Bf16Trains) {
 TEST(Cli, MixtralAndGemmaTinyRecipesTrain) {
   testing::ScratchDir dir;
   std::string data = dir / "data";
-  ASSERT_EQ(run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data}).exit_code, 0);
+  ASSERT_EQ(run_reef({"data", "fortunes", "--source", make_fortune_source(dir), "--output", data})
+                .exit_code,
+            0);
   for (const std::string arch : {"mixtral", "gemma"}) {
     SCOPED_TRACE(arch);
     std::vector<std::string> args = {"pretrain", "--config", "recipes/" + arch + "-tiny.yaml",
@@ -246,7 +274,8 @@ TEST(Cli, BadConfigExitsTwoAndWritesNothing) {
   };
   if (!torch::cuda::is_available()) cases.push_back({{"run.device=cuda"}, "no CUDA device"});
   for (const auto& c : cases) {
-    std::vector<std::string> args = {"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + run_dir};
+    std::vector<std::string> args = {"pretrain", "--config", "recipes/llama-tiny.yaml",
+                                     "run.dir=" + run_dir};
     for (auto& e : c.extra) args.push_back(e);
     auto r = run_reef(args);
     EXPECT_EQ(r.exit_code, 2) << c.needle << "\n" << r.output;

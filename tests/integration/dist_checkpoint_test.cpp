@@ -5,16 +5,16 @@
 // losses; `reef generate` reads the folder and `reef convert` consolidates it into a Hugging Face
 // folder that transformers loads with the training run's logits; damaged folders are refused
 // with one line naming the file or the tensor.
-#include <gtest/gtest.h>
+#include "reef/checkpoint/dist_checkpoint.h"
 
-#include <nlohmann/json.hpp>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "reef/base/files.h"
-#include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/checkpoint/safetensors.h"
 #include "testing/same_run.h"
@@ -35,11 +35,14 @@ std::string run_with_step3(const std::string& from, const std::string& to) {
 
 // Steps 4..6 of `got` equal `want`'s within `rel` (0: exactly).
 void expect_next_losses(const std::string& want, const std::string& got, double rel) {
-  auto a = testing::metric_by_step(want + "/metrics.jsonl"), b = testing::metric_by_step(got + "/metrics.jsonl");
+  auto a = testing::metric_by_step(want + "/metrics.jsonl"),
+       b = testing::metric_by_step(got + "/metrics.jsonl");
   for (int64_t s = 4; s <= 6; ++s) {
     ASSERT_TRUE(a.count(s) && b.count(s)) << "step " << s << " in " << want << " / " << got;
-    if (rel == 0) EXPECT_EQ(b[s], a[s]) << "loss at step " << s << " of " << got;
-    else EXPECT_NEAR(b[s], a[s], rel * std::abs(a[s])) << "loss at step " << s << " of " << got;
+    if (rel == 0)
+      EXPECT_EQ(b[s], a[s]) << "loss at step " << s << " of " << got;
+    else
+      EXPECT_NEAR(b[s], a[s], rel * std::abs(a[s])) << "loss at step " << s << " of " << got;
   }
 }
 
@@ -58,9 +61,11 @@ class DistCheckpointRun : public ::testing::Test {
     dir_ = new testing::ScratchDir();
     testing::write_fortune_corpus(*dir_ / "train.txt");
     // The same ZeRO-1 run twice: pieces per rank (auto with 2 ranks) and the gathered layout.
-    for (const auto& [run, layout] : {std::pair<std::string, std::string>{"zero", "auto"}, {"zero-cons", "consolidated"}}) {
-      auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, *dir_ / run,
-                                                         {"parallel.zero=1", "checkpoint.layout=" + layout})));
+    for (const auto& [run, layout] :
+         {std::pair<std::string, std::string>{"zero", "auto"}, {"zero-cons", "consolidated"}}) {
+      auto r = testing::run_reef(testing::launch_args(
+          2,
+          pretrain_args(*dir_, *dir_ / run, {"parallel.zero=1", "checkpoint.layout=" + layout})));
       ASSERT_EQ(r.exit_code, 0) << r.output;
     }
   }
@@ -73,9 +78,11 @@ class DistCheckpointRun : public ::testing::Test {
 testing::ScratchDir* DistCheckpointRun::dir_ = nullptr;
 
 TEST_F(DistCheckpointRun, ZeroOneWritesPiecesPerRankHoldingExactlyTheGatheredState) {
-  const std::string ck = *dir_ / "zero/checkpoints/step_3", cons = *dir_ / "zero-cons/checkpoints/step_3";
+  const std::string ck = *dir_ / "zero/checkpoints/step_3",
+                    cons = *dir_ / "zero-cons/checkpoints/step_3";
   for (const char* f : {"rank-00000.safetensors", "rank-00001.safetensors", "dist_checkpoint.json",
-                        "trainer_state.json", "config.json", "generation_config.json", "tokenizer.json", "config.yaml"})
+                        "trainer_state.json", "config.json", "generation_config.json",
+                        "tokenizer.json", "config.yaml"})
     EXPECT_TRUE(path_exists(ck + "/" + f)) << f;
   EXPECT_FALSE(path_exists(ck + "/model.safetensors"));
   EXPECT_FALSE(path_exists(ck + "/optimizer.safetensors"));
@@ -92,8 +99,10 @@ TEST_F(DistCheckpointRun, ZeroOneWritesPiecesPerRankHoldingExactlyTheGatheredSta
         ++model_pieces[p["file"]];
       } else {
         // A moment inside one rank's slice is written whole; one cut between slices as flat runs.
-        if (t["pieces"].size() == 1) EXPECT_EQ(p["lengths"], t["shape"]) << name;
-        else EXPECT_TRUE(p.contains("flat")) << name;
+        if (t["pieces"].size() == 1)
+          EXPECT_EQ(p["lengths"], t["shape"]) << name;
+        else
+          EXPECT_TRUE(p.contains("flat")) << name;
         ++optimizer_pieces[p["file"]];
       }
     }
@@ -121,7 +130,8 @@ TEST_F(DistCheckpointRun, ResumesOnOneProcessAndOnTwoRanksWithAndWithoutZero) {
   const std::string zero = *dir_ / "zero";
   // Same layout: the uninterrupted run's losses exactly.
   std::string run = run_with_step3(zero, *dir_ / "r-zero2");
-  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=1", "--resume"})));
+  auto r = testing::run_reef(
+      testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=1", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_next_losses(zero, run, 0);
   // dp=2 without ZeRO, and one process: the same within float rounding of the reductions.
@@ -133,7 +143,8 @@ TEST_F(DistCheckpointRun, ResumesOnOneProcessAndOnTwoRanksWithAndWithoutZero) {
   r = testing::run_reef(pretrain_args(*dir_, run, {"--resume"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_next_losses(zero, run, 1e-6);
-  EXPECT_TRUE(path_exists(run + "/checkpoints/step_6/model.safetensors")) << "one process: consolidated";
+  EXPECT_TRUE(path_exists(run + "/checkpoints/step_6/model.safetensors"))
+      << "one process: consolidated";
   // Resuming the gathered checkpoint of the same run gives bit-identical losses: the state read
   // from the pieces is exactly the gathered state.
   run = run_with_step3(*dir_ / "zero-cons", *dir_ / "r-one-cons");
@@ -160,7 +171,8 @@ TEST_F(DistCheckpointRun, PlainDataParallelSplitsWholeTensorsAndResumesWithZero)
   }
   EXPECT_EQ(per_file.size(), 2u);
   std::string run = run_with_step3(dp, *dir_ / "dp-r-zero");
-  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=1", "--resume"})));
+  r = testing::run_reef(
+      testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=1", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_next_losses(dp, run, 1e-6);
   run = run_with_step3(dp, *dir_ / "dp-r-dp");
@@ -172,15 +184,16 @@ TEST_F(DistCheckpointRun, PlainDataParallelSplitsWholeTensorsAndResumesWithZero)
 TEST_F(DistCheckpointRun, GenerateReadsItAndConvertConsolidatesItForTransformers) {
   const std::string zero = *dir_ / "zero", cons = *dir_ / "zero-cons";
   auto gen = [](const std::string& model) {
-    return testing::run_reef({"generate", "--checkpoint", model, "--greedy", "--print-ids", "-n", "12",
-                              "--prompt", "fortune favours", "--threads", "1"});
+    return testing::run_reef({"generate", "--checkpoint", model, "--greedy", "--print-ids", "-n",
+                              "12", "--prompt", "fortune favours", "--threads", "1"});
   };
   // The printed ids (log lines name the folders, which differ).
   auto ids = [](const std::string& output) {
     std::istringstream in(output);
     std::string line, out;
     while (std::getline(in, line))
-      if (!line.empty() && line.find_first_not_of("0123456789 ") == std::string::npos) out += line + "\n";
+      if (!line.empty() && line.find_first_not_of("0123456789 ") == std::string::npos)
+        out += line + "\n";
     return out;
   };
   auto a = gen(zero), b = gen(cons);
@@ -196,8 +209,10 @@ TEST_F(DistCheckpointRun, GenerateReadsItAndConvertConsolidatesItForTransformers
   auto want = load_safetensors(cons + "/checkpoints/step_6/model.safetensors");
   auto got = load_safetensors(hf + "/model.safetensors");
   ASSERT_EQ(got.size(), want.size());
-  for (const auto& [name, t] : want) EXPECT_TRUE(got.count(name) && torch::equal(got[name], t)) << name;
-  EXPECT_EQ(read_file(hf + "/tokenizer.json"), read_file(zero + "/checkpoints/step_6/tokenizer.json"));
+  for (const auto& [name, t] : want)
+    EXPECT_TRUE(got.count(name) && torch::equal(got[name], t)) << name;
+  EXPECT_EQ(read_file(hf + "/tokenizer.json"),
+            read_file(zero + "/checkpoints/step_6/tokenizer.json"));
 
   // transformers loads it with the logits of the training run's model (read from the pieces).
   const std::string out = *dir_ / "hf_logits.safetensors";
@@ -223,7 +238,9 @@ TEST_F(DistCheckpointRun, DamagedFoldersAreRefusedWithOneLineNamingTheFileOrTens
   fs::remove(ck + "/dist_checkpoint.json");
   auto r = resume(run);
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(line_with(r.output, "incomplete checkpoint " + ck + ": dist_checkpoint.json is missing"), "") << r.output;
+  EXPECT_NE(
+      line_with(r.output, "incomplete checkpoint " + ck + ": dist_checkpoint.json is missing"), "")
+      << r.output;
   r = testing::run_reef({"generate", "--checkpoint", run, "--prompt", "x", "-n", "1"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(line_with(r.output, "dist_checkpoint.json is missing"), "") << r.output;
@@ -240,9 +257,10 @@ TEST_F(DistCheckpointRun, DamagedFoldersAreRefusedWithOneLineNamingTheFileOrTens
   write_file_atomic(f0, bytes.substr(0, bytes.size() / 2));
   r = resume(run);
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(line_with(r.output, "rank-00000.safetensors is " + std::to_string(bytes.size() / 2) + " bytes, expected " +
-                                    std::to_string(bytes.size()) + " (truncated?)"),
-            "")
+  EXPECT_NE(
+      line_with(r.output, "rank-00000.safetensors is " + std::to_string(bytes.size() / 2) +
+                              " bytes, expected " + std::to_string(bytes.size()) + " (truncated?)"),
+      "")
       << r.output;
 
   // Pieces that do not cover a tensor: the index edited to drop rank 1's slice of a moment.

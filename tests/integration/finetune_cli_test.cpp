@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-
 #include <set>
 #include <sstream>
 
@@ -32,28 +31,40 @@ class FinetuneCli : public ::testing::Test {
     dir_ = new testing::ScratchDir();
     const testing::ScratchDir& d = *dir_;
     // Synthetic SFT data, and a base model pretrained for two steps on some text.
-    auto r = run_reef({"data", "synth", "--output", d / "synth", "--train", "300", "--test", "40", "--seed", "9"});
+    auto r = run_reef({"data", "synth", "--output", d / "synth", "--train", "300", "--test", "40",
+                       "--seed", "9"});
     ASSERT_EQ(r.exit_code, 0) << r.output;
     std::string text;
     for (int i = 0; i < 200; ++i) text += "Repeat: red cat sun\nAnswer: red cat sun\n\n";
     write_file_atomic(d / "text.txt", text);
     r = run_reef({"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + d / "base",
-                  "data.train_files=[" + d / "text.txt]", "data.valid_files=[]", "train.eval_every=0",
-                  "model.hidden_size=64", "model.n_layers=2", "model.n_heads=4", "model.n_kv_heads=2",
-                  "data.seq_len=32", "train.max_steps=2", "run.threads=1", "logging.progress=off"});
+                  "data.train_files=[" + d / "text.txt]", "data.valid_files=[]",
+                  "train.eval_every=0", "model.hidden_size=64", "model.n_layers=2",
+                  "model.n_heads=4", "model.n_kv_heads=2", "data.seq_len=32", "train.max_steps=2",
+                  "run.threads=1", "logging.progress=off"});
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   static void TearDownTestSuite() { delete dir_; }
 
   // reef finetune from the base run folder (its newest checkpoint) on the synthetic set.
   static testing::ProcResult finetune(const std::string& run, std::vector<std::string> extra) {
-    std::vector<std::string> args = {
-        "finetune", "--model", *dir_ / "base", "run.dir=" + run,
-        "data.train_files=[" + *dir_ / "synth/train.jsonl]", "data.valid_fraction=0.1",
-        "data.chat_template=chatml", "data.seq_len=64", "train.max_steps=4",
-        "train.micro_batch_size=4", "train.eval_every=2", "train.eval_batches=2",
-        "optim.lr=3e-3", "optim.warmup_steps=0", "run.threads=1", "logging.progress=off",
-        "logging.tensorboard=false"};
+    std::vector<std::string> args = {"finetune",
+                                     "--model",
+                                     *dir_ / "base",
+                                     "run.dir=" + run,
+                                     "data.train_files=[" + *dir_ / "synth/train.jsonl]",
+                                     "data.valid_fraction=0.1",
+                                     "data.chat_template=chatml",
+                                     "data.seq_len=64",
+                                     "train.max_steps=4",
+                                     "train.micro_batch_size=4",
+                                     "train.eval_every=2",
+                                     "train.eval_batches=2",
+                                     "optim.lr=3e-3",
+                                     "optim.warmup_steps=0",
+                                     "run.threads=1",
+                                     "logging.progress=off",
+                                     "logging.tensorboard=false"};
     args.insert(args.end(), extra.begin(), extra.end());
     return run_reef(args);
   }
@@ -74,7 +85,8 @@ TEST_F(FinetuneCli, SynthWritesDisjointDeterministicSets) {
     ASSERT_EQ(r["completion"].get<std::string>().rfind(' ', 0), 0u);  // " answer"
   }
   EXPECT_EQ(tasks.size(), 6u);
-  for (const auto& r : test) EXPECT_EQ(train_prompts.count(r["prompt"].get<std::string>()), 0u) << r.dump();
+  for (const auto& r : test)
+    EXPECT_EQ(train_prompts.count(r["prompt"].get<std::string>()), 0u) << r.dump();
   // Answers are right: spot-check the arithmetic and the reversals.
   for (const auto& r : test) {
     const std::string p = r["prompt"], c = r["completion"];
@@ -84,7 +96,8 @@ TEST_F(FinetuneCli, SynthWritesDisjointDeterministicSets) {
       EXPECT_EQ(c, " " + std::to_string(a + b));
     }
   }
-  auto again = run_reef({"data", "synth", "--output", *dir_ / "synth2", "--train", "300", "--test", "40", "--seed", "9"});
+  auto again = run_reef({"data", "synth", "--output", *dir_ / "synth2", "--train", "300", "--test",
+                         "40", "--seed", "9"});
   ASSERT_EQ(again.exit_code, 0);
   EXPECT_EQ(read_file(*dir_ / "synth/train.jsonl"), read_file(*dir_ / "synth2/train.jsonl"));
   auto bad = run_reef({"data", "synth", "--output", *dir_ / "synth3", "--tasks", "repeat,juggle"});
@@ -94,9 +107,9 @@ TEST_F(FinetuneCli, SynthWritesDisjointDeterministicSets) {
 }
 
 TEST_F(FinetuneCli, LoraResumeGivesTheSameLosses) {
-  const std::vector<std::string> lora = {"peft.method=lora", "peft.target_modules=[q_proj,v_proj,down_proj]",
-                                         "peft.lora_r=4", "checkpoint.every=2",
-                                         "optim.schedule=constant"};  // the lr must not depend on max_steps
+  const std::vector<std::string> lora = {
+      "peft.method=lora", "peft.target_modules=[q_proj,v_proj,down_proj]", "peft.lora_r=4",
+      "checkpoint.every=2", "optim.schedule=constant"};  // the lr must not depend on max_steps
   auto r = finetune(*dir_ / "lora_full", lora);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto want = testing::metric_by_step(*dir_ / "lora_full/metrics.jsonl");
@@ -131,14 +144,15 @@ TEST_F(FinetuneCli, FullAndPromptTuningRunAndSaveWhatLoads) {
   auto r = finetune(*dir_ / "full", {"train.max_steps=2"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // A full fine-tune checkpoint is a model folder: generate runs on it.
-  r = run_reef({"generate", "--checkpoint", *dir_ / "full", "--prompt", "Repeat: red cat\nAnswer:",
-                "--max-new-tokens", "4", "--temperature", "0"});
+  r = run_reef({"generate", "--checkpoint", *dir_ / "full", "--prompt",
+                "Repeat: red cat\nAnswer:", "--max-new-tokens", "4", "--temperature", "0"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
 
   r = finetune(*dir_ / "prompt", {"peft.method=prompt_tuning", "data.packing=false",
-                                   "peft.num_virtual_tokens=3", "train.max_steps=2"});
+                                  "peft.num_virtual_tokens=3", "train.max_steps=2"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  auto cfg = nlohmann::json::parse(read_file(*dir_ / "prompt/checkpoints/step_2/adapter_config.json"));
+  auto cfg =
+      nlohmann::json::parse(read_file(*dir_ / "prompt/checkpoints/step_2/adapter_config.json"));
   EXPECT_EQ(cfg["peft_type"], "PROMPT_TUNING");
   EXPECT_EQ(cfg["num_virtual_tokens"], 3);
 }
@@ -164,12 +178,14 @@ TEST_F(FinetuneCli, BadSettingsFailWithOneLineAndWriteNothing) {
     EXPECT_FALSE(path_exists(run + "/checkpoints")) << run;
   }
   // A malformed record names its file and line.
-  write_file_atomic(*dir_ / "broken.jsonl", "{\"prompt\": \"a\\n\", \"completion\": \" b\"}\n{not json\n");
+  write_file_atomic(*dir_ / "broken.jsonl",
+                    "{\"prompt\": \"a\\n\", \"completion\": \" b\"}\n{not json\n");
   auto r = finetune(*dir_ / "bad_line", {"data.train_files=[" + *dir_ / "broken.jsonl]"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("broken.jsonl:2"), std::string::npos) << r.output;
   // Without a model to start from.
-  r = run_reef({"finetune", "data.train_files=[" + *dir_ / "synth/train.jsonl]", "run.dir=" + *dir_ / "nomodel"});
+  r = run_reef({"finetune", "data.train_files=[" + *dir_ / "synth/train.jsonl]",
+                "run.dir=" + *dir_ / "nomodel"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("model.init_from"), std::string::npos) << r.output;
 }

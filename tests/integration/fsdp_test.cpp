@@ -19,7 +19,7 @@ namespace {
 
 // testing::pretrain_args with each of 2 ranks accumulating 2 micro-batches (2 x 4 in all).
 std::vector<std::string> run_args(const testing::ScratchDir& dir, const std::string& run,
-                                       std::vector<std::string> extra = {}) {
+                                  std::vector<std::string> extra = {}) {
   extra.insert(extra.begin(), {"train.micro_batch_size=2", "train.grad_accum=4"});
   return testing::pretrain_args(dir, run, extra);
 }
@@ -33,7 +33,8 @@ class Fsdp : public ::testing::Test {
     testing::write_fortune_corpus(*dir_ / "train.txt");
     auto r = testing::run_reef(run_args(*dir_, *dir_ / "single"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    r = testing::run_reef(testing::launch_args(2, run_args(*dir_, *dir_ / "zero3", {"parallel.zero=3"})));
+    r = testing::run_reef(
+        testing::launch_args(2, run_args(*dir_, *dir_ / "zero3", {"parallel.zero=3"})));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     zero3_output_ = new std::string(r.output);
   }
@@ -50,7 +51,8 @@ std::string* Fsdp::zero3_output_ = nullptr;
 
 TEST_F(Fsdp, ZeroThreeOnTwoRanksEqualsOneProcess) {
   const std::string run = *dir_ / "zero3";
-  EXPECT_NE(zero3_output_->find("zero=3 (FSDP): 3 parameter units sharded over 2 ranks"), std::string::npos)
+  EXPECT_NE(zero3_output_->find("zero=3 (FSDP): 3 parameter units sharded over 2 ranks"),
+            std::string::npos)
       << *zero3_output_;
   expect_same_run(*dir_ / "single", run, 3);
   expect_same_run(*dir_ / "single", run, 6);
@@ -81,7 +83,8 @@ TEST_F(Fsdp, ZeroThreeCheckpointResumesInOneProcessAndAtZeroOne) {
 
   const std::string z1 = *dir_ / "zero3-to-zero1";
   testing::seed_resume_dir(*dir_ / "zero3", z1, 3);
-  r = testing::run_reef(testing::launch_args(2, run_args(*dir_, z1, {"parallel.zero=1", "--resume"})));
+  r = testing::run_reef(
+      testing::launch_args(2, run_args(*dir_, z1, {"parallel.zero=1", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", z1, 6);
 }
@@ -89,17 +92,20 @@ TEST_F(Fsdp, ZeroThreeCheckpointResumesInOneProcessAndAtZeroOne) {
 TEST_F(Fsdp, OneProcessCheckpointResumesAtZeroThree) {
   const std::string run = *dir_ / "one-to-zero3";
   testing::seed_resume_dir(*dir_ / "single", run, 3);
-  auto r = testing::run_reef(testing::launch_args(2, run_args(*dir_, run, {"parallel.zero=3", "--resume"})));
+  auto r = testing::run_reef(
+      testing::launch_args(2, run_args(*dir_, run, {"parallel.zero=3", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", run, 6);
 }
 
 TEST_F(Fsdp, UnsupportedCombinationsAreUsageErrors) {
   auto r = testing::run_reef(testing::launch_args(
-      2, run_args(*dir_, *dir_ / "zero3-tp", {"parallel.zero=3", "parallel.tp=2", "model.n_heads=2",
-                                                  "model.n_kv_heads=2"})));
+      2, run_args(*dir_, *dir_ / "zero3-tp",
+                  {"parallel.zero=3", "parallel.tp=2", "model.n_heads=2", "model.n_kv_heads=2"})));
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find("(FSDP) shards parameters over data-parallel ranks only"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(FSDP) shards parameters over data-parallel ranks only"),
+            std::string::npos)
+      << r.output;
   EXPECT_NE(r.output.find("parallel.tp = 2 from"), std::string::npos) << r.output;
   r = testing::run_reef(run_args(*dir_, *dir_ / "zero3-pp", {"parallel.zero=3", "parallel.pp=2"}));
   EXPECT_EQ(r.exit_code, 2) << r.output;

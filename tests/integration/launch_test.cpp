@@ -1,16 +1,15 @@
 // `reef launch` end to end on loopback: data-parallel pretraining on 2 ranks (plain and ZeRO-1)
 // logs the same per-step losses as the single-process run and ends with the same weights; a
-// ZeRO-1 (distributed) checkpoint resumes in a single process; a rank killed mid-run makes launch exit
-// non-zero naming it; unsupported layouts are one usage error; --slurm writes a script.
+// ZeRO-1 (distributed) checkpoint resumes in a single process; a rank killed mid-run makes launch
+// exit non-zero naming it; unsupported layouts are one usage error; --slurm writes a script.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -47,15 +46,19 @@ TEST_F(Launch, DataParallelOnTwoRanksEqualsOneProcess) {
   auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("[rank 0] "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("parallel: 2 ranks (torchrun environment, gloo backend), dp=2 tp=1 pp=1 zero=0"), std::string::npos)
+  EXPECT_NE(r.output.find(
+                "parallel: 2 ranks (torchrun environment, gloo backend), dp=2 tp=1 pp=1 zero=0"),
+            std::string::npos)
       << r.output;
-  EXPECT_EQ(r.output.find("[rank 1] "), std::string::npos) << "rank 1 logs nothing but errors:\n" << r.output;
+  EXPECT_EQ(r.output.find("[rank 1] "), std::string::npos) << "rank 1 logs nothing but errors:\n"
+                                                           << r.output;
   expect_same_run(*dir_ / "single", run, 6);
 }
 
 TEST_F(Launch, ZeroOneOnTwoRanksEqualsOneProcessAndResumesInOne) {
   const std::string run = *dir_ / "zero";
-  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=1"})));
+  auto r =
+      testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.zero=1"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", run, 6);
   // The step-3 checkpoint (each rank's pieces) resumes in one process.
@@ -78,8 +81,9 @@ TEST_F(Launch, MicroBatchSplitWhenAccumulationDoesNotDivide) {
 
 TEST_F(Launch, AKilledRankStopsTheOthersAndIsNamed) {
   const std::string run = *dir_ / "killed";
-  auto args = testing::launch_args(2, pretrain_args(*dir_, run, {"train.max_steps=100000", "checkpoint.every=0",
-                                                    "parallel.timeout_s=60"}));
+  auto args = testing::launch_args(
+      2, pretrain_args(*dir_, run,
+                       {"train.max_steps=100000", "checkpoint.every=0", "parallel.timeout_s=60"}));
   args.insert(args.begin(), testing::reef_bin());
   args.insert(args.begin() + 2, {"--grace-s", "5"});
   const std::string log = *dir_ / "killed.log";
@@ -92,7 +96,8 @@ TEST_F(Launch, AKilledRankStopsTheOthersAndIsNamed) {
     ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(60)) << read_file(log);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  std::istringstream children(read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children"));
+  std::istringstream children(
+      read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children"));
   std::vector<int> kids;
   for (int c; children >> c;) kids.push_back(c);
   ASSERT_EQ(kids.size(), 2u);
@@ -103,12 +108,16 @@ TEST_F(Launch, AKilledRankStopsTheOthersAndIsNamed) {
   int code = -1;
   auto t_kill = std::chrono::steady_clock::now();
   while (!testing::try_wait_process(pid, &code)) {
-    ASSERT_LT(std::chrono::steady_clock::now() - t_kill, std::chrono::seconds(60)) << "launch hangs\n" << read_file(log);
+    ASSERT_LT(std::chrono::steady_clock::now() - t_kill, std::chrono::seconds(60))
+        << "launch hangs\n"
+        << read_file(log);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_NE(code, 0);
   const std::string out = read_file(log);
-  EXPECT_NE(out.find("reef launch: rank 1 (pid " + std::to_string(kids[1]) + ") failed with signal 9"), std::string::npos)
+  EXPECT_NE(
+      out.find("reef launch: rank 1 (pid " + std::to_string(kids[1]) + ") failed with signal 9"),
+      std::string::npos)
       << out;
   EXPECT_NE(::kill(kids[0], 0), 0) << "rank 0 still runs";
 }
@@ -117,30 +126,36 @@ TEST(LaunchUsage, UnsupportedLayoutsAndBadOptionsAreOneLine) {
   auto r = testing::run_reef({"pretrain", "--config", "recipes/llama-tiny.yaml", "parallel.tp=2"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("the world size 1 is not a multiple of parallel.tp=2 x parallel.pp=1"),
-            std::string::npos) << r.output;
+            std::string::npos)
+      << r.output;
   r = testing::run_reef({"pretrain", "--config", "recipes/llama-tiny.yaml", "parallel.dp=2"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("parallel.dp=2 x tp=1 x pp=1 = 2 ranks, but the run has 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("parallel.dp=2 x tp=1 x pp=1 = 2 ranks, but the run has 1"),
+            std::string::npos)
+      << r.output;
   r = testing::run_reef({"launch", "--nproc-per-node", "0", "--", "reef", "pretrain"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("--nproc-per-node=0"), std::string::npos) << r.output;
-  r = testing::run_reef({"launch", "--nproc-per-node", "2", "--nnodes", "2", "--", "reef", "pretrain"});
+  r = testing::run_reef(
+      {"launch", "--nproc-per-node", "2", "--nnodes", "2", "--", "reef", "pretrain"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("needs --master-port"), std::string::npos) << r.output;
 }
 
 TEST(LaunchUsage, SlurmWritesAnSbatchScript) {
   testing::ScratchDir dir;
-  auto r = testing::run_reef({"launch", "--slurm", "--nodes", "2", "--gpus-per-node", "8", "--partition", "gpu",
-                              "--sbatch-file", dir / "job.sbatch", "--", "reef", "pretrain", "--config",
-                              "recipes/llama-tiny.yaml", "run.device=cuda", "run.dir=runs/a b"});
+  auto r = testing::run_reef({"launch", "--slurm", "--nodes", "2", "--gpus-per-node", "8",
+                              "--partition", "gpu", "--sbatch-file", dir / "job.sbatch", "--",
+                              "reef", "pretrain", "--config", "recipes/llama-tiny.yaml",
+                              "run.device=cuda", "run.dir=runs/a b"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string s = read_file(dir / "job.sbatch");
   EXPECT_EQ(s.rfind("#!/bin/bash\n", 0), 0u);
-  for (const char* want : {"#SBATCH --nodes=2\n", "#SBATCH --ntasks-per-node=8\n", "#SBATCH --gpus-per-node=8\n",
-                           "#SBATCH --partition=gpu\n", "export MASTER_PORT=29500\n",
-                           "srun --kill-on-bad-exit=1 --label reef pretrain --config recipes/llama-tiny.yaml "
-                           "run.device=cuda 'run.dir=runs/a b'\n"})
+  for (const char* want :
+       {"#SBATCH --nodes=2\n", "#SBATCH --ntasks-per-node=8\n", "#SBATCH --gpus-per-node=8\n",
+        "#SBATCH --partition=gpu\n", "export MASTER_PORT=29500\n",
+        "srun --kill-on-bad-exit=1 --label reef pretrain --config recipes/llama-tiny.yaml "
+        "run.device=cuda 'run.dir=runs/a b'\n"})
     EXPECT_NE(s.find(want), std::string::npos) << want << "\n" << s;
 }
 

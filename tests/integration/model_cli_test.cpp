@@ -4,8 +4,8 @@
 // folders with the Hub's key names load, and unsupported architectures are usage errors.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "reef/base/error.h"
@@ -20,9 +20,8 @@ namespace {
 using testing::run_reef;
 
 const std::string& reference_dir() {
-  static const std::string dir =
-      testing::cached_python_output(testing::source_dir() + "/tests/integration/model_cli_reference.py",
-                                    {"make"});
+  static const std::string dir = testing::cached_python_output(
+      testing::source_dir() + "/tests/integration/model_cli_reference.py", {"make"});
   return dir;
 }
 
@@ -68,17 +67,27 @@ TEST_P(ModelCli, GenerateMatchesTransformersGreedy) {
     EXPECT_EQ(got_bf16, want_bf16) << rb.output;
   }
   // --checkpoint is the same option.
-  auto r2 = run_reef({"generate", "--checkpoint", dir, "--prompt", expected["prompt"].get<std::string>(),
-                      "--greedy", "--max-new-tokens", "16", "--print-ids", "--threads", "1"});
+  auto r2 =
+      run_reef({"generate", "--checkpoint", dir, "--prompt", expected["prompt"].get<std::string>(),
+                "--greedy", "--max-new-tokens", "16", "--print-ids", "--threads", "1"});
   EXPECT_EQ(r2.output, r.output);
 }
 
 std::vector<std::string> pretrain_args(const std::string& model, const std::string& run) {
   const std::string ref = reference_dir();
-  return {"pretrain", "--model", model, "run.dir=" + run,
-          "data.train_files=[" + ref + "/train.jsonl]", "data.valid_files=[" + ref + "/valid.jsonl]",
-          "data.seq_len=16", "train.micro_batch_size=2", "train.eval_batches=1",
-          "train.eval_every=3", "train.max_steps=3", "run.threads=1", "logging.progress=off"};
+  return {"pretrain",
+          "--model",
+          model,
+          "run.dir=" + run,
+          "data.train_files=[" + ref + "/train.jsonl]",
+          "data.valid_files=[" + ref + "/valid.jsonl]",
+          "data.seq_len=16",
+          "train.micro_batch_size=2",
+          "train.eval_batches=1",
+          "train.eval_every=3",
+          "train.max_steps=3",
+          "run.threads=1",
+          "logging.progress=off"};
 }
 
 TEST_P(ModelCli, PretrainStartsFromFolderWeights) {
@@ -117,12 +126,12 @@ TEST_P(ModelCli, PretrainStartsFromFolderWeights) {
 TEST_P(ModelCli, ConvertHalfShardedLoadsInTransformers) {
   testing::ScratchDir tmp;
   const std::string dir = reference_dir() + "/" + GetParam();
-  std::vector<std::string> check = {testing::source_dir() + "/tests/integration/model_cli_reference.py",
-                                     "check-convert", dir};
+  std::vector<std::string> check = {
+      testing::source_dir() + "/tests/integration/model_cli_reference.py", "check-convert", dir};
   for (const std::string dtype : {"bfloat16", "float16"}) {
     const std::string out = tmp / ("conv_" + dtype);
-    auto r = run_reef({"convert", "--model", dir, "--out", out, "--dtype", dtype,
-                       "--max-shard-size", "20KB"});
+    auto r = run_reef(
+        {"convert", "--model", dir, "--out", out, "--dtype", dtype, "--max-shard-size", "20KB"});
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_TRUE(path_exists(out + "/model.safetensors.index.json")) << r.output;
     EXPECT_FALSE(path_exists(out + "/model.safetensors")) << r.output;
@@ -140,7 +149,8 @@ TEST_P(ModelCli, ConvertHalfShardedLoadsInTransformers) {
   }
   // Back to float32 in one file ("auto" keeps the stored dtype): the bf16 values, widened.
   const std::string back = tmp / "back";
-  auto r = run_reef({"convert", "--model", tmp / "conv_bfloat16", "--out", back, "--dtype", "auto"});
+  auto r =
+      run_reef({"convert", "--model", tmp / "conv_bfloat16", "--out", back, "--dtype", "auto"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto cfg = nlohmann::json::parse(read_file(back + "/config.json"));
   EXPECT_EQ(cfg["torch_dtype"], "bfloat16") << "auto keeps the stored dtype";
@@ -233,8 +243,10 @@ TEST(ModelCliErrors, UnsupportedArchitecture) {
     std::string dir = tmp / ("m_" + field);
     make_dirs(dir);
     auto cfg = nlohmann::json::parse(read_file(reference_dir() + "/gpt2/config.json"));
-    if (field == "model_type") cfg["model_type"] = value;
-    else cfg["architectures"] = {value};
+    if (field == "model_type")
+      cfg["model_type"] = value;
+    else
+      cfg["architectures"] = {value};
     write_file_atomic(dir + "/config.json", cfg.dump());
     auto r = run_reef({"generate", "--model", dir, "--prompt", "x"});
     EXPECT_EQ(r.exit_code, 2) << r.output;

@@ -5,11 +5,10 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -35,20 +34,34 @@ std::map<int64_t, std::pair<double, double>> read_losses(const std::string& path
 
 // Runs the same small pretraining twice: once straight through, once killed with SIGKILL at
 // random moments (up to 8 times) and resumed each time; the logs and final files must be equal.
-void expect_sigkill_resume_matches(const testing::ScratchDir& dir, const std::vector<std::string>& data_args) {
+void expect_sigkill_resume_matches(const testing::ScratchDir& dir,
+                                   const std::vector<std::string>& data_args) {
   auto args = [&](const std::string& run, bool resume) {
-    std::vector<std::string> a = {testing::reef_bin(), "pretrain", "--config", "recipes/llama-tiny.yaml",
-                                  "run.dir=" + run, "model.hidden_size=64",
-                                  "model.n_layers=2", "data.seq_len=32", "train.micro_batch_size=4",
-                                  "train.grad_accum=2", "train.max_steps=60", "train.eval_every=8",
-                                  "train.eval_batches=2", "checkpoint.every=3", "checkpoint.keep_last=2",
-                                  "run.threads=1", "logging.progress=off", "train.precision=fp32"};
+    std::vector<std::string> a = {testing::reef_bin(),
+                                  "pretrain",
+                                  "--config",
+                                  "recipes/llama-tiny.yaml",
+                                  "run.dir=" + run,
+                                  "model.hidden_size=64",
+                                  "model.n_layers=2",
+                                  "data.seq_len=32",
+                                  "train.micro_batch_size=4",
+                                  "train.grad_accum=2",
+                                  "train.max_steps=60",
+                                  "train.eval_every=8",
+                                  "train.eval_batches=2",
+                                  "checkpoint.every=3",
+                                  "checkpoint.keep_last=2",
+                                  "run.threads=1",
+                                  "logging.progress=off",
+                                  "train.precision=fp32"};
     a.insert(a.end(), data_args.begin(), data_args.end());
     if (resume) a.push_back("--resume");
     return a;
   };
   std::string ref = dir / "ref", killed = dir / "killed";
-  int rc = testing::wait_process(testing::spawn_process(args(ref, false), testing::source_dir(), dir / "ref.log"));
+  int rc = testing::wait_process(
+      testing::spawn_process(args(ref, false), testing::source_dir(), dir / "ref.log"));
   ASSERT_EQ(rc, 0) << read_file(dir / "ref.log");
 
   std::random_device rd;
@@ -58,7 +71,8 @@ void expect_sigkill_resume_matches(const testing::ScratchDir& dir, const std::ve
   int kills = 0, attempts = 0;
   for (;; ++attempts) {
     ASSERT_LT(attempts, 40) << "did not finish; seed " << seed;
-    int pid = testing::spawn_process(args(killed, attempts > 0), testing::source_dir(), dir / "killed.log");
+    int pid = testing::spawn_process(args(killed, attempts > 0), testing::source_dir(),
+                                     dir / "killed.log");
     bool may_kill = kills < 8;
     int ms = delay_ms(rng);
     int exit_code = -1;
@@ -96,25 +110,28 @@ void expect_sigkill_resume_matches(const testing::ScratchDir& dir, const std::ve
 TEST(Resume, SigkillAtRandomMomentsThenResumeMatchesUninterruptedRun) {
   testing::ScratchDir dir;
   std::string text;
-  for (int i = 0; i < 3000; ++i) text += "line " + std::to_string(i * 7919 % 1000) + " of the corpus\n\n";
+  for (int i = 0; i < 3000; ++i)
+    text += "line " + std::to_string(i * 7919 % 1000) + " of the corpus\n\n";
   write_file_atomic(dir / "train.txt", text);
   write_file_atomic(dir / "valid.txt", text.substr(0, 4000));
-  expect_sigkill_resume_matches(dir, {"data.train_files=[" + dir / "train.txt]",
-                                      "data.valid_files=[" + dir / "valid.txt]"});
+  expect_sigkill_resume_matches(
+      dir, {"data.train_files=[" + dir / "train.txt]", "data.valid_files=[" + dir / "valid.txt]"});
 }
 
 // Two datasets prepared with `reef data prepare`, blended by weight, split into train and
 // validation documents: the same promise over the Megatron-style sample index.
-void prepare_dataset(const testing::ScratchDir& dir, const std::string& name, int n_docs, int salt) {
+void prepare_dataset(const testing::ScratchDir& dir, const std::string& name, int n_docs,
+                     int salt) {
   std::string jsonl;
   for (int i = 0; i < n_docs; ++i) {
     std::string doc = name + " document " + std::to_string(i);
-    for (int k = 0; k < (i * 7 + salt) % 13; ++k) doc += " word" + std::to_string((i * k + salt) % 50);
+    for (int k = 0; k < (i * 7 + salt) % 13; ++k)
+      doc += " word" + std::to_string((i * k + salt) % 50);
     jsonl += nlohmann::json({{"text", doc}}).dump() + "\n";
   }
   write_file_atomic(dir / (name + ".jsonl"), jsonl);
-  auto r = testing::run_reef({"data", "prepare", "--input", dir / (name + ".jsonl"), "--tokenizer", "byte",
-                              "--output", dir / name, "--append-eod"});
+  auto r = testing::run_reef({"data", "prepare", "--input", dir / (name + ".jsonl"), "--tokenizer",
+                              "byte", "--output", dir / name, "--append-eod"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 
@@ -122,9 +139,10 @@ TEST(Resume, SigkillThenResumeOnABlendOfIndexedDatasets) {
   testing::ScratchDir dir;
   prepare_dataset(dir, "web", 1500, 1);
   prepare_dataset(dir, "code", 700, 5);
-  expect_sigkill_resume_matches(dir, {"data.train_files=[]", "data.valid_files=[]",
-                                      "data.blend=[0.7, " + dir / "web" + ", 0.3, " + dir / "code" + "]",
-                                      "data.split=90,10,0"});
+  expect_sigkill_resume_matches(
+      dir,
+      {"data.train_files=[]", "data.valid_files=[]",
+       "data.blend=[0.7, " + dir / "web" + ", 0.3, " + dir / "code" + "]", "data.split=90,10,0"});
 }
 
 // Resuming with more steps continues the same sample order (the index is stable under its
@@ -133,13 +151,25 @@ TEST(Resume, IndexedDataResumeWithMoreStepsKeepsTheOrderAndDataChangesAreRefused
   testing::ScratchDir dir;
   prepare_dataset(dir, "web", 800, 2);
   auto args = [&](const std::string& run, int steps) {
-    return std::vector<std::string>{"pretrain", "--config", "recipes/llama-tiny.yaml", "run.dir=" + run,
-                                    "model.hidden_size=64", "model.n_layers=2", "data.seq_len=32",
-                                    "train.micro_batch_size=4", "train.eval_every=0", "checkpoint.every=0",
-                                    "run.threads=1", "logging.progress=off", "logging.every=1",
-                                    "data.blend=" + dir / "web", "data.split=1", "data.train_files=[]",
+    return std::vector<std::string>{"pretrain",
+                                    "--config",
+                                    "recipes/llama-tiny.yaml",
+                                    "run.dir=" + run,
+                                    "model.hidden_size=64",
+                                    "model.n_layers=2",
+                                    "data.seq_len=32",
+                                    "train.micro_batch_size=4",
+                                    "train.eval_every=0",
+                                    "checkpoint.every=0",
+                                    "run.threads=1",
+                                    "logging.progress=off",
+                                    "logging.every=1",
+                                    "data.blend=" + dir / "web",
+                                    "data.split=1",
+                                    "data.train_files=[]",
                                     "data.valid_files=[]",
-                                    "optim.schedule=constant", "optim.warmup_steps=0",
+                                    "optim.schedule=constant",
+                                    "optim.warmup_steps=0",
                                     "train.max_steps=" + std::to_string(steps)};
   };
   auto r = testing::run_reef(args(dir / "ref", 24));
@@ -176,11 +206,20 @@ TEST(Resume, SigtermSavesCheckpointAndExits) {
   std::string text;
   for (int i = 0; i < 2000; ++i) text += "sentence " + std::to_string(i % 97) + " here\n\n";
   write_file_atomic(dir / "train.txt", text);
-  std::vector<std::string> args = {testing::reef_bin(), "pretrain", "--config", "recipes/llama-tiny.yaml",
-                                   "run.dir=" + dir / "run", "data.train_files=[" + dir / "train.txt]",
-                                   "data.valid_files=[" + dir / "train.txt]", "train.max_steps=100000",
-                                   "train.eval_every=0", "checkpoint.every=0", "run.threads=1",
-                                   "logging.progress=off", "model.n_layers=2", "data.seq_len=32"};
+  std::vector<std::string> args = {testing::reef_bin(),
+                                   "pretrain",
+                                   "--config",
+                                   "recipes/llama-tiny.yaml",
+                                   "run.dir=" + dir / "run",
+                                   "data.train_files=[" + dir / "train.txt]",
+                                   "data.valid_files=[" + dir / "train.txt]",
+                                   "train.max_steps=100000",
+                                   "train.eval_every=0",
+                                   "checkpoint.every=0",
+                                   "run.threads=1",
+                                   "logging.progress=off",
+                                   "model.n_layers=2",
+                                   "data.seq_len=32"};
   int pid = testing::spawn_process(args, testing::source_dir(), dir / "log");
   std::string metrics = dir / "run/metrics.jsonl";
   for (int i = 0; i < 600 && !(path_exists(metrics) && !read_file(metrics).empty()); ++i)
@@ -190,11 +229,13 @@ TEST(Resume, SigtermSavesCheckpointAndExits) {
   EXPECT_EQ(testing::wait_process(pid), 130) << read_file(dir / "log");
   auto losses = read_losses(metrics);
   int64_t last = losses.rbegin()->first;
-  EXPECT_TRUE(path_exists(dir / ("run/checkpoints/step_" + std::to_string(last)) + "/trainer_state.json"))
+  EXPECT_TRUE(
+      path_exists(dir / ("run/checkpoints/step_" + std::to_string(last)) + "/trainer_state.json"))
       << "no checkpoint for the last logged step " << last;
   args.push_back("train.max_steps=" + std::to_string(last + 3));
   args.push_back("--resume");
-  EXPECT_EQ(testing::wait_process(testing::spawn_process(args, testing::source_dir(), dir / "log2")), 0)
+  EXPECT_EQ(
+      testing::wait_process(testing::spawn_process(args, testing::source_dir(), dir / "log2")), 0)
       << read_file(dir / "log2");
   EXPECT_EQ(read_losses(metrics).rbegin()->first, last + 3);
 }

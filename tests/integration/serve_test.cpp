@@ -28,8 +28,9 @@ const std::string kKey = "sk-reef-test";
 
 const std::string& model_dir() {
   static const std::string dir =
-      testing::cached_python_output(testing::source_dir() + "/tests/integration/model_cli_reference.py",
-                                    {"make"}) + "/llama";
+      testing::cached_python_output(
+          testing::source_dir() + "/tests/integration/model_cli_reference.py", {"make"}) +
+      "/llama";
   return dir;
 }
 
@@ -139,9 +140,9 @@ std::string metrics_text(const ServeProcess& server) {
 class Serve : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new ServeProcess(model_dir(), {"--api-key", kKey, "--max-batch", "8", "--max-queue",
-                                             "128", "--prefill-chunk", "4", "--max-body-bytes",
-                                             "65536"});
+    server_ =
+        new ServeProcess(model_dir(), {"--api-key", kKey, "--max-batch", "8", "--max-queue", "128",
+                                       "--prefill-chunk", "4", "--max-body-bytes", "65536"});
   }
   static void TearDownTestSuite() {
     EXPECT_EQ(server_->stop(), 0) << server_->log();
@@ -159,7 +160,8 @@ TEST_F(Serve, CompletionsMatchTransformersGreedyWholeAndStreamed) {
   EXPECT_EQ(r.body["object"], "text_completion");
   EXPECT_EQ(r.body["choices"][0]["text"], want);
   EXPECT_EQ(r.body["usage"]["total_tokens"].get<int>(),
-            r.body["usage"]["prompt_tokens"].get<int>() + r.body["usage"]["completion_tokens"].get<int>());
+            r.body["usage"]["prompt_tokens"].get<int>() +
+                r.body["usage"]["completion_tokens"].get<int>());
   req["stream"] = true;
   auto s = post(*server_, "/v1/completions", req.dump());
   ASSERT_EQ(s.status, 200);
@@ -178,7 +180,9 @@ TEST_F(Serve, CompletionsMatchTransformersGreedyWholeAndStreamed) {
 
 TEST_F(Serve, ChatWholeAndStreamedAgreeAndListModels) {
   json req = {{"messages", {{{"role", "user"}, {"content", "the cat"}}}},
-              {"max_tokens", 8}, {"temperature", 0}, {"model", "llama"}};
+              {"max_tokens", 8},
+              {"temperature", 0},
+              {"model", "llama"}};
   auto r = post(*server_, "/v1/chat/completions", req.dump());
   ASSERT_EQ(r.status, 200) << r.raw;
   EXPECT_EQ(r.body["object"], "chat.completion");
@@ -200,7 +204,8 @@ TEST_F(Serve, ChatWholeAndStreamedAgreeAndListModels) {
   EXPECT_EQ(list["data"][0]["id"], "llama");
 }
 
-void expect_error(const Reply& r, int status, const std::string& param, const std::string& code = "") {
+void expect_error(const Reply& r, int status, const std::string& param,
+                  const std::string& code = "") {
   EXPECT_EQ(r.status, status) << r.raw;
   ASSERT_TRUE(r.body.contains("error")) << r.raw;
   EXPECT_TRUE(r.body["error"]["message"].is_string()) << r.raw;
@@ -295,7 +300,8 @@ TEST_F(Serve, SixtyFourConcurrentClientsAllWellFormed) {
             metric(metrics_before, "reef_time_to_first_token_seconds_count"));
   EXPECT_GT(metric(m, "reef_inter_token_latency_seconds_count"), 0);
   EXPECT_EQ(metric(m, "reef_queue_depth"), 0);
-  EXPECT_NE(m.find("reef_requests_total{endpoint=\"/v1/completions\",status=\"200\"}"), std::string::npos);
+  EXPECT_NE(m.find("reef_requests_total{endpoint=\"/v1/completions\",status=\"200\"}"),
+            std::string::npos);
   EXPECT_NE(m.find("reef_inter_token_latency_seconds_bucket{le=\"+Inf\"}"), std::string::npos);
 }
 
@@ -344,13 +350,14 @@ TEST(ServeSmall, FullQueueIs429DisconnectFreesTheSlotAndSigtermDrains) {
   std::string body;
   bool signalled = false;
   // A fixed seed: with a random one the tiny model sometimes samples its end token early.
-  auto res = stream_post(server, {{"prompt", "the"}, {"max_tokens", 50}, {"stream", true}, {"seed", 7}},
-                         [&](const std::string& chunk) {
-                           body += chunk;
-                           if (!signalled) ::kill(server.pid(), SIGTERM);
-                           signalled = true;
-                           return true;
-                         });
+  auto res =
+      stream_post(server, {{"prompt", "the"}, {"max_tokens", 50}, {"stream", true}, {"seed", 7}},
+                  [&](const std::string& chunk) {
+                    body += chunk;
+                    if (!signalled) ::kill(server.pid(), SIGTERM);
+                    signalled = true;
+                    return true;
+                  });
   ASSERT_TRUE(res) << httplib::to_string(res.error());
   EXPECT_EQ(res->status, 200);
   auto events = sse_events(body);

@@ -8,10 +8,9 @@
 // consolidated layout gathers; unsplittable models are usage errors.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -74,14 +73,15 @@ TEST_F(TensorParallelRun, GqaLlamaOnTwoRanksEqualsOneProcessAndResumesInOne) {
     std::set<std::string> boxes;
     for (const auto& p : q.pieces) boxes.insert(p.file + " " + p.slice.str());
     EXPECT_EQ(boxes, (std::set<std::string>{"rank-00000.safetensors [0:32, 0:64]",
-                                             "rank-00001.safetensors [32:64, 0:64]"}));
+                                            "rank-00001.safetensors [32:64, 0:64]"}));
     EXPECT_EQ(ck.tensor("model.layers.0.mlp.down_proj.weight.exp_avg").pieces.size(), 2u);
     EXPECT_EQ(ck.tensor("model.norm.weight").pieces.size(), 1u);
   }
   // tp=2 resumes it reading only its slices, with the same losses.
   const std::string again = *dir_ / "tp2-resumed-in-tp2";
   testing::seed_resume_dir(run, again, 3);
-  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, again, {"parallel.tp=2", "--resume"})));
+  r = testing::run_reef(
+      testing::launch_args(2, pretrain_args(*dir_, again, {"parallel.tp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", again, 6);
   // A single process resumes it with the same losses.
@@ -100,7 +100,8 @@ TEST_F(TensorParallelRun, GqaLlamaOnTwoRanksEqualsOneProcessAndResumesInOne) {
 TEST_F(TensorParallelRun, OneProcessCheckpointResumesAtTwoRanks) {
   const std::string resumed = *dir_ / "one-resumed-in-tp2";
   testing::seed_resume_dir(*dir_ / "single", resumed, 3);
-  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, resumed, {"parallel.tp=2", "--resume"})));
+  auto r = testing::run_reef(
+      testing::launch_args(2, pretrain_args(*dir_, resumed, {"parallel.tp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", resumed, 6);
 }
@@ -109,15 +110,19 @@ TEST_F(TensorParallelRun, TiedEmbeddingsOnTwoRanksEqualOneProcess) {
   const std::string single = *dir_ / "tied-single", run = *dir_ / "tied-tp2";
   auto r = testing::run_reef(pretrain_args(*dir_, single, {"model.tie_embeddings=true"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, run, {"model.tie_embeddings=true", "parallel.tp=2"})));
+  r = testing::run_reef(testing::launch_args(
+      2, pretrain_args(*dir_, run, {"model.tie_embeddings=true", "parallel.tp=2"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(single, run, 6);
-  EXPECT_EQ(testing::checkpoint_tensors(run + "/checkpoints/step_6", "model").count("lm_head.weight"), 0u);
+  EXPECT_EQ(
+      testing::checkpoint_tensors(run + "/checkpoints/step_6", "model").count("lm_head.weight"),
+      0u);
 }
 
 TEST_F(TensorParallelRun, DataTimesTensorParallelWithZeroOnFourRanks) {
   const std::string run = *dir_ / "dp2tp2";
-  auto r = testing::run_reef(testing::launch_args(4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.zero=1"})));
+  auto r = testing::run_reef(
+      testing::launch_args(4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.zero=1"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("dp=2 tp=2 pp=1 zero=1"), std::string::npos) << r.output;
   expect_same_run(*dir_ / "single", run, 6);
@@ -125,7 +130,8 @@ TEST_F(TensorParallelRun, DataTimesTensorParallelWithZeroOnFourRanks) {
   // moments); tp=2 without ZeRO resumes it.
   const std::string resumed = *dir_ / "dp2tp2-resumed-in-tp2";
   testing::seed_resume_dir(run, resumed, 3);
-  r = testing::run_reef(testing::launch_args(2, pretrain_args(*dir_, resumed, {"parallel.tp=2", "--resume"})));
+  r = testing::run_reef(
+      testing::launch_args(2, pretrain_args(*dir_, resumed, {"parallel.tp=2", "--resume"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", resumed, 6);
 }
@@ -134,14 +140,16 @@ TEST_F(TensorParallelRun, TensorTimesPipelineOnFourRanksEqualsOneProcess) {
   // tp=2 x pp=2: each stage's layer split over its tp pair; activations go between the stages'
   // ranks of the same tp rank. Its distributed checkpoint resumes in one process.
   const std::string run = *dir_ / "tp2pp2";
-  auto r = testing::run_reef(testing::launch_args(4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.pp=2"})));
+  auto r = testing::run_reef(
+      testing::launch_args(4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.pp=2"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("dp=1 tp=2 pp=2"), std::string::npos) << r.output;
   expect_same_run(*dir_ / "single", run, 6);
   auto ck = DistCheckpoint::open(run + "/checkpoints/step_3");
   // Layer 0 is stage 0's (ranks 0, 1), layer 1 stage 1's (ranks 2, 3), each split in two.
   std::set<std::string> files;
-  for (const auto& p : ck.tensor("model.layers.1.mlp.gate_proj.weight").pieces) files.insert(p.file);
+  for (const auto& p : ck.tensor("model.layers.1.mlp.gate_proj.weight").pieces)
+    files.insert(p.file);
   EXPECT_EQ(files, (std::set<std::string>{"rank-00002.safetensors", "rank-00003.safetensors"}));
   const std::string resumed = *dir_ / "tp2pp2-resumed-in-one";
   testing::seed_resume_dir(run, resumed, 3);
@@ -154,10 +162,11 @@ TEST_F(TensorParallelRun, TensorTimesPipelineOnFourRanksEqualsOneProcess) {
 // losses, gradient norms, weights and Adam moments are the single process's.
 TEST_F(TensorParallelRun, SequenceParallelOnTwoRanksEqualsOneProcess) {
   const std::string run = *dir_ / "tp2-sp";
-  auto r = testing::run_reef(
-      testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.sequence_parallel=true"})));
+  auto r = testing::run_reef(testing::launch_args(
+      2, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.sequence_parallel=true"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("dp=1 tp=2 pp=1 zero=0 sequence_parallel"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dp=1 tp=2 pp=1 zero=0 sequence_parallel"), std::string::npos)
+      << r.output;
   expect_same_run(*dir_ / "single", run, 6);
   // Reduce-scatters and all-gathers take the place of the activation all-reduces. Per micro-batch
   // ([4, 32, 64] fp32 activations; 2 per step), 4 x n_layers + 2 reduce-scatters (forward: the
@@ -184,7 +193,8 @@ TEST_F(TensorParallelRun, SequenceParallelWithPipelineStagesOnFourRanksEqualsOne
   // tp=2 x pp=2: the activations between the stages are each tp rank's half of the sequence.
   const std::string run = *dir_ / "tp2pp2-sp";
   auto r = testing::run_reef(testing::launch_args(
-      4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.pp=2", "parallel.sequence_parallel=true"})));
+      4, pretrain_args(*dir_, run,
+                       {"parallel.tp=2", "parallel.pp=2", "parallel.sequence_parallel=true"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_run(*dir_ / "single", run, 6);
   // Rank 0 (stage 0) sends 2 micro-batches of [4, 16, 64] fp32 per step.
@@ -196,16 +206,18 @@ TEST_F(TensorParallelRun, SequenceParallelWithPipelineStagesOnFourRanksEqualsOne
 TEST_F(TensorParallelRun, SequenceParallelWithDataParallelAndZeroOnFourRanksEqualsOneProcess) {
   const std::string run = *dir_ / "dp2tp2-sp";
   auto r = testing::run_reef(testing::launch_args(
-      4, pretrain_args(*dir_, run, {"parallel.tp=2", "parallel.zero=1", "parallel.sequence_parallel=true"})));
+      4, pretrain_args(*dir_, run,
+                       {"parallel.tp=2", "parallel.zero=1", "parallel.sequence_parallel=true"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("dp=2 tp=2 pp=1 zero=1 sequence_parallel"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dp=2 tp=2 pp=1 zero=1 sequence_parallel"), std::string::npos)
+      << r.output;
   expect_same_run(*dir_ / "single", run, 6);
 }
 
 TEST_F(TensorParallelRun, ConsolidatedLayoutGathersToOneFolder) {
   const std::string run = *dir_ / "tp2-consolidated";
-  auto r = testing::run_reef(
-      testing::launch_args(2, pretrain_args(*dir_, run, {"parallel.tp=2", "checkpoint.layout=consolidated"})));
+  auto r = testing::run_reef(testing::launch_args(
+      2, pretrain_args(*dir_, run, {"parallel.tp=2", "checkpoint.layout=consolidated"})));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(path_exists(run + "/checkpoints/step_6/model.safetensors"));
   EXPECT_FALSE(path_exists(run + "/checkpoints/step_6/dist_checkpoint.json"));
@@ -215,23 +227,32 @@ TEST_F(TensorParallelRun, ConsolidatedLayoutGathersToOneFolder) {
 TEST(TensorParallelUsage, UnsplittableModelsAreOneUsageError) {
   testing::ScratchDir dir;
   testing::write_fortune_corpus(dir / "train.txt");
-  auto r = testing::run_reef(testing::launch_args(2, pretrain_args(dir, dir / "kv", {"parallel.tp=2", "model.n_kv_heads=1"})));
+  auto r = testing::run_reef(testing::launch_args(
+      2, pretrain_args(dir, dir / "kv", {"parallel.tp=2", "model.n_kv_heads=1"})));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("parallel.tp=2: model.n_kv_heads=1 is not divisible by it"), std::string::npos)
+  EXPECT_NE(r.output.find("parallel.tp=2: model.n_kv_heads=1 is not divisible by it"),
+            std::string::npos)
       << r.output;
-  r = testing::run_reef(testing::launch_args(2, pretrain_args(dir, dir / "vocab", {"parallel.tp=2", "model.vocab_size=259"})));
+  r = testing::run_reef(testing::launch_args(
+      2, pretrain_args(dir, dir / "vocab", {"parallel.tp=2", "model.vocab_size=259"})));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("model.vocab_size=259 is not divisible by it"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("model.vocab_size=259 is not divisible by it"), std::string::npos)
+      << r.output;
   EXPECT_NE(r.output.find("set model.vocab_size=260"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "kv")) << "nothing is written";
   r = testing::run_reef(testing::launch_args(
-      4, pretrain_args(dir, dir / "tppp", {"parallel.tp=2", "parallel.pp=2", "checkpoint.layout=consolidated"})));
+      4, pretrain_args(dir, dir / "tppp",
+                       {"parallel.tp=2", "parallel.pp=2", "checkpoint.layout=consolidated"})));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("checkpoints are distributed; use checkpoint.layout=auto"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("checkpoints are distributed; use checkpoint.layout=auto"),
+            std::string::npos)
+      << r.output;
   r = testing::run_reef(testing::launch_args(
-      2, pretrain_args(dir, dir / "sp", {"parallel.tp=2", "parallel.sequence_parallel=true", "data.seq_len=33"})));
+      2, pretrain_args(dir, dir / "sp",
+                       {"parallel.tp=2", "parallel.sequence_parallel=true", "data.seq_len=33"})));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("data.seq_len=33 is not divisible by parallel.tp=2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("data.seq_len=33 is not divisible by parallel.tp=2"), std::string::npos)
+      << r.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "sp")) << "nothing is written";
 }
 

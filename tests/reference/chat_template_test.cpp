@@ -6,6 +6,8 @@
 // .jinja, the config string, the config list with a tool_use variant), render byte-identical
 // text, fail where transformers fails (with raise_exception's message), and build SFT samples
 // whose ids and loss mask equal transformers' return_assistant_tokens_mask.
+#include "reef/tokenizer/chat_template.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -16,7 +18,6 @@
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/data/sft.h"
-#include "reef/tokenizer/chat_template.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "testing/testing.h"
 
@@ -43,8 +44,9 @@ class ChatTemplateReference : public ::testing::Test {
   }
   static std::string trace(const ojson& c) {
     return c["template"].get<std::string>() + " / " + c["conversation"].get<std::string>() +
-           " / agp=" + c["add_generation_prompt"].dump() + " / tools=" +
-           (c["tools"].is_null() ? "none" : "yes") + " / vars=" + c["variables"].dump();
+           " / agp=" + c["add_generation_prompt"].dump() +
+           " / tools=" + (c["tools"].is_null() ? "none" : "yes") +
+           " / vars=" + c["variables"].dump();
   }
   static std::string dir_;
   static std::vector<ojson> cases_;
@@ -60,7 +62,8 @@ TEST_F(ChatTemplateReference, RendersByteIdenticalToApplyChatTemplate) {
     SCOPED_TRACE(trace(c));
     const std::string dir = c["dir"].get<std::string>();
     if (!templates.count(dir))
-      templates[dir] = std::make_unique<ChatTemplate>(ChatTemplate::from_model_dir(dir_ + "/" + dir));
+      templates[dir] =
+          std::make_unique<ChatTemplate>(ChatTemplate::from_model_dir(dir_ + "/" + dir));
     const ChatTemplate& t = *templates[dir];
     if (c.contains("text")) {
       std::string got;
@@ -121,12 +124,14 @@ TEST_F(ChatTemplateReference, PrefixRenderingMaskEqualsGenerationTagMask) {
     std::vector<std::pair<std::string, std::string>> variants;  // (tokenizer dir, template)
     if (name == "llama3_gen") variants = {{"llama3", ""}, {"llama3_gen", "llama3"}};
     if (name == "chatml_gen") variants = {{"chatml_gen", "chatml"}};
-    if (name == "mistral_gen") variants = {{"mistral_v1", ""}, {"mistral_gen", "mistral"}};  // Metaspace
+    if (name == "mistral_gen")
+      variants = {{"mistral_v1", ""}, {"mistral_gen", "mistral"}};  // Metaspace
     for (const auto& [dir_name, builtin] : variants) {
       SCOPED_TRACE(trace(c) + " via " + dir_name + (builtin.empty() ? "" : " builtin:" + builtin));
       const std::string dir = dir_ + "/" + dir_name;
       auto tok = load_tokenizer(dir);
-      ChatTemplate t = builtin.empty() ? ChatTemplate::from_model_dir(dir) : ChatTemplate::builtin(builtin, dir);
+      ChatTemplate t =
+          builtin.empty() ? ChatTemplate::from_model_dir(dir) : ChatTemplate::builtin(builtin, dir);
       ASSERT_EQ(t.has_generation_blocks(), !builtin.empty());
       SftSampleBuilder builder(*tok, t);
       SftSample s = builder.build(ojson{{"messages", c["messages"]}}, "case");

@@ -22,15 +22,16 @@ using json = nlohmann::json;
 class EvalReference : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    ref_ = testing::cached_python_output(testing::source_dir() + "/tests/reference/eval_reference.py", {"make"});
+    ref_ = testing::cached_python_output(
+        testing::source_dir() + "/tests/reference/eval_reference.py", {"make"});
     expected_ = json::parse(read_file(ref_ + "/expected.json"));
     out_ = new testing::ScratchDir();
     std::string tasks;
     for (const char* t : {"tiny_mc", "tiny_mc_self", "tiny_ppl", "tiny_gen"})
       tasks += std::string(tasks.empty() ? "" : ",") + ref_ + "/tasks/" + t + ".yaml";
-    run_ = testing::run_reef({"eval", "--model", ref_ + "/model", "--tasks", tasks, "--max-length", "48",
-                              "--batch-size", "4", "--threads", "1", "--progress", "off", "--output",
-                              (*out_) / "out"});
+    run_ = testing::run_reef({"eval", "--model", ref_ + "/model", "--tasks", tasks, "--max-length",
+                              "48", "--batch-size", "4", "--threads", "1", "--progress", "off",
+                              "--output", (*out_) / "out"});
     if (run_.exit_code == 0) results_ = json::parse(read_file((*out_) / "out/results.json"));
   }
   static void TearDownTestSuite() { delete out_; }
@@ -61,14 +62,18 @@ testing::ProcResult EvalReference::run_;
 TEST_F(EvalReference, MultipleChoiceAccuracyEqualsLmEval) {
   for (const std::string task : {"tiny_mc", "tiny_mc_self"}) {
     const json& want = expected_[task];
-    EXPECT_EQ(metric(results_, task, "acc,none"), want["metrics"]["acc,none"].get<double>()) << task;
-    EXPECT_EQ(metric(results_, task, "acc_norm,none"), want["metrics"]["acc_norm,none"].get<double>()) << task;
+    EXPECT_EQ(metric(results_, task, "acc,none"), want["metrics"]["acc,none"].get<double>())
+        << task;
+    EXPECT_EQ(metric(results_, task, "acc_norm,none"),
+              want["metrics"]["acc_norm,none"].get<double>())
+        << task;
     auto got = samples(task);
     ASSERT_EQ(got.size(), want["samples"].size()) << task;
     for (const auto& w : want["samples"]) {
       const json& g = got.at(w["doc_id"].get<size_t>());
       // Each request's arguments are (context, target_delimiter + choice).
-      EXPECT_EQ(g["prompt"].get<std::string>(), w["arguments"][0][0].get<std::string>()) << task << " doc " << w["doc_id"];
+      EXPECT_EQ(g["prompt"].get<std::string>(), w["arguments"][0][0].get<std::string>())
+          << task << " doc " << w["doc_id"];
       ASSERT_EQ(g["loglikelihoods"].size(), w["resps"].size());
       for (size_t c = 0; c < w["resps"].size(); ++c)
         EXPECT_NEAR(g["loglikelihoods"][c].get<double>(), w["resps"][c][0][0].get<double>(), 1e-4)
@@ -88,7 +93,8 @@ TEST_F(EvalReference, PerplexityEqualsLmEval) {
   auto got = samples("tiny_ppl");
   for (const auto& w : want["samples"]) {
     const double wl = w["resps"][0][0].get<double>();
-    EXPECT_NEAR(got.at(w["doc_id"].get<size_t>())["metrics"]["loglikelihood"].get<double>(), wl, 1e-4 * std::fabs(wl));
+    EXPECT_NEAR(got.at(w["doc_id"].get<size_t>())["metrics"]["loglikelihood"].get<double>(), wl,
+                1e-4 * std::fabs(wl));
   }
 }
 
@@ -104,7 +110,8 @@ TEST_F(EvalReference, GenerateUntilEqualsLmEval) {
     const size_t id = w["doc_id"].get<size_t>();
     const json& g = got.at(id);
     EXPECT_EQ(g["prompt"].get<std::string>(), w["arguments"][0][0].get<std::string>());
-    EXPECT_EQ(g["prediction"].get<std::string>(), w["resps"][0][0].get<std::string>()) << "doc " << id;
+    EXPECT_EQ(g["prediction"].get<std::string>(), w["resps"][0][0].get<std::string>())
+        << "doc " << id;
     const char* filter = seen[id]++ == 0 ? "first_word" : "last_word";
     EXPECT_EQ(g["filtered"][filter].get<std::string>(), w["filtered_resps"][0].get<std::string>())
         << "doc " << id << " filter " << filter;

@@ -8,10 +8,9 @@
 // are all checked end to end.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "reef/base/files.h"
@@ -34,12 +33,23 @@ class FinetuneReference : public ::testing::Test {
   }
   // Runs reef finetune into `run` with the base settings plus `extra` overrides.
   static Metrics finetune(const std::string& run, const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {
-        "finetune", "--model", dir_ + "/model", "run.dir=" + run,
-        "data.train_files=[" + dir_ + "/train.jsonl]", "data.valid_files=[" + dir_ + "/valid.jsonl]",
-        "data.seq_len=250", "train.max_steps=3", "train.micro_batch_size=2", "train.grad_accum=2",
-        "train.eval_every=3", "train.eval_batches=100", "optim.lr=0.01", "optim.warmup_steps=0",
-        "logging.tensorboard=false", "logging.progress=off", "run.threads=1"};
+    std::vector<std::string> args = {"finetune",
+                                     "--model",
+                                     dir_ + "/model",
+                                     "run.dir=" + run,
+                                     "data.train_files=[" + dir_ + "/train.jsonl]",
+                                     "data.valid_files=[" + dir_ + "/valid.jsonl]",
+                                     "data.seq_len=250",
+                                     "train.max_steps=3",
+                                     "train.micro_batch_size=2",
+                                     "train.grad_accum=2",
+                                     "train.eval_every=3",
+                                     "train.eval_batches=100",
+                                     "optim.lr=0.01",
+                                     "optim.warmup_steps=0",
+                                     "logging.tensorboard=false",
+                                     "logging.progress=off",
+                                     "run.threads=1"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto r = testing::run_reef(args);
     EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -54,12 +64,14 @@ std::string FinetuneReference::dir_;
 TEST_F(FinetuneReference, LossesEqualTransformersAndPeft) {
   testing::ScratchDir tmp;
   const Metrics full = finetune(tmp / "full", {});
-  const Metrics unpacked = finetune(tmp / "unpacked", {"data.packing=false", "train.max_steps=1", "train.eval_every=1"});
-  const Metrics lora = finetune(tmp / "lora", {"peft.method=lora", "peft.target_modules=[all-linear]",
-                                               "peft.lora_r=4", "peft.lora_alpha=8"});
-  const Metrics prompt = finetune(tmp / "prompt", {"peft.method=prompt_tuning", "data.packing=false",
-                                                   "peft.num_virtual_tokens=4",
-                                                   "peft.prompt_init_text=Quiet river"});
+  const Metrics unpacked =
+      finetune(tmp / "unpacked", {"data.packing=false", "train.max_steps=1", "train.eval_every=1"});
+  const Metrics lora =
+      finetune(tmp / "lora", {"peft.method=lora", "peft.target_modules=[all-linear]",
+                              "peft.lora_r=4", "peft.lora_alpha=8"});
+  const Metrics prompt =
+      finetune(tmp / "prompt", {"peft.method=prompt_tuning", "data.packing=false",
+                                "peft.num_virtual_tokens=4", "peft.prompt_init_text=Quiet river"});
   for (const Metrics* m : {&full, &unpacked, &lora, &prompt}) {
     ASSERT_GE(m->val.size(), 2u);
     ASSERT_EQ(m->val.begin()->first, 0);
@@ -71,13 +83,14 @@ TEST_F(FinetuneReference, LossesEqualTransformersAndPeft) {
   // What transformers / peft say, each conversation run alone.
   nlohmann::json jobs = nlohmann::json::array();
   auto job = [&](const std::string& model, const std::string& adapter) {
-    jobs.push_back({{"model", model}, {"adapter", adapter.empty() ? nlohmann::json() : nlohmann::json(adapter)},
+    jobs.push_back({{"model", model},
+                    {"adapter", adapter.empty() ? nlohmann::json() : nlohmann::json(adapter)},
                     {"data", dir_ + "/valid.jsonl"}});
   };
-  job(dir_ + "/model", "");                                   // 0: the base
-  job(tmp / "full/checkpoints/step_3", "");                   // 1: full SFT, saved as a model folder
-  job(dir_ + "/model", tmp / "lora/checkpoints/step_3");      // 2: LoRA adapter
-  job(dir_ + "/model", tmp / "prompt/checkpoints/step_3");    // 3: prompt-tuning adapter
+  job(dir_ + "/model", "");                                 // 0: the base
+  job(tmp / "full/checkpoints/step_3", "");                 // 1: full SFT, saved as a model folder
+  job(dir_ + "/model", tmp / "lora/checkpoints/step_3");    // 2: LoRA adapter
+  job(dir_ + "/model", tmp / "prompt/checkpoints/step_3");  // 3: prompt-tuning adapter
   {
     std::ofstream f(tmp / "jobs.json");
     f << jobs.dump();
@@ -96,9 +109,11 @@ TEST_F(FinetuneReference, LossesEqualTransformersAndPeft) {
   near(full.val.begin()->second, base, "packed validation loss of the base model");
   near(unpacked.val.begin()->second, base, "one-sample-per-row validation loss of the base model");
   near(lora.val.begin()->second, base, "LoRA starts as the base (B = 0)");
-  near(full.val.rbegin()->second, want[1]["val_loss"].get<double>(), "fully fine-tuned model folder");
+  near(full.val.rbegin()->second, want[1]["val_loss"].get<double>(),
+       "fully fine-tuned model folder");
   near(lora.val.rbegin()->second, want[2]["val_loss"].get<double>(), "LoRA adapter in peft");
-  near(prompt.val.rbegin()->second, want[3]["val_loss"].get<double>(), "prompt-tuning adapter in peft");
+  near(prompt.val.rbegin()->second, want[3]["val_loss"].get<double>(),
+       "prompt-tuning adapter in peft");
   // The adapters really changed the model.
   EXPECT_GT(std::abs(want[2]["val_loss"].get<double>() - base), 1e-3);
   EXPECT_GT(std::abs(want[3]["val_loss"].get<double>() - base), 1e-3);

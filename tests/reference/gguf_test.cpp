@@ -1,8 +1,9 @@
 // `reef export gguf` against gguf-py: tests/reference/gguf_reference.py makes tiny random HF
 // folders with tokenizers (llama and mistral with a SentencePiece-style tokenizer, llama3 with
-// llama3 RoPE scaling, qwen2, qwen3, gpt2, mixtral with stacked experts); each is exported in f32, f16 and q8_0 (and bf16 for
-// two), then gguf.GGUFReader reads every file back and the script compares every key, the
-// tokenizer, tensor names, types, shapes and data with what llama.cpp's conventions give.
+// llama3 RoPE scaling, qwen2, qwen3, gpt2, mixtral with stacked experts); each is exported in f32,
+// f16 and q8_0 (and bf16 for two), then gguf.GGUFReader reads every file back and the script
+// compares every key, the tokenizer, tensor names, types, shapes and data with what llama.cpp's
+// conventions give.
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -38,8 +39,8 @@ TEST_F(GgufReference, EveryArchAndTypeReadsBackInGgufPy) {
     if (c == "llama" || c == "gpt2") types.push_back("bf16");
     for (const auto& t : types) {
       const std::string file = out / (c + "." + t + ".gguf");
-      auto r = testing::run_reef({"export", "gguf", "--model", dir_ + "/" + c, "--out", file,
-                                  "--type", t});
+      auto r = testing::run_reef(
+          {"export", "gguf", "--model", dir_ + "/" + c, "--out", file, "--type", t});
       ASSERT_EQ(r.exit_code, 0) << c << " " << t << ": " << r.output;
       ASSERT_TRUE(path_exists(file)) << file;
     }

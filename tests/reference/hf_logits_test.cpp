@@ -143,7 +143,8 @@ TEST_F(HfLogits, MixtralAuxAndTotalLossMatchTransformers) {
     EXPECT_NEAR(aux, want_aux, 1e-6);
     // Labels = input_ids: transformers shifts them, so logits [:, :-1] predict ids [:, 1:].
     const int64_t T = ids.size(1);
-    auto loss = causal_lm_loss(cfg, out.logits.slice(1, 0, T - 1), ids.slice(1, 1, T), out.aux_loss);
+    auto loss =
+        causal_lm_loss(cfg, out.logits.slice(1, 0, T - 1), ids.slice(1, 1, T), out.aux_loss);
     std::cout << name << ": loss " << loss.item<double>() << " (transformers "
               << ref.at("loss").item<double>() << ")\n";
     EXPECT_NEAR(loss.item<double>(), ref.at("loss").item<double>(), 1e-5);
@@ -223,7 +224,8 @@ TEST_F(HfLogits, ShardedAndHalfPrecisionFoldersLoad) {
       const double ndiff = max_diff(native_logits.to(torch::kFloat), ref.at("native_logits"));
       const double scale = ref.at("native_logits").abs().max().item<double>();
       std::cout << name << ": in " << c10::toString(want)
-                << ", max |logits - transformers| = " << ndiff << " (max |logit| " << scale << ")\n";
+                << ", max |logits - transformers| = " << ndiff << " (max |logit| " << scale
+                << ")\n";
       // GPT-2's gelu_new rounds differently (below), so its bound is twice as wide.
       const bool gelu_new = name.rfind("gpt2", 0) == 0;
       EXPECT_LE(ndiff, (gelu_new ? 2 : 1) * kHalfTolerance * std::max(1.0, scale)) << name;
@@ -233,8 +235,9 @@ TEST_F(HfLogits, ShardedAndHalfPrecisionFoldersLoad) {
       // (bounded by the tolerance above). GPT-2's gelu_new is the
       // exception: transformers evaluates the tanh formula op by op in the half type, Reef calls
       // torch's fused tanh-GELU, which computes in float32 and rounds once.
-      const auto arch = model_config_from_hf(
-          nlohmann::json::parse(read_file(folder + "/config.json")), folder).arch;
+      const auto arch =
+          model_config_from_hf(nlohmann::json::parse(read_file(folder + "/config.json")), folder)
+              .arch;
       if (arch == "llama" || arch == "mistral" || arch == "qwen2" || arch == "qwen3" ||
           arch == "gemma")
         EXPECT_EQ(ndiff, 0.0) << name;
@@ -254,8 +257,8 @@ TEST_F(HfLogits, ShardedFoldersReefWritesLoadInTransformers) {
     save_model_folder(out + "/" + name, model, nullptr, /*max_shard_bytes=*/8 * 1024);
     EXPECT_TRUE(path_exists(out + "/" + name + "/" + kWeightsIndexFile)) << name;
   }
-  auto r = testing::run_python({testing::source_dir() + "/tests/reference/hf_make_tiny.py",
-                                "verify-sharded", out, dir_});
+  auto r = testing::run_python(
+      {testing::source_dir() + "/tests/reference/hf_make_tiny.py", "verify-sharded", out, dir_});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   std::cout << r.output;
 }

@@ -7,8 +7,8 @@
 // logits.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -194,8 +194,8 @@ TEST_F(PeftReference, ConvertMergesAPeftAdapter) {
   write_file_atomic(bad + "/adapter_config.json", cfg.dump());
   write_file_atomic(bad + "/adapter_model.safetensors",
                     read_file(dir_ + "/llama_qv/adapter_model.safetensors"));
-  auto r = testing::run_reef({"convert", "--model", dir_ + "/llama", "--adapter", bad, "--out",
-                              scratch / "never"});
+  auto r = testing::run_reef(
+      {"convert", "--model", dir_ + "/llama", "--adapter", bad, "--out", scratch / "never"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("use_dora"), std::string::npos) << r.output;
   EXPECT_FALSE(path_exists(scratch / "never"));

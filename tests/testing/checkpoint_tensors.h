@@ -13,11 +13,13 @@ namespace reef::testing {
 
 // The whole tensors of `group` ("model" or "optimizer") of checkpoint folder `dir`: read from a
 // distributed checkpoint's pieces, or from model.safetensors / optimizer.safetensors.
-inline std::map<std::string, torch::Tensor> checkpoint_tensors(const std::string& dir, const std::string& group) {
+inline std::map<std::string, torch::Tensor> checkpoint_tensors(const std::string& dir,
+                                                               const std::string& group) {
   if (path_exists(join_path(dir, kDistIndexFile))) {
     auto ck = DistCheckpoint::open(dir);
     std::map<std::string, torch::Tensor> out;
-    for (const auto& name : ck.names(group)) out[name] = ck.read(name, TensorSlice::whole(ck.tensor(name).shape));
+    for (const auto& name : ck.names(group))
+      out[name] = ck.read(name, TensorSlice::whole(ck.tensor(name).shape));
     return out;
   }
   return load_safetensors(join_path(dir, group + ".safetensors"));

@@ -20,15 +20,27 @@ namespace reef::testing {
 // `reef pretrain` of `recipe` at hidden 64 and 2 layers: 6 steps of a global batch of 8
 // sequences of 32 tokens (4 x 2 accumulated), checkpoints at steps 3 and 6, fp32, one thread,
 // on dir/train.txt (write_fortune_corpus), no validation. `extra` comes last, so it overrides.
-inline std::vector<std::string> pretrain_args(const ScratchDir& dir, const std::string& run,
-                                              std::vector<std::string> extra = {},
-                                              const std::string& recipe = "recipes/llama-tiny.yaml") {
-  std::vector<std::string> a = {"pretrain", "--config", recipe, "run.dir=" + run,
-                                "model.hidden_size=64", "model.n_layers=2", "data.seq_len=32",
-                                "train.micro_batch_size=4", "train.grad_accum=2", "train.max_steps=6",
-                                "train.eval_every=0", "checkpoint.every=3", "checkpoint.keep_last=0",
-                                "run.threads=1", "logging.progress=off", "train.precision=fp32",
-                                "optim.warmup_steps=2", "data.train_files=[" + dir / "train.txt]",
+inline std::vector<std::string> pretrain_args(
+    const ScratchDir& dir, const std::string& run, std::vector<std::string> extra = {},
+    const std::string& recipe = "recipes/llama-tiny.yaml") {
+  std::vector<std::string> a = {"pretrain",
+                                "--config",
+                                recipe,
+                                "run.dir=" + run,
+                                "model.hidden_size=64",
+                                "model.n_layers=2",
+                                "data.seq_len=32",
+                                "train.micro_batch_size=4",
+                                "train.grad_accum=2",
+                                "train.max_steps=6",
+                                "train.eval_every=0",
+                                "checkpoint.every=3",
+                                "checkpoint.keep_last=0",
+                                "run.threads=1",
+                                "logging.progress=off",
+                                "train.precision=fp32",
+                                "optim.warmup_steps=2",
+                                "data.train_files=[" + dir / "train.txt]",
                                 "data.valid_files=[]"};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
@@ -51,7 +63,8 @@ struct SameRunCheck {
 inline void expect_same_run(const std::string& ref, const std::string& got, int64_t step,
                             const SameRunCheck& check = {}) {
   for (const auto& [key, rel] : check.metrics) {
-    auto a = metric_by_step(ref + "/metrics.jsonl", key), b = metric_by_step(got + "/metrics.jsonl", key);
+    auto a = metric_by_step(ref + "/metrics.jsonl", key),
+         b = metric_by_step(got + "/metrics.jsonl", key);
     if (check.steps > 0) {
       ASSERT_EQ(a.size(), check.steps) << key;
       ASSERT_EQ(b.size(), a.size()) << key;

@@ -22,8 +22,8 @@ class ServeProcess {
   // Starts `reef serve --model model_dir --port 0 <extra>` and waits until it listens.
   ServeProcess(const std::string& model_dir, const std::vector<std::string>& extra) {
     log_ = dir_ / "serve.log";
-    std::vector<std::string> argv = {reef_bin(), "serve", "--model", model_dir, "--port", "0",
-                                     "--threads", "1"};
+    std::vector<std::string> argv = {reef_bin(), "serve", "--model",   model_dir,
+                                     "--port",   "0",     "--threads", "1"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     pid_ = spawn_process(argv, source_dir(), log_);
     const std::regex listening(R"(listening on http://([0-9.]+):(\d+))");

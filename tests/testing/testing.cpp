@@ -3,16 +3,14 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
-#include <zlib.h>
-#include <zstd.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include <cstdlib>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
-
 #include <sstream>
 
 #include "reef/base/error.h"
@@ -33,7 +31,8 @@ ScratchDir::~ScratchDir() {
 
 std::string gzip_bytes(const std::string& data) {
   z_stream z{};
-  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) fail("deflateInit2 failed");
+  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    fail("deflateInit2 failed");
   std::string out(deflateBound(&z, data.size()) + 64, '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   z.avail_in = static_cast<uInt>(data.size());
@@ -90,7 +89,8 @@ std::string python_bin() { return REEF_PYTHON; }
 
 namespace {
 // In a forked child: send stdout and stderr to `out_fd`, enter `cwd`, exec argv. Never returns.
-[[noreturn]] void exec_child(const std::vector<std::string>& argv, const std::string& cwd, int out_fd) {
+[[noreturn]] void exec_child(const std::vector<std::string>& argv, const std::string& cwd,
+                             int out_fd) {
   if (out_fd >= 0) {
     ::dup2(out_fd, 1);
     ::dup2(out_fd, 2);
@@ -141,7 +141,8 @@ int spawn_process(const std::vector<std::string>& argv, const std::string& cwd,
                   const std::string& log_path) {
   pid_t pid = ::fork();
   if (pid < 0) fail("fork failed");
-  if (pid == 0) exec_child(argv, cwd, ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644));
+  if (pid == 0)
+    exec_child(argv, cwd, ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644));
   return pid;
 }
 
@@ -193,7 +194,8 @@ std::vector<std::string> launch_args(int nproc, const std::vector<std::string>& 
 
 void write_fortune_corpus(const std::string& path) {
   std::string text;
-  for (int i = 0; i < 400; ++i) text += "fortune " + std::to_string(i * 7919 % 1000) + " favours the bold\n\n";
+  for (int i = 0; i < 400; ++i)
+    text += "fortune " + std::to_string(i * 7919 % 1000) + " favours the bold\n\n";
   write_file_atomic(path, text);
 }
 

@@ -22,8 +22,8 @@ class ScratchDir {
 };
 
 struct ProcResult {
-  int exit_code = -1;   // exit status, or 128+signal when killed
-  std::string output;   // stdout and stderr interleaved
+  int exit_code = -1;  // exit status, or 128+signal when killed
+  std::string output;  // stdout and stderr interleaved
 };
 
 // `data` compressed as a gzip member (zlib's deflate) or a zstd frame (libzstd), for tests
@@ -54,7 +54,8 @@ bool try_wait_process(int pid, int* exit_code);
 std::string cached_python_output(const std::string& script, const std::vector<std::string>& args);
 
 // The values of `key` in a run's metrics.jsonl, by step (records without the key skipped).
-std::map<int64_t, double> metric_by_step(const std::string& metrics_path, const std::string& key = "loss");
+std::map<int64_t, double> metric_by_step(const std::string& metrics_path,
+                                         const std::string& key = "loss");
 
 // `reef launch --nproc-per-node N -- reef <cmd...>` as run_reef arguments.
 std::vector<std::string> launch_args(int nproc, const std::vector<std::string>& cmd);
@@ -65,7 +66,8 @@ void write_fortune_corpus(const std::string& path);
 
 // Makes run folder `to` hold only `from`'s step_<step> checkpoint (and, with `metrics`, its
 // metrics.jsonl), ready for --resume.
-void seed_resume_dir(const std::string& from, const std::string& to, int64_t step, bool metrics = true);
+void seed_resume_dir(const std::string& from, const std::string& to, int64_t step,
+                     bool metrics = true);
 
 std::string source_dir();
 std::string reef_bin();

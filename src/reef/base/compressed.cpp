@@ -32,7 +32,8 @@ Compression detect_compression(const std::string& path) {
   size_t n = std::fread(m, 1, 4, f);
   std::fclose(f);
   if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) return Compression::kGzip;
-  if (n == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return Compression::kZstd;
+  if (n == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd)
+    return Compression::kZstd;
   return Compression::kNone;
 }
 

@@ -24,16 +24,24 @@ namespace {
 // Files a model folder carries beside its weights and config that describe how to use it; they
 // are copied unchanged (transformers' save_pretrained of the tokenizer would rewrite them).
 const char* const kCopiedFiles[] = {
-    "generation_config.json", "tokenizer.json",      "tokenizer_config.json",
-    "special_tokens_map.json", "tokenizer.model",    "vocab.json",
-    "merges.txt",              "added_tokens.json",  "chat_template.jinja",
-    "chat_template.json",      "tokenizer.tiktoken",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "tokenizer.tiktoken",
 };
 
 // The dtype the folder's weights are stored in when they all share one; float32 otherwise.
 torch::ScalarType stored_dtype(const std::string& dir) {
   std::set<torch::ScalarType> seen;
-  if (!path_exists(join_path(dir, kWeightsFile)) && !path_exists(join_path(dir, kWeightsIndexFile)) &&
+  if (!path_exists(join_path(dir, kWeightsFile)) &&
+      !path_exists(join_path(dir, kWeightsIndexFile)) &&
       looks_distributed(dir)) {  // a distributed checkpoint: consolidated by loading it
     const DistCheckpoint ck = DistCheckpoint::open(dir);
     for (const auto& name : ck.names("model")) seen.insert(ck.tensor(name).dtype);
@@ -55,13 +63,20 @@ uint64_t parse_byte_size(const std::string& text, const std::string& what) {
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
   const std::string digits = text.substr(0, i), unit = ascii_lower(text.substr(i));
   uint64_t scale = 0;
-  if (unit.empty() || unit == "b") scale = 1;
-  else if (unit == "kb") scale = 1000ULL;
-  else if (unit == "mb") scale = 1000ULL * 1000;
-  else if (unit == "gb") scale = 1000ULL * 1000 * 1000;
-  else if (unit == "kib") scale = 1ULL << 10;
-  else if (unit == "mib") scale = 1ULL << 20;
-  else if (unit == "gib") scale = 1ULL << 30;
+  if (unit.empty() || unit == "b")
+    scale = 1;
+  else if (unit == "kb")
+    scale = 1000ULL;
+  else if (unit == "mb")
+    scale = 1000ULL * 1000;
+  else if (unit == "gb")
+    scale = 1000ULL * 1000 * 1000;
+  else if (unit == "kib")
+    scale = 1ULL << 10;
+  else if (unit == "mib")
+    scale = 1ULL << 20;
+  else if (unit == "gib")
+    scale = 1ULL << 30;
   if (digits.empty() || digits.size() > 12 || scale == 0)
     usage_error("{}: '{}' is not a size; write e.g. 5GB, 500MB, 2GiB or a number of bytes", what,
                 text);
@@ -74,7 +89,8 @@ ConvertResult convert_model_folder(const ConvertOptions& o) {
   namespace fs = std::filesystem;
   if (!is_directory(o.model_dir)) usage_error("--model: no such folder: {}", o.model_dir);
   const std::string cfg_path = join_path(o.model_dir, "config.json");
-  if (!path_exists(cfg_path)) usage_error("--model: not a model folder (no config.json): {}", o.model_dir);
+  if (!path_exists(cfg_path))
+    usage_error("--model: not a model folder (no config.json): {}", o.model_dir);
   if (o.out_dir.empty()) usage_error("--out: empty path");
   if (!o.adapter_dir.empty() && !is_directory(o.adapter_dir))
     usage_error("--adapter: no such folder: {}", o.adapter_dir);

@@ -4,9 +4,9 @@
 // (peak memory near one copy of the model in that dtype) and written with Hugging Face names;
 // config.json is the source's with its dtype updated, and generation_config.json, the tokenizer
 // files and the chat template are copied byte for byte. A distributed training checkpoint
-// (checkpoint/dist_checkpoint.h) is consolidated this way into one folder. With an adapter, a PEFT LoRA adapter
-// folder is merged into the weights first (as peft's merge_and_unload), so the result is a plain
-// model folder.
+// (checkpoint/dist_checkpoint.h) is consolidated this way into one folder. With an adapter, a PEFT
+// LoRA adapter folder is merged into the weights first (as peft's merge_and_unload), so the result
+// is a plain model folder.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,9 +18,9 @@
 namespace reef {
 
 struct ConvertOptions {
-  std::string model_dir;       // source folder (config.json + weights)
-  std::string out_dir;         // written as a whole: a temp folder beside it, then renamed
-  std::string dtype = "auto";  // auto (the stored weights' dtype) | float32 | float16 | bfloat16
+  std::string model_dir;         // source folder (config.json + weights)
+  std::string out_dir;           // written as a whole: a temp folder beside it, then renamed
+  std::string dtype = "auto";    // auto (the stored weights' dtype) | float32 | float16 | bfloat16
   uint64_t max_shard_bytes = 0;  // 0 = one model.safetensors
   bool overwrite = false;        // replace an existing out_dir
   std::string adapter_dir;       // a PEFT LoRA adapter folder to merge in; empty = none

@@ -25,12 +25,14 @@ nlohmann::json slice_json(const TensorSlice& s) {
 TensorSlice slice_from_json(const nlohmann::json& j) {
   if (j.contains("flat")) {
     const auto& f = j.at("flat");
-    if (!f.is_array() || f.size() != 2) fail("malformed piece {}: flat must be [start, length]", j.dump());
+    if (!f.is_array() || f.size() != 2)
+      fail("malformed piece {}: flat must be [start, length]", j.dump());
     return TensorSlice::flat_range(f[0].get<int64_t>(), f[1].get<int64_t>());
   }
   auto off = j.at("offsets").get<std::vector<int64_t>>();
   auto len = j.at("lengths").get<std::vector<int64_t>>();
-  if (off.size() != len.size()) fail("malformed piece {}: offsets and lengths differ in rank", j.dump());
+  if (off.size() != len.size())
+    fail("malformed piece {}: offsets and lengths differ in rank", j.dump());
   return TensorSlice::of_box(std::move(off), std::move(len));
 }
 
@@ -55,7 +57,8 @@ torch::Tensor part_view(const torch::Tensor& data, const TensorSlice& s, const S
 
 std::string dist_rank_file(int rank) { return fmt::format("rank-{:05d}.safetensors", rank); }
 
-std::string write_rank_pieces(const std::string& dir, int rank, const std::vector<LocalPiece>& pieces) {
+std::string write_rank_pieces(const std::string& dir, int rank,
+                              const std::vector<LocalPiece>& pieces) {
   if (pieces.empty()) return "";
   const std::string file = dist_rank_file(rank);
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
@@ -65,12 +68,16 @@ std::string write_rank_pieces(const std::string& dir, int rank, const std::vecto
     slice_parts(p.global_shape, p.slice);  // throws when outside the tensor
     const auto want = p.slice.local_shape();
     if (!p.data.defined() || !p.data.sizes().equals(want))
-      fail("cannot save {} piece {} of '{}': its data has shape {}, expected {}", file, p.slice.str(),
-           p.name, p.data.defined() ? c10::str(p.data.sizes()) : "undefined", shape_str(want));
-    const std::string key = p.slice.is_whole(p.global_shape) ? p.name : p.name + "@" + p.slice.str();
-    if (!keys.insert(key).second) fail("cannot save {}: piece {} of '{}' given twice", file, p.slice.str(), p.name);
+      fail("cannot save {} piece {} of '{}': its data has shape {}, expected {}", file,
+           p.slice.str(), p.name, p.data.defined() ? c10::str(p.data.sizes()) : "undefined",
+           shape_str(want));
+    const std::string key =
+        p.slice.is_whole(p.global_shape) ? p.name : p.name + "@" + p.slice.str();
+    if (!keys.insert(key).second)
+      fail("cannot save {}: piece {} of '{}' given twice", file, p.slice.str(), p.name);
     tensors.emplace_back(key, p.data);
-    nlohmann::json j = {{"name", p.name}, {"group", p.group}, {"shape", p.global_shape}, {"key", key}};
+    nlohmann::json j = {
+        {"name", p.name}, {"group", p.group}, {"shape", p.global_shape}, {"key", key}};
     j.update(slice_json(p.slice));
     listed.push_back(std::move(j));
   }
@@ -92,22 +99,26 @@ void write_dist_index(const std::string& dir, int world_size, const std::vector<
     auto pieces_it = meta.find(kPiecesKey);
     auto sum_it = meta.find(kSafetensorsChecksumKey);
     if (pieces_it == meta.end() || sum_it == meta.end())
-      fail("{}: not a piece file of a distributed checkpoint (no {} / {} metadata)", path, kPiecesKey,
-           kSafetensorsChecksumKey);
+      fail("{}: not a piece file of a distributed checkpoint (no {} / {} metadata)", path,
+           kPiecesKey, kSafetensorsChecksumKey);
     files[file] = {{"rank", r},
                    {"bytes", static_cast<uint64_t>(std::filesystem::file_size(path))},
                    {"xxh64", sum_it->second}};
     for (const auto& p : nlohmann::json::parse(pieces_it->second)) {
-      const std::string name = p.at("name").get<std::string>(), key = p.at("key").get<std::string>();
+      const std::string name = p.at("name").get<std::string>(),
+                        key = p.at("key").get<std::string>();
       const std::string dtype = safetensors_dtype_name(f.dtype(key));
       auto& t = tensors[name];
       if (t.is_null()) {
-        t = {{"group", p.at("group")}, {"dtype", dtype}, {"shape", p.at("shape")},
+        t = {{"group", p.at("group")},
+             {"dtype", dtype},
+             {"shape", p.at("shape")},
              {"pieces", nlohmann::json::array()}};
         first_file[name] = file;
-      } else if (t["group"] != p.at("group") || t["dtype"] != dtype || t["shape"] != p.at("shape")) {
-        fail("distributed checkpoint {}: tensor '{}' is {} {} {} in {} but {} {} {} in {}", dir, name,
-             t["group"].get<std::string>(), t["dtype"].get<std::string>(), t["shape"].dump(),
+      } else if (t["group"] != p.at("group") || t["dtype"] != dtype ||
+                 t["shape"] != p.at("shape")) {
+        fail("distributed checkpoint {}: tensor '{}' is {} {} {} in {} but {} {} {} in {}", dir,
+             name, t["group"].get<std::string>(), t["dtype"].get<std::string>(), t["shape"].dump(),
              first_file[name], p.at("group").get<std::string>(), dtype, p.at("shape").dump(), file);
       }
       nlohmann::json piece = {{"file", file}, {"key", key}};
@@ -121,12 +132,16 @@ void write_dist_index(const std::string& dir, int world_size, const std::vector<
     const std::string why = check_cover(t["shape"].get<std::vector<int64_t>>(), slices[name]);
     if (!why.empty()) fail("distributed checkpoint {}: tensor '{}': {}", dir, name, why);
   }
-  nlohmann::json index = {{"format", kFormatName}, {"version", kDistFormatVersion},
-                          {"world_size", world_size}, {"files", files}, {"tensors", tensors}};
+  nlohmann::json index = {{"format", kFormatName},
+                          {"version", kDistFormatVersion},
+                          {"world_size", world_size},
+                          {"files", files},
+                          {"tensors", tensors}};
   write_file_atomic(join_path(dir, kDistIndexFile), index.dump(1) + "\n");
 }
 
-void save_dist_pieces(const std::string& dir, const std::vector<LocalPiece>& pieces, ProcessGroup* pg) {
+void save_dist_pieces(const std::string& dir, const std::vector<LocalPiece>& pieces,
+                      ProcessGroup* pg) {
   const int rank = pg ? pg->rank() : 0, world = pg ? pg->size() : 1;
   const std::string file = write_rank_pieces(dir, rank, pieces);
   auto wrote = torch::zeros({world}, torch::kInt64);
@@ -143,7 +158,8 @@ bool looks_distributed(const std::string& dir) {
   if (!is_directory(dir)) return false;
   if (path_exists(join_path(dir, kDistIndexFile))) return true;
   for (const auto& e : list_dir(dir))
-    if (e.rfind("rank-", 0) == 0 && e.size() > 12 && e.substr(e.size() - 12) == ".safetensors") return true;
+    if (e.rfind("rank-", 0) == 0 && e.size() > 12 && e.substr(e.size() - 12) == ".safetensors")
+      return true;
   return false;
 }
 
@@ -162,7 +178,8 @@ DistCheckpoint DistCheckpoint::open(const std::string& dir) {
   const std::string index = ck.index_path();
   if (!path_exists(index)) {
     if (looks_distributed(dir))
-      fail("incomplete checkpoint {}: {} is missing (the save was interrupted?)", dir, kDistIndexFile);
+      fail("incomplete checkpoint {}: {} is missing (the save was interrupted?)", dir,
+           kDistIndexFile);
     fail("{} is not a distributed checkpoint: no {}", dir, kDistIndexFile);
   }
   nlohmann::json j;
@@ -201,12 +218,15 @@ DistCheckpoint DistCheckpoint::open(const std::string& dir) {
       const std::string dtype = t.at("dtype").get<std::string>();
       std::vector<TensorSlice> slices;
       for (const auto& p : t.at("pieces")) {
-        Piece piece{p.at("file").get<std::string>(), p.at("key").get<std::string>(), slice_from_json(p)};
+        Piece piece{p.at("file").get<std::string>(), p.at("key").get<std::string>(),
+                    slice_from_json(p)};
         auto f = ck.cache_->files.find(piece.file);
         if (f == ck.cache_->files.end())
-          fail("{}: tensor '{}' has a piece in {}, which the index does not list", index, name, piece.file);
+          fail("{}: tensor '{}' has a piece in {}, which the index does not list", index, name,
+               piece.file);
         if (!f->second.contains(piece.key))
-          fail("corrupted checkpoint {}: {} has no tensor '{}' (a piece of '{}')", dir, piece.file, piece.key, name);
+          fail("corrupted checkpoint {}: {} has no tensor '{}' (a piece of '{}')", dir, piece.file,
+               piece.key, name);
         const auto& e = f->second.entry(piece.key);
         if (safetensors_dtype_name(e.dtype) != dtype || e.shape != piece.slice.local_shape())
           fail("corrupted checkpoint {}: '{}' in {} is {} {}, the index says {} {}", dir, piece.key,
@@ -221,7 +241,8 @@ DistCheckpoint DistCheckpoint::open(const std::string& dir) {
       ck.tensors_.emplace(name, std::move(tensor));
     }
   } catch (const nlohmann::json::exception& e) {
-    fail("corrupted checkpoint {}: {} lacks a field or has a wrong type ({})", dir, kDistIndexFile, e.what());
+    fail("corrupted checkpoint {}: {} lacks a field or has a wrong type ({})", dir, kDistIndexFile,
+         e.what());
   }
   return ck;
 }
@@ -258,7 +279,8 @@ std::set<std::string> DistCheckpoint::files_read() const {
   return cache_->verified;
 }
 
-void DistCheckpoint::read_into(const std::string& name, const TensorSlice& slice, torch::Tensor out) const {
+void DistCheckpoint::read_into(const std::string& name, const TensorSlice& slice,
+                               torch::Tensor out) const {
   const Tensor& t = tensor(name);
   if (!out.sizes().equals(slice.local_shape()))
     fail("reading {} of '{}': the destination has shape {}, expected {}", slice.str(), name,
@@ -289,11 +311,12 @@ void DistCheckpoint::read_into(const std::string& name, const TensorSlice& slice
       }
     }
     const auto* p = static_cast<const uint8_t*>(src.data_ptr());
-    if (p >= f.data() && p + src.nbytes() <= f.data() + f.data_size()) release_mapped_pages(p, src.nbytes());
+    if (p >= f.data() && p + src.nbytes() <= f.data() + f.data_size())
+      release_mapped_pages(p, src.nbytes());
   }
   if (copied != slice.numel())  // the index was checked to cover every tensor: an internal error
-    fail("reading {} of '{}' from {}: the pieces gave {} of {} elements", slice.str(), name, dir_, copied,
-         slice.numel());
+    fail("reading {} of '{}' from {}: the pieces gave {} of {} elements", slice.str(), name, dir_,
+         copied, slice.numel());
 }
 
 torch::Tensor DistCheckpoint::read(const std::string& name, const TensorSlice& slice) const {

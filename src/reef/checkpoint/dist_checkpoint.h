@@ -16,10 +16,9 @@
 
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
-
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -48,7 +47,8 @@ struct LocalPiece {
 
 // Writes `pieces` into `<dir>/rank-<rank>.safetensors` (atomically; nothing when there are
 // none) and returns the file name ("" when nothing was written). No collectives.
-std::string write_rank_pieces(const std::string& dir, int rank, const std::vector<LocalPiece>& pieces);
+std::string write_rank_pieces(const std::string& dir, int rank,
+                              const std::vector<LocalPiece>& pieces);
 
 // Rank 0, once every writer's file is in place: reads their headers (not their data), checks
 // that the pieces of every tensor cover it exactly once with one dtype, and writes the index
@@ -58,7 +58,8 @@ void write_dist_index(const std::string& dir, int world_size, const std::vector<
 // The collective save: every rank of `pg` (null: one process) calls it with its own pieces.
 // Each rank writes its file, the ranks agree on who wrote (an all-reduce, which is also the
 // barrier), then rank 0 writes the index. `dir` must exist and be shared by the ranks.
-void save_dist_pieces(const std::string& dir, const std::vector<LocalPiece>& pieces, ProcessGroup* pg);
+void save_dist_pieces(const std::string& dir, const std::vector<LocalPiece>& pieces,
+                      ProcessGroup* pg);
 
 // True when `dir` holds a distributed checkpoint's index or rank files.
 bool looks_distributed(const std::string& dir);

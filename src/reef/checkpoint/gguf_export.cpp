@@ -3,12 +3,11 @@
 // ffn_{gate,up,down}_exps as llama.cpp's converter writes them (see gguf_export.h).
 #include "reef/checkpoint/gguf_export.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "reef/base/error.h"
@@ -26,7 +25,14 @@ namespace {
 using nlohmann::json;
 
 // llama.cpp's token types (llama_token_type).
-enum TokenType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+enum TokenType : int32_t {
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6
+};
 
 // llama.cpp runs mistral and mixtral as its llama architecture (mixtral with expert tensors).
 std::string gguf_arch(const std::string& arch) {
@@ -96,7 +102,8 @@ bool has_type(const json& node, const std::string& type) {
 
 // The tokenizer.* keys from <dir>/tokenizer.json (+ tokenizer_config.json), padded with
 // "[PADi]" (unused) entries up to the model's vocab_size.
-void add_tokenizer(GgufWriter& w, const std::string& dir, const std::string& arch, int64_t vocab_size) {
+void add_tokenizer(GgufWriter& w, const std::string& dir, const std::string& arch,
+                   int64_t vocab_size) {
   const std::string path = join_path(dir, "tokenizer.json");
   if (!path_exists(path))
     usage_error("{}: no tokenizer.json (GGUF export needs a Hugging Face tokenizer.json)", dir);
@@ -116,13 +123,16 @@ void add_tokenizer(GgufWriter& w, const std::string& dir, const std::string& arc
   std::vector<bool> set(vocab_size, false);
   auto put = [&](const std::string& tok, int64_t id, int32_t type) {
     if (id < 0 || id >= vocab_size)
-      usage_error("{}: token id {} ({}) is outside the model's vocab_size {}", path, id, tok, vocab_size);
+      usage_error("{}: token id {} ({}) is outside the model's vocab_size {}", path, id, tok,
+                  vocab_size);
     tokens[id] = tok, types[id] = type, set[id] = true;
   };
-  const std::string unk = model.value("unk_token", json()).is_string() ? model["unk_token"].get<std::string>() : "";
+  const std::string unk =
+      model.value("unk_token", json()).is_string() ? model["unk_token"].get<std::string>() : "";
   for (const auto& [tok, id] : model.at("vocab").items()) {
     int32_t type = kNormal;
-    if (!byte_level && tok.size() == 6 && tok.rfind("<0x", 0) == 0 && tok.back() == '>') type = kByte;
+    if (!byte_level && tok.size() == 6 && tok.rfind("<0x", 0) == 0 && tok.back() == '>')
+      type = kByte;
     if (!unk.empty() && tok == unk) type = kUnknown;
     put(tok, id.get<int64_t>(), type);
   }
@@ -147,9 +157,12 @@ void add_tokenizer(GgufWriter& w, const std::string& dir, const std::string& arc
   }
   std::string pre = "default";
   if (byte_level) {
-    if (arch == "gpt2") pre = "gpt-2";
-    else if (arch == "qwen2" || arch == "qwen3") pre = "qwen2";
-    else pre = "llama-bpe";
+    if (arch == "gpt2")
+      pre = "gpt-2";
+    else if (arch == "qwen2" || arch == "qwen3")
+      pre = "qwen2";
+    else
+      pre = "llama-bpe";
   }
   w.add_string("tokenizer.ggml.model", tok_model);
   w.add_string("tokenizer.ggml.pre", pre);
@@ -222,8 +235,8 @@ void add_arch_keys(GgufWriter& w, const ModelConfig& c) {
 }  // namespace
 
 const std::vector<std::string>& gguf_exportable_archs() {
-  static const std::vector<std::string> archs = {"llama", "mistral", "mixtral", "qwen2", "qwen3",
-                                                 "gpt2"};
+  static const std::vector<std::string> archs = {"llama", "mistral", "mixtral",
+                                                 "qwen2", "qwen3",   "gpt2"};
   return archs;
 }
 
@@ -237,10 +250,14 @@ GgmlType parse_gguf_type(const std::string& s) {
 
 uint32_t gguf_file_type(GgmlType t) {
   switch (t) {
-    case GgmlType::kF32: return 0;
-    case GgmlType::kF16: return 1;
-    case GgmlType::kQ8_0: return 7;
-    case GgmlType::kBF16: return 32;
+    case GgmlType::kF32:
+      return 0;
+    case GgmlType::kF16:
+      return 1;
+    case GgmlType::kQ8_0:
+      return 7;
+    case GgmlType::kBF16:
+      return 32;
   }
   return 0;
 }
@@ -260,14 +277,14 @@ std::string gguf_tensor_name(const std::string& arch, const std::string& hf) {
       {"transformer.ln_f.bias", "output_norm.bias"},
       {"lm_head.weight", "output.weight"}};
   static const std::map<std::string, std::string> llama_block = {
-      {"input_layernorm", "attn_norm"}, {"post_attention_layernorm", "ffn_norm"},
-      {"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"},
-      {"self_attn.v_proj", "attn_v"}, {"self_attn.o_proj", "attn_output"},
+      {"input_layernorm", "attn_norm"},    {"post_attention_layernorm", "ffn_norm"},
+      {"self_attn.q_proj", "attn_q"},      {"self_attn.k_proj", "attn_k"},
+      {"self_attn.v_proj", "attn_v"},      {"self_attn.o_proj", "attn_output"},
       {"self_attn.q_norm", "attn_q_norm"}, {"self_attn.k_norm", "attn_k_norm"},
-      {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"}, {"mlp.down_proj", "ffn_down"},
-      {"block_sparse_moe.gate", "ffn_gate_inp"}};
+      {"mlp.gate_proj", "ffn_gate"},       {"mlp.up_proj", "ffn_up"},
+      {"mlp.down_proj", "ffn_down"},       {"block_sparse_moe.gate", "ffn_gate_inp"}};
   static const std::map<std::string, std::string> gpt2_block = {
-      {"ln_1", "attn_norm"}, {"ln_2", "ffn_norm"}, {"attn.c_attn", "attn_qkv"},
+      {"ln_1", "attn_norm"},          {"ln_2", "ffn_norm"},   {"attn.c_attn", "attn_qkv"},
       {"attn.c_proj", "attn_output"}, {"mlp.c_fc", "ffn_up"}, {"mlp.c_proj", "ffn_down"}};
   const auto& tops = gpt2 ? gpt2_top : llama_top;
   if (auto it = tops.find(hf); it != tops.end()) return it->second;
@@ -291,7 +308,8 @@ void export_gguf(const GgufExportOptions& o) {
   if (o.out.empty()) usage_error("--out: a file path is required");
   if (is_directory(o.out)) usage_error("--out {}: is a directory", o.out);
   const std::string cfg_path = join_path(o.model_dir, "config.json");
-  if (!path_exists(cfg_path)) usage_error("--model {}: not a model folder (no config.json)", o.model_dir);
+  if (!path_exists(cfg_path))
+    usage_error("--model {}: not a model folder (no config.json)", o.model_dir);
   {
     const json j = read_json_file(cfg_path);
     const std::string mt = j.value("model_type", "");
@@ -300,7 +318,8 @@ void export_gguf(const GgufExportOptions& o) {
     if (!ok) {
       std::string list;
       for (const auto& a : gguf_exportable_archs()) list += (list.empty() ? "" : ", ") + a;
-      usage_error("{}: model_type '{}' cannot be exported to GGUF (supported: {})", cfg_path, mt, list);
+      usage_error("{}: model_type '{}' cannot be exported to GGUF (supported: {})", cfg_path, mt,
+                  list);
     }
   }
   CausalLM model = load_model_folder(o.model_dir, torch::kCPU);
@@ -314,7 +333,8 @@ void export_gguf(const GgufExportOptions& o) {
   GgufWriter w;
   w.add_string("general.architecture", arch);
   std::string name = o.name;
-  if (name.empty()) name = std::filesystem::absolute(o.model_dir).lexically_normal().filename().string();
+  if (name.empty())
+    name = std::filesystem::absolute(o.model_dir).lexically_normal().filename().string();
   if (name.empty()) name = std::filesystem::absolute(o.model_dir).parent_path().filename().string();
   w.add_string("general.name", name);
   w.add_uint32("general.file_type", gguf_file_type(type));
@@ -337,7 +357,9 @@ void export_gguf(const GgufExportOptions& o) {
         fail("GGUF export: expert {} of layer {} out of order", expert, layer);
       list.push_back(t);
       if (expert + 1 == c.n_experts) {
-        const char* gname = which == "w1" ? "ffn_gate_exps" : which == "w3" ? "ffn_up_exps" : "ffn_down_exps";
+        const char* gname = which == "w1"   ? "ffn_gate_exps"
+                            : which == "w3" ? "ffn_up_exps"
+                                            : "ffn_down_exps";
         std::vector<int64_t> shape = {c.n_experts, t.size(0), t.size(1)};
         GgmlType tt = type;
         if (tt == GgmlType::kQ8_0 && shape.back() % kQ8BlockSize != 0) tt = GgmlType::kF16;
@@ -351,8 +373,10 @@ void export_gguf(const GgufExportOptions& o) {
     const bool transpose = c.arch == "gpt2" && t.dim() == 2 && hf.find(".h.") != std::string::npos;
     // llama (and mistral, written as llama) use interleaved RoPE in ggml.
     int64_t permute_heads = 0;
-    if (arch == "llama" && hf.find("self_attn.q_proj.") != std::string::npos) permute_heads = c.n_heads;
-    if (arch == "llama" && hf.find("self_attn.k_proj.") != std::string::npos) permute_heads = c.n_kv_heads;
+    if (arch == "llama" && hf.find("self_attn.q_proj.") != std::string::npos)
+      permute_heads = c.n_heads;
+    if (arch == "llama" && hf.find("self_attn.k_proj.") != std::string::npos)
+      permute_heads = c.n_kv_heads;
     std::vector<int64_t> shape = t.sizes().vec();
     if (transpose) std::swap(shape[0], shape[1]);
     GgmlType tt = type;

@@ -19,10 +19,10 @@
 namespace reef {
 
 struct GgufExportOptions {
-  std::string model_dir;  // config.json + safetensors + tokenizer.json
-  std::string out;        // the .gguf file, written atomically
+  std::string model_dir;     // config.json + safetensors + tokenizer.json
+  std::string out;           // the .gguf file, written atomically
   std::string type = "f16";  // f32, f16, bf16 or q8_0
-  std::string name;       // general.name; empty = the folder's name
+  std::string name;          // general.name; empty = the folder's name
 };
 
 // The model_types export_gguf writes: llama, mistral, mixtral, qwen2, qwen3, gpt2.

@@ -47,19 +47,25 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 const char* ggml_type_name(GgmlType t) {
   switch (t) {
-    case GgmlType::kF32: return "f32";
-    case GgmlType::kF16: return "f16";
-    case GgmlType::kQ8_0: return "q8_0";
-    case GgmlType::kBF16: return "bf16";
+    case GgmlType::kF32:
+      return "f32";
+    case GgmlType::kF16:
+      return "f16";
+    case GgmlType::kQ8_0:
+      return "q8_0";
+    case GgmlType::kBF16:
+      return "bf16";
   }
   return "?";
 }
 
 uint64_t ggml_nbytes(GgmlType t, int64_t numel) {
   switch (t) {
-    case GgmlType::kF32: return 4 * static_cast<uint64_t>(numel);
+    case GgmlType::kF32:
+      return 4 * static_cast<uint64_t>(numel);
     case GgmlType::kF16:
-    case GgmlType::kBF16: return 2 * static_cast<uint64_t>(numel);
+    case GgmlType::kBF16:
+      return 2 * static_cast<uint64_t>(numel);
     case GgmlType::kQ8_0:
       if (numel % kQ8BlockSize != 0) fail("q8_0: {} values is not a multiple of 32", numel);
       return static_cast<uint64_t>(numel / kQ8BlockSize) * (2 + kQ8BlockSize);
@@ -178,7 +184,8 @@ void GgufWriter::add_tensor(const std::string& name, std::vector<int64_t> shape,
   for (int64_t d : shape) numel *= d;
   if (type == GgmlType::kQ8_0 && (shape.empty() || shape.back() % kQ8BlockSize != 0))
     fail("GGUF: tensor {} {}: q8_0 needs rows of a multiple of 32 values", name, shape_str(shape));
-  tensors_.push_back({name, std::move(shape), type, std::move(produce), ggml_nbytes(type, numel), 0});
+  tensors_.push_back(
+      {name, std::move(shape), type, std::move(produce), ggml_nbytes(type, numel), 0});
 }
 
 void GgufWriter::write(const std::string& path) const {
@@ -218,7 +225,8 @@ void GgufWriter::write(const std::string& path) const {
       fail("GGUF: tensor {} has shape {}, declared {}", t.name, shape_str(v.sizes().vec()),
            shape_str(t.shape));
     const std::string bytes = encode_tensor(v, t.type);
-    if (bytes.size() != t.nbytes) fail("GGUF: tensor {}: {} bytes, expected {}", t.name, bytes.size(), t.nbytes);
+    if (bytes.size() != t.nbytes)
+      fail("GGUF: tensor {}: {} bytes, expected {}", t.name, bytes.size(), t.nbytes);
     out.write(bytes);
     pos = offsets[i] + t.nbytes;
   }

@@ -3,9 +3,9 @@
 
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "reef/base/error.h"
@@ -37,11 +37,16 @@ torch::ScalarType parse_weight_dtype(const std::string& name, const std::string&
 
 std::string hf_dtype_name(torch::ScalarType dtype) {
   switch (dtype) {
-    case torch::kFloat: return "float32";
-    case torch::kHalf: return "float16";
-    case torch::kBFloat16: return "bfloat16";
-    case torch::kDouble: return "float64";
-    default: usage_error("no Hugging Face dtype name for {}", c10::toString(dtype));
+    case torch::kFloat:
+      return "float32";
+    case torch::kHalf:
+      return "float16";
+    case torch::kBFloat16:
+      return "bfloat16";
+    case torch::kDouble:
+      return "float64";
+    default:
+      usage_error("no Hugging Face dtype name for {}", c10::toString(dtype));
   }
 }
 
@@ -52,9 +57,10 @@ void save_model_folder(const std::string& dir, CausalLM& model, const Tokenizer*
   for (const auto& item : model->named_parameters(true))
     if (item.key().find(".lora_A.") != std::string::npos ||
         item.key().find(".lora_B.") != std::string::npos)
-      usage_error("the model has LoRA branches ('{}'); merge them (merge_lora) or save an adapter "
-                  "(save_adapter) instead of a model folder",
-                  item.key());
+      usage_error(
+          "the model has LoRA branches ('{}'); merge them (merge_lora) or save an adapter "
+          "(save_adapter) instead of a model folder",
+          item.key());
   save_weights(dir, model_tensors(model), max_shard_bytes, {{"format", "pt"}});
   save_model_config(dir, model, tokenizer);
 }
@@ -87,12 +93,12 @@ namespace {
 
 // Where weights come from: the tensors of a model folder's files or of a distributed checkpoint.
 struct WeightSource {
-  std::string source;                // the file to name in messages
-  std::vector<std::string> names;    // every tensor
+  std::string source;                                    // the file to name in messages
+  std::vector<std::string> names;                        // every tensor
   std::function<std::string(const std::string&)> where;  // the file holding a tensor, for messages
   std::function<std::vector<int64_t>(const std::string&)> shape;
   std::function<torch::ScalarType(const std::string&)> dtype;
-  std::function<torch::Tensor(const std::string&)> tensor;  // whole, for comparisons
+  std::function<torch::Tensor(const std::string&)> tensor;            // whole, for comparisons
   std::function<void(const std::string&, torch::Tensor&)> copy_into;  // the tensor into a parameter
 };
 
@@ -124,9 +130,10 @@ void load_from(CausalLM& model, const WeightSource& files) {
     auto e = tensor_of.find(embed);
     if (e == tensor_of.end()) fail("{}: missing tensor '{}'", source, embed);
     if (!torch::equal(files.tensor(tied_head), files.tensor(e->second)))
-      fail("{}: config.json ties the embeddings (tie_word_embeddings: true) but tensor '{}' differs "
-           "from '{}'; set tie_word_embeddings to false to load them as two matrices",
-           where(tied_head), tied_head, e->second);
+      fail(
+          "{}: config.json ties the embeddings (tie_word_embeddings: true) but tensor '{}' differs "
+          "from '{}'; set tie_word_embeddings to false to load them as two matrices",
+          where(tied_head), tied_head, e->second);
   }
   // Check everything before the first parameter is touched, so a bad folder changes nothing.
   auto params = model->named_parameters(true);
@@ -168,8 +175,9 @@ void load_model_weights(CausalLM& model, const std::string& path) {
   src.source = files.source();
   src.names = files.names();
   src.where = [&](const std::string& name) {
-    return files.sharded() ? fmt::format("{} (shard {})", files.source(), files.file_of(name).path())
-                           : files.source();
+    return files.sharded()
+               ? fmt::format("{} (shard {})", files.source(), files.file_of(name).path())
+               : files.source();
   };
   src.shape = [&](const std::string& name) { return files.file_of(name).entry(name).shape; };
   src.dtype = [&](const std::string& name) { return files.file_of(name).entry(name).dtype; };
@@ -204,7 +212,8 @@ void load_model_weights(CausalLM& model, const DistCheckpoint& ck) {
     return ck.read(name, TensorSlice::whole(ck.tensor(name).shape));
   };
   src.copy_into = [&](const std::string& name, torch::Tensor& param) {
-    ck.read_into(name, TensorSlice::whole(ck.tensor(name).shape), param);  // pages released per piece
+    ck.read_into(name, TensorSlice::whole(ck.tensor(name).shape),
+                 param);  // pages released per piece
   };
   load_from(model, src);
 }

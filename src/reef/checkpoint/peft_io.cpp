@@ -3,8 +3,8 @@
 
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "reef/base/error.h"
@@ -57,7 +57,9 @@ std::map<std::string, std::vector<int64_t>> expected_lora_shapes(
   return out;
 }
 
-std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+std::string shape_str(const std::vector<int64_t>& s) {
+  return fmt::format("[{}]", fmt::join(s, ", "));
+}
 
 json read_adapter_json(const std::string& dir) {
   const std::string path = join_path(dir, kAdapterConfigFile);
@@ -78,7 +80,8 @@ LoraConfig read_adapter_config(const std::string& dir) {
   const std::string path = join_path(dir, kAdapterConfigFile);
   const json j = read_adapter_json(dir);
   const std::string type = j.value("peft_type", std::string());
-  if (type != "LORA") usage_error("{}: \"peft_type\" is '{}'; Reef loads LORA adapters", path, type);
+  if (type != "LORA")
+    usage_error("{}: \"peft_type\" is '{}'; Reef loads LORA adapters", path, type);
   if (!absent_or_null(j, "task_type") && j.at("task_type") != "CAUSAL_LM")
     usage_error("{}: \"task_type\" is {}; Reef loads CAUSAL_LM adapters", path,
                 j.at("task_type").dump());
@@ -116,12 +119,13 @@ LoraConfig read_adapter_config(const std::string& dir) {
     cfg.layer.use_rslora = j.at("use_rslora").get<bool>();
   }
   if (absent_or_null(j, "target_modules"))
-    usage_error("{}: \"target_modules\" is missing; Reef needs the adapter's target modules",
-                path);
+    usage_error("{}: \"target_modules\" is missing; Reef needs the adapter's target modules", path);
   const auto& t = j.at("target_modules");
   if (t.is_string()) {
-    if (t.get<std::string>() == "all-linear") cfg.target_modules = {"all-linear"};
-    else cfg.target_regex = t.get<std::string>();
+    if (t.get<std::string>() == "all-linear")
+      cfg.target_modules = {"all-linear"};
+    else
+      cfg.target_regex = t.get<std::string>();
   } else if (t.is_array() && !t.empty()) {
     for (const auto& e : t) {
       if (!e.is_string()) usage_error("{}: \"target_modules\" entries must be strings", path);
@@ -138,8 +142,8 @@ void save_adapter(const std::string& dir, CausalLM& model, const LoraConfig& cfg
   auto params = lora_named_parameters(model);
   if (params.empty()) fail("save_adapter: the model has no LoRA branch to save");
   const auto& o = cfg.layer;
-  json targets = cfg.target_regex.empty() ? json(lora_target_suffixes(model, cfg))
-                                          : json(cfg.target_regex);
+  json targets =
+      cfg.target_regex.empty() ? json(lora_target_suffixes(model, cfg)) : json(cfg.target_regex);
   // peft's LoraConfig fields; the ones left out take peft's defaults on load.
   json j = {
       {"alpha_pattern", json::object()},
@@ -188,8 +192,8 @@ void save_prompt_adapter(const std::string& dir, const torch::Tensor& prompt_emb
                          const ModelConfig& model, const PromptTuningSpec& spec,
                          const std::string& base_model_name_or_path) {
   if (prompt_embeddings.dim() != 2 || prompt_embeddings.size(1) != model.hidden_size)
-    fail("save_prompt_adapter: prompt embeddings {} are not [P, {}]", c10::str(prompt_embeddings.sizes()),
-         model.hidden_size);
+    fail("save_prompt_adapter: prompt embeddings {} are not [P, {}]",
+         c10::str(prompt_embeddings.sizes()), model.hidden_size);
   json j = {
       {"auto_mapping", nullptr},
       {"base_model_name_or_path",
@@ -208,7 +212,8 @@ void save_prompt_adapter(const std::string& dir, const torch::Tensor& prompt_emb
       {"token_dim", model.hidden_size},
       {"tokenizer_kwargs", nullptr},
       {"tokenizer_name_or_path", spec.init_text.empty() || base_model_name_or_path.empty()
-                                     ? json(nullptr) : json(base_model_name_or_path)},
+                                     ? json(nullptr)
+                                     : json(base_model_name_or_path)},
   };
   save_safetensors(join_path(dir, kAdapterWeightsFile),
                    {{"prompt_embeddings", prompt_embeddings.detach()}}, {{"format", "pt"}});
@@ -223,7 +228,8 @@ torch::Tensor load_prompt_adapter(const std::string& dir, const ModelConfig& mod
   if (type != "PROMPT_TUNING")
     usage_error("{}: \"peft_type\" is '{}'; expected PROMPT_TUNING", cpath, type);
   if (!absent_or_null(j, "task_type") && j.at("task_type") != "CAUSAL_LM")
-    usage_error("{}: \"task_type\" is {}; Reef loads CAUSAL_LM adapters", cpath, j.at("task_type").dump());
+    usage_error("{}: \"task_type\" is {}; Reef loads CAUSAL_LM adapters", cpath,
+                j.at("task_type").dump());
   if (!absent_or_null(j, "num_transformer_submodules") && j.at("num_transformer_submodules") != 1)
     usage_error("{}: \"num_transformer_submodules\" is {}; a decoder-only model has 1", cpath,
                 j.at("num_transformer_submodules").dump());
@@ -239,7 +245,9 @@ torch::Tensor load_prompt_adapter(const std::string& dir, const ModelConfig& mod
   auto file = SafetensorsFile::open(path);
   for (const auto& key : file.keys())
     if (key != "prompt_embeddings")
-      usage_error("{}: unexpected tensor '{}' (a prompt-tuning adapter holds only prompt_embeddings)", path, key);
+      usage_error(
+          "{}: unexpected tensor '{}' (a prompt-tuning adapter holds only prompt_embeddings)", path,
+          key);
   if (!file.contains("prompt_embeddings")) usage_error("{}: no tensor 'prompt_embeddings'", path);
   const std::vector<int64_t> want = {P, model.hidden_size};
   if (file.shape("prompt_embeddings") != want)
@@ -248,8 +256,10 @@ torch::Tensor load_prompt_adapter(const std::string& dir, const ModelConfig& mod
   if (spec) {
     spec->num_virtual_tokens = P;
     spec->init_text = j.value("prompt_tuning_init", std::string()) == "TEXT" &&
-                              j.contains("prompt_tuning_init_text") && j["prompt_tuning_init_text"].is_string()
-                          ? j["prompt_tuning_init_text"].get<std::string>() : "";
+                              j.contains("prompt_tuning_init_text") &&
+                              j["prompt_tuning_init_text"].is_string()
+                          ? j["prompt_tuning_init_text"].get<std::string>()
+                          : "";
   }
   return file.tensor("prompt_embeddings").to(torch::kFloat).clone();
 }
@@ -272,8 +282,9 @@ LoraConfig load_adapter(const std::string& dir, CausalLM& model) {
     auto it = expected.find(name);
     if (it == expected.end())
       usage_error("{}: tensor '{}' is not a LoRA parameter of the target modules {}", path, key,
-                  cfg.target_regex.empty() ? fmt::format("[{}]", fmt::join(cfg.target_modules, ", "))
-                                           : "'" + cfg.target_regex + "'");
+                  cfg.target_regex.empty()
+                      ? fmt::format("[{}]", fmt::join(cfg.target_modules, ", "))
+                      : "'" + cfg.target_regex + "'");
     if (file.shape(key) != it->second)
       usage_error("{}: tensor '{}' has shape {}, the model needs {} (r = {})", path, key,
                   shape_str(file.shape(key)), shape_str(it->second), cfg.layer.r);

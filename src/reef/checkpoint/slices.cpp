@@ -101,8 +101,8 @@ std::vector<int64_t> TensorSlice::local_shape() const {
 
 bool TensorSlice::is_whole(const std::vector<int64_t>& shape) const {
   if (flat) return start == 0 && length == product(shape);
-  return box.lengths == shape && std::all_of(box.offsets.begin(), box.offsets.end(),
-                                             [](int64_t o) { return o == 0; });
+  return box.lengths == shape &&
+         std::all_of(box.offsets.begin(), box.offsets.end(), [](int64_t o) { return o == 0; });
 }
 
 std::string TensorSlice::str() const {

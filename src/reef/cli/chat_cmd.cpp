@@ -64,7 +64,8 @@ int run_chat(const ChatArgs& a) {
     ChatOptions o = opts;
     ojson messages = rec;
     if (rec.is_object()) {
-      if (!rec.contains("messages")) usage_error("{}: expected {{\"messages\": [...]}} or a list of messages", source);
+      if (!rec.contains("messages"))
+        usage_error("{}: expected {{\"messages\": [...]}} or a list of messages", source);
       messages = rec["messages"];
       if (rec.contains("tools")) o.tools = rec["tools"];
     }
@@ -91,15 +92,20 @@ void add_tokenizer_chat(CLI::App* tokenizer, Runs& runs) {
   auto* c = tokenizer->add_subcommand(
       "chat", "render conversations (JSONL) with a model's chat template, as transformers does");
   auto a = std::make_shared<ChatArgs>();
-  c->add_option("--model,-m", a->model, "model or tokenizer folder (chat_template.jinja / tokenizer_config.json)")
+  c->add_option("--model,-m", a->model,
+                "model or tokenizer folder (chat_template.jinja / tokenizer_config.json)")
       ->required();
   c->add_option("--messages", a->messages,
-                "JSONL: one conversation a line, {\"messages\": [...], \"tools\": [...]} or a list of messages")
+                "JSONL: one conversation a line, {\"messages\": [...], \"tools\": [...]} or a list "
+                "of messages")
       ->required();
-  c->add_flag("--add-generation-prompt", a->add_generation_prompt, "end with the assistant's turn header");
+  c->add_flag("--add-generation-prompt", a->add_generation_prompt,
+              "end with the assistant's turn header");
   c->add_option("--template", a->fallback,
-                "when the folder has no template: a built-in one (chatml, gemma, llama3, mistral) or a .jinja file");
-  c->add_option("--var", a->vars, "template variable KEY=VALUE (JSON or text), e.g. enable_thinking=false");
+                "when the folder has no template: a built-in one (chatml, gemma, llama3, mistral) "
+                "or a .jinja file");
+  c->add_option("--var", a->vars,
+                "template variable KEY=VALUE (JSON or text), e.g. enable_thinking=false");
   c->callback([&runs, a] { runs.push_back([a] { return run_chat(*a); }); });
 }
 

@@ -18,9 +18,11 @@ void add_convert(CLI::App& app, Runs& runs) {
       "convert", "rewrite a model folder in another dtype or shard size (Hugging Face layout)");
   auto o = std::make_shared<ConvertOptions>();
   auto shard = std::make_shared<std::string>();
-  cmd->add_option("--model,-m", o->model_dir, "source model folder (Hugging Face or Reef), or run folder (newest checkpoint)")
+  cmd->add_option("--model,-m", o->model_dir,
+                  "source model folder (Hugging Face or Reef), or run folder (newest checkpoint)")
       ->required();
-  cmd->add_option("--out,-o", o->out_dir, "the folder to write (a temp folder is renamed into place)")
+  cmd->add_option("--out,-o", o->out_dir,
+                  "the folder to write (a temp folder is renamed into place)")
       ->required();
   cmd->add_option("--dtype", o->dtype,
                   "weight dtype: auto (as stored), float32, float16 or bfloat16")

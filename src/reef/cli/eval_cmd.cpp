@@ -16,7 +16,8 @@ namespace reef::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, endpoint, endpoint_model, tokenizer, api_key, judge_endpoint, judge_model, output;
+  std::string model, endpoint, endpoint_model, tokenizer, api_key, judge_endpoint, judge_model,
+      output;
   std::vector<std::string> tasks, include_paths;
   int64_t num_fewshot = -1, batch_size = 8, max_length = 0, threads = 0;
   double limit = -1;
@@ -25,7 +26,8 @@ struct EvalArgs {
 };
 
 int run_eval(const EvalArgs& a) {
-  if (a.model.empty() == a.endpoint.empty()) usage_error("reef eval: give exactly one of --model DIR and --endpoint URL");
+  if (a.model.empty() == a.endpoint.empty())
+    usage_error("reef eval: give exactly one of --model DIR and --endpoint URL");
   if (a.tasks.empty()) usage_error("--tasks: no task given");
   if (a.limit == 0) usage_error("--limit must be > 0, got 0");
   if (a.batch_size < 1) usage_error("--batch-size must be >= 1, got {}", a.batch_size);
@@ -45,7 +47,8 @@ int run_eval(const EvalArgs& a) {
     o.model = a.endpoint_model;
     o.api_key = a.api_key;
     if (a.max_length > 0) o.max_length = a.max_length;
-    lm = std::make_unique<eval::EndpointModel>(o, a.tokenizer.empty() ? nullptr : load_tokenizer(a.tokenizer));
+    lm = std::make_unique<eval::EndpointModel>(
+        o, a.tokenizer.empty() ? nullptr : load_tokenizer(a.tokenizer));
   }
   eval::EvalOptions opts;
   if (a.num_fewshot >= 0) opts.num_fewshot = a.num_fewshot;
@@ -59,15 +62,19 @@ int run_eval(const EvalArgs& a) {
     j.model = a.judge_model;
     j.api_key = a.api_key;
     judge = std::make_shared<eval::EndpointModel>(j, nullptr);
-    opts.judge = [judge](const std::string& system, const std::string& user) { return judge->chat(system, user); };
+    opts.judge = [judge](const std::string& system, const std::string& user) {
+      return judge->chat(system, user);
+    };
   }
-  opts.run_config = {{"tasks", a.tasks},
-                     {"num_fewshot", a.num_fewshot >= 0 ? nlohmann::json(a.num_fewshot) : nlohmann::json(nullptr)},
-                     {"limit", a.limit >= 0 ? nlohmann::json(a.limit) : nlohmann::json(nullptr)},
-                     {"batch_size", a.batch_size},
-                     {"max_length", a.max_length > 0 ? nlohmann::json(a.max_length) : nlohmann::json(nullptr)},
-                     {"endpoint", a.endpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.endpoint)},
-                     {"judge_endpoint", a.judge_endpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.judge_endpoint)}};
+  opts.run_config = {
+      {"tasks", a.tasks},
+      {"num_fewshot", a.num_fewshot >= 0 ? nlohmann::json(a.num_fewshot) : nlohmann::json(nullptr)},
+      {"limit", a.limit >= 0 ? nlohmann::json(a.limit) : nlohmann::json(nullptr)},
+      {"batch_size", a.batch_size},
+      {"max_length", a.max_length > 0 ? nlohmann::json(a.max_length) : nlohmann::json(nullptr)},
+      {"endpoint", a.endpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.endpoint)},
+      {"judge_endpoint",
+       a.judge_endpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.judge_endpoint)}};
   auto results = eval::evaluate(tasks, *lm, opts, a.output);
   std::cout << eval::results_markdown(results);
   log_info("wrote {}/results.json, results.md and samples_<task>.jsonl", a.output);
@@ -77,24 +84,38 @@ int run_eval(const EvalArgs& a) {
 }  // namespace
 
 void add_eval(CLI::App& app, Runs& runs) {
-  auto* cmd = app.add_subcommand("eval", "evaluate a model on tasks (lm-evaluation-harness semantics)");
+  auto* cmd =
+      app.add_subcommand("eval", "evaluate a model on tasks (lm-evaluation-harness semantics)");
   auto a = std::make_shared<EvalArgs>();
-  cmd->add_option("--model,-m", a->model, "model folder (Reef or Hugging Face), or run folder (newest checkpoint)");
-  cmd->add_option("--endpoint", a->endpoint, "OpenAI-compatible server to evaluate instead (e.g. http://127.0.0.1:8000/v1)");
+  cmd->add_option("--model,-m", a->model,
+                  "model folder (Reef or Hugging Face), or run folder (newest checkpoint)");
+  cmd->add_option("--endpoint", a->endpoint,
+                  "OpenAI-compatible server to evaluate instead (e.g. http://127.0.0.1:8000/v1)");
   cmd->add_option("--endpoint-model", a->endpoint_model, "\"model\" field sent to --endpoint");
-  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer folder/file of the --endpoint model (log-likelihood tasks)");
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "tokenizer folder/file of the --endpoint model (log-likelihood tasks)");
   cmd->add_option("--api-key", a->api_key, "Bearer token for the endpoints");
-  cmd->add_option("--tasks,-t", a->tasks, "comma-separated: built-in names (arithmetic, copy), task YAML files, or task names in --include-path")
-      ->required()->delimiter(',');
-  cmd->add_option("--include-path", a->include_paths, "folder of task YAMLs to find --tasks names in (repeatable)");
-  cmd->add_option("--num-fewshot", a->num_fewshot, "few-shot examples per prompt (default: each task's num_fewshot, else 0)");
+  cmd->add_option("--tasks,-t", a->tasks,
+                  "comma-separated: built-in names (arithmetic, copy), task YAML files, or task "
+                  "names in --include-path")
+      ->required()
+      ->delimiter(',');
+  cmd->add_option("--include-path", a->include_paths,
+                  "folder of task YAMLs to find --tasks names in (repeatable)");
+  cmd->add_option("--num-fewshot", a->num_fewshot,
+                  "few-shot examples per prompt (default: each task's num_fewshot, else 0)");
   cmd->add_option("--limit", a->limit, "documents per task: a count, or a fraction when below 1");
-  cmd->add_option("--batch-size", a->batch_size, "sequences per forward pass")->capture_default_str();
+  cmd->add_option("--batch-size", a->batch_size, "sequences per forward pass")
+      ->capture_default_str();
   cmd->add_option("--max-length", a->max_length, "context length in tokens (default: the model's)");
-  cmd->add_option("--fewshot-seed", a->fewshot_seed, "seed of the few-shot sampler")->capture_default_str();
-  cmd->add_option("--judge-endpoint", a->judge_endpoint, "OpenAI-compatible chat server for judge tasks");
+  cmd->add_option("--fewshot-seed", a->fewshot_seed, "seed of the few-shot sampler")
+      ->capture_default_str();
+  cmd->add_option("--judge-endpoint", a->judge_endpoint,
+                  "OpenAI-compatible chat server for judge tasks");
   cmd->add_option("--judge-model", a->judge_model, "\"model\" field sent to --judge-endpoint");
-  cmd->add_option("--output,-o", a->output, "folder for results.json, results.md and samples_<task>.jsonl")->required();
+  cmd->add_option("--output,-o", a->output,
+                  "folder for results.json, results.md and samples_<task>.jsonl")
+      ->required();
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads; 0 = every core")->capture_default_str();
   cmd->add_option("--progress", a->progress, "progress bar: auto, on, off")->capture_default_str();

@@ -13,7 +13,8 @@ void add_export(CLI::App& app, Runs& runs) {
   cmd->require_subcommand(1);
   auto* g = cmd->add_subcommand("gguf", "write a GGUF v3 file for llama.cpp");
   auto o = std::make_shared<GgufExportOptions>();
-  g->add_option("--model,-m", o->model_dir, "model folder: config.json, safetensors, tokenizer.json")
+  g->add_option("--model,-m", o->model_dir,
+                "model folder: config.json, safetensors, tokenizer.json")
       ->required();
   g->add_option("--out,-o", o->out, "the .gguf file to write (atomically)")->required();
   g->add_option("--type,-t", o->type,

@@ -32,24 +32,32 @@ std::string resolve_model_dir(const std::string& path) {
   if (!path_exists(path)) usage_error("--model: no such folder: {}", path);
   if (path_exists(join_path(path, "config.json"))) return path;
   if (auto c = latest_checkpoint(path)) return *c;
-  usage_error("--model: {} is neither a model folder (config.json) nor a run folder with checkpoints/",
-              path);
+  usage_error(
+      "--model: {} is neither a model folder (config.json) nor a run folder with checkpoints/",
+      path);
 }
 
 void add_generate(CLI::App& app, Runs& runs) {
   auto* cmd = app.add_subcommand("generate", "generate text from a checkpoint");
   auto a = std::make_shared<GenerateArgs>();
-  cmd->add_option("--model,--checkpoint,-m", a->checkpoint, "model folder (Reef or Hugging Face), or run folder (newest checkpoint)")->required();
+  cmd->add_option("--model,--checkpoint,-m", a->checkpoint,
+                  "model folder (Reef or Hugging Face), or run folder (newest checkpoint)")
+      ->required();
   cmd->add_option("--prompt,-p", a->prompts, "prompt text (repeat for several)")->required();
-  cmd->add_option("--max-new-tokens,-n", a->p.max_new_tokens, "tokens to generate at most")->capture_default_str();
-  cmd->add_option("--temperature,-t", a->p.temperature, "sampling temperature; 0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", a->p.top_k, "keep the k most likely tokens; 0 = off")->capture_default_str();
+  cmd->add_option("--max-new-tokens,-n", a->p.max_new_tokens, "tokens to generate at most")
+      ->capture_default_str();
+  cmd->add_option("--temperature,-t", a->p.temperature, "sampling temperature; 0 = greedy")
+      ->capture_default_str();
+  cmd->add_option("--top-k", a->p.top_k, "keep the k most likely tokens; 0 = off")
+      ->capture_default_str();
   cmd->add_option("--top-p", a->p.top_p, "nucleus sampling mass; 1 = off")->capture_default_str();
   cmd->add_option("--seed", a->p.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--stop", a->p.stop, "stop string (repeatable)");
-  cmd->add_option("--num-samples", a->num_samples, "samples per prompt (seeds seed, seed+1, ...)")->capture_default_str();
+  cmd->add_option("--num-samples", a->num_samples, "samples per prompt (seeds seed, seed+1, ...)")
+      ->capture_default_str();
   cmd->add_flag("--greedy", a->greedy, "greedy decoding (same as --temperature 0)");
-  cmd->add_flag("--print-ids", a->print_ids, "print token ids (prompt, then generated) instead of text");
+  cmd->add_flag("--print-ids", a->print_ids,
+                "print token ids (prompt, then generated) instead of text");
   cmd->add_flag("--no-cache", a->no_cache, "recompute the whole sequence every step (no KV cache)");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "run the model in float32, bfloat16 or float16")
@@ -58,13 +66,16 @@ void add_generate(CLI::App& app, Runs& runs) {
   cmd->callback([&runs, a] {
     runs.push_back([a] {
       if (a->p.temperature < 0) usage_error("--temperature must be >= 0, got {}", a->p.temperature);
-      if (a->p.top_p <= 0 || a->p.top_p > 1) usage_error("--top-p must be in (0, 1], got {}", a->p.top_p);
+      if (a->p.top_p <= 0 || a->p.top_p > 1)
+        usage_error("--top-p must be in (0, 1], got {}", a->p.top_p);
       if (a->p.top_k < 0) usage_error("--top-k must be >= 0, got {}", a->p.top_k);
-      if (a->p.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1, got {}", a->p.max_new_tokens);
+      if (a->p.max_new_tokens < 1)
+        usage_error("--max-new-tokens must be >= 1, got {}", a->p.max_new_tokens);
       configure_threads(a->threads);
       std::string dir = resolve_model_dir(a->checkpoint);
       const torch::ScalarType dtype = parse_weight_dtype(a->dtype, "--dtype");
-      CausalLM model = load_model_folder(dir, torch::Device(a->device), dtype);  // config errors first
+      CausalLM model =
+          load_model_folder(dir, torch::Device(a->device), dtype);  // config errors first
       auto tok = load_tokenizer(dir);
       SamplingParams p = a->p;
       if (a->greedy) p.temperature = 0;

@@ -22,22 +22,25 @@ struct ConfigArgs {
 
 void add_config_args(CLI::App* cmd, ConfigArgs& a) {
   cmd->add_option("--config,-c", a.config, "YAML recipe (e.g. recipes/llama-tiny.yaml)");
-  cmd->add_option("overrides", a.overrides, "dotted overrides: train.max_steps=50 model.n_layers=2");
+  cmd->add_option("overrides", a.overrides,
+                  "dotted overrides: train.max_steps=50 model.n_layers=2");
 }
 
 // pretrain and finetune: the same command line, another recipe behind it.
 void add_training_command(CLI::App& app, Runs& runs, bool finetune) {
-  auto* cmd = finetune
-                  ? app.add_subcommand("finetune", "fine-tune a model folder on SFT data (full, LoRA or prompt tuning)")
-                  : app.add_subcommand("pretrain", "pretrain a causal LM from a recipe");
+  auto* cmd = finetune ? app.add_subcommand(
+                             "finetune",
+                             "fine-tune a model folder on SFT data (full, LoRA or prompt tuning)")
+                       : app.add_subcommand("pretrain", "pretrain a causal LM from a recipe");
   auto a = std::make_shared<ConfigArgs>();
   auto opts = std::make_shared<PretrainOptions>();
   auto init_from = std::make_shared<std::string>();
   add_config_args(cmd, *a);
-  cmd->add_option("--model,-m", *init_from,
-                  finetune ? "model folder to fine-tune (Hugging Face layout, or a Reef run/checkpoint "
-                             "folder; sets model.init_from)"
-                           : "Hugging Face model folder to continue pretraining from (sets model.init_from)");
+  cmd->add_option(
+      "--model,-m", *init_from,
+      finetune ? "model folder to fine-tune (Hugging Face layout, or a Reef run/checkpoint "
+                 "folder; sets model.init_from)"
+               : "Hugging Face model folder to continue pretraining from (sets model.init_from)");
   cmd->add_flag("--resume", opts->resume, "continue from the newest checkpoint in run.dir");
   cmd->add_flag("--overwrite", opts->overwrite, "delete run.dir's checkpoints and metrics first");
   cmd->callback([&runs, a, opts, init_from, finetune] {
@@ -46,9 +49,11 @@ void add_training_command(CLI::App& app, Runs& runs, bool finetune) {
       if (!init_from->empty()) overrides.push_back("model.init_from=" + *init_from);
       ResolvedConfig rc = load_config(a->config, overrides);
       TrainResult r = finetune ? run_finetune(rc, *opts) : run_pretrain(rc, *opts);
-      log_info("done: steps {}..{}, val_loss {:.4f} -> {:.4f}, {:.0f} tokens/s, MFU {:.1f}%, checkpoint {}",
-               r.start_step, r.end_step, r.initial_val_loss, r.final_val_loss, r.tokens_per_s,
-               100 * r.mfu, r.last_checkpoint.empty() ? "-" : r.last_checkpoint);
+      log_info(
+          "done: steps {}..{}, val_loss {:.4f} -> {:.4f}, {:.0f} tokens/s, MFU {:.1f}%, checkpoint "
+          "{}",
+          r.start_step, r.end_step, r.initial_val_loss, r.final_val_loss, r.tokens_per_s,
+          100 * r.mfu, r.last_checkpoint.empty() ? "-" : r.last_checkpoint);
       return r.interrupted ? 130 : 0;
     });
   });

@@ -58,11 +58,15 @@ struct ModelConfig {
   template <class V>
   void visit(V& v) {
     v("preset", preset, "named preset applied before the other keys (see `reef config presets`)");
-    v("init_from", init_from, "Hugging Face model folder (config.json + safetensors) to start from: its architecture, weights and (unless data.tokenizer is set) tokenizer; empty = random init");
-    v("arch", arch, "architecture = HF model_type: llama, mistral, mixtral, qwen2, qwen3, gemma or gpt2");
+    v("init_from", init_from,
+      "Hugging Face model folder (config.json + safetensors) to start from: its architecture, "
+      "weights and (unless data.tokenizer is set) tokenizer; empty = random init");
+    v("arch", arch,
+      "architecture = HF model_type: llama, mistral, mixtral, qwen2, qwen3, gemma or gpt2");
     v("vocab_size", vocab_size, "vocabulary size; 0 takes the tokenizer's");
     v("hidden_size", hidden_size, "width of the residual stream");
-    v("intermediate_size", intermediate_size, "MLP width; 0 = 4*hidden (gpt2) or SwiGLU 8/3*hidden rounded to 64");
+    v("intermediate_size", intermediate_size,
+      "MLP width; 0 = 4*hidden (gpt2) or SwiGLU 8/3*hidden rounded to 64");
     v("n_layers", n_layers, "number of decoder blocks");
     v("n_heads", n_heads, "attention (query) heads");
     v("n_kv_heads", n_kv_heads, "key/value heads (GQA/MQA); 0 = n_heads");
@@ -74,17 +78,27 @@ struct ModelConfig {
     v("rope_factor", rope_factor, "RoPE scaling factor (linear, llama3)");
     v("rope_low_freq_factor", rope_low_freq_factor, "llama3 rope scaling low_freq_factor");
     v("rope_high_freq_factor", rope_high_freq_factor, "llama3 rope scaling high_freq_factor");
-    v("rope_original_max_seq_len", rope_original_max_seq_len, "llama3 rope scaling original_max_position_embeddings");
+    v("rope_original_max_seq_len", rope_original_max_seq_len,
+      "llama3 rope scaling original_max_position_embeddings");
     v("attention_bias", attention_bias, "biases on q/k/v/o projections (qwen2: q/k/v only)");
     v("mlp_bias", mlp_bias, "biases on the MLP projections (llama family)");
     v("qk_norm", qk_norm, "RMSNorm on per-head queries and keys (qwen3)");
     v("tie_embeddings", tie_embeddings, "LM head shares the token embedding matrix");
-    v("activation", activation, "MLP activation: auto (silu for the llama family, gelu_pytorch_tanh for gemma, gelu_new for gpt2), silu, gelu, gelu_new, gelu_pytorch_tanh, relu");
-    v("init_std", init_std, "std of the normal initialisation; residual projections scaled by 1/sqrt(2*n_layers)");
-    v("n_experts", n_experts, "mixtral: experts per MoE layer (HF num_local_experts); 0 = 8 for mixtral, must be 0 for the dense archs");
-    v("n_experts_per_tok", n_experts_per_tok, "mixtral: experts each token is routed to (HF num_experts_per_tok)");
-    v("router_aux_loss_coef", router_aux_loss_coef, "mixtral: weight of the load-balancing loss added to the training loss when output_router_logits is on");
-    v("output_router_logits", output_router_logits, "mixtral: train with the load-balancing auxiliary loss (HF output_router_logits)");
+    v("activation", activation,
+      "MLP activation: auto (silu for the llama family, gelu_pytorch_tanh for gemma, gelu_new for "
+      "gpt2), silu, gelu, gelu_new, gelu_pytorch_tanh, relu");
+    v("init_std", init_std,
+      "std of the normal initialisation; residual projections scaled by 1/sqrt(2*n_layers)");
+    v("n_experts", n_experts,
+      "mixtral: experts per MoE layer (HF num_local_experts); 0 = 8 for mixtral, must be 0 for the "
+      "dense archs");
+    v("n_experts_per_tok", n_experts_per_tok,
+      "mixtral: experts each token is routed to (HF num_experts_per_tok)");
+    v("router_aux_loss_coef", router_aux_loss_coef,
+      "mixtral: weight of the load-balancing loss added to the training loss when "
+      "output_router_logits is on");
+    v("output_router_logits", output_router_logits,
+      "mixtral: train with the load-balancing auxiliary loss (HF output_router_logits)");
   }
 };
 
@@ -106,20 +120,38 @@ struct DataConfig {
 
   template <class V>
   void visit(V& v) {
-    v("blend", blend, "indexed datasets (reef data prepare) to train on: PREFIX, [PREFIX1, PREFIX2] (blended by size) or Megatron's [w1, PREFIX1, w2, PREFIX2]");
-    v("valid_blend", valid_blend, "indexed datasets for validation (used whole); empty takes the validation share of data.split from data.blend");
-    v("split", split, "train,valid,test shares of each blend dataset's documents, as Megatron's \"969,30,1\"");
-    v("index_cache_dir", index_cache_dir, "where sample-index caches (.sidx) go; empty: beside each dataset");
-    v("train_files", train_files, "small runs without data.blend: .txt (one document per blank-line-separated block) or .jsonl documents, tokenized at start");
-    v("valid_files", valid_files, "validation documents; empty holds out valid_fraction of train_files");
+    v("blend", blend,
+      "indexed datasets (reef data prepare) to train on: PREFIX, [PREFIX1, PREFIX2] (blended by "
+      "size) or Megatron's [w1, PREFIX1, w2, PREFIX2]");
+    v("valid_blend", valid_blend,
+      "indexed datasets for validation (used whole); empty takes the validation share of "
+      "data.split from data.blend");
+    v("split", split,
+      "train,valid,test shares of each blend dataset's documents, as Megatron's \"969,30,1\"");
+    v("index_cache_dir", index_cache_dir,
+      "where sample-index caches (.sidx) go; empty: beside each dataset");
+    v("train_files", train_files,
+      "small runs without data.blend: .txt (one document per blank-line-separated block) or .jsonl "
+      "documents, tokenized at start");
+    v("valid_files", valid_files,
+      "validation documents; empty holds out valid_fraction of train_files");
     v("format", format, "auto (by extension), text or jsonl");
     v("text_key", text_key, "JSONL field holding the document text");
-    v("valid_fraction", valid_fraction, "fraction of training documents held out for validation when valid_files is empty");
+    v("valid_fraction", valid_fraction,
+      "fraction of training documents held out for validation when valid_files is empty");
     v("seq_len", seq_len, "tokens per training sample (<= model.max_seq_len)");
-    v("tokenizer", tokenizer, "byte (256 bytes + specials), or a tokenizer folder or file (tokenizer.json, .model, .tiktoken); with data.blend, the one the datasets were prepared with");
-    v("chat_template", chat_template, "finetune: empty = the model's own chat template (tokenizer_config.json / chat_template.jinja), else a built-in name (chatml, llama3, gemma, ...) or a .jinja file");
-    v("packing", packing, "finetune: pack several samples into each sequence (positions restart and attention stays within each sample); false pads every sample to seq_len");
-    v("overlong", overlong, "finetune: a sample longer than seq_len + 1 tokens is dropped (drop, counted in the log), cut to length (truncate) or an error (error)");
+    v("tokenizer", tokenizer,
+      "byte (256 bytes + specials), or a tokenizer folder or file (tokenizer.json, .model, "
+      ".tiktoken); with data.blend, the one the datasets were prepared with");
+    v("chat_template", chat_template,
+      "finetune: empty = the model's own chat template (tokenizer_config.json / "
+      "chat_template.jinja), else a built-in name (chatml, llama3, gemma, ...) or a .jinja file");
+    v("packing", packing,
+      "finetune: pack several samples into each sequence (positions restart and attention stays "
+      "within each sample); false pads every sample to seq_len");
+    v("overlong", overlong,
+      "finetune: a sample longer than seq_len + 1 tokens is dropped (drop, counted in the log), "
+      "cut to length (truncate) or an error (error)");
   }
 };
 
@@ -182,8 +214,9 @@ struct CheckpointConfig {
     v("every", every, "save every N steps (and always at the end); 0 = only at the end");
     v("keep_last", keep_last, "keep the newest K checkpoints; 0 keeps all");
     v("save_optimizer", save_optimizer, "write optimizer.safetensors (needed to resume)");
-    v("layout", layout, "auto (distributed with several ranks), consolidated (one Hugging Face folder "
-                        "written by rank 0) or distributed (every rank writes its own pieces)");
+    v("layout", layout,
+      "auto (distributed with several ranks), consolidated (one Hugging Face folder "
+      "written by rank 0) or distributed (every rank writes its own pieces)");
   }
 };
 
@@ -198,7 +231,8 @@ struct LoggingConfig {
     v("every", every, "log metrics every N steps");
     v("progress", progress, "progress bar: auto (on a terminal), on or off");
     v("tensorboard", tensorboard, "write TensorBoard event files under run.dir/tb");
-    v("metrics_jsonl", metrics_jsonl, "append one JSON object per logged step to run.dir/metrics.jsonl");
+    v("metrics_jsonl", metrics_jsonl,
+      "append one JSON object per logged step to run.dir/metrics.jsonl");
   }
 };
 
@@ -214,13 +248,27 @@ struct ParallelConfig {
 
   template <class V>
   void visit(V& v) {
-    v("dp", dp, "data-parallel ranks; 0 = the world size / (tp * pp) (reef launch, torchrun, srun set the world)");
-    v("tp", tp, "tensor-parallel ranks (Megatron-style, llama family; consecutive ranks; n_heads, n_kv_heads, intermediate_size and vocab_size must divide by it)");
-    v("pp", pp, "pipeline-parallel stages: decoder layers split into pp balanced stages run with the 1F1B schedule over train.grad_accum micro-batches (use grad_accum >= pp; at most model.n_layers)");
-    v("zero", zero, "ZeRO stage: 0 (replicated optimizer), 1 (AdamW state sharded over dp ranks) or 3 (FSDP: parameters, gradients and AdamW state sharded over dp ranks; dp only)");
-    v("sequence_parallel", sequence_parallel, "with tp > 1: norms and residuals between the tensor-parallel regions run on 1/tp of the sequence (Megatron sequence parallelism: all-gather + reduce-scatter replace each all-reduce, same bytes, less activation memory); data.seq_len must divide by tp");
-    v("bucket_mb", bucket_mb, "gradient all-reduce bucket size in MB, overlapped with the backward pass");
-    v("timeout_s", timeout_s, "seconds a rendezvous or collective may wait for the other ranks before the run fails");
+    v("dp", dp,
+      "data-parallel ranks; 0 = the world size / (tp * pp) (reef launch, torchrun, srun set the "
+      "world)");
+    v("tp", tp,
+      "tensor-parallel ranks (Megatron-style, llama family; consecutive ranks; n_heads, "
+      "n_kv_heads, intermediate_size and vocab_size must divide by it)");
+    v("pp", pp,
+      "pipeline-parallel stages: decoder layers split into pp balanced stages run with the 1F1B "
+      "schedule over train.grad_accum micro-batches (use grad_accum >= pp; at most "
+      "model.n_layers)");
+    v("zero", zero,
+      "ZeRO stage: 0 (replicated optimizer), 1 (AdamW state sharded over dp ranks) or 3 (FSDP: "
+      "parameters, gradients and AdamW state sharded over dp ranks; dp only)");
+    v("sequence_parallel", sequence_parallel,
+      "with tp > 1: norms and residuals between the tensor-parallel regions run on 1/tp of the "
+      "sequence (Megatron sequence parallelism: all-gather + reduce-scatter replace each "
+      "all-reduce, same bytes, less activation memory); data.seq_len must divide by tp");
+    v("bucket_mb", bucket_mb,
+      "gradient all-reduce bucket size in MB, overlapped with the backward pass");
+    v("timeout_s", timeout_s,
+      "seconds a rendezvous or collective may wait for the other ranks before the run fails");
     v("backend", backend, "collectives: auto (gloo on CPU, nccl on CUDA), gloo or nccl");
   }
 };
@@ -240,13 +288,21 @@ struct PeftConfig {
   void visit(V& v) {
     v("method", method, "finetune: none (every weight trains), lora or prompt_tuning");
     v("lora_r", lora_r, "LoRA rank");
-    v("lora_alpha", lora_alpha, "LoRA alpha: the branch is scaled by alpha / r (alpha / sqrt(r) with use_rslora)");
+    v("lora_alpha", lora_alpha,
+      "LoRA alpha: the branch is scaled by alpha / r (alpha / sqrt(r) with use_rslora)");
     v("lora_dropout", lora_dropout, "dropout on the LoRA branch input while training");
     v("use_rslora", use_rslora, "rank-stabilised LoRA scaling alpha / sqrt(r)");
-    v("target_modules", target_modules, "Linear layers that get a LoRA branch: module names or suffixes (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj) or [all-linear]; PEFT's matching rules");
-    v("target_regex", target_regex, "instead of target_modules: a regex that must match a layer's whole name (PEFT's string form)");
-    v("num_virtual_tokens", num_virtual_tokens, "prompt_tuning: learned vectors put before every sample");
-    v("prompt_init_text", prompt_init_text, "prompt_tuning: initialise the vectors from this text's token embeddings (PEFT's TEXT init); empty = random (PEFT's RANDOM)");
+    v("target_modules", target_modules,
+      "Linear layers that get a LoRA branch: module names or suffixes (q_proj, k_proj, v_proj, "
+      "o_proj, gate_proj, up_proj, down_proj) or [all-linear]; PEFT's matching rules");
+    v("target_regex", target_regex,
+      "instead of target_modules: a regex that must match a layer's whole name (PEFT's string "
+      "form)");
+    v("num_virtual_tokens", num_virtual_tokens,
+      "prompt_tuning: learned vectors put before every sample");
+    v("prompt_init_text", prompt_init_text,
+      "prompt_tuning: initialise the vectors from this text's token embeddings (PEFT's TEXT init); "
+      "empty = random (PEFT's RANDOM)");
   }
 };
 

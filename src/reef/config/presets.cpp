@@ -15,7 +15,7 @@ Keys llama_like(const std::string& arch, Keys extra) {
   Keys k = {
       {"model.arch", arch},        {"model.activation", "silu"}, {"model.attention_bias", "false"},
       {"model.mlp_bias", "false"}, {"model.qk_norm", "false"},   {"model.rope_scaling", "none"},
-      {"model.head_dim", "0"},     {"model.init_std", "0.02"},  {"model.n_experts", "0"},
+      {"model.head_dim", "0"},     {"model.init_std", "0.02"},   {"model.n_experts", "0"},
   };
   for (auto& [key, value] : extra) k[key] = value;
   return k;

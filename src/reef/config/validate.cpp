@@ -191,9 +191,10 @@ void check_model(const ModelConfig& m, const Checker& c) {
 }
 
 void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {
-  for (const char* key : {"data.train_files", "data.valid_files", "data.blend", "data.valid_blend"}) {
+  for (const char* key :
+       {"data.train_files", "data.valid_files", "data.blend", "data.valid_blend"}) {
     const std::string k(key);
-    const auto& files = k == "data.train_files" ? d.train_files
+    const auto& files = k == "data.train_files"   ? d.train_files
                         : k == "data.valid_files" ? d.valid_files
                         : k == "data.blend"       ? d.blend
                                                   : d.valid_blend;
@@ -206,7 +207,8 @@ void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {
                        c.ref("data.blend", "given")),
            fmt::format("{} file(s)", d.train_files.size()));
   if (!d.valid_blend.empty() && d.blend.empty())
-    c.fail("data.valid_blend", "data.blend to be set too (or use data.valid_files with data.train_files)",
+    c.fail("data.valid_blend",
+           "data.blend to be set too (or use data.valid_files with data.train_files)",
            "a validation blend alone");
   if (!d.valid_files.empty() && !d.blend.empty())
     c.fail("data.valid_files", "data.valid_blend with data.blend (indexed datasets, not documents)",
@@ -222,8 +224,8 @@ void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {
            std::to_string(d.seq_len));
   }
   const std::string& t = d.tokenizer;
-  bool is_path = t.find('/') != std::string::npos || ends_with(t, ".json") || ends_with(t, ".model") ||
-                 ends_with(t, ".tiktoken");
+  bool is_path = t.find('/') != std::string::npos || ends_with(t, ".json") ||
+                 ends_with(t, ".model") || ends_with(t, ".tiktoken");
   if (t != "byte" && !is_path) {
     c.fail("data.tokenizer",
            "byte, or a path to a tokenizer.json, a SentencePiece .model, a .tiktoken file or a "
@@ -274,7 +276,8 @@ void check_finetune(const Config& cfg, const Checker& c) {
   c.at_least<int64_t>("peft.lora_r", p.lora_r, 1);
   c.positive("peft.lora_alpha", p.lora_alpha);
   c.at_least<double>("peft.lora_dropout", p.lora_dropout, 0.0);
-  if (p.lora_dropout >= 1.0) c.fail("peft.lora_dropout", "a value in [0, 1)", fmt::format("{}", p.lora_dropout));
+  if (p.lora_dropout >= 1.0)
+    c.fail("peft.lora_dropout", "a value in [0, 1)", fmt::format("{}", p.lora_dropout));
   if (p.method == "lora" && p.target_modules.empty() && p.target_regex.empty())
     c.fail("peft.target_modules", "at least one module name (or peft.target_regex)", "[]");
   c.at_least<int64_t>("peft.num_virtual_tokens", p.num_virtual_tokens, 1);
@@ -285,7 +288,8 @@ void check_parallel(const ParallelConfig& p, const Checker& c) {
   c.at_least<int64_t>("parallel.tp", p.tp, 1);
   c.at_least<int64_t>("parallel.pp", p.pp, 1);
   if (p.zero != 0 && p.zero != 1 && p.zero != 3)
-    c.fail("parallel.zero", "0, 1 or 3 (ZeRO-2 is not supported; 3 shards the gradients too)", std::to_string(p.zero));
+    c.fail("parallel.zero", "0, 1 or 3 (ZeRO-2 is not supported; 3 shards the gradients too)",
+           std::to_string(p.zero));
   c.positive("parallel.bucket_mb", p.bucket_mb);
   c.at_least<int64_t>("parallel.timeout_s", p.timeout_s, 1);
   c.one_of("parallel.backend", p.backend, {"auto", "gloo", "nccl"});
@@ -310,35 +314,44 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
   check_parallel(cfg.parallel, c);
   // Every pipeline stage needs a decoder layer (a model folder's depth is checked when read).
   if (cfg.parallel.pp > cfg.model.n_layers && cfg.model.n_layers > 0 && cfg.model.init_from.empty())
-    usage_error("parallel.pp={} ({}): the model has model.n_layers={} decoder layers and every pipeline "
-                "stage needs at least one; use parallel.pp <= {}",
-                cfg.parallel.pp, c.from("parallel.pp"), cfg.model.n_layers, cfg.model.n_layers);
+    usage_error(
+        "parallel.pp={} ({}): the model has model.n_layers={} decoder layers and every pipeline "
+        "stage needs at least one; use parallel.pp <= {}",
+        cfg.parallel.pp, c.from("parallel.pp"), cfg.model.n_layers, cfg.model.n_layers);
   // ZeRO-3 shards whole flat units over the dp ranks; tp slices and pipeline stages do not combine.
-  if (cfg.parallel.zero == 3 && (cfg.parallel.tp > 1 || cfg.parallel.pp > 1 || cfg.peft.method != "none"))
-    usage_error("parallel.zero=3 ({}) (FSDP) shards parameters over data-parallel ranks only; it does not "
-                "combine with parallel.tp={}, parallel.pp={} or peft.method={} (got {}); use parallel.tp=1 "
-                "parallel.pp=1 peft.method=none, or parallel.zero=1",
-                c.from("parallel.zero"), cfg.parallel.tp, cfg.parallel.pp,
-                cfg.peft.method == "none" ? "lora/prompt_tuning" : cfg.peft.method,
-                cfg.parallel.tp > 1 ? c.ref("parallel.tp", std::to_string(cfg.parallel.tp))
-                : cfg.parallel.pp > 1 ? c.ref("parallel.pp", std::to_string(cfg.parallel.pp))
-                                      : c.ref("peft.method", cfg.peft.method));
+  if (cfg.parallel.zero == 3 &&
+      (cfg.parallel.tp > 1 || cfg.parallel.pp > 1 || cfg.peft.method != "none"))
+    usage_error(
+        "parallel.zero=3 ({}) (FSDP) shards parameters over data-parallel ranks only; it does not "
+        "combine with parallel.tp={}, parallel.pp={} or peft.method={} (got {}); use parallel.tp=1 "
+        "parallel.pp=1 peft.method=none, or parallel.zero=1",
+        c.from("parallel.zero"), cfg.parallel.tp, cfg.parallel.pp,
+        cfg.peft.method == "none" ? "lora/prompt_tuning" : cfg.peft.method,
+        cfg.parallel.tp > 1   ? c.ref("parallel.tp", std::to_string(cfg.parallel.tp))
+        : cfg.parallel.pp > 1 ? c.ref("parallel.pp", std::to_string(cfg.parallel.pp))
+                              : c.ref("peft.method", cfg.peft.method));
   if (cfg.parallel.tp > 1 && cfg.peft.method != "none")
-    usage_error("parallel.tp={} ({}): peft.method={} ({}) is not supported with tensor parallelism; use "
-                "parallel.tp=1 (data parallelism works)", cfg.parallel.tp, c.from("parallel.tp"),
-                cfg.peft.method, c.from("peft.method"));
+    usage_error(
+        "parallel.tp={} ({}): peft.method={} ({}) is not supported with tensor parallelism; use "
+        "parallel.tp=1 (data parallelism works)",
+        cfg.parallel.tp, c.from("parallel.tp"), cfg.peft.method, c.from("peft.method"));
   // tp x pp checkpoints are always distributed: no rank holds a whole stage to gather.
   if (cfg.parallel.tp > 1 && cfg.parallel.pp > 1 && cfg.checkpoint.layout == "consolidated")
-    usage_error("checkpoint.layout=consolidated ({}): with parallel.tp={} and parallel.pp={} together "
-                "checkpoints are distributed; use checkpoint.layout=auto (reef convert consolidates one)",
-                c.from("checkpoint.layout"), cfg.parallel.tp, cfg.parallel.pp);
+    usage_error(
+        "checkpoint.layout=consolidated ({}): with parallel.tp={} and parallel.pp={} together "
+        "checkpoints are distributed; use checkpoint.layout=auto (reef convert consolidates one)",
+        c.from("checkpoint.layout"), cfg.parallel.tp, cfg.parallel.pp);
   // Sequence parallelism splits each sample's tokens evenly over the tp ranks.
-  if (cfg.parallel.sequence_parallel && cfg.parallel.tp > 1 && cfg.data.seq_len % cfg.parallel.tp != 0)
-    usage_error("parallel.sequence_parallel=true: data.seq_len={} is not divisible by parallel.tp={}, and each "
-                "tensor-parallel rank holds an equal slice of the sequence (data.seq_len from {}, "
-                "parallel.sequence_parallel from {}); set data.seq_len={} or parallel.sequence_parallel=false",
-                cfg.data.seq_len, cfg.parallel.tp, c.from("data.seq_len"), c.from("parallel.sequence_parallel"),
-                cfg.data.seq_len / cfg.parallel.tp * cfg.parallel.tp);
+  if (cfg.parallel.sequence_parallel && cfg.parallel.tp > 1 &&
+      cfg.data.seq_len % cfg.parallel.tp != 0)
+    usage_error(
+        "parallel.sequence_parallel=true: data.seq_len={} is not divisible by parallel.tp={}, and "
+        "each "
+        "tensor-parallel rank holds an equal slice of the sequence (data.seq_len from {}, "
+        "parallel.sequence_parallel from {}); set data.seq_len={} or "
+        "parallel.sequence_parallel=false",
+        cfg.data.seq_len, cfg.parallel.tp, c.from("data.seq_len"),
+        c.from("parallel.sequence_parallel"), cfg.data.seq_len / cfg.parallel.tp * cfg.parallel.tp);
   check_finetune(cfg, c);
 }
 

@@ -1,9 +1,8 @@
 // Implementation of data/documents.h.
 #include "reef/data/documents.h"
 
-#include <nlohmann/json.hpp>
-
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "reef/base/compressed.h"
 #include "reef/base/error.h"
@@ -85,8 +84,10 @@ void split_documents(std::vector<std::string> docs, double valid_fraction,
                      std::vector<std::string>* train, std::vector<std::string>* valid) {
   const uint64_t cut = static_cast<uint64_t>(valid_fraction * 18446744073709551615.0);
   for (auto& d : docs) {
-    if (valid_fraction > 0 && xxh64(d) < cut) valid->push_back(std::move(d));
-    else train->push_back(std::move(d));
+    if (valid_fraction > 0 && xxh64(d) < cut)
+      valid->push_back(std::move(d));
+    else
+      train->push_back(std::move(d));
   }
 }
 
@@ -103,13 +104,18 @@ TokenStream tokenize_documents(const std::vector<std::string>& docs, const Token
 
 TokenWindows::TokenWindows(std::shared_ptr<const TokenStream> stream, int64_t seq_len,
                            uint64_t seed, bool shuffle, int64_t epochs)
-    : stream_(std::move(stream)), seq_len_(seq_len), epochs_(epochs), seed_(seed), shuffle_(shuffle) {
+    : stream_(std::move(stream)),
+      seq_len_(seq_len),
+      epochs_(epochs),
+      seed_(seed),
+      shuffle_(shuffle) {
   const auto n_tokens = static_cast<int64_t>(stream_->tokens.size());
   if (seq_len <= 0) usage_error("data.seq_len={}: must be positive", seq_len);
   n_windows_ = n_tokens > seq_len ? (n_tokens - 1) / seq_len : 0;
   if (n_windows_ == 0)
-    usage_error("data: {} tokens cannot fill one sample of data.seq_len={} (+1); add data or lower seq_len",
-                n_tokens, seq_len);
+    usage_error(
+        "data: {} tokens cannot fill one sample of data.seq_len={} (+1); add data or lower seq_len",
+        n_tokens, seq_len);
 }
 
 int64_t TokenWindows::num_samples() const {
@@ -118,8 +124,7 @@ int64_t TokenWindows::num_samples() const {
 }
 
 int64_t TokenWindows::window_start(int64_t i) const {
-  if (i < 0 || i >= num_samples())
-    fail("data: sample {} out of range [0, {})", i, num_samples());
+  if (i < 0 || i >= num_samples()) fail("data: sample {} out of range [0, {})", i, num_samples());
   const int64_t epoch = i / n_windows_, k = i % n_windows_;
   if (!shuffle_) return k * seq_len_;
   std::lock_guard<std::mutex> lock(mu_);
@@ -129,7 +134,8 @@ int64_t TokenWindows::window_start(int64_t i) const {
     // Epoch e's order comes from its own seed: no state carries over between epochs.
     SplitMix64 g(seed_ ^ 0x7769'6e64'6f77'7300ULL);
     const uint64_t base = g.next();
-    seeded_shuffle(order_.data(), n_windows_, base + static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL);
+    seeded_shuffle(order_.data(), n_windows_,
+                   base + static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL);
     cached_epoch_ = epoch;
   }
   return order_[static_cast<size_t>(k)] * seq_len_;
@@ -143,8 +149,9 @@ void TokenWindows::sample(int64_t i, std::vector<int32_t>* out) const {
 
 uint64_t TokenWindows::fingerprint() const {
   std::string k = "reef-token-windows-v1";
-  const uint64_t parts[4] = {xxh64(stream_->tokens.data(), stream_->tokens.size() * sizeof(int32_t)),
-                             static_cast<uint64_t>(seq_len_), seed_, shuffle_ ? 1u : 0u};
+  const uint64_t parts[4] = {
+      xxh64(stream_->tokens.data(), stream_->tokens.size() * sizeof(int32_t)),
+      static_cast<uint64_t>(seq_len_), seed_, shuffle_ ? 1u : 0u};
   k.append(reinterpret_cast<const char*>(parts), sizeof(parts));
   return xxh64(k);
 }

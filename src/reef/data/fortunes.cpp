@@ -2,7 +2,6 @@
 #include "reef/data/fortunes.h"
 
 #include <nlohmann/json.hpp>
-
 #include <unordered_set>
 #include <vector>
 
@@ -50,8 +49,10 @@ FortunesCorpus build_fortunes_corpus(const std::string& src_dir, const std::stri
       while (!cur.empty() && (cur.back() == '\n' || cur.back() == ' ')) cur.pop_back();
       if (!cur.empty()) {
         std::string doc = sanitize_utf8(cur);
-        if (seen.insert(xxh64(doc)).second) docs.push_back(std::move(doc));
-        else ++c.n_duplicates;
+        if (seen.insert(xxh64(doc)).second)
+          docs.push_back(std::move(doc));
+        else
+          ++c.n_duplicates;
       }
       cur.clear();
     };
@@ -60,8 +61,10 @@ FortunesCorpus build_fortunes_corpus(const std::string& src_dir, const std::stri
       if (nl == std::string::npos) nl = content.size();
       std::string line = content.substr(pos, nl - pos);
       pos = nl + 1;
-      if (line == "%") flush();
-      else cur += line + "\n";
+      if (line == "%")
+        flush();
+      else
+        cur += line + "\n";
     }
     flush();
   }

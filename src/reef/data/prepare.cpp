@@ -5,7 +5,6 @@
 #include "reef/data/prepare.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +16,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "reef/base/compressed.h"
@@ -100,8 +100,9 @@ std::string extract_text(const Batch& b, size_t i, const std::string& text_key, 
   if (valid != item.size()) {
     const size_t line_start = valid == 0 ? 0 : item.rfind('\n', valid - 1);
     *bad_line += std::count(item.begin(), item.begin() + static_cast<std::ptrdiff_t>(valid), '\n');
-    return fmt::format("invalid UTF-8 at byte {} of the line",
-                       line_start == std::string::npos || valid == 0 ? valid : valid - line_start - 1);
+    return fmt::format(
+        "invalid UTF-8 at byte {} of the line",
+        line_start == std::string::npos || valid == 0 ? valid : valid - line_start - 1);
   }
   if (!b.jsonl) {
     *text = item;
@@ -208,11 +209,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
   if (opts.inputs.empty()) usage_error("data prepare: no --input files");
   if (opts.output_prefix.empty()) usage_error("data prepare: no --output prefix");
-  if (opts.workers < 1) usage_error("data prepare: --workers must be at least 1 (got {})", opts.workers);
+  if (opts.workers < 1)
+    usage_error("data prepare: --workers must be at least 1 (got {})", opts.workers);
   if (opts.text_key.empty()) usage_error("data prepare: --text-key must not be empty");
   int64_t total_bytes = 0;
   for (const auto& in : opts.inputs) {
-    if (!path_exists(in) || is_directory(in)) usage_error("data prepare: input file not found: {}", in);
+    if (!path_exists(in) || is_directory(in))
+      usage_error("data prepare: input file not found: {}", in);
     total_bytes += static_cast<int64_t>(std::filesystem::file_size(in));
   }
   std::string parent = std::filesystem::path(opts.output_prefix).parent_path().string();
@@ -255,7 +258,8 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
         double el = std::max(1e-9, seconds_since(t0));
         bar->update(std::min(total_mb, file_done / 1000000),
                     fmt::format("{:.1f} MB/s {} tok/s {} docs", st.input_bytes / 1e6 / el,
-                                format_count(st.tokens / el), format_count(static_cast<double>(st.documents))));
+                                format_count(st.tokens / el),
+                                format_count(static_cast<double>(st.documents))));
       }
     }
   };
@@ -307,8 +311,10 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
             doc.clear();
           }
         } else {
-          if (doc.empty()) doc_line = line_no;
-          else doc.push_back('\n');
+          if (doc.empty())
+            doc_line = line_no;
+          else
+            doc.push_back('\n');
           doc += line;
         }
         if (full(*batch)) {
@@ -334,8 +340,8 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
 
   if (st.documents == 0) {
     if (st.skipped > 0)
-      usage_error("data prepare: no good documents in the inputs ({} bad skipped; first: {})", st.skipped,
-                  st.first_skipped);
+      usage_error("data prepare: no good documents in the inputs ({} bad skipped; first: {})",
+                  st.skipped, st.first_skipped);
     usage_error("data prepare: no documents in the inputs");
   }
   writer.finalize();
@@ -344,7 +350,8 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
   if (bar) {
     double el = std::max(1e-9, st.seconds);
     bar->update(total_mb, fmt::format("{:.1f} MB/s {} tok/s {} docs", st.input_bytes / 1e6 / el,
-                                      format_count(st.tokens / el), format_count(static_cast<double>(st.documents))));
+                                      format_count(st.tokens / el),
+                                      format_count(static_cast<double>(st.documents))));
     bar->finish();
   }
   return st;
@@ -353,18 +360,20 @@ PrepareStats prepare_dataset(const PrepareOptions& opts, const Tokenizer& tok) {
 std::string format_prepare_summary(const PrepareStats& s, const std::string& prefix) {
   double el = std::max(1e-9, s.seconds);
   std::string out = fmt::format(
-      "prepared {} documents, {} tokens ({}, {:.2f} MB) from {:.2f} MB of input in {}: {:.1f} MB/s, {} tokens/s -> {}.bin/.idx",
+      "prepared {} documents, {} tokens ({}, {:.2f} MB) from {:.2f} MB of input in {}: {:.1f} "
+      "MB/s, {} tokens/s -> {}.bin/.idx",
       s.documents, s.tokens, token_dtype_name(s.dtype), s.output_bytes / 1e6, s.input_bytes / 1e6,
       format_duration(s.seconds), s.input_bytes / 1e6 / el, format_count(s.tokens / el), prefix);
   if (s.empty > 0) out += fmt::format("; {} empty documents dropped", s.empty);
-  if (s.skipped > 0) out += fmt::format("; skipped {} bad lines (first: {})", s.skipped, s.first_skipped);
+  if (s.skipped > 0)
+    out += fmt::format("; skipped {} bad lines (first: {})", s.skipped, s.first_skipped);
   return out;
 }
 
 std::string inspect_dataset(const std::string& prefix, const Tokenizer* tok, int samples) {
   if (!path_exists(idx_path(prefix)) || !path_exists(bin_path(prefix)))
-    usage_error("data inspect: no indexed dataset at {} (expected {} and {})", prefix, idx_path(prefix),
-                bin_path(prefix));
+    usage_error("data inspect: no indexed dataset at {} (expected {} and {})", prefix,
+                idx_path(prefix), bin_path(prefix));
   IndexedDataset ds(prefix);
   const int64_t n_docs = ds.num_documents();
   std::string out;
@@ -379,8 +388,9 @@ std::string inspect_dataset(const std::string& prefix, const Tokenizer* tok, int
   for (int64_t d = 0; d < n_docs; ++d) lens[static_cast<size_t>(d)] = ds.document_length(d);
   std::vector<int64_t> sorted = lens;
   std::sort(sorted.begin(), sorted.end());
-  out += fmt::format("document length (tokens): min {} median {} mean {:.1f} max {}\n", sorted.front(),
-                     sorted[sorted.size() / 2], static_cast<double>(ds.num_tokens()) / n_docs, sorted.back());
+  out += fmt::format("document length (tokens): min {} median {} mean {:.1f} max {}\n",
+                     sorted.front(), sorted[sorted.size() / 2],
+                     static_cast<double>(ds.num_tokens()) / n_docs, sorted.back());
 
   // Bucket 0 holds empty documents; bucket k >= 1 holds lengths in [2^(k-1), 2^k).
   std::vector<int64_t> buckets;
@@ -395,11 +405,12 @@ std::string inspect_dataset(const std::string& prefix, const Tokenizer* tok, int
   size_t first = 0;
   while (first < buckets.size() && buckets[first] == 0) ++first;
   for (size_t k = first; k < buckets.size(); ++k) {
-    std::string range = k <= 1 ? std::to_string(k) : fmt::format("{}-{}", int64_t{1} << (k - 1), (int64_t{1} << k) - 1);
+    std::string range = k <= 1 ? std::to_string(k)
+                               : fmt::format("{}-{}", int64_t{1} << (k - 1), (int64_t{1} << k) - 1);
     int width = static_cast<int>(40 * buckets[k] / peak);
     if (buckets[k] > 0 && width == 0) width = 1;
-    out += fmt::format("  {:>15} {:>10} {:5.1f}% {}\n", range, buckets[k], 100.0 * buckets[k] / n_docs,
-                       std::string(static_cast<size_t>(width), '#'));
+    out += fmt::format("  {:>15} {:>10} {:5.1f}% {}\n", range, buckets[k],
+                       100.0 * buckets[k] / n_docs, std::string(static_cast<size_t>(width), '#'));
   }
 
   if (tok && samples > 0) {

@@ -18,14 +18,14 @@ struct PrepareOptions {
   // .jsonl/.json (one object per line) or text (blank-line separated), each plain or gzip/zstd
   // compressed (.jsonl.gz, .jsonl.zst: recognised by content; the suffix before .gz picks JSONL)
   std::vector<std::string> inputs;
-  std::string output_prefix;        // writes PREFIX.bin and PREFIX.idx (temp names, then renamed)
-  std::string text_key = "text";    // JSONL field holding the document
-  bool append_eod = false;          // append tokenizer.eos_id() after every document
-  int workers = 1;                  // tokenizing threads (>= 1)
-  bool skip_bad = false;            // count and skip bad lines instead of failing
-  int64_t batch_bytes = 1 << 20;    // input bytes per batch handed to a worker
-  int64_t batch_docs = 512;         // documents (or JSONL lines) per batch at most
-  std::string progress = "auto";    // ProgressBar mode: auto, on, off (plain lines) or none
+  std::string output_prefix;      // writes PREFIX.bin and PREFIX.idx (temp names, then renamed)
+  std::string text_key = "text";  // JSONL field holding the document
+  bool append_eod = false;        // append tokenizer.eos_id() after every document
+  int workers = 1;                // tokenizing threads (>= 1)
+  bool skip_bad = false;          // count and skip bad lines instead of failing
+  int64_t batch_bytes = 1 << 20;  // input bytes per batch handed to a worker
+  int64_t batch_docs = 512;       // documents (or JSONL lines) per batch at most
+  std::string progress = "auto";  // ProgressBar mode: auto, on, off (plain lines) or none
 };
 
 struct PrepareStats {

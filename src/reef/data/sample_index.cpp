@@ -240,7 +240,8 @@ void GptDataset::build_and_save() {
   std::vector<int64_t> shuffle(static_cast<size_t>(n_samples));
   for (int64_t s = 0; s < n_samples; ++s) shuffle[s] = s;
   for (int64_t b = 0; b < n_blocks; ++b)
-    seeded_shuffle(shuffle.data() + b * block, block, mix(opts_.seed, 0x2000 + static_cast<uint64_t>(b)));
+    seeded_shuffle(shuffle.data() + b * block, block,
+                   mix(opts_.seed, 0x2000 + static_cast<uint64_t>(b)));
 
   AtomicFileWriter w(cache_path_);
   uint64_t h[7] = {kSidxVersion,

@@ -18,7 +18,9 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
 
 bool all_space(const std::string& s, size_t b, size_t e) {
   for (size_t i = b; i < e; ++i)
@@ -43,8 +45,10 @@ std::optional<std::vector<size_t>> token_ends(const Tokenizer& tok, const std::v
   for (int32_t id : ids) {
     std::string piece = piece_of(tok, id);
     for (char c : piece) {
-      if (pos < text.size() && text[pos] == c) ++pos;
-      else if (c != ' ') return std::nullopt;
+      if (pos < text.size() && text[pos] == c)
+        ++pos;
+      else if (c != ' ')
+        return std::nullopt;
     }
     ends.push_back(pos);
   }
@@ -71,16 +75,19 @@ int64_t SftSample::supervised_tokens() const {
   return n;
 }
 
-SftSampleBuilder::SftSampleBuilder(const Tokenizer& tokenizer, ChatTemplate chat_template, ojson variables)
+SftSampleBuilder::SftSampleBuilder(const Tokenizer& tokenizer, ChatTemplate chat_template,
+                                   ojson variables)
     : tok_(tokenizer), template_(std::move(chat_template)), variables_(std::move(variables)) {}
 
 std::vector<int32_t> SftSampleBuilder::encode(const std::string& text, bool add_special) const {
   // As transformers tokenizes a rendered chat: special-token text becomes the special ids.
-  if (auto* hf = dynamic_cast<const HfTokenizer*>(&tok_)) return hf->encode(text, EncodeOptions{add_special, true});
+  if (auto* hf = dynamic_cast<const HfTokenizer*>(&tok_))
+    return hf->encode(text, EncodeOptions{add_special, true});
   return tok_.encode(text);
 }
 
-SftSampleBuilder::Rendered SftSampleBuilder::render_messages(const ojson& messages, const ojson& tools,
+SftSampleBuilder::Rendered SftSampleBuilder::render_messages(const ojson& messages,
+                                                             const ojson& tools,
                                                              const std::string& source) const {
   if (!messages.is_array() || messages.empty())
     usage_error("{}: \"messages\" must be a non-empty list of messages", source);
@@ -106,15 +113,17 @@ SftSampleBuilder::Rendered SftSampleBuilder::render_messages(const ojson& messag
     std::string prompt = template_.render(before, prompt_opts).text;
     std::string reply = template_.render(upto, opts).text;
     if (!starts_with(reply, prompt))
-      usage_error("{}: message {}: the template's generation prompt is not a prefix of the "
-                  "conversation with the assistant's reply, so the reply cannot be located; "
-                  "use a template with {{% generation %}} blocks",
-                  source, i);
+      usage_error(
+          "{}: message {}: the template's generation prompt is not a prefix of the "
+          "conversation with the assistant's reply, so the reply cannot be located; "
+          "use a template with {{% generation %}} blocks",
+          source, i);
     if (!starts_with(out.text, reply))
-      usage_error("{}: message {}: the template renders this turn differently once later turns "
-                  "follow (e.g. it drops earlier reasoning), so the reply cannot be located; use "
-                  "a template with {{% generation %}} blocks",
-                  source, i);
+      usage_error(
+          "{}: message {}: the template renders this turn differently once later turns "
+          "follow (e.g. it drops earlier reasoning), so the reply cannot be located; use "
+          "a template with {{% generation %}} blocks",
+          source, i);
     size_t end = reply.size();
     while (end > prompt.size() && is_space(reply[end - 1])) --end;
     if (end > prompt.size()) out.spans.emplace_back(prompt.size(), end);
@@ -124,9 +133,10 @@ SftSampleBuilder::Rendered SftSampleBuilder::render_messages(const ojson& messag
 
 SftSample SftSampleBuilder::from_spans(const Rendered& r, const std::string& source) const {
   if (r.spans.empty())
-    usage_error("{}: the chat template marks no assistant text in this sample (no assistant "
-                "message, or {{% generation %}} rendered nothing); nothing to learn from",
-                source);
+    usage_error(
+        "{}: the chat template marks no assistant text in this sample (no assistant "
+        "message, or {{% generation %}} rendered nothing); nothing to learn from",
+        source);
   SftSample s;
   s.source = source;
   s.input_ids = encode(r.text, false);
@@ -141,13 +151,15 @@ SftSample SftSampleBuilder::from_spans(const Rendered& r, const std::string& sou
       if (first >= last) continue;
       size_t tok_begin = first == 0 ? 0 : (*ends)[first - 1], tok_end = (*ends)[last - 1];
       if (tok_begin < b && !all_space(r.text, tok_begin, b))
-        usage_error("{}: the assistant text starting at byte {} ('{}') begins inside token {} "
-                    "('{}'): the template's assistant span and the tokenization disagree",
-                    source, b, excerpt(r.text, b, e), first, excerpt(r.text, tok_begin, tok_end));
+        usage_error(
+            "{}: the assistant text starting at byte {} ('{}') begins inside token {} "
+            "('{}'): the template's assistant span and the tokenization disagree",
+            source, b, excerpt(r.text, b, e), first, excerpt(r.text, tok_begin, tok_end));
       if (tok_end > e && !all_space(r.text, e, tok_end))
-        usage_error("{}: the assistant text ending at byte {} ('{}') ends inside token {} ('{}'): "
-                    "the template's assistant span and the tokenization disagree",
-                    source, e, excerpt(r.text, b, e), last - 1, excerpt(r.text, tok_begin, tok_end));
+        usage_error(
+            "{}: the assistant text ending at byte {} ('{}') ends inside token {} ('{}'): "
+            "the template's assistant span and the tokenization disagree",
+            source, e, excerpt(r.text, b, e), last - 1, excerpt(r.text, tok_begin, tok_end));
       for (size_t t = first; t < last; ++t) s.loss_mask[t] = 1;
     }
   } else {
@@ -156,10 +168,11 @@ SftSample SftSampleBuilder::from_spans(const Rendered& r, const std::string& sou
     auto boundary = [&](size_t byte) {
       std::vector<int32_t> head = encode(r.text.substr(0, byte), false);
       if (head.size() > n || !std::equal(head.begin(), head.end(), s.input_ids.begin()))
-        usage_error("{}: the assistant span boundary at byte {} of the rendered conversation "
-                    "falls inside a token: the template's assistant span and the tokenization "
-                    "disagree",
-                    source, byte);
+        usage_error(
+            "{}: the assistant span boundary at byte {} of the rendered conversation "
+            "falls inside a token: the template's assistant span and the tokenization "
+            "disagree",
+            source, byte);
       return head.size();
     };
     for (auto [b, e] : r.spans)
@@ -169,9 +182,10 @@ SftSample SftSampleBuilder::from_spans(const Rendered& r, const std::string& sou
   if (sup == 0)
     usage_error("{}: the assistant spans cover no token; nothing to learn from", source);
   if (sup == static_cast<int64_t>(n))
-    usage_error("{}: every token is supervised: the template rendered no prompt around the "
-                "assistant text, which is almost certainly wrong",
-                source);
+    usage_error(
+        "{}: every token is supervised: the template rendered no prompt around the "
+        "assistant text, which is almost certainly wrong",
+        source);
   return s;
 }
 
@@ -180,10 +194,12 @@ SftSample SftSampleBuilder::from_text_pair(const std::string& prompt, const std:
   std::vector<int32_t> p = encode(prompt, true);
   std::vector<int32_t> all = encode(prompt + completion, true);
   if (all.size() < p.size() || !std::equal(p.begin(), p.end(), all.begin()))
-    usage_error("{}: the prompt's tokens change when the completion follows it (a token spans "
-                "the boundary); end the prompt with a separator such as a space or newline",
-                source);
-  if (tok_.eos_id() >= 0 && (all.empty() || all.back() != tok_.eos_id())) all.push_back(tok_.eos_id());
+    usage_error(
+        "{}: the prompt's tokens change when the completion follows it (a token spans "
+        "the boundary); end the prompt with a separator such as a space or newline",
+        source);
+  if (tok_.eos_id() >= 0 && (all.empty() || all.back() != tok_.eos_id()))
+    all.push_back(tok_.eos_id());
   SftSample s;
   s.source = source;
   s.loss_mask.assign(all.size(), 1);
@@ -202,7 +218,8 @@ SftSample SftSampleBuilder::build(const ojson& record, const std::string& source
     }
     if (record.contains("prompt") && record.contains("completion")) {
       const ojson &p = record["prompt"], &c = record["completion"];
-      if (p.is_string() && c.is_string()) return from_text_pair(p.get<std::string>(), c.get<std::string>(), source);
+      if (p.is_string() && c.is_string())
+        return from_text_pair(p.get<std::string>(), c.get<std::string>(), source);
       if (p.is_array() && c.is_array() && !c.empty()) {
         // Conversational pair: loss on everything the completion adds after the prompt's
         // generation prompt.
@@ -217,19 +234,23 @@ SftSample SftSampleBuilder::build(const ojson& record, const std::string& source
         Rendered r;
         r.text = template_.render(all, opts).text;
         if (!starts_with(r.text, head))
-          usage_error("{}: the rendered prompt (with its generation prompt) is not a prefix of "
-                      "the rendered prompt + completion",
-                      source);
+          usage_error(
+              "{}: the rendered prompt (with its generation prompt) is not a prefix of "
+              "the rendered prompt + completion",
+              source);
         size_t end = r.text.size();
         while (end > head.size() && is_space(r.text[end - 1])) --end;
         if (end > head.size()) r.spans.emplace_back(head.size(), end);
         return from_spans(r, source);
       }
-      usage_error("{}: \"prompt\" and \"completion\" must both be strings or both lists of messages", source);
+      usage_error(
+          "{}: \"prompt\" and \"completion\" must both be strings or both lists of messages",
+          source);
     }
     usage_error("{}: expected \"messages\" or \"prompt\" and \"completion\"", source);
   } catch (const Error& e) {
-    throw Error(located(source, e.what()), e.kind() == ErrorKind::kUsage ? ErrorKind::kUsage : e.kind());
+    throw Error(located(source, e.what()),
+                e.kind() == ErrorKind::kUsage ? ErrorKind::kUsage : e.kind());
   }
 }
 
@@ -255,7 +276,8 @@ std::vector<SftSample> read_sft_jsonl(const std::string& path, const SftSampleBu
   return out;
 }
 
-std::string inspect_sft(const std::string& path, const SftSampleBuilder& builder, int samples, bool color) {
+std::string inspect_sft(const std::string& path, const SftSampleBuilder& builder, int samples,
+                        bool color) {
   std::vector<SftSample> all = read_sft_jsonl(path, builder);
   const std::string open = color ? "\x1b[32m" : "[[", close = color ? "\x1b[0m" : "]]";
   std::string out;
@@ -277,8 +299,9 @@ std::string inspect_sft(const std::string& path, const SftSampleBuilder& builder
     if (in) out += close;
     out += "\n";
   }
-  out += fmt::format("{}: {} samples, {} tokens, {} supervised ({:.1f}%), longest {} tokens\n", path,
-                     all.size(), tokens, supervised, tokens ? 100.0 * supervised / tokens : 0.0, longest);
+  out += fmt::format("{}: {} samples, {} tokens, {} supervised ({:.1f}%), longest {} tokens\n",
+                     path, all.size(), tokens, supervised,
+                     tokens ? 100.0 * supervised / tokens : 0.0, longest);
   return out;
 }
 

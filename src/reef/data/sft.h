@@ -13,10 +13,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "reef/tokenizer/chat_template.h"
 #include "reef/tokenizer/tokenizer.h"
@@ -46,8 +45,8 @@ class SftSampleBuilder {
     std::string text;
     std::vector<std::pair<size_t, size_t>> spans;
   };
-  Rendered render_messages(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                           const std::string& source) const;
+  Rendered render_messages(const nlohmann::ordered_json& messages,
+                           const nlohmann::ordered_json& tools, const std::string& source) const;
 
   const Tokenizer& tokenizer() const { return tok_; }
   const ChatTemplate& chat_template() const { return template_; }
@@ -66,7 +65,8 @@ class SftSampleBuilder {
 // `reef data inspect --sft`: the first `samples` samples of an SFT JSONL file with the supervised
 // tokens marked (ANSI green when `color`, else [[...]]), then counts over the whole file: samples,
 // tokens, supervised tokens and their share, the longest sample.
-std::string inspect_sft(const std::string& path, const SftSampleBuilder& builder, int samples, bool color);
+std::string inspect_sft(const std::string& path, const SftSampleBuilder& builder, int samples,
+                        bool color);
 
 // Every record of an SFT JSONL file (blank lines skipped), `limit` < 0 for all. A malformed line
 // or a sample the builder rejects is a usage error naming file:line.

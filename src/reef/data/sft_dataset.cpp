@@ -21,7 +21,8 @@ int64_t supervised_in(const SftSample& s, int64_t n) {
 
 }  // namespace
 
-SftRows::SftRows(std::shared_ptr<const std::vector<SftSample>> samples, const SftRowOptions& options)
+SftRows::SftRows(std::shared_ptr<const std::vector<SftSample>> samples,
+                 const SftRowOptions& options)
     : samples_(std::move(samples)), opt_(options) {
   const auto& all = *samples_;
   const int64_t row_len = opt_.seq_len + 1;
@@ -33,9 +34,10 @@ SftRows::SftRows(std::shared_ptr<const std::vector<SftSample>> samples, const Sf
     int64_t n = static_cast<int64_t>(s.input_ids.size());
     if (n > row_len) {
       if (opt_.overlong == "error")
-        usage_error("{}: the sample has {} tokens, more than data.seq_len + 1 = {}; raise data.seq_len "
-                    "or set data.overlong to drop or truncate",
-                    s.source, n, row_len);
+        usage_error(
+            "{}: the sample has {} tokens, more than data.seq_len + 1 = {}; raise data.seq_len "
+            "or set data.overlong to drop or truncate",
+            s.source, n, row_len);
       if (opt_.overlong == "truncate") {
         n = row_len;
         ++stats_.truncated;
@@ -51,9 +53,10 @@ SftRows::SftRows(std::shared_ptr<const std::vector<SftSample>> samples, const Sf
     if (n > 0) stats_.supervised += supervised_in(s, n);
   }
   if (stats_.dropped == stats_.samples)
-    usage_error("data: every one of the {} fine-tuning samples is longer than data.seq_len + 1 = {} "
-                "tokens or has no supervised token; raise data.seq_len",
-                stats_.samples, row_len);
+    usage_error(
+        "data: every one of the {} fine-tuning samples is longer than data.seq_len + 1 = {} "
+        "tokens or has no supervised token; raise data.seq_len",
+        stats_.samples, row_len);
 
   // Rows, epoch by epoch.
   std::vector<int32_t> order(all.size());

@@ -23,19 +23,19 @@ struct SftRowOptions {
   bool packing = true;
   std::string overlong = "drop";  // drop | truncate | error
   uint64_t seed = 1234;
-  bool shuffle = true;        // false: samples in file order (validation)
-  int64_t num_rows = 0;       // rows wanted; epochs are added until there are this many (0: one epoch)
-  int32_t pad_id = 0;         // filler after the last sample of a row (never a target)
+  bool shuffle = true;   // false: samples in file order (validation)
+  int64_t num_rows = 0;  // rows wanted; epochs are added until there are this many (0: one epoch)
+  int32_t pad_id = 0;    // filler after the last sample of a row (never a target)
 };
 
 struct SftRowStats {
-  int64_t samples = 0;      // samples given
-  int64_t dropped = 0;      // longer than a row, dropped (or left with nothing to learn after a cut)
-  int64_t truncated = 0;    // cut to the row length
+  int64_t samples = 0;    // samples given
+  int64_t dropped = 0;    // longer than a row, dropped (or left with nothing to learn after a cut)
+  int64_t truncated = 0;  // cut to the row length
   int64_t rows_per_epoch = 0;
-  int64_t tokens = 0;       // sample tokens per epoch (after cuts)
-  int64_t supervised = 0;   // supervised tokens per epoch
-  double fill = 0;          // sample tokens / row tokens over an epoch
+  int64_t tokens = 0;      // sample tokens per epoch (after cuts)
+  int64_t supervised = 0;  // supervised tokens per epoch
+  double fill = 0;         // sample tokens / row tokens over an epoch
 };
 
 class SftRows : public GptSampleSource {

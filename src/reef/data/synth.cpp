@@ -3,9 +3,8 @@
 
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 
@@ -16,9 +15,9 @@ namespace reef {
 namespace {
 
 const std::vector<std::string>& words() {
-  static const std::vector<std::string> w = {"red", "blue", "green", "cat", "dog", "sun", "moon",
-                                             "tree", "fish", "bird", "king", "ship", "rain", "book",
-                                             "star", "road"};
+  static const std::vector<std::string> w = {"red",  "blue", "green", "cat",  "dog",  "sun",
+                                             "moon", "tree", "fish",  "bird", "king", "ship",
+                                             "rain", "book", "star",  "road"};
   return w;
 }
 
@@ -72,31 +71,39 @@ SynthItem make_item(const std::string& task, std::mt19937_64& g) {
 std::string jsonl(const std::vector<SynthItem>& items) {
   std::string out;
   for (const auto& it : items)
-    out += nlohmann::json{{"prompt", it.prompt}, {"completion", it.completion}, {"task", it.task}}.dump() + "\n";
+    out += nlohmann::json{{"prompt", it.prompt}, {"completion", it.completion}, {"task", it.task}}
+               .dump() +
+           "\n";
   return out;
 }
 
 }  // namespace
 
 const std::vector<std::string>& synth_task_names() {
-  static const std::vector<std::string> names = {"repeat", "reverse", "first", "last", "count", "add"};
+  static const std::vector<std::string> names = {"repeat", "reverse", "first",
+                                                 "last",   "count",   "add"};
   return names;
 }
 
-std::vector<SynthItem> synth_items(const std::vector<std::string>& tasks, int64_t n, uint64_t seed) {
+std::vector<SynthItem> synth_items(const std::vector<std::string>& tasks, int64_t n,
+                                   uint64_t seed) {
   std::mt19937_64 g(seed);
   std::vector<SynthItem> out;
-  for (int64_t i = 0; i < n; ++i) out.push_back(make_item(tasks[static_cast<size_t>(i) % tasks.size()], g));
+  for (int64_t i = 0; i < n; ++i)
+    out.push_back(make_item(tasks[static_cast<size_t>(i) % tasks.size()], g));
   return out;
 }
 
 SynthResult write_synth(const SynthOptions& o) {
   std::vector<std::string> tasks = o.tasks.empty() ? synth_task_names() : o.tasks;
   for (const auto& t : tasks)
-    if (std::find(synth_task_names().begin(), synth_task_names().end(), t) == synth_task_names().end())
-      usage_error("--tasks: unknown task '{}'; the tasks are {}", t, fmt::join(synth_task_names(), ", "));
+    if (std::find(synth_task_names().begin(), synth_task_names().end(), t) ==
+        synth_task_names().end())
+      usage_error("--tasks: unknown task '{}'; the tasks are {}", t,
+                  fmt::join(synth_task_names(), ", "));
   if (o.output.empty()) usage_error("--output: a folder is required");
-  if (o.train < 1 || o.test < 1) usage_error("--train and --test must be at least 1 (got {} and {})", o.train, o.test);
+  if (o.train < 1 || o.test < 1)
+    usage_error("--train and --test must be at least 1 (got {} and {})", o.train, o.test);
   // Test items first; training items skip their prompts (a held-out item is never trained on).
   std::vector<SynthItem> test = synth_items(tasks, o.test, o.seed * 2 + 1);
   std::set<std::string> held;
@@ -122,23 +129,25 @@ SynthResult write_synth(const SynthOptions& o) {
   write_file_atomic(r.test_path, jsonl(test));
   // A reef eval (lm-eval style) task: greedy answer up to the end of the line, exact match.
   write_file_atomic(r.task_path,
-                    "# Held-out items of `reef data synth`: reef eval --model DIR --tasks " + r.task_path + "\n"
-                    "task: synth\n"
-                    "dataset_path: json\n"
-                    "dataset_kwargs:\n"
-                    "  data_files:\n"
-                    "    test: test.jsonl\n"
-                    "test_split: test\n"
-                    "output_type: generate_until\n"
-                    "doc_to_text: \"{{prompt}}\"\n"
-                    "doc_to_target: \"{{completion}}\"\n"
-                    "target_delimiter: \"\"\n"
-                    "generation_kwargs:\n"
-                    "  until: [\"\\n\"]\n"
-                    "  max_gen_toks: 16\n"
-                    "metric_list:\n"
-                    "  - metric: exact_match\n"
-                    "    regexes_to_ignore: [\"^\\\\s+\", \"\\\\s+$\"]\n");
+                    "# Held-out items of `reef data synth`: reef eval --model DIR --tasks " +
+                        r.task_path +
+                        "\n"
+                        "task: synth\n"
+                        "dataset_path: json\n"
+                        "dataset_kwargs:\n"
+                        "  data_files:\n"
+                        "    test: test.jsonl\n"
+                        "test_split: test\n"
+                        "output_type: generate_until\n"
+                        "doc_to_text: \"{{prompt}}\"\n"
+                        "doc_to_target: \"{{completion}}\"\n"
+                        "target_delimiter: \"\"\n"
+                        "generation_kwargs:\n"
+                        "  until: [\"\\n\"]\n"
+                        "  max_gen_toks: 16\n"
+                        "metric_list:\n"
+                        "  - metric: exact_match\n"
+                        "    regexes_to_ignore: [\"^\\\\s+\", \"\\\\s+$\"]\n");
   return r;
 }
 

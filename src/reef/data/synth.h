@@ -14,11 +14,11 @@
 namespace reef {
 
 struct SynthOptions {
-  std::string output;               // folder: train.jsonl, test.jsonl, synth.yaml
-  int64_t train = 2000;             // training records
-  int64_t test = 200;               // held-out records
+  std::string output;    // folder: train.jsonl, test.jsonl, synth.yaml
+  int64_t train = 2000;  // training records
+  int64_t test = 200;    // held-out records
   uint64_t seed = 1234;
-  std::vector<std::string> tasks;   // empty = all of synth_task_names()
+  std::vector<std::string> tasks;  // empty = all of synth_task_names()
 };
 
 struct SynthItem {

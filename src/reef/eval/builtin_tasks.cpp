@@ -25,24 +25,29 @@ std::vector<json> arithmetic_docs(uint64_t seed, int n) {
     std::vector<int64_t> choices = {sum};
     while (choices.size() < 4) {
       int64_t c = sum + uniform(g, -9, 9);
-      if (c > 0 && std::find(choices.begin(), choices.end(), c) == choices.end()) choices.push_back(c);
+      if (c > 0 && std::find(choices.begin(), choices.end(), c) == choices.end())
+        choices.push_back(c);
     }
     int64_t answer = uniform(g, 0, 3);
     std::swap(choices[0], choices[static_cast<size_t>(answer)]);
     json c = json::array();
     for (auto x : choices) c.push_back(std::to_string(x));
-    docs.push_back({{"question", fmt::format("What is {} plus {}?", a, b)}, {"choices", c}, {"answer", answer}});
+    docs.push_back({{"question", fmt::format("What is {} plus {}?", a, b)},
+                    {"choices", c},
+                    {"answer", answer}});
   }
   return docs;
 }
 
 std::vector<json> copy_docs(uint64_t seed, int n) {
-  static const char* words[] = {"red", "blue", "cat", "dog", "sun", "moon", "tree", "hill", "fish", "bird"};
+  static const char* words[] = {"red",  "blue", "cat",  "dog",  "sun",
+                                "moon", "tree", "hill", "fish", "bird"};
   std::mt19937_64 g(seed);
   std::vector<json> docs;
   for (int i = 0; i < n; ++i) {
     std::string text;
-    for (int64_t k = uniform(g, 2, 4); k > 0; --k) text += std::string(text.empty() ? "" : " ") + words[uniform(g, 0, 9)];
+    for (int64_t k = uniform(g, 2, 4); k > 0; --k)
+      text += std::string(text.empty() ? "" : " ") + words[uniform(g, 0, 9)];
     docs.push_back({{"text", text}});
   }
   return docs;
@@ -86,8 +91,11 @@ std::optional<Task> make_builtin_task(const std::string& name) {
     return std::nullopt;
   }
   apply_task_defaults(c);
-  c.raw = {{"task", name}, {"output_type", output_type_name(c.output_type)}, {"doc_to_text", c.doc_to_text},
-           {"doc_to_target", c.doc_to_target}, {"source", "builtin"}};
+  c.raw = {{"task", name},
+           {"output_type", output_type_name(c.output_type)},
+           {"doc_to_text", c.doc_to_text},
+           {"doc_to_target", c.doc_to_target},
+           {"source", "builtin"}};
   return Task(std::move(c), std::move(docs));
 }
 

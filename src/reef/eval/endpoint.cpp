@@ -2,6 +2,7 @@
 #include "reef/eval/endpoint.h"
 
 #include <httplib.h>
+
 #include <nlohmann/json.hpp>
 
 #include "reef/base/error.h"
@@ -42,17 +43,21 @@ EndpointModel::EndpointModel(EndpointOptions opts, std::unique_ptr<Tokenizer> to
 
 EndpointModel::~EndpointModel() = default;
 
-std::string EndpointModel::describe() const { return "endpoint " + opts_.url + (opts_.model.empty() ? "" : " model " + opts_.model); }
+std::string EndpointModel::describe() const {
+  return "endpoint " + opts_.url + (opts_.model.empty() ? "" : " model " + opts_.model);
+}
 
 json EndpointModel::post(const std::string& path, const json& body) {
   const std::string full = prefix_ + path;
   auto res = http_->client->Post(full, body.dump(), "application/json");
-  if (!res) fail("endpoint {}{}: request failed: {}", opts_.url, path, httplib::to_string(res.error()));
+  if (!res)
+    fail("endpoint {}{}: request failed: {}", opts_.url, path, httplib::to_string(res.error()));
   if (res->status != 200) {
     std::string msg = res->body.substr(0, 300);
     try {
       auto j = json::parse(res->body);
-      if (j.contains("error")) msg = j["error"].is_object() ? j["error"].value("message", msg) : j["error"].dump();
+      if (j.contains("error"))
+        msg = j["error"].is_object() ? j["error"].value("message", msg) : j["error"].dump();
     } catch (const std::exception&) {
     }
     fail("endpoint {}{}: HTTP {}: {}", opts_.url, path, res->status, msg);
@@ -65,19 +70,24 @@ json EndpointModel::post(const std::string& path, const json& body) {
 }
 
 LoglikelihoodResult EndpointModel::score_ids(const Tokens& ids, size_t n_cont) {
-  json body = {{"prompt", ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1}, {"temperature", 0.0}};
+  json body = {
+      {"prompt", ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1}, {"temperature", 0.0}};
   if (!opts_.model.empty()) body["model"] = opts_.model;
   json r = post("/completions", body);
   const json& lp = r["choices"][0]["logprobs"];
   if (!lp.is_object() || !lp.contains("token_logprobs"))
-    fail("endpoint {}: no prompt logprobs in the reply (the server must support echo with logprobs)", opts_.url);
+    fail(
+        "endpoint {}: no prompt logprobs in the reply (the server must support echo with logprobs)",
+        opts_.url);
   const json& tl = lp["token_logprobs"];
   if (tl.size() < ids.size())
-    fail("endpoint {}: {} prompt logprobs for a prompt of {} tokens", opts_.url, tl.size(), ids.size());
+    fail("endpoint {}: {} prompt logprobs for a prompt of {} tokens", opts_.url, tl.size(),
+         ids.size());
   LoglikelihoodResult out{0, true};
   for (size_t j = ids.size() - n_cont; j < ids.size(); ++j) {
     out.logprob += tl[j].get<double>();
-    if (lp.contains("top_logprobs") && lp["top_logprobs"].is_array() && lp["top_logprobs"][j].is_object()) {
+    if (lp.contains("top_logprobs") && lp["top_logprobs"].is_array() &&
+        lp["top_logprobs"][j].is_object()) {
       double best = -1e300;
       for (auto& [k, v] : lp["top_logprobs"][j].items()) best = std::max(best, v.get<double>());
       if (tl[j].get<double>() < best) out.is_greedy = false;
@@ -86,8 +96,8 @@ LoglikelihoodResult EndpointModel::score_ids(const Tokens& ids, size_t n_cont) {
   return out;
 }
 
-std::vector<LoglikelihoodResult> EndpointModel::loglikelihood(const std::vector<std::pair<std::string, std::string>>& requests,
-                                                              const ProgressFn& progress) {
+std::vector<LoglikelihoodResult> EndpointModel::loglikelihood(
+    const std::vector<std::pair<std::string, std::string>>& requests, const ProgressFn& progress) {
   std::vector<LoglikelihoodResult> out;
   for (size_t i = 0; i < requests.size(); ++i) {
     const auto& [ctx, cont] = requests[i];
@@ -101,7 +111,11 @@ std::vector<LoglikelihoodResult> EndpointModel::loglikelihood(const std::vector<
       out.push_back(score_ids(inp, k.size()));
     } else {
       // Text prompt: the continuation's tokens are those starting at or after the context's end.
-      json body = {{"prompt", ctx + cont}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1}, {"temperature", 0.0}};
+      json body = {{"prompt", ctx + cont},
+                   {"max_tokens", 0},
+                   {"echo", true},
+                   {"logprobs", 1},
+                   {"temperature", 0.0}};
       if (!opts_.model.empty()) body["model"] = opts_.model;
       json r = post("/completions", body);
       const json& lp = r["choices"][0]["logprobs"];
@@ -110,7 +124,8 @@ std::vector<LoglikelihoodResult> EndpointModel::loglikelihood(const std::vector<
       const int64_t ctx_chars = static_cast<int64_t>(ctx.size());
       LoglikelihoodResult res{0, true};
       for (size_t j = 0; j < lp["token_logprobs"].size(); ++j) {
-        if (lp["text_offset"][j].get<int64_t>() < ctx_chars || lp["token_logprobs"][j].is_null()) continue;
+        if (lp["text_offset"][j].get<int64_t>() < ctx_chars || lp["token_logprobs"][j].is_null())
+          continue;
         res.logprob += lp["token_logprobs"][j].get<double>();
       }
       out.push_back(res);
@@ -120,13 +135,17 @@ std::vector<LoglikelihoodResult> EndpointModel::loglikelihood(const std::vector<
   return out;
 }
 
-std::vector<double> EndpointModel::loglikelihood_rolling(const std::vector<std::string>& texts, const ProgressFn& progress) {
+std::vector<double> EndpointModel::loglikelihood_rolling(const std::vector<std::string>& texts,
+                                                         const ProgressFn& progress) {
   if (!tokenizer_)
-    usage_error("loglikelihood_rolling through --endpoint needs the model's tokenizer (--tokenizer DIR)");
+    usage_error(
+        "loglikelihood_rolling through --endpoint needs the model's tokenizer (--tokenizer DIR)");
   std::vector<double> out;
   for (size_t i = 0; i < texts.size(); ++i) {
     double total = 0;
-    for (const auto& [ctx, cont] : rolling_windows(hflm_encode(*tokenizer_, texts[i], true), hflm_prefix_token(*tokenizer_), opts_.max_length)) {
+    for (const auto& [ctx, cont] :
+         rolling_windows(hflm_encode(*tokenizer_, texts[i], true), hflm_prefix_token(*tokenizer_),
+                         opts_.max_length)) {
       Tokens all = ctx;
       all.insert(all.end(), cont.begin(), cont.end());
       total += score_ids(all, cont.size()).logprob;
@@ -137,7 +156,8 @@ std::vector<double> EndpointModel::loglikelihood_rolling(const std::vector<std::
   return out;
 }
 
-std::vector<std::string> EndpointModel::generate_until(const std::vector<GenerateRequest>& requests, const ProgressFn& progress) {
+std::vector<std::string> EndpointModel::generate_until(const std::vector<GenerateRequest>& requests,
+                                                       const ProgressFn& progress) {
   std::vector<std::string> out;
   for (size_t i = 0; i < requests.size(); ++i) {
     const auto& r = requests[i];
@@ -148,7 +168,8 @@ std::vector<std::string> EndpointModel::generate_until(const std::vector<Generat
     if (!stop.empty()) body["stop"] = stop;
     if (!opts_.model.empty()) body["model"] = opts_.model;
     json reply = post("/completions", body);
-    if (!reply.contains("choices") || reply["choices"].empty() || !reply["choices"][0].contains("text"))
+    if (!reply.contains("choices") || reply["choices"].empty() ||
+        !reply["choices"][0].contains("text"))
       fail("endpoint {}: the completion reply has no choices[0].text", opts_.url);
     out.push_back(cut_at_stops(reply["choices"][0]["text"].get<std::string>(), r.until));
     if (progress) progress(static_cast<int64_t>(i + 1));
@@ -156,8 +177,10 @@ std::vector<std::string> EndpointModel::generate_until(const std::vector<Generat
   return out;
 }
 
-std::string EndpointModel::chat(const std::string& system, const std::string& user, int64_t max_tokens) {
-  json body = {{"messages", json::array({{{"role", "system"}, {"content", system}}, {{"role", "user"}, {"content", user}}})},
+std::string EndpointModel::chat(const std::string& system, const std::string& user,
+                                int64_t max_tokens) {
+  json body = {{"messages", json::array({{{"role", "system"}, {"content", system}},
+                                         {{"role", "user"}, {"content", user}}})},
                {"max_tokens", max_tokens},
                {"temperature", 0.0}};
   if (!opts_.model.empty()) body["model"] = opts_.model;

@@ -7,9 +7,8 @@
 // found by the reply's text_offset.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "reef/eval/language_model.h"
@@ -31,9 +30,11 @@ class EndpointModel : public LanguageModel {
   EndpointModel(EndpointOptions opts, std::unique_ptr<Tokenizer> tokenizer);
   ~EndpointModel() override;
 
-  std::vector<LoglikelihoodResult> loglikelihood(const std::vector<std::pair<std::string, std::string>>& requests,
-                                                 const ProgressFn& progress) override;
-  std::vector<double> loglikelihood_rolling(const std::vector<std::string>& texts, const ProgressFn& progress) override;
+  std::vector<LoglikelihoodResult> loglikelihood(
+      const std::vector<std::pair<std::string, std::string>>& requests,
+      const ProgressFn& progress) override;
+  std::vector<double> loglikelihood_rolling(const std::vector<std::string>& texts,
+                                            const ProgressFn& progress) override;
   std::vector<std::string> generate_until(const std::vector<GenerateRequest>& requests,
                                           const ProgressFn& progress) override;
   std::string describe() const override;

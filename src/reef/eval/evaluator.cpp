@@ -25,7 +25,8 @@ ProgressFn make_progress(ProgressBar& bar) {
   return [&bar](int64_t done) { bar.update(done, ""); };
 }
 
-void add_mean(json& metrics, const std::string& key, const std::string& filter, const std::vector<double>& xs) {
+void add_mean(json& metrics, const std::string& key, const std::string& filter,
+              const std::vector<double>& xs) {
   Aggregate a = aggregate_mean(xs);
   metrics[key + "," + filter] = a.value;
   metrics[key + "_stderr," + filter] = a.stderr_ >= 0 ? json(a.stderr_) : json("N/A");
@@ -51,27 +52,31 @@ TaskOutcome evaluate_task(Task& task, LanguageModel& model, const EvalOptions& o
   const auto& all_docs = task.eval_docs();
   out.n_original = static_cast<int64_t>(all_docs.size());
   int64_t n = out.n_original;
-  if (opts.limit >= 0) n = opts.limit < 1.0 ? static_cast<int64_t>(std::ceil(out.n_original * opts.limit))
-                                            : std::min<int64_t>(n, static_cast<int64_t>(opts.limit));
+  if (opts.limit >= 0)
+    n = opts.limit < 1.0 ? static_cast<int64_t>(std::ceil(out.n_original * opts.limit))
+                         : std::min<int64_t>(n, static_cast<int64_t>(opts.limit));
   out.n_effective = n;
   out.num_fewshot = opts.num_fewshot ? *opts.num_fewshot : cfg.num_fewshot.value_or(0);
   if (out.num_fewshot < 0) usage_error("--num-fewshot must be >= 0, got {}", out.num_fewshot);
   task.set_fewshot_seed(opts.fewshot_seed);
 
   std::vector<std::string> contexts;
-  for (int64_t i = 0; i < n; ++i) contexts.push_back(task.fewshot_context(all_docs[i], out.num_fewshot));
+  for (int64_t i = 0; i < n; ++i)
+    contexts.push_back(task.fewshot_context(all_docs[i], out.num_fewshot));
 
   ProgressBar bar(cfg.task, n, opts.progress, std::max<int64_t>(1, n / 10));
   const auto& docs = all_docs;
   for (int64_t i = 0; i < n; ++i)
     out.samples.push_back({{"doc_id", i}, {"doc", docs[i]}, {"prompt", contexts[i]}});
 
-  if (cfg.output_type == OutputType::kMultipleChoice || cfg.output_type == OutputType::kLoglikelihood) {
+  if (cfg.output_type == OutputType::kMultipleChoice ||
+      cfg.output_type == OutputType::kLoglikelihood) {
     std::vector<std::pair<std::string, std::string>> reqs;
     std::vector<size_t> first(n + 1);
     for (int64_t i = 0; i < n; ++i) {
       first[i] = reqs.size();
-      for (auto& r : task.construct_requests(docs[i], contexts[i])) reqs.emplace_back(r.context, r.continuation);
+      for (auto& r : task.construct_requests(docs[i], contexts[i]))
+        reqs.emplace_back(r.context, r.continuation);
     }
     first[n] = reqs.size();
     // Progress counts documents: map finished requests back to documents.
@@ -115,7 +120,8 @@ TaskOutcome evaluate_task(Task& task, LanguageModel& model, const EvalOptions& o
         m["acc_norm"] = pred_norm == gold ? 1.0 : 0.0;
         m["acc_bytes"] = pred_byte == gold ? 1.0 : 0.0;
         m["exact_match"] = gold >= 0 && greedy[static_cast<size_t>(gold)] ? 1.0 : 0.0;
-        for (const char* k : {"acc", "acc_norm", "acc_bytes", "exact_match"}) per[k].push_back(m[k].get<double>());
+        for (const char* k : {"acc", "acc_norm", "acc_bytes", "exact_match"})
+          per[k].push_back(m[k].get<double>());
       }
       s["metrics"] = m;
     }
@@ -134,7 +140,8 @@ TaskOutcome evaluate_task(Task& task, LanguageModel& model, const EvalOptions& o
     }
   } else if (cfg.output_type == OutputType::kLoglikelihoodRolling) {
     std::vector<std::string> texts;
-    for (int64_t i = 0; i < n; ++i) texts.push_back(task.construct_requests(docs[i], contexts[i])[0].text);
+    for (int64_t i = 0; i < n; ++i)
+      texts.push_back(task.construct_requests(docs[i], contexts[i])[0].text);
     auto lls = model.loglikelihood_rolling(texts, make_progress(bar));
     std::vector<double> words, bytes;
     for (int64_t i = 0; i < n; ++i) {
@@ -147,10 +154,15 @@ TaskOutcome evaluate_task(Task& task, LanguageModel& model, const EvalOptions& o
       s["metrics"] = {{"loglikelihood", lls[i]}, {"words", words.back()}, {"bytes", bytes.back()}};
     }
     for (const auto& mc : cfg.metrics) {
-      if (mc.metric == "word_perplexity") out.metrics["word_perplexity,none"] = weighted_perplexity(lls, words);
-      else if (mc.metric == "byte_perplexity") out.metrics["byte_perplexity,none"] = weighted_perplexity(lls, bytes);
-      else if (mc.metric == "bits_per_byte") out.metrics["bits_per_byte,none"] = bits_per_byte(lls, bytes);
-      else usage_error("task {}: metric {} does not apply to loglikelihood_rolling", cfg.task, mc.metric);
+      if (mc.metric == "word_perplexity")
+        out.metrics["word_perplexity,none"] = weighted_perplexity(lls, words);
+      else if (mc.metric == "byte_perplexity")
+        out.metrics["byte_perplexity,none"] = weighted_perplexity(lls, bytes);
+      else if (mc.metric == "bits_per_byte")
+        out.metrics["bits_per_byte,none"] = bits_per_byte(lls, bytes);
+      else
+        usage_error("task {}: metric {} does not apply to loglikelihood_rolling", cfg.task,
+                    mc.metric);
       out.metrics[mc.metric + "_stderr,none"] = "N/A";
     }
   } else {  // generate_until, judge
@@ -179,15 +191,19 @@ TaskOutcome evaluate_task(Task& task, LanguageModel& model, const EvalOptions& o
             vars["prediction"] = pred;
             vars["target"] = target;
             vars["prompt"] = contexts[i];
-            const std::string user = render_template(cfg.judge.rubric, vars, "task " + cfg.task + ": judge.rubric");
+            const std::string user =
+                render_template(cfg.judge.rubric, vars, "task " + cfg.task + ": judge.rubric");
             const std::string reply = opts.judge(cfg.judge.system_prompt, user);
             auto parsed = parse_judge_score(cfg.judge, reply);
             s["judge_prompt"] = user;
             s["judge_reply"] = reply;
-            if (!parsed) log_warn("task {} doc {}: no score in the judge's reply; scored {}", cfg.task, i, cfg.judge.min_score);
+            if (!parsed)
+              log_warn("task {} doc {}: no score in the judge's reply; scored {}", cfg.task, i,
+                       cfg.judge.min_score);
             score = parsed.value_or(cfg.judge.min_score);
           } else {
-            usage_error("task {}: metric {} does not apply to {}", cfg.task, mc.metric, output_type_name(cfg.output_type));
+            usage_error("task {}: metric {} does not apply to {}", cfg.task, mc.metric,
+                        output_type_name(cfg.output_type));
           }
           m[mc.metric + "," + f.name] = score;
           per[mc.metric + "," + f.name].push_back(score);
@@ -197,16 +213,19 @@ TaskOutcome evaluate_task(Task& task, LanguageModel& model, const EvalOptions& o
       s["metrics"] = m;
     }
     for (const auto& f : cfg.filters)
-      for (const auto& mc : cfg.metrics) add_mean(out.metrics, mc.metric, f.name, per[mc.metric + "," + f.name]);
+      for (const auto& mc : cfg.metrics)
+        add_mean(out.metrics, mc.metric, f.name, per[mc.metric + "," + f.name]);
   }
   bar.finish();
   return out;
 }
 
-json evaluate(std::vector<Task>& tasks, LanguageModel& model, const EvalOptions& opts, const std::string& output_dir) {
+json evaluate(std::vector<Task>& tasks, LanguageModel& model, const EvalOptions& opts,
+              const std::string& output_dir) {
   const auto start = std::chrono::steady_clock::now();
-  json results = {{"results", json::object()}, {"configs", json::object()}, {"versions", json::object()},
-                  {"n-shot", json::object()}, {"n-samples", json::object()}, {"higher_is_better", json::object()}};
+  json results = {{"results", json::object()},   {"configs", json::object()},
+                  {"versions", json::object()},  {"n-shot", json::object()},
+                  {"n-samples", json::object()}, {"higher_is_better", json::object()}};
   std::vector<std::pair<std::string, std::vector<json>>> samples;
   for (auto& task : tasks) {
     const std::string& name = task.name();
@@ -233,7 +252,8 @@ json evaluate(std::vector<Task>& tasks, LanguageModel& model, const EvalOptions&
     make_dirs(output_dir);
     for (const auto& [name, rows] : samples) {
       std::string text;
-      for (const auto& row : rows) text += row.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+      for (const auto& row : rows)
+        text += row.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
       write_file_atomic(join_path(output_dir, "samples_" + name + ".jsonl"), text);
     }
     write_file_atomic(join_path(output_dir, "results.md"), results_markdown(results));
@@ -258,9 +278,10 @@ std::string results_markdown(const json& results) {
       const std::string metric = key.substr(0, comma), filter = key.substr(comma + 1);
       const json& se = it->value(metric + "_stderr," + filter, json("N/A"));
       const std::string arrow = hib.contains(metric) ? (hib[metric].get<bool>() ? "↑" : "↓") : " ";
-      md += fmt::format("|{}|{}|{}|{}|{}|{}|{:.4f}|±|{}|\n", first ? task : "", first ? version : "", filter,
-                        first ? std::to_string(results["n-shot"].value(task, 0)) : "", metric, arrow,
-                        m->get<double>(), se.is_number() ? fmt::format("{:.4f}", se.get<double>()) : "N/A");
+      md += fmt::format(
+          "|{}|{}|{}|{}|{}|{}|{:.4f}|±|{}|\n", first ? task : "", first ? version : "", filter,
+          first ? std::to_string(results["n-shot"].value(task, 0)) : "", metric, arrow,
+          m->get<double>(), se.is_number() ? fmt::format("{:.4f}", se.get<double>()) : "N/A");
       first = false;
     }
   }

@@ -5,9 +5,8 @@
 // and samples_<task>.jsonl (prompt, target, prediction, score per document).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,8 +29,8 @@ struct EvalOptions {
 };
 
 struct TaskOutcome {
-  nlohmann::json metrics;              // "acc,none": 0.25, "acc_stderr,none": 0.04, ...
-  std::vector<nlohmann::json> samples; // one per document
+  nlohmann::json metrics;               // "acc,none": 0.25, "acc_stderr,none": 0.04, ...
+  std::vector<nlohmann::json> samples;  // one per document
   int64_t num_fewshot = 0;
   int64_t n_original = 0, n_effective = 0;
 };

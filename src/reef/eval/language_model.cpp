@@ -52,9 +52,10 @@ std::string utf8_lossy(const std::string& s) {
       ++i;
       continue;
     }
-    size_t need = 0;  // continuation bytes the lead byte announces
+    size_t need = 0;                     // continuation bytes the lead byte announces
     unsigned char lo = 0x80, hi = 0xbf;  // allowed range of the first continuation byte
-    if (b >= 0xc2 && b <= 0xdf) need = 1;
+    if (b >= 0xc2 && b <= 0xdf)
+      need = 1;
     else if (b >= 0xe0 && b <= 0xef) {
       need = 2;
       if (b == 0xe0) lo = 0xa0;
@@ -95,11 +96,13 @@ size_t trailing_whitespace_bytes(const std::string& s) {
       return e >= n && s.compare(e - n, n, u) == 0 ? n : 0;
     };
     size_t n = 0;
-    for (const char* u : {"\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xe2\x80\xaf",
-                          "\xe2\x81\x9f", "\xe3\x80\x80"})
+    for (const char* u : {"\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe2\x80\xa8", "\xe2\x80\xa9",
+                          "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"})
       if ((n = ends(u))) break;
-    if (!n && e >= 3 && static_cast<unsigned char>(s[e - 3]) == 0xe2 && static_cast<unsigned char>(s[e - 2]) == 0x80 &&
-        static_cast<unsigned char>(s[e - 1]) >= 0x80 && static_cast<unsigned char>(s[e - 1]) <= 0x8a)
+    if (!n && e >= 3 && static_cast<unsigned char>(s[e - 3]) == 0xe2 &&
+        static_cast<unsigned char>(s[e - 2]) == 0x80 &&
+        static_cast<unsigned char>(s[e - 1]) >= 0x80 &&
+        static_cast<unsigned char>(s[e - 1]) <= 0x8a)
       n = 3;  // U+2000..U+200A
     if (!n) break;
     e -= n;

@@ -29,7 +29,8 @@ class LanguageModel {
  public:
   virtual ~LanguageModel() = default;
   virtual std::vector<LoglikelihoodResult> loglikelihood(
-      const std::vector<std::pair<std::string, std::string>>& requests, const ProgressFn& progress) = 0;
+      const std::vector<std::pair<std::string, std::string>>& requests,
+      const ProgressFn& progress) = 0;
   virtual std::vector<double> loglikelihood_rolling(const std::vector<std::string>& texts,
                                                     const ProgressFn& progress) = 0;
   virtual std::vector<std::string> generate_until(const std::vector<GenerateRequest>& requests,

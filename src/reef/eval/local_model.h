@@ -21,11 +21,14 @@ struct LocalModelOptions {
 
 class LocalModel : public LanguageModel {
  public:
-  LocalModel(CausalLM model, std::unique_ptr<Tokenizer> tokenizer, std::string name, LocalModelOptions opts);
+  LocalModel(CausalLM model, std::unique_ptr<Tokenizer> tokenizer, std::string name,
+             LocalModelOptions opts);
 
-  std::vector<LoglikelihoodResult> loglikelihood(const std::vector<std::pair<std::string, std::string>>& requests,
-                                                 const ProgressFn& progress) override;
-  std::vector<double> loglikelihood_rolling(const std::vector<std::string>& texts, const ProgressFn& progress) override;
+  std::vector<LoglikelihoodResult> loglikelihood(
+      const std::vector<std::pair<std::string, std::string>>& requests,
+      const ProgressFn& progress) override;
+  std::vector<double> loglikelihood_rolling(const std::vector<std::string>& texts,
+                                            const ProgressFn& progress) override;
   std::vector<std::string> generate_until(const std::vector<GenerateRequest>& requests,
                                           const ProgressFn& progress) override;
   std::string describe() const override { return name_; }
@@ -34,8 +37,8 @@ class LocalModel : public LanguageModel {
   // text already starts with the prefix token's text.
   std::vector<int32_t> encode(const std::string& text, bool add_special_tokens = true) const;
   // HFLM's _encode_pair (and the empty-context rule of loglikelihood).
-  std::pair<std::vector<int32_t>, std::vector<int32_t>> encode_pair(const std::string& context,
-                                                                    const std::string& continuation) const;
+  std::pair<std::vector<int32_t>, std::vector<int32_t>> encode_pair(
+      const std::string& context, const std::string& continuation) const;
   int32_t prefix_token() const;
   int64_t max_length() const { return max_length_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -47,8 +50,8 @@ class LocalModel : public LanguageModel {
 
  private:
   // Continuations of one shared context: the context runs once into the KV cache.
-  std::vector<LoglikelihoodResult> score_shared_context(const std::vector<int32_t>& context,
-                                                        const std::vector<std::vector<int32_t>>& continuations);
+  std::vector<LoglikelihoodResult> score_shared_context(
+      const std::vector<int32_t>& context, const std::vector<std::vector<int32_t>>& continuations);
 
   CausalLM model_;
   std::unique_ptr<Tokenizer> tokenizer_;

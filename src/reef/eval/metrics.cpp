@@ -13,11 +13,13 @@ namespace reef::eval {
 PyRegex::PyRegex(const std::string& pattern, const std::string& where) : where_(where) {
   int err = 0;
   PCRE2_SIZE off = 0;
-  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF, &err, &off, nullptr);
+  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF,
+                        &err, &off, nullptr);
   if (!code_) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(err, buf, sizeof(buf));
-    usage_error("{}: bad regex '{}' at offset {}: {}", where, pattern, off, reinterpret_cast<char*>(buf));
+    usage_error("{}: bad regex '{}' at offset {}: {}", where, pattern, off,
+                reinterpret_cast<char*>(buf));
   }
   uint32_t n = 0;
   pcre2_pattern_info(static_cast<pcre2_code*>(code_), PCRE2_INFO_CAPTURECOUNT, &n);
@@ -32,7 +34,8 @@ std::vector<std::vector<std::string>> PyRegex::findall(const std::string& text) 
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
   size_t pos = 0;
   while (pos <= text.size()) {
-    int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, md, nullptr);
+    int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, md,
+                         nullptr);
     if (rc < 0) break;
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     std::vector<std::string> groups;
@@ -58,10 +61,11 @@ std::string PyRegex::sub(const std::string& text, const std::string& repl) const
   std::string out(text.size() + 64, '\0');
   PCRE2_SIZE len = out.size();
   auto run = [&] {
-    return pcre2_substitute(static_cast<pcre2_code*>(code_), reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0,
-                            PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_LITERAL | PCRE2_SUBSTITUTE_OVERFLOW_LENGTH,
-                            nullptr, nullptr, reinterpret_cast<PCRE2_SPTR>(repl.data()), repl.size(),
-                            reinterpret_cast<PCRE2_UCHAR*>(out.data()), &len);
+    return pcre2_substitute(
+        static_cast<pcre2_code*>(code_), reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0,
+        PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_LITERAL | PCRE2_SUBSTITUTE_OVERFLOW_LENGTH,
+        nullptr, nullptr, reinterpret_cast<PCRE2_SPTR>(repl.data()), repl.size(),
+        reinterpret_cast<PCRE2_UCHAR*>(out.data()), &len);
   };
   int rc = run();
   if (rc == PCRE2_ERROR_NOMEMORY) {
@@ -105,9 +109,12 @@ std::string apply_filter(const FilterPipeline& f, const std::string& generation)
       size_t b = m.find_first_not_of(" \t\n\r\f\v"), e = m.find_last_not_of(" \t\n\r\f\v");
       s = b == std::string::npos ? "" : m.substr(b, e - b + 1);
     } else if (step.function == "lowercase" || step.function == "uppercase") {
-      for (auto& c : s) c = static_cast<char>(step.function == "lowercase" ? std::tolower(static_cast<unsigned char>(c))
-                                                                          : std::toupper(static_cast<unsigned char>(c)));
-    } else if (step.function == "remove_whitespace" || step.function == "strip") {  // WhitespaceFilter
+      for (auto& c : s)
+        c = static_cast<char>(step.function == "lowercase"
+                                  ? std::tolower(static_cast<unsigned char>(c))
+                                  : std::toupper(static_cast<unsigned char>(c)));
+    } else if (step.function == "remove_whitespace" ||
+               step.function == "strip") {  // WhitespaceFilter
       size_t b = s.find_first_not_of(" \t\n\r\f\v"), e = s.find_last_not_of(" \t\n\r\f\v");
       s = b == std::string::npos ? "" : s.substr(b, e - b + 1);
     }
@@ -115,7 +122,8 @@ std::string apply_filter(const FilterPipeline& f, const std::string& generation)
   return s;
 }
 
-double exact_match(const MetricConfig& m, const std::string& prediction, const std::string& reference) {
+double exact_match(const MetricConfig& m, const std::string& prediction,
+                   const std::string& reference) {
   std::string p = prediction, r = reference;
   for (const auto& pattern : m.regexes_to_ignore) {
     PyRegex re(pattern, "exact_match regexes_to_ignore");
@@ -140,7 +148,8 @@ double exact_match(const MetricConfig& m, const std::string& prediction, const s
 int64_t argmax(const std::vector<double>& v) {
   int64_t best = 0;
   for (size_t i = 1; i < v.size(); ++i)
-    if (v[i] > v[static_cast<size_t>(best)] || (std::isnan(v[i]) && !std::isnan(v[static_cast<size_t>(best)])))
+    if (v[i] > v[static_cast<size_t>(best)] ||
+        (std::isnan(v[i]) && !std::isnan(v[static_cast<size_t>(best)])))
       best = static_cast<int64_t>(i);
   return best;
 }
@@ -173,7 +182,8 @@ Aggregate aggregate_mean(const std::vector<double>& xs) {
   if (xs.size() > 1) {
     double ss = 0;
     for (double x : xs) ss += (x - a.value) * (x - a.value);
-    a.stderr_ = std::sqrt(ss / static_cast<double>(xs.size() - 1)) / std::sqrt(static_cast<double>(xs.size()));
+    a.stderr_ = std::sqrt(ss / static_cast<double>(xs.size() - 1)) /
+                std::sqrt(static_cast<double>(xs.size()));
   }
   return a;
 }

@@ -36,7 +36,8 @@ class PyRegex {
 std::string apply_filter(const FilterPipeline& f, const std::string& generation);
 
 // exact_match for one prediction/reference pair: 1 or 0.
-double exact_match(const MetricConfig& m, const std::string& prediction, const std::string& reference);
+double exact_match(const MetricConfig& m, const std::string& prediction,
+                   const std::string& reference);
 
 // Index of the first maximum (numpy.argmax).
 int64_t argmax(const std::vector<double>& v);
@@ -50,7 +51,8 @@ struct Aggregate {
   double value = 0;
   double stderr_ = -1;  // < 0: not available ("N/A")
 };
-// mean (acc, exact_match, judge_score) with the standard error of the mean (sample stddev / sqrt n).
+// mean (acc, exact_match, judge_score) with the standard error of the mean (sample stddev / sqrt
+// n).
 Aggregate aggregate_mean(const std::vector<double>& xs);
 // exp(-sum(ll) / sum(units)): word_perplexity, byte_perplexity.
 double weighted_perplexity(const std::vector<double>& ll, const std::vector<double>& units);

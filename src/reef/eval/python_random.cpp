@@ -34,7 +34,8 @@ PythonRandom::PythonRandom(uint64_t seed) {
     if (j >= key.size()) j = 0;
   }
   for (int k = kN - 1; k > 0; --k) {
-    mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1566083941u)) - static_cast<uint32_t>(i);
+    mt_[i] =
+        (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1566083941u)) - static_cast<uint32_t>(i);
     ++i;
     if (i >= kN) {
       mt_[0] = mt_[kN - 1];
@@ -81,7 +82,8 @@ std::vector<int64_t> PythonRandom::sample(int64_t n, int64_t k) {
   if (k < 0 || k > n) fail("sample: cannot draw {} of {}", k, n);
   std::vector<int64_t> result(static_cast<size_t>(k));
   int64_t setsize = 21;  // CPython's estimate of when a set beats copying the pool
-  if (k > 5) setsize += static_cast<int64_t>(std::pow(4.0, std::ceil(std::log(k * 3.0) / std::log(4.0))));
+  if (k > 5)
+    setsize += static_cast<int64_t>(std::pow(4.0, std::ceil(std::log(k * 3.0) / std::log(4.0))));
   if (n <= setsize) {
     std::vector<int64_t> pool(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) pool[i] = i;

@@ -4,11 +4,10 @@
 // (`arithmetic`, `copy`) need no files.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,7 +16,13 @@
 
 namespace reef::eval {
 
-enum class OutputType { kMultipleChoice, kLoglikelihood, kLoglikelihoodRolling, kGenerateUntil, kJudge };
+enum class OutputType {
+  kMultipleChoice,
+  kLoglikelihood,
+  kLoglikelihoodRolling,
+  kGenerateUntil,
+  kJudge
+};
 OutputType parse_output_type(const std::string& s, const std::string& where);
 std::string output_type_name(OutputType t);
 
@@ -49,8 +54,8 @@ struct JudgeConfig {
 };
 
 struct TaskConfig {
-  std::string task;         // name
-  std::string source;       // YAML path or "builtin"
+  std::string task;                               // name
+  std::string source;                             // YAML path or "builtin"
   std::map<std::string, std::string> data_files;  // split -> JSONL path
   std::string test_split, validation_split, training_split, fewshot_split;
   OutputType output_type = OutputType::kGenerateUntil;
@@ -74,7 +79,8 @@ struct TaskConfig {
 // Loads a task YAML; relative data file paths resolve against the YAML's folder.
 TaskConfig load_task_yaml(const std::string& path);
 // Parses task YAML text; `source` names it in errors, `base_dir` resolves relative paths.
-TaskConfig parse_task_yaml(const std::string& yaml_text, const std::string& source, const std::string& base_dir);
+TaskConfig parse_task_yaml(const std::string& yaml_text, const std::string& source,
+                           const std::string& base_dir);
 // Fills the defaults the harness applies (metrics per output type, `until` from fewshot_delimiter).
 void apply_task_defaults(TaskConfig& cfg);
 
@@ -83,8 +89,9 @@ const std::vector<std::string>& builtin_task_names();
 
 // A request for the model, with the document it came from.
 struct Request {
-  std::string context, continuation;  // loglikelihood / multiple choice (continuation has the delimiter)
-  std::string text;                   // loglikelihood_rolling
+  std::string context,
+      continuation;  // loglikelihood / multiple choice (continuation has the delimiter)
+  std::string text;  // loglikelihood_rolling
 };
 
 class Task {
@@ -113,11 +120,13 @@ class Task {
 
   // The requests for one document given its context: one per choice (multiple choice), one
   // otherwise.
-  std::vector<Request> construct_requests(const nlohmann::json& doc, const std::string& context) const;
+  std::vector<Request> construct_requests(const nlohmann::json& doc,
+                                          const std::string& context) const;
 
  private:
   const std::vector<nlohmann::json>& fewshot_docs() const;
-  nlohmann::json field_or_template(const std::string& spec, const nlohmann::json& doc, const char* what) const;
+  nlohmann::json field_or_template(const std::string& spec, const nlohmann::json& doc,
+                                   const char* what) const;
 
   TaskConfig cfg_;
   std::map<std::string, std::vector<nlohmann::json>> docs_;

@@ -15,12 +15,16 @@ namespace {
 
 using json = nlohmann::json;
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 std::string strip_chars(const std::string& s, bool left, bool right) {
   size_t b = 0, e = s.size();
-  if (left) while (b < e && is_space(s[b])) ++b;
-  if (right) while (e > b && is_space(s[e - 1])) --e;
+  if (left)
+    while (b < e && is_space(s[b])) ++b;
+  if (right)
+    while (e > b && is_space(s[e - 1])) --e;
   return s.substr(b, e - b);
 }
 
@@ -60,7 +64,8 @@ class Parser {
  private:
   template <typename... Args>
   [[noreturn]] void error(fmt::format_string<Args...> f, Args&&... args) {
-    usage_error("{}: template expression '{}': {}", where_, s_, fmt::format(f, std::forward<Args>(args)...));
+    usage_error("{}: template expression '{}': {}", where_, s_,
+                fmt::format(f, std::forward<Args>(args)...));
   }
 
   void skip_ws() {
@@ -80,7 +85,9 @@ class Parser {
   std::string name() {
     skip_ws();
     size_t b = pos_;
-    while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_')) ++pos_;
+    while (pos_ < s_.size() &&
+           (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_'))
+      ++pos_;
     if (b == pos_) error("expected a name at '{}'", s_.substr(b));
     return s_.substr(b, pos_ - b);
   }
@@ -98,11 +105,16 @@ class Parser {
     for (;;) {
       if (eat('+')) {
         json r = filtered();
-        if (v.is_number_integer() && r.is_number_integer()) v = v.get<int64_t>() + r.get<int64_t>();
-        else if (v.is_number() && r.is_number()) v = v.get<double>() + r.get<double>();
-        else if (v.is_string() && r.is_string()) v = v.get<std::string>() + r.get<std::string>();
-        else if (v.is_array() && r.is_array()) for (auto& x : r) v.push_back(x);
-        else error("'+' needs two strings, numbers or lists");
+        if (v.is_number_integer() && r.is_number_integer())
+          v = v.get<int64_t>() + r.get<int64_t>();
+        else if (v.is_number() && r.is_number())
+          v = v.get<double>() + r.get<double>();
+        else if (v.is_string() && r.is_string())
+          v = v.get<std::string>() + r.get<std::string>();
+        else if (v.is_array() && r.is_array())
+          for (auto& x : r) v.push_back(x);
+        else
+          error("'+' needs two strings, numbers or lists");
       } else if (eat('~')) {
         v = python_str(v) + python_str(filtered());
       } else {
@@ -224,8 +236,9 @@ class Parser {
     if (f == "rstrip") return strip_chars(need_string(), false, true);
     if (f == "lower" || f == "upper") {
       std::string s = need_string();
-      for (auto& ch : s) ch = static_cast<char>(f == "lower" ? std::tolower(static_cast<unsigned char>(ch))
-                                                         : std::toupper(static_cast<unsigned char>(ch)));
+      for (auto& ch : s)
+        ch = static_cast<char>(f == "lower" ? std::tolower(static_cast<unsigned char>(ch))
+                                            : std::toupper(static_cast<unsigned char>(ch)));
       return s;
     }
     if (f == "string") return python_str(v);
@@ -242,7 +255,8 @@ class Parser {
       if (from.empty()) return s;
       std::string out;
       size_t p = 0;
-      for (size_t q; (q = s.find(from, p)) != std::string::npos; p = q + from.size()) out += s.substr(p, q - p) + to;
+      for (size_t q; (q = s.find(from, p)) != std::string::npos; p = q + from.size())
+        out += s.substr(p, q - p) + to;
       return out + s.substr(p);
     }
     if (f == "index" && !is_filter && a.size() == 1) {
@@ -273,7 +287,8 @@ class Parser {
       const std::string sep = a[0].get<std::string>();
       if (sep.empty()) error("split() with an empty separator");
       size_t p = 0;
-      for (size_t q; (q = s.find(sep, p)) != std::string::npos; p = q + sep.size()) out.push_back(s.substr(p, q - p));
+      for (size_t q; (q = s.find(sep, p)) != std::string::npos; p = q + sep.size())
+        out.push_back(s.substr(p, q - p));
       out.push_back(s.substr(p));
       return out;
     }
@@ -297,8 +312,8 @@ std::vector<Piece> split_template(const std::string& t, const std::string& where
   size_t p = 0;
   while (p < t.size()) {
     size_t open = t.find('{', p);
-    while (open != std::string::npos && open + 1 < t.size() && t[open + 1] != '{' && t[open + 1] != '%' &&
-           t[open + 1] != '#')
+    while (open != std::string::npos && open + 1 < t.size() && t[open + 1] != '{' &&
+           t[open + 1] != '%' && t[open + 1] != '#')
       open = t.find('{', open + 1);
     if (open == std::string::npos || open + 1 >= t.size()) {
       out.push_back({false, t.substr(p)});
@@ -306,10 +321,13 @@ std::vector<Piece> split_template(const std::string& t, const std::string& where
     }
     out.push_back({false, t.substr(p, open - p)});
     const char kind = t[open + 1];
-    if (kind == '%') usage_error("{}: Jinja statements ({{% ... %}}) are not supported in task templates: {}", where, t);
+    if (kind == '%')
+      usage_error("{}: Jinja statements ({{% ... %}}) are not supported in task templates: {}",
+                  where, t);
     const std::string close = kind == '#' ? "#}" : "}}";
     size_t end = t.find(close, open + 2);
-    if (end == std::string::npos) usage_error("{}: unclosed '{{{}' in template: {}", where, kind, t);
+    if (end == std::string::npos)
+      usage_error("{}: unclosed '{{{}' in template: {}", where, kind, t);
     std::string inner = t.substr(open + 2, end - open - 2);
     bool trim_left = !inner.empty() && inner.front() == '-';
     bool trim_right = !inner.empty() && inner.back() == '-';
@@ -335,7 +353,8 @@ std::string python_str(const json& v, bool top) {
   if (v.is_number_integer() || v.is_number_unsigned()) return v.dump();
   if (v.is_number_float()) {
     double d = v.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 1e16) return fmt::format("{:.1f}", d);
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 1e16)
+      return fmt::format("{:.1f}", d);
     return fmt::format("{}", d);
   }
   std::string out;
@@ -347,7 +366,8 @@ std::string python_str(const json& v, bool top) {
   out = "{";
   bool first = true;
   for (auto it = v.begin(); it != v.end(); ++it) {
-    out += (first ? "" : ", ") + python_repr_string(it.key()) + ": " + python_str(it.value(), false);
+    out +=
+        (first ? "" : ", ") + python_repr_string(it.key()) + ": " + python_str(it.value(), false);
     first = false;
   }
   return out + "}";

@@ -13,7 +13,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 
 namespace reef::eval {
@@ -21,12 +20,14 @@ namespace reef::eval {
 // Renders `tmpl` with the fields of `doc`. Values print as Jinja prints Python values:
 // strings as they are, integers in decimal, true/false as True/False, lists as Python's repr.
 // `where` names the template in errors ("task foo: doc_to_text").
-std::string render_template(const std::string& tmpl, const nlohmann::json& doc, const std::string& where);
+std::string render_template(const std::string& tmpl, const nlohmann::json& doc,
+                            const std::string& where);
 
 // When `tmpl` is exactly one `{{ expr }}` (surrounding whitespace allowed), its value as JSON
 // (a list stays a list); otherwise the rendered string. lm-eval reaches the same values by
 // rendering and then ast.literal_eval.
-nlohmann::json template_value(const std::string& tmpl, const nlohmann::json& doc, const std::string& where);
+nlohmann::json template_value(const std::string& tmpl, const nlohmann::json& doc,
+                              const std::string& where);
 
 // Python's repr()/str() of a JSON value as Jinja would print it (strings unquoted at the top
 // level when `top` is true).

@@ -24,7 +24,8 @@ Tokens hflm_encode(const Tokenizer& t, const std::string& text, bool add_special
   return hf->encode(text, o);
 }
 
-std::pair<Tokens, Tokens> hflm_encode_pair(const Tokenizer& t, const std::string& context_in, const std::string& cont_in) {
+std::pair<Tokens, Tokens> hflm_encode_pair(const Tokenizer& t, const std::string& context_in,
+                                           const std::string& cont_in) {
   if (context_in.empty()) {
     Tokens cont = hflm_encode(t, cont_in, /*add_special_tokens=*/false);
     if (!cont.empty() && cont[0] == hflm_prefix_token(t))
@@ -38,7 +39,9 @@ std::pair<Tokens, Tokens> hflm_encode_pair(const Tokenizer& t, const std::string
     context.resize(context.size() - n);
   }
   Tokens whole = hflm_encode(t, context + cont), ctx = hflm_encode(t, context);
-  return {ctx, Tokens(whole.begin() + static_cast<std::ptrdiff_t>(std::min(ctx.size(), whole.size())), whole.end())};
+  return {ctx,
+          Tokens(whole.begin() + static_cast<std::ptrdiff_t>(std::min(ctx.size(), whole.size())),
+                 whole.end())};
 }
 
 }  // namespace reef::eval

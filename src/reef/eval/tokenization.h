@@ -15,9 +15,10 @@
 namespace reef::eval {
 
 int32_t hflm_prefix_token(const Tokenizer& t);
-std::vector<int32_t> hflm_encode(const Tokenizer& t, const std::string& text, bool add_special_tokens = true);
+std::vector<int32_t> hflm_encode(const Tokenizer& t, const std::string& text,
+                                 bool add_special_tokens = true);
 // (context tokens, continuation tokens) as HFLM's loglikelihood builds them.
-std::pair<std::vector<int32_t>, std::vector<int32_t>> hflm_encode_pair(const Tokenizer& t, const std::string& context,
-                                                                       const std::string& continuation);
+std::pair<std::vector<int32_t>, std::vector<int32_t>> hflm_encode_pair(
+    const Tokenizer& t, const std::string& context, const std::string& continuation);
 
 }  // namespace reef::eval

@@ -91,10 +91,12 @@ Engine::Engine(CausalLM model, const Tokenizer& tokenizer, const EngineOptions& 
       on_step_(std::move(on_step)),
       device_(model_->parameters().front().device()) {
   const auto& cfg = model_->config();
-  if (options_.prefill_chunk < 1) usage_error("prefill chunk must be >= 1, got {}", options_.prefill_chunk);
+  if (options_.prefill_chunk < 1)
+    usage_error("prefill chunk must be >= 1, got {}", options_.prefill_chunk);
   if (options_.max_slots < 1) usage_error("max batch must be >= 1, got {}", options_.max_slots);
   if (options_.max_waiting < 0) usage_error("max queue must be >= 0, got {}", options_.max_waiting);
-  slot_len_ = options_.slot_len > 0 ? std::min(options_.slot_len, cfg.max_seq_len) : cfg.max_seq_len;
+  slot_len_ =
+      options_.slot_len > 0 ? std::min(options_.slot_len, cfg.max_seq_len) : cfg.max_seq_len;
   SlotKVCacheOptions o;
   o.n_layers = cfg.n_layers;
   o.n_kv_heads = cfg.n_kv_heads;
@@ -136,7 +138,8 @@ std::shared_ptr<RequestStream> Engine::submit(const std::vector<int32_t>& prompt
     seq->index = i;
     seq->prompt = prompt;
     seq->params = params;
-    seq->gen = at::make_generator<at::CPUGeneratorImpl>(params.sampling.seed + static_cast<uint64_t>(i));
+    seq->gen =
+        at::make_generator<at::CPUGeneratorImpl>(params.sampling.seed + static_cast<uint64_t>(i));
     waiting_.push_back(std::move(seq));
   }
   waiting_count_ += params.n;
@@ -243,7 +246,8 @@ void Engine::decode_step(EngineStep* step) {
   if (rows.empty()) return;
   auto input = torch::tensor(ids, torch::kInt64).unsqueeze(1).to(device_);  // [B, 1]
   store_->cache.set_batch(slots, lengths);
-  auto logits = model_->forward(input, &store_->cache).select(1, 0).to(torch::kFloat).cpu();  // [B, V]
+  auto logits =
+      model_->forward(input, &store_->cache).select(1, 0).to(torch::kFloat).cpu();  // [B, V]
   step->decode_rows = static_cast<int64_t>(rows.size());
   for (size_t b = 0; b < rows.size(); ++b) {
     rows[b]->cached += 1;
@@ -259,7 +263,8 @@ void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
     logits = logits.clone();
     auto* data = logits.data_ptr<float>();
     for (const auto& [id, count] : seq.counts) {
-      data[id] -= static_cast<float>(p.presence_penalty + p.frequency_penalty * static_cast<double>(count));
+      data[id] -=
+          static_cast<float>(p.presence_penalty + p.frequency_penalty * static_cast<double>(count));
     }
   }
   const int64_t id = sample_next(logits, p.sampling, seq.gen);
@@ -272,7 +277,8 @@ void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
     if (k > 0) {
       auto [vals, idx] = logp.topk(k);
       for (int64_t i = 0; i < k; ++i) {
-        ev.top_logprobs.emplace_back(static_cast<int32_t>(idx[i].item<int64_t>()), vals[i].item<double>());
+        ev.top_logprobs.emplace_back(static_cast<int32_t>(idx[i].item<int64_t>()),
+                                     vals[i].item<double>());
       }
     }
   }

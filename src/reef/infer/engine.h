@@ -32,11 +32,11 @@ namespace reef {
 using EngineClock = std::chrono::steady_clock;
 
 struct EngineOptions {
-  int64_t max_slots = 16;              // sequences decoding at once (upper bound)
+  int64_t max_slots = 16;               // sequences decoding at once (upper bound)
   int64_t kv_memory_bytes = 1LL << 30;  // budget for the slot store; may lower max_slots
-  int64_t slot_len = 0;                // tokens per slot (prompt + output); 0 = max_seq_len
-  int64_t prefill_chunk = 64;          // prompt tokens fed per step
-  int64_t max_waiting = 256;           // queued sequences beyond which submit() refuses
+  int64_t slot_len = 0;                 // tokens per slot (prompt + output); 0 = max_seq_len
+  int64_t prefill_chunk = 64;           // prompt tokens fed per step
+  int64_t max_waiting = 256;            // queued sequences beyond which submit() refuses
 };
 
 // What one request asks for, on top of generate()'s SamplingParams (temperature, top_k, top_p,
@@ -140,8 +140,8 @@ class Engine {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<Sequence>> waiting_;  // under mu_
-  bool stopping_ = false;                          // under mu_
+  std::deque<std::unique_ptr<Sequence>> waiting_;   // under mu_
+  bool stopping_ = false;                           // under mu_
   std::vector<std::unique_ptr<Sequence>> running_;  // loop thread only
   std::vector<int64_t> free_slots_;                 // loop thread only
   std::atomic<int64_t> waiting_count_{0}, running_count_{0}, cancelled_count_{0};

@@ -5,7 +5,8 @@
 
 namespace reef {
 
-int64_t sample_next(const torch::Tensor& logits_in, const SamplingParams& p, torch::Generator& gen) {
+int64_t sample_next(const torch::Tensor& logits_in, const SamplingParams& p,
+                    torch::Generator& gen) {
   auto logits = logits_in.to(torch::kFloat).reshape({-1});  // [V]
   if (p.temperature <= 0) return logits.argmax().item<int64_t>();
   logits = logits / p.temperature;
@@ -32,7 +33,8 @@ Generation generate(CausalLM& model, const Tokenizer& tokenizer, const std::vect
   if (prompt.empty()) usage_error("generate: the prompt is empty");
   const int64_t max_len = model->config().max_seq_len;
   if (static_cast<int64_t>(prompt.size()) >= max_len)
-    usage_error("generate: the prompt has {} tokens; the model's context is {}", prompt.size(), max_len);
+    usage_error("generate: the prompt has {} tokens; the model's context is {}", prompt.size(),
+                max_len);
   torch::NoGradGuard ng;
   model->eval();
   auto device = model->parameters().front().device();
@@ -41,8 +43,7 @@ Generation generate(CausalLM& model, const Tokenizer& tokenizer, const std::vect
   out.finish_reason = "length";
   KVCache cache;
   std::vector<int64_t> all(prompt.begin(), prompt.end());
-  torch::Tensor next_input =
-      torch::tensor(all, torch::kInt64).unsqueeze(0).to(device);  // [1, T]
+  torch::Tensor next_input = torch::tensor(all, torch::kInt64).unsqueeze(0).to(device);  // [1, T]
   for (int64_t i = 0; i < p.max_new_tokens; ++i) {
     if (static_cast<int64_t>(all.size()) >= max_len) break;
     torch::Tensor logits;

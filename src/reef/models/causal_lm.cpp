@@ -130,15 +130,12 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& cfg) : cfg_(resolve_model_config(c
     model = register_module("model", LlamaModel(cfg_));
   }
   if (!cfg_.tie_embeddings) {
-    lm_head = register_module(
-        "lm_head",
-        Linear(cfg_.hidden_size, cfg_.vocab_size, /*bias=*/false));
+    lm_head = register_module("lm_head", Linear(cfg_.hidden_size, cfg_.vocab_size, /*bias=*/false));
   }
   if (!skip_init()) reset_parameters();
 }
 
-torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids,
-                                          AttentionCache* cache) {
+torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, AttentionCache* cache) {
   if (input_ids.dim() != 2) fail("input_ids must be [B, T], got {} dims", input_ids.dim());
   return transformer ? transformer->forward(input_ids, cache) : model->forward(input_ids, cache);
 }
@@ -175,8 +172,10 @@ void CausalLMImpl::keep_only(int64_t begin, int64_t end, bool keep_embeddings, b
   torch::nn::ModuleList& old = transformer ? transformer->h : model->layers;
   torch::nn::ModuleList kept;
   for (int64_t i = 0; i < static_cast<int64_t>(old->size()); ++i) {
-    if (i >= begin && i < end) kept->push_back(old->ptr(static_cast<size_t>(i)));
-    else kept->push_back(torch::nn::Identity());  // keeps the indices of the names
+    if (i >= begin && i < end)
+      kept->push_back(old->ptr(static_cast<size_t>(i)));
+    else
+      kept->push_back(torch::nn::Identity());  // keeps the indices of the names
   }
   body.replace_module(transformer ? "h" : "layers", kept);
   old = kept;
@@ -207,17 +206,21 @@ CausalLMImpl::TrainOutput CausalLMImpl::forward_train(const torch::Tensor& input
                                                       AttentionCache* cache,
                                                       const torch::Tensor& prefix_embeds) {
   if (input_ids.dim() != 2) fail("input_ids must be [B, T], got {} dims", input_ids.dim());
-  if (!uses_aux_loss() && !prefix_embeds.defined()) return {forward(input_ids, cache), torch::Tensor()};
+  if (!uses_aux_loss() && !prefix_embeds.defined())
+    return {forward(input_ids, cache), torch::Tensor()};
   auto embeds = embed_tokens(input_ids);  // [B, T, C]
   if (prefix_embeds.defined()) {
     if (prefix_embeds.dim() != 2 || prefix_embeds.size(1) != embeds.size(2))
-      fail("prefix embeddings must be [P, {}], got {}", embeds.size(2), c10::str(prefix_embeds.sizes()));
-    auto prefix = prefix_embeds.to(embeds.scalar_type()).unsqueeze(0).expand({embeds.size(0), -1, -1});
+      fail("prefix embeddings must be [P, {}], got {}", embeds.size(2),
+           c10::str(prefix_embeds.sizes()));
+    auto prefix =
+        prefix_embeds.to(embeds.scalar_type()).unsqueeze(0).expand({embeds.size(0), -1, -1});
     embeds = torch::cat({prefix, embeds}, 1);
   }
   std::vector<torch::Tensor> router_logits;
-  auto h = transformer ? transformer->forward_embeds(embeds, cache)
-                       : model->forward_embeds(embeds, cache, uses_aux_loss() ? &router_logits : nullptr);
+  auto h = transformer
+               ? transformer->forward_embeds(embeds, cache)
+               : model->forward_embeds(embeds, cache, uses_aux_loss() ? &router_logits : nullptr);
   auto logits = lm_head_logits(h);
   if (!uses_aux_loss()) return {logits, torch::Tensor()};
   return {logits, load_balancing_loss(router_logits, cfg_.n_experts, cfg_.n_experts_per_tok)};
@@ -234,9 +237,11 @@ torch::Tensor causal_lm_loss(const ModelConfig& cfg, const torch::Tensor& logits
 
 torch::Tensor causal_lm_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
   const int64_t V = logits.size(-1);
-  return torch::nn::functional::cross_entropy(
-      logits.reshape({-1, V}).to(torch::kFloat), targets.reshape({-1}),
-      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreTarget).reduction(torch::kSum));
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, V}).to(torch::kFloat),
+                                              targets.reshape({-1}),
+                                              torch::nn::functional::CrossEntropyFuncOptions()
+                                                  .ignore_index(kIgnoreTarget)
+                                                  .reduction(torch::kSum));
 }
 
 namespace {
@@ -307,7 +312,7 @@ double train_flops_per_token(const ModelConfig& in, int64_t seq_len) {
   const double q = static_cast<double>(c.n_heads * c.head_dim);
   const double kv = static_cast<double>(c.n_kv_heads * c.head_dim);
   // A MoE token pays for its router and its active experts only.
-  const double mlp = c.arch == "gpt2"      ? 2 * C * I
+  const double mlp = c.arch == "gpt2"  ? 2 * C * I
                      : c.n_experts > 0 ? static_cast<double>(c.n_experts) * C +
                                              static_cast<double>(c.n_experts_per_tok) * 3 * C * I
                                        : 3 * C * I;

@@ -1,8 +1,9 @@
 // CausalLM: a decoder-only language model for every supported architecture (ModelConfig.arch =
 // HF model_type: llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2), plus config resolution,
-// the training loss (with Mixtral's load-balancing term) and size/FLOP accounting. Parameter names are exactly Hugging Face's state_dict keys, and a checkpoint is
-// named_parameters() alone: no buffers are registered (RoPE tables are recomputed, GPT-2's
-// causal-mask buffers do not exist), and with tied embeddings lm_head is not registered at all.
+// the training loss (with Mixtral's load-balancing term) and size/FLOP accounting. Parameter names
+// are exactly Hugging Face's state_dict keys, and a checkpoint is named_parameters() alone: no
+// buffers are registered (RoPE tables are recomputed, GPT-2's causal-mask buffers do not exist),
+// and with tied embeddings lm_head is not registered at all.
 #pragma once
 
 #include <torch/torch.h>
@@ -80,9 +81,11 @@ class CausalLMImpl : public torch::nn::Module {
   // Pipeline pieces (parallel/pipeline.h runs them as stages on different ranks): embed, then
   // run_layers over consecutive ranges [0, n_layers), then head, equals forward() without a
   // cache. A MoE model's router logits are not collected (no aux loss).
-  torch::Tensor embed(const torch::Tensor& input_ids);                           // [B, T] -> [B, T, C]
-  torch::Tensor run_layers(const torch::Tensor& h, int64_t begin, int64_t end);  // [B, T, C] -> [B, T, C]
-  torch::Tensor head(const torch::Tensor& h);  // final norm + LM head: [B, T, C] -> logits [B, T, V]
+  torch::Tensor embed(const torch::Tensor& input_ids);  // [B, T] -> [B, T, C]
+  torch::Tensor run_layers(const torch::Tensor& h, int64_t begin,
+                           int64_t end);  // [B, T, C] -> [B, T, C]
+  torch::Tensor head(
+      const torch::Tensor& h);  // final norm + LM head: [B, T, C] -> logits [B, T, V]
   // Releases every module a pipeline stage does not run: decoder layers outside [begin, end)
   // become parameterless placeholders (the kept ones keep their names, e.g.
   // model.layers.3.*), the embeddings go unless keep_embeddings, the final norm and LM head
@@ -98,9 +101,9 @@ class CausalLMImpl : public torch::nn::Module {
   void reset_parameters();
 
   // Exactly one of these is set, depending on the arch.
-  LlamaModel model{nullptr};           // "model": every arch but gpt2
-  GPT2Model transformer{nullptr};      // "transformer": gpt2
-  Linear lm_head{nullptr};       // "lm_head": only when embeddings are not tied
+  LlamaModel model{nullptr};       // "model": every arch but gpt2
+  GPT2Model transformer{nullptr};  // "transformer": gpt2
+  Linear lm_head{nullptr};         // "lm_head": only when embeddings are not tied
   // A generic extension point: applied to the final hidden states [B, T, C] right before the LM
   // head's matmul (parallel/ installs tensor parallelism's copy-to-group operator there, the
   // head then producing each rank's vocab slice of the logits). Null: none.

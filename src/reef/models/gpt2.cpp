@@ -44,8 +44,7 @@ GPT2BlockImpl::GPT2BlockImpl(const ModelConfig& cfg) {
   mlp = register_module("mlp", GPT2MLP(cfg));
 }
 
-torch::Tensor GPT2BlockImpl::forward(const torch::Tensor& x, AttentionCache* cache,
-                                     int64_t layer) {
+torch::Tensor GPT2BlockImpl::forward(const torch::Tensor& x, AttentionCache* cache, int64_t layer) {
   auto h = x + attn(ln_1(x), cache, layer);
   return h + mlp(ln_2(h));
 }
@@ -71,12 +70,14 @@ torch::Tensor GPT2ModelImpl::forward_embeds(const torch::Tensor& embeds, Attenti
             : torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(embeds.device()));
   const int64_t end = cache && t > 0 ? positions.max().item<int64_t>() + 1 : t;
   if (end > max_pos) {
-    fail("gpt2 sequence reaches position {} but the model has only {} positions (max_seq_len)",
-         end, max_pos);
+    fail("gpt2 sequence reaches position {} but the model has only {} positions (max_seq_len)", end,
+         max_pos);
   }
   auto x = embeds + wpe(positions);  // [B, T, C] + [T, C] or [B, T, C]
   for (size_t i = 0; i < h->size(); ++i) {
-    auto run = [&](const torch::Tensor& in) { return h->at<GPT2BlockImpl>(i).forward(in, cache, static_cast<int64_t>(i)); };
+    auto run = [&](const torch::Tensor& in) {
+      return h->at<GPT2BlockImpl>(i).forward(in, cache, static_cast<int64_t>(i));
+    };
     x = layer_hook ? layer_hook(static_cast<int64_t>(i), x, run) : run(x);
   }
   return ln_f(x);
@@ -87,13 +88,16 @@ torch::Tensor GPT2ModelImpl::embed(const torch::Tensor& input_ids) {
   if (t > wpe->weight.size(0))
     fail("gpt2 sequence of {} tokens but the model has only {} positions (max_seq_len)", t,
          wpe->weight.size(0));
-  auto positions = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
+  auto positions =
+      torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
   return wte(input_ids) + wpe(positions);
 }
 
 torch::Tensor GPT2ModelImpl::run_layers(torch::Tensor x, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
-    auto run = [&](const torch::Tensor& in) { return h->at<GPT2BlockImpl>(static_cast<size_t>(i)).forward(in, nullptr, i); };
+    auto run = [&](const torch::Tensor& in) {
+      return h->at<GPT2BlockImpl>(static_cast<size_t>(i)).forward(in, nullptr, i);
+    };
     x = layer_hook ? layer_hook(i, x, run) : run(x);
   }
   return x;

@@ -15,7 +15,7 @@ namespace reef {
 
 class GPT2AttentionImpl : public torch::nn::Module {
  public:
-  explicit GPT2AttentionImpl(const ModelConfig& cfg);                            // cfg resolved
+  explicit GPT2AttentionImpl(const ModelConfig& cfg);  // cfg resolved
   torch::Tensor forward(const torch::Tensor& x, AttentionCache* cache, int64_t layer);  // [B,T,C]
 
   Conv1D c_attn{nullptr};  // [C, 3C]: q, k, v side by side
@@ -63,7 +63,7 @@ class GPT2ModelImpl : public torch::nn::Module {
 
   // The pieces of forward() without a cache, for pipeline stages: embed (positions 0..T-1),
   // the blocks [begin, end), and `ln_f` after the last.
-  torch::Tensor embed(const torch::Tensor& input_ids);  // [B, T] -> [B, T, C]
+  torch::Tensor embed(const torch::Tensor& input_ids);                    // [B, T] -> [B, T, C]
   torch::Tensor run_layers(torch::Tensor x, int64_t begin, int64_t end);  // [B, T, C] -> [B, T, C]
 
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};

@@ -173,10 +173,11 @@ std::string gemma_activation(const Reader& r) {
     std::string other = r.string("hidden_activation", "");
     if (other == "gelu") other = "gelu_pytorch_tanh";
     if (other != act) {
-      usage_error("{}: hidden_act '{}' and hidden_activation '{}' disagree (transformers 5 uses "
-                  "hidden_act, transformers 4 used hidden_activation); make them equal",
-                  r.where(), r.string("hidden_act", "gelu_pytorch_tanh"),
-                  r.string("hidden_activation", ""));
+      usage_error(
+          "{}: hidden_act '{}' and hidden_activation '{}' disagree (transformers 5 uses "
+          "hidden_act, transformers 4 used hidden_activation); make them equal",
+          r.where(), r.string("hidden_act", "gelu_pytorch_tanh"),
+          r.string("hidden_activation", ""));
     }
   }
   return act;
@@ -192,8 +193,8 @@ void read_moe(const Reader& r, ModelConfig& c) {
     usage_error("{}: num_local_experts must be positive, got {}", r.where(), c.n_experts);
   }
   if (c.n_experts_per_tok < 1 || c.n_experts_per_tok > c.n_experts) {
-    usage_error("{}: num_experts_per_tok must be in [1, num_local_experts = {}], got {}",
-                r.where(), c.n_experts, c.n_experts_per_tok);
+    usage_error("{}: num_experts_per_tok must be in [1, num_local_experts = {}], got {}", r.where(),
+                c.n_experts, c.n_experts_per_tok);
   }
   // Jitter multiplies the router input by random noise in training; Reef does not draw it.
   if (r.number("router_jitter_noise", 0.0) != 0.0) {
@@ -220,7 +221,7 @@ ModelConfig llama_family_from_hf(const Reader& r, const std::string& arch) {
     c.activation = r.string("hidden_act", "silu");
     check_activation(r, "hidden_act", c.activation);
   }
-  const int64_t default_max_pos = arch == "llama"                       ? 2048
+  const int64_t default_max_pos = arch == "llama"                          ? 2048
                                   : arch == "mistral" || arch == "mixtral" ? 131072
                                   : arch == "gemma"                        ? 8192
                                                                            : 32768;
@@ -236,9 +237,10 @@ ModelConfig llama_family_from_hf(const Reader& r, const std::string& arch) {
   if (arch == "mixtral") read_moe(r, c);
   if (arch == "gemma") {
     if (!c.tie_embeddings) {
-      usage_error("{}: tie_word_embeddings=false is not supported for gemma (Gemma ties its "
-                  "embeddings)",
-                  r.where());
+      usage_error(
+          "{}: tie_word_embeddings=false is not supported for gemma (Gemma ties its "
+          "embeddings)",
+          r.where());
     }
     if (r.boolean("use_bidirectional_attention", false)) {
       usage_error("{}: use_bidirectional_attention=true is not supported (causal decoders only)",
@@ -384,10 +386,11 @@ std::string hf_parameter_name(const ModelConfig& cfg, const std::string& tensor_
   if (cfg.arch == "gpt2") return gpt2_parameter_name(tensor_name);
   if (cfg.arch == "mixtral" && (tensor_name.find(".mlp.experts.") != std::string::npos ||
                                 tensor_name.find(".mlp.gate.") != std::string::npos)) {
-    usage_error("tensor '{}' is in transformers' fused in-memory expert layout; Reef reads "
-                "Mixtral checkpoints in the Hub layout (block_sparse_moe.gate, "
-                "block_sparse_moe.experts.N.w1/w2/w3) that save_pretrained writes",
-                tensor_name);
+    usage_error(
+        "tensor '{}' is in transformers' fused in-memory expert layout; Reef reads "
+        "Mixtral checkpoints in the Hub layout (block_sparse_moe.gate, "
+        "block_sparse_moe.experts.N.w1/w2/w3) that save_pretrained writes",
+        tensor_name);
   }
   return tensor_name;
 }

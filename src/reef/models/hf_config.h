@@ -18,10 +18,10 @@ nlohmann::json hf_config_json(const ModelConfig& cfg);
 // The inverse: a resolved ModelConfig from an HF config.json (either the classic
 // rope_theta/rope_scaling layout or transformers 5's rope_parameters). Throws reef::Error(kUsage)
 // naming `where` (usually the file path) for an unsupported model_type or `architectures` class
-// (listing the supported ones), a missing or mistyped field, or a feature Reef does not implement (other RoPE types,
-// partial rotary, cross-attention, per-layer attention scaling). A sliding window shorter than
-// max_position_embeddings caps max_seq_len at the window (with a warning), within which the
-// model is exact.
+// (listing the supported ones), a missing or mistyped field, or a feature Reef does not implement
+// (other RoPE types, partial rotary, cross-attention, per-layer attention scaling). A sliding
+// window shorter than max_position_embeddings caps max_seq_len at the window (with a warning),
+// within which the model is exact.
 ModelConfig model_config_from_hf(const nlohmann::json& j, const std::string& where);
 
 // The parameter name (of CausalLM built from `cfg`) that checkpoint tensor `tensor_name` fills,

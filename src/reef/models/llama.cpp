@@ -40,7 +40,8 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& cfg) {
                                               .activation(cfg.activation)
                                               .bias(cfg.mlp_bias)));
   }
-  const auto norm = RMSNormOptions(cfg.hidden_size).eps(cfg.norm_eps).unit_offset(cfg.arch == "gemma");
+  const auto norm =
+      RMSNormOptions(cfg.hidden_size).eps(cfg.norm_eps).unit_offset(cfg.arch == "gemma");
   input_layernorm = register_module("input_layernorm", RMSNorm(norm));
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(norm));
 }
@@ -59,20 +60,21 @@ LlamaModelImpl::LlamaModelImpl(const ModelConfig& cfg) : rope_(rope_options(cfg)
       "embed_tokens", torch::nn::Embedding(embedding_options(cfg.vocab_size, cfg.hidden_size)));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.n_layers; ++i) layers->push_back(LlamaDecoderLayer(cfg));
-  norm = register_module("norm", RMSNorm(RMSNormOptions(cfg.hidden_size)
-                                             .eps(cfg.norm_eps)
-                                             .unit_offset(cfg.arch == "gemma")));
+  norm = register_module(
+      "norm",
+      RMSNorm(RMSNormOptions(cfg.hidden_size).eps(cfg.norm_eps).unit_offset(cfg.arch == "gemma")));
   if (cfg.arch == "gemma") embed_scale_ = std::sqrt(static_cast<double>(cfg.hidden_size));
 }
 
 torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache,
                                       std::vector<torch::Tensor>* router_logits) {
-  return forward_embeds(embed_fn ? embed_fn(input_ids) : embed_tokens(input_ids), cache, router_logits);
+  return forward_embeds(embed_fn ? embed_fn(input_ids) : embed_tokens(input_ids), cache,
+                        router_logits);
 }
 
 torch::Tensor LlamaModelImpl::embed(const torch::Tensor& input_ids) {
   auto h = embed_fn ? embed_fn(input_ids) : embed_tokens(input_ids);  // [B, T, C]
-  if (embed_scale_ > 0) {  // as forward_embeds
+  if (embed_scale_ > 0) {                                             // as forward_embeds
     auto scale = torch::scalar_tensor(static_cast<float>(embed_scale_), torch::kFloat)
                      .to(h.device(), embed_tokens->weight.scalar_type());
     h = h * scale;
@@ -84,7 +86,8 @@ torch::Tensor LlamaModelImpl::run_layers(torch::Tensor h, int64_t begin, int64_t
   auto [cos, sin] = rope_.cos_sin(0, h.size(1) * sequence_shards, h.scalar_type(), h.device());
   for (int64_t i = begin; i < end; ++i) {
     auto run = [&](const torch::Tensor& x) {
-      return layers->at<LlamaDecoderLayerImpl>(static_cast<size_t>(i)).forward(x, cos, sin, nullptr, i);
+      return layers->at<LlamaDecoderLayerImpl>(static_cast<size_t>(i))
+          .forward(x, cos, sin, nullptr, i);
     };
     h = layer_hook ? layer_hook(i, h, run) : run(h);
   }
@@ -102,12 +105,13 @@ torch::Tensor LlamaModelImpl::forward_embeds(const torch::Tensor& embeds, Attent
     h = h * scale;
   }
   const int64_t T = h.size(1) * sequence_shards;  // the whole sequence's length
-  auto [cos, sin] = cache ? rope_.cos_sin_at(cache->positions(h.size(0), T, h.device()), h.scalar_type())
-                          : rope_.cos_sin(0, T, h.scalar_type(), h.device());
+  auto [cos, sin] =
+      cache ? rope_.cos_sin_at(cache->positions(h.size(0), T, h.device()), h.scalar_type())
+            : rope_.cos_sin(0, T, h.scalar_type(), h.device());
   for (size_t i = 0; i < layers->size(); ++i) {
     auto run = [&](const torch::Tensor& x) {
-      return layers->at<LlamaDecoderLayerImpl>(i).forward(x, cos, sin, cache, static_cast<int64_t>(i),
-                                                          router_logits);
+      return layers->at<LlamaDecoderLayerImpl>(i).forward(x, cos, sin, cache,
+                                                          static_cast<int64_t>(i), router_logits);
     };
     h = layer_hook ? layer_hook(static_cast<int64_t>(i), h, run) : run(h);
   }

@@ -29,8 +29,8 @@ class LlamaDecoderLayerImpl : public torch::nn::Module {
                         std::vector<torch::Tensor>* router_logits = nullptr);
 
   Attention self_attn{nullptr};
-  GatedMLP mlp{nullptr};                   // dense archs
-  SparseMoE block_sparse_moe{nullptr};     // mixtral
+  GatedMLP mlp{nullptr};                // dense archs
+  SparseMoE block_sparse_moe{nullptr};  // mixtral
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
 };
 TORCH_MODULE(LlamaDecoderLayer);
@@ -51,7 +51,7 @@ class LlamaModelImpl : public torch::nn::Module {
 
   // The pieces of forward() without a cache, for pipeline stages: embed, the decoder layers
   // [begin, end) at positions 0..T-1, and `norm` after the last.
-  torch::Tensor embed(const torch::Tensor& input_ids);  // [B, T] -> [B, T, C]
+  torch::Tensor embed(const torch::Tensor& input_ids);                    // [B, T] -> [B, T, C]
   torch::Tensor run_layers(torch::Tensor h, int64_t begin, int64_t end);  // [B, T, C] -> [B, T, C]
 
   torch::nn::Embedding embed_tokens{nullptr};

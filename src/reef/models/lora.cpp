@@ -80,8 +80,10 @@ std::vector<std::string> lora_target_names(CausalLM& model, const LoraConfig& cf
   const auto names = linear_module_names(model);
   const auto available = join(available_suffixes(names));
   if (!is_llama_family(model->config().arch))
-    usage_error("LoRA: the {} architecture has no Linear projections Reef can target (only the "
-                "llama family: {})", model->config().arch, supported_archs_list());
+    usage_error(
+        "LoRA: the {} architecture has no Linear projections Reef can target (only the "
+        "llama family: {})",
+        model->config().arch, supported_archs_list());
   std::vector<std::string> targets;
   if (!cfg.target_regex.empty()) {
     std::regex re;
@@ -93,9 +95,10 @@ std::vector<std::string> lora_target_names(CausalLM& model, const LoraConfig& cf
     for (const auto& n : names)
       if (std::regex_match(n, re)) targets.push_back(n);
     if (targets.empty())
-      usage_error("LoRA target_modules regex '{}' matches no Linear module (full names such as "
-                  "'{}'; the Linear layers are: {})",
-                  cfg.target_regex, names.empty() ? "" : names.front(), available);
+      usage_error(
+          "LoRA target_modules regex '{}' matches no Linear module (full names such as "
+          "'{}'; the Linear layers are: {})",
+          cfg.target_regex, names.empty() ? "" : names.front(), available);
     return targets;
   }
   if (cfg.target_modules.empty())
@@ -105,8 +108,10 @@ std::vector<std::string> lora_target_names(CausalLM& model, const LoraConfig& cf
     bool hit = false;
     for (const auto& n : names) hit = hit || matches_entry(n, e);
     if (!hit && each_entry_must_match)
-      usage_error("LoRA target module '{}' matches no Linear module (available: {}, or "
-                  "all-linear)", e, available);
+      usage_error(
+          "LoRA target module '{}' matches no Linear module (available: {}, or "
+          "all-linear)",
+          e, available);
   }
   for (const auto& n : names) {
     for (const auto& e : entries) {

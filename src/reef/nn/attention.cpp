@@ -99,9 +99,7 @@ AttentionImpl::AttentionImpl(const AttentionOptions& options) : options_(options
   if (o.n_kv_heads() <= 0 || o.n_heads() % o.n_kv_heads() != 0) {
     usage_error("n_heads {} must be a multiple of n_kv_heads {}", o.n_heads(), o.n_kv_heads());
   }
-  auto lin = [](int64_t in, int64_t out, bool bias) {
-    return Linear(in, out, bias);
-  };
+  auto lin = [](int64_t in, int64_t out, bool bias) { return Linear(in, out, bias); };
   const int64_t q_dim = o.n_heads() * o.head_dim(), kv_dim = o.n_kv_heads() * o.head_dim();
   q_proj = register_module("q_proj", lin(o.hidden_size(), q_dim, o.qkv_bias()));
   k_proj = register_module("k_proj", lin(o.hidden_size(), kv_dim, o.qkv_bias()));

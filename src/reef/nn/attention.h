@@ -1,7 +1,7 @@
 // Causal self-attention for the llama family: q/k/v/o projections, multi-head, grouped-query
 // (GQA) and multi-query (MQA) layouts, optional per-head RMSNorm on q and k (Qwen3), RoPE, and
-// an optional KV cache for incremental decoding (plain or slot-based, see nn/kv_cache.h). The scaled-dot-product core is shared with
-// GPT-2's fused-qkv attention (models/gpt2.cpp).
+// an optional KV cache for incremental decoding (plain or slot-based, see nn/kv_cache.h). The
+// scaled-dot-product core is shared with GPT-2's fused-qkv attention (models/gpt2.cpp).
 #pragma once
 
 #include <torch/torch.h>

@@ -50,7 +50,8 @@ void LinearImpl::enable_lora(const LoraOptions& options) {
 }
 
 torch::Tensor LinearImpl::forward_with_hooks(const torch::Tensor& x) {
-  auto result = matmul_hook ? matmul_hook(torch::linear(x, weight)) : torch::linear(x, weight, bias);
+  auto result =
+      matmul_hook ? matmul_hook(torch::linear(x, weight)) : torch::linear(x, weight, bias);
   if (matmul_hook && bias.defined()) result = result + bias;
   if (!lora_A) return result;
   // PEFT's order: the base result, the input cast to the adapter's dtype, the branch scaled
@@ -71,8 +72,8 @@ void LinearImpl::merge_lora() {
     // As PEFT: half-precision adapters on CPU are multiplied in float32 and the delta cast back
     // to the adapter's dtype, then to the base weight's.
     const auto lora_dtype = b.scalar_type();
-    const bool upcast = b.device().is_cpu() &&
-                        (lora_dtype == torch::kHalf || lora_dtype == torch::kBFloat16);
+    const bool upcast =
+        b.device().is_cpu() && (lora_dtype == torch::kHalf || lora_dtype == torch::kBFloat16);
     if (upcast) {
       a = a.to(torch::kFloat);
       b = b.to(torch::kFloat);

@@ -27,11 +27,11 @@ namespace reef {
 // PEFT's LoraConfig fields that shape one layer's branch.
 struct LoraOptions {
   int64_t r = 8;
-  double alpha = 8;           // lora_alpha
-  double dropout = 0;         // lora_dropout, applied to the branch input in training mode only
-  bool use_rslora = false;    // scaling alpha/sqrt(r) instead of alpha/r
-  bool init_weights = true;   // PEFT's default: A kaiming-uniform(a=sqrt(5)), B zeros (a no-op
-                              // branch); false: B drawn like A too (a non-zero branch, for tests)
+  double alpha = 8;          // lora_alpha
+  double dropout = 0;        // lora_dropout, applied to the branch input in training mode only
+  bool use_rslora = false;   // scaling alpha/sqrt(r) instead of alpha/r
+  bool init_weights = true;  // PEFT's default: A kaiming-uniform(a=sqrt(5)), B zeros (a no-op
+                             // branch); false: B drawn like A too (a non-zero branch, for tests)
 };
 
 class LinearImpl : public torch::nn::Module {
@@ -55,8 +55,8 @@ class LinearImpl : public torch::nn::Module {
   void merge_lora();
 
   int64_t in_features, out_features;
-  torch::Tensor weight;  // [out, in]
-  torch::Tensor bias;    // [out], undefined without bias
+  torch::Tensor weight;                        // [out, in]
+  torch::Tensor bias;                          // [out], undefined without bias
   std::shared_ptr<LinearImpl> lora_A, lora_B;  // [r, in], [out, r]; null without LoRA
   // A generic extension point: when set, forward computes hook(x @ weight^T) + bias, so the
   // bias is added after the hook (parallel/ uses it to all-reduce a row-parallel layer's partial

@@ -27,9 +27,7 @@ GatedMLPImpl::GatedMLPImpl(const GatedMLPOptions& o) : options_(o) {
     usage_error("unsupported activation '{}': expected one of {}", o.activation(),
                 supported_activations());
   }
-  auto lin = [&](int64_t in, int64_t out) {
-    return Linear(in, out, o.bias());
-  };
+  auto lin = [&](int64_t in, int64_t out) { return Linear(in, out, o.bias()); };
   gate_proj = register_module("gate_proj", lin(o.hidden_size(), o.intermediate_size()));
   up_proj = register_module("up_proj", lin(o.hidden_size(), o.intermediate_size()));
   down_proj = register_module("down_proj", lin(o.intermediate_size(), o.hidden_size()));
@@ -44,7 +42,8 @@ Conv1DImpl::Conv1DImpl(int64_t in_features, int64_t out_features, bool with_bias
   weight = register_parameter("weight", torch::empty({in_features, out_features}));
   if (with_bias) bias = register_parameter("bias", torch::zeros({out_features}));
   torch::NoGradGuard no_grad;
-  if (!skip_init()) weight.normal_(0.0, 0.02);  // HF Conv1D's own default; models re-initialise with init_std
+  if (!skip_init())
+    weight.normal_(0.0, 0.02);  // HF Conv1D's own default; models re-initialise with init_std
 }
 
 torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) {

@@ -16,7 +16,7 @@ torch::ScalarType routing_dtype(const torch::Tensor& t) {
 
 TopKRouting route_top_k(const torch::Tensor& router_logits, int64_t top_k) {
   auto probs = torch::softmax(router_logits.to(routing_dtype(router_logits)), -1);  // [N, E]
-  auto [values, indices] = torch::topk(probs, top_k, -1);            // [N, k]
+  auto [values, indices] = torch::topk(probs, top_k, -1);                           // [N, k]
   values = values / values.sum(-1, /*keepdim=*/true);
   return {values, indices};
 }
@@ -41,12 +41,9 @@ torch::Tensor load_balancing_loss(const std::vector<torch::Tensor>& router_logit
   return (chosen / n * (prob_sum / n)).sum() * static_cast<double>(n_experts);
 }
 
-ExpertMLPImpl::ExpertMLPImpl(int64_t hidden_size, int64_t intermediate_size,
-                             std::string activation)
+ExpertMLPImpl::ExpertMLPImpl(int64_t hidden_size, int64_t intermediate_size, std::string activation)
     : activation_(std::move(activation)) {
-  auto lin = [](int64_t in, int64_t out) {
-    return Linear(in, out, /*bias=*/false);
-  };
+  auto lin = [](int64_t in, int64_t out) { return Linear(in, out, /*bias=*/false); };
   w1 = register_module("w1", lin(hidden_size, intermediate_size));
   w2 = register_module("w2", lin(intermediate_size, hidden_size));
   w3 = register_module("w3", lin(hidden_size, intermediate_size));
@@ -64,8 +61,7 @@ SparseMoEImpl::SparseMoEImpl(const SparseMoEOptions& o) : options_(o) {
     usage_error("unsupported activation '{}': expected one of {}", o.activation(),
                 supported_activations());
   }
-  gate = register_module(
-      "gate", Linear(o.hidden_size(), o.n_experts(), /*bias=*/false));
+  gate = register_module("gate", Linear(o.hidden_size(), o.n_experts(), /*bias=*/false));
   experts = register_module("experts", torch::nn::ModuleList());
   for (int64_t e = 0; e < o.n_experts(); ++e) {
     experts->push_back(ExpertMLP(o.hidden_size(), o.intermediate_size(), o.activation()));
@@ -82,10 +78,10 @@ torch::Tensor SparseMoEImpl::forward(const torch::Tensor& x,
   const int64_t k = options_.top_k(), E = options_.n_experts();
 
   // Every (token, slot) choice, grouped by expert; a stable sort keeps token order inside a group.
-  auto choice_expert = r.experts.reshape({-1});                   // [N*k]
+  auto choice_expert = r.experts.reshape({-1});  // [N*k]
   auto order = std::get<1>(
       choice_expert.sort(/*stable=*/std::optional<bool>(true), /*dim=*/0, /*descending=*/false));
-  auto token_of = order.div(k, "floor");                          // [N*k]
+  auto token_of = order.div(k, "floor");                                          // [N*k]
   auto weight_of = r.weights.reshape({-1}).index_select(0, order).unsqueeze(-1);  // [N*k, 1]
   auto counts = torch::bincount(choice_expert, {}, E).to(torch::kCPU);
   const int64_t* count = counts.data_ptr<int64_t>();

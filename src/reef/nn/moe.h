@@ -47,8 +47,7 @@ class ExpertMLPImpl : public torch::nn::Module {
 TORCH_MODULE(ExpertMLP);
 
 struct SparseMoEOptions {
-  SparseMoEOptions(int64_t hidden_size, int64_t intermediate_size, int64_t n_experts,
-                   int64_t top_k)
+  SparseMoEOptions(int64_t hidden_size, int64_t intermediate_size, int64_t n_experts, int64_t top_k)
       : hidden_size_(hidden_size),
         intermediate_size_(intermediate_size),
         n_experts_(n_experts),
@@ -67,10 +66,11 @@ class SparseMoEImpl : public torch::nn::Module {
   explicit SparseMoEImpl(const SparseMoEOptions& options);
   // x [B, T, C] -> [B, T, C]. When router_logits is given, this layer's router logits
   // [B*T, E] are appended to it (for load_balancing_loss).
-  torch::Tensor forward(const torch::Tensor& x, std::vector<torch::Tensor>* router_logits = nullptr);
+  torch::Tensor forward(const torch::Tensor& x,
+                        std::vector<torch::Tensor>* router_logits = nullptr);
   const SparseMoEOptions& options() const { return options_; }
 
-  Linear gate{nullptr};             // router: [E, C], no bias
+  Linear gate{nullptr};  // router: [E, C], no bias
   torch::nn::ModuleList experts{nullptr};
 
  private:

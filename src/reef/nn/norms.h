@@ -1,5 +1,6 @@
 // Normalisation layers: RMSNorm (llama family, also Qwen3's per-head q/k norms), Gemma's
-// RMSNorm with a (1 + weight) scale, and LayerNorm with bias (GPT-2). Parameter names are "weight" (and "bias"), as in Hugging Face checkpoints.
+// RMSNorm with a (1 + weight) scale, and LayerNorm with bias (GPT-2). Parameter names are "weight"
+// (and "bias"), as in Hugging Face checkpoints.
 #pragma once
 
 #include <torch/torch.h>

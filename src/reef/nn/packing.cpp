@@ -12,7 +12,9 @@ PackedSequences::PackedSequences(torch::Tensor position_ids, torch::Tensor segme
          c10::str(position_ids_.sizes()), c10::str(segment_ids_.sizes()));
   const int64_t T = segment_ids_.size(1);
   auto same = segment_ids_.unsqueeze(2) == segment_ids_.unsqueeze(1);  // [B, T, T]
-  auto causal = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(segment_ids_.device())).tril();
+  auto causal =
+      torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(segment_ids_.device()))
+          .tril();
   mask_ = (same & causal).unsqueeze(1);  // [B, 1, T, T]
 }
 
@@ -26,7 +28,8 @@ PackedSequences PackedSequences::with_prefix(int64_t prefix) const {
   return PackedSequences(torch::cat({pre_pos, pos}, 1), seg);
 }
 
-torch::Tensor PackedSequences::positions(int64_t batch, int64_t length, torch::Device device) const {
+torch::Tensor PackedSequences::positions(int64_t batch, int64_t length,
+                                         torch::Device device) const {
   if (batch != position_ids_.size(0) || length != position_ids_.size(1))
     fail("packed layout is [{}, {}] but the batch is [{}, {}]", position_ids_.size(0),
          position_ids_.size(1), batch, length);

@@ -60,7 +60,7 @@ std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::cos_sin_at(const torch:
   auto angle_dtype = dtype == torch::kDouble ? torch::kDouble : torch::kFloat;
   auto opts = torch::TensorOptions().dtype(angle_dtype).device(positions.device());
   auto freqs = positions.to(opts).unsqueeze(-1) * inv_freq_.to(opts);  // [B, T, D/2]
-  auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);               // [B, 1, T, D]
+  auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);              // [B, 1, T, D]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 

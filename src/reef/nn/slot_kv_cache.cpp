@@ -8,10 +8,10 @@
 namespace reef {
 
 SlotKVCache::SlotKVCache(const SlotKVCacheOptions& o) : options_(o) {
-  if (o.n_layers <= 0 || o.n_slots <= 0 || o.n_kv_heads <= 0 || o.max_len <= 0 ||
-      o.head_dim <= 0) {
-    usage_error("KV slots need positive sizes, got layers {} slots {} kv heads {} length {} head dim {}",
-                o.n_layers, o.n_slots, o.n_kv_heads, o.max_len, o.head_dim);
+  if (o.n_layers <= 0 || o.n_slots <= 0 || o.n_kv_heads <= 0 || o.max_len <= 0 || o.head_dim <= 0) {
+    usage_error(
+        "KV slots need positive sizes, got layers {} slots {} kv heads {} length {} head dim {}",
+        o.n_layers, o.n_slots, o.n_kv_heads, o.max_len, o.head_dim);
   }
   auto opts = torch::TensorOptions().dtype(o.dtype).device(o.device);
   for (int64_t i = 0; i < o.n_layers; ++i) {
@@ -25,7 +25,8 @@ int64_t SlotKVCache::bytes_per_slot(const SlotKVCacheOptions& o) {
          static_cast<int64_t>(c10::elementSize(o.dtype));
 }
 
-void SlotKVCache::set_batch(const std::vector<int64_t>& slots, const std::vector<int64_t>& lengths) {
+void SlotKVCache::set_batch(const std::vector<int64_t>& slots,
+                            const std::vector<int64_t>& lengths) {
   if (slots.empty() || slots.size() != lengths.size()) {
     fail("KV slot batch needs one length per slot, got {} slots and {} lengths", slots.size(),
          lengths.size());
@@ -50,7 +51,7 @@ torch::Tensor SlotKVCache::positions(int64_t batch, int64_t length, torch::Devic
   }
   auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device);
   auto starts = torch::tensor(lengths_, torch::kInt64).to(device).unsqueeze(1);  // [B, 1]
-  return starts + torch::arange(length, opts).unsqueeze(0);                        // [B, T]
+  return starts + torch::arange(length, opts).unsqueeze(0);                      // [B, T]
 }
 
 CachedKV SlotKVCache::store(int64_t layer, const torch::Tensor& k, const torch::Tensor& v) {
@@ -77,7 +78,7 @@ CachedKV SlotKVCache::store(int64_t layer, const torch::Tensor& k, const torch::
   out.k = ck.narrow(2, 0, total).index_select(0, slot_index_);  // [B, Hkv, L, D]
   out.v = cv.narrow(2, 0, total).index_select(0, slot_index_);
   auto opts = torch::TensorOptions().dtype(torch::kInt64).device(k.device());
-  auto q_pos = positions(b, t, k.device()).unsqueeze(2);      // [B, T, 1]
+  auto q_pos = positions(b, t, k.device()).unsqueeze(2);        // [B, T, 1]
   auto k_pos = torch::arange(total, opts).view({1, 1, total});  // [1, 1, L]
   out.mask = (k_pos <= q_pos).unsqueeze(1);                     // [B, 1, T, L]
   return out;

@@ -27,7 +27,8 @@ void broadcast_module_from_rank0(torch::nn::Module& module, ProcessGroup& pg) {
     if (b.defined() && b.is_contiguous()) pg.broadcast(b.detach(), 0);
 }
 
-GradientSync::GradientSync(std::vector<torch::Tensor> params, std::shared_ptr<ProcessGroup> pg, double bucket_mb)
+GradientSync::GradientSync(std::vector<torch::Tensor> params, std::shared_ptr<ProcessGroup> pg,
+                           double bucket_mb)
     : params_(std::move(params)), pg_(std::move(pg)) {
   std::vector<int64_t> bytes;
   for (auto& p : params_) bytes.push_back(static_cast<int64_t>(p.numel() * p.element_size()));
@@ -44,7 +45,8 @@ GradientSync::GradientSync(std::vector<torch::Tensor> params, std::shared_ptr<Pr
     buckets_.push_back(std::move(bucket));
   }
   for (size_t i = 0; i < params_.size(); ++i)
-    torch::autograd::impl::set_post_acc_grad_hooks(params_[i], std::make_unique<GradReadyHook>(this, i));
+    torch::autograd::impl::set_post_acc_grad_hooks(params_[i],
+                                                   std::make_unique<GradReadyHook>(this, i));
 }
 
 GradientSync::~GradientSync() {
@@ -65,7 +67,8 @@ void GradientSync::launch_ready_buckets(bool force) {
     std::vector<torch::Tensor> parts;
     for (size_t i : b.params) {
       const auto& g = params_[i].grad();
-      parts.push_back(g.defined() ? g.detach().reshape({-1}) : torch::zeros({params_[i].numel()}, params_[i].options()));
+      parts.push_back(g.defined() ? g.detach().reshape({-1})
+                                  : torch::zeros({params_[i].numel()}, params_[i].options()));
     }
     b.flat = torch::cat(parts).div_(static_cast<double>(pg_->size()));
     b.work = pg_->all_reduce_sum_async(b.flat);
@@ -83,8 +86,10 @@ void GradientSync::finish() {
     for (size_t i : b.params) {
       auto& p = params_[i];
       auto slice = b.flat.narrow(0, offset, p.numel()).view(p.sizes());
-      if (p.grad().defined()) p.mutable_grad().copy_(slice);
-      else p.mutable_grad() = slice.clone();
+      if (p.grad().defined())
+        p.mutable_grad().copy_(slice);
+      else
+        p.mutable_grad() = slice.clone();
       offset += p.numel();
     }
     b.flat = torch::Tensor();

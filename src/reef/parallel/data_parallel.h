@@ -20,7 +20,8 @@ void broadcast_module_from_rank0(torch::nn::Module& module, ProcessGroup& pg);
 class GradientSync {
  public:
   // `params`: the trainable parameters (registration order); buckets of about bucket_mb MB.
-  GradientSync(std::vector<torch::Tensor> params, std::shared_ptr<ProcessGroup> pg, double bucket_mb);
+  GradientSync(std::vector<torch::Tensor> params, std::shared_ptr<ProcessGroup> pg,
+               double bucket_mb);
   ~GradientSync();  // removes the hooks
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;

@@ -21,7 +21,8 @@ int parse_int(const std::string& key, const std::string& value, const char* conv
   char* end = nullptr;
   long v = std::strtol(value.c_str(), &end, 10);
   if (value.empty() || *end != '\0' || errno != 0 || v < 0 || v > 1 << 24)
-    usage_error("{}='{}' ({} environment): expected a non-negative integer", key, value, convention);
+    usage_error("{}='{}' ({} environment): expected a non-negative integer", key, value,
+                convention);
   return static_cast<int>(v);
 }
 
@@ -30,7 +31,9 @@ int int_var(const std::map<std::string, std::string>& env, const std::string& ke
             const char* convention, int fallback, bool required, const std::string& because) {
   const std::string* v = find(env, key);
   if (!v) {
-    if (required) usage_error("{} is not set but {} is ({} environment); set both or neither", key, because, convention);
+    if (required)
+      usage_error("{} is not set but {} is ({} environment); set both or neither", key, because,
+                  convention);
     return fallback;
   }
   return parse_int(key, *v, convention);
@@ -38,14 +41,16 @@ int int_var(const std::map<std::string, std::string>& env, const std::string& ke
 
 void check_ranks(DistEnv& d, const char* rank_key, const char* world_key, const char* local_key,
                  const char* convention) {
-  if (d.world_size < 1) usage_error("{}={} ({} environment): expected at least 1", world_key, d.world_size, convention);
+  if (d.world_size < 1)
+    usage_error("{}={} ({} environment): expected at least 1", world_key, d.world_size, convention);
   if (d.rank >= d.world_size)
     usage_error("{}={} is outside {}={} ({} environment): ranks run from 0 to {}", rank_key, d.rank,
                 world_key, d.world_size, convention, d.world_size - 1);
   if (d.local_rank >= d.world_size)
     usage_error("{}={} is not below {}={} ({} environment)", local_key, d.local_rank, world_key,
                 d.world_size, convention);
-  if (d.local_world_size < 1 || d.local_world_size > d.world_size) d.local_world_size = d.world_size;
+  if (d.local_world_size < 1 || d.local_world_size > d.world_size)
+    d.local_world_size = d.world_size;
   if (d.local_rank >= d.local_world_size) d.local_world_size = d.local_rank + 1;
 }
 
@@ -54,19 +59,28 @@ void read_master(const std::map<std::string, std::string>& env, DistEnv& d, cons
                  bool required, const std::string& addr_fallback) {
   const std::string* addr = find(env, "MASTER_ADDR");
   const std::string* port = find(env, "MASTER_PORT");
-  if (addr && addr->empty()) usage_error("MASTER_ADDR is empty ({} environment): expected rank 0's host name or address", convention);
-  if (addr) d.master_addr = *addr;
-  else if (!addr_fallback.empty()) d.master_addr = addr_fallback;
+  if (addr && addr->empty())
+    usage_error("MASTER_ADDR is empty ({} environment): expected rank 0's host name or address",
+                convention);
+  if (addr)
+    d.master_addr = *addr;
+  else if (!addr_fallback.empty())
+    d.master_addr = addr_fallback;
   else if (required && d.distributed())
-    usage_error("MASTER_ADDR is not set ({} environment, {} processes): set it to rank 0's host name or address",
-                convention, d.world_size);
+    usage_error(
+        "MASTER_ADDR is not set ({} environment, {} processes): set it to rank 0's host name or "
+        "address",
+        convention, d.world_size);
   if (port) {
     d.master_port = parse_int("MASTER_PORT", *port, convention);
     if (d.master_port < 1 || d.master_port > 65535)
-      usage_error("MASTER_PORT={} ({} environment): expected a TCP port in 1..65535", *port, convention);
+      usage_error("MASTER_PORT={} ({} environment): expected a TCP port in 1..65535", *port,
+                  convention);
   } else if (required && d.distributed()) {
-    usage_error("MASTER_PORT is not set ({} environment, {} processes): set a free TCP port on rank 0's host",
-                convention, d.world_size);
+    usage_error(
+        "MASTER_PORT is not set ({} environment, {} processes): set a free TCP port on rank 0's "
+        "host",
+        convention, d.world_size);
   }
 }
 
@@ -100,7 +114,8 @@ DistEnv dist_env_from(const std::map<std::string, std::string>& env) {
     const char* c = "Slurm";
     d.source = "slurm";
     // srun sets the step's task count; SLURM_NTASKS is the allocation's.
-    const char* world_key = find(env, "SLURM_STEP_NUM_TASKS") ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS";
+    const char* world_key =
+        find(env, "SLURM_STEP_NUM_TASKS") ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS";
     d.rank = int_var(env, "SLURM_PROCID", c, 0, true, world_key);
     d.world_size = int_var(env, world_key, c, 1, true, "SLURM_PROCID");
     d.local_rank = int_var(env, "SLURM_LOCALID", c, 0, false, "");
@@ -114,9 +129,10 @@ DistEnv dist_env_from(const std::map<std::string, std::string>& env) {
     const std::string* launch_node = find(env, "SLURM_LAUNCH_NODE_IPADDR");
     read_master(env, d, c, false, launch_node ? *launch_node : "");
     if (d.distributed() && !find(env, "MASTER_ADDR") && !launch_node)
-      usage_error("MASTER_ADDR is not set and Slurm gave no SLURM_LAUNCH_NODE_IPADDR ({} tasks): "
-                  "export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)",
-                  d.world_size);
+      usage_error(
+          "MASTER_ADDR is not set and Slurm gave no SLURM_LAUNCH_NODE_IPADDR ({} tasks): "
+          "export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)",
+          d.world_size);
     return d;
   }
   return d;

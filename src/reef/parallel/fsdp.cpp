@@ -59,7 +59,9 @@ Fsdp::Fsdp(CausalLM model, std::shared_ptr<ProcessGroup> dp,
   units_[L].name = "root";
   for (const auto& item : model_->named_parameters(true)) {
     const torch::Tensor& p = item.value();
-    if (!p.requires_grad()) fail("parallel.zero=3: parameter {} is frozen; FSDP shards trainable models only", item.key());
+    if (!p.requires_grad())
+      fail("parallel.zero=3: parameter {} is frozen; FSDP shards trainable models only",
+           item.key());
     if (p.scalar_type() != torch::kFloat)
       fail("parallel.zero=3: parameter {} is {}; FSDP shards float32 parameters only", item.key(),
            c10::toString(p.scalar_type()));
@@ -78,29 +80,38 @@ Fsdp::Fsdp(CausalLM model, std::shared_ptr<ProcessGroup> dp,
       if (p.decay) u.decay_numel += p.tensor.numel();
     }
     u.shard = std::max<int64_t>(1, (u.numel + n - 1) / n);
-    u.full = torch::zeros({u.shard * n}, torch::TensorOptions().dtype(torch::kFloat).device(model_->parameters()[0].device()));
+    u.full = torch::zeros(
+        {u.shard * n},
+        torch::TensorOptions().dtype(torch::kFloat).device(model_->parameters()[0].device()));
     for (auto& p : u.params) {
       u.full.narrow(0, p.offset, p.tensor.numel()).copy_(p.tensor.detach().reshape({-1}));
       p.tensor.set_data(u.full.narrow(0, p.offset, p.tensor.numel()).view(p.tensor.sizes()));
-      torch::autograd::impl::set_post_acc_grad_hooks(p.tensor, std::make_unique<UnitGradHook>(this, ui));
+      torch::autograd::impl::set_post_acc_grad_hooks(p.tensor,
+                                                     std::make_unique<UnitGradHook>(this, ui));
     }
     u.local = u.full.narrow(0, u.shard * r, u.shard).clone();
     const int64_t k = std::clamp<int64_t>(u.decay_numel - u.shard * r, 0, u.shard);
     if (k > 0) u.decay_leaf = u.local.narrow(0, 0, k).detach().set_requires_grad(true);
-    if (k < u.shard) u.no_decay_leaf = u.local.narrow(0, k, u.shard - k).detach().set_requires_grad(true);
+    if (k < u.shard)
+      u.no_decay_leaf = u.local.narrow(0, k, u.shard - k).detach().set_requires_grad(true);
     u.gathered = true;
     release(u);
   }
-  auto hook = [this](int64_t layer, const torch::Tensor& x, const std::function<torch::Tensor(const torch::Tensor&)>& run) {
+  auto hook = [this](int64_t layer, const torch::Tensor& x,
+                     const std::function<torch::Tensor(const torch::Tensor&)>& run) {
     return layer_hook(layer, x, run);
   };
-  if (model_->transformer) model_->transformer->layer_hook = hook;
-  else model_->model->layer_hook = hook;
+  if (model_->transformer)
+    model_->transformer->layer_hook = hook;
+  else
+    model_->model->layer_hook = hook;
 }
 
 Fsdp::~Fsdp() {
-  if (model_->transformer) model_->transformer->layer_hook = nullptr;
-  else if (model_->model) model_->model->layer_hook = nullptr;
+  if (model_->transformer)
+    model_->transformer->layer_hook = nullptr;
+  else if (model_->model)
+    model_->model->layer_hook = nullptr;
   for (auto& u : units_)
     for (auto& p : u.params) torch::autograd::impl::set_post_acc_grad_hooks(p.tensor, nullptr);
 }
@@ -200,8 +211,10 @@ void Fsdp::finish_reduce(Unit& u) {
   if (!u.reducing) return;
   u.reducing->wait();
   u.reducing.reset();
-  if (u.grad.defined()) u.grad.add_(u.reduce_out);
-  else u.grad = u.reduce_out;
+  if (u.grad.defined())
+    u.grad.add_(u.reduce_out);
+  else
+    u.grad = u.reduce_out;
   u.reduce_in = u.reduce_out = torch::Tensor();
 }
 
@@ -223,7 +236,8 @@ void Fsdp::release_all() {
 void Fsdp::reshard_from_params() {
   torch::NoGradGuard ng;
   for (auto& u : units_) {
-    if (!u.gathered) fail("Fsdp::reshard_from_params: unit {} is not gathered (internal error)", u.name);
+    if (!u.gathered)
+      fail("Fsdp::reshard_from_params: unit {} is not gathered (internal error)", u.name);
     u.local.copy_(u.full.narrow(0, u.shard * pg_->rank(), u.shard));
     release(u);
   }

@@ -44,8 +44,8 @@ class Fsdp {
     bool decay = false;
   };
   struct Unit {
-    std::string name;           // "model.layers.3", "root"
-    std::vector<Param> params;  // weight-decayed ones first
+    std::string name;                               // "model.layers.3", "root"
+    std::vector<Param> params;                      // weight-decayed ones first
     int64_t numel = 0, decay_numel = 0, shard = 0;  // elements; decayed ones; slice per rank
     torch::Tensor full;   // [shard * dp] the gathered flat parameters; storage freed at rest
     torch::Tensor local;  // [shard] this rank's slice: elements [shard * rank, shard * (rank + 1))
@@ -109,15 +109,15 @@ class Fsdp {
  private:
   void gather(Unit& u);
   void release(Unit& u);
-  void prefetch(Unit& u);      // starts gathering u (gather() waits for it)
-  void reduce_grads(Unit& u);  // starts the reduce-scatter into u.grad, drops full grads, releases
+  void prefetch(Unit& u);       // starts gathering u (gather() waits for it)
+  void reduce_grads(Unit& u);   // starts the reduce-scatter into u.grad, drops full grads, releases
   void finish_reduce(Unit& u);  // waits for u's reduce-scatter and adds it into u.grad
   torch::Tensor layer_hook(int64_t layer, const torch::Tensor& x,
                            const std::function<torch::Tensor(const torch::Tensor&)>& run);
 
   CausalLM model_;
   std::shared_ptr<ProcessGroup> pg_;
-  std::vector<Unit> units_;  // one per decoder layer, then the root
+  std::vector<Unit> units_;    // one per decoder layer, then the root
   bool defer_reduce_ = false;  // MoE: every reduce-scatter in after_backward()
 };
 

@@ -29,7 +29,8 @@ void on_launch_signal(int sig) { g_launch_signal = sig; }
 std::string self_executable() {
   char buf[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) fail("reef launch: cannot find this executable (/proc/self/exe): {}", std::strerror(errno));
+  if (n <= 0)
+    fail("reef launch: cannot find this executable (/proc/self/exe): {}", std::strerror(errno));
   return std::string(buf, static_cast<size_t>(n));
 }
 
@@ -115,30 +116,44 @@ struct Rank {
 };
 
 void validate(const LaunchOptions& o) {
-  if (o.command.empty()) usage_error("reef launch: no command; usage: reef launch --nproc-per-node N -- reef pretrain ...");
-  if (o.nproc_per_node < 1) usage_error("reef launch: --nproc-per-node={}: expected at least 1", o.nproc_per_node);
+  if (o.command.empty())
+    usage_error(
+        "reef launch: no command; usage: reef launch --nproc-per-node N -- reef pretrain ...");
+  if (o.nproc_per_node < 1)
+    usage_error("reef launch: --nproc-per-node={}: expected at least 1", o.nproc_per_node);
   if (o.nnodes < 1) usage_error("reef launch: --nnodes={}: expected at least 1", o.nnodes);
   if (o.node_rank < 0 || o.node_rank >= o.nnodes)
-    usage_error("reef launch: --node-rank={} is outside 0..{} (--nnodes={})", o.node_rank, o.nnodes - 1, o.nnodes);
+    usage_error("reef launch: --node-rank={} is outside 0..{} (--nnodes={})", o.node_rank,
+                o.nnodes - 1, o.nnodes);
   if (o.master_port < 0 || o.master_port > 65535)
-    usage_error("reef launch: --master-port={}: expected a TCP port in 1..65535 (0: a free one)", o.master_port);
+    usage_error("reef launch: --master-port={}: expected a TCP port in 1..65535 (0: a free one)",
+                o.master_port);
   if (o.nnodes > 1 && o.master_port == 0)
-    usage_error("reef launch: --nnodes={} needs --master-port (the same free port on every node)", o.nnodes);
-  if (o.nnodes > 1 && (o.master_addr.empty() || o.master_addr == "127.0.0.1" || o.master_addr == "localhost"))
-    usage_error("reef launch: --nnodes={} needs --master-addr: node 0's address, reachable from every node", o.nnodes);
+    usage_error("reef launch: --nnodes={} needs --master-port (the same free port on every node)",
+                o.nnodes);
+  if (o.nnodes > 1 &&
+      (o.master_addr.empty() || o.master_addr == "127.0.0.1" || o.master_addr == "localhost"))
+    usage_error(
+        "reef launch: --nnodes={} needs --master-addr: node 0's address, reachable from every node",
+        o.nnodes);
   if (o.grace_s < 0) usage_error("reef launch: --grace-s={}: expected a number >= 0", o.grace_s);
 }
 
-Rank start_rank(const LaunchOptions& o, const std::vector<std::string>& argv, int local_rank, int port) {
+Rank start_rank(const LaunchOptions& o, const std::vector<std::string>& argv, int local_rank,
+                int port) {
   Rank r;
   r.rank = o.node_rank * o.nproc_per_node + local_rank;
   int out_pipe[2], err_pipe[2];
-  if (::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0) fail("reef launch: pipe: {}", std::strerror(errno));
+  if (::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0)
+    fail("reef launch: pipe: {}", std::strerror(errno));
   const int world = o.nnodes * o.nproc_per_node;
   std::vector<std::pair<std::string, std::string>> env = {
-      {"RANK", std::to_string(r.rank)},           {"WORLD_SIZE", std::to_string(world)},
-      {"LOCAL_RANK", std::to_string(local_rank)}, {"LOCAL_WORLD_SIZE", std::to_string(o.nproc_per_node)},
-      {"GROUP_RANK", std::to_string(o.node_rank)}, {"MASTER_ADDR", o.master_addr},
+      {"RANK", std::to_string(r.rank)},
+      {"WORLD_SIZE", std::to_string(world)},
+      {"LOCAL_RANK", std::to_string(local_rank)},
+      {"LOCAL_WORLD_SIZE", std::to_string(o.nproc_per_node)},
+      {"GROUP_RANK", std::to_string(o.node_rank)},
+      {"MASTER_ADDR", o.master_addr},
       {"MASTER_PORT", std::to_string(port)}};
   const pid_t parent = ::getpid();
   pid_t pid = ::fork();
@@ -158,7 +173,8 @@ Rank start_rank(const LaunchOptions& o, const std::vector<std::string>& argv, in
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     ::execvp(args[0], args.data());
-    std::string msg = fmt::format("reef launch: cannot run {}: {}\n", argv[0], std::strerror(errno));
+    std::string msg =
+        fmt::format("reef launch: cannot run {}: {}\n", argv[0], std::strerror(errno));
     (void)!::write(2, msg.data(), msg.size());
     ::_exit(127);
   }
@@ -184,7 +200,8 @@ int launch_local(const LaunchOptions& o) {
   const int port = o.master_port > 0 ? o.master_port : free_tcp_port();
 
   g_launch_signal = 0;
-  struct sigaction sa {}, old_int{}, old_term{};
+  struct sigaction sa {
+  }, old_int{}, old_term{};
   sa.sa_handler = on_launch_signal;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, &old_int);
@@ -195,8 +212,8 @@ int launch_local(const LaunchOptions& o) {
   for (int i = 0; i < o.nproc_per_node; ++i) ranks.push_back(start_rank(o, argv, i, port));
 
   using Clock = std::chrono::steady_clock;
-  int received = 0;            // a signal the launcher got and forwarded
-  int failed = -1;             // index of the first rank that failed
+  int received = 0;  // a signal the launcher got and forwarded
+  int failed = -1;   // index of the first rank that failed
   bool killed = false;
   Clock::time_point kill_at;
   for (;;) {
@@ -248,8 +265,9 @@ int launch_local(const LaunchOptions& o) {
   const int world = o.nnodes * o.nproc_per_node;
   if (failed >= 0) {
     const Rank& r = ranks[static_cast<size_t>(failed)];
-    std::string msg = fmt::format("reef launch: rank {} (pid {}) failed with {}; stopped the other {} local rank(s)\n",
-                                  r.rank, r.pid, describe_status(r.status), o.nproc_per_node - 1);
+    std::string msg = fmt::format(
+        "reef launch: rank {} (pid {}) failed with {}; stopped the other {} local rank(s)\n",
+        r.rank, r.pid, describe_status(r.status), o.nproc_per_node - 1);
     (void)!::write(2, msg.data(), msg.size());
     int code = exit_code_of(r.status);
     return code == 0 ? 1 : code;
@@ -257,8 +275,9 @@ int launch_local(const LaunchOptions& o) {
   int worst = 0;
   for (const auto& r : ranks) worst = std::max(worst, exit_code_of(r.status));
   if (received != 0) {
-    std::string msg = fmt::format("reef launch: stopped by signal {} ({}); forwarded to the {} local rank(s) of {}\n",
-                                  received, ::strsignal(received), o.nproc_per_node, world);
+    std::string msg = fmt::format(
+        "reef launch: stopped by signal {} ({}); forwarded to the {} local rank(s) of {}\n",
+        received, ::strsignal(received), o.nproc_per_node, world);
     (void)!::write(2, msg.data(), msg.size());
     return worst != 0 ? worst : 128 + received;
   }
@@ -266,7 +285,10 @@ int launch_local(const LaunchOptions& o) {
 }
 
 std::string shell_quote(const std::string& w) {
-  if (!w.empty() && w.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%") == std::string::npos)
+  if (!w.empty() &&
+      w.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%") ==
+          std::string::npos)
     return w;
   std::string out = "'";
   for (char c : w) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -274,20 +296,30 @@ std::string shell_quote(const std::string& w) {
 }
 
 std::string slurm_script(const SlurmOptions& o) {
-  if (o.command.empty()) usage_error("reef launch --slurm: no command; usage: reef launch --slurm --nodes M -- reef pretrain ...");
+  if (o.command.empty())
+    usage_error(
+        "reef launch --slurm: no command; usage: reef launch --slurm --nodes M -- reef pretrain "
+        "...");
   if (o.nodes < 1) usage_error("reef launch --slurm: --nodes={}: expected at least 1", o.nodes);
-  if (o.gpus_per_node < 0) usage_error("reef launch --slurm: --gpus-per-node={}: expected 0 or more", o.gpus_per_node);
-  if (o.tasks_per_node < 0) usage_error("reef launch --slurm: --tasks-per-node={}: expected 0 or more", o.tasks_per_node);
+  if (o.gpus_per_node < 0)
+    usage_error("reef launch --slurm: --gpus-per-node={}: expected 0 or more", o.gpus_per_node);
+  if (o.tasks_per_node < 0)
+    usage_error("reef launch --slurm: --tasks-per-node={}: expected 0 or more", o.tasks_per_node);
   if (o.master_port < 1 || o.master_port > 65535)
-    usage_error("reef launch --slurm: --master-port={}: expected a TCP port in 1..65535", o.master_port);
+    usage_error("reef launch --slurm: --master-port={}: expected a TCP port in 1..65535",
+                o.master_port);
   const int tasks = o.tasks_per_node > 0 ? o.tasks_per_node : std::max(1, o.gpus_per_node);
   std::string cmd;
   for (const auto& a : o.command) cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
   std::string s = "#!/bin/bash\n";
-  s += fmt::format("# Written by `reef launch --slurm`: {} node(s) x {} rank(s) = {} ranks. Submit with sbatch.\n",
-                   o.nodes, tasks, o.nodes * tasks);
-  s += "# srun gives each task SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID, which reef reads as its\n"
-       "# rank, world size and local rank; rank 0's node hosts the rendezvous (MASTER_ADDR:MASTER_PORT).\n";
+  s += fmt::format(
+      "# Written by `reef launch --slurm`: {} node(s) x {} rank(s) = {} ranks. Submit with "
+      "sbatch.\n",
+      o.nodes, tasks, o.nodes * tasks);
+  s += "# srun gives each task SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID, which reef reads as "
+       "its\n"
+       "# rank, world size and local rank; rank 0's node hosts the rendezvous "
+       "(MASTER_ADDR:MASTER_PORT).\n";
   s += fmt::format("#SBATCH --job-name={}\n", shell_quote(o.job_name));
   s += fmt::format("#SBATCH --nodes={}\n", o.nodes);
   s += fmt::format("#SBATCH --ntasks-per-node={}\n", tasks);
@@ -300,7 +332,8 @@ std::string slurm_script(const SlurmOptions& o) {
   s += "set -euo pipefail\n";
   s += "export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\n";
   s += fmt::format("export MASTER_PORT={}\n", o.master_port);
-  s += "# One failed task ends the job step (no hang); --label prefixes output with the task rank.\n";
+  s += "# One failed task ends the job step (no hang); --label prefixes output with the task "
+       "rank.\n";
   s += fmt::format("srun --kill-on-bad-exit=1 --label {}\n", cmd);
   return s;
 }

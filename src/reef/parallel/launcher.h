@@ -15,8 +15,8 @@ struct LaunchOptions {
   int nnodes = 1;
   int node_rank = 0;
   std::string master_addr = "127.0.0.1";
-  int master_port = 0;       // 0: a free port on this machine (single node only)
-  double grace_s = 10.0;     // after SIGTERM, seconds before SIGKILL
+  int master_port = 0;               // 0: a free port on this machine (single node only)
+  double grace_s = 10.0;             // after SIGTERM, seconds before SIGKILL
   std::vector<std::string> command;  // argv of each rank; a first word "reef" is this executable
 };
 

@@ -14,15 +14,17 @@ Mesh resolve_mesh(const ParallelConfig& p, int world_size) {
   const int64_t model_ranks = p.tp * p.pp;
   if (p.dp == 0) {
     if (world_size % model_ranks != 0)
-      usage_error("the world size {} is not a multiple of parallel.tp={} x parallel.pp={}", world_size, p.tp, p.pp);
+      usage_error("the world size {} is not a multiple of parallel.tp={} x parallel.pp={}",
+                  world_size, p.tp, p.pp);
     m.dp = static_cast<int>(world_size / model_ranks);
   } else {
     m.dp = static_cast<int>(p.dp);
   }
   if (m.world_size() != world_size)
-    usage_error("parallel.dp={} x tp={} x pp={} = {} ranks, but the run has {} (reef launch "
-                "--nproc-per-node x --nnodes, or WORLD_SIZE); set parallel.dp=0 to take the world size",
-                m.dp, m.tp, m.pp, m.world_size(), world_size);
+    usage_error(
+        "parallel.dp={} x tp={} x pp={} = {} ranks, but the run has {} (reef launch "
+        "--nproc-per-node x --nnodes, or WORLD_SIZE); set parallel.dp=0 to take the world size",
+        m.dp, m.tp, m.pp, m.world_size(), world_size);
   return m;
 }
 
@@ -59,9 +61,10 @@ std::string dp_group_name(const Mesh& m, int rank) {
 
 std::vector<LayerRange> split_layers(int64_t n_layers, int pp) {
   if (pp > n_layers)
-    usage_error("parallel.pp={}: the model has model.n_layers={} decoder layers and every pipeline "
-                "stage needs at least one; use parallel.pp <= {}",
-                pp, n_layers, n_layers);
+    usage_error(
+        "parallel.pp={}: the model has model.n_layers={} decoder layers and every pipeline "
+        "stage needs at least one; use parallel.pp <= {}",
+        pp, n_layers, n_layers);
   std::vector<LayerRange> out;
   int64_t at = 0;
   for (int s = 0; s < pp; ++s) {
@@ -82,16 +85,18 @@ BatchShard shard_global_batch(int64_t micro_batch_size, int64_t grad_accum, int 
     s.micro_batch_size = micro_batch_size / dp;
     s.accum_steps = grad_accum;
   } else {
-    usage_error("the global batch (train.micro_batch_size={} x train.grad_accum={}) cannot be split "
-                "evenly over {} data-parallel ranks: make train.grad_accum or "
-                "train.micro_batch_size a multiple of {}",
-                micro_batch_size, grad_accum, dp, dp);
+    usage_error(
+        "the global batch (train.micro_batch_size={} x train.grad_accum={}) cannot be split "
+        "evenly over {} data-parallel ranks: make train.grad_accum or "
+        "train.micro_batch_size a multiple of {}",
+        micro_batch_size, grad_accum, dp, dp);
   }
   s.first = static_cast<int64_t>(dp_rank) * (s.global_batch / dp);
   return s;
 }
 
-std::vector<std::vector<size_t>> plan_buckets(const std::vector<int64_t>& grad_bytes, int64_t bucket_bytes) {
+std::vector<std::vector<size_t>> plan_buckets(const std::vector<int64_t>& grad_bytes,
+                                              int64_t bucket_bytes) {
   std::vector<std::vector<size_t>> buckets;
   int64_t filled = 0;
   for (size_t k = grad_bytes.size(); k-- > 0;) {

@@ -63,6 +63,7 @@ BatchShard shard_global_batch(int64_t micro_batch_size, int64_t grad_accum, int 
 // all-reduce buckets of about `bucket_bytes`, in reverse order (the order backward produces
 // gradients), each bucket a list of parameter indices; a parameter larger than a bucket gets
 // one of its own. Every index appears exactly once.
-std::vector<std::vector<size_t>> plan_buckets(const std::vector<int64_t>& grad_bytes, int64_t bucket_bytes);
+std::vector<std::vector<size_t>> plan_buckets(const std::vector<int64_t>& grad_bytes,
+                                              int64_t bucket_bytes);
 
 }  // namespace reef

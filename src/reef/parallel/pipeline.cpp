@@ -24,9 +24,11 @@ Pipeline::Pipeline(CausalLM model, const Mesh& mesh, std::shared_ptr<ProcessGrou
     fail("pipeline: a process group of {} ranks is needed (internal error)", mesh_.world_size());
   const ModelConfig& cfg = model_->config();
   if (model_->uses_aux_loss())
-    usage_error("parallel.pp={}: the MoE router aux loss (model.output_router_logits=true) is not "
-                "supported with pipeline parallelism yet; set model.output_router_logits=false or "
-                "parallel.pp=1", mesh_.pp);
+    usage_error(
+        "parallel.pp={}: the MoE router aux loss (model.output_router_logits=true) is not "
+        "supported with pipeline parallelism yet; set model.output_router_logits=false or "
+        "parallel.pp=1",
+        mesh_.pp);
   const auto ranges = split_layers(cfg.n_layers, mesh_.pp);
   const MeshCoord me = mesh_coord(mesh_, world_->rank());
   stage_ = me.pp_stage;
@@ -37,27 +39,35 @@ Pipeline::Pipeline(CausalLM model, const Mesh& mesh, std::shared_ptr<ProcessGrou
   // Which stage owns each parameter of the whole model: a decoder layer's go with the layer,
   // the embeddings with the first stage, everything else (final norm, LM head) with the last.
   std::unordered_map<const void*, int> owner;
-  torch::nn::ModuleList& blocks = model_->transformer ? model_->transformer->h : model_->model->layers;
+  torch::nn::ModuleList& blocks =
+      model_->transformer ? model_->transformer->h : model_->model->layers;
   for (int s = 0; s < mesh_.pp; ++s)
     for (int64_t i = ranges[s].begin; i < ranges[s].end; ++i)
-      for (auto& p : blocks->ptr(static_cast<size_t>(i))->parameters()) owner[p.unsafeGetTensorImpl()] = s;
+      for (auto& p : blocks->ptr(static_cast<size_t>(i))->parameters())
+        owner[p.unsafeGetTensorImpl()] = s;
   std::vector<torch::Tensor> embeddings;
-  if (model_->transformer) embeddings = {model_->transformer->wte->weight, model_->transformer->wpe->weight};
-  else embeddings = {model_->model->embed_tokens->weight};
+  if (model_->transformer)
+    embeddings = {model_->transformer->wte->weight, model_->transformer->wpe->weight};
+  else
+    embeddings = {model_->model->embed_tokens->weight};
   for (auto& p : embeddings) owner[p.unsafeGetTensorImpl()] = 0;
   for (const auto& item : model_->named_parameters(true)) {
     auto it = owner.find(item.value().unsafeGetTensorImpl());
-    all_params_.push_back({item.key(), item.value().sizes().vec(), it == owner.end() ? mesh_.pp - 1 : it->second,
+    all_params_.push_back({item.key(), item.value().sizes().vec(),
+                           it == owner.end() ? mesh_.pp - 1 : it->second,
                            item.value().scalar_type()});
   }
 
   model_->keep_only(layers_.begin, layers_.end, is_first(), is_last());
   if (is_last() && cfg.tie_embeddings) tied_copy_ = model_->lm_head_weight();
-  if (mesh_.dp > 1) dp_group_ = world_->new_group(dp_group_ranks(mesh_, world_->rank()), dp_group_name(mesh_, world_->rank()));
+  if (mesh_.dp > 1)
+    dp_group_ = world_->new_group(dp_group_ranks(mesh_, world_->rank()),
+                                  dp_group_name(mesh_, world_->rank()));
 }
 
 void Pipeline::set_tensor_parallel(std::function<bool(const std::string&)> is_sharded,
-                                   std::shared_ptr<ProcessGroup> tp_group, int64_t sequence_shards) {
+                                   std::shared_ptr<ProcessGroup> tp_group,
+                                   int64_t sequence_shards) {
   is_sharded_ = std::move(is_sharded);
   tp_group_ = std::move(tp_group);
   sequence_shards_ = sequence_shards;
@@ -81,10 +91,12 @@ void Pipeline::wait_sends() {
   sends_.clear();
 }
 
-void Pipeline::train_step(int64_t micro_batches, int64_t rows, int64_t seq_len, const InputFn& inputs,
-                          const LossFn& loss, GradientSync* grad_sync, const ForwardScope& scope) {
+void Pipeline::train_step(int64_t micro_batches, int64_t rows, int64_t seq_len,
+                          const InputFn& inputs, const LossFn& loss, GradientSync* grad_sync,
+                          const ForwardScope& scope) {
   const int64_t C = model_->config().hidden_size;
-  const auto act = torch::TensorOptions().dtype(torch::kFloat).device(model_->parameters().front().device());
+  const auto act =
+      torch::TensorOptions().dtype(torch::kFloat).device(model_->parameters().front().device());
   struct Live {
     torch::Tensor input;   // received activations (a leaf whose .grad goes back); first stage: none
     torch::Tensor output;  // sent activations, or the last stage's loss
@@ -119,9 +131,12 @@ void Pipeline::train_step(int64_t micro_batches, int64_t rows, int64_t seq_len, 
         world_->recv(l.grad, peer(stage_ + 1), kTagGradient);
         break;
       case PipeOpKind::kBackward:
-        if (grad_sync) grad_sync->set_sync(op.micro == micro_batches - 1);  // the step's last backward
-        if (is_last()) l.output.backward();
-        else torch::autograd::backward({l.output}, {l.grad});
+        if (grad_sync)
+          grad_sync->set_sync(op.micro == micro_batches - 1);  // the step's last backward
+        if (is_last())
+          l.output.backward();
+        else
+          torch::autograd::backward({l.output}, {l.grad});
         break;
       case PipeOpKind::kSendBackward: {
         auto buf = l.input.grad().contiguous();
@@ -129,18 +144,20 @@ void Pipeline::train_step(int64_t micro_batches, int64_t rows, int64_t seq_len, 
         break;
       }
     }
-    if (op.kind == (is_first() ? PipeOpKind::kBackward : PipeOpKind::kSendBackward)) l = Live();  // done
+    if (op.kind == (is_first() ? PipeOpKind::kBackward : PipeOpKind::kSendBackward))
+      l = Live();  // done
   }
   wait_sends();
   if (grad_sync) grad_sync->finish();
   sum_tied_gradients();
 }
 
-void Pipeline::forward_only(const std::vector<int64_t>& rows, int64_t seq_len, const InputFn& inputs,
-                            const LossFn& loss, const ForwardScope& scope) {
+void Pipeline::forward_only(const std::vector<int64_t>& rows, int64_t seq_len,
+                            const InputFn& inputs, const LossFn& loss, const ForwardScope& scope) {
   torch::NoGradGuard ng;
   const int64_t C = model_->config().hidden_size;
-  const auto act = torch::TensorOptions().dtype(torch::kFloat).device(model_->parameters().front().device());
+  const auto act =
+      torch::TensorOptions().dtype(torch::kFloat).device(model_->parameters().front().device());
   for (int64_t m = 0; m < static_cast<int64_t>(rows.size()); ++m) {
     torch::Tensor h;
     if (!is_first()) {
@@ -153,8 +170,10 @@ void Pipeline::forward_only(const std::vector<int64_t>& rows, int64_t seq_len, c
       h = model_->run_layers(h, layers_.begin, layers_.end);
       out = is_last() ? model_->head(h) : h.to(torch::kFloat).contiguous();
     });
-    if (is_last()) loss(out, m);
-    else sends_.push_back({out, world_->send_async(out, peer(stage_ + 1), kTagActivation)});
+    if (is_last())
+      loss(out, m);
+    else
+      sends_.push_back({out, world_->send_async(out, peer(stage_ + 1), kTagActivation)});
   }
   wait_sends();
 }
@@ -216,8 +235,10 @@ void Pipeline::load_from_full(CausalLM& full) {
   }
 }
 
-CausalLM Pipeline::gather_to_rank0(std::vector<std::pair<std::string, torch::Tensor>>* optimizer_state) {
-  if (mesh_.tp > 1) fail("pipeline: a consolidated checkpoint of tp x pp is not gathered (internal error)");
+CausalLM Pipeline::gather_to_rank0(
+    std::vector<std::pair<std::string, torch::Tensor>>* optimizer_state) {
+  if (mesh_.tp > 1)
+    fail("pipeline: a consolidated checkpoint of tp x pp is not gathered (internal error)");
   torch::NoGradGuard ng;
   const bool root = world_->rank() == 0;
   const bool sender = dp_rank_ == 0 && stage_ > 0;
@@ -238,7 +259,8 @@ CausalLM Pipeline::gather_to_rank0(std::vector<std::pair<std::string, torch::Ten
       if (info.stage == 0) {
         if (!root) continue;
         auto it = local.find(name);
-        if (it == local.end()) fail("pipeline: stage 0 has no tensor {} to save (internal error)", name);
+        if (it == local.end())
+          fail("pipeline: stage 0 has no tensor {} to save (internal error)", name);
         gathered[name] = it->second;
       } else if (root) {
         auto t = torch::empty(info.shape, torch::TensorOptions().dtype(info.dtype).device(device));
@@ -246,7 +268,8 @@ CausalLM Pipeline::gather_to_rank0(std::vector<std::pair<std::string, torch::Ten
         gathered[name] = t;
       } else if (sender && info.stage == stage_) {
         auto it = local.find(name);
-        if (it == local.end()) fail("pipeline: stage {} has no tensor {} to save (internal error)", stage_, name);
+        if (it == local.end())
+          fail("pipeline: stage {} has no tensor {} to save (internal error)", stage_, name);
         auto buf = it->second.contiguous();
         sends_.push_back({buf, world_->send_async(buf, 0, kTagGather)});
       }

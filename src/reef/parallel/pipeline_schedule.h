@@ -29,7 +29,8 @@ struct PipeOp {
 // The operations of `stage` (0-based, of `stages`). The first stage has no receive of
 // activations nor send of gradients, the last no send of activations nor receive of gradients.
 // Executed with sends that do not block (queued) and receives that do, every stage finishes
-// and every receive gets the micro-batch its peer sent (tests/unit/parallel/pipeline_schedule_test).
+// and every receive gets the micro-batch its peer sent
+// (tests/unit/parallel/pipeline_schedule_test).
 std::vector<PipeOp> one_f_one_b(int stages, int stage, int micro_batches);
 
 // "F3" / "B3" / "recvF3" ...: for test failure messages.

@@ -33,7 +33,8 @@ namespace {
 
 class C10dWork : public ProcessGroup::Work {
  public:
-  C10dWork(c10::intrusive_ptr<c10d::Work> w, const char* what, int rank, std::chrono::seconds timeout)
+  C10dWork(c10::intrusive_ptr<c10d::Work> w, const char* what, int rank,
+           std::chrono::seconds timeout)
       : work_(std::move(w)), what_(what), rank_(rank), timeout_(timeout) {}
   void wait() override {
     try {
@@ -53,8 +54,8 @@ class C10dWork : public ProcessGroup::Work {
 // The c10d backend of `size` ranks meeting through `store`; `host`: the address gloo binds
 // (empty: the default device).
 c10::intrusive_ptr<c10d::Backend> make_backend(const std::string& backend, const std::string& host,
-                                               const c10::intrusive_ptr<c10d::Store>& store, int rank,
-                                               int size, std::chrono::seconds timeout) {
+                                               const c10::intrusive_ptr<c10d::Store>& store,
+                                               int rank, int size, std::chrono::seconds timeout) {
   if (backend == "gloo") {
     auto o = c10d::ProcessGroupGloo::Options::create();
     o->devices.push_back(host.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
@@ -68,8 +69,9 @@ c10::intrusive_ptr<c10d::Backend> make_backend(const std::string& backend, const
     o->timeout = timeout;
     return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, o);
 #else
-    usage_error("parallel.backend=nccl: this reef was built without NCCL (a CPU libtorch); "
-                "use run.device=cpu with the gloo backend, or a CUDA build (-DREEF_CUDA=ON)");
+    usage_error(
+        "parallel.backend=nccl: this reef was built without NCCL (a CPU libtorch); "
+        "use run.device=cpu with the gloo backend, or a CUDA build (-DREEF_CUDA=ON)");
 #endif
   }
   usage_error("parallel.backend={}: expected auto, gloo or nccl", backend);
@@ -78,9 +80,15 @@ c10::intrusive_ptr<c10d::Backend> make_backend(const std::string& backend, const
 class C10dProcessGroup : public ProcessGroup {
  public:
   C10dProcessGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::Backend> pg,
-                   std::string backend, std::string host, int rank, int size, std::chrono::seconds timeout)
-      : store_(std::move(store)), pg_(std::move(pg)), backend_(std::move(backend)), host_(std::move(host)),
-        rank_(rank), size_(size), timeout_(timeout) {}
+                   std::string backend, std::string host, int rank, int size,
+                   std::chrono::seconds timeout)
+      : store_(std::move(store)),
+        pg_(std::move(pg)),
+        backend_(std::move(backend)),
+        host_(std::move(host)),
+        rank_(rank),
+        size_(size),
+        timeout_(timeout) {}
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -149,7 +157,8 @@ class C10dProcessGroup : public ProcessGroup {
     start("receive", [&] { return pg_->recv(ts, src, tag); })->wait();
   }
 
-  std::shared_ptr<ProcessGroup> new_group(const std::vector<int>& ranks, const std::string& name) override {
+  std::shared_ptr<ProcessGroup> new_group(const std::vector<int>& ranks,
+                                          const std::string& name) override {
     auto it = std::find(ranks.begin(), ranks.end(), rank_);
     if (it == ranks.end()) return nullptr;
     const int sub_rank = static_cast<int>(it - ranks.begin());
@@ -166,7 +175,8 @@ class C10dProcessGroup : public ProcessGroup {
       fail("rank {}: connecting the {} ranks of group {} with {} failed: {}", rank_, sub_size, name,
            backend_, msg);
     }
-    return std::make_shared<C10dProcessGroup>(store, pg, backend_, host_, sub_rank, sub_size, timeout_);
+    return std::make_shared<C10dProcessGroup>(store, pg, backend_, host_, sub_rank, sub_size,
+                                              timeout_);
   }
 
  private:
@@ -188,7 +198,8 @@ class C10dProcessGroup : public ProcessGroup {
 
 }  // namespace
 
-std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const ProcessGroupOptions& opts) {
+std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env,
+                                                   const ProcessGroupOptions& opts) {
   const bool cuda = opts.device.rfind("cuda", 0) == 0;
   std::string backend = opts.backend == "auto" ? (cuda ? "nccl" : "gloo") : opts.backend;
   c10::intrusive_ptr<c10d::Store> store;
@@ -203,8 +214,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const Pro
   } catch (const std::exception& e) {
     std::string msg = e.what();
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-    fail("rank {}: rendezvous at {}:{} ({} ranks) failed within parallel.timeout_s={}: {}", env.rank,
-         env.master_addr, env.master_port, env.world_size, opts.timeout.count(), msg);
+    fail("rank {}: rendezvous at {}:{} ({} ranks) failed within parallel.timeout_s={}: {}",
+         env.rank, env.master_addr, env.master_port, env.world_size, opts.timeout.count(), msg);
   }
   // Rank 0's address is reachable by every rank; on one machine loopback is enough.
   const std::string host = env.master_addr == "127.0.0.1" || env.master_addr == "localhost"
@@ -218,9 +229,11 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const Pro
   } catch (const std::exception& e) {
     std::string msg = e.what();
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-    fail("rank {}: connecting the {} ranks with {} failed: {}", env.rank, env.world_size, backend, msg);
+    fail("rank {}: connecting the {} ranks with {} failed: {}", env.rank, env.world_size, backend,
+         msg);
   }
-  return std::make_shared<C10dProcessGroup>(store, pg, backend, host, env.rank, env.world_size, opts.timeout);
+  return std::make_shared<C10dProcessGroup>(store, pg, backend, host, env.rank, env.world_size,
+                                            opts.timeout);
 }
 
 }  // namespace reef

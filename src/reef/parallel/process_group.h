@@ -64,7 +64,9 @@ class ProcessGroup {
   // out [size * n] = concatenation of every rank's `in` [n], in rank order. The async form:
   // `out` (contiguous) holds the result once wait() returns; neither may change before.
   virtual std::unique_ptr<Work> all_gather_async(torch::Tensor out, torch::Tensor in) = 0;
-  void all_gather(torch::Tensor out, torch::Tensor in) { all_gather_async(std::move(out), std::move(in))->wait(); }
+  void all_gather(torch::Tensor out, torch::Tensor in) {
+    all_gather_async(std::move(out), std::move(in))->wait();
+  }
   // out [n] = the sum over ranks of chunk `rank` of their `in` [size * n] (chunks in rank order).
   // The async form: as all_gather_async.
   virtual std::unique_ptr<Work> reduce_scatter_sum_async(torch::Tensor out, torch::Tensor in) = 0;
@@ -84,7 +86,8 @@ class ProcessGroup {
   // collectives of its own. Only those ranks call it, all with the same `ranks` and a `name`
   // unique within this group (it prefixes the group's rendezvous keys). Returns null on a rank
   // not in `ranks`.
-  virtual std::shared_ptr<ProcessGroup> new_group(const std::vector<int>& ranks, const std::string& name) = 0;
+  virtual std::shared_ptr<ProcessGroup> new_group(const std::vector<int>& ranks,
+                                                  const std::string& name) = 0;
 
   const CollectiveBytes& bytes() const { return bytes_; }
 

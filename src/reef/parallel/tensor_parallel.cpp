@@ -57,12 +57,15 @@ torch::Tensor all_gather_sequence(const torch::Tensor& x, ProcessGroup& pg) {
 torch::Tensor reduce_scatter_sequence_sum(const torch::Tensor& x, ProcessGroup& pg) {
   const int64_t n = pg.size();
   if (x.size(1) % n != 0)
-    fail("sequence parallelism: a sequence of {} tokens does not split over {} tensor-parallel ranks; "
-         "make data.seq_len divisible by parallel.tp", x.size(1), n);
+    fail(
+        "sequence parallelism: a sequence of {} tokens does not split over {} tensor-parallel "
+        "ranks; "
+        "make data.seq_len divisible by parallel.tp",
+        x.size(1), n);
   auto sizes = x.sizes().vec();  // [B, T, ...]
   sizes[1] /= n;
   std::vector<int64_t> split = sizes;
-  split.insert(split.begin() + 1, n);  // [B, n, T/n, ...]
+  split.insert(split.begin() + 1, n);                       // [B, n, T/n, ...]
   auto in = x.reshape(split).transpose(0, 1).contiguous();  // [n, B, T/n, ...]: rank r's chunk r
   auto out = torch::empty(sizes, in.options());
   pg.reduce_scatter_sum(out.view({-1}), in.view({-1}));
@@ -103,7 +106,9 @@ struct ReduceFromTp : torch::autograd::Function<ReduceFromTp> {
   static torch::Tensor forward(AutogradContext*, const torch::Tensor& x, int64_t pg) {
     return all_reduced(x, *reinterpret_cast<ProcessGroup*>(pg));
   }
-  static variable_list backward(AutogradContext*, variable_list grads) { return {grads[0], torch::Tensor()}; }
+  static variable_list backward(AutogradContext*, variable_list grads) {
+    return {grads[0], torch::Tensor()};
+  }
 };
 
 // Megatron's vocab-parallel cross-entropy: the max, the sum of exponentials and the target's
@@ -159,7 +164,8 @@ void slice_param(torch::Tensor& p, int64_t dim, int rank, int parts) {
 
 }  // namespace
 
-std::shared_ptr<ProcessGroup> make_tp_group(const Mesh& mesh, const std::shared_ptr<ProcessGroup>& world) {
+std::shared_ptr<ProcessGroup> make_tp_group(const Mesh& mesh,
+                                            const std::shared_ptr<ProcessGroup>& world) {
   if (mesh.tp == 1 || !world) return nullptr;
   if (mesh.tp == world->size()) return world;
   const MeshCoord c = mesh_coord(mesh, world->rank());
@@ -188,26 +194,33 @@ MeshGroups make_mesh_groups(const Mesh& mesh, const std::shared_ptr<ProcessGroup
 void check_tensor_parallel(const ModelConfig& c, int64_t tp) {
   if (tp <= 1) return;
   if (!is_llama_family(c.arch) || c.n_experts > 0)
-    usage_error("parallel.tp={}: tensor parallelism supports the dense llama family (llama, mistral, "
-                "qwen2, qwen3, gemma), not model.arch {}; use parallel.tp=1", tp, c.arch);
+    usage_error(
+        "parallel.tp={}: tensor parallelism supports the dense llama family (llama, mistral, "
+        "qwen2, qwen3, gemma), not model.arch {}; use parallel.tp=1",
+        tp, c.arch);
   auto divisible = [&](const char* key, int64_t v, const char* why) {
     if (v % tp != 0)
-      usage_error("parallel.tp={}: model.{}={} is not divisible by it ({}); choose parallel.tp "
-                  "dividing it", tp, key, v, why);
+      usage_error(
+          "parallel.tp={}: model.{}={} is not divisible by it ({}); choose parallel.tp "
+          "dividing it",
+          tp, key, v, why);
   };
   divisible("n_heads", c.n_heads, "each rank computes whole attention heads");
   divisible("n_kv_heads", c.n_kv_heads,
             "grouped-query attention: each rank needs whole key/value heads");
   divisible("intermediate_size", c.intermediate_size, "the MLP is split by columns");
   if (c.vocab_size % tp != 0)
-    usage_error("parallel.tp={}: model.vocab_size={} is not divisible by it (the embedding and LM "
-                "head are split by vocabulary; the vocabulary is not padded, so checkpoints keep "
-                "their shape); set model.vocab_size={} (a multiple of {}, at least the tokenizer's) "
-                "or choose another parallel.tp", tp, c.vocab_size,
-                (c.vocab_size + tp - 1) / tp * tp, tp);
+    usage_error(
+        "parallel.tp={}: model.vocab_size={} is not divisible by it (the embedding and LM "
+        "head are split by vocabulary; the vocabulary is not padded, so checkpoints keep "
+        "their shape); set model.vocab_size={} (a multiple of {}, at least the tokenizer's) "
+        "or choose another parallel.tp",
+        tp, c.vocab_size, (c.vocab_size + tp - 1) / tp * tp, tp);
 }
 
-torch::Tensor copy_to_tp(const torch::Tensor& x, ProcessGroup& tp) { return CopyToTp::apply(x, as_int(tp)); }
+torch::Tensor copy_to_tp(const torch::Tensor& x, ProcessGroup& tp) {
+  return CopyToTp::apply(x, as_int(tp));
+}
 
 torch::Tensor reduce_from_tp(const torch::Tensor& x, ProcessGroup& tp) {
   return ReduceFromTp::apply(x, as_int(tp));
@@ -222,26 +235,30 @@ torch::Tensor reduce_scatter_sequence(const torch::Tensor& x, ProcessGroup& tp) 
 }
 
 torch::Tensor vocab_parallel_embedding(const torch::Tensor& ids, const torch::Tensor& weight,
-                                       int64_t vocab_start, ProcessGroup& tp, bool sequence_parallel) {
+                                       int64_t vocab_start, ProcessGroup& tp,
+                                       bool sequence_parallel) {
   auto mine = (ids >= vocab_start) & (ids < vocab_start + weight.size(0));  // [B, T]
   auto local = (ids - vocab_start).masked_fill(~mine, 0);
   auto e = torch::embedding(weight, local).masked_fill(~mine.unsqueeze(-1), 0.0);  // [B, T, C]
   return sequence_parallel ? reduce_scatter_sequence(e, tp) : reduce_from_tp(e, tp);
 }
 
-torch::Tensor vocab_parallel_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
-                                           int64_t vocab_start, ProcessGroup& tp) {
+torch::Tensor vocab_parallel_cross_entropy(const torch::Tensor& logits,
+                                           const torch::Tensor& targets, int64_t vocab_start,
+                                           ProcessGroup& tp) {
   return VocabParallelCrossEntropy::apply(logits, targets, vocab_start, as_int(tp));
 }
 
-TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp, bool sequence_parallel)
+TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp,
+                               bool sequence_parallel)
     : model_(std::move(model)), tp_(std::move(tp)), sequence_parallel_(sequence_parallel) {
   const ModelConfig& cfg = model_->config();
   const int n = tp_->size(), r = tp_->rank();
   check_tensor_parallel(cfg, n);
   for (const auto& item : model_->named_modules()) {
     if (auto* lin = item.value()->as<LinearImpl>(); lin && lin->has_lora())
-      usage_error("parallel.tp={}: LoRA layers ({}) are not supported with tensor parallelism", n, item.key());
+      usage_error("parallel.tp={}: LoRA layers ({}) are not supported with tensor parallelism", n,
+                  item.key());
   }
   // The hooks hold the group, so a sharded model stays usable on its own.
   std::shared_ptr<ProcessGroup> pg = tp_;
@@ -372,7 +389,8 @@ void TensorParallel::load_full_model(CausalLM& full) {
   auto src = full->named_parameters(true);
   for (auto& item : model_->named_parameters(true)) {
     const auto* t = src.find(item.key());
-    if (!t) fail("tensor parallel: the full model has no parameter {} (internal error)", item.key());
+    if (!t)
+      fail("tensor parallel: the full model has no parameter {} (internal error)", item.key());
     item.value().copy_(shard(item.key(), *t));
   }
 }
@@ -401,9 +419,10 @@ std::map<std::string, torch::Tensor> TensorParallel::shard_state(
   return out;
 }
 
-torch::Tensor TensorParallel::token_losses(const torch::Tensor& logits, const torch::Tensor& targets) {
-  auto per = vocab_parallel_cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
-                                          vocab_start_, *tp_);
+torch::Tensor TensorParallel::token_losses(const torch::Tensor& logits,
+                                           const torch::Tensor& targets) {
+  auto per = vocab_parallel_cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                                          targets.reshape({-1}), vocab_start_, *tp_);
   return per.view(targets.sizes());
 }
 
@@ -423,7 +442,8 @@ double TensorParallel::clip_grad_norm(double max_norm) {
     const auto& grad = item.value().grad();
     if (!grad.defined()) continue;
     grads.push_back(grad);
-    (dims_.at(item.key()) >= 0 ? sharded : replicated).push_back(grad.detach().to(torch::kFloat).norm(2));
+    (dims_.at(item.key()) >= 0 ? sharded : replicated)
+        .push_back(grad.detach().to(torch::kFloat).norm(2));
   }
   auto t = torch::tensor({sum_of_squares(sharded)}, torch::kDouble);
   tp_->all_reduce_sum(t);

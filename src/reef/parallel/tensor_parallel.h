@@ -43,7 +43,8 @@ struct MeshGroups {
 };
 MeshGroups make_mesh_groups(const Mesh& mesh, const std::shared_ptr<ProcessGroup>& world);
 // Only the tensor-parallel group (null when mesh.tp == 1); its member ranks call it.
-std::shared_ptr<ProcessGroup> make_tp_group(const Mesh& mesh, const std::shared_ptr<ProcessGroup>& world);
+std::shared_ptr<ProcessGroup> make_tp_group(const Mesh& mesh,
+                                            const std::shared_ptr<ProcessGroup>& world);
 
 // Usage errors naming the keys when the (resolved) model cannot be split over `tp` ranks:
 // an arch other than the dense llama family, or n_heads, n_kv_heads, intermediate_size or
@@ -67,13 +68,15 @@ torch::Tensor reduce_scatter_sequence(const torch::Tensor& x, ProcessGroup& tp);
 // [vocab_start, vocab_start + V/tp): ids outside give zeros, then the sum over ranks
 // (sequence_parallel: reduce-scattered, [B, T/tp, C]).
 torch::Tensor vocab_parallel_embedding(const torch::Tensor& ids, const torch::Tensor& weight,
-                                       int64_t vocab_start, ProcessGroup& tp, bool sequence_parallel = false);
+                                       int64_t vocab_start, ProcessGroup& tp,
+                                       bool sequence_parallel = false);
 
 // Per-token cross-entropy (float32) from this rank's logits slice [N, V/tp] (columns
 // [vocab_start, vocab_start + V/tp)) against targets [N] (full-vocab ids; negative = ignored,
 // loss 0 and no gradient). -> [N]. Exchanges only [N]-sized vectors, never the logits.
-torch::Tensor vocab_parallel_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
-                                           int64_t vocab_start, ProcessGroup& tp);
+torch::Tensor vocab_parallel_cross_entropy(const torch::Tensor& logits,
+                                           const torch::Tensor& targets, int64_t vocab_start,
+                                           ProcessGroup& tp);
 
 // The sum of the squares of scalar norms (e.g. per-parameter gradient norms), read with one
 // device sync.
@@ -103,7 +106,8 @@ class TensorParallel {
   // Optimizer state "<param>.exp_avg" / ".exp_avg_sq" of the sharded parameters <-> full.
   std::vector<std::pair<std::string, torch::Tensor>> gather_state(
       const std::vector<std::pair<std::string, torch::Tensor>>& local);
-  std::map<std::string, torch::Tensor> shard_state(const std::map<std::string, torch::Tensor>& full) const;
+  std::map<std::string, torch::Tensor> shard_state(
+      const std::map<std::string, torch::Tensor>& full) const;
 
   // Per-token losses [B, T] from the sharded model's logits [B, T, V/tp] (its forward()).
   torch::Tensor token_losses(const torch::Tensor& logits, const torch::Tensor& targets);
@@ -124,7 +128,8 @@ class TensorParallel {
   CausalLM model_;
   std::shared_ptr<ProcessGroup> tp_;
   std::map<std::string, int64_t> dims_;  // every parameter: split dim or -1
-  std::vector<torch::Tensor> partial_;   // parameters whose gradients are partial sums over the group
+  std::vector<torch::Tensor>
+      partial_;  // parameters whose gradients are partial sums over the group
   int64_t vocab_start_ = 0;
   bool sequence_parallel_ = false;
 };

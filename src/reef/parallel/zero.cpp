@@ -7,7 +7,8 @@
 
 namespace reef {
 
-ZeroAdamW::ZeroAdamW(std::vector<ZeroParamGroup> groups, const OptimConfig& cfg, std::shared_ptr<ProcessGroup> pg)
+ZeroAdamW::ZeroAdamW(std::vector<ZeroParamGroup> groups, const OptimConfig& cfg,
+                     std::shared_ptr<ProcessGroup> pg)
     : pg_(std::move(pg)) {
   std::vector<torch::optim::OptimizerParamGroup> opt_groups;
   for (auto& zg : groups) {
@@ -17,8 +18,10 @@ ZeroAdamW::ZeroAdamW(std::vector<ZeroParamGroup> groups, const OptimConfig& cfg,
     const int64_t n = pg_->size();
     g.shard = (g.numel + n - 1) / n;
     g.local = flat_padded(g, false).narrow(0, offset(g), g.shard).clone().set_requires_grad(true);
-    auto opts = std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(zg.weight_decay));
+    auto opts = std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(cfg.lr)
+                                                                 .betas({cfg.beta1, cfg.beta2})
+                                                                 .eps(cfg.eps)
+                                                                 .weight_decay(zg.weight_decay));
     opt_groups.emplace_back(std::vector<torch::Tensor>{g.local}, std::move(opts));
     groups_.push_back(std::move(g));
   }
@@ -29,12 +32,16 @@ torch::Tensor ZeroAdamW::flat_padded(const Group& g, bool grads) const {
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> parts;
   for (const auto& [name, p] : g.params) {
-    if (!grads) parts.push_back(p.detach().reshape({-1}));
-    else if (p.grad().defined()) parts.push_back(p.grad().detach().reshape({-1}));
-    else parts.push_back(torch::zeros({p.numel()}, p.options()));
+    if (!grads)
+      parts.push_back(p.detach().reshape({-1}));
+    else if (p.grad().defined())
+      parts.push_back(p.grad().detach().reshape({-1}));
+    else
+      parts.push_back(torch::zeros({p.numel()}, p.options()));
   }
   const int64_t pad = g.shard * pg_->size() - g.numel;
-  if (pad > 0 || parts.empty()) parts.push_back(torch::zeros({pad}, torch::TensorOptions().dtype(torch::kFloat)));
+  if (pad > 0 || parts.empty())
+    parts.push_back(torch::zeros({pad}, torch::TensorOptions().dtype(torch::kFloat)));
   return torch::cat(parts);
 }
 
@@ -97,7 +104,8 @@ void ZeroAdamW::load_state(const std::map<std::string, torch::Tensor>& full, int
     std::vector<torch::Tensor> avg, avg_sq;
     for (auto& [name, p] : g.params) {
       auto a = full.find(name + ".exp_avg"), b = full.find(name + ".exp_avg_sq");
-      if (a == full.end() || b == full.end()) fail("optimizer state has no moments for parameter {}", name);
+      if (a == full.end() || b == full.end())
+        fail("optimizer state has no moments for parameter {}", name);
       if (!a->second.sizes().equals(p.sizes()) || !b->second.sizes().equals(p.sizes()))
         fail("optimizer state for {} has shape {} but the parameter has {}", name,
              c10::str(a->second.sizes()), c10::str(p.sizes()));

@@ -29,7 +29,8 @@ struct ZeroParamGroup {
 class ZeroAdamW {
  public:
   // Hyperparameters from `cfg` (lr, betas, eps); weight decay per group.
-  ZeroAdamW(std::vector<ZeroParamGroup> groups, const OptimConfig& cfg, std::shared_ptr<ProcessGroup> pg);
+  ZeroAdamW(std::vector<ZeroParamGroup> groups, const OptimConfig& cfg,
+            std::shared_ptr<ProcessGroup> pg);
   void set_lr(double lr);
   // Every parameter's .grad must hold the full gradient (already averaged over ranks).
   void step();
@@ -50,7 +51,8 @@ class ZeroAdamW {
   std::vector<LocalState> local_state(int64_t* step) const;
   // Reads elements [begin, begin + length) of the flattened tensor `name` ("<param>.exp_avg",
   // "<param>.exp_avg_sq") as a [length] tensor.
-  using FlatReader = std::function<torch::Tensor(const std::string& name, int64_t begin, int64_t length)>;
+  using FlatReader =
+      std::function<torch::Tensor(const std::string& name, int64_t begin, int64_t length)>;
   // Takes this rank's slice through `read` (no communication); step 0: no state.
   void load_local_state(const FlatReader& read, int64_t step);
   // Elements of the optimizer state this rank holds per moment (all groups).

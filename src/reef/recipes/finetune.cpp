@@ -27,7 +27,8 @@ std::vector<SftSample> read_all(const std::vector<std::string>& files, const Sft
 
 // The chat template for SFT records: data.chat_template when set, else the model folder's own,
 // else ChatML (said in the log, and recorded in the data settings).
-ChatTemplate sft_template(const ResolvedConfig& rc, const std::string& model_dir, std::string* used) {
+ChatTemplate sft_template(const ResolvedConfig& rc, const std::string& model_dir,
+                          std::string* used) {
   const std::string& name = rc.config.data.chat_template;
   if (!name.empty()) {
     *used = name;
@@ -37,20 +38,24 @@ ChatTemplate sft_template(const ResolvedConfig& rc, const std::string& model_dir
     *used = "model";
     return ChatTemplate::from_model_dir(model_dir);
   }
-  log_warn("data.chat_template: {} has no chat template; conversations are rendered with the "
-           "built-in chatml (set data.chat_template to choose another)", model_dir);
+  log_warn(
+      "data.chat_template: {} has no chat template; conversations are rendered with the "
+      "built-in chatml (set data.chat_template to choose another)",
+      model_dir);
   *used = "chatml";
   return ChatTemplate::builtin("chatml", model_dir);
 }
 
 }  // namespace
 
-TrainingData sft_data(const ResolvedConfig& rc, const Tokenizer& tokenizer, const std::string& model_dir) {
+TrainingData sft_data(const ResolvedConfig& rc, const Tokenizer& tokenizer,
+                      const std::string& model_dir) {
   const Config& cfg = rc.config;
   const DataConfig& d = cfg.data;
   if (d.train_files.empty())
-    usage_error("data.train_files: reef finetune needs SFT JSONL files (lines of {{\"messages\": "
-                "[...]}} or {{\"prompt\": ..., \"completion\": ...}})");
+    usage_error(
+        "data.train_files: reef finetune needs SFT JSONL files (lines of {{\"messages\": "
+        "[...]}} or {{\"prompt\": ..., \"completion\": ...}})");
   std::string template_used;
   SftSampleBuilder builder(tokenizer, sft_template(rc, model_dir, &template_used));
   auto train = std::make_shared<std::vector<SftSample>>(read_all(d.train_files, builder));
@@ -62,7 +67,8 @@ TrainingData sft_data(const ResolvedConfig& rc, const Tokenizer& tokenizer, cons
     std::vector<SftSample> keep;
     for (auto& s : *train) {
       const uint64_t h = xxh64(s.input_ids.data(), s.input_ids.size() * sizeof(int32_t));
-      const double u = static_cast<double>(h) / static_cast<double>(std::numeric_limits<uint64_t>::max());
+      const double u =
+          static_cast<double>(h) / static_cast<double>(std::numeric_limits<uint64_t>::max());
       (u < d.valid_fraction ? *valid : keep).push_back(std::move(s));
     }
     *train = std::move(keep);
@@ -79,14 +85,16 @@ TrainingData sft_data(const ResolvedConfig& rc, const Tokenizer& tokenizer, cons
   TrainingData td;
   auto rows = std::make_unique<SftRows>(train, o);
   const SftRowStats& st = rows->stats();
-  log_info("data: {} SFT samples → {} rows of {} tokens per epoch ({}; {:.1f}% of row tokens are "
-           "sample tokens), {} supervised tokens per epoch",
-           st.samples, st.rows_per_epoch, d.seq_len, d.packing ? "packed" : "one sample per row",
-           100.0 * st.fill, st.supervised);
+  log_info(
+      "data: {} SFT samples → {} rows of {} tokens per epoch ({}; {:.1f}% of row tokens are "
+      "sample tokens), {} supervised tokens per epoch",
+      st.samples, st.rows_per_epoch, d.seq_len, d.packing ? "packed" : "one sample per row",
+      100.0 * st.fill, st.supervised);
   if (st.dropped > 0 || st.truncated > 0)
-    log_warn("data: {} of {} samples are longer than data.seq_len + 1 = {} tokens: {} dropped, {} "
-             "cut (data.overlong={})",
-             st.dropped + st.truncated, st.samples, d.seq_len + 1, st.dropped, st.truncated, d.overlong);
+    log_warn(
+        "data: {} of {} samples are longer than data.seq_len + 1 = {} tokens: {} dropped, {} "
+        "cut (data.overlong={})",
+        st.dropped + st.truncated, st.samples, d.seq_len + 1, st.dropped, st.truncated, d.overlong);
   td.train = std::move(rows);
   if (!valid->empty()) {
     SftRowOptions v = o;
@@ -97,15 +105,21 @@ TrainingData sft_data(const ResolvedConfig& rc, const Tokenizer& tokenizer, cons
     log_info("data: {} validation samples → {} rows, {} supervised tokens", vs.samples,
              vrows->num_samples(), vs.supervised);
     if (vs.dropped > 0 || vs.truncated > 0)
-      log_warn("data: {} of {} validation samples are longer than data.seq_len + 1 = {} tokens: {} "
-               "dropped, {} cut (data.overlong={})",
-               vs.dropped + vs.truncated, vs.samples, d.seq_len + 1, vs.dropped, vs.truncated, d.overlong);
+      log_warn(
+          "data: {} of {} validation samples are longer than data.seq_len + 1 = {} tokens: {} "
+          "dropped, {} cut (data.overlong={})",
+          vs.dropped + vs.truncated, vs.samples, d.seq_len + 1, vs.dropped, vs.truncated,
+          d.overlong);
     td.valid = std::move(vrows);
   }
-  td.spec = {{"train_files", d.train_files}, {"valid_files", d.valid_files},
-             {"valid_fraction", d.valid_fraction}, {"seq_len", d.seq_len},
-             {"tokenizer", d.tokenizer}, {"chat_template", template_used},
-             {"packing", d.packing}, {"overlong", d.overlong}};
+  td.spec = {{"train_files", d.train_files},
+             {"valid_files", d.valid_files},
+             {"valid_fraction", d.valid_fraction},
+             {"seq_len", d.seq_len},
+             {"tokenizer", d.tokenizer},
+             {"chat_template", template_used},
+             {"packing", d.packing},
+             {"overlong", d.overlong}};
   return td;
 }
 

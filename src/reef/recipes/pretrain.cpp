@@ -1,10 +1,8 @@
 // Implementation of recipes/pretrain.h.
 #include "reef/recipes/pretrain.h"
-#include "reef/recipes/training.h"
-
-#include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <type_traits>
 
@@ -20,6 +18,7 @@
 #include "reef/parallel/dist_env.h"
 #include "reef/parallel/mesh.h"
 #include "reef/parallel/process_group.h"
+#include "reef/recipes/training.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/checkpointing.h"
 
@@ -40,8 +39,9 @@ TrainingData documents_data(const ResolvedConfig& rc, const Tokenizer& tokenizer
   const Config& cfg = rc.config;
   const DataConfig& d = cfg.data;
   if (d.train_files.empty())
-    usage_error("data: no training data; set data.blend (indexed datasets from `reef data "
-                "prepare`) or data.train_files (documents)");
+    usage_error(
+        "data: no training data; set data.blend (indexed datasets from `reef data "
+        "prepare`) or data.train_files (documents)");
   std::vector<std::string> train_docs, valid_docs;
   auto docs = read_all(d.train_files, d);
   if (!d.valid_files.empty()) {
@@ -54,14 +54,16 @@ TrainingData documents_data(const ResolvedConfig& rc, const Tokenizer& tokenizer
   auto train_tokens = std::make_shared<TokenStream>(tokenize_documents(train_docs, tokenizer));
   auto valid_tokens = std::make_shared<TokenStream>(tokenize_documents(valid_docs, tokenizer));
   log_info("data: {} train documents ({} tokens), {} validation documents ({} tokens)",
-           train_tokens->n_documents, train_tokens->tokens.size(),
-           valid_tokens->n_documents, valid_tokens->tokens.size());
+           train_tokens->n_documents, train_tokens->tokens.size(), valid_tokens->n_documents,
+           valid_tokens->tokens.size());
   const auto seed = static_cast<uint64_t>(cfg.run.seed);
   td.train = std::make_unique<TokenWindows>(train_tokens, d.seq_len, seed);
   if (static_cast<int64_t>(valid_tokens->tokens.size()) > d.seq_len)
     td.valid = std::make_unique<TokenWindows>(valid_tokens, d.seq_len, seed, false, 1);
-  td.spec = {{"train_files", d.train_files}, {"valid_files", d.valid_files},
-             {"valid_fraction", d.valid_fraction}, {"seq_len", d.seq_len},
+  td.spec = {{"train_files", d.train_files},
+             {"valid_files", d.valid_files},
+             {"valid_fraction", d.valid_fraction},
+             {"seq_len", d.seq_len},
              {"tokenizer", d.tokenizer}};
   return td;
 }
@@ -103,8 +105,8 @@ TrainingData indexed_data(const ResolvedConfig& rc) {
       usage_error("{} ({}): validation samples: {}", key, rc.from(key), e.what());
     }
   }
-  td.spec = {{"blend", d.blend}, {"split", d.split}, {"seq_len", d.seq_len},
-             {"tokenizer", d.tokenizer}};
+  td.spec = {
+      {"blend", d.blend}, {"split", d.split}, {"seq_len", d.seq_len}, {"tokenizer", d.tokenizer}};
   log_info("data: {} training samples of {} tokens from {}{}", td.train->num_samples(), d.seq_len,
            d.blend.size() == 1 ? d.blend[0] : fmt::format("a blend of {}", d.blend.size()),
            td.valid ? fmt::format("; {} validation samples", td.valid->num_samples()) : "");
@@ -131,8 +133,7 @@ ModelConfig model_config_from_folder(const ResolvedConfig& rc, const std::string
   const std::string path = join_path(dir, "config.json");
   if (!path_exists(path))
     usage_error("model.init_from ({}): not a Hugging Face model folder (no config.json): {}",
-                rc.from("model.init_from"),
-                dir);
+                rc.from("model.init_from"), dir);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(path));
@@ -162,9 +163,10 @@ ModelConfig model_config_from_folder(const ResolvedConfig& rc, const std::string
       ModelConfig f = folder;
       std::string theirs;
       with_field(f, name, [&](auto& field) { theirs = fmt::format("{}", field); });
-      usage_error("{}={} ({}) conflicts with the model folder {}, which has {}={}; leave {} unset "
-                  "to take the folder's architecture",
-                  key, value, rc.from(key), dir, key, theirs, key);
+      usage_error(
+          "{}={} ({}) conflicts with the model folder {}, which has {}={}; leave {} unset "
+          "to take the folder's architecture",
+          key, value, rc.from(key), dir, key, theirs, key);
     }
   };
   want.visit(check);
@@ -191,16 +193,20 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
   ResolvedConfig rc = rc_in;
   Config& cfg = rc.config;
   if (cfg.run.device.rfind("cuda", 0) == 0 && !torch::cuda::is_available())
-    usage_error("run.device={} ({}): no CUDA device is available to this libtorch; use run.device=cpu",
-                cfg.run.device, rc.from("run.device"));
+    usage_error(
+        "run.device={} ({}): no CUDA device is available to this libtorch; use run.device=cpu",
+        cfg.run.device, rc.from("run.device"));
   // Several ranks (reef launch, torchrun, srun, mpirun): join the process group first, so a bad
   // environment or mesh is reported before any work; only rank 0 logs (errors excepted).
   const DistEnv env = dist_env_from(current_environment());
   std::shared_ptr<ProcessGroup> pg;
   const Mesh mesh = resolve_mesh(cfg.parallel, env.world_size);
-  const bool sequence_parallel = cfg.parallel.sequence_parallel && mesh.tp > 1;  // seq_len checked with the config
+  const bool sequence_parallel =
+      cfg.parallel.sequence_parallel && mesh.tp > 1;  // seq_len checked with the config
   if (cfg.parallel.sequence_parallel && mesh.tp == 1)
-    log_warn("parallel.sequence_parallel=true has no effect with parallel.tp=1 (it splits the tensor-parallel ranks' sequence)");
+    log_warn(
+        "parallel.sequence_parallel=true has no effect with parallel.tp=1 (it splits the "
+        "tensor-parallel ranks' sequence)");
   if (env.distributed()) {
     if (env.rank != 0) set_log_level(LogLevel::kError);
     if (cfg.run.device == "cuda") cfg.run.device = fmt::format("cuda:{}", env.local_rank);
@@ -213,20 +219,23 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
     po.backend = cfg.parallel.backend;
     po.device = cfg.run.device;
     pg = ProcessGroup::create(env, po);
-    log_info("parallel: {} ranks ({} environment, {} backend), dp={} tp={} pp={} zero={}{}", env.world_size,
-             env.source, pg->backend(), mesh.dp, mesh.tp, mesh.pp, mesh.zero,
+    log_info("parallel: {} ranks ({} environment, {} backend), dp={} tp={} pp={} zero={}{}",
+             env.world_size, env.source, pg->backend(), mesh.dp, mesh.tp, mesh.pp, mesh.zero,
              sequence_parallel ? " sequence_parallel" : "");
   }
   const bool writes_files = !pg || pg->rank() == 0;
   int threads = configure_threads(cfg.run.threads);
-  log_info("reef {}: run.dir {} device {} threads {}", command, cfg.run.dir, cfg.run.device, threads);
+  log_info("reef {}: run.dir {} device {} threads {}", command, cfg.run.dir, cfg.run.device,
+           threads);
 
   std::optional<std::string> ckpt = latest_checkpoint(cfg.run.dir);
   if (opts.overwrite) {
     ckpt.reset();  // the old run is removed only once this one has passed every check
   } else if (ckpt && !opts.resume) {
-    usage_error("run.dir {} already holds checkpoints (newest {}); pass --resume to continue it, "
-                "--overwrite to start over, or choose another run.dir", cfg.run.dir, *ckpt);
+    usage_error(
+        "run.dir {} already holds checkpoints (newest {}); pass --resume to continue it, "
+        "--overwrite to start over, or choose another run.dir",
+        cfg.run.dir, *ckpt);
   }
 
   // model.init_from: the architecture comes from the folder (from the run's own checkpoint when
@@ -235,20 +244,25 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
   // A Reef run folder stands for its newest checkpoint.
   if (from_folder && !path_exists(join_path(cfg.model.init_from, "config.json"))) {
     if (auto newest = latest_checkpoint(cfg.model.init_from)) {
-      log_info("model.init_from: {} is a run folder; using its newest checkpoint {}", cfg.model.init_from, *newest);
+      log_info("model.init_from: {} is a run folder; using its newest checkpoint {}",
+               cfg.model.init_from, *newest);
       cfg.model.init_from = *newest;
     }
   }
   // PEFT checkpoints hold the adapter only: the base is always the init folder.
   const bool peft = finetune && cfg.peft.method != "none";
   if (finetune && !from_folder)
-    usage_error("reef finetune needs model.init_from: the model folder (Hugging Face layout, or a "
-                "Reef checkpoint or run folder) to fine-tune");
+    usage_error(
+        "reef finetune needs model.init_from: the model folder (Hugging Face layout, or a "
+        "Reef checkpoint or run folder) to fine-tune");
   if (peft && ckpt && !path_exists(join_path(*ckpt, "adapter_config.json")))
-    usage_error("--resume: checkpoint {} holds a whole model, not a peft.method={} adapter; start a "
-                "new run.dir or set peft.method=none", *ckpt, cfg.peft.method);
+    usage_error(
+        "--resume: checkpoint {} holds a whole model, not a peft.method={} adapter; start a "
+        "new run.dir or set peft.method=none",
+        *ckpt, cfg.peft.method);
   if (!peft && ckpt && path_exists(join_path(*ckpt, "adapter_config.json")))
-    usage_error("--resume: checkpoint {} holds a PEFT adapter; set peft.method as that run did", *ckpt);
+    usage_error("--resume: checkpoint {} holds a PEFT adapter; set peft.method as that run did",
+                *ckpt);
   if (from_folder) {
     cfg.model = model_config_from_folder(rc, ckpt && !peft ? *ckpt : cfg.model.init_from);
     if (rc.is_default("data.tokenizer")) {
@@ -270,11 +284,12 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
   // Data and tokenizer next: any problem with them is found before the run folder is touched.
   auto tokenizer = make_tokenizer(cfg.data.tokenizer);
   if (from_folder && tokenizer->vocab_size() > cfg.model.vocab_size)
-    usage_error("data.tokenizer={} ({}) has {} tokens but the model folder {} has vocab_size {}; "
-                "use the folder's tokenizer or one of at most that size",
-                cfg.data.tokenizer, rc.from("data.tokenizer"), tokenizer->vocab_size(),
-                cfg.model.init_from, cfg.model.vocab_size);
-  TrainingData data = finetune                ? sft_data(rc, *tokenizer, cfg.model.init_from)
+    usage_error(
+        "data.tokenizer={} ({}) has {} tokens but the model folder {} has vocab_size {}; "
+        "use the folder's tokenizer or one of at most that size",
+        cfg.data.tokenizer, rc.from("data.tokenizer"), tokenizer->vocab_size(), cfg.model.init_from,
+        cfg.model.vocab_size);
+  TrainingData data = finetune                 ? sft_data(rc, *tokenizer, cfg.model.init_from)
                       : cfg.data.blend.empty() ? documents_data(rc, *tokenizer)
                                                : indexed_data(rc);
 
@@ -311,8 +326,10 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
   // The trainer checks the data against the config and the checkpoint before the run folder
   // is written to, so a refused run leaves it as it was.
   Trainer trainer(cfg, model, *tokenizer, *data.train, data.valid.get(), data.spec, pg, adapter);
-  if (ckpt) trainer.resume_from(*ckpt);
-  else if (opts.resume) log_info("--resume: no checkpoint in {}; starting from step 0", cfg.run.dir);
+  if (ckpt)
+    trainer.resume_from(*ckpt);
+  else if (opts.resume)
+    log_info("--resume: no checkpoint in {}; starting from step 0", cfg.run.dir);
   if (pg) pg->barrier();  // every rank has read the old checkpoint before rank 0 changes run.dir
   if (writes_files) {
     if (opts.overwrite)

@@ -3,9 +3,8 @@
 #pragma once
 
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "reef/config/config.h"
 #include "reef/data/sample_index.h"
@@ -27,6 +26,7 @@ TrainResult run_training(const ResolvedConfig& rc, const PretrainOptions& opts, 
 // The fine-tuning rows of a config: data.train_files / valid_files (or valid_fraction of the
 // training records) read as SFT JSONL, rendered with the chat template of `model_dir` (or
 // data.chat_template), packed or padded to data.seq_len.
-TrainingData sft_data(const ResolvedConfig& rc, const Tokenizer& tokenizer, const std::string& model_dir);
+TrainingData sft_data(const ResolvedConfig& rc, const Tokenizer& tokenizer,
+                      const std::string& model_dir);
 
 }  // namespace reef

@@ -15,7 +15,8 @@ namespace reef {
 // A cumulative histogram with fixed upper bounds.
 class Histogram {
  public:
-  explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size(), 0) {}
+  explicit Histogram(std::vector<double> bounds)
+      : bounds_(std::move(bounds)), counts_(bounds_.size(), 0) {}
   void observe(double value);
   // "# TYPE name histogram" and its _bucket/_sum/_count lines.
   std::string render(const std::string& name, const std::string& help) const;

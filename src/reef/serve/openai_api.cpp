@@ -4,11 +4,11 @@
 // extensions (vLLM's).
 #include "reef/serve/openai_api.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 #include <random>
-
-#include <fmt/format.h>
 
 #include "reef/base/error.h"
 
@@ -27,7 +27,9 @@ json error_body(const std::string& message, const std::string& type, const std::
 
 json ApiError::body() const { return error_body(what(), type_, param_, code_); }
 
-std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump_json(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 namespace {
 
@@ -70,7 +72,8 @@ std::optional<int64_t> integer(const json& obj, const std::string& key, int64_t 
   if (!ok) bad_field(key, expected, *v);
   int64_t x = v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)
                   ? INT64_MAX
-                  : v->is_number_float() ? static_cast<int64_t>(v->get<double>()) : v->get<int64_t>();
+              : v->is_number_float() ? static_cast<int64_t>(v->get<double>())
+                                     : v->get<int64_t>();
   if (x < lo || x > hi) bad_field(key, expected, *v);
   return x;
 }
@@ -277,7 +280,8 @@ json ResponseBuilder::logprob_entry(const TokenEvent& e, Choice& c) const {
       const std::string t = tokenizer_.decode({id}, true);
       top.push_back({{"token", t}, {"logprob", lp}, {"bytes", bytes(t)}});
     }
-    json entry = {{"token", tok}, {"logprob", e.logprob}, {"bytes", bytes(tok)}, {"top_logprobs", top}};
+    json entry = {
+        {"token", tok}, {"logprob", e.logprob}, {"bytes", bytes(tok)}, {"top_logprobs", top}};
     c.logprobs["content"].push_back(entry);
     return json{{"content", json::array({entry})}};
   }
@@ -291,7 +295,9 @@ json ResponseBuilder::logprob_entry(const TokenEvent& e, Choice& c) const {
   c.logprobs["token_logprobs"].push_back(e.logprob);
   c.logprobs["top_logprobs"].push_back(top);
   c.logprobs["text_offset"].push_back(offset);
-  return json{{"tokens", {tok}}, {"token_logprobs", {e.logprob}}, {"top_logprobs", {top}},
+  return json{{"tokens", {tok}},
+              {"token_logprobs", {e.logprob}},
+              {"top_logprobs", {top}},
               {"text_offset", {offset}}};
 }
 
@@ -369,12 +375,9 @@ json ResponseBuilder::response() const {
     choice["finish_reason"] = c.finish_reason;
     choices.push_back(choice);
   }
-  return {{"id", id_},
-          {"object", chat_ ? "chat.completion" : "text_completion"},
-          {"created", created_},
-          {"model", model_},
-          {"choices", choices},
-          {"usage", usage()}};
+  return {{"id", id_},           {"object", chat_ ? "chat.completion" : "text_completion"},
+          {"created", created_}, {"model", model_},
+          {"choices", choices},  {"usage", usage()}};
 }
 
 json model_list(const std::string& model_name, int64_t created) {

@@ -4,10 +4,9 @@
 // built from engine events, whole or as server-sent-event chunks.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -43,14 +42,14 @@ nlohmann::json error_body(const std::string& message, const std::string& type,
 
 struct CompletionRequest {
   bool chat = false;
-  std::string model;                  // as asked ("" = not given)
-  std::string prompt;                 // completions' prompt, or the rendered chat
+  std::string model;                               // as asked ("" = not given)
+  std::string prompt;                              // completions' prompt, or the rendered chat
   std::optional<std::vector<int32_t>> prompt_ids;  // a prompt given as token ids
   std::optional<int64_t> max_tokens;  // absent: 16 (completions) or the rest of the context
   std::optional<uint64_t> seed;       // absent: a random seed
   RequestParams params;               // everything else (sampling.max_new_tokens/seed unset)
   bool stream = false;
-  bool include_usage = false;         // stream_options.include_usage
+  bool include_usage = false;  // stream_options.include_usage
 };
 
 // How chat requests become prompts: the model's chat template (tokenizer/chat_template.h),

@@ -76,8 +76,10 @@ void check_auth(const ServerState& s, const httplib::Request& req) {
     throw ApiError(401, "missing API key: send 'Authorization: Bearer <key>'",
                    "invalid_request_error", "", "invalid_api_key");
   }
-  if (header.compare(0, prefix.size(), prefix) != 0 || header.substr(prefix.size()) != s.options.api_key) {
-    throw ApiError(401, "incorrect API key provided", "invalid_request_error", "", "invalid_api_key");
+  if (header.compare(0, prefix.size(), prefix) != 0 ||
+      header.substr(prefix.size()) != s.options.api_key) {
+    throw ApiError(401, "incorrect API key provided", "invalid_request_error", "",
+                   "invalid_api_key");
   }
 }
 
@@ -89,32 +91,37 @@ uint64_t random_seed() {
 // Tokenizes and checks the prompt against the context; fills max_new_tokens and the seed.
 std::vector<int32_t> prepare(ServerState& s, CompletionRequest& r) {
   if (!r.model.empty() && r.model != s.model_name) {
-    throw ApiError(404, fmt::format("the model '{}' does not exist; this server serves '{}'", r.model,
-                                    s.model_name),
+    throw ApiError(404,
+                   fmt::format("the model '{}' does not exist; this server serves '{}'", r.model,
+                               s.model_name),
                    "invalid_request_error", "model", "model_not_found");
   }
   const std::string prompt_field = r.chat ? "messages" : "prompt";
   std::vector<int32_t> ids = r.prompt_ids ? *r.prompt_ids : s.tokenizer->encode(r.prompt);
   for (int32_t id : ids) {
     if (id >= s.tokenizer->vocab_size()) {
-      throw ApiError(400, fmt::format("token id {} is outside the vocabulary of {}", id,
-                                      s.tokenizer->vocab_size()),
-                     "invalid_request_error", "prompt");
+      throw ApiError(
+          400,
+          fmt::format("token id {} is outside the vocabulary of {}", id, s.tokenizer->vocab_size()),
+          "invalid_request_error", "prompt");
     }
   }
-  if (ids.empty()) throw ApiError(400, "the prompt is empty", "invalid_request_error", prompt_field);
+  if (ids.empty())
+    throw ApiError(400, "the prompt is empty", "invalid_request_error", prompt_field);
   const int64_t context = s.engine->slot_len();
   const int64_t room = context - static_cast<int64_t>(ids.size());
   if (room < 1) {
-    throw ApiError(400, fmt::format("the prompt has {} tokens but the context holds {} tokens",
-                                    ids.size(), context),
+    throw ApiError(400,
+                   fmt::format("the prompt has {} tokens but the context holds {} tokens",
+                               ids.size(), context),
                    "invalid_request_error", prompt_field, "context_length_exceeded");
   }
   const int64_t max_tokens = r.max_tokens.value_or(r.chat ? room : std::min<int64_t>(16, room));
   if (max_tokens > room) {
-    throw ApiError(400, fmt::format("max_tokens is {} but the prompt's {} tokens leave room for {} "
-                                    "in the context of {} tokens",
-                                    max_tokens, ids.size(), room, context),
+    throw ApiError(400,
+                   fmt::format("max_tokens is {} but the prompt's {} tokens leave room for {} "
+                               "in the context of {} tokens",
+                               max_tokens, ids.size(), room, context),
                    "invalid_request_error", "max_tokens", "context_length_exceeded");
   }
   r.params.sampling.max_new_tokens = max_tokens;
@@ -142,17 +149,17 @@ void handle_completion(ServerState& s, const httplib::Request& req, httplib::Res
     auto builder = std::make_shared<ResponseBuilder>(r, s.model_name, *s.tokenizer, r.params.n,
                                                      static_cast<int64_t>(ids.size()));
     auto tracker = std::make_shared<LatencyTracker>(s, arrival, r.params.n);
-    const auto deadline =
-        arrival + std::chrono::duration_cast<EngineClock::duration>(
-                      std::chrono::duration<double>(s.options.request_timeout_s));
+    const auto deadline = arrival + std::chrono::duration_cast<EngineClock::duration>(
+                                        std::chrono::duration<double>(s.options.request_timeout_s));
     if (!r.stream) {
       TokenEvent ev;
       std::string error;
       while (!stream->done()) {
         if (!stream->next(&ev, deadline)) {
           stream->cancel();
-          throw ApiError(504, fmt::format("the request ran past the time limit of {} s",
-                                          s.options.request_timeout_s),
+          throw ApiError(504,
+                         fmt::format("the request ran past the time limit of {} s",
+                                     s.options.request_timeout_s),
                          "timeout");
         }
         tracker->observe(ev);
@@ -171,7 +178,9 @@ void handle_completion(ServerState& s, const httplib::Request& req, httplib::Res
     res.set_chunked_content_provider(
         "text/event-stream",
         [stream, builder, tracker, include_usage, deadline, &s](size_t, httplib::DataSink& sink) {
-          auto write = [&](const std::string& text) { return sink.write(text.data(), text.size()); };
+          auto write = [&](const std::string& text) {
+            return sink.write(text.data(), text.size());
+          };
           TokenEvent ev;
           while (!stream->done()) {
             auto wake = std::min(deadline, EngineClock::now() + std::chrono::milliseconds(200));
@@ -253,19 +262,21 @@ void add_routes(httplib::Server& svr, ServerState& s) {
     std::string message = fmt::format("{} {}: HTTP status {}", req.method, req.path, res.status);
     if (res.status == 404) message = fmt::format("no route for {} {}", req.method, req.path);
     if (res.status == 413) message = "the request body is larger than the server's limit";
-    send_json(res, res.status, error_body(message, res.status == 404 ? "not_found_error" : "invalid_request_error"));
+    send_json(res, res.status,
+              error_body(message, res.status == 404 ? "not_found_error" : "invalid_request_error"));
     return httplib::Server::HandlerResponse::Handled;
   }));
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "internal error";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    send_json(res, 500, error_body(what, "server_error"));
-  });
+  svr.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "internal error";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        send_json(res, 500, error_body(what, "server_error"));
+      });
 }
 
 }  // namespace
@@ -283,11 +294,13 @@ int run_server(const ServeOptions& options) {
   auto state = std::make_unique<ServerState>();
   ServerState& s = *state;
   s.options = options;
-  if (options.request_timeout_s <= 0) usage_error("--request-timeout must be > 0, got {}", options.request_timeout_s);
-  if (options.port < 0 || options.port > 65535) usage_error("--port must be 0..65535, got {}", options.port);
+  if (options.request_timeout_s <= 0)
+    usage_error("--request-timeout must be > 0, got {}", options.request_timeout_s);
+  if (options.port < 0 || options.port > 65535)
+    usage_error("--port must be 0..65535, got {}", options.port);
   // The model's own chat template, else the named built-in (or a .jinja file).
-  s.chat.chat_template =
-      std::make_shared<const ChatTemplate>(ChatTemplate::load(options.model_dir, options.chat_template));
+  s.chat.chat_template = std::make_shared<const ChatTemplate>(
+      ChatTemplate::load(options.model_dir, options.chat_template));
   s.chat.end_of_turn = s.chat.chat_template->end_of_turn();
   const int threads = configure_threads(options.threads);
   CausalLM model = load_model_folder(options.model_dir, torch::Device(options.device));
@@ -301,15 +314,18 @@ int run_server(const ServeOptions& options) {
   s.created = std::chrono::duration_cast<std::chrono::seconds>(
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
-  s.engine = std::make_unique<Engine>(model, *s.tokenizer, options.engine, [&s](const EngineStep& step) {
-    if (step.decode_rows > 0) s.metrics.observe_step(step.decode_rows);
-  });
+  s.engine =
+      std::make_unique<Engine>(model, *s.tokenizer, options.engine, [&s](const EngineStep& step) {
+        if (step.decode_rows > 0) s.metrics.observe_step(step.decode_rows);
+      });
 
   httplib::Server svr;
   const int64_t http_threads = options.http_threads > 0
                                    ? options.http_threads
                                    : s.engine->slots() + options.engine.max_waiting + 8;
-  svr.new_task_queue = [http_threads] { return new httplib::ThreadPool(static_cast<size_t>(http_threads)); };
+  svr.new_task_queue = [http_threads] {
+    return new httplib::ThreadPool(static_cast<size_t>(http_threads));
+  };
   svr.set_payload_max_length(options.max_body_bytes);
   svr.set_read_timeout(30, 0);
   svr.set_write_timeout(30, 0);
@@ -329,7 +345,8 @@ int run_server(const ServeOptions& options) {
   } else if (!svr.bind_to_port(options.host, port)) {
     port = -1;
   }
-  if (port <= 0) fail("cannot listen on {}:{} (address in use or not available)", options.host, options.port);
+  if (port <= 0)
+    fail("cannot listen on {}:{} (address in use or not available)", options.host, options.port);
   if (listen_fd != INVALID_SOCKET) ::listen(listen_fd, SOMAXCONN);
 
   std::atomic<bool> listening_done{false};
@@ -345,7 +362,8 @@ int run_server(const ServeOptions& options) {
     }
   });
   log_info("reef serve: model {} ({} KV slots of {} tokens, prefill chunk {}, {} torch threads)",
-           s.model_name, s.engine->slots(), s.engine->slot_len(), options.engine.prefill_chunk, threads);
+           s.model_name, s.engine->slots(), s.engine->slot_len(), options.engine.prefill_chunk,
+           threads);
   std::cout << "reef serve: listening on http://" << options.host << ":" << port << std::endl;
   svr.listen_after_bind();  // returns once stopped and every in-flight request has finished
   listening_done = true;

@@ -15,18 +15,18 @@
 namespace reef {
 
 struct ServeOptions {
-  std::string model_dir;            // a model folder (config.json + weights + tokenizer)
-  std::string model_name;           // the id /v1/models reports; "" = the folder's name
+  std::string model_dir;   // a model folder (config.json + weights + tokenizer)
+  std::string model_name;  // the id /v1/models reports; "" = the folder's name
   std::string host = "127.0.0.1";
-  int port = 8000;                  // 0 = any free port (printed at start)
-  std::string api_key;              // "" = no authentication
+  int port = 8000;      // 0 = any free port (printed at start)
+  std::string api_key;  // "" = no authentication
   std::string device = "cpu";
-  int64_t threads = 0;              // torch CPU threads; 0 = every core
+  int64_t threads = 0;  // torch CPU threads; 0 = every core
   EngineOptions engine;
   std::string chat_template = "chatml";  // when the model folder has no chat template
-  size_t max_body_bytes = 1 << 20;  // larger bodies get 413
-  double request_timeout_s = 600;   // a request still running after this is ended (504)
-  int64_t http_threads = 0;         // 0 = enough for every slot and queue place, plus a few
+  size_t max_body_bytes = 1 << 20;       // larger bodies get 413
+  double request_timeout_s = 600;        // a request still running after this is ended (504)
+  int64_t http_threads = 0;              // 0 = enough for every slot and queue place, plus a few
 };
 
 // Loads the model and serves until SIGTERM or SIGINT, then drains; returns the exit code.

@@ -119,9 +119,10 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& ids)
   auto unknown = [&](std::string_view sym) {
     if (unk_id_ < 0) {
       if (char_level_) return;  // HF drops it
-      fail("BPE vocabulary has no token for byte 0x{:02x} and no unk_token: not a byte-level "
-           "vocabulary",
-           static_cast<unsigned>(static_cast<unsigned char>(sym[0])));
+      fail(
+          "BPE vocabulary has no token for byte 0x{:02x} and no unk_token: not a byte-level "
+          "vocabulary",
+          static_cast<unsigned>(static_cast<unsigned char>(sym[0])));
     }
     if (pending_unk >= 0 && !fuse_unk_) ids.push_back(pending_unk);
     pending_unk = unk_id_;

@@ -54,9 +54,8 @@ void ByteTokenizer::save(const std::string& dir) const {
   json vocab = json::object();
   for (int b = 0; b < 256; ++b) vocab[byte_to_unicode(static_cast<uint8_t>(b))] = b;
   auto added = [](int id, const char* content) {
-    return json{{"id", id},          {"content", content}, {"single_word", false},
-                {"lstrip", false},   {"rstrip", false},    {"normalized", false},
-                {"special", true}};
+    return json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+                {"rstrip", false}, {"normalized", false}, {"special", true}};
   };
   json tok = {
       {"version", "1.0"},
@@ -65,17 +64,27 @@ void ByteTokenizer::save(const std::string& dir) const {
       {"added_tokens", json::array({added(kEndOfText, "<|endoftext|>"), added(kPad, "<|pad|>")})},
       {"normalizer", nullptr},
       {"pre_tokenizer",
-       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+       {{"type", "ByteLevel"},
+        {"add_prefix_space", false},
+        {"trim_offsets", true},
         {"use_regex", false}}},
       {"post_processor", nullptr},
       {"decoder",
-       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+       {{"type", "ByteLevel"},
+        {"add_prefix_space", false},
+        {"trim_offsets", true},
         {"use_regex", false}}},
       {"model",
-       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
-        {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
-        {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
-        {"vocab", vocab}, {"merges", json::array()}}},
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", false},
+        {"vocab", vocab},
+        {"merges", json::array()}}},
   };
   json cfg = {{"tokenizer_class", "PreTrainedTokenizerFast"},
               {"bos_token", "<|endoftext|>"},
@@ -85,8 +94,8 @@ void ByteTokenizer::save(const std::string& dir) const {
               {"model_max_length", 1000000000},
               {"clean_up_tokenization_spaces", false},
               {"reef_tokenizer", "byte"}};
-  json special = {{"bos_token", "<|endoftext|>"}, {"eos_token", "<|endoftext|>"},
-                  {"pad_token", "<|pad|>"}};
+  json special = {
+      {"bos_token", "<|endoftext|>"}, {"eos_token", "<|endoftext|>"}, {"pad_token", "<|pad|>"}};
   write_file_atomic(join_path(dir, "tokenizer.json"), tok.dump(2));
   write_file_atomic(join_path(dir, "tokenizer_config.json"), cfg.dump(2));
   write_file_atomic(join_path(dir, "special_tokens_map.json"), special.dump(2));
@@ -95,8 +104,9 @@ void ByteTokenizer::save(const std::string& dir) const {
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name) {
   if (name == "byte") return std::make_unique<ByteTokenizer>();
   if (path_exists(name)) return load_tokenizer(name);
-  usage_error("data.tokenizer: unknown tokenizer '{}' (expected: byte, or a tokenizer folder or file)",
-              name);
+  usage_error(
+      "data.tokenizer: unknown tokenizer '{}' (expected: byte, or a tokenizer folder or file)",
+      name);
 }
 
 }  // namespace reef

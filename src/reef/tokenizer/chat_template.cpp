@@ -67,9 +67,10 @@ std::map<std::string, std::string> find_sources(const std::string& dir) {
     sources["default"] = ct.get<std::string>();
   } else if (ct.is_array()) {
     for (const ojson& t : ct) {
-      if (!t.is_object() || !t.contains("name") || !t.contains("template") || !t["name"].is_string() ||
-          !t["template"].is_string())
-        usage_error("{}: chat_template list entries must be {{\"name\": ..., \"template\": ...}}", config);
+      if (!t.is_object() || !t.contains("name") || !t.contains("template") ||
+          !t["name"].is_string() || !t["template"].is_string())
+        usage_error("{}: chat_template list entries must be {{\"name\": ..., \"template\": ...}}",
+                    config);
       sources[t["name"].get<std::string>()] = t["template"].get<std::string>();
     }
   } else if (!ct.is_null()) {
@@ -98,20 +99,23 @@ const std::map<std::string, std::string>& builtins() {
        "{%- generation %}{{- message['content'] | trim + '<|eot_id|>' }}{%- endgeneration %}"
        "{%- else %}{{- message['content'] | trim + '<|eot_id|>' }}{%- endif %}"
        "{%- endfor %}"
-       "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"},
+       "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' "
+       "}}{%- endif %}"},
       {"gemma",
        "{{- bos_token }}"
        "{%- for message in messages %}"
        "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
        "{{- '<start_of_turn>' + role + '\\n' }}"
        "{%- if message['role'] == 'assistant' %}"
-       "{%- generation %}{{- message['content'] | trim + '<end_of_turn>' }}{%- endgeneration %}{{- '\\n' }}"
+       "{%- generation %}{{- message['content'] | trim + '<end_of_turn>' }}{%- endgeneration %}{{- "
+       "'\\n' }}"
        "{%- else %}{{- message['content'] | trim + '<end_of_turn>\\n' }}{%- endif %}"
        "{%- endfor %}"
        "{%- if add_generation_prompt %}{{- '<start_of_turn>model\\n' }}{%- endif %}"},
       {"mistral",
        "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] %}"
-       "{%- set loop_messages = messages[1:] %}{%- else %}{%- set loop_messages = messages %}{%- endif %}"
+       "{%- set loop_messages = messages[1:] %}{%- else %}{%- set loop_messages = messages %}{%- "
+       "endif %}"
        "{{- bos_token }}"
        "{%- for message in loop_messages %}"
        "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
@@ -136,12 +140,12 @@ ChatTemplate::ChatTemplate(const std::string& source, const std::string& name, o
     : ChatTemplate(std::map<std::string, std::string>{{"default", source}}, name,
                    std::move(special_tokens)) {}
 
-ChatTemplate::ChatTemplate(const std::map<std::string, std::string>& sources, const std::string& name,
-                           ojson special_tokens)
+ChatTemplate::ChatTemplate(const std::map<std::string, std::string>& sources,
+                           const std::string& name, ojson special_tokens)
     : name_(name), special_tokens_(std::move(special_tokens)) {
   for (const auto& [k, src] : sources)
-    templates_[k] = std::make_shared<jinja::Template>(
-        src, sources.size() == 1 ? name : name + "[" + k + "]");
+    templates_[k] =
+        std::make_shared<jinja::Template>(src, sources.size() == 1 ? name : name + "[" + k + "]");
   if (templates_.empty()) usage_error("{}: no chat template", name);
 }
 
@@ -150,9 +154,10 @@ ChatTemplate ChatTemplate::from_model_dir(const std::string& dir) {
   if (sources.empty()) {
     std::string names;
     for (const auto& n : builtin_template_names()) names += (names.empty() ? "" : ", ") + n;
-    usage_error("{}: no chat template (no chat_template.jinja, no chat_template in "
-                "tokenizer_config.json); choose a built-in one ({}) or a .jinja file",
-                dir, names);
+    usage_error(
+        "{}: no chat template (no chat_template.jinja, no chat_template in "
+        "tokenizer_config.json); choose a built-in one ({}) or a .jinja file",
+        dir, names);
   }
   std::string name = path_exists(join_path(dir, "chat_template.jinja"))
                          ? join_path(dir, "chat_template.jinja")
@@ -160,7 +165,9 @@ ChatTemplate ChatTemplate::from_model_dir(const std::string& dir) {
   return ChatTemplate(sources, name, special_tokens_of(dir));
 }
 
-bool ChatTemplate::model_dir_has_template(const std::string& dir) { return !find_sources(dir).empty(); }
+bool ChatTemplate::model_dir_has_template(const std::string& dir) {
+  return !find_sources(dir).empty();
+}
 
 ChatTemplate ChatTemplate::builtin(const std::string& name, const std::string& dir) {
   auto it = builtins().find(name);
@@ -169,7 +176,8 @@ ChatTemplate ChatTemplate::builtin(const std::string& name, const std::string& d
     for (const auto& n : builtin_template_names()) names += (names.empty() ? "" : ", ") + n;
     usage_error("unknown chat template '{}' (built-in: {})", name, names);
   }
-  return ChatTemplate(it->second, "builtin:" + name, dir.empty() ? ojson::object() : special_tokens_of(dir));
+  return ChatTemplate(it->second, "builtin:" + name,
+                      dir.empty() ? ojson::object() : special_tokens_of(dir));
 }
 
 std::vector<std::string> ChatTemplate::builtin_template_names() {
@@ -187,7 +195,8 @@ ChatTemplate ChatTemplate::load(const std::string& dir, const std::string& fallb
 ChatTemplate ChatTemplate::named(const std::string& name, const std::string& dir) {
   if (ends_with(name, ".jinja")) {
     if (!path_exists(name)) usage_error("chat template file '{}' does not exist", name);
-    return ChatTemplate(read_file(name), name, dir.empty() ? ojson::object() : special_tokens_of(dir));
+    return ChatTemplate(read_file(name), name,
+                        dir.empty() ? ojson::object() : special_tokens_of(dir));
   }
   return builtin(name, dir);
 }
@@ -235,7 +244,8 @@ ChatRender ChatTemplate::render(const ojson& messages, const ChatOptions& option
   // (reasoning_content, thinking, reasoning) so that templates reading any of them see it.
   jinja::List msgs;
   for (const ojson& m : messages) {
-    if (!m.is_object()) usage_error("{}: every message must be a JSON object, got {}", name_, m.dump());
+    if (!m.is_object())
+      usage_error("{}: every message must be a JSON object, got {}", name_, m.dump());
     ojson clean = ojson::object();
     for (const auto& [k, v] : m.items())
       if (!v.is_null()) clean[k] = v;
@@ -254,7 +264,8 @@ ChatRender ChatTemplate::render(const ojson& messages, const ChatOptions& option
   jinja::Dict vars;
   for (const auto& [k, v] : special_tokens_.items()) vars.set(k, jinja::Value::from_json(v));
   if (!options.variables.is_null()) {
-    if (!options.variables.is_object()) usage_error("{}: template variables must be a JSON object", name_);
+    if (!options.variables.is_object())
+      usage_error("{}: template variables must be a JSON object", name_);
     for (const auto& [k, v] : options.variables.items()) vars.set(k, jinja::Value::from_json(v));
   }
   vars.set("messages", jinja::Value::list(std::move(msgs)));

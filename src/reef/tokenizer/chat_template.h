@@ -9,11 +9,10 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace reef {
 
@@ -38,7 +37,8 @@ struct ChatRender {
 class ChatTemplate {
  public:
   // `source` is Jinja; `name` prefixes errors (a file path or template name); `special_tokens`
-  // maps bos_token, eos_token, ... to their text. Throws a usage error naming LINE:COL on bad syntax.
+  // maps bos_token, eos_token, ... to their text. Throws a usage error naming LINE:COL on bad
+  // syntax.
   ChatTemplate(const std::string& source, const std::string& name,
                nlohmann::ordered_json special_tokens = nlohmann::ordered_json::object());
   // Several named templates (transformers' dict form); "default" is used unless tools are passed
@@ -57,7 +57,8 @@ class ChatTemplate {
   // given; a usage error for an unknown name.
   static ChatTemplate builtin(const std::string& name, const std::string& dir = "");
   static std::vector<std::string> builtin_template_names();
-  // The folder's own template, else `fallback` ("" : none -> error): a built-in name or a .jinja path.
+  // The folder's own template, else `fallback` ("" : none -> error): a built-in name or a .jinja
+  // path.
   static ChatTemplate load(const std::string& dir, const std::string& fallback);
   // A built-in name or a .jinja path, with the special tokens of `dir` when given (whatever
   // template the folder has).

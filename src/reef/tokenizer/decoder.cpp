@@ -32,8 +32,10 @@ const std::vector<int>& unicode_to_byte() {
 int byte_token(const std::string& t) {
   if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>') return -1;
   auto hex = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                          : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
   };
   int hi = hex(t[3]), lo = hex(t[4]);
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
@@ -87,9 +89,10 @@ void Decoder::add_steps(const nlohmann::json& spec, const std::string& file) {
     step.start = spec.value("start", size_t{0});
     step.stop = spec.value("stop", size_t{0});
   } else {
-    fail("{}: decoder type '{}' is not supported (supported: ByteLevel, Metaspace, Replace, "
-         "ByteFallback, Fuse, Strip, Sequence)",
-         file, type);
+    fail(
+        "{}: decoder type '{}' is not supported (supported: ByteLevel, Metaspace, Replace, "
+        "ByteFallback, Fuse, Strip, Sequence)",
+        file, type);
   }
   steps_.push_back(std::move(step));
 }

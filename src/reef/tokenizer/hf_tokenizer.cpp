@@ -5,9 +5,8 @@
 // the ids' vocabulary strings (byte-level decoding is a concatenation of precomputed bytes).
 #include "reef/tokenizer/hf_tokenizer.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cctype>
+#include <nlohmann/json.hpp>
 #include <unordered_set>
 
 #include "reef/base/error.h"
@@ -58,7 +57,8 @@ void HfTokenizer::load_model(const json& model) {
     if (model.contains(key) && !model[key].is_null() && !model[key].get<std::string>().empty())
       fail("{}: BPE model option '{}' is not supported", file_, key);
   }
-  if (model.contains("dropout") && !model["dropout"].is_null() && model["dropout"].get<double>() > 0)
+  if (model.contains("dropout") && !model["dropout"].is_null() &&
+      model["dropout"].get<double>() > 0)
     fail("{}: BPE dropout is not supported at encode time", file_);
   bpe_.set_ignore_merges(model.value("ignore_merges", false));
   std::string bytes;
@@ -119,9 +119,14 @@ void HfTokenizer::load_model(const json& model) {
 void HfTokenizer::load_added_tokens(const json& added) {
   added_by_first_byte_.assign(256, {});
   for (const auto& t : added) {
-    AddedToken a{t.at("content").get<std::string>(), "", t.at("id").get<int32_t>(),
-                 t.value("special", false), t.value("normalized", !t.value("special", false)),
-                 t.value("lstrip", false), t.value("rstrip", false), t.value("single_word", false)};
+    AddedToken a{t.at("content").get<std::string>(),
+                 "",
+                 t.at("id").get<int32_t>(),
+                 t.value("special", false),
+                 t.value("normalized", !t.value("special", false)),
+                 t.value("lstrip", false),
+                 t.value("rstrip", false),
+                 t.value("single_word", false)};
     if (a.content.empty()) continue;
     if (token_of_id_.size() <= static_cast<size_t>(a.id)) {
       token_of_id_.resize(a.id + 1);
@@ -174,7 +179,8 @@ void HfTokenizer::load_post_processor(const json& spec) {
       } else if (piece.contains("SpecialToken")) {
         std::string name = piece["SpecialToken"].at("id").get<std::string>();
         const json& st = spec.at("special_tokens");
-        if (!st.contains(name)) fail("{}: template names undefined special token '{}'", file_, name);
+        if (!st.contains(name))
+          fail("{}: template names undefined special token '{}'", file_, name);
         template_.push_back({false, st[name].at("ids").get<std::vector<int32_t>>()});
       } else {
         fail("{}: TemplateProcessing piece {} is not supported", file_, piece.dump());
@@ -186,9 +192,10 @@ void HfTokenizer::load_post_processor(const json& spec) {
     template_.push_back({true, {}});
     template_.push_back({false, {id_of(spec.at("sep")[0].get<std::string>())}});
   } else {
-    fail("{}: post_processor type '{}' is not supported (supported: TemplateProcessing, "
-         "ByteLevel, RobertaProcessing, BertProcessing, Sequence)",
-         file_, type);
+    fail(
+        "{}: post_processor type '{}' is not supported (supported: TemplateProcessing, "
+        "ByteLevel, RobertaProcessing, BertProcessing, Sequence)",
+        file_, type);
   }
 }
 
@@ -316,8 +323,8 @@ void HfTokenizer::split_on_added(std::string_view text, bool normalized_pass, bo
   while (const AddedToken* a = match_added(text, pos, normalized_pass, &b, &e)) {
     pos = e;
     if (a->special && !parse_special) continue;
-    if (a->single_word && ((b > 0 && is_word_byte(text[b - 1])) ||
-                           (e < text.size() && is_word_byte(text[e]))))
+    if (a->single_word &&
+        ((b > 0 && is_word_byte(text[b - 1])) || (e < text.size() && is_word_byte(text[e]))))
       continue;
     size_t start = b, stop = e;
     if (a->lstrip) {
@@ -347,7 +354,8 @@ void HfTokenizer::split_on_added(std::string_view text, bool normalized_pass, bo
   flush(text.substr(start_offset), start_offset);
 }
 
-void HfTokenizer::encode_plain(std::string_view text, bool at_start, std::vector<int32_t>& out) const {
+void HfTokenizer::encode_plain(std::string_view text, bool at_start,
+                               std::vector<int32_t>& out) const {
   thread_local std::vector<std::string> words;
   words.clear();
   pre_->split(text, words, at_start);
@@ -385,11 +393,13 @@ std::string HfTokenizer::decode(const std::vector<int32_t>& ids, bool keep_speci
 void HfTokenizer::save(const std::string& dir) const {
   make_dirs(dir);
   write_file_atomic(join_path(dir, "tokenizer.json"), json_text_);
-  if (!config_text_.empty()) write_file_atomic(join_path(dir, "tokenizer_config.json"), config_text_);
+  if (!config_text_.empty())
+    write_file_atomic(join_path(dir, "tokenizer_config.json"), config_text_);
   if (!special_map_text_.empty())
     write_file_atomic(join_path(dir, "special_tokens_map.json"), special_map_text_);
   for (const auto& [name, text] : template_files_) {
-    if (name.find('/') != std::string::npos) make_dirs(join_path(dir, name.substr(0, name.find('/'))));
+    if (name.find('/') != std::string::npos)
+      make_dirs(join_path(dir, name.substr(0, name.find('/'))));
     write_file_atomic(join_path(dir, name), text);
   }
 }

@@ -81,7 +81,8 @@ class HfTokenizer : public Tokenizer {
 
   std::string file_;
   std::string json_text_, config_text_, special_map_text_;
-  std::map<std::string, std::string> template_files_;  // chat_template.jinja etc. (relative path -> text)
+  std::map<std::string, std::string>
+      template_files_;  // chat_template.jinja etc. (relative path -> text)
   BpeModel bpe_;
   std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_;
@@ -90,8 +91,8 @@ class HfTokenizer : public Tokenizer {
   std::vector<AddedToken> added_;
   std::vector<std::vector<size_t>> added_by_first_byte_;  // 256 buckets of indexes into added_
   bool has_raw_added_ = false, has_normalized_added_ = false;
-  std::vector<std::string> token_of_id_;                   // tokenizer.json strings
-  std::vector<std::string> bytes_of_id_;                   // byte level: decoded bytes
+  std::vector<std::string> token_of_id_;  // tokenizer.json strings
+  std::vector<std::string> bytes_of_id_;  // byte level: decoded bytes
   std::vector<bool> special_id_;
   std::unordered_map<std::string, int32_t> id_of_token_;
   std::vector<TemplatePiece> template_;  // empty: no post-processing

@@ -38,8 +38,10 @@ std::string case_map(const std::string& s, bool upper) {
     return upper ? ascii_map(s, [](int c) { return std::toupper(c); })
                  : ascii_map(s, [](int c) { return std::tolower(c); });
   icu::UnicodeString u = icu::UnicodeString::fromUTF8(s);
-  if (upper) u.toUpper(icu::Locale::getRoot());
-  else u.toLower(icu::Locale::getRoot());
+  if (upper)
+    u.toUpper(icu::Locale::getRoot());
+  else
+    u.toLower(icu::Locale::getRoot());
   std::string out;
   u.toUTF8String(out);
   return out;
@@ -120,7 +122,8 @@ List split(const std::string& s, const Value& sep, int64_t maxsplit, bool from_r
     if (maxsplit < 0 || static_cast<size_t>(maxsplit) >= spans.size()) {
       for (auto [b, e] : spans) out.push_back(Value(join(b, e)));
     } else if (!from_right) {
-      for (int64_t k = 0; k < maxsplit; ++k) out.push_back(Value(join(spans[k].first, spans[k].second)));
+      for (int64_t k = 0; k < maxsplit; ++k)
+        out.push_back(Value(join(spans[k].first, spans[k].second)));
       size_t rest = spans[maxsplit].first;
       std::string tail = join(rest, cps.size());
       out.push_back(Value(py_strip(tail, false, true, nullptr)));
@@ -171,7 +174,8 @@ int64_t cp_offset(const std::string& s, size_t byte_pos) {
 
 bool str_starts(const std::string& s, const Value& prefix, bool ends) {
   auto one = [&](const Value& p) {
-    if (!p.is_string()) type_error("startswith/endswith takes str or a tuple of str, not " + p.type_name());
+    if (!p.is_string())
+      type_error("startswith/endswith takes str or a tuple of str, not " + p.type_name());
     const std::string& x = p.str();
     if (x.size() > s.size()) return false;
     return ends ? s.compare(s.size() - x.size(), x.size(), x) == 0 : s.compare(0, x.size(), x) == 0;
@@ -184,23 +188,27 @@ bool str_starts(const std::string& s, const Value& prefix, bool ends) {
   return one(prefix);
 }
 
-Value string_method(const std::string& s, const std::string& name, const List& a, const Kwargs& kw) {
+Value string_method(const std::string& s, const std::string& name, const List& a,
+                    const Kwargs& kw) {
   auto sarg = [&](size_t i, const char* n) -> std::string {
     Value v = arg(a, kw, i, n);
     if (!v.is_string()) type_error(name + "() argument must be str, not " + v.type_name());
     return v.str();
   };
-  if (name == "startswith" || name == "endswith") return Value(str_starts(s, arg(a, kw, 0, "prefix"), name == "endswith"));
+  if (name == "startswith" || name == "endswith")
+    return Value(str_starts(s, arg(a, kw, 0, "prefix"), name == "endswith"));
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     Value chars = arg(a, kw, 0, "chars", Value::none());
     std::string cs = chars.is_string() ? chars.str() : "";
-    return Value(py_strip(s, name != "rstrip", name != "lstrip", chars.is_string() ? &cs : nullptr));
+    return Value(
+        py_strip(s, name != "rstrip", name != "lstrip", chars.is_string() ? &cs : nullptr));
   }
   if (name == "split" || name == "rsplit")
     return Value::list(split(s, arg(a, kw, 0, "sep", Value::none()),
                              arg(a, kw, 1, "maxsplit", Value(-1)).as_int(), name == "rsplit"));
   if (name == "replace")
-    return Value(replace_all(s, sarg(0, "old"), sarg(1, "new"), arg(a, kw, 2, "count", Value(-1)).as_int()));
+    return Value(
+        replace_all(s, sarg(0, "old"), sarg(1, "new"), arg(a, kw, 2, "count", Value(-1)).as_int()));
   if (name == "upper") return Value(upper(s));
   if (name == "lower") return Value(lower(s));
   if (name == "capitalize") return Value(capitalize(s));
@@ -225,7 +233,8 @@ Value string_method(const std::string& s, const std::string& name, const List& a
     std::string out;
     bool first = true;
     for (const Value& v : iterate(arg(a, kw, 0, "iterable"))) {
-      if (!v.is_string()) type_error("sequence item: expected str instance, " + v.type_name() + " found");
+      if (!v.is_string())
+        type_error("sequence item: expected str instance, " + v.type_name() + " found");
       out += (first ? "" : s) + v.str();
       first = false;
     }
@@ -246,7 +255,8 @@ Value string_method(const std::string& s, const std::string& name, const List& a
   if (name == "removeprefix" || name == "removesuffix") {
     std::string x = sarg(0, "prefix");
     bool pre = name == "removeprefix";
-    if (str_starts(s, Value(x), !pre)) return Value(pre ? s.substr(x.size()) : s.substr(0, s.size() - x.size()));
+    if (str_starts(s, Value(x), !pre))
+      return Value(pre ? s.substr(x.size()) : s.substr(0, s.size() - x.size()));
     return Value(s);
   }
   auto all_of = [&](int (*f)(int)) {
@@ -269,12 +279,13 @@ Value string_method(const std::string& s, const std::string& name, const List& a
 
 bool is_string_method(const std::string& n) {
   static const char* const kNames[] = {
-      "startswith", "endswith", "strip",   "lstrip",  "rstrip",     "split",       "rsplit",
-      "replace",    "upper",    "lower",   "capitalize", "title",   "find",        "rfind",
-      "index",      "rindex",   "count",   "join",    "splitlines", "removeprefix", "removesuffix",
-      "isdigit",    "isalpha",  "isalnum", "isspace", "islower",    "isupper"};
-  return std::find_if(std::begin(kNames), std::end(kNames), [&](const char* k) { return n == k; }) !=
-         std::end(kNames);
+      "startswith", "endswith",     "strip",        "lstrip",  "rstrip",     "split",
+      "rsplit",     "replace",      "upper",        "lower",   "capitalize", "title",
+      "find",       "rfind",        "index",        "rindex",  "count",      "join",
+      "splitlines", "removeprefix", "removesuffix", "isdigit", "isalpha",    "isalnum",
+      "isspace",    "islower",      "isupper"};
+  return std::find_if(std::begin(kNames), std::end(kNames),
+                      [&](const char* k) { return n == k; }) != std::end(kNames);
 }
 
 List dict_items(const Dict& d) {
@@ -292,7 +303,8 @@ Value attr_path(const Value& v, const std::string& path) {
     if (e == std::string::npos) e = path.size();
     std::string part = path.substr(b, e - b);
     bool digits = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-    cur = digits ? get_item(cur, Value(static_cast<int64_t>(std::stoll(part)))) : get_item(cur, Value(part));
+    cur = digits ? get_item(cur, Value(static_cast<int64_t>(std::stoll(part))))
+                 : get_item(cur, Value(part));
     b = e + 1;
   }
   return cur;
@@ -302,8 +314,10 @@ Value attr_path(const Value& v, const std::string& path) {
 
 List iterate(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return {};
-    case Value::Kind::kList: return v.items();
+    case Value::Kind::kUndefined:
+      return {};
+    case Value::Kind::kList:
+      return v.items();
     case Value::Kind::kDict: {
       List keys;
       for (const auto& kv : v.dict().items()) keys.push_back(Value(kv.first));
@@ -314,25 +328,33 @@ List iterate(const Value& v) {
       for (auto& cp : code_points(v.str())) out.push_back(Value(cp));
       return out;
     }
-    default: type_error("'" + v.type_name() + "' object is not iterable");
+    default:
+      type_error("'" + v.type_name() + "' object is not iterable");
   }
 }
 
 int64_t length_of(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return 0;
-    case Value::Kind::kString: return static_cast<int64_t>(code_point_count(v.str()));
-    case Value::Kind::kList: return static_cast<int64_t>(v.items().size());
-    case Value::Kind::kDict: return static_cast<int64_t>(v.dict().size());
-    default: type_error("object of type '" + v.type_name() + "' has no len()");
+    case Value::Kind::kUndefined:
+      return 0;
+    case Value::Kind::kString:
+      return static_cast<int64_t>(code_point_count(v.str()));
+    case Value::Kind::kList:
+      return static_cast<int64_t>(v.items().size());
+    case Value::Kind::kDict:
+      return static_cast<int64_t>(v.dict().size());
+    default:
+      type_error("object of type '" + v.type_name() + "' has no len()");
   }
 }
 
 Value get_attribute(const Value& obj, const std::string& name) {
   if (obj.is_undefined())
-    throw EvalError((obj.str().empty() ? std::string("value") : "'" + obj.str() + "'") + " is undefined");
+    throw EvalError((obj.str().empty() ? std::string("value") : "'" + obj.str() + "'") +
+                    " is undefined");
   if (obj.is_dict()) {
-    if (!obj.is_namespace() && (name == "get" || name == "items" || name == "keys" || name == "values")) {
+    if (!obj.is_namespace() &&
+        (name == "get" || name == "items" || name == "keys" || name == "values")) {
       Value self = obj;
       return Value::function("dict." + name, [self, name](const List& a, const Kwargs& kw) {
         const Dict& d = self.dict();
@@ -375,7 +397,8 @@ Value get_attribute(const Value& obj, const std::string& name) {
 
 Value get_item(const Value& obj, const Value& key) {
   if (obj.is_undefined())
-    throw EvalError((obj.str().empty() ? std::string("value") : "'" + obj.str() + "'") + " is undefined");
+    throw EvalError((obj.str().empty() ? std::string("value") : "'" + obj.str() + "'") +
+                    " is undefined");
   if (obj.is_dict()) {
     if (key.is_string()) {
       if (const Value* v = obj.dict().find(key.str())) return *v;
@@ -446,7 +469,8 @@ bool apply_test(const std::string& name, const Value& v, const List& a) {
   }
   if (name == "lower") return v.is_string() && v.str() == lower(v.str());
   if (name == "upper") return v.is_string() && v.str() == upper(v.str());
-  if (name == "equalto" || name == "eq" || name == "==" || name == "sameas") return need(1), equal(v, a[0]);
+  if (name == "equalto" || name == "eq" || name == "==" || name == "sameas")
+    return need(1), equal(v, a[0]);
   if (name == "ne" || name == "!=") return need(1), !equal(v, a[0]);
   if (name == "lt" || name == "lessthan" || name == "<") return need(1), less(v, a[0]);
   if (name == "le" || name == "<=") return need(1), !less(a[0], v);
@@ -483,7 +507,8 @@ Value select_items(const Value& seq, const List& a, bool by_attr, bool keep) {
 // jinja2's indent: s + "\n" split into lines; later lines indented (empty ones only with blank).
 std::string indent_text(const std::string& s, const std::string& pad, bool first, bool blank) {
   std::vector<std::string> lines;
-  for (const Value& l : string_method(s + "\n", "splitlines", {}, {}).items()) lines.push_back(l.str());
+  for (const Value& l : string_method(s + "\n", "splitlines", {}, {}).items())
+    lines.push_back(l.str());
   std::string rv;
   if (blank) {
     for (size_t i = 0; i < lines.size(); ++i) rv += (i ? "\n" + pad : "") + lines[i];
@@ -504,7 +529,8 @@ Value apply_filter(const std::string& name, const Value& v, const List& a, const
   }
   if (name == "length" || name == "count") return Value(length_of(v));
   if (name == "tojson") {
-    // transformers: json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
+    // transformers: json.dumps(x, ensure_ascii=False, indent=None, separators=None,
+    // sort_keys=False)
     Value ascii = arg(a, kw, 0, "ensure_ascii", Value(false));
     Value indent = arg(a, kw, 1, "indent", Value::none());
     Value seps = arg(a, kw, 2, "separators", Value::none());
@@ -526,12 +552,13 @@ Value apply_filter(const std::string& name, const Value& v, const List& a, const
   if (name == "title") return Value(title(v.to_str()));
   if (name == "replace") {
     Value cnt = arg(a, kw, 2, "count", Value::none());
-    return Value(replace_all(v.to_str(), arg(a, kw, 0, "old").to_str(), arg(a, kw, 1, "new").to_str(),
-                             cnt.is_int() ? cnt.as_int() : -1));
+    return Value(replace_all(v.to_str(), arg(a, kw, 0, "old").to_str(),
+                             arg(a, kw, 1, "new").to_str(), cnt.is_int() ? cnt.as_int() : -1));
   }
   if (name == "default" || name == "d") {
     bool boolean = arg(a, kw, 1, "boolean", Value(false)).truthy();
-    if (v.is_undefined() || (boolean && !v.truthy())) return arg(a, kw, 0, "default_value", Value(""));
+    if (v.is_undefined() || (boolean && !v.truthy()))
+      return arg(a, kw, 0, "default_value", Value(""));
     return v;
   }
   if (name == "join") {
@@ -553,7 +580,8 @@ Value apply_filter(const std::string& name, const Value& v, const List& a, const
   if (name == "string") return Value(v.to_str());
   if (name == "list") return Value::list(iterate(v));
   if (name == "safe") return v;
-  if (name == "selectattr" || name == "rejectattr") return select_items(v, a, true, name == "selectattr");
+  if (name == "selectattr" || name == "rejectattr")
+    return select_items(v, a, true, name == "selectattr");
   if (name == "select" || name == "reject") return select_items(v, a, false, name == "select");
   if (name == "map") {
     List out;
@@ -639,7 +667,8 @@ Value apply_filter(const std::string& name, const Value& v, const List& a, const
   }
   if (name == "indent") {
     Value width = arg(a, kw, 0, "width", Value(4));
-    std::string pad = width.is_string() ? width.str() : std::string(static_cast<size_t>(width.as_int()), ' ');
+    std::string pad =
+        width.is_string() ? width.str() : std::string(static_cast<size_t>(width.as_int()), ' ');
     return Value(indent_text(v.to_str(), pad, arg(a, kw, 1, "first", Value(false)).truthy(),
                              arg(a, kw, 2, "blank", Value(false)).truthy()));
   }

@@ -121,7 +121,8 @@ class Lexer {
       if (depth == 0) {
         char sign = 0;
         size_t p = pos;
-        if ((src_[p] == '-' || src_[p] == '+') && src_.compare(p + 1, 2, close) == 0) sign = src_[p++];
+        if ((src_[p] == '-' || src_[p] == '+') && src_.compare(p + 1, 2, close) == 0)
+          sign = src_[p++];
         if (src_.compare(p, 2, close) == 0) {
           out_.push_back(make(is_var ? TokenKind::kVarEnd : TokenKind::kBlockEnd, close, pos));
           return after_tag(p + 2, sign, !is_var);
@@ -139,9 +140,9 @@ class Lexer {
       } else if (c == '\'' || c == '"') {
         pos = lex_string(pos);
       } else {
-        static const char* const kOps[] = {"**", "//", "==", "!=", "<=", ">=", "+", "-", "*", "/",
-                                           "%",  "~",  "<",  ">",  "=",  "(",  ")", "[", "]", "{",
-                                           "}",  ",",  ".",  ":",  "|"};
+        static const char* const kOps[] = {"**", "//", "==", "!=", "<=", ">=", "+", "-", "*",
+                                           "/",  "%",  "~",  "<",  ">",  "=",  "(", ")", "[",
+                                           "]",  "{",  "}",  ",",  ".",  ":",  "|"};
         std::string op;
         for (const char* o : kOps)
           if (src_.compare(pos, std::char_traits<char>::length(o), o) == 0) {
@@ -161,11 +162,13 @@ class Lexer {
     size_t b = pos;
     bool is_float = false;
     auto digits = [&] {
-      while (pos < src_.size() && (std::isdigit(static_cast<unsigned char>(src_[pos])) || src_[pos] == '_'))
+      while (pos < src_.size() &&
+             (std::isdigit(static_cast<unsigned char>(src_[pos])) || src_[pos] == '_'))
         ++pos;
     };
     digits();
-    if (pos + 1 < src_.size() && src_[pos] == '.' && std::isdigit(static_cast<unsigned char>(src_[pos + 1]))) {
+    if (pos + 1 < src_.size() && src_[pos] == '.' &&
+        std::isdigit(static_cast<unsigned char>(src_[pos + 1]))) {
       is_float = true;
       ++pos;
       digits();
@@ -203,18 +206,41 @@ class Lexer {
       char e = src_[pos + 1];
       pos += 2;
       switch (e) {
-        case 'n': s += '\n'; break;
-        case 't': s += '\t'; break;
-        case 'r': s += '\r'; break;
-        case '0': s += '\0'; break;
-        case 'a': s += '\a'; break;
-        case 'b': s += '\b'; break;
-        case 'f': s += '\f'; break;
-        case 'v': s += '\v'; break;
-        case '\\': s += '\\'; break;
-        case '\'': s += '\''; break;
-        case '"': s += '"'; break;
-        case '\n': break;
+        case 'n':
+          s += '\n';
+          break;
+        case 't':
+          s += '\t';
+          break;
+        case 'r':
+          s += '\r';
+          break;
+        case '0':
+          s += '\0';
+          break;
+        case 'a':
+          s += '\a';
+          break;
+        case 'b':
+          s += '\b';
+          break;
+        case 'f':
+          s += '\f';
+          break;
+        case 'v':
+          s += '\v';
+          break;
+        case '\\':
+          s += '\\';
+          break;
+        case '\'':
+          s += '\'';
+          break;
+        case '"':
+          s += '"';
+          break;
+        case '\n':
+          break;
         case 'x':
         case 'u':
         case 'U': {
@@ -225,7 +251,8 @@ class Lexer {
           append_utf8(cp, s);
           break;
         }
-        default: s += '\\', s += e;
+        default:
+          s += '\\', s += e;
       }
     }
     out_.push_back(make(TokenKind::kString, s, b));
@@ -244,7 +271,8 @@ class Lexer {
 
   void position(size_t offset, int* line, int* col) const {
     offset = std::min(offset, src_.size());
-    size_t l = std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - line_starts_.begin();
+    size_t l =
+        std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - line_starts_.begin();
     *line = static_cast<int>(l);
     size_t line_start = line_starts_[l - 1];
     *col = static_cast<int>(code_point_count(src_.substr(line_start, offset - line_start))) + 1;

@@ -20,7 +20,7 @@ enum class TokenKind {
   kString,      // a string literal, unescaped
   kInt,
   kFloat,
-  kOp,          // + - * / // % ** ~ == != < <= > >= = ( ) [ ] { } , . : |
+  kOp,  // + - * / // % ** ~ == != < <= > >= = ( ) [ ] { } , . : |
   kEof,
 };
 
@@ -31,7 +31,7 @@ struct Token {
 };
 
 struct LexOptions {
-  bool trim_blocks = true;    // transformers' ImmutableSandboxedEnvironment settings
+  bool trim_blocks = true;  // transformers' ImmutableSandboxedEnvironment settings
   bool lstrip_blocks = true;
 };
 

@@ -13,7 +13,8 @@ namespace {
 
 class Parser {
  public:
-  Parser(std::vector<Token> tokens, std::string name) : t_(std::move(tokens)), name_(std::move(name)) {}
+  Parser(std::vector<Token> tokens, std::string name)
+      : t_(std::move(tokens)), name_(std::move(name)) {}
 
   Body parse_all() {
     std::string end;
@@ -50,11 +51,16 @@ class Parser {
   }
   static std::string describe(const Token& t) {
     switch (t.kind) {
-      case TokenKind::kEof: return "end of template";
-      case TokenKind::kBlockEnd: return "'%}'";
-      case TokenKind::kVarEnd: return "'}}'";
-      case TokenKind::kString: return "string literal";
-      default: return "'" + t.text + "'";
+      case TokenKind::kEof:
+        return "end of template";
+      case TokenKind::kBlockEnd:
+        return "'%}'";
+      case TokenKind::kVarEnd:
+        return "'}}'";
+      case TokenKind::kString:
+        return "string literal";
+      default:
+        return "'" + t.text + "'";
     }
   }
   [[noreturn]] void fail_at(const Token& t, const std::string& what) const {
@@ -79,7 +85,8 @@ class Parser {
         ++i_;
         auto s = make_stmt(Stmt::Kind::kOutput, t);
         s->expr = parse_tuple(true);
-        if (cur().kind != TokenKind::kVarEnd) fail_at(cur(), "expected '}}', got " + describe(cur()));
+        if (cur().kind != TokenKind::kVarEnd)
+          fail_at(cur(), "expected '}}', got " + describe(cur()));
         ++i_;
         body.push_back(s);
       } else if (t.kind == TokenKind::kBlockBegin) {
@@ -376,10 +383,14 @@ class Parser {
       case TokenKind::kName: {
         ++i_;
         auto e = make(Expr::Kind::kLiteral, t);
-        if (t.text == "true" || t.text == "True") e->value = Value(true);
-        else if (t.text == "false" || t.text == "False") e->value = Value(false);
-        else if (t.text == "none" || t.text == "None") e->value = Value::none();
-        else e->kind = Expr::Kind::kName, e->name = t.text;
+        if (t.text == "true" || t.text == "True")
+          e->value = Value(true);
+        else if (t.text == "false" || t.text == "False")
+          e->value = Value(false);
+        else if (t.text == "none" || t.text == "None")
+          e->value = Value::none();
+        else
+          e->kind = Expr::Kind::kName, e->name = t.text;
         return e;
       }
       case TokenKind::kString: {
@@ -401,7 +412,8 @@ class Parser {
         e->value = Value(std::stod(t.text));
         return e;
       }
-      default: break;
+      default:
+        break;
     }
     if (skip_op("(")) {
       if (skip_op(")")) return make(Expr::Kind::kTuple, t);
@@ -500,8 +512,10 @@ class Parser {
     expect_op("]");
     auto e = make(is_slice ? Expr::Kind::kSlice : Expr::Kind::kItem, t);
     e->args.push_back(obj);
-    if (is_slice) e->args.insert(e->args.end(), {parts[0], parts[1], parts[2]});
-    else e->args.push_back(parts[0]);
+    if (is_slice)
+      e->args.insert(e->args.end(), {parts[0], parts[1], parts[2]});
+    else
+      e->args.push_back(parts[0]);
     return e;
   }
 

@@ -21,21 +21,21 @@ using ExprPtr = std::shared_ptr<Expr>;
 
 struct Expr {
   enum class Kind {
-    kLiteral,   // value
-    kName,      // name
-    kList,      // args: items
-    kTuple,     // args: items
-    kDict,      // args: key, value, key, value, ...
-    kAttr,      // args[0].name
-    kItem,      // args[0][args[1]]
-    kSlice,     // args[0][args[1]:args[2]:args[3]] (null parts omitted)
-    kCall,      // args[0](args[1..], kwargs)
-    kFilter,    // args[0] | name(args[1..], kwargs)
-    kTest,      // args[0] is [not] name(args[1..])
-    kUnary,     // name ("not", "-", "+") args[0]
-    kBinary,    // args[0] name args[1]: arithmetic, ~, and, or, in, not in
-    kCompare,   // args[0] ops[0] args[1] ops[1] args[2] ... (chained)
-    kCondition, // args[1] if args[0] else args[2] (args[2] null: undefined)
+    kLiteral,    // value
+    kName,       // name
+    kList,       // args: items
+    kTuple,      // args: items
+    kDict,       // args: key, value, key, value, ...
+    kAttr,       // args[0].name
+    kItem,       // args[0][args[1]]
+    kSlice,      // args[0][args[1]:args[2]:args[3]] (null parts omitted)
+    kCall,       // args[0](args[1..], kwargs)
+    kFilter,     // args[0] | name(args[1..], kwargs)
+    kTest,       // args[0] is [not] name(args[1..])
+    kUnary,      // name ("not", "-", "+") args[0]
+    kBinary,     // args[0] name args[1]: arithmetic, ~, and, or, in, not in
+    kCompare,    // args[0] ops[0] args[1] ops[1] args[2] ... (chained)
+    kCondition,  // args[1] if args[0] else args[2] (args[2] null: undefined)
   };
   Kind kind;
   std::string name;
@@ -53,15 +53,15 @@ using Body = std::vector<StmtPtr>;
 
 struct Stmt {
   enum class Kind {
-    kText,        // text
-    kOutput,      // {{ expr }}
-    kIf,          // conditions[i] -> bodies[i]; bodies[conditions.size()] is the else, if any
-    kFor,         // for names in expr [if condition]: bodies[0]; bodies[1] the else, if any
-    kSet,         // set names (or names[0].attr) = expr
-    kSetBlock,    // set names[0] %} bodies[0] {% endset
-    kMacro,       // macro text(names = conditions as defaults, null when none) bodies[0]
-    kFilterBlock, // filter: expr is a kFilter whose args[0] is null; bodies[0] is the input
-    kGeneration,  // {% generation %} bodies[0] {% endgeneration %}
+    kText,         // text
+    kOutput,       // {{ expr }}
+    kIf,           // conditions[i] -> bodies[i]; bodies[conditions.size()] is the else, if any
+    kFor,          // for names in expr [if condition]: bodies[0]; bodies[1] the else, if any
+    kSet,          // set names (or names[0].attr) = expr
+    kSetBlock,     // set names[0] %} bodies[0] {% endset
+    kMacro,        // macro text(names = conditions as defaults, null when none) bodies[0]
+    kFilterBlock,  // filter: expr is a kFilter whose args[0] is null; bodies[0] is the input
+    kGeneration,   // {% generation %} bodies[0] {% endgeneration %}
     kBreak,
     kContinue,
   };

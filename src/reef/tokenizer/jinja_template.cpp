@@ -30,7 +30,9 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     }
   }
   if (op == "*") {
-    const Value* seq = a.is_string() || a.is_list() ? &a : b.is_string() || b.is_list() ? &b : nullptr;
+    const Value* seq = a.is_string() || a.is_list()   ? &a
+                       : b.is_string() || b.is_list() ? &b
+                                                      : nullptr;
     const Value* n = seq == &a ? &b : &a;
     if (seq && n->is_int()) {
       if (seq->is_string()) {
@@ -39,7 +41,8 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
         return Value(out);
       }
       List out;
-      for (int64_t i = 0; i < n->as_int(); ++i) out.insert(out.end(), seq->items().begin(), seq->items().end());
+      for (int64_t i = 0; i < n->as_int(); ++i)
+        out.insert(out.end(), seq->items().begin(), seq->items().end());
       return Value::list(out);
     }
   }
@@ -88,7 +91,8 @@ bool contains(const Value& container, const Value& item) {
   }
   if (container.is_dict()) return item.is_string() && container.dict().find(item.str()) != nullptr;
   if (container.is_undefined()) throw EvalError("argument of type 'Undefined' is not iterable");
-  if (!container.is_list()) throw EvalError("argument of type '" + container.type_name() + "' is not iterable");
+  if (!container.is_list())
+    throw EvalError("argument of type '" + container.type_name() + "' is not iterable");
   for (const Value& x : container.items())
     if (equal(x, item)) return true;
   return false;
@@ -111,9 +115,10 @@ class Interpreter {
   enum class Flow { kNormal, kBreak, kContinue };
 
   void install_globals(Scope& g) {
-    g["raise_exception"] = Value::function("raise_exception", [](const List& a, const Kwargs&) -> Value {
-      throw TemplateRaised(a.empty() ? "" : a[0].to_str());
-    });
+    g["raise_exception"] =
+        Value::function("raise_exception", [](const List& a, const Kwargs&) -> Value {
+          throw TemplateRaised(a.empty() ? "" : a[0].to_str());
+        });
     g["strftime_now"] = Value::function("strftime_now", [](const List& a, const Kwargs&) {
       std::time_t t = std::time(nullptr);
       std::tm tm{};
@@ -135,8 +140,10 @@ class Interpreter {
     g["dict"] = Value::function("dict", make_dict(false));
     g["range"] = Value::function("range", [](const List& a, const Kwargs&) {
       int64_t start = 0, stop = 0, step = 1;
-      if (a.size() == 1) stop = a[0].as_int();
-      else if (a.size() >= 2) start = a[0].as_int(), stop = a[1].as_int();
+      if (a.size() == 1)
+        stop = a[0].as_int();
+      else if (a.size() >= 2)
+        start = a[0].as_int(), stop = a[1].as_int();
       if (a.size() >= 3) step = a[2].as_int();
       if (step == 0) throw EvalError("range() arg 3 must not be zero");
       List out;
@@ -173,14 +180,20 @@ class Interpreter {
 
   Flow exec_one(const Stmt& s, std::string& out, bool top) {
     switch (s.kind) {
-      case Stmt::Kind::kText: out += s.text; return Flow::kNormal;
-      case Stmt::Kind::kOutput: out += eval(*s.expr).to_str(); return Flow::kNormal;
+      case Stmt::Kind::kText:
+        out += s.text;
+        return Flow::kNormal;
+      case Stmt::Kind::kOutput:
+        out += eval(*s.expr).to_str();
+        return Flow::kNormal;
       case Stmt::Kind::kIf:
         for (size_t i = 0; i < s.conditions.size(); ++i)
           if (eval(*s.conditions[i]).truthy()) return exec(s.bodies[i], out, top);
         if (s.bodies.size() > s.conditions.size()) return exec(s.bodies.back(), out, top);
         return Flow::kNormal;
-      case Stmt::Kind::kFor: exec_for(s, out, top); return Flow::kNormal;
+      case Stmt::Kind::kFor:
+        exec_for(s, out, top);
+        return Flow::kNormal;
       case Stmt::Kind::kSet: {
         Value v = eval(*s.expr);
         if (!s.attr.empty()) {
@@ -199,7 +212,9 @@ class Interpreter {
         (*scopes_.back())[s.names[0]] = Value(captured);
         return Flow::kNormal;
       }
-      case Stmt::Kind::kMacro: define_macro(s); return Flow::kNormal;
+      case Stmt::Kind::kMacro:
+        define_macro(s);
+        return Flow::kNormal;
       case Stmt::Kind::kFilterBlock: {
         std::string captured;
         exec(s.bodies[0], captured, false);
@@ -212,8 +227,10 @@ class Interpreter {
         if (top) result_->generation_spans.emplace_back(begin, out.size());
         return f;
       }
-      case Stmt::Kind::kBreak: return Flow::kBreak;
-      case Stmt::Kind::kContinue: return Flow::kContinue;
+      case Stmt::Kind::kBreak:
+        return Flow::kBreak;
+      case Stmt::Kind::kContinue:
+        return Flow::kContinue;
     }
     return Flow::kNormal;
   }
@@ -259,9 +276,9 @@ class Interpreter {
       loop.set("previtem", i > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
       loop.set("nextitem", i + 1 < n ? items[i + 1] : Value::undefined("there is no next item"));
       loop.set("cycle", Value::function("loop.cycle", [i](const List& a, const Kwargs&) {
-        if (a.empty()) throw EvalError("no items for cycling given");
-        return a[static_cast<size_t>(i) % a.size()];
-      }));
+                 if (a.empty()) throw EvalError("no items for cycling given");
+                 return a[static_cast<size_t>(i) % a.size()];
+               }));
       (*scopes_.back())["loop"] = Value::from_dict(std::move(loop));
       assign(s.names, items[i]);
       if (exec(s.bodies[0], out, top) == Flow::kBreak) break;
@@ -273,40 +290,41 @@ class Interpreter {
   void define_macro(const Stmt& s) {
     const Stmt* def = &s;
     auto globals = std::vector<std::shared_ptr<Scope>>(scopes_.begin(), scopes_.begin() + 2);
-    (*scopes_.back())[s.text] = Value::function(s.text, [this, def, globals](const List& a, const Kwargs& kw) {
-      auto frame = std::make_shared<Scope>();
-      if (a.size() > def->names.size())
-        throw EvalError("macro '" + def->text + "' takes " + std::to_string(def->names.size()) +
-                        " arguments, got " + std::to_string(a.size()));
-      for (size_t i = 0; i < def->names.size(); ++i) {
-        const std::string& p = def->names[i];
-        Value v = i < a.size() ? a[i] : Value::undefined(p);
-        for (const auto& [k, x] : kw)
-          if (k == p) v = x;
-        (*frame)[p] = v;
-      }
-      if (macro_depth_ >= kMaxMacroDepth)
-        throw EvalError("maximum recursion depth exceeded in macro '" + def->text + "'");
-      auto saved = scopes_;
-      scopes_ = globals;
-      scopes_.push_back(frame);
-      // Defaults are evaluated in the macro's frame, so they may refer to earlier parameters.
-      for (size_t i = 0; i < def->names.size(); ++i)
-        if ((*frame)[def->names[i]].is_undefined() && def->conditions[i])
-          (*frame)[def->names[i]] = eval(*def->conditions[i]);
-      std::string captured;
-      ++macro_depth_;
-      try {
-        exec(def->bodies[0], captured, false);
-      } catch (...) {
-        scopes_ = saved;
-        --macro_depth_;
-        throw;
-      }
-      scopes_ = saved;
-      --macro_depth_;
-      return Value(captured);
-    });
+    (*scopes_.back())[s.text] =
+        Value::function(s.text, [this, def, globals](const List& a, const Kwargs& kw) {
+          auto frame = std::make_shared<Scope>();
+          if (a.size() > def->names.size())
+            throw EvalError("macro '" + def->text + "' takes " + std::to_string(def->names.size()) +
+                            " arguments, got " + std::to_string(a.size()));
+          for (size_t i = 0; i < def->names.size(); ++i) {
+            const std::string& p = def->names[i];
+            Value v = i < a.size() ? a[i] : Value::undefined(p);
+            for (const auto& [k, x] : kw)
+              if (k == p) v = x;
+            (*frame)[p] = v;
+          }
+          if (macro_depth_ >= kMaxMacroDepth)
+            throw EvalError("maximum recursion depth exceeded in macro '" + def->text + "'");
+          auto saved = scopes_;
+          scopes_ = globals;
+          scopes_.push_back(frame);
+          // Defaults are evaluated in the macro's frame, so they may refer to earlier parameters.
+          for (size_t i = 0; i < def->names.size(); ++i)
+            if ((*frame)[def->names[i]].is_undefined() && def->conditions[i])
+              (*frame)[def->names[i]] = eval(*def->conditions[i]);
+          std::string captured;
+          ++macro_depth_;
+          try {
+            exec(def->bodies[0], captured, false);
+          } catch (...) {
+            scopes_ = saved;
+            --macro_depth_;
+            throw;
+          }
+          scopes_ = saved;
+          --macro_depth_;
+          return Value(captured);
+        });
   }
 
   void call_args(const Expr& e, size_t from, List* args, Kwargs* kwargs) {
@@ -323,8 +341,10 @@ class Interpreter {
 
   Value eval(const Expr& e) {
     switch (e.kind) {
-      case Expr::Kind::kLiteral: return e.value;
-      case Expr::Kind::kName: return lookup(e.name);
+      case Expr::Kind::kLiteral:
+        return e.value;
+      case Expr::Kind::kName:
+        return lookup(e.name);
       case Expr::Kind::kList:
       case Expr::Kind::kTuple: {
         List items;
@@ -340,8 +360,10 @@ class Interpreter {
         }
         return Value::from_dict(std::move(d));
       }
-      case Expr::Kind::kAttr: return get_attribute(eval(*e.args[0]), e.name);
-      case Expr::Kind::kItem: return get_item(eval(*e.args[0]), eval(*e.args[1]));
+      case Expr::Kind::kAttr:
+        return get_attribute(eval(*e.args[0]), e.name);
+      case Expr::Kind::kItem:
+        return get_item(eval(*e.args[0]), eval(*e.args[1]));
       case Expr::Kind::kSlice: {
         auto part = [&](size_t i) { return e.args[i] ? eval(*e.args[i]) : Value::none(); };
         return get_slice(eval(*e.args[0]), part(1), part(2), part(3));
@@ -357,7 +379,8 @@ class Interpreter {
         call_args(e, 1, &args, &kwargs);
         return fn.func()(args, kwargs);
       }
-      case Expr::Kind::kFilter: return filter(e, eval(*e.args[0]));
+      case Expr::Kind::kFilter:
+        return filter(e, eval(*e.args[0]));
       case Expr::Kind::kTest: {
         Value v = eval(*e.args[0]);
         List args;
@@ -368,7 +391,8 @@ class Interpreter {
       case Expr::Kind::kUnary: {
         Value v = eval(*e.args[0]);
         if (e.name == "not") return Value(!v.truthy());
-        if (!v.is_number()) throw EvalError("bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
+        if (!v.is_number())
+          throw EvalError("bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
         if (e.name == "+") return v.is_bool() ? Value(v.as_int()) : v;
         return v.kind() == Value::Kind::kFloat ? Value(-v.as_float()) : Value(-v.as_int());
       }
@@ -390,14 +414,14 @@ class Interpreter {
         for (size_t i = 0; i < e.ops.size(); ++i) {
           Value right = eval(*e.args[i + 1]);
           const std::string& op = e.ops[i];
-          bool ok = op == "==" ? equal(left, right)
-                  : op == "!=" ? !equal(left, right)
-                  : op == "<"  ? less(left, right)
-                  : op == "<=" ? !less(right, left)
-                  : op == ">"  ? less(right, left)
-                  : op == ">=" ? !less(left, right)
-                  : op == "in" ? contains(right, left)
-                               : !contains(right, left);
+          bool ok = op == "=="   ? equal(left, right)
+                    : op == "!=" ? !equal(left, right)
+                    : op == "<"  ? less(left, right)
+                    : op == "<=" ? !less(right, left)
+                    : op == ">"  ? less(right, left)
+                    : op == ">=" ? !less(left, right)
+                    : op == "in" ? contains(right, left)
+                                 : !contains(right, left);
           if (!ok) return Value(false);
           left = right;
         }
@@ -430,7 +454,9 @@ bool uses_generation(const Body& body) {
 }  // namespace
 
 Template::Template(const std::string& source, std::string name)
-    : name_(std::move(name)), body_(parse_template(source, name_)), has_generation_(uses_generation(body_)) {}
+    : name_(std::move(name)),
+      body_(parse_template(source, name_)),
+      has_generation_(uses_generation(body_)) {}
 
 RenderResult Template::render(const Dict& variables) const {
   RenderResult result;

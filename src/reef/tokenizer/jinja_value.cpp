@@ -2,11 +2,11 @@
 // the code-point view of strings that Python's len, slicing and strip use.
 #include "reef/tokenizer/jinja_value.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-
-#include <fmt/format.h>
 
 namespace reef::jinja {
 
@@ -48,12 +48,17 @@ Value Value::function(std::string name, Function f) {
 
 Value Value::from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return none();
-    case nlohmann::ordered_json::value_t::boolean: return Value(j.get<bool>());
+    case nlohmann::ordered_json::value_t::null:
+      return none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value(j.get<bool>());
     case nlohmann::ordered_json::value_t::number_integer:
-    case nlohmann::ordered_json::value_t::number_unsigned: return Value(j.get<int64_t>());
-    case nlohmann::ordered_json::value_t::number_float: return Value(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return Value(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_unsigned:
+      return Value(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return Value(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       List items;
       for (const auto& e : j) items.push_back(from_json(e));
@@ -64,21 +69,29 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
       for (const auto& [k, e] : j.items()) d.set(k, from_json(e));
       return from_dict(std::move(d));
     }
-    default: return Value();
+    default:
+      return Value();
   }
 }
 
 bool Value::truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
+    case Kind::kNone:
+      return false;
     case Kind::kBool:
-    case Kind::kInt: return int_ != 0;
-    case Kind::kFloat: return float_ != 0;
-    case Kind::kString: return !str_.empty();
-    case Kind::kList: return !list_->empty();
-    case Kind::kDict: return namespace_ || dict_->size() > 0;
-    case Kind::kFunction: return true;
+    case Kind::kInt:
+      return int_ != 0;
+    case Kind::kFloat:
+      return float_ != 0;
+    case Kind::kString:
+      return !str_.empty();
+    case Kind::kList:
+      return !list_->empty();
+    case Kind::kDict:
+      return namespace_ || dict_->size() > 0;
+    case Kind::kFunction:
+      return true;
   }
   return false;
 }
@@ -123,32 +136,47 @@ std::string string_repr(const std::string& s) {
   char q = has_single && !has_double ? '"' : '\'';
   std::string out(1, q);
   for (unsigned char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == static_cast<unsigned char>(q)) out += std::string("\\") + q;
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-    else out += static_cast<char>(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == static_cast<unsigned char>(q))
+      out += std::string("\\") + q;
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c < 0x20 || c == 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += static_cast<char>(c);
   }
   return out + q;
 }
 
 std::string Value::to_str() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return int_ ? "True" : "False";
-    case Kind::kInt: return std::to_string(int_);
-    case Kind::kFloat: return float_repr(float_);
-    case Kind::kString: return str_;
-    default: return repr();
+    case Kind::kUndefined:
+      return "";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return int_ ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(int_);
+    case Kind::kFloat:
+      return float_repr(float_);
+    case Kind::kString:
+      return str_;
+    default:
+      return repr();
   }
 }
 
 std::string Value::repr() const {
   switch (kind_) {
-    case Kind::kString: return string_repr(str_);
+    case Kind::kString:
+      return string_repr(str_);
     case Kind::kList: {
       std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
@@ -164,22 +192,33 @@ std::string Value::repr() const {
       }
       return out + (namespace_ ? "}>" : "}");
     }
-    case Kind::kFunction: return "<function " + str_ + ">";
-    default: return to_str();
+    case Kind::kFunction:
+      return "<function " + str_ + ">";
+    default:
+      return to_str();
   }
 }
 
 std::string Value::type_name() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return tuple_ ? "tuple" : "list";
-    case Kind::kDict: return namespace_ ? "Namespace" : "dict";
-    case Kind::kFunction: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return tuple_ ? "tuple" : "list";
+    case Kind::kDict:
+      return namespace_ ? "Namespace" : "dict";
+    case Kind::kFunction:
+      return "function";
   }
   return "?";
 }
@@ -199,7 +238,8 @@ void json_string(std::string& out, const std::string& s, bool ascii) {
         continue;
       }
       uint32_t v = c0 & (cp.size() == 2 ? 0x1F : cp.size() == 3 ? 0x0F : 0x07);
-      for (size_t k = 1; k < cp.size(); ++k) v = (v << 6) | (static_cast<unsigned char>(cp[k]) & 0x3F);
+      for (size_t k = 1; k < cp.size(); ++k)
+        v = (v << 6) | (static_cast<unsigned char>(cp[k]) & 0x3F);
       if (v >= 0x10000) {
         v -= 0x10000;
         out += fmt::format("\\u{:04x}\\u{:04x}", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
@@ -212,16 +252,32 @@ void json_string(std::string& out, const std::string& s, bool ascii) {
   }
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
+        if (c < 0x20)
+          out += fmt::format("\\u{:04x}", c);
+        else
+          out += static_cast<char>(c);
     }
   }
   out += '"';
@@ -246,16 +302,28 @@ void Value::dump_json(std::string& out, int indent, int depth, const std::string
   };
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kFunction: throw EvalError("Object of type " + type_name() + " is not JSON serializable");
-    case Kind::kNone: out += "null"; return;
-    case Kind::kBool: out += int_ ? "true" : "false"; return;
-    case Kind::kInt: out += std::to_string(int_); return;
-    case Kind::kFloat:
-      if (std::isnan(float_)) out += "NaN";
-      else if (std::isinf(float_)) out += float_ < 0 ? "-Infinity" : "Infinity";
-      else out += float_repr(float_);
+    case Kind::kFunction:
+      throw EvalError("Object of type " + type_name() + " is not JSON serializable");
+    case Kind::kNone:
+      out += "null";
       return;
-    case Kind::kString: json_string(out, str_, ascii); return;
+    case Kind::kBool:
+      out += int_ ? "true" : "false";
+      return;
+    case Kind::kInt:
+      out += std::to_string(int_);
+      return;
+    case Kind::kFloat:
+      if (std::isnan(float_))
+        out += "NaN";
+      else if (std::isinf(float_))
+        out += float_ < 0 ? "-Infinity" : "Infinity";
+      else
+        out += float_repr(float_);
+      return;
+    case Kind::kString:
+      json_string(out, str_, ascii);
+      return;
     case Kind::kList: {
       if (list_->empty()) {
         out += "[]";
@@ -305,8 +373,10 @@ bool equal(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kString: return a.str() == b.str();
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.str() == b.str();
     case Value::Kind::kList: {
       if (a.is_tuple() != b.is_tuple() || a.items().size() != b.items().size()) return false;
       for (size_t i = 0; i < a.items().size(); ++i)
@@ -322,8 +392,10 @@ bool equal(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Value::Kind::kFunction: return &a.func() == &b.func();
-    default: return false;
+    case Value::Kind::kFunction:
+      return &a.func() == &b.func();
+    default:
+      return false;
   }
 }
 
@@ -343,7 +415,7 @@ bool less(const Value& a, const Value& b) {
     return x.size() < y.size();
   }
   throw EvalError("'<' not supported between instances of '" + a.type_name() + "' and '" +
-              b.type_name() + "'");
+                  b.type_name() + "'");
 }
 
 std::vector<std::string> code_points(const std::string& s) {
@@ -372,10 +444,10 @@ bool is_python_space(const std::string& cp) {
     unsigned char c = static_cast<unsigned char>(cp[0]);
     return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20);
   }
-  static const char* const kWide[] = {"\u0085", "\u00a0", "\u1680", "\u2000", "\u2001", "\u2002",
-                                      "\u2003", "\u2004", "\u2005", "\u2006", "\u2007", "\u2008",
-                                      "\u2009", "\u200a", "\u2028", "\u2029", "\u202f", "\u205f",
-                                      "\u3000"};
+  static const char* const kWide[] = {"\u0085", "\u00a0", "\u1680", "\u2000", "\u2001",
+                                      "\u2002", "\u2003", "\u2004", "\u2005", "\u2006",
+                                      "\u2007", "\u2008", "\u2009", "\u200a", "\u2028",
+                                      "\u2029", "\u202f", "\u205f", "\u3000"};
   for (const char* w : kWide)
     if (cp == w) return true;
   return false;

@@ -59,7 +59,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_or_file) {
       return std::make_unique<TiktokenTokenizer>(join_path(dir, "tokenizer.tiktoken"), spec);
     }
     if (!kind.empty())
-      fail("{}: unknown reef_tokenizer '{}' (expected: byte, tiktoken, sentencepiece)", config, kind);
+      fail("{}: unknown reef_tokenizer '{}' (expected: byte, tiktoken, sentencepiece)", config,
+           kind);
   }
   if (file.empty()) {
     file = join_path(dir, "tokenizer.json");
@@ -70,9 +71,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_or_file) {
         return std::make_unique<SentencePieceTokenizer>(join_path(dir, "tokenizer.model"));
     }
     if (!path_exists(file))
-      usage_error("tokenizer: '{}' has no tokenizer.json (supported: Hugging Face BPE "
-                  "tokenizer.json, tokenizer.model (SentencePiece), tiktoken rank files, Reef byte tokenizer)",
-                  dir);
+      usage_error(
+          "tokenizer: '{}' has no tokenizer.json (supported: Hugging Face BPE "
+          "tokenizer.json, tokenizer.model (SentencePiece), tiktoken rank files, Reef byte "
+          "tokenizer)",
+          dir);
   }
   return std::make_unique<HfTokenizer>(file, config);
 }

@@ -3,11 +3,12 @@
 // mapping, except U+0130 which lowers to "i\u0307"), applied character by character.
 #include "reef/tokenizer/normalizer.h"
 
-#include <nlohmann/json.hpp>
 #include <unicode/bytestream.h>
 #include <unicode/normalizer2.h>
 #include <unicode/stringpiece.h>
 #include <unicode/uchar.h>
+
+#include <nlohmann/json.hpp>
 
 #include "reef/base/error.h"
 #include "reef/tokenizer/regex.h"
@@ -47,8 +48,8 @@ void append_utf8(uint32_t cp, std::string& out) {
 
 bool is_white_space(uint32_t c) {
   return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 namespace {
@@ -76,8 +77,8 @@ void unicode_normalize(const icu::Normalizer2* norm, std::string& text) {
     } else {
       st = U_ZERO_ERROR;
       icu::StringByteSink<std::string> sink(&out);
-      norm->normalizeUTF8(0, icu::StringPiece(v.data() + i, static_cast<int32_t>(n)), sink,
-                          nullptr, st);
+      norm->normalizeUTF8(0, icu::StringPiece(v.data() + i, static_cast<int32_t>(n)), sink, nullptr,
+                          st);
       if (U_FAILURE(st)) fail("Unicode normalization failed: {}", u_errorName(st));
     }
     i += n;
@@ -209,8 +210,10 @@ void parse_replace_spec(const nlohmann::json& spec, const std::string& what, std
 
 void apply_replace(std::string& text, const std::string& from, const Regex* regex,
                    const std::string& to) {
-  if (regex) replace_regex(text, *regex, to);
-  else replace_literal_all(text, from, to);
+  if (regex)
+    replace_regex(text, *regex, to);
+  else
+    replace_literal_all(text, from, to);
 }
 
 Normalizer::Normalizer(const nlohmann::json& spec, const std::string& file) {
@@ -243,9 +246,10 @@ void Normalizer::add_steps(const nlohmann::json& spec, const std::string& file) 
     step.kind = Kind::kReplace;
     parse_replace_spec(spec, file + ": Replace normalizer", &step.a, &step.regex, &step.b);
   } else {
-    fail("{}: normalizer type '{}' is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, "
-         "StripAccents, Strip, Prepend, Replace, Sequence)",
-         file, type);
+    fail(
+        "{}: normalizer type '{}' is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, "
+        "StripAccents, Strip, Prepend, Replace, Sequence)",
+        file, type);
   }
   steps_.push_back(std::move(step));
 }

@@ -6,11 +6,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "reef/tokenizer/regex.h"  // utf8_char_len
 
@@ -52,9 +51,9 @@ class Normalizer {
   enum class Kind { kUnicode, kLowercase, kStripAccents, kStrip, kPrepend, kReplace };
   struct Step {
     Kind kind;
-    const void* icu = nullptr;      // icu::Normalizer2 for kUnicode
-    std::string a, b;                // Prepend: a; Replace: literal a (when no regex) -> b
-    std::shared_ptr<Regex> regex;    // Replace with a Regex pattern
+    const void* icu = nullptr;         // icu::Normalizer2 for kUnicode
+    std::string a, b;                  // Prepend: a; Replace: literal a (when no regex) -> b
+    std::shared_ptr<Regex> regex;      // Replace with a Regex pattern
     bool left = false, right = false;  // Strip
   };
   void add_steps(const nlohmann::json& spec, const std::string& file);

@@ -3,9 +3,8 @@
 // replaces spaces with "▁", prepends one, and splits before each.
 #include "reef/tokenizer/pre_tokenizer.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "reef/base/error.h"
 
@@ -130,8 +129,8 @@ void PreTokenizer::add_steps(const nlohmann::json& spec, const std::string& file
     return;
   }
   if (has_byte_level_)
-    fail("{}: pre_tokenizer '{}' after ByteLevel is not supported (ByteLevel must come last)",
-         file, type);
+    fail("{}: pre_tokenizer '{}' after ByteLevel is not supported (ByteLevel must come last)", file,
+         type);
   Step step;
   if (type == "ByteLevel") {
     step.kind = Kind::kByteLevel;
@@ -145,8 +144,8 @@ void PreTokenizer::add_steps(const nlohmann::json& spec, const std::string& file
     if (pat.contains("Regex")) {
       step.regex = std::make_shared<Regex>(pat.at("Regex").get<std::string>(), context);
     } else if (pat.contains("String")) {
-      step.regex = std::make_shared<Regex>(escape_literal(pat.at("String").get<std::string>()),
-                                           context);
+      step.regex =
+          std::make_shared<Regex>(escape_literal(pat.at("String").get<std::string>()), context);
     } else {
       fail("{}: Split pre_tokenizer pattern must be {{\"Regex\": ...}} or {{\"String\": ...}}",
            file);
@@ -157,10 +156,11 @@ void PreTokenizer::add_steps(const nlohmann::json& spec, const std::string& file
     // Rust's char::is_numeric is General_Category N; one split per digit or per run.
     step.regex = std::make_shared<Regex>(R"(\p{N})", file + ": Digits pre_tokenizer");
     step.behavior = spec.value("individual_digits", false) ? SplitBehavior::kIsolated
-                                                            : SplitBehavior::kContiguous;
+                                                           : SplitBehavior::kContiguous;
   } else if (type == "Punctuation") {
     // HF's is_punc: ASCII punctuation or Unicode P*.
-    step.regex = std::make_shared<Regex>(R"([\p{P}!-/:-@\[-`{-~])", file + ": Punctuation pre_tokenizer");
+    step.regex =
+        std::make_shared<Regex>(R"([\p{P}!-/:-@\[-`{-~])", file + ": Punctuation pre_tokenizer");
     step.behavior = parse_behavior(spec.value("behavior", "Isolated"), file);
   } else if (type == "Metaspace") {
     step.kind = Kind::kMetaspace;
@@ -169,9 +169,10 @@ void PreTokenizer::add_steps(const nlohmann::json& spec, const std::string& file
     step.prepend_scheme = metaspace_prepend_scheme(spec, file);
     step.metaspace_split = spec.value("split", true);
   } else {
-    fail("{}: pre_tokenizer type '{}' is not supported (supported: ByteLevel, Split, Metaspace, "
-         "Digits, Punctuation, Sequence)",
-         file, type);
+    fail(
+        "{}: pre_tokenizer type '{}' is not supported (supported: ByteLevel, Split, Metaspace, "
+        "Digits, Punctuation, Sequence)",
+        file, type);
   }
   steps_.push_back(std::move(step));
 }
@@ -187,15 +188,16 @@ void PreTokenizer::apply(const Step& step, Piece& piece, std::vector<Piece>& out
   auto emit = [&](size_t offset) {
     for (const auto& g : groups)
       if (g.e > g.b)
-        out.push_back({text.substr(offset + g.b, g.e - g.b), piece.at_start && offset + g.b == 0,
-                       false});
+        out.push_back(
+            {text.substr(offset + g.b, g.e - g.b), piece.at_start && offset + g.b == 0, false});
     groups.clear();
   };
   if (step.kind == Kind::kMetaspace) {
     const std::string& rep = step.replacement;
     for (size_t pos = 0; (pos = text.find(' ', pos)) != std::string::npos; pos += rep.size())
       text.replace(pos, 1, rep);
-    bool prepend = step.prepend_scheme == "always" || (step.prepend_scheme == "first" && piece.at_start);
+    bool prepend =
+        step.prepend_scheme == "always" || (step.prepend_scheme == "first" && piece.at_start);
     if (prepend && text.compare(0, rep.size(), rep) != 0) text.insert(0, rep);
     if (!step.metaspace_split) {
       if (!text.empty()) out.push_back(std::move(piece));
@@ -229,7 +231,8 @@ void PreTokenizer::apply(const Step& step, Piece& piece, std::vector<Piece>& out
   }
 }
 
-void PreTokenizer::split(std::string_view text, std::vector<std::string>& out, bool at_start) const {
+void PreTokenizer::split(std::string_view text, std::vector<std::string>& out,
+                         bool at_start) const {
   thread_local std::vector<Piece> cur, next;
   cur.clear();
   cur.push_back({std::string(text), at_start, false});

@@ -52,8 +52,9 @@ Regex::Regex(const std::string& pattern, const std::string& context)
   std::string widened = widen_whitespace_classes(pattern);
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(widened.data()), widened.size(),
-                              PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &err, &err_off, nullptr);
+  impl_->code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(widened.data()), widened.size(),
+                    PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &err, &err_off, nullptr);
   if (!impl_->code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof(msg));
@@ -76,8 +77,7 @@ struct ThreadMatchData {
 };
 }  // namespace
 
-void Regex::find_all(std::string_view text,
-                     std::vector<std::pair<size_t, size_t>>& out) const {
+void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>& out) const {
   thread_local ThreadMatchData tmd;
   pcre2_match_data* md = tmd.md;
   auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());

@@ -56,7 +56,8 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name);
 // holding one of these (tokenizer.json is preferred).
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_or_file);
 
-// GPT-2's byte-to-unicode table: the printable stand-in for each byte in byte-level BPE vocabularies.
+// GPT-2's byte-to-unicode table: the printable stand-in for each byte in byte-level BPE
+// vocabularies.
 std::string byte_to_unicode(uint8_t b);
 
 }  // namespace reef

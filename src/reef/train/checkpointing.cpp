@@ -2,7 +2,6 @@
 #include "reef/train/checkpointing.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
@@ -70,9 +70,10 @@ nlohmann::json trainer_state_json(const TrainerState& state, const Config& cfg, 
       {"format_version", kFormatVersion},
       {"step", state.step},
       {"tokens_seen", state.tokens_seen},
-      {"data", {{"consumed_samples", state.consumed_samples},
-                {"fingerprint", state.data_fingerprint},
-                {"spec", state.data_spec}}},
+      {"data",
+       {{"consumed_samples", state.consumed_samples},
+        {"fingerprint", state.data_fingerprint},
+        {"spec", state.data_spec}}},
       {"rng", {{"torch_cpu", state.rng_cpu_hex}}},
       {"scheduler", {{"lr", state.lr}, {"max_steps", cfg.train.max_steps}}},
       {"optimizer_step", opt_step},
@@ -146,23 +147,24 @@ std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimiz
   const auto t0 = std::chrono::steady_clock::now();
   std::string path;
   if (distributed) {
-    path = sharded ? save_distributed_checkpoint(cfg.run.dir, model, *sharded, optimizer, tokenizer, cfg, state,
-                                                 cfg.checkpoint.keep_last, pg)
-                   : save_distributed_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state,
-                                                 cfg.checkpoint.keep_last, pg, fsdp);
+    path = sharded ? save_distributed_checkpoint(cfg.run.dir, model, *sharded, optimizer, tokenizer,
+                                                 cfg, state, cfg.checkpoint.keep_last, pg)
+                   : save_distributed_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg,
+                                                 state, cfg.checkpoint.keep_last, pg, fsdp);
   } else {
-    if (sharded) fail("checkpoint: a sharded model needs the distributed layout here (internal error)");
+    if (sharded)
+      fail("checkpoint: a sharded model needs the distributed layout here (internal error)");
     if (optimizer) optimizer->gather_state();  // ZeRO: every rank takes part
     if (fsdp) fsdp->gather_all();
     if (!pg || pg->rank() == 0)
-      path = save_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state, cfg.checkpoint.keep_last,
-                             write_weights);
+      path = save_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state,
+                             cfg.checkpoint.keep_last, write_weights);
     if (optimizer) optimizer->release_gathered_state();
     if (fsdp) fsdp->release_all();
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  log_info("checkpoint {} ({}) saved in {:.3f} s; RSS {:.1f} MB before, peak {} during the save", path,
-           distributed ? "distributed" : "consolidated", s, rss_before,
+  log_info("checkpoint {} ({}) saved in {:.3f} s; RSS {:.1f} MB before, peak {} during the save",
+           path, distributed ? "distributed" : "consolidated", s, rss_before,
            peak_known ? fmt::format("{:.1f} MB", proc_status_mb("VmHWM")) : std::string("unknown"));
   return path;
 }
@@ -176,15 +178,17 @@ std::string capture_rng_state() {
 
 void restore_rng_state(const std::string& hex) {
   auto bytes = from_hex(hex);
-  auto t = torch::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
+  auto t =
+      torch::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(t);
 }
 
 std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
-                            const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
-                            int64_t keep_last, const CheckpointWeightsWriter& write_weights) {
+                            const Tokenizer& tokenizer, const Config& cfg,
+                            const TrainerState& state, int64_t keep_last,
+                            const CheckpointWeightsWriter& write_weights) {
   int64_t opt_step = 0;
   NamedParams tensors;
   if (optimizer) tensors = optimizer->state_tensors(&opt_step);
@@ -192,8 +196,9 @@ std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimiz
                                cfg, state, keep_last, write_weights);
 }
 
-std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
-                                  int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
+std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model,
+                                  const NamedParams* optimizer_state, int64_t optimizer_step,
+                                  const Tokenizer& tokenizer, const Config& cfg,
                                   const TrainerState& state, int64_t keep_last,
                                   const CheckpointWeightsWriter& write_weights) {
   std::string root = join_path(run_dir, "checkpoints");
@@ -245,9 +250,11 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
         const auto shape = r.param->tensor.sizes().vec();
         auto data = u.local.narrow(0, r.at, r.length);
         if (r.begin == 0 && r.length == r.param->tensor.numel())
-          fsdp_pieces.push_back({r.param->name, "model", shape, TensorSlice::whole(shape), data.view(shape)});
+          fsdp_pieces.push_back(
+              {r.param->name, "model", shape, TensorSlice::whole(shape), data.view(shape)});
         else
-          fsdp_pieces.push_back({r.param->name, "model", shape, TensorSlice::flat_range(r.begin, r.length), data});
+          fsdp_pieces.push_back(
+              {r.param->name, "model", shape, TensorSlice::flat_range(r.begin, r.length), data});
       }
   } else {  // data parallelism: every rank holds every whole tensor
     for (const auto& [n, t] : model_tensors(model)) {
@@ -260,14 +267,15 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
       params.push_back(std::move(p));
     }
   }
-  return save_distributed_checkpoint(run_dir, model, params, optimizer, tokenizer, cfg, state, keep_last, pg,
-                                     std::move(fsdp_pieces));
+  return save_distributed_checkpoint(run_dir, model, params, optimizer, tokenizer, cfg, state,
+                                     keep_last, pg, std::move(fsdp_pieces));
 }
 
 std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
-                                        const std::vector<ShardedParam>& params, Optimizer* optimizer,
-                                        const Tokenizer& tokenizer, const Config& cfg,
-                                        const TrainerState& state, int64_t keep_last, ProcessGroup* pg,
+                                        const std::vector<ShardedParam>& params,
+                                        Optimizer* optimizer, const Tokenizer& tokenizer,
+                                        const Config& cfg, const TrainerState& state,
+                                        int64_t keep_last, ProcessGroup* pg,
                                         std::vector<LocalPiece> extra_pieces) {
   const int rank = pg ? pg->rank() : 0;
   const std::string root = join_path(run_dir, "checkpoints");
@@ -305,11 +313,14 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
       for (int64_t d : sp.shape) numel *= d;
       auto it = param_of.find(param);
       if (it == param_of.end()) {  // FSDP: this rank's slices of whole tensors
-        if (!optimizer->sharded()) fail("checkpoint: optimizer state {} of no parameter (internal error)", sp.name);
+        if (!optimizer->sharded())
+          fail("checkpoint: optimizer state {} of no parameter (internal error)", sp.name);
         if (sp.begin == 0 && sp.length == numel)
-          pieces.push_back({sp.name, "optimizer", sp.shape, TensorSlice::whole(sp.shape), sp.data.view(sp.shape)});
+          pieces.push_back({sp.name, "optimizer", sp.shape, TensorSlice::whole(sp.shape),
+                            sp.data.view(sp.shape)});
         else
-          pieces.push_back({sp.name, "optimizer", sp.shape, TensorSlice::flat_range(sp.begin, sp.length), sp.data});
+          pieces.push_back({sp.name, "optimizer", sp.shape,
+                            TensorSlice::flat_range(sp.begin, sp.length), sp.data});
         continue;
       }
       const ShardedParam& p = params[it->second];
@@ -318,12 +329,15 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
       if (sp.begin == 0 && sp.length == numel) {
         pieces.push_back({sp.name, "optimizer", p.global_shape, box, sp.data.view(sp.shape)});
       } else if (box.is_whole(p.global_shape)) {
-        pieces.push_back({sp.name, "optimizer", p.global_shape, TensorSlice::flat_range(sp.begin, sp.length), sp.data});
+        pieces.push_back({sp.name, "optimizer", p.global_shape,
+                          TensorSlice::flat_range(sp.begin, sp.length), sp.data});
       } else {  // a run of a part's elements: the boxes it covers, moved to the part's place
-        for (const SlicePart& part : slice_parts(sp.shape, TensorSlice::flat_range(sp.begin, sp.length))) {
+        for (const SlicePart& part :
+             slice_parts(sp.shape, TensorSlice::flat_range(sp.begin, sp.length))) {
           std::vector<int64_t> off = part.box.offsets;
           for (size_t d = 0; d < off.size(); ++d) off[d] += box.box.offsets[d];
-          pieces.push_back({sp.name, "optimizer", p.global_shape, TensorSlice::of_box(off, part.box.lengths),
+          pieces.push_back({sp.name, "optimizer", p.global_shape,
+                            TensorSlice::of_box(off, part.box.lengths),
                             sp.data.narrow(0, part.at, part.box.numel()).view(part.box.lengths)});
         }
       }
@@ -344,7 +358,7 @@ std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& mo
     st["layout"] = "distributed";
     write_file_atomic(join_path(tmp, "trainer_state.json"), st.dump(2));
   }
-  if (pg) pg->barrier();  // the folder exists
+  if (pg) pg->barrier();              // the folder exists
   save_dist_pieces(tmp, pieces, pg);  // every rank's file, then rank 0's index: written last
   if (rank == 0) publish(root, tmp, final_dir, keep_last);
   if (pg) pg->barrier();  // nobody moves on before the checkpoint is in place
@@ -368,7 +382,8 @@ namespace {
 
 // Reads the optimizer state of a checkpoint, given the checkpoint folder, the opened distributed
 // checkpoint (null: consolidated) and the optimizer step.
-using OptimizerStateReader = std::function<void(const std::string&, const DistCheckpoint*, int64_t)>;
+using OptimizerStateReader =
+    std::function<void(const std::string&, const DistCheckpoint*, int64_t)>;
 
 // Verifies every file, loads the weights (load_weights) and returns the trainer state; the
 // optimizer state is read by `read_optimizer` (null: not read).
@@ -417,8 +432,10 @@ TrainerState load_checkpoint_with(const std::string& dir, const WeightsReader& r
     s.optimizer_step = st.at("optimizer_step").get<int64_t>();
     if (read_optimizer) {
       if (!st.value("has_optimizer", false))
-        fail("checkpoint {} has no optimizer state (checkpoint.save_optimizer was false); "
-             "cannot resume training from it", dir);
+        fail(
+            "checkpoint {} has no optimizer state (checkpoint.save_optimizer was false); "
+            "cannot resume training from it",
+            dir);
       read_optimizer(dir, ck ? &*ck : nullptr, s.optimizer_step);
     }
     return s;
@@ -430,8 +447,10 @@ TrainerState load_checkpoint_with(const std::string& dir, const WeightsReader& r
 WeightsReader whole_model_reader(CausalLM& model, bool load_weights) {
   if (!load_weights) return nullptr;
   return [&model](const std::string& d, const DistCheckpoint* ck) {
-    if (ck) load_model_weights(model, *ck);
-    else load_model_weights(model, d);
+    if (ck)
+      load_model_weights(model, *ck);
+    else
+      load_model_weights(model, d);
   };
 }
 
@@ -449,7 +468,8 @@ TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer*
             },
             opt_step);
       } else {
-        optimizer->load_state_tensors(load_safetensors(join_path(d, "optimizer.safetensors")), opt_step);
+        optimizer->load_state_tensors(load_safetensors(join_path(d, "optimizer.safetensors")),
+                                      opt_step);
       }
     };
   return load_checkpoint_with(dir, whole_model_reader(model, load_weights), read);
@@ -472,12 +492,15 @@ TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
   return load_checkpoint_with(dir, whole_model_reader(model, load_weights), read);
 }
 
-TrainerState load_sharded_checkpoint(const std::string& dir, const std::vector<ShardedParam>& params,
+TrainerState load_sharded_checkpoint(const std::string& dir,
+                                     const std::vector<ShardedParam>& params,
                                      Optimizer* optimizer) {
   std::map<std::string, const ShardedParam*> by_name;
   for (const auto& p : params) by_name[p.name] = &p;
   auto need_distributed = [&](const DistCheckpoint* ck) {
-    if (!ck) fail("checkpoint {}: a sharded model reads distributed checkpoints here (internal error)", dir);
+    if (!ck)
+      fail("checkpoint {}: a sharded model reads distributed checkpoints here (internal error)",
+           dir);
   };
   WeightsReader weights = [&](const std::string&, const DistCheckpoint* ck) {
     need_distributed(ck);
@@ -495,9 +518,11 @@ TrainerState load_sharded_checkpoint(const std::string& dir, const std::vector<S
           [&](const std::string& name, int64_t begin, int64_t length) {
             const std::string param = name.substr(0, name.rfind(".exp_avg"));
             auto it = by_name.find(param);
-            if (it == by_name.end()) fail("checkpoint {}: optimizer state {} of no parameter (internal error)", dir, name);
+            if (it == by_name.end())
+              fail("checkpoint {}: optimizer state {} of no parameter (internal error)", dir, name);
             const TensorSlice part = part_of(*it->second);
-            if (part.is_whole(it->second->global_shape)) return ck->read(name, TensorSlice::flat_range(begin, length));
+            if (part.is_whole(it->second->global_shape))
+              return ck->read(name, TensorSlice::flat_range(begin, length));
             return ck->read(name, part).reshape({-1}).narrow(0, begin, length).contiguous();
           },
           opt_step);

@@ -11,26 +11,25 @@
 // model.safetensors and optimizer.safetensors, beside the same config, tokenizer and state files.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "reef/checkpoint/dist_checkpoint.h"
 #include "reef/config/config.h"
-#include "reef/parallel/process_group.h"
 #include "reef/models/causal_lm.h"
+#include "reef/parallel/process_group.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/optim.h"
 
 namespace reef {
 
 struct TrainerState {
-  int64_t step = 0;         // optimizer steps completed
-  int64_t tokens_seen = 0;  // training tokens consumed
+  int64_t step = 0;              // optimizer steps completed
+  int64_t tokens_seen = 0;       // training tokens consumed
   int64_t consumed_samples = 0;  // training samples drawn so far: the data position
   // The training samples' fingerprint (hex) and the data settings that produced them; a
   // resume into different data is refused rather than continuing some other order.
@@ -48,13 +47,15 @@ using CheckpointWeightsWriter = std::function<std::vector<std::string>(const std
 // `write_weights` (PEFT: the adapter files) replaces the model folder's weights and configs; the
 // tokenizer files are written either way.
 std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
-                            const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
-                            int64_t keep_last, const CheckpointWeightsWriter& write_weights = nullptr);
+                            const Tokenizer& tokenizer, const Config& cfg,
+                            const TrainerState& state, int64_t keep_last,
+                            const CheckpointWeightsWriter& write_weights = nullptr);
 
 // The same with the optimizer state given as named tensors (null: none), e.g. gathered from
 // tensor-parallel shards.
-std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model, const NamedParams* optimizer_state,
-                                  int64_t optimizer_step, const Tokenizer& tokenizer, const Config& cfg,
+std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model,
+                                  const NamedParams* optimizer_state, int64_t optimizer_step,
+                                  const Tokenizer& tokenizer, const Config& cfg,
                                   const TrainerState& state, int64_t keep_last,
                                   const CheckpointWeightsWriter& write_weights = nullptr);
 
@@ -66,9 +67,9 @@ bool writes_distributed_checkpoints(const CheckpointConfig& c, int world_size);
 // process) calls. Model parameters are whole tensors spread over the ranks by size (each rank
 // writes about 1/world of the weights); the optimizer state is each rank's own: its ZeRO-1
 // slices, or without ZeRO the moments of the parameters it writes. With `fsdp` (ZeRO-3) each rank
-// writes its parameter slices and their moments, as flat ranges of the named tensors. Rank 0 writes the config,
-// tokenizer, config.yaml and trainer_state.json, then (after every rank's file is in place)
-// the index, renames the folder into place and prunes to `keep_last`. Returns its path.
+// writes its parameter slices and their moments, as flat ranges of the named tensors. Rank 0 writes
+// the config, tokenizer, config.yaml and trainer_state.json, then (after every rank's file is in
+// place) the index, renames the folder into place and prunes to `keep_last`. Returns its path.
 std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
                                         Optimizer* optimizer, const Tokenizer& tokenizer,
                                         const Config& cfg, const TrainerState& state,
@@ -85,7 +86,7 @@ struct ShardedParam {
   // same order, and the tag's parts are spread over them by size (replica_index: this rank).
   std::string replicas = "all";
   int replica_index = 0, n_replicas = 1;
-  bool write = true;             // false: another rank's copy is the one written (a tied copy)
+  bool write = true;              // false: another rank's copy is the one written (a tied copy)
   bool write_zero_slices = true;  // ZeRO-1: whether this rank writes its slices of the moments
 };
 
@@ -95,9 +96,10 @@ struct ShardedParam {
 // rank's flat slices of the weights) are written as they are; the optimizer state of a
 // parameter not in `params` must then be sharded (flat ranges of the whole moments).
 std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
-                                        const std::vector<ShardedParam>& params, Optimizer* optimizer,
-                                        const Tokenizer& tokenizer, const Config& cfg,
-                                        const TrainerState& state, int64_t keep_last, ProcessGroup* pg,
+                                        const std::vector<ShardedParam>& params,
+                                        Optimizer* optimizer, const Tokenizer& tokenizer,
+                                        const Config& cfg, const TrainerState& state,
+                                        int64_t keep_last, ProcessGroup* pg,
                                         std::vector<LocalPiece> extra_pieces = {});
 
 // What the trainer calls at a checkpoint step, on every rank: a distributed checkpoint when
@@ -134,8 +136,8 @@ TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
 
 // load_checkpoint for a sharded model (tensor parallelism) from a distributed checkpoint: each
 // parameter's part and (if given) this rank's optimizer state, reading only those parts.
-TrainerState load_sharded_checkpoint(const std::string& dir, const std::vector<ShardedParam>& params,
-                                     Optimizer* optimizer);
+TrainerState load_sharded_checkpoint(const std::string& dir,
+                                     const std::vector<ShardedParam>& params, Optimizer* optimizer);
 
 // Captures / restores torch's default CPU generator.
 std::string capture_rng_state();

@@ -1,9 +1,8 @@
 // Implementation of train/metrics.h.
 #include "reef/train/metrics.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "reef/base/error.h"
@@ -32,12 +31,15 @@ MetricsLogger::MetricsLogger(const Config& cfg, int64_t start_step, bool resumed
   make_dirs(cfg.run.dir);
   if (cfg.logging.metrics_jsonl) {
     jsonl_path_ = join_path(cfg.run.dir, "metrics.jsonl");
-    if (resumed) truncate_metrics_jsonl(jsonl_path_, start_step);
-    else if (path_exists(jsonl_path_)) write_file_atomic(jsonl_path_, "");
+    if (resumed)
+      truncate_metrics_jsonl(jsonl_path_, start_step);
+    else if (path_exists(jsonl_path_))
+      write_file_atomic(jsonl_path_, "");
     jsonl_ = fopen(jsonl_path_.c_str(), "a");
     if (!jsonl_) fail("cannot open {} for appending", jsonl_path_);
   }
-  if (cfg.logging.tensorboard) tb_ = std::make_unique<TensorBoardWriter>(join_path(cfg.run.dir, "tb"));
+  if (cfg.logging.tensorboard)
+    tb_ = std::make_unique<TensorBoardWriter>(join_path(cfg.run.dir, "tb"));
   bar_ = std::make_unique<ProgressBar>("train", cfg.train.max_steps, cfg.logging.progress,
                                        cfg.logging.every);
 }
@@ -49,8 +51,10 @@ void MetricsLogger::log(int64_t step, const std::map<std::string, double>& value
     nlohmann::json j;
     j["step"] = step;
     for (const auto& [k, v] : values) {
-      if (std::isfinite(v)) j[k] = v;
-      else j[k] = nullptr;
+      if (std::isfinite(v))
+        j[k] = v;
+      else
+        j[k] = nullptr;
     }
     std::string line = j.dump() + "\n";
     fwrite(line.data(), 1, line.size(), jsonl_);

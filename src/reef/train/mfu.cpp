@@ -2,10 +2,10 @@
 #include "reef/train/mfu.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "reef/base/files.h"
 #include "reef/base/log.h"
@@ -56,8 +56,9 @@ double measured_peak_flops(const torch::Device& device, torch::ScalarType dtype)
   const char* home = std::getenv("HOME");
   std::string dir = join_path(home ? home : "/tmp", ".cache/reef");
   std::string path = join_path(dir, "peak_flops.json");
-  std::string key = fmt::format("{}|{}|threads={}|{}|torch " TORCH_VERSION, device.is_cuda() ? "cuda" : cpu_model(),
-                                device.str(), torch::get_num_threads(), c10::toString(dtype));
+  std::string key = fmt::format("{}|{}|threads={}|{}|torch " TORCH_VERSION,
+                                device.is_cuda() ? "cuda" : cpu_model(), device.str(),
+                                torch::get_num_threads(), c10::toString(dtype));
   nlohmann::json cache = nlohmann::json::object();
   try {
     if (path_exists(path)) cache = nlohmann::json::parse(read_file(path));

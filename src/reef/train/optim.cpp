@@ -23,7 +23,8 @@ double lr_at_step(const OptimConfig& o, int64_t step, int64_t max_steps) {
   double p = decay_steps > 0 ? static_cast<double>(step - o.warmup_steps) / decay_steps : 1.0;
   p = std::min(1.0, std::max(0.0, p));
   if (o.schedule == "linear") return o.lr - (o.lr - o.min_lr) * p;
-  if (o.schedule == "cosine") return o.min_lr + (o.lr - o.min_lr) * 0.5 * (1.0 + std::cos(M_PI * p));
+  if (o.schedule == "cosine")
+    return o.min_lr + (o.lr - o.min_lr) * 0.5 * (1.0 + std::cos(M_PI * p));
   usage_error("optim.schedule: unknown schedule '{}' (expected cosine, linear or constant)",
               o.schedule);
 }
@@ -35,8 +36,10 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>
                                                 const std::vector<torch::Tensor>& no_decay,
                                                 const OptimConfig& cfg) {
   auto opts = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(wd));
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(cfg.lr)
+                                                            .betas({cfg.beta1, cfg.beta2})
+                                                            .eps(cfg.eps)
+                                                            .weight_decay(wd));
   };
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, opts(cfg.weight_decay));
@@ -49,7 +52,8 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>
 Optimizer::Optimizer(const NamedParams& params, const OptimConfig& cfg,
                      std::shared_ptr<ProcessGroup> zero_group)
     : params_(params) {
-  if (cfg.name != "adamw") usage_error("optim.name: unknown optimizer '{}' (expected adamw)", cfg.name);
+  if (cfg.name != "adamw")
+    usage_error("optim.name: unknown optimizer '{}' (expected adamw)", cfg.name);
   std::vector<torch::Tensor> decay, no_decay;
   ZeroParamGroup zero_decay, zero_no_decay;
   zero_decay.weight_decay = cfg.weight_decay;
@@ -74,7 +78,8 @@ Optimizer::Optimizer(const NamedParams& params, const OptimConfig& cfg,
 }
 
 Optimizer::Optimizer(Fsdp& fsdp, const OptimConfig& cfg) : fsdp_(&fsdp) {
-  if (cfg.name != "adamw") usage_error("optim.name: unknown optimizer '{}' (expected adamw)", cfg.name);
+  if (cfg.name != "adamw")
+    usage_error("optim.name: unknown optimizer '{}' (expected adamw)", cfg.name);
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& u : fsdp.units()) {
     if (u.decay_leaf.defined()) decay.push_back(u.decay_leaf);
@@ -109,12 +114,14 @@ int64_t Optimizer::fsdp_step(const Fsdp::Unit& u) const {
   for (const auto* leaf : {&u.decay_leaf, &u.no_decay_leaf}) {
     if (!leaf->defined()) continue;
     auto it = opt_->state().find(leaf->unsafeGetTensorImpl());
-    if (it != opt_->state().end()) return static_cast<const torch::optim::AdamWParamState&>(*it->second).step();
+    if (it != opt_->state().end())
+      return static_cast<const torch::optim::AdamWParamState&>(*it->second).step();
   }
   return 0;
 }
 
-void Optimizer::fsdp_set_moments(Fsdp::Unit& u, const torch::Tensor& avg, const torch::Tensor& avg_sq, int64_t step) {
+void Optimizer::fsdp_set_moments(Fsdp::Unit& u, const torch::Tensor& avg,
+                                 const torch::Tensor& avg_sq, int64_t step) {
   int64_t at = 0;
   for (auto* leaf : {&u.decay_leaf, &u.no_decay_leaf}) {
     if (!leaf->defined()) continue;
@@ -141,16 +148,16 @@ void Optimizer::gather_state() {
       auto full = torch::empty({u.shard * pg.size()}, u.local.options());
       pg.all_gather(full, fsdp_moment(u, which));
       for (const auto& p : u.params)
-        gathered_.emplace_back(p.name + (which == 0 ? ".exp_avg" : ".exp_avg_sq"),
-                               full.narrow(0, p.offset, p.tensor.numel()).view(p.tensor.sizes()).clone());
+        gathered_.emplace_back(
+            p.name + (which == 0 ? ".exp_avg" : ".exp_avg_sq"),
+            full.narrow(0, p.offset, p.tensor.numel()).view(p.tensor.sizes()).clone());
     }
   }
 }
 
 void Optimizer::set_lr(double lr) {
   if (zero_) return zero_->set_lr(lr);
-  for (auto& g : opt_->param_groups())
-    static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  for (auto& g : opt_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
 }
 
 double Optimizer::clip_grad_norm(double max_norm) {
@@ -206,8 +213,10 @@ std::vector<Optimizer::StatePiece> Optimizer::local_state(int64_t* step) const {
       *step = fsdp_step(u);
       for (const auto& r : fsdp_->local_ranges(u)) {
         const auto shape = r.param->tensor.sizes().vec();
-        out.push_back({r.param->name + ".exp_avg", shape, r.begin, r.length, avg.narrow(0, r.at, r.length)});
-        out.push_back({r.param->name + ".exp_avg_sq", shape, r.begin, r.length, avg_sq.narrow(0, r.at, r.length)});
+        out.push_back(
+            {r.param->name + ".exp_avg", shape, r.begin, r.length, avg.narrow(0, r.at, r.length)});
+        out.push_back({r.param->name + ".exp_avg_sq", shape, r.begin, r.length,
+                       avg_sq.narrow(0, r.at, r.length)});
       }
     }
     return out;
@@ -226,10 +235,12 @@ void Optimizer::load_local_state(const ZeroAdamW::FlatReader& read, int64_t step
     if (step == 0) return;
     torch::NoGradGuard ng;
     for (auto& u : fsdp_->units()) {
-      auto avg = torch::zeros({u.shard}, u.local.options()), avg_sq = torch::zeros({u.shard}, u.local.options());
+      auto avg = torch::zeros({u.shard}, u.local.options()),
+           avg_sq = torch::zeros({u.shard}, u.local.options());
       for (const auto& r : fsdp_->local_ranges(u)) {
         avg.narrow(0, r.at, r.length).copy_(read(r.param->name + ".exp_avg", r.begin, r.length));
-        avg_sq.narrow(0, r.at, r.length).copy_(read(r.param->name + ".exp_avg_sq", r.begin, r.length));
+        avg_sq.narrow(0, r.at, r.length)
+            .copy_(read(r.param->name + ".exp_avg_sq", r.begin, r.length));
       }
       fsdp_set_moments(u, avg, avg_sq, step);
     }
@@ -250,10 +261,12 @@ void Optimizer::load_state_tensors(const std::map<std::string, torch::Tensor>& t
   if (fsdp_) {  // this rank's ranges of the full moments
     for (const auto& [name, p] : params_) {
       auto a = t.find(name + ".exp_avg"), b = t.find(name + ".exp_avg_sq");
-      if (step > 0 && (a == t.end() || b == t.end())) fail("optimizer state has no moments for parameter {}", name);
-      if (step > 0 && (!a->second.sizes().equals(p.sizes()) || !b->second.sizes().equals(p.sizes())))
-        fail("optimizer state for {} has shape {} but the parameter has {}", name, c10::str(a->second.sizes()),
-             c10::str(p.sizes()));
+      if (step > 0 && (a == t.end() || b == t.end()))
+        fail("optimizer state has no moments for parameter {}", name);
+      if (step > 0 &&
+          (!a->second.sizes().equals(p.sizes()) || !b->second.sizes().equals(p.sizes())))
+        fail("optimizer state for {} has shape {} but the parameter has {}", name,
+             c10::str(a->second.sizes()), c10::str(p.sizes()));
     }
     return load_local_state(
         [&](const std::string& name, int64_t begin, int64_t length) {

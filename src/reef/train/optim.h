@@ -75,7 +75,8 @@ class Optimizer {
   // undefined before the first step.
   torch::Tensor fsdp_moment(const Fsdp::Unit& u, int which) const;
   int64_t fsdp_step(const Fsdp::Unit& u) const;  // AdamW's step count (0: no state yet)
-  void fsdp_set_moments(Fsdp::Unit& u, const torch::Tensor& avg, const torch::Tensor& avg_sq, int64_t step);
+  void fsdp_set_moments(Fsdp::Unit& u, const torch::Tensor& avg, const torch::Tensor& avg_sq,
+                        int64_t step);
 
   NamedParams params_;
   Fsdp* fsdp_ = nullptr;

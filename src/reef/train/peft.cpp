@@ -45,7 +45,10 @@ class LoraPeft : public Peft {
 class PromptTuningPeft : public Peft {
  public:
   PromptTuningPeft(torch::Tensor prompt, ModelConfig model, PromptTuningSpec spec, std::string base)
-      : prompt_(std::move(prompt)), model_(std::move(model)), spec_(std::move(spec)), base_(std::move(base)) {
+      : prompt_(std::move(prompt)),
+        model_(std::move(model)),
+        spec_(std::move(spec)),
+        base_(std::move(base)) {
     prompt_.set_requires_grad(true);
   }
   std::string method() const override { return "prompt_tuning"; }
@@ -81,11 +84,13 @@ LoraConfig lora_config_of(const PeftConfig& p) {
 }
 
 // A resumed adapter must be the configured one.
-void check_same(const std::string& dir, const char* key, const std::string& was, const std::string& now) {
+void check_same(const std::string& dir, const char* key, const std::string& was,
+                const std::string& now) {
   if (was != now)
-    usage_error("--resume: the checkpoint's adapter ({}) has {}={}, the config says {}; restore the "
-                "setting or start a new run with --overwrite",
-                dir, key, was, now);
+    usage_error(
+        "--resume: the checkpoint's adapter ({}) has {}={}, the config says {}; restore the "
+        "setting or start a new run with --overwrite",
+        dir, key, was, now);
 }
 
 }  // namespace
@@ -101,9 +106,12 @@ std::unique_ptr<Peft> attach_peft(CausalLM& model, const Config& cfg, const Toke
     if (!resume_dir.empty()) {
       freeze(model);
       LoraConfig got = load_adapter(resume_dir, model);
-      check_same(resume_dir, "peft.lora_r", std::to_string(got.layer.r), std::to_string(want.layer.r));
-      check_same(resume_dir, "peft.lora_alpha", fmt::format("{}", got.layer.alpha), fmt::format("{}", want.layer.alpha));
-      check_same(resume_dir, "peft.use_rslora", fmt::format("{}", got.layer.use_rslora), fmt::format("{}", want.layer.use_rslora));
+      check_same(resume_dir, "peft.lora_r", std::to_string(got.layer.r),
+                 std::to_string(want.layer.r));
+      check_same(resume_dir, "peft.lora_alpha", fmt::format("{}", got.layer.alpha),
+                 fmt::format("{}", want.layer.alpha));
+      check_same(resume_dir, "peft.use_rslora", fmt::format("{}", got.layer.use_rslora),
+                 fmt::format("{}", want.layer.use_rslora));
       const auto got_names = lora_target_names(model, got, false);
       const auto want_names = lora_target_names(model, want, false);
       check_same(resume_dir, "peft.target_modules", fmt::format("[{}]", fmt::join(got_names, ", ")),
@@ -116,8 +124,9 @@ std::unique_ptr<Peft> attach_peft(CausalLM& model, const Config& cfg, const Toke
     out = std::make_unique<LoraPeft>(want, base_model);
   } else if (p.method == "prompt_tuning") {
     if (cfg.data.packing)
-      usage_error("peft.method=prompt_tuning puts its virtual tokens before each row, so rows cannot "
-                  "hold several samples: set data.packing=false");
+      usage_error(
+          "peft.method=prompt_tuning puts its virtual tokens before each row, so rows cannot "
+          "hold several samples: set data.packing=false");
     freeze(model);
     const ModelConfig& mc = model->config();
     PromptTuningSpec spec{p.num_virtual_tokens, p.prompt_init_text};
@@ -135,11 +144,14 @@ std::unique_ptr<Peft> attach_peft(CausalLM& model, const Config& cfg, const Toke
                                     : tokenizer.encode(spec.init_text);
       if (ids.empty()) usage_error("peft.prompt_init_text encodes to no tokens");
       std::vector<int64_t> pick;
-      for (int64_t i = 0; i < spec.num_virtual_tokens; ++i) pick.push_back(ids[static_cast<size_t>(i) % ids.size()]);
+      for (int64_t i = 0; i < spec.num_virtual_tokens; ++i)
+        pick.push_back(ids[static_cast<size_t>(i) % ids.size()]);
       torch::NoGradGuard ng;
       const auto device = model->parameters().front().device();
       prompt = model->embed_tokens(torch::tensor(pick, torch::kLong).unsqueeze(0).to(device))
-                   .squeeze(0).to(torch::kFloat).clone();
+                   .squeeze(0)
+                   .to(torch::kFloat)
+                   .clone();
     } else {
       // peft's RANDOM init: torch.nn.Embedding's normal(0, 1).
       prompt = torch::randn({spec.num_virtual_tokens, mc.hidden_size});

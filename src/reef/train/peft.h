@@ -36,6 +36,7 @@ class Peft {
 // `resume_dir` (a checkpoint holding an adapter) the adapter's values come from there, and its
 // settings must equal cfg.peft's (a usage error names the key that differs).
 std::unique_ptr<Peft> attach_peft(CausalLM& model, const Config& cfg, const Tokenizer& tokenizer,
-                                  const std::string& base_model, const std::string& resume_dir = "");
+                                  const std::string& base_model,
+                                  const std::string& resume_dir = "");
 
 }  // namespace reef

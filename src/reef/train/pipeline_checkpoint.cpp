@@ -5,8 +5,9 @@
 
 namespace reef {
 
-std::string save_pipeline_checkpoint(const std::string& run_dir, Pipeline& pipeline, Optimizer* optimizer,
-                                     const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
+std::string save_pipeline_checkpoint(const std::string& run_dir, Pipeline& pipeline,
+                                     Optimizer* optimizer, const Tokenizer& tokenizer,
+                                     const Config& cfg, const TrainerState& state,
                                      int64_t keep_last) {
   NamedParams opt_state;
   int64_t opt_step = 0;
@@ -18,14 +19,17 @@ std::string save_pipeline_checkpoint(const std::string& run_dir, Pipeline& pipel
   std::unique_ptr<Optimizer> whole;
   if (optimizer) {
     NamedParams params;
-    for (const auto& item : full->named_parameters(true)) params.emplace_back(item.key(), item.value());
+    for (const auto& item : full->named_parameters(true))
+      params.emplace_back(item.key(), item.value());
     whole = std::make_unique<Optimizer>(params, cfg.optim);
-    whole->load_state_tensors(std::map<std::string, torch::Tensor>(opt_state.begin(), opt_state.end()), opt_step);
+    whole->load_state_tensors(
+        std::map<std::string, torch::Tensor>(opt_state.begin(), opt_state.end()), opt_step);
   }
   return save_checkpoint(run_dir, full, whole.get(), tokenizer, cfg, state, keep_last);
 }
 
-TrainerState load_pipeline_checkpoint(const std::string& dir, Pipeline& pipeline, Optimizer* optimizer) {
+TrainerState load_pipeline_checkpoint(const std::string& dir, Pipeline& pipeline,
+                                      Optimizer* optimizer) {
   CausalLM full = pipeline.make_full_model();
   // The optimizer looks up its own (this stage's) parameters' moments by name.
   TrainerState s = load_checkpoint(dir, full, optimizer);

@@ -16,11 +16,13 @@ namespace reef {
 
 // A collective of every rank of the pipeline's run (after optimizer->gather_state() under
 // ZeRO). Returns the checkpoint's path on rank 0, "" elsewhere.
-std::string save_pipeline_checkpoint(const std::string& run_dir, Pipeline& pipeline, Optimizer* optimizer,
-                                     const Tokenizer& tokenizer, const Config& cfg, const TrainerState& state,
+std::string save_pipeline_checkpoint(const std::string& run_dir, Pipeline& pipeline,
+                                     Optimizer* optimizer, const Tokenizer& tokenizer,
+                                     const Config& cfg, const TrainerState& state,
                                      int64_t keep_last);
 
 // load_checkpoint for one stage: the stage's parameters and (if given) optimizer state, by name.
-TrainerState load_pipeline_checkpoint(const std::string& dir, Pipeline& pipeline, Optimizer* optimizer);
+TrainerState load_pipeline_checkpoint(const std::string& dir, Pipeline& pipeline,
+                                      Optimizer* optimizer);
 
 }  // namespace reef

@@ -60,10 +60,18 @@ int configure_threads(int64_t threads) {
 }
 
 Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
-                 const GptSampleSource& train, const GptSampleSource* valid, nlohmann::json data_spec,
-                 std::shared_ptr<ProcessGroup> pg, std::shared_ptr<Peft> peft)
-    : cfg_(cfg), model_(std::move(model)), tokenizer_(tokenizer), train_(train), valid_(valid),
-      data_spec_(std::move(data_spec)), device_(cfg.run.device), pg_(std::move(pg)), peft_(std::move(peft)) {
+                 const GptSampleSource& train, const GptSampleSource* valid,
+                 nlohmann::json data_spec, std::shared_ptr<ProcessGroup> pg,
+                 std::shared_ptr<Peft> peft)
+    : cfg_(cfg),
+      model_(std::move(model)),
+      tokenizer_(tokenizer),
+      train_(train),
+      valid_(valid),
+      data_spec_(std::move(data_spec)),
+      device_(cfg.run.device),
+      pg_(std::move(pg)),
+      peft_(std::move(peft)) {
   model_->to(device_);
   if (peft_) peft_->to(device_);
   const int world = pg_ ? pg_->size() : 1;
@@ -72,25 +80,28 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
   // validate_config has refused what does not combine: PEFT with tp, zero=3 with tp, pp or PEFT,
   // a consolidated layout for tp x pp.
   std::shared_ptr<ProcessGroup> dp_pg;  // the data-parallel group of this rank
-  if (mesh_.pp > 1) {  // keeps only this rank's stage of model_
+  if (mesh_.pp > 1) {                   // keeps only this rank's stage of model_
     SampleLayout layout;
     if (peft_ || (train_.num_samples() > 0 && train_.layout(0, &layout)))
-      usage_error("parallel.pp={}: pipeline parallelism supports pretraining samples only so far, not "
-                  "PEFT adapters or SFT rows (loss masks, packing); use parallel.pp=1", mesh_.pp);
+      usage_error(
+          "parallel.pp={}: pipeline parallelism supports pretraining samples only so far, not "
+          "PEFT adapters or SFT rows (loss masks, packing); use parallel.pp=1",
+          mesh_.pp);
     pipeline_ = std::make_unique<Pipeline>(model_, mesh_, pg_);
     dp_pg = pipeline_->dp_group();
     std::string split;
     for (const auto& r : split_layers(model_->config().n_layers, mesh_.pp))
       split += fmt::format("{}[{}, {})", split.empty() ? "" : " ", r.begin, r.end);
-    log_info("pipeline: {} stages, decoder layers {}; 1F1B over {} micro-batches per step", mesh_.pp,
-             split, cfg_.train.grad_accum);
+    log_info("pipeline: {} stages, decoder layers {}; 1F1B over {} micro-batches per step",
+             mesh_.pp, split, cfg_.train.grad_accum);
     if (mesh_.dp > 1) broadcast_module_from_rank0(*model_, *dp_pg);  // identical initial weights
     if (mesh_.tp > 1) {  // then each stage's tensors are split over its tp group
       groups_.tp = make_tp_group(mesh_, pg_);
       tp_ = std::make_unique<TensorParallel>(model_, groups_.tp, cfg_.parallel.sequence_parallel);
       TensorParallel* tp = tp_.get();
-      pipeline_->set_tensor_parallel([tp](const std::string& name) { return tp->shard_dim(name) >= 0; },
-                                     groups_.tp, tp->sequence_parallel() ? mesh_.tp : 1);
+      pipeline_->set_tensor_parallel(
+          [tp](const std::string& name) { return tp->shard_dim(name) >= 0; }, groups_.tp,
+          tp->sequence_parallel() ? mesh_.tp : 1);
     }
   } else {
     // Identical initial weights everywhere, before tensor parallelism slices them.
@@ -124,31 +135,37 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
   }
   if (mesh_.zero == 3 && mesh_.dp > 1) {  // FSDP: shards the model in place; no gradient all-reduce
     const bool decay_all = cfg_.optim.decay_norms_and_biases;
-    fsdp_ = std::make_unique<Fsdp>(model_, dp_pg, [decay_all](const std::string& name, const torch::Tensor& p) {
-      return param_gets_weight_decay(name, p, decay_all);
-    });
+    fsdp_ = std::make_unique<Fsdp>(model_, dp_pg,
+                                   [decay_all](const std::string& name, const torch::Tensor& p) {
+                                     return param_gets_weight_decay(name, p, decay_all);
+                                   });
     optimizer_ = std::make_unique<Optimizer>(*fsdp_, cfg_.optim);
-    log_info("zero=3 (FSDP): {} parameter units sharded over {} ranks; this rank holds {} of {} parameters",
-             fsdp_->units().size(), mesh_.dp, fsdp_->local_elements(), fsdp_->total_elements());
+    log_info(
+        "zero=3 (FSDP): {} parameter units sharded over {} ranks; this rank holds {} of {} "
+        "parameters",
+        fsdp_->units().size(), mesh_.dp, fsdp_->local_elements(), fsdp_->total_elements());
   } else {
     optimizer_ = std::make_unique<Optimizer>(params, cfg_.optim,
                                              mesh_.zero >= 1 && mesh_.dp > 1 ? dp_pg : nullptr);
-    if (mesh_.dp > 1) grad_sync_ = std::make_unique<GradientSync>(trainable, dp_pg, cfg_.parallel.bucket_mb);
+    if (mesh_.dp > 1)
+      grad_sync_ = std::make_unique<GradientSync>(trainable, dp_pg, cfg_.parallel.bucket_mb);
   }
   const int64_t T = cfg_.data.seq_len;
   if (train_.seq_len() != T || (valid_ && valid_->seq_len() != T))
     fail("data: samples of {} tokens for data.seq_len={} (internal error)", train_.seq_len(), T);
   const int64_t need = cfg_.train.max_steps * cfg_.train.micro_batch_size * cfg_.train.grad_accum;
   if (train_.num_samples() < need)
-    usage_error("data: the training data offers {} samples of data.seq_len={}, and train.max_steps={} "
-                "x micro_batch_size={} x grad_accum={} needs {}; add data, give the blend weights "
-                "(so datasets repeat) or train fewer steps",
-                train_.num_samples(), T, cfg_.train.max_steps, cfg_.train.micro_batch_size,
-                cfg_.train.grad_accum, need);
+    usage_error(
+        "data: the training data offers {} samples of data.seq_len={}, and train.max_steps={} "
+        "x micro_batch_size={} x grad_accum={} needs {}; add data, give the blend weights "
+        "(so datasets repeat) or train fewer steps",
+        train_.num_samples(), T, cfg_.train.max_steps, cfg_.train.micro_batch_size,
+        cfg_.train.grad_accum, need);
   if (cfg_.train.eval_every > 0 && (!valid_ || valid_->num_samples() == 0))
-    usage_error("data: there is no validation data; add data.valid_files / data.valid_blend, give "
-                "data.valid_fraction or a data.split with a validation share, or set "
-                "train.eval_every=0");
+    usage_error(
+        "data: there is no validation data; add data.valid_files / data.valid_blend, give "
+        "data.valid_fraction or a data.split with a validation share, or set "
+        "train.eval_every=0");
 }
 
 void Trainer::resume_from(const std::string& dir) {
@@ -157,7 +174,8 @@ void Trainer::resume_from(const std::string& dir) {
     s = load_pipeline_checkpoint(dir, *pipeline_, optimizer_.get());
   } else if (tp_ && looks_distributed(dir)) {  // only this rank's slices are read
     s = load_sharded_checkpoint(dir, sharded_params(), optimizer_.get());
-  } else if (tp_) {  // a consolidated checkpoint: read whole, keep this rank's slices (of its stage)
+  } else if (tp_) {  // a consolidated checkpoint: read whole, keep this rank's slices (of its
+                     // stage)
     CausalLM full{nullptr};
     {
       SkipInitGuard skip;
@@ -166,7 +184,8 @@ void Trainer::resume_from(const std::string& dir) {
     std::map<std::string, torch::Tensor> opt, mine;
     s = load_checkpoint_named(dir, full, &opt);
     tp_->load_full_model(full);
-    for (const auto& item : model_->named_parameters(true))  // the moments of this stage's parameters
+    for (const auto& item :
+         model_->named_parameters(true))  // the moments of this stage's parameters
       for (const char* m : {".exp_avg", ".exp_avg_sq"})
         if (auto it = opt.find(item.key() + m); it != opt.end()) mine[it->first] = it->second;
     optimizer_->load_state_tensors(tp_->shard_state(mine), s.optimizer_step);
@@ -190,9 +209,11 @@ void Trainer::resume_from(const std::string& dir) {
         changed += fmt::format("{}data.{} was {}, now {}", changed.empty() ? "" : "; ", k,
                                s.data_spec.contains(k) ? s.data_spec[k].dump() : "unset", v.dump());
     if (changed.empty()) changed = "the data files' contents differ";
-    usage_error("--resume: the training data differs from checkpoint {} ({}); continuing would not "
-                "follow the same sample order. Restore the original data settings, or start a new "
-                "run with --overwrite", dir, changed);
+    usage_error(
+        "--resume: the training data differs from checkpoint {} ({}); continuing would not "
+        "follow the same sample order. Restore the original data settings, or start a new "
+        "run with --overwrite",
+        dir, changed);
   }
   step_ = s.step;
   tokens_seen_ = s.tokens_seen;
@@ -253,9 +274,10 @@ Trainer::Batch Trainer::batch_from(const GptSampleSource& src, int64_t first, in
       // An id past the embedding would be an out-of-bounds read: data tokenized with another
       // tokenizer is caught here, on the first batch that shows it.
       if (s[t] < 0 || s[t] >= V)
-        usage_error("data: token id {} in sample {} is outside model.vocab_size={}; was the "
-                    "dataset prepared with another tokenizer than data.tokenizer?",
-                    s[t], first + b, V);
+        usage_error(
+            "data: token id {} in sample {} is outside model.vocab_size={}; was the "
+            "dataset prepared with another tokenizer than data.tokenizer?",
+            s[t], first + b, V);
       dst[b * T1 + t] = s[t];
     }
   }
@@ -294,7 +316,8 @@ double Trainer::forward_loss(const Batch& batch, bool with_aux, double ce_scale,
   auto ce = ce_sum(logits, batch.targets);
   last_loss_ = ce * ce_scale;
   if (out.aux_loss.defined())
-    last_loss_ = last_loss_ + aux_scale * model_->config().router_aux_loss_coef * out.aux_loss.to(torch::kFloat);
+    last_loss_ = last_loss_ +
+                 aux_scale * model_->config().router_aux_loss_coef * out.aux_loss.to(torch::kFloat);
   last_aux_loss_ = out.aux_loss.defined() ? out.aux_loss.item<double>() : 0.0;
   return ce.item<double>();
 }
@@ -316,7 +339,8 @@ double Trainer::evaluate() {
     std::vector<int64_t> rows;
     for (int64_t i = 0; i < want; i += mb) rows.push_back(std::min(mb, want - i));
     pipeline_->forward_only(
-        rows, cfg_.data.seq_len, [&](int64_t k) { return batch_from(*valid_, k * mb, rows[k]).inputs; },
+        rows, cfg_.data.seq_len,
+        [&](int64_t k) { return batch_from(*valid_, k * mb, rows[k]).inputs; },
         [&](const torch::Tensor& logits, int64_t k) {
           Batch b = batch_from(*valid_, k * mb, rows[k]);
           sum += ce_sum(logits, b.targets).item<double>();
@@ -349,7 +373,8 @@ TrainResult Trainer::run() {
   res.start_step = step_;
   const int64_t tokens_per_step = tc.micro_batch_size * tc.grad_accum * cfg_.data.seq_len;
   double flops_per_token = train_flops_per_token(model_->config(), cfg_.data.seq_len);
-  double peak = measured_peak_flops(device_, tc.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
+  double peak =
+      measured_peak_flops(device_, tc.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
   std::unique_ptr<MetricsLogger> metrics;
   if (writes_files_) metrics = std::make_unique<MetricsLogger>(cfg_, step_, resumed_);
   model_->train();
@@ -371,35 +396,39 @@ TrainResult Trainer::run() {
       // Every rank writes its own parts: its stage, its tensor-parallel slices.
       const std::vector<ShardedParam> parts = sharded_params();
       res.last_checkpoint = save_training_checkpoint(
-          cfg_, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr, tokenizer_, s, pg_.get(),
-          nullptr, &parts);
+          cfg_, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr, tokenizer_, s,
+          pg_.get(), nullptr, &parts);
       return;
     }
     if (pipeline_) {  // every rank sends its stage to rank 0, which writes the whole checkpoint
-      if (cfg_.checkpoint.save_optimizer) optimizer_->gather_state();  // ZeRO: every rank takes part
-      res.last_checkpoint = save_pipeline_checkpoint(cfg_.run.dir, *pipeline_,
-                                                     cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr,
-                                                     tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
+      if (cfg_.checkpoint.save_optimizer)
+        optimizer_->gather_state();  // ZeRO: every rank takes part
+      res.last_checkpoint = save_pipeline_checkpoint(
+          cfg_.run.dir, *pipeline_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr,
+          tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
       return optimizer_->release_gathered_state();
     }
     if (tp_) {  // the unsharded checkpoint a single process reads: gathered over the tp group
-      if (cfg_.checkpoint.save_optimizer) optimizer_->gather_state();  // ZeRO: every rank takes part
+      if (cfg_.checkpoint.save_optimizer)
+        optimizer_->gather_state();  // ZeRO: every rank takes part
       int64_t opt_step = 0;
       NamedParams opt;
-      if (cfg_.checkpoint.save_optimizer) opt = tp_->gather_state(optimizer_->state_tensors(&opt_step));
+      if (cfg_.checkpoint.save_optimizer)
+        opt = tp_->gather_state(optimizer_->state_tensors(&opt_step));
       optimizer_->release_gathered_state();
       CausalLM full = tp_->gather_model();
       if (writes_files_)
-        res.last_checkpoint = save_checkpoint_named(cfg_.run.dir, full, cfg_.checkpoint.save_optimizer ? &opt : nullptr,
-                                                    opt_step, tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
+        res.last_checkpoint = save_checkpoint_named(
+            cfg_.run.dir, full, cfg_.checkpoint.save_optimizer ? &opt : nullptr, opt_step,
+            tokenizer_, cfg_, s, cfg_.checkpoint.keep_last);
       return;
     }
     // Every rank: distributed checkpoints, or the ZeRO-1 gather for rank 0's consolidated one.
     CheckpointWeightsWriter write_adapter;
     if (peft_) write_adapter = [this](const std::string& dir) { return peft_->save(dir, model_); };
     res.last_checkpoint = save_training_checkpoint(
-        cfg_, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr, tokenizer_, s, pg_.get(),
-        write_adapter, nullptr, fsdp_.get());
+        cfg_, model_, cfg_.checkpoint.save_optimizer ? optimizer_.get() : nullptr, tokenizer_, s,
+        pg_.get(), write_adapter, nullptr, fsdp_.get());
   };
 
   if (!resumed_ && tc.eval_every > 0) {
@@ -423,10 +452,13 @@ TrainResult Trainer::run() {
     // Every counted target of the step weighs the same: CE sums over the step's count. The
     // all-reduce averages gradients over the dp ranks, hence the factor dp.
     const int64_t step_targets = count_targets(train_, consumed_samples_, shard_.global_batch);
-    if (step_targets == 0) fail("step {}: no target in the whole batch counts for the loss", step_ + 1);
+    if (step_targets == 0)
+      fail("step {}: no target in the whole batch counts for the loss", step_ + 1);
     const double ce_scale = static_cast<double>(dp_) / static_cast<double>(step_targets);
     if (pipeline_) {  // the 1F1B schedule over this step's micro-batches (DP sync included)
-      auto micro_batch = [&](int64_t m) { return batch_from(train_, consumed_samples_ + shard_.first + m * mb, mb); };
+      auto micro_batch = [&](int64_t m) {
+        return batch_from(train_, consumed_samples_ + shard_.first + m * mb, mb);
+      };
       pipeline_->train_step(
           accum, mb, cfg_.data.seq_len, [&](int64_t m) { return micro_batch(m).inputs; },
           [&](const torch::Tensor& logits, int64_t m) {
@@ -464,25 +496,31 @@ TrainResult Trainer::run() {
       stop = t[1].item<double>() > 0;
       aux = t[2].item<double>() / static_cast<double>(dp_ * mesh_.tp);
     }
-    if (!std::isfinite(loss)) fail("loss is {} at step {}; lower optim.lr or check the data", loss, step_ + 1);
-    double grad_norm = pipeline_   ? pipeline_->clip_grad_norm(tc.clip_grad)
-                       : tp_       ? tp_->clip_grad_norm(tc.clip_grad)
-                                   : optimizer_->clip_grad_norm(tc.clip_grad);
+    if (!std::isfinite(loss))
+      fail("loss is {} at step {}; lower optim.lr or check the data", loss, step_ + 1);
+    double grad_norm = pipeline_ ? pipeline_->clip_grad_norm(tc.clip_grad)
+                       : tp_     ? tp_->clip_grad_norm(tc.clip_grad)
+                                 : optimizer_->clip_grad_norm(tc.clip_grad);
     optimizer_->step();
     ++step_;
     tokens_seen_ += tokens_per_step;
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ++steps_timed;
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     double tps = static_cast<double>(tokens_per_step * steps_timed) / elapsed;
     double mfu = peak > 0 ? tps * flops_per_token / peak : 0;
     res.tokens_per_s = tps;
     res.mfu = mfu;
     res.final_train_loss = loss;
 
-    std::map<std::string, double> rec = {{"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
-                                         {"tokens_per_s", static_cast<double>(tokens_per_step) / dt},
-                                         {"mfu", mfu}, {"tokens", static_cast<double>(tokens_seen_)}};
+    std::map<std::string, double> rec = {
+        {"loss", loss},
+        {"lr", lr},
+        {"grad_norm", grad_norm},
+        {"tokens_per_s", static_cast<double>(tokens_per_step) / dt},
+        {"mfu", mfu},
+        {"tokens", static_cast<double>(tokens_seen_)}};
     // MoE: loss includes router_aux_loss_coef * aux_loss; aux_loss is the unscaled term.
     if (model_->uses_aux_loss()) rec["aux_loss"] = aux;
     if (pg_) {  // payload this rank handed to each kind of collective during the step
@@ -490,8 +528,10 @@ TrainResult Trainer::run() {
       rec["comm_all_reduce_bytes"] = static_cast<double>(b.all_reduce - comm_before.all_reduce);
       rec["comm_all_gather_bytes"] = static_cast<double>(b.all_gather - comm_before.all_gather);
       if (fsdp_ || (tp_ && tp_->sequence_parallel())) {
-        rec["comm_reduce_scatter_bytes"] = static_cast<double>(b.reduce_scatter - comm_before.reduce_scatter);
-        rec["comm_reduce_scatter_calls"] = static_cast<double>(b.reduce_scatter_calls - comm_before.reduce_scatter_calls);
+        rec["comm_reduce_scatter_bytes"] =
+            static_cast<double>(b.reduce_scatter - comm_before.reduce_scatter);
+        rec["comm_reduce_scatter_calls"] =
+            static_cast<double>(b.reduce_scatter_calls - comm_before.reduce_scatter_calls);
       }
       if (pipeline_) rec["comm_send_bytes"] = static_cast<double>(b.send - comm_before.send);
     }
@@ -504,9 +544,11 @@ TrainResult Trainer::run() {
     if (!pg_) stop = stop || g_stop_signal != 0;  // one rank: a signal during validation too
     if (metrics && (step_ % cfg_.logging.every == 0 || last || stop || rec.count("val_loss")))
       metrics->log(step_, rec);
-    if (metrics) metrics->progress(step_, fmt::format("loss {:.4f} lr {:.2e} {} tok/s MFU {:.1f}%", loss, lr,
-                                        format_count(tps), 100.0 * mfu));
-    if (last || stop || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0)) save(step_, lr);
+    if (metrics)
+      metrics->progress(step_, fmt::format("loss {:.4f} lr {:.2e} {} tok/s MFU {:.1f}%", loss, lr,
+                                           format_count(tps), 100.0 * mfu));
+    if (last || stop || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0))
+      save(step_, lr);
     if (stop) {
       if (metrics) metrics->finish();
       log_info("stopped by signal {} after step {}; checkpoint {} (resume with --resume)",

@@ -5,11 +5,10 @@
 // all-reduced during backward, and rank 0 alone writes checkpoints, metrics and logs.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "reef/config/config.h"
-#include <nlohmann/json.hpp>
-
 #include "reef/data/sample_index.h"
 #include "reef/models/causal_lm.h"
 #include "reef/parallel/data_parallel.h"
@@ -18,8 +17,8 @@
 #include "reef/parallel/pipeline.h"
 #include "reef/parallel/tensor_parallel.h"
 #include "reef/tokenizer/tokenizer.h"
-#include "reef/train/optim.h"
 #include "reef/train/checkpointing.h"
+#include "reef/train/optim.h"
 #include "reef/train/peft.h"
 
 namespace reef {
@@ -67,7 +66,7 @@ class Trainer {
     torch::Tensor targets;       // [B, T] int64; kIgnoreTarget where the loss does not count
     torch::Tensor position_ids;  // [B, T], with segment_ids: packed samples; else undefined
     torch::Tensor segment_ids;
-    int64_t n_targets = 0;       // counted targets
+    int64_t n_targets = 0;  // counted targets
   };
   // Samples [first, first+n) of `src` on the device.
   Batch batch_from(const GptSampleSource& src, int64_t first, int64_t n) const;

@@ -1,6 +1,6 @@
 // Tests for base/compressed.h: gzip and zstd files (made by tests/testing with zlib's deflate
-// and libzstd's compressor, independent of the reader) read back byte-exact in small and large reads,
-// concatenated members / frames read as one stream, and truncated or corrupt files fail
+// and libzstd's compressor, independent of the reader) read back byte-exact in small and large
+// reads, concatenated members / frames read as one stream, and truncated or corrupt files fail
 // naming the file.
 #include "reef/base/compressed.h"
 
@@ -36,7 +36,8 @@ TEST(Compressed, GzipAndZstdReadBackExactly) {
   write_file_atomic(dir / "a.jsonl", text);
   write_file_atomic(dir / "a.jsonl.gz", testing::gzip_bytes(text));
   write_file_atomic(dir / "a.jsonl.zst", testing::zstd_bytes(text));
-  write_file_atomic(dir / "misnamed.txt", testing::zstd_bytes(text));  // recognised by content, not name
+  write_file_atomic(dir / "misnamed.txt",
+                    testing::zstd_bytes(text));  // recognised by content, not name
   EXPECT_EQ(detect_compression(dir / "a.jsonl"), Compression::kNone);
   EXPECT_EQ(detect_compression(dir / "a.jsonl.gz"), Compression::kGzip);
   EXPECT_EQ(detect_compression(dir / "a.jsonl.zst"), Compression::kZstd);

@@ -8,9 +8,8 @@
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "reef/base/error.h"
@@ -60,7 +59,10 @@ TEST(Slices, FlatRangeOfAMatrixIsHeadRowsAndTail) {
   EXPECT_EQ(slice_parts({4, 5}, TensorSlice::flat_range(5, 10)).size(), 1u);
   EXPECT_EQ(slice_parts({4, 5}, TensorSlice::flat_range(6, 3))[0].box, (Box{{1, 1}, {1, 3}}));
   EXPECT_HAS(error_of([] { slice_parts({4, 5}, TensorSlice::flat_range(15, 6)); }), "flat[15:21]");
-  EXPECT_HAS(error_of([] { slice_parts({4, 5}, TensorSlice::of_box({0, 3}, {4, 3})); }), "[0:4, 3:6]");
+  EXPECT_HAS(error_of([] {
+               slice_parts({4, 5}, TensorSlice::of_box({0, 3}, {4, 3}));
+             }),
+             "[0:4, 3:6]");
 }
 
 // Every flat range of random shapes: the boxes enumerate exactly the range's elements, in order.
@@ -98,16 +100,21 @@ TEST(Slices, FlatRangeBoxesMatchBruteForce) {
 
 TEST(Slices, CoverChecks) {
   const Shape shape{4, 6};
-  EXPECT_EQ(check_cover(shape, {TensorSlice::of_box({0, 0}, {2, 6}), TensorSlice::flat_range(12, 12)}), "");
+  EXPECT_EQ(
+      check_cover(shape, {TensorSlice::of_box({0, 0}, {2, 6}), TensorSlice::flat_range(12, 12)}),
+      "");
   EXPECT_EQ(check_cover(shape, {TensorSlice::whole(shape)}), "");
   EXPECT_EQ(check_cover(shape, {TensorSlice::of_box({0, 0}, {4, 3}), TensorSlice::flat_range(3, 3),
                                 TensorSlice::flat_range(9, 3), TensorSlice::flat_range(15, 3),
                                 TensorSlice::flat_range(21, 3)}),
             "");
-  EXPECT_EQ(check_cover(shape, {TensorSlice::of_box({0, 0}, {2, 6}), TensorSlice::flat_range(11, 13)}),
-            "pieces [0:2, 0:6] and flat[11:24] overlap");
-  EXPECT_EQ(check_cover(shape, {TensorSlice::of_box({0, 0}, {2, 6})}), "the pieces cover 12 of its 24 elements");
-  EXPECT_HAS(check_cover(shape, {TensorSlice::of_box({0, 0}, {5, 6})}), "does not lie inside shape [4, 6]");
+  EXPECT_EQ(
+      check_cover(shape, {TensorSlice::of_box({0, 0}, {2, 6}), TensorSlice::flat_range(11, 13)}),
+      "pieces [0:2, 0:6] and flat[11:24] overlap");
+  EXPECT_EQ(check_cover(shape, {TensorSlice::of_box({0, 0}, {2, 6})}),
+            "the pieces cover 12 of its 24 elements");
+  EXPECT_HAS(check_cover(shape, {TensorSlice::of_box({0, 0}, {5, 6})}),
+             "does not lie inside shape [4, 6]");
   EXPECT_EQ(check_cover({}, {TensorSlice::whole({})}), "");  // a scalar
 }
 
@@ -134,12 +141,17 @@ struct Layout {
   std::vector<std::vector<LocalPiece>> ranks{3};
   Layout() {
     for (int r = 0; r < 2; ++r)
-      ranks[r].push_back({"a", "model", {8, 6}, TensorSlice::of_box({4 * r, 0}, {4, 6}), a.narrow(0, 4 * r, 4)});
+      ranks[r].push_back(
+          {"a", "model", {8, 6}, TensorSlice::of_box({4 * r, 0}, {4, 6}), a.narrow(0, 4 * r, 4)});
     for (int r = 0; r < 3; ++r)
-      ranks[r].push_back({"b", "model", {4, 9}, TensorSlice::of_box({0, 3 * r}, {4, 3}), b.narrow(1, 3 * r, 3)});
+      ranks[r].push_back(
+          {"b", "model", {4, 9}, TensorSlice::of_box({0, 3 * r}, {4, 3}), b.narrow(1, 3 * r, 3)});
     const int64_t cuts[] = {0, 12, 13, 35};
     for (int r = 0; r < 3; ++r)
-      ranks[r].push_back({"c", "optimizer", {5, 7}, TensorSlice::flat_range(cuts[r], cuts[r + 1] - cuts[r]),
+      ranks[r].push_back({"c",
+                          "optimizer",
+                          {5, 7},
+                          TensorSlice::flat_range(cuts[r], cuts[r + 1] - cuts[r]),
                           c.view({-1}).narrow(0, cuts[r], cuts[r + 1] - cuts[r])});
     ranks[0].push_back({"d", "model", {3}, TensorSlice::whole({3}), d});
     ranks[2].push_back({"e", "model", {}, TensorSlice::whole({}), e});
@@ -197,7 +209,8 @@ TEST(DistCheckpoint, ReshardsIntoOtherLayoutsReadingOnlyWhatIsNeeded) {
   {
     // Rows 4..7 of a live in rank 1's file only; elements 13.. of c in rank 2's only.
     auto ck = DistCheckpoint::open(dir.path());
-    EXPECT_TRUE(torch::equal(ck.read("a", TensorSlice::of_box({5, 1}, {2, 4})), l.a.narrow(0, 5, 2).narrow(1, 1, 4)));
+    EXPECT_TRUE(torch::equal(ck.read("a", TensorSlice::of_box({5, 1}, {2, 4})),
+                             l.a.narrow(0, 5, 2).narrow(1, 1, 4)));
     EXPECT_EQ(ck.files_read(), (std::set<std::string>{dist_rank_file(1)}));
     ck.read("c", TensorSlice::flat_range(20, 10));
     EXPECT_EQ(ck.files_read(), (std::set<std::string>{dist_rank_file(1), dist_rank_file(2)}));
@@ -211,15 +224,18 @@ TEST(DistCheckpoint, IncompleteOrCorruptFoldersAreRefusedNamingTheFile) {
   for (int r = 0; r < 3; ++r) write_rank_pieces(d, r, l.ranks[r]);
   // Pieces written, index not yet (an interrupted save).
   EXPECT_EQ(error_of([&] { DistCheckpoint::open(d); }),
-            "incomplete checkpoint " + d + ": dist_checkpoint.json is missing (the save was interrupted?)");
+            "incomplete checkpoint " + d +
+                ": dist_checkpoint.json is missing (the save was interrupted?)");
   write_dist_index(d, 3, {0, 1, 2});
   const std::string f1 = d + "/" + dist_rank_file(1), saved = read_file(f1);
   std::filesystem::remove(f1);
-  EXPECT_EQ(error_of([&] { DistCheckpoint::open(d); }), "incomplete checkpoint " + d + ": rank-00001.safetensors is missing");
+  EXPECT_EQ(error_of([&] { DistCheckpoint::open(d); }),
+            "incomplete checkpoint " + d + ": rank-00001.safetensors is missing");
   write_file_atomic(f1, saved.substr(0, saved.size() - 10));
   EXPECT_HAS(error_of([&] { DistCheckpoint::open(d); }),
-             "corrupted checkpoint " + d + ": rank-00001.safetensors is " + std::to_string(saved.size() - 10) +
-                 " bytes, expected " + std::to_string(saved.size()) + " (truncated?)");
+             "corrupted checkpoint " + d + ": rank-00001.safetensors is " +
+                 std::to_string(saved.size() - 10) + " bytes, expected " +
+                 std::to_string(saved.size()) + " (truncated?)");
   // A flipped byte in the data: found when the file is first read, naming it.
   std::string flipped = saved;
   flipped[flipped.size() - 1] ^= 1;
@@ -238,7 +254,9 @@ TEST(DistCheckpoint, PiecesThatDoNotCoverATensorAreRefusedNamingIt) {
   // Rank 1 wrote nothing: a's rows 4..7 and b's middle columns have no piece.
   write_rank_pieces(d, 0, l.ranks[0]);
   write_rank_pieces(d, 2, l.ranks[2]);
-  EXPECT_EQ(error_of([&] { write_dist_index(d, 3, {0, 2}); }),
+  EXPECT_EQ(error_of([&] {
+              write_dist_index(d, 3, {0, 2});
+            }),
             "distributed checkpoint " + d + ": tensor 'a': the pieces cover 24 of its 48 elements");
   // An index edited to drop a piece is refused at load, naming the tensor.
   testing::ScratchDir dir2;
@@ -247,18 +265,26 @@ TEST(DistCheckpoint, PiecesThatDoNotCoverATensorAreRefusedNamingIt) {
   index["tensors"]["c"]["pieces"].erase(1);
   write_file_atomic(dir2 / kDistIndexFile, index.dump());
   EXPECT_EQ(error_of([&] { DistCheckpoint::open(dir2.path()); }),
-            "incomplete checkpoint " + dir2.path() + ": tensor 'c': the pieces cover 34 of its 35 elements");
+            "incomplete checkpoint " + dir2.path() +
+                ": tensor 'c': the pieces cover 34 of its 35 elements");
   // Overlapping pieces are refused at save.
   testing::ScratchDir dir3;
-  write_rank_pieces(dir3.path(), 0, {{"x", "model", {4}, TensorSlice::flat_range(0, 3), torch::zeros({3})}});
-  write_rank_pieces(dir3.path(), 1, {{"x", "model", {4}, TensorSlice::flat_range(2, 2), torch::zeros({2})}});
-  EXPECT_HAS(error_of([&] { write_dist_index(dir3.path(), 2, {0, 1}); }),
+  write_rank_pieces(dir3.path(), 0,
+                    {{"x", "model", {4}, TensorSlice::flat_range(0, 3), torch::zeros({3})}});
+  write_rank_pieces(dir3.path(), 1,
+                    {{"x", "model", {4}, TensorSlice::flat_range(2, 2), torch::zeros({2})}});
+  EXPECT_HAS(error_of([&] {
+               write_dist_index(dir3.path(), 2, {0, 1});
+             }),
              "tensor 'x': pieces flat[0:3] and flat[2:4] overlap");
   // A piece whose data does not match its slice is refused before anything is written.
-  EXPECT_HAS(error_of([&] {
-               write_rank_pieces(dir3.path(), 2, {{"y", "model", {4, 4}, TensorSlice::of_box({0, 0}, {2, 4}), torch::zeros({4, 2})}});
-             }),
-             "piece [0:2, 0:4] of 'y': its data has shape [4, 2], expected [2, 4]");
+  EXPECT_HAS(
+      error_of([&] {
+        write_rank_pieces(
+            dir3.path(), 2,
+            {{"y", "model", {4, 4}, TensorSlice::of_box({0, 0}, {2, 4}), torch::zeros({4, 2})}});
+      }),
+      "piece [0:2, 0:4] of 'y': its data has shape [4, 2], expected [2, 4]");
 }
 
 ModelConfig tiny_model_config() {
@@ -285,8 +311,10 @@ TEST(DistCheckpoint, ModelLoadsFromADistributedFolder) {
     const auto shape = t.sizes().vec();
     if (t.dim() == 2) {
       const int64_t h = shape[0] / 2;
-      r0.push_back({item.key(), "model", shape, TensorSlice::of_box({0, 0}, {h, shape[1]}), t.narrow(0, 0, h)});
-      r1.push_back({item.key(), "model", shape, TensorSlice::of_box({h, 0}, {shape[0] - h, shape[1]}),
+      r0.push_back({item.key(), "model", shape, TensorSlice::of_box({0, 0}, {h, shape[1]}),
+                    t.narrow(0, 0, h)});
+      r1.push_back({item.key(), "model", shape,
+                    TensorSlice::of_box({h, 0}, {shape[0] - h, shape[1]}),
                     t.narrow(0, h, shape[0] - h)});
     } else {
       r1.push_back({item.key(), "model", shape, TensorSlice::whole(shape), t});
@@ -307,7 +335,8 @@ TEST(DistCheckpoint, ModelLoadsFromADistributedFolder) {
     if (piece.global_shape.size() == 1) norms.push_back(piece);
   write_rank_pieces(partial.path(), 0, norms);
   write_dist_index(partial.path(), 1, {0});
-  EXPECT_HAS(error_of([&] { load_model_weights(dst, partial.path()); }), "missing tensor 'model.embed_tokens.weight'");
+  EXPECT_HAS(error_of([&] { load_model_weights(dst, partial.path()); }),
+             "missing tensor 'model.embed_tokens.weight'");
 }
 
 }  // namespace

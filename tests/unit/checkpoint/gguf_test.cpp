@@ -3,9 +3,8 @@
 // infos with reversed dims, aligned offsets, padded data), q8_0 blocks of known values, tensor
 // names and the export's errors. The whole-model checks against gguf-py are in
 // tests/reference/gguf_test.cpp.
-#include <gtest/gtest.h>
-
 #include <c10/util/Half.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
@@ -116,7 +115,10 @@ TEST(GgufWriter, RejectsDuplicatesBadShapesAndLeavesNoFile) {
   EXPECT_THROW(w.add_uint32("general.alignment", 24), Error);
   w.add_tensor("t", {2, 32}, GgmlType::kQ8_0, [] { return torch::zeros({2, 32}); });
   EXPECT_THROW(w.add_tensor("t", {1}, GgmlType::kF32, [] { return torch::zeros({1}); }), Error);
-  EXPECT_THROW(w.add_tensor("q", {2, 48}, GgmlType::kQ8_0, [] { return torch::zeros({2, 48}); }),
+  EXPECT_THROW(w.add_tensor("q", {2, 48}, GgmlType::kQ8_0,
+                            [] {
+                              return torch::zeros({2, 48});
+                            }),
                Error);
   w.add_tensor("wrong", {3}, GgmlType::kF32, [] { return torch::zeros({4}); });
   EXPECT_THROW(w.write(dir / "x.gguf"), Error);
@@ -159,7 +161,8 @@ TEST(GgufExport, TypesNamesAndErrors) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kUsage);
   }
-  EXPECT_EQ(gguf_tensor_name("llama", "model.layers.3.self_attn.q_proj.weight"), "blk.3.attn_q.weight");
+  EXPECT_EQ(gguf_tensor_name("llama", "model.layers.3.self_attn.q_proj.weight"),
+            "blk.3.attn_q.weight");
   EXPECT_EQ(gguf_tensor_name("qwen2", "model.layers.0.self_attn.k_proj.bias"), "blk.0.attn_k.bias");
   EXPECT_EQ(gguf_tensor_name("qwen3", "model.layers.1.self_attn.q_norm.weight"),
             "blk.1.attn_q_norm.weight");

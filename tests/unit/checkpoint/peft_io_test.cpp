@@ -1,16 +1,17 @@
 // PEFT adapter folders (checkpoint/peft_io.h): a save/load round trip gives the same logits and
 // the config back, the files carry PEFT's names, and every unsupported PEFT feature or
 // inconsistent file is one clear error naming the key, with the model left untouched.
+#include "reef/checkpoint/peft_io.h"
+
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/checkpoint/model_io.h"
-#include "reef/checkpoint/peft_io.h"
 #include "reef/checkpoint/safetensors.h"
 #include "testing/testing.h"
 
@@ -134,13 +135,24 @@ TEST(PeftIo, InconsistentWeightsAreErrorsNamingTheTensor) {
   };
   const std::vector<Case> cases = {
       {"missing", "no tensor '" + key, [&](auto& m) { m.erase(key); }},
-      {"shape", "has shape [3, 16]", [&](auto& m) { m[key] = torch::zeros({3, 16}); }},
+      {"shape", "has shape [3, 16]",
+       [&](auto& m) {
+         m[key] = torch::zeros({3, 16});
+       }},
       {"extra", "model.layers.0.self_attn.k_proj.lora_A.weight",
-       [&](auto& m) { m["base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight"] =
-                          torch::zeros({4, 16}); }},
+       [&](auto& m) {
+         m["base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight"] =
+             torch::zeros({4, 16});
+       }},
       {"prefix", "does not start with",
-       [&](auto& m) { m["model.layers.0.self_attn.q_proj.lora_A.weight"] = m.at(key); m.erase(key); }},
-      {"dtype", "dtype", [&](auto& m) { m[key] = torch::zeros({4, 16}, torch::kInt32); }},
+       [&](auto& m) {
+         m["model.layers.0.self_attn.q_proj.lora_A.weight"] = m.at(key);
+         m.erase(key);
+       }},
+      {"dtype", "dtype",
+       [&](auto& m) {
+         m[key] = torch::zeros({4, 16}, torch::kInt32);
+       }},
   };
   for (const auto& c : cases) {
     const std::string dir = saved_adapter(scratch, c.name);

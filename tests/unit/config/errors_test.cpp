@@ -201,7 +201,8 @@ TEST(ConfigErrors, ImpossibleValuesNameKeyExpectationAndCommandLine) {
 }
 
 TEST(ConfigErrors, SequenceParallelNeedsTheSequenceToSplitOverTheTpRanks) {
-  std::string msg = cl_error({"parallel.tp=4", "parallel.sequence_parallel=true", "data.seq_len=30"});
+  std::string msg =
+      cl_error({"parallel.tp=4", "parallel.sequence_parallel=true", "data.seq_len=30"});
   EXPECT_HAS(msg, "data.seq_len=30 is not divisible by parallel.tp=4");
   EXPECT_HAS(msg, "(data.seq_len from command line, parallel.sequence_parallel from command line)");
   EXPECT_HAS(msg, "set data.seq_len=28");
@@ -215,21 +216,26 @@ TEST(ConfigErrors, SequenceParallelNeedsTheSequenceToSplitOverTheTpRanks) {
 
 TEST(ConfigErrors, TensorParallelCombinationsThatDoNotWorkNameTheirKeys) {
   std::string msg = cl_error({"parallel.tp=2", "peft.method=lora"});
-  EXPECT_HAS(msg, "parallel.tp=2 (command line): peft.method=lora (command line) is not supported with tensor parallelism");
+  EXPECT_HAS(msg,
+             "parallel.tp=2 (command line): peft.method=lora (command line) is not supported with "
+             "tensor parallelism");
   msg = cl_error({"parallel.tp=2", "parallel.pp=2", "checkpoint.layout=consolidated"});
-  EXPECT_HAS(msg, "checkpoint.layout=consolidated (command line): with parallel.tp=2 and parallel.pp=2 together "
-                  "checkpoints are distributed; use checkpoint.layout=auto");
-  for (const auto& ok : std::vector<std::vector<std::string>>{
-           {"parallel.tp=2", "parallel.pp=2"},
-           {"parallel.tp=2", "checkpoint.layout=consolidated"},
-           {"parallel.pp=2", "checkpoint.layout=consolidated"}})
+  EXPECT_HAS(msg,
+             "checkpoint.layout=consolidated (command line): with parallel.tp=2 and parallel.pp=2 "
+             "together "
+             "checkpoints are distributed; use checkpoint.layout=auto");
+  for (const auto& ok :
+       std::vector<std::vector<std::string>>{{"parallel.tp=2", "parallel.pp=2"},
+                                             {"parallel.tp=2", "checkpoint.layout=consolidated"},
+                                             {"parallel.pp=2", "checkpoint.layout=consolidated"}})
     EXPECT_NO_THROW(load_config("", ok)) << ok.back();
 }
 
 TEST(ConfigErrors, UnknownNamesListTheAllowedOnesAndSuggest) {
-  EXPECT_EQ(cl_error({"model.arch=lama"}),
-            "model.arch: expected one of llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2, got 'lama' "
-            "(command line); did you mean 'llama'?");
+  EXPECT_EQ(
+      cl_error({"model.arch=lama"}),
+      "model.arch: expected one of llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2, got 'lama' "
+      "(command line); did you mean 'llama'?");
   EXPECT_EQ(cl_error({"optim.schedule=cosin"}),
             "optim.schedule: expected one of cosine, linear, constant, got 'cosin' (command "
             "line); did you mean 'cosine'?");

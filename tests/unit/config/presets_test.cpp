@@ -36,10 +36,10 @@ ModelConfig preset_model(const std::string& name) {
 }
 
 TEST(ConfigPresets, AllExpectedPresetsExist) {
-  for (const char* name : {"llama-tiny", "gpt2-tiny", "mistral-tiny", "qwen2-tiny", "qwen3-tiny",
-                           "llama-3.2-1b", "llama-3.1-8b", "llama-2-7b", "mistral-7b",
-                           "qwen2.5-0.5b", "qwen3-0.6b", "smollm-135m", "tinyllama-1.1b", "gpt2",
-                           "mixtral-tiny", "gemma-tiny", "mixtral-8x7b", "gemma-2b"}) {
+  for (const char* name :
+       {"llama-tiny", "gpt2-tiny", "mistral-tiny", "qwen2-tiny", "qwen3-tiny", "llama-3.2-1b",
+        "llama-3.1-8b", "llama-2-7b", "mistral-7b", "qwen2.5-0.5b", "qwen3-0.6b", "smollm-135m",
+        "tinyllama-1.1b", "gpt2", "mixtral-tiny", "gemma-tiny", "mixtral-8x7b", "gemma-2b"}) {
     EXPECT_EQ(model_presets().count(name), 1u) << name;
   }
 }

@@ -46,7 +46,8 @@ TEST(Documents, SplitIsDeterministicAndOrderIndependent) {
   split_documents(docs, 0.1, &t1, &v1);
   std::reverse(docs.begin(), docs.end());
   split_documents(docs, 0.1, &t2, &v2);
-  EXPECT_EQ(std::set<std::string>(v1.begin(), v1.end()), std::set<std::string>(v2.begin(), v2.end()));
+  EXPECT_EQ(std::set<std::string>(v1.begin(), v1.end()),
+            std::set<std::string>(v2.begin(), v2.end()));
   EXPECT_GT(v1.size(), 140u);
   EXPECT_LT(v1.size(), 260u);
   EXPECT_EQ(t1.size() + v1.size(), 2000u);

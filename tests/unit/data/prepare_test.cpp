@@ -15,16 +15,19 @@
 namespace reef {
 namespace {
 
-std::string jsonl_line(const std::string& text) { return nlohmann::json{{"text", text}, {"id", 7}}.dump() + "\n"; }
+std::string jsonl_line(const std::string& text) {
+  return nlohmann::json{{"text", text}, {"id", 7}}.dump() + "\n";
+}
 
 // A corpus with multibyte text, escapes, an empty document and varied lengths.
 std::vector<std::string> make_docs(int n) {
-  const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "déjà", "vu", "привет", "你好", "😀", "tab\there",
-                         "quote\"d", "back\\slash"};
+  const char* words[] = {"the", "cat",    "sat",  "on", "a",         "mat",      "déjà",
+                         "vu",  "привет", "你好", "😀",  "tab\there", "quote\"d", "back\\slash"};
   std::vector<std::string> docs;
   for (int i = 0; i < n; ++i) {
     std::string d;
-    for (int w = 0; w < 1 + (i * 37) % 50; ++w) d += std::string(words[(i * 7 + w * 3) % 14]) + (w % 9 == 8 ? "\n" : " ");
+    for (int w = 0; w < 1 + (i * 37) % 50; ++w)
+      d += std::string(words[(i * 7 + w * 3) % 14]) + (w % 9 == 8 ? "\n" : " ");
     docs.push_back(d);
   }
   return docs;
@@ -50,8 +53,8 @@ std::vector<std::vector<int32_t>> read_back(const std::string& prefix) {
   return out;
 }
 
-void expect_round_trip(const std::vector<std::string>& docs, const Tokenizer& tok, const std::string& prefix,
-                       bool append_eod) {
+void expect_round_trip(const std::vector<std::string>& docs, const Tokenizer& tok,
+                       const std::string& prefix, bool append_eod) {
   std::vector<std::vector<int32_t>> want;
   for (const auto& d : docs) {
     auto ids = tok.encode(d);
@@ -68,7 +71,8 @@ TEST(Prepare, JsonlAndTextRoundTrip) {
   auto docs = make_docs(300);
   docs[5] = "";  // an empty document: dropped without eod, one eod token with it
   std::string jsonl;
-  for (size_t i = 0; i < docs.size(); ++i) jsonl += jsonl_line(docs[i]) + (i % 50 == 0 ? "\n  \n" : "");
+  for (size_t i = 0; i < docs.size(); ++i)
+    jsonl += jsonl_line(docs[i]) + (i % 50 == 0 ? "\n  \n" : "");
   write_file_atomic(dir / "a.jsonl", jsonl);
   write_file_atomic(dir / "b.txt", "first doc\nline two\n\n\n  \nsecond\r\n\nthird é");
   ByteTokenizer tok;
@@ -86,13 +90,16 @@ TEST(Prepare, JsonlAndTextRoundTrip) {
     EXPECT_EQ(st.empty, eod ? 0 : 1);
     EXPECT_EQ(st.skipped, 0);
     EXPECT_EQ(st.dtype, TokenDType::kUInt16);
-    EXPECT_EQ(st.input_bytes, static_cast<int64_t>(read_file(dir / "a.jsonl").size() + read_file(dir / "b.txt").size()));
+    EXPECT_EQ(st.input_bytes, static_cast<int64_t>(read_file(dir / "a.jsonl").size() +
+                                                   read_file(dir / "b.txt").size()));
     IndexedDataset ds(o.output_prefix);
     EXPECT_EQ(ds.dtype(), TokenDType::kUInt16);
     EXPECT_EQ(ds.num_tokens(), st.tokens);
     EXPECT_EQ(ds.num_documents(), st.documents);
     EXPECT_EQ(st.output_bytes, static_cast<int64_t>(read_file(bin_path(o.output_prefix)).size()));
-    EXPECT_NE(format_prepare_summary(st, o.output_prefix).find(std::to_string(st.tokens) + " tokens"), std::string::npos);
+    EXPECT_NE(
+        format_prepare_summary(st, o.output_prefix).find(std::to_string(st.tokens) + " tokens"),
+        std::string::npos);
   }
 }
 
@@ -116,8 +123,8 @@ TEST(Prepare, IdenticalOutputForAnyWorkerCount) {
 }
 
 // Runs prepare on `content` and returns the usage error's message ("" if none was thrown).
-std::string prepare_error(const testing::ScratchDir& dir, const std::string& name, const std::string& content,
-                          int workers) {
+std::string prepare_error(const testing::ScratchDir& dir, const std::string& name,
+                          const std::string& content, int workers) {
   write_file_atomic(dir / name, content);
   auto o = options({dir / name}, dir / "bad");
   o.workers = workers;
@@ -129,7 +136,8 @@ std::string prepare_error(const testing::ScratchDir& dir, const std::string& nam
     EXPECT_EQ(e.kind(), ErrorKind::kUsage);
     EXPECT_FALSE(path_exists(bin_path(dir / "bad")));
     EXPECT_FALSE(path_exists(idx_path(dir / "bad")));
-    for (const auto& f : list_dir(dir.path())) EXPECT_EQ(f.find("bad."), std::string::npos) << "left behind: " << f;
+    for (const auto& f : list_dir(dir.path()))
+      EXPECT_EQ(f.find("bad."), std::string::npos) << "left behind: " << f;
     return e.what();
   }
   return "";
@@ -139,7 +147,8 @@ TEST(Prepare, BadLineIsUsageErrorWithFileAndLine) {
   testing::ScratchDir dir;
   const std::string ok = jsonl_line("fine") + jsonl_line("also fine") + "\n";
   for (int workers : {1, 3}) {
-    std::string msg = prepare_error(dir, "m.jsonl", ok + "{\"text\": oops}\n" + jsonl_line("x") + "{bad\n", workers);
+    std::string msg = prepare_error(
+        dir, "m.jsonl", ok + "{\"text\": oops}\n" + jsonl_line("x") + "{bad\n", workers);
     EXPECT_NE(msg.find(dir / "m.jsonl:4: malformed JSON"), std::string::npos) << msg;
     msg = prepare_error(dir, "k.jsonl", ok + "{\"body\": \"no text\"}\n", workers);
     EXPECT_NE(msg.find(dir / "k.jsonl:4: no 'text' field"), std::string::npos) << msg;
@@ -184,23 +193,26 @@ TEST(Prepare, GzipAndZstdInputsGiveTheSameDatasetAsPlainOnes) {
   EXPECT_EQ(read_file(bin_path(dir / "packed")), read_file(bin_path(dir / "plain")));
   EXPECT_EQ(read_file(idx_path(dir / "packed")), read_file(idx_path(dir / "plain")));
   // Documents mode reads them too.
-  EXPECT_EQ(read_documents(dir / "a.jsonl.zst", "auto", "text"), read_documents(dir / "a.jsonl", "auto", "text"));
-  EXPECT_EQ(read_documents(dir / "b.txt.zst", "auto", "text"), read_documents(dir / "b.txt", "auto", "text"));
+  EXPECT_EQ(read_documents(dir / "a.jsonl.zst", "auto", "text"),
+            read_documents(dir / "a.jsonl", "auto", "text"));
+  EXPECT_EQ(read_documents(dir / "b.txt.zst", "auto", "text"),
+            read_documents(dir / "b.txt", "auto", "text"));
   // A bad line inside a compressed file is reported at its line.
   write_file_atomic(dir / "bad.jsonl.gz", testing::gzip_bytes(jsonl_line("ok") + "{oops\n"));
   try {
     prepare_dataset(options({dir / "bad.jsonl.gz"}, dir / "bad"), tok);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(dir / "bad.jsonl.gz:2: malformed JSON"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(dir / "bad.jsonl.gz:2: malformed JSON"), std::string::npos)
+        << e.what();
   }
   EXPECT_FALSE(path_exists(bin_path(dir / "bad")));
 }
 
 TEST(Prepare, SkipBadCountsAndSkips) {
   testing::ScratchDir dir;
-  std::string content = jsonl_line("one") + "{oops\n" + jsonl_line("two") + "{\"text\": null}\n" + "{\"t\": \"x\"}\n" +
-                        "{\"text\": \"\xc0\xaf\"}\n" + jsonl_line("three");
+  std::string content = jsonl_line("one") + "{oops\n" + jsonl_line("two") + "{\"text\": null}\n" +
+                        "{\"t\": \"x\"}\n" + "{\"text\": \"\xc0\xaf\"}\n" + jsonl_line("three");
   write_file_atomic(dir / "a.jsonl", content);
   ByteTokenizer tok;
   for (int workers : {1, 3}) {
@@ -212,7 +224,8 @@ TEST(Prepare, SkipBadCountsAndSkips) {
     EXPECT_EQ(st.skipped, 4);
     EXPECT_EQ(st.documents, 3);
     EXPECT_NE(st.first_skipped.find(dir / "a.jsonl:2:"), std::string::npos) << st.first_skipped;
-    EXPECT_NE(format_prepare_summary(st, o.output_prefix).find("skipped 4 bad lines"), std::string::npos);
+    EXPECT_NE(format_prepare_summary(st, o.output_prefix).find("skipped 4 bad lines"),
+              std::string::npos);
     expect_round_trip({"one", "two", "three"}, tok, o.output_prefix, false);
   }
 }
@@ -238,7 +251,8 @@ TEST(Prepare, Int32TokensWhenTheVocabularyDoesNotFitUInt16) {
 
 TEST(Prepare, InspectReportsCountsHistogramAndSamples) {
   testing::ScratchDir dir;
-  write_file_atomic(dir / "a.jsonl", jsonl_line("a") + jsonl_line("hello world") + jsonl_line("abcd") + jsonl_line("xyz"));
+  write_file_atomic(dir / "a.jsonl", jsonl_line("a") + jsonl_line("hello world") +
+                                         jsonl_line("abcd") + jsonl_line("xyz"));
   ByteTokenizer tok;
   prepare_dataset(options({dir / "a.jsonl"}, dir / "ds"), tok);
   std::string r = inspect_dataset(dir / "ds", &tok, 2);
@@ -246,9 +260,9 @@ TEST(Prepare, InspectReportsCountsHistogramAndSamples) {
   EXPECT_NE(r.find("sequences: 4\n"), std::string::npos) << r;
   EXPECT_NE(r.find("tokens:    19\n"), std::string::npos) << r;
   EXPECT_NE(r.find("dtype:     uint16"), std::string::npos) << r;
-  EXPECT_NE(r.find("8-15"), std::string::npos) << r;  // "hello world" (11)
-  EXPECT_NE(r.find("2-3"), std::string::npos) << r;   // "xyz" (3)
-  EXPECT_NE(r.find("\na\n"), std::string::npos) << r;  // sample of document 0
+  EXPECT_NE(r.find("8-15"), std::string::npos) << r;      // "hello world" (11)
+  EXPECT_NE(r.find("2-3"), std::string::npos) << r;       // "xyz" (3)
+  EXPECT_NE(r.find("\na\n"), std::string::npos) << r;     // sample of document 0
   EXPECT_NE(r.find("\nabcd\n"), std::string::npos) << r;  // sample of document 2
   EXPECT_EQ(inspect_dataset(dir / "ds", nullptr, 2).find("sample"), std::string::npos);
   try {
@@ -269,7 +283,8 @@ TEST(Prepare, HfBpeTokenizerRoundTrip) {
        "tok = Tokenizer(models.BPE())\n"
        "tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)\n"
        "tok.decoder = decoders.ByteLevel()\n"
-       "tr = trainers.BpeTrainer(vocab_size=400, special_tokens=['<|endoftext|>'], show_progress=False,\n"
+       "tr = trainers.BpeTrainer(vocab_size=400, special_tokens=['<|endoftext|>'], "
+       "show_progress=False,\n"
        "                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())\n"
        "tok.train_from_iterator(['the cat sat on a mat déjà vu привет 你好'] * 50, tr)\n"
        "tok.save(sys.argv[1])\n",

@@ -3,13 +3,14 @@
 // themselves: what packing puts in a row, the positions restarting per sample, the segments, the
 // target mask that follows the samples' masks and never crosses into the next sample, padding,
 // the overlong policies, epochs, and what the fingerprint depends on.
+#include "reef/data/sft_dataset.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <set>
 
 #include "reef/base/error.h"
-#include "reef/data/sft_dataset.h"
 
 namespace reef {
 namespace {
@@ -58,7 +59,8 @@ void check_row(const SftRows& rows, const std::vector<SftSample>& all, int64_t i
   std::vector<uint8_t> mask;
   for (int32_t k : rows.row(i)) {
     const SftSample& s = all[static_cast<size_t>(k)];
-    for (size_t t = 0; t < s.input_ids.size() && static_cast<int64_t>(want_tokens.size()) < T + 1; ++t) {
+    for (size_t t = 0; t < s.input_ids.size() && static_cast<int64_t>(want_tokens.size()) < T + 1;
+         ++t) {
       owner.push_back(k);
       want_tokens.push_back(s.input_ids[t]);
       pos.push_back(static_cast<int32_t>(t));
@@ -68,7 +70,8 @@ void check_row(const SftRows& rows, const std::vector<SftSample>& all, int64_t i
   ASSERT_LE(static_cast<int64_t>(want_tokens.size()), T + 1) << "row " << i << " overflows";
   for (int64_t t = 0; t <= T; ++t) {
     const bool pad = t >= static_cast<int64_t>(want_tokens.size());
-    EXPECT_EQ(tokens[static_cast<size_t>(t)], pad ? kPad : want_tokens[static_cast<size_t>(t)]) << "row " << i << " t " << t;
+    EXPECT_EQ(tokens[static_cast<size_t>(t)], pad ? kPad : want_tokens[static_cast<size_t>(t)])
+        << "row " << i << " t " << t;
     if (t == T) break;
     const size_t u = static_cast<size_t>(t);
     if (!pad) EXPECT_EQ(layout.position_ids[u], pos[u]) << "row " << i << " t " << t;

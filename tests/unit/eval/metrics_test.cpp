@@ -32,7 +32,9 @@ TEST(Metrics, WordCountsAsReSplit) {
 }
 
 TEST(Metrics, RegexFilterTakesFirstNonEmptyGroup) {
-  FilterPipeline f{"flexible", {FilterStep{"regex", "(-?[$0-9.,]{2,})|(-?[0-9]+)", -1, "[invalid]"}, FilterStep{"take_first"}}};
+  FilterPipeline f{"flexible",
+                   {FilterStep{"regex", "(-?[$0-9.,]{2,})|(-?[0-9]+)", -1, "[invalid]"},
+                    FilterStep{"take_first"}}};
   EXPECT_EQ(apply_filter(f, "The answer is 12 and then 3,400."), "3,400.");
   EXPECT_EQ(apply_filter(f, "just 7"), "7");
   EXPECT_EQ(apply_filter(f, "none"), "[invalid]");
@@ -68,7 +70,10 @@ TEST(Strings, StopsAndWhitespace) {
   EXPECT_EQ(trailing_whitespace_bytes("Answer: \n"), 2u);
   EXPECT_EQ(trailing_whitespace_bytes("x\xc2\xa0"), 2u);  // NBSP is whitespace to str.rstrip
   EXPECT_EQ(trailing_whitespace_bytes("x"), 0u);
-  EXPECT_EQ(utf8_lossy("a\xff" "b\xe2\x82"), "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+  EXPECT_EQ(utf8_lossy("a\xff"
+                       "b\xe2\x82"),
+            "a\xef\xbf\xbd"
+            "b\xef\xbf\xbd");
   EXPECT_EQ(utf8_lossy("\xc3\xa9"), "\xc3\xa9");
 }
 

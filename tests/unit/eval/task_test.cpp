@@ -26,11 +26,14 @@ std::string usage_message(const std::function<void()>& f) {
 
 TEST(TaskYaml, MmluStyleTaskLoadsAndBuildsContexts) {
   testing::ScratchDir dir;
-  write_file_atomic(dir / "q.jsonl", R"({"question": " 2+2? ", "choices": ["3", "4"], "answer": 1})" "\n");
-  write_file_atomic(dir / "t.yaml", "task: mini\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: q.jsonl\n"
-                                    "test_split: test\noutput_type: multiple_choice\n"
-                                    "doc_to_text: \"{{question.strip()}}\\nA. {{choices[0]}}\\nB. {{choices[1]}}\\nAnswer:\"\n"
-                                    "doc_to_choice: [\"A\", \"B\"]\ndoc_to_target: answer\ntag: [x]\n");
+  write_file_atomic(dir / "q.jsonl", R"({"question": " 2+2? ", "choices": ["3", "4"], "answer": 1})"
+                                     "\n");
+  write_file_atomic(
+      dir / "t.yaml",
+      "task: mini\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: q.jsonl\n"
+      "test_split: test\noutput_type: multiple_choice\n"
+      "doc_to_text: \"{{question.strip()}}\\nA. {{choices[0]}}\\nB. {{choices[1]}}\\nAnswer:\"\n"
+      "doc_to_choice: [\"A\", \"B\"]\ndoc_to_target: answer\ntag: [x]\n");
   Task t = make_task(dir / "t.yaml", {});
   EXPECT_EQ(t.name(), "mini");
   ASSERT_EQ(t.config().metrics.size(), 2u);  // acc, acc_norm by default
@@ -48,12 +51,18 @@ TEST(TaskYaml, MmluStyleTaskLoadsAndBuildsContexts) {
 
 TEST(TaskYaml, FewShotFromTrainSplitWithDelimiters) {
   testing::ScratchDir dir;
-  write_file_atomic(dir / "test.jsonl", R"({"q": "a", "a": "1"})" "\n");
-  write_file_atomic(dir / "train.jsonl", R"({"q": "b", "a": "2"})" "\n" R"({"q": "c", "a": "3"})" "\n");
-  write_file_atomic(dir / "t.yaml", "task: fs\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: test.jsonl\n"
-                                    "    train: train.jsonl\ntest_split: test\nfewshot_split: train\n"
-                                    "output_type: generate_until\ndoc_to_text: \"Q {{q}}\"\ndoc_to_target: a\n"
-                                    "description: \"D. \"\n");
+  write_file_atomic(dir / "test.jsonl", R"({"q": "a", "a": "1"})"
+                                        "\n");
+  write_file_atomic(dir / "train.jsonl", R"({"q": "b", "a": "2"})"
+                                         "\n"
+                                         R"({"q": "c", "a": "3"})"
+                                         "\n");
+  write_file_atomic(
+      dir / "t.yaml",
+      "task: fs\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: test.jsonl\n"
+      "    train: train.jsonl\ntest_split: test\nfewshot_split: train\n"
+      "output_type: generate_until\ndoc_to_text: \"Q {{q}}\"\ndoc_to_target: a\n"
+      "description: \"D. \"\n");
   Task t = make_task(dir / "t.yaml", {});
   const std::string ctx = t.fewshot_context(t.eval_docs()[0], 2);
   // Both train docs, in the order random.Random(1234).sample(range(2), 2) gives.
@@ -73,17 +82,30 @@ TEST(TaskYaml, UnsupportedInputIsOneUsageLine) {
     write_file_atomic(dir / "t.yaml", body);
     return load_task_yaml(dir / "t.yaml");
   };
-  const std::string head = "task: x\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: q.jsonl\ntest_split: test\n";
-  EXPECT_NE(usage_message([&] { load(head + "process_docs: !function utils.process_docs\n"); }).find("Python function"),
+  const std::string head =
+      "task: x\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: q.jsonl\ntest_split: "
+      "test\n";
+  EXPECT_NE(usage_message([&] {
+              load(head + "process_docs: !function utils.process_docs\n");
+            }).find("Python function"),
             std::string::npos);
-  EXPECT_NE(usage_message([&] { load(head + "doc_to_txt: q\n"); }).find("unknown task key 'doc_to_txt'"), std::string::npos);
-  EXPECT_NE(usage_message([&] { load(head + "output_type: multiple_choice\ndoc_to_text: q\n"); }).find("needs doc_to_choice"),
+  EXPECT_NE(
+      usage_message([&] { load(head + "doc_to_txt: q\n"); }).find("unknown task key 'doc_to_txt'"),
+      std::string::npos);
+  EXPECT_NE(usage_message([&] {
+              load(head + "output_type: multiple_choice\ndoc_to_text: q\n");
+            }).find("needs doc_to_choice"),
             std::string::npos);
-  EXPECT_NE(usage_message([&] { load("task: x\ndataset_path: hellaswag\n"); }).find("only local files"), std::string::npos);
-  EXPECT_NE(usage_message([&] { load(head + "metric_list:\n  - metric: bleu\n"); }).find("unsupported metric 'bleu'"),
+  EXPECT_NE(
+      usage_message([&] { load("task: x\ndataset_path: hellaswag\n"); }).find("only local files"),
+      std::string::npos);
+  EXPECT_NE(usage_message([&] {
+              load(head + "metric_list:\n  - metric: bleu\n");
+            }).find("unsupported metric 'bleu'"),
             std::string::npos);
   write_file_atomic(dir / "t.yaml", head);
-  EXPECT_NE(usage_message([&] { make_task(dir / "t.yaml", {}); }).find("task data file not found"), std::string::npos);
+  EXPECT_NE(usage_message([&] { make_task(dir / "t.yaml", {}); }).find("task data file not found"),
+            std::string::npos);
 }
 
 TEST(BuiltinTasks, ArithmeticAndCopyAreDeterministic) {
@@ -100,7 +122,8 @@ TEST(BuiltinTasks, ArithmeticAndCopyAreDeterministic) {
   EXPECT_EQ(make_builtin_task("arithmetic")->eval_docs(), a->eval_docs());
   auto c = make_builtin_task("copy");
   ASSERT_TRUE(c.has_value());
-  EXPECT_EQ(c->fewshot_context(c->eval_docs()[0], 0), "Copy: " + c->eval_docs()[0]["text"].get<std::string>() + "\nOutput:");
+  EXPECT_EQ(c->fewshot_context(c->eval_docs()[0], 0),
+            "Copy: " + c->eval_docs()[0]["text"].get<std::string>() + "\nOutput:");
   EXPECT_FALSE(make_builtin_task("nope").has_value());
 }
 

@@ -42,12 +42,13 @@ TEST(SlotKVCache, ChunkedPrefillAndBatchedDecodeEqualThePlainCache) {
     torch::manual_seed(3);
     CausalLM model(tiny(arch));
     model->eval();
-    const std::vector<std::string> prompts = {"hello", "the quick brown", "a much longer prompt here"};
+    const std::vector<std::string> prompts = {"hello", "the quick brown",
+                                              "a much longer prompt here"};
     const std::vector<int64_t> slots = {2, 0, 3};  // not in row order
     const int64_t steps = 6;
     // Reference: generate()'s path, the whole prompt then one token at a time in a KVCache.
     std::vector<std::vector<torch::Tensor>> want(prompts.size());  // per step [V]
-    std::vector<torch::Tensor> want_prompt(prompts.size());       // [T, V]
+    std::vector<torch::Tensor> want_prompt(prompts.size());        // [T, V]
     for (size_t r = 0; r < prompts.size(); ++r) {
       KVCache cache;
       auto logits = model->forward(row(ids_of(prompts[r])), &cache);

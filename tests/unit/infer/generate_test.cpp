@@ -28,7 +28,8 @@ TEST(Sampling, SeededSamplingIsReproducibleAndTemperatureMatters) {
   auto logits = torch::randn({50});
   SamplingParams p;
   p.temperature = 1.0;
-  auto g1 = torch::make_generator<at::CPUGeneratorImpl>(5), g2 = torch::make_generator<at::CPUGeneratorImpl>(5);
+  auto g1 = torch::make_generator<at::CPUGeneratorImpl>(5),
+       g2 = torch::make_generator<at::CPUGeneratorImpl>(5);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(sample_next(logits, p, g1), sample_next(logits, p, g2));
   // Very low temperature concentrates on the argmax.
   p.temperature = 1e-3;

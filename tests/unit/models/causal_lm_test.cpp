@@ -134,11 +134,13 @@ TEST(CausalLMNames, MixtralExpertsInHubLayout) {
   auto c = tiny("mixtral");
   c.n_experts = 3;
   CausalLM m(c);
-  std::vector<std::string> layer = {
-      "model.layers.0.self_attn.q_proj.weight",        "model.layers.0.self_attn.k_proj.weight",
-      "model.layers.0.self_attn.v_proj.weight",        "model.layers.0.self_attn.o_proj.weight",
-      "model.layers.0.input_layernorm.weight",         "model.layers.0.post_attention_layernorm.weight",
-      "model.layers.0.block_sparse_moe.gate.weight"};
+  std::vector<std::string> layer = {"model.layers.0.self_attn.q_proj.weight",
+                                    "model.layers.0.self_attn.k_proj.weight",
+                                    "model.layers.0.self_attn.v_proj.weight",
+                                    "model.layers.0.self_attn.o_proj.weight",
+                                    "model.layers.0.input_layernorm.weight",
+                                    "model.layers.0.post_attention_layernorm.weight",
+                                    "model.layers.0.block_sparse_moe.gate.weight"};
   for (int e = 0; e < 3; ++e)
     for (const char* w : {"w1", "w2", "w3"})
       layer.push_back("model.layers.0.block_sparse_moe.experts." + std::to_string(e) + "." + w +
@@ -146,7 +148,8 @@ TEST(CausalLMNames, MixtralExpertsInHubLayout) {
   EXPECT_EQ(sorted_names(m),
             with(layer, {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"}));
   auto p = m->named_parameters();
-  EXPECT_EQ(p["model.layers.0.block_sparse_moe.gate.weight"].sizes(), (std::vector<int64_t>{3, 16}));
+  EXPECT_EQ(p["model.layers.0.block_sparse_moe.gate.weight"].sizes(),
+            (std::vector<int64_t>{3, 16}));
   EXPECT_EQ(p["model.layers.0.block_sparse_moe.experts.2.w1.weight"].sizes(),
             (std::vector<int64_t>{24, 16}));
   EXPECT_EQ(p["model.layers.0.block_sparse_moe.experts.2.w2.weight"].sizes(),
@@ -159,7 +162,8 @@ TEST(CausalLMNames, GemmaIsTiedWithZeroInitNorms) {
   CausalLM m(c);
   EXPECT_TRUE(m->config().tie_embeddings);
   EXPECT_EQ(m->config().activation, "gelu_pytorch_tanh");
-  EXPECT_EQ(sorted_names(m), with(kLlamaLayer0, {"model.embed_tokens.weight", "model.norm.weight"}));
+  EXPECT_EQ(sorted_names(m),
+            with(kLlamaLayer0, {"model.embed_tokens.weight", "model.norm.weight"}));
   auto p = m->named_parameters();
   EXPECT_TRUE(torch::equal(p["model.norm.weight"], torch::zeros({16})));
   EXPECT_TRUE(torch::equal(p["model.layers.0.input_layernorm.weight"], torch::zeros({16})));
@@ -173,7 +177,8 @@ TEST(CausalLM, GemmaScalesEmbeddingsBySqrtHidden) {
   CausalLM m(c);
   torch::NoGradGuard no_grad;
   for (auto& p : m->named_parameters())
-    if (p.key().find("o_proj") != std::string::npos || p.key().find("down_proj") != std::string::npos)
+    if (p.key().find("o_proj") != std::string::npos ||
+        p.key().find("down_proj") != std::string::npos)
       p.value().zero_();
   auto ids = torch::tensor({{3, 7, 11}}, torch::kLong);
   auto x = m->model->embed_tokens->weight.index_select(0, ids[0]) * std::sqrt(16.0f);

@@ -244,7 +244,7 @@ TEST(HfConfig, MixtralAndGemmaDefaults) {
       "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
       "hidden_act": "gelu"})");
   c = model_config_from_hf(g, "g.json");
-  EXPECT_EQ(c.head_dim, 256);                     // GemmaConfig's default
+  EXPECT_EQ(c.head_dim, 256);                    // GemmaConfig's default
   EXPECT_EQ(c.activation, "gelu_pytorch_tanh");  // the original releases' "gelu" means tanh
   EXPECT_TRUE(c.tie_embeddings);
   EXPECT_EQ(c.max_seq_len, 8192);
@@ -284,7 +284,8 @@ TEST(HfConfig, MixtralAndGemmaErrors) {
   for (const char* later : {"gemma2", "gemma3", "gemma3_text"}) {
     j = g;
     j["model_type"] = later;
-    expect_error(j, {std::string("'") + later + "'", "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"});
+    expect_error(
+        j, {std::string("'") + later + "'", "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"});
   }
 }
 
@@ -312,10 +313,12 @@ void expect_error(const json& j, const std::vector<std::string>& needles) {
 }
 
 TEST(HfConfig, Errors) {
-  expect_error(json::parse(R"({"model_type": "bert", "vocab_size": 10})"),
-               {"/models/x/config.json", "'bert'", "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"});
+  expect_error(
+      json::parse(R"({"model_type": "bert", "vocab_size": 10})"),
+      {"/models/x/config.json", "'bert'", "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"});
   expect_error(json::parse(R"({"vocab_size": 10})"),
-               {"/models/x/config.json", "model_type", "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"});
+               {"/models/x/config.json", "model_type",
+                "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"});
   auto j = llama31_like();
   j.erase("hidden_size");
   expect_error(j, {"/models/x/config.json", "hidden_size"});
@@ -347,7 +350,8 @@ TEST(HfConfig, Errors) {
 TEST(HfConfig, ParameterNamesOfHubCheckpoints) {
   ModelConfig gpt2 = sample("gpt2");
   gpt2.arch = "gpt2";
-  EXPECT_EQ(hf_parameter_name(gpt2, "h.0.attn.c_attn.weight"), "transformer.h.0.attn.c_attn.weight");
+  EXPECT_EQ(hf_parameter_name(gpt2, "h.0.attn.c_attn.weight"),
+            "transformer.h.0.attn.c_attn.weight");
   EXPECT_EQ(hf_parameter_name(gpt2, "wte.weight"), "transformer.wte.weight");
   EXPECT_EQ(hf_parameter_name(gpt2, "ln_f.bias"), "transformer.ln_f.bias");
   EXPECT_EQ(hf_parameter_name(gpt2, "transformer.wpe.weight"), "transformer.wpe.weight");

@@ -2,13 +2,14 @@
 // without lm_head, a full-name regex), the base frozen and only A/B returned as trainable,
 // errors that list the available modules, and merge_lora giving back the base architecture's
 // parameters with the same logits.
+#include "reef/models/lora.h"
+
 #include <gtest/gtest.h>
 
 #include <functional>
 #include <set>
 
 #include "reef/base/error.h"
-#include "reef/models/lora.h"
 
 namespace reef {
 namespace {
@@ -50,11 +51,14 @@ TEST(ApplyLora, SuffixesPickTheirLayersAndFreezeTheBase) {
   EXPECT_EQ(trainable.size(), 8u);  // 2 layers x (q, v) x (A, B)
   std::set<std::string> lora;
   for (const auto& [name, t] : lora_named_parameters(model)) lora.insert(name);
-  const std::set<std::string> want = {
-      "model.layers.0.self_attn.q_proj.lora_A.weight", "model.layers.0.self_attn.q_proj.lora_B.weight",
-      "model.layers.0.self_attn.v_proj.lora_A.weight", "model.layers.0.self_attn.v_proj.lora_B.weight",
-      "model.layers.1.self_attn.q_proj.lora_A.weight", "model.layers.1.self_attn.q_proj.lora_B.weight",
-      "model.layers.1.self_attn.v_proj.lora_A.weight", "model.layers.1.self_attn.v_proj.lora_B.weight"};
+  const std::set<std::string> want = {"model.layers.0.self_attn.q_proj.lora_A.weight",
+                                      "model.layers.0.self_attn.q_proj.lora_B.weight",
+                                      "model.layers.0.self_attn.v_proj.lora_A.weight",
+                                      "model.layers.0.self_attn.v_proj.lora_B.weight",
+                                      "model.layers.1.self_attn.q_proj.lora_A.weight",
+                                      "model.layers.1.self_attn.q_proj.lora_B.weight",
+                                      "model.layers.1.self_attn.v_proj.lora_A.weight",
+                                      "model.layers.1.self_attn.v_proj.lora_B.weight"};
   EXPECT_EQ(lora, want);
   for (const auto& p : model->named_parameters())
     EXPECT_EQ(p.value().requires_grad(), lora.count(p.key()) == 1) << p.key();
@@ -92,7 +96,8 @@ TEST(ApplyLora, UnknownTargetsListTheAvailableModules) {
   const auto msg = message_of([&] { apply_lora(model, targets({"q_proj", "qproj"})); });
   EXPECT_NE(msg.find("'qproj'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
   EXPECT_TRUE(lora_named_parameters(model).empty());
   for (const auto& p : model->parameters()) EXPECT_TRUE(p.requires_grad());  // nothing changed
   EXPECT_NE(message_of([&] { apply_lora(model, targets({})); }).find("empty"), std::string::npos);

@@ -4,12 +4,13 @@
 // and the same gradient for every parameter. Checked for each architecture family (RoPE with
 // GQA, Qwen3's q/k norms, Gemma, Mixtral's experts, GPT-2's learned positions). A layout that
 // lets samples see each other (one segment for the row) must NOT match: the test can fail.
+#include "reef/nn/packing.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 
 #include "reef/models/causal_lm.h"
-#include "reef/nn/packing.h"
 
 namespace reef {
 namespace {
@@ -127,7 +128,8 @@ TEST_P(Packing, PackedBatchEqualsSamplesOneByOne) {
   EXPECT_GT(max_rel_diff(wrong.logits[1], b.logits[1]), 1e-2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, Packing, ::testing::Values("llama", "qwen3", "gemma", "mixtral", "gpt2"));
+INSTANTIATE_TEST_SUITE_P(Archs, Packing,
+                         ::testing::Values("llama", "qwen3", "gemma", "mixtral", "gpt2"));
 
 TEST(PackedSequences, PrefixJoinsTheFirstSample) {
   // Row: sample A (3 tokens), sample B (2 tokens), 1 padding; a prefix of 2 goes before A.
@@ -136,7 +138,7 @@ TEST(PackedSequences, PrefixJoinsTheFirstSample) {
   PackedSequences p = PackedSequences(pos, seg).with_prefix(2);
   EXPECT_TRUE(torch::equal(p.positions(1, 8, torch::kCPU),
                            torch::tensor({{0, 1, 2, 3, 4, 0, 1, 0}}, torch::kLong)));
-  auto mask = p.mask()[0][0];  // [8, 8]
+  auto mask = p.mask()[0][0];             // [8, 8]
   EXPECT_TRUE(mask[4][0].item<bool>());   // A's last token sees the prefix
   EXPECT_FALSE(mask[5][0].item<bool>());  // B does not
   EXPECT_FALSE(mask[5][4].item<bool>());  // nor A

@@ -32,8 +32,11 @@ std::set<std::string> names(const CausalLM& m) {
 }
 
 TEST(PipelinePieces, StagesComposeToForwardExactly) {
-  for (const auto& [arch, tied] : std::vector<std::pair<std::string, bool>>{
-           {"llama", false}, {"gpt2", true}, {"gemma", true}, {"qwen3", true}, {"mixtral", false}}) {
+  for (const auto& [arch, tied] : std::vector<std::pair<std::string, bool>>{{"llama", false},
+                                                                            {"gpt2", true},
+                                                                            {"gemma", true},
+                                                                            {"qwen3", true},
+                                                                            {"mixtral", false}}) {
     SCOPED_TRACE(arch);
     torch::manual_seed(3);
     CausalLM m(small(arch, tied));
@@ -73,7 +76,8 @@ TEST(PipelinePieces, KeepOnlyReleasesOtherStagesAndKeepsNames) {
   EXPECT_FALSE(kept.count("transformer.wpe.weight"));
   EXPECT_FALSE(kept.count("transformer.h.0.attn.c_attn.weight"));
   auto h = torch::randn({1, 4, 16});
-  EXPECT_EQ(tied_last->head(tied_last->run_layers(h, 2, 3)).sizes(), (std::vector<int64_t>{1, 4, 50}));
+  EXPECT_EQ(tied_last->head(tied_last->run_layers(h, 2, 3)).sizes(),
+            (std::vector<int64_t>{1, 4, 50}));
 }
 
 }  // namespace

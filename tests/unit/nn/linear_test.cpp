@@ -1,10 +1,11 @@
 // Linear against torch::nn::Linear: the same parameters, the same random initial values for the
 // same seed, and at::linear's fused bias in reduced precision; SkipInitGuard and
 // embedding_options skip the random draws.
+#include "reef/nn/linear.h"
+
 #include <gtest/gtest.h>
 
 #include "reef/nn/init.h"
-#include "reef/nn/linear.h"
 
 namespace reef {
 namespace {
@@ -58,9 +59,7 @@ TEST(SkipInit, NoRandomDraws) {
     torch::nn::Embedding e(embedding_options(50, 8));
     EXPECT_EQ(e->weight.sizes(), (std::vector<int64_t>{50, 8}));
     EXPECT_TRUE(e->weight.requires_grad());
-    {
-      SkipInitGuard nested;
-    }
+    { SkipInitGuard nested; }
     EXPECT_TRUE(skip_init()) << "a nested guard restores, not clears";
   }
   EXPECT_FALSE(skip_init());

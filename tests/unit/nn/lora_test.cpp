@@ -111,7 +111,8 @@ TEST(Lora, DropoutOnlyInTrainingMode) {
   // The dropout acts on the branch's input only: the same mask through torch::dropout.
   torch::manual_seed(1);
   auto dropped = torch::dropout(x, 0.5, true);
-  auto want = base + torch::linear(torch::linear(dropped, l->lora_A->weight), l->lora_B->weight) * 1.5;
+  auto want =
+      base + torch::linear(torch::linear(dropped, l->lora_A->weight), l->lora_B->weight) * 1.5;
   EXPECT_LE((y1 - want).abs().max().item<double>(), 1e-5);
 }
 

@@ -35,7 +35,8 @@ torch::Tensor naive_moe(SparseMoE& moe, const torch::Tensor& x) {
     std::vector<int64_t> order(probs.size(0));
     std::iota(order.begin(), order.end(), 0);
     auto acc = probs.accessor<double, 1>();
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return acc[a] > acc[b]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return acc[a] > acc[b]; });
     double total = 0;
     for (int64_t j = 0; j < k; ++j) total += acc[order[j]];
     auto y = torch::zeros_like(row);
@@ -66,10 +67,12 @@ TEST(SparseMoE, EqualsDenseMixtureUnderTheRoutingMask) {
   torch::NoGradGuard g;
   auto flat = x.reshape({-1, 12});
   auto r = route_top_k(moe->gate(flat), 2);
-  auto mask = torch::zeros({flat.size(0), 6}, torch::kDouble).scatter(1, r.experts, r.weights.to(torch::kDouble));
+  auto mask = torch::zeros({flat.size(0), 6}, torch::kDouble)
+                  .scatter(1, r.experts, r.weights.to(torch::kDouble));
   auto dense = torch::zeros_like(flat);
   for (int64_t e = 0; e < 6; ++e)
-    dense = dense + moe->experts->at<ExpertMLPImpl>(e).forward(flat) * mask.select(1, e).unsqueeze(1);
+    dense =
+        dense + moe->experts->at<ExpertMLPImpl>(e).forward(flat) * mask.select(1, e).unsqueeze(1);
   EXPECT_LE((moe(x).reshape({-1, 12}) - dense).abs().max().item<double>(), 1e-6);
 }
 
@@ -124,10 +127,9 @@ TEST(SparseMoE, GradientsMatchFiniteDifferences) {
   moe->to(torch::kDouble);
   auto x = torch::randn({1, 5, 4}, torch::kDouble).requires_grad_(true);
   // The input, the router and one weight of each kind of expert matrix (all would be slow).
-  std::vector<torch::Tensor> inputs = {x, moe->gate->weight,
-                                       moe->experts->at<ExpertMLPImpl>(0).w1->weight,
-                                       moe->experts->at<ExpertMLPImpl>(1).w2->weight,
-                                       moe->experts->at<ExpertMLPImpl>(2).w3->weight};
+  std::vector<torch::Tensor> inputs = {
+      x, moe->gate->weight, moe->experts->at<ExpertMLPImpl>(0).w1->weight,
+      moe->experts->at<ExpertMLPImpl>(1).w2->weight, moe->experts->at<ExpertMLPImpl>(2).w3->weight};
   auto w = torch::randn({1, 5, 4}, torch::kDouble);
   std::vector<torch::Tensor> logits;
   auto loss = [&] {

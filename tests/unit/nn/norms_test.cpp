@@ -72,13 +72,15 @@ TEST(RMSNorm, GemmaUnitOffsetMatchesFormula) {
   }
   auto x = torch::randn({3, 8}) * 2;
   auto xd = x.to(torch::kDouble);
-  auto expect = xd / torch::sqrt(xd.pow(2).mean(-1, true) + 1e-6) * (1 + norm->weight.to(torch::kDouble));
+  auto expect =
+      xd / torch::sqrt(xd.pow(2).mean(-1, true) + 1e-6) * (1 + norm->weight.to(torch::kDouble));
   EXPECT_LT((norm(x).to(torch::kDouble) - expect).abs().max().item<double>(), 1e-5);
   // bf16 input: the product is taken in float32 and rounded once at the end (HF GemmaRMSNorm),
   // unlike the llama norm, which rounds before multiplying by the weight.
   auto xb = x.to(torch::kBFloat16);
   auto xf = xb.to(torch::kFloat);
-  auto want = (xf * torch::rsqrt(xf.pow(2).mean(-1, true) + 1e-6) * (1 + norm->weight)).to(torch::kBFloat16);
+  auto want = (xf * torch::rsqrt(xf.pow(2).mean(-1, true) + 1e-6) * (1 + norm->weight))
+                  .to(torch::kBFloat16);
   auto got = norm(xb);
   EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
   EXPECT_TRUE(torch::equal(got, want));

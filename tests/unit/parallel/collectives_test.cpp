@@ -8,10 +8,10 @@
 #include <thread>
 
 #include "reef/base/error.h"
-#include "run_ranks.h"
 #include "reef/parallel/data_parallel.h"
 #include "reef/parallel/process_group.h"
 #include "reef/parallel/zero.h"
+#include "run_ranks.h"
 
 namespace reef {
 namespace {
@@ -54,7 +54,8 @@ TEST(Collectives, AsyncAllGathersAndReduceScattersInFlightTogether) {
     EXPECT_TRUE(torch::equal(g1, torch::tensor({0.0f, 0.0f, 1.0f, 1.0f})));
     EXPECT_TRUE(torch::equal(g2, torch::tensor({10.0f, 10.0f, 10.0f, 11.0f, 11.0f, 11.0f})));
     // arange(4) * 1 + arange(4) * 2 = [0, 3, 6, 9]; rank r keeps chunk r.
-    EXPECT_TRUE(torch::equal(s1, r == 0 ? torch::tensor({0.0f, 3.0f}) : torch::tensor({6.0f, 9.0f})));
+    EXPECT_TRUE(
+        torch::equal(s1, r == 0 ? torch::tensor({0.0f, 3.0f}) : torch::tensor({6.0f, 9.0f})));
     EXPECT_TRUE(torch::equal(s2, torch::full({3}, 3.0f)));
     EXPECT_EQ(pg->bytes().reduce_scatter_calls, 2);
   });
@@ -65,7 +66,8 @@ struct Tiny {
   torch::nn::Sequential net{torch::nn::Linear(6, 5), torch::nn::Tanh(), torch::nn::Linear(5, 1)};
   explicit Tiny(uint64_t seed) {
     torch::manual_seed(seed);
-    net = torch::nn::Sequential(torch::nn::Linear(6, 5), torch::nn::Tanh(), torch::nn::Linear(5, 1));
+    net =
+        torch::nn::Sequential(torch::nn::Linear(6, 5), torch::nn::Tanh(), torch::nn::Linear(5, 1));
   }
   static torch::Tensor loss(torch::nn::Sequential& net, int64_t first, int64_t n) {
     auto g = torch::Generator(at::detail::createCPUGenerator(7));
@@ -83,7 +85,8 @@ TEST(GradientSync, BucketedAllReduceEqualsTheFullBatchGradient) {
   // Built here: torch's default generator is not for two threads at once.
   std::vector<std::unique_ptr<Tiny>> models;
   models.push_back(std::make_unique<Tiny>(100));
-  models.push_back(std::make_unique<Tiny>(101));  // other weights: the broadcast makes them rank 0's
+  models.push_back(
+      std::make_unique<Tiny>(101));  // other weights: the broadcast makes them rank 0's
   std::vector<torch::Tensor> rank0_weights;
   for (auto& p : models[0]->net->parameters()) rank0_weights.push_back(p.detach().clone());
   EXPECT_FALSE(torch::equal(models[1]->net->parameters()[0], rank0_weights[0]));
@@ -112,7 +115,8 @@ TEST(GradientSync, BucketedAllReduceEqualsTheFullBatchGradient) {
       sync.finish();
       auto got = m.net->parameters();
       for (size_t i = 0; i < got.size(); ++i)
-        EXPECT_TRUE(torch::allclose(got[i].grad(), want[i], 1e-5, 1e-7)) << "param " << i << " step " << step;
+        EXPECT_TRUE(torch::allclose(got[i].grad(), want[i], 1e-5, 1e-7))
+            << "param " << i << " step " << step;
     }
     EXPECT_EQ(pg->bytes().all_reduce, 2 * sync.bytes_per_step());
   });
@@ -124,7 +128,8 @@ TEST(ZeroAdamW, StepsEqualUnshardedAdamWAndStateRoundTrips) {
   cfg.weight_decay = 0.1;
   auto make_params = [] {
     torch::manual_seed(3);
-    return std::vector<torch::Tensor>{torch::randn({5, 3}).set_requires_grad(true), torch::randn({7}).set_requires_grad(true)};
+    return std::vector<torch::Tensor>{torch::randn({5, 3}).set_requires_grad(true),
+                                      torch::randn({7}).set_requires_grad(true)};
   };
   auto grad_at = [](int step, int i, const torch::Tensor& p) {
     return torch::sin(torch::arange(p.numel(), torch::kFloat) * (step + 1) + i).view(p.sizes());
@@ -132,16 +137,25 @@ TEST(ZeroAdamW, StepsEqualUnshardedAdamWAndStateRoundTrips) {
   // Reference: libtorch AdamW, decay on the matrix only.
   auto ref = make_params();
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(std::vector<torch::Tensor>{ref[0]},
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(0.1)));
-  groups.emplace_back(std::vector<torch::Tensor>{ref[1]},
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(0.0)));
+  groups.emplace_back(
+      std::vector<torch::Tensor>{ref[0]},
+      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(cfg.lr)
+                                                       .betas({cfg.beta1, cfg.beta2})
+                                                       .eps(cfg.eps)
+                                                       .weight_decay(0.1)));
+  groups.emplace_back(
+      std::vector<torch::Tensor>{ref[1]},
+      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(cfg.lr)
+                                                       .betas({cfg.beta1, cfg.beta2})
+                                                       .eps(cfg.eps)
+                                                       .weight_decay(0.0)));
   torch::optim::AdamW adamw(groups, torch::optim::AdamWOptions(cfg.lr));
   for (int s = 0; s < 3; ++s) {
     for (int i = 0; i < 2; ++i) ref[i].mutable_grad() = grad_at(s, i, ref[i]);
     adamw.step();
   }
-  auto& st = static_cast<torch::optim::AdamWParamState&>(*adamw.state().at(ref[0].unsafeGetTensorImpl()));
+  auto& st =
+      static_cast<torch::optim::AdamWParamState&>(*adamw.state().at(ref[0].unsafeGetTensorImpl()));
 
   const auto init = make_params();
   run_ranks(2, [&](std::shared_ptr<ProcessGroup> pg) {
@@ -193,7 +207,8 @@ TEST(Collectives, AMissingPeerTimesOutWithAnError) {
           ADD_FAILURE() << "the all-reduce returned without its peer";
         } catch (const Error& e) {
           EXPECT_NE(std::string(e.what()).find("all-reduce failed"), std::string::npos) << e.what();
-          EXPECT_NE(std::string(e.what()).find("parallel.timeout_s=3"), std::string::npos) << e.what();
+          EXPECT_NE(std::string(e.what()).find("parallel.timeout_s=3"), std::string::npos)
+              << e.what();
         }
       },
       /*timeout_s=*/3);

@@ -3,15 +3,16 @@
 // the gathered forward gives the full model's logits; each layer is reduce-scattered and released
 // during backward; the reduce-scatters leave each rank the slice of the gradient averaged over
 // the ranks' different batches; the gathered weights after a reshard are the ones loaded.
+#include "reef/parallel/fsdp.h"
+
 #include <gtest/gtest.h>
 
 #include <functional>
 #include <thread>
 
-#include "reef/base/error.h"
 #include "model_copies.h"
+#include "reef/base/error.h"
 #include "run_ranks.h"
-#include "reef/parallel/fsdp.h"
 
 namespace reef {
 namespace {
@@ -98,9 +99,12 @@ TEST_P(FsdpModel, HoldsASliceAtRestAndGivesTheFullModelsLogitsAndAveragedGradien
     auto* hook = m->model ? &m->model->layer_hook : &m->transformer->layer_hook;
     auto inner = *hook;
     int64_t prefetched = 0, most_held = 0;
-    *hook = [&](int64_t i, const torch::Tensor& x, const std::function<torch::Tensor(const torch::Tensor&)>& run) {
+    *hook = [&](int64_t i, const torch::Tensor& x,
+                const std::function<torch::Tensor(const torch::Tensor&)>& run) {
       return inner(i, x, [&](const torch::Tensor& y) {
-        auto held = [&](int64_t j) { return fsdp.units()[j].gathered || fsdp.units()[j].gathering != nullptr; };
+        auto held = [&](int64_t j) {
+          return fsdp.units()[j].gathered || fsdp.units()[j].gathering != nullptr;
+        };
         int64_t n = 0;
         for (int64_t j = 0; j < cfg.n_layers; ++j) n += held(j) ? 1 : 0;
         most_held = std::max(most_held, n);
@@ -120,7 +124,8 @@ TEST_P(FsdpModel, HoldsASliceAtRestAndGivesTheFullModelsLogitsAndAveragedGradien
     // soon as its gradients were complete; only the root unit waits for after_backward(), which
     // also waits for the last reduce-scatter in flight.
     EXPECT_EQ(pg->bytes().reduce_scatter_calls - calls_before, cfg.n_layers);
-    for (int64_t i = 0; i < cfg.n_layers; ++i) EXPECT_FALSE(fsdp.units()[i].gathered) << "layer " << i;
+    for (int64_t i = 0; i < cfg.n_layers; ++i)
+      EXPECT_FALSE(fsdp.units()[i].gathered) << "layer " << i;
     EXPECT_TRUE(fsdp.units().back().gathered);
     fsdp.after_backward();
     EXPECT_EQ(pg->bytes().reduce_scatter_calls - calls_before, cfg.n_layers + 1);
@@ -130,8 +135,10 @@ TEST_P(FsdpModel, HoldsASliceAtRestAndGivesTheFullModelsLogitsAndAveragedGradien
       ASSERT_TRUE(u.grad.defined()) << u.name;
       for (const auto& rg : fsdp.local_ranges(u)) {
         auto w = want[rg.param->name].grad().reshape({-1}).narrow(0, rg.begin, rg.length);
-        testing::expect_close(u.grad.narrow(0, rg.at, rg.length), w, "gradient slice of " + rg.param->name, kAtol);
-        EXPECT_FALSE(rg.param->tensor.grad().defined()) << "full gradient freed: " << rg.param->name;
+        testing::expect_close(u.grad.narrow(0, rg.at, rg.length), w,
+                              "gradient slice of " + rg.param->name, kAtol);
+        EXPECT_FALSE(rg.param->tensor.grad().defined())
+            << "full gradient freed: " << rg.param->name;
       }
     }
     // The forward without grad (validation) gathers and releases too.
@@ -152,7 +159,8 @@ TEST_P(FsdpModel, HoldsASliceAtRestAndGivesTheFullModelsLogitsAndAveragedGradien
     EXPECT_EQ(resident(), 0);
     for (const auto& u : fsdp.units())
       for (const auto& rg : fsdp.local_ranges(u))
-        EXPECT_TRUE(torch::all(u.local.narrow(0, rg.at, rg.length) == 0.25).item<bool>()) << rg.param->name;
+        EXPECT_TRUE(torch::all(u.local.narrow(0, rg.at, rg.length) == 0.25).item<bool>())
+            << rg.param->name;
     // Global gradient norm from the slices equals the reference's.
     std::vector<torch::Tensor> norms;
     for (auto& p : full->parameters()) norms.push_back(p.grad().norm());
@@ -167,7 +175,8 @@ TEST(Fsdp, ReduceScatterSumsEachRanksChunk) {
     auto in = torch::arange(6, torch::kFloat) + 10 * pg->rank();  // rank 1: 10..15
     auto out = torch::empty({3});
     pg->reduce_scatter_sum(out, in);
-    auto want = pg->rank() == 0 ? torch::tensor({10.f, 12.f, 14.f}) : torch::tensor({16.f, 18.f, 20.f});
+    auto want =
+        pg->rank() == 0 ? torch::tensor({10.f, 12.f, 14.f}) : torch::tensor({16.f, 18.f, 20.f});
     EXPECT_TRUE(torch::equal(out, want)) << out;
     EXPECT_EQ(pg->bytes().reduce_scatter, 24);
     EXPECT_EQ(pg->bytes().reduce_scatter_calls, 1);

@@ -36,20 +36,27 @@ TEST(Mesh, DpDefaultsToTheWorldSize) {
 TEST(Mesh, MismatchAndUnsupportedAreUsageErrors) {
   ParallelConfig p;
   p.dp = 2;
-  EXPECT_NE(usage_message([&] { resolve_mesh(p, 4); }).find("parallel.dp=2 x tp=1 x pp=1 = 2 ranks, but the run has 4"),
+  EXPECT_NE(usage_message([&] {
+              resolve_mesh(p, 4);
+            }).find("parallel.dp=2 x tp=1 x pp=1 = 2 ranks, but the run has 4"),
             std::string::npos);
   p = ParallelConfig();
   p.tp = 2;  // dp x tp: dp from the world size
   Mesh m = resolve_mesh(p, 4);
   EXPECT_EQ(m.dp, 2);
   EXPECT_EQ(m.tp, 2);
-  EXPECT_NE(usage_message([&] { resolve_mesh(p, 3); }).find("the world size 3 is not a multiple of parallel.tp=2"),
+  EXPECT_NE(usage_message([&] {
+              resolve_mesh(p, 3);
+            }).find("the world size 3 is not a multiple of parallel.tp=2"),
             std::string::npos);
   p = ParallelConfig();
   p.pp = 0;
-  EXPECT_NE(usage_message([&] { resolve_mesh(p, 2); }).find("parallel.pp=0: expected 1"), std::string::npos);
+  EXPECT_NE(usage_message([&] { resolve_mesh(p, 2); }).find("parallel.pp=0: expected 1"),
+            std::string::npos);
   p.pp = 3;
-  EXPECT_NE(usage_message([&] { resolve_mesh(p, 4); }).find("not a multiple of parallel.tp=1 x parallel.pp=3"),
+  EXPECT_NE(usage_message([&] {
+              resolve_mesh(p, 4);
+            }).find("not a multiple of parallel.tp=1 x parallel.pp=3"),
             std::string::npos);
 }
 
@@ -76,8 +83,9 @@ TEST(BatchShard, SplitsAccumulationFirstThenMicroBatches) {
   EXPECT_EQ(s.micro_batch_size, 3);
   EXPECT_EQ(s.accum_steps, 5);
   EXPECT_EQ(s.first, 0);
-  EXPECT_NE(usage_message([] { shard_global_batch(3, 1, 2, 0); }).find("cannot be split evenly over 2"),
-            std::string::npos);
+  EXPECT_NE(
+      usage_message([] { shard_global_batch(3, 1, 2, 0); }).find("cannot be split evenly over 2"),
+      std::string::npos);
 }
 
 TEST(BatchShard, RanksCoverTheGlobalBatchOnce) {

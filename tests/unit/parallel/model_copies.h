@@ -31,11 +31,11 @@ inline CausalLM copy_model(const ModelConfig& cfg, CausalLM& from) {
 }
 
 // Same shape and torch::allclose(got, want, 1e-4, atol).
-inline void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std::string& what,
-                         double atol) {
+inline void expect_close(const torch::Tensor& got, const torch::Tensor& want,
+                         const std::string& what, double atol) {
   ASSERT_EQ(got.sizes(), want.sizes()) << what;
-  EXPECT_TRUE(torch::allclose(got, want, 1e-4, atol)) << what << ": max diff "
-                                                      << (got - want).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(got, want, 1e-4, atol))
+      << what << ": max diff " << (got - want).abs().max().item<double>();
 }
 
 }  // namespace reef::testing

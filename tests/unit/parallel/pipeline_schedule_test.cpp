@@ -3,6 +3,8 @@
 // stages - stage activations alive, and the stages together finish when sends are queued and
 // receives block, every receive getting the micro-batch its peer sent; plus the exact
 // sequence of a small case and the split of layers into stages.
+#include "reef/parallel/pipeline_schedule.h"
+
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -10,7 +12,6 @@
 
 #include "reef/base/error.h"
 #include "reef/parallel/mesh.h"
-#include "reef/parallel/pipeline_schedule.h"
 
 namespace reef {
 namespace {
@@ -26,8 +27,8 @@ TEST(PipelineSchedule, EveryStageRunsEachMicroBatchOnceInOrderWithBoundedActivat
     for (int micro = 1; micro <= 8; ++micro) {
       for (int s = 0; s < stages; ++s) {
         const auto ops = one_f_one_b(stages, s, micro);
-        SCOPED_TRACE(testing::Message() << stages << " stages, " << micro << " micro-batches, stage " << s
-                                        << ": " << describe(ops));
+        SCOPED_TRACE(testing::Message() << stages << " stages, " << micro
+                                        << " micro-batches, stage " << s << ": " << describe(ops));
         int next_f = 0, next_b = 0, alive = 0, max_alive = 0;
         for (const auto& op : ops) {
           if (op.kind == PipeOpKind::kForward) {
@@ -39,13 +40,16 @@ TEST(PipelineSchedule, EveryStageRunsEachMicroBatchOnceInOrderWithBoundedActivat
             --alive;
           }
           // Receives and sends only where there is a neighbour.
-          if (op.kind == PipeOpKind::kRecvForward || op.kind == PipeOpKind::kSendBackward) EXPECT_GT(s, 0);
-          if (op.kind == PipeOpKind::kSendForward || op.kind == PipeOpKind::kRecvBackward) EXPECT_LT(s, stages - 1);
+          if (op.kind == PipeOpKind::kRecvForward || op.kind == PipeOpKind::kSendBackward)
+            EXPECT_GT(s, 0);
+          if (op.kind == PipeOpKind::kSendForward || op.kind == PipeOpKind::kRecvBackward)
+            EXPECT_LT(s, stages - 1);
         }
         EXPECT_EQ(next_f, micro);
         EXPECT_EQ(next_b, micro);
         EXPECT_LE(max_alive, stages - s);
-        EXPECT_EQ(max_alive, std::min(stages - s, micro)) << "1F1B fills the pipeline as far as it can";
+        EXPECT_EQ(max_alive, std::min(stages - s, micro))
+            << "1F1B fills the pipeline as far as it can";
       }
     }
   }
@@ -71,7 +75,8 @@ bool simulate(int stages, int micro, std::string* error) {
         switch (op.kind) {
           case PipeOpKind::kRecvForward: {
             auto& q = channels[{s - 1, s, 0}];
-            if (q.empty()) ok = false;
+            if (q.empty())
+              ok = false;
             else {
               if (q.front() != op.micro) {
                 *error = "stage " + std::to_string(s) + " receives activations of micro-batch " +
@@ -85,7 +90,8 @@ bool simulate(int stages, int micro, std::string* error) {
           }
           case PipeOpKind::kRecvBackward: {
             auto& q = channels[{s + 1, s, 1}];
-            if (q.empty()) ok = false;
+            if (q.empty())
+              ok = false;
             else {
               if (q.front() != op.micro) {
                 *error = "stage " + std::to_string(s) + " receives gradients of micro-batch " +
@@ -99,14 +105,16 @@ bool simulate(int stages, int micro, std::string* error) {
           }
           case PipeOpKind::kForward:
             if (s > 0 && !have_input[s][op.micro]) {
-              *error = "stage " + std::to_string(s) + " runs " + to_string(op) + " without its input";
+              *error =
+                  "stage " + std::to_string(s) + " runs " + to_string(op) + " without its input";
               return false;
             }
             done_forward[s][op.micro] = true;
             break;
           case PipeOpKind::kBackward:
             if (!done_forward[s][op.micro] || (s < stages - 1 && !have_grad[s][op.micro])) {
-              *error = "stage " + std::to_string(s) + " runs " + to_string(op) + " without its gradient";
+              *error =
+                  "stage " + std::to_string(s) + " runs " + to_string(op) + " without its gradient";
               return false;
             }
             done_backward[s][op.micro] = true;
@@ -150,7 +158,8 @@ TEST(PipelineSchedule, SendsMatchReceivesWithoutDeadlock) {
   for (int stages = 1; stages <= 4; ++stages)
     for (int micro = 1; micro <= 8; ++micro) {
       std::string error;
-      EXPECT_TRUE(simulate(stages, micro, &error)) << stages << " stages, " << micro << " micro-batches: " << error;
+      EXPECT_TRUE(simulate(stages, micro, &error))
+          << stages << " stages, " << micro << " micro-batches: " << error;
     }
 }
 
@@ -176,7 +185,8 @@ TEST(PipelineSchedule, SplitLayersIsBalancedAndRefusesEmptyStages) {
     split_layers(2, 3);
     FAIL() << "expected a usage error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("parallel.pp=3: the model has model.n_layers=2"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("parallel.pp=3: the model has model.n_layers=2"),
+              std::string::npos)
         << e.what();
   }
 }

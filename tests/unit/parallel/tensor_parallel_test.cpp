@@ -1,19 +1,20 @@
 // Tests for parallel/tensor_parallel.h with tp ranks as threads of this process (TCPStore +
 // Gloo on loopback): a sharded llama (GQA, biases; and a tied-embedding Qwen3 with q/k norms)
 // gives the full model's logits slice, loss and gradients, with sequence parallelism too (and
-// packed rows); the sequence-parallel operators and their gradients; checkpoints gather / shard round
-// trip; the mesh's dp x tp subgroups reduce over the right ranks; unsplittable models are one
+// packed rows); the sequence-parallel operators and their gradients; checkpoints gather / shard
+// round trip; the mesh's dp x tp subgroups reduce over the right ranks; unsplittable models are one
 // usage error naming the key.
+#include "reef/parallel/tensor_parallel.h"
+
 #include <gtest/gtest.h>
 
 #include <functional>
 #include <thread>
 
-#include "reef/base/error.h"
 #include "model_copies.h"
-#include "run_ranks.h"
+#include "reef/base/error.h"
 #include "reef/nn/packing.h"
-#include "reef/parallel/tensor_parallel.h"
+#include "run_ranks.h"
 
 namespace reef {
 namespace {
@@ -81,10 +82,12 @@ TEST_P(ShardedModel, GivesTheFullModelsLogitsLossAndGradients) {
               cfg.n_kv_heads / 2 * m->config().head_dim);
     if (sequence_parallel) {  // between the layers each rank holds half of the sequence
       EXPECT_EQ(m->embed(ids).sizes(), (std::vector<int64_t>{2, T / 2, cfg.hidden_size}));
-      EXPECT_EQ(m->run_layers(m->embed(ids), 0, 1).sizes(), (std::vector<int64_t>{2, T / 2, cfg.hidden_size}));
+      EXPECT_EQ(m->run_layers(m->embed(ids), 0, 1).sizes(),
+                (std::vector<int64_t>{2, T / 2, cfg.hidden_size}));
     }
     auto local = m->forward(ids);  // [B, T, V/2]
-    testing::expect_close(local.detach(), logits.detach().narrow(2, pg->rank() * vl, vl), "logits slice", kAtol);
+    testing::expect_close(local.detach(), logits.detach().narrow(2, pg->rank() * vl, vl),
+                          "logits slice", kAtol);
     auto l = tp.loss(local, targets);
     EXPECT_NEAR(l.item<double>(), loss.item<double>(), 1e-5 * loss.item<double>());
     l.backward();
@@ -106,9 +109,11 @@ TEST_P(ShardedModel, GivesTheFullModelsLogitsLossAndGradients) {
 }
 
 INSTANTIATE_TEST_SUITE_P(TensorParallel, ShardedModel,
-                         ::testing::Combine(::testing::Values("llama_gqa", "qwen3_tied"), ::testing::Bool()),
+                         ::testing::Combine(::testing::Values("llama_gqa", "qwen3_tied"),
+                                            ::testing::Bool()),
                          [](const auto& info) {
-                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "_sequence_parallel" : "");
+                           return std::get<0>(info.param) +
+                                  (std::get<1>(info.param) ? "_sequence_parallel" : "");
                          });
 
 // The sequence-parallel operators against their definitions: gather_sequence concatenates the
@@ -116,28 +121,36 @@ INSTANTIATE_TEST_SUITE_P(TensorParallel, ShardedModel,
 // sliced; reduce_scatter_sequence is the sum over ranks, sliced, and its gradient the gathered
 // output gradients.
 TEST(SequenceParallel, GatherAndReduceScatterAlongTheSequenceAndTheirGradients) {
-  auto input = [](int rank) { return torch::arange(24, torch::kFloat).view({2, 3, 4}) * (rank + 1); };
-  auto out_grad = [](int rank) { return torch::full({2, 6, 4}, 1.0f + rank) + torch::arange(4, torch::kFloat); };
+  auto input = [](int rank) {
+    return torch::arange(24, torch::kFloat).view({2, 3, 4}) * (rank + 1);
+  };
+  auto out_grad = [](int rank) {
+    return torch::full({2, 6, 4}, 1.0f + rank) + torch::arange(4, torch::kFloat);
+  };
   run_ranks(2, [&](std::shared_ptr<ProcessGroup> pg) {
     const int r = pg->rank();
     auto x = input(r).requires_grad_(true);  // [B, T/2, C]
-    auto y = gather_sequence(x, *pg);         // [B, T, C]
+    auto y = gather_sequence(x, *pg);        // [B, T, C]
     EXPECT_TRUE(torch::equal(y, torch::cat({input(0), input(1)}, 1)));
     y.backward(out_grad(r));
     EXPECT_TRUE(torch::equal(x.grad(), (out_grad(0) + out_grad(1)).narrow(1, 3 * r, 3)));
 
     auto z = torch::arange(48, torch::kFloat).view({2, 6, 4}).mul(r + 1).requires_grad_(true);
     auto s = reduce_scatter_sequence(z, *pg);  // [B, T/2, C]
-    EXPECT_TRUE(torch::equal(s, (torch::arange(48, torch::kFloat).view({2, 6, 4}) * 3).narrow(1, 3 * r, 3)));
+    EXPECT_TRUE(torch::equal(
+        s, (torch::arange(48, torch::kFloat).view({2, 6, 4}) * 3).narrow(1, 3 * r, 3)));
     auto g = torch::full({2, 3, 4}, 10.0f * (r + 1));
     s.backward(g);
-    EXPECT_TRUE(torch::equal(z.grad(), torch::cat({torch::full({2, 3, 4}, 10.0f), torch::full({2, 3, 4}, 20.0f)}, 1)));
+    EXPECT_TRUE(torch::equal(
+        z.grad(), torch::cat({torch::full({2, 3, 4}, 10.0f), torch::full({2, 3, 4}, 20.0f)}, 1)));
     // An uneven split is an error naming the key to change.
     try {
       reduce_scatter_sequence(torch::zeros({1, 5, 2}), *pg);
       ADD_FAILURE() << "no error";
     } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("make data.seq_len divisible by parallel.tp"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("make data.seq_len divisible by parallel.tp"),
+                std::string::npos)
+          << e.what();
     }
   });
 }
@@ -148,8 +161,10 @@ TEST(SequenceParallel, PackedSequencesGiveTheFullModelsLogits) {
   const ModelConfig cfg = llama_gqa();
   CausalLM full = random_model(cfg);
   auto ids = torch::randint(0, cfg.vocab_size, {2, 8}, torch::kLong);
-  auto pos = torch::tensor({0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 0, 1}, torch::kLong).view({2, 8});
-  auto seg = torch::tensor({0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1}, torch::kLong).view({2, 8});
+  auto pos =
+      torch::tensor({0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 0, 1}, torch::kLong).view({2, 8});
+  auto seg =
+      torch::tensor({0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1}, torch::kLong).view({2, 8});
   PackedSequences packed(pos, seg);
   auto logits = full->forward_train(ids, &packed).logits.detach();
   std::vector<CausalLM> ranks = {copy_model(cfg, full), copy_model(cfg, full)};
@@ -158,7 +173,9 @@ TEST(SequenceParallel, PackedSequencesGiveTheFullModelsLogits) {
     TensorParallel tp(m, pg, /*sequence_parallel=*/true);
     PackedSequences mine(pos, seg);
     auto local = m->forward_train(ids, &mine).logits.detach();
-    testing::expect_close(local, logits.narrow(2, pg->rank() * cfg.vocab_size / 2, cfg.vocab_size / 2), "packed logits slice", kAtol);
+    testing::expect_close(local,
+                          logits.narrow(2, pg->rank() * cfg.vocab_size / 2, cfg.vocab_size / 2),
+                          "packed logits slice", kAtol);
   });
 }
 
@@ -177,7 +194,8 @@ TEST(TensorParallel, LoadsFullWeightsAndOptimizerStateAsSlices) {
     for (const auto& item : back->named_parameters())
       EXPECT_TRUE(torch::equal(item.value(), want[item.key()])) << item.key();
     std::map<std::string, torch::Tensor> state;
-    for (const auto& item : other->named_parameters()) state[item.key() + ".exp_avg"] = item.value() * 2;
+    for (const auto& item : other->named_parameters())
+      state[item.key() + ".exp_avg"] = item.value() * 2;
     auto mine = tp.shard_state(state);
     const std::string o = "model.layers.1.self_attn.o_proj.weight";
     EXPECT_TRUE(torch::equal(mine[o + ".exp_avg"], want[o].narrow(1, pg->rank() * 16, 16) * 2));
@@ -231,17 +249,21 @@ TEST(TensorParallel, UnsplittableModelsAreUsageErrorsNamingTheKey) {
   EXPECT_NE(usage_message(c, 4).find("model.n_heads=6 is not divisible"), std::string::npos);
   c = llama_gqa();
   c.vocab_size = 41;
-  EXPECT_NE(usage_message(c, 2).find("model.vocab_size=41 is not divisible by it"), std::string::npos);
-  EXPECT_NE(usage_message(c, 2).find("set model.vocab_size=42"), std::string::npos) << usage_message(c, 2);
+  EXPECT_NE(usage_message(c, 2).find("model.vocab_size=41 is not divisible by it"),
+            std::string::npos);
+  EXPECT_NE(usage_message(c, 2).find("set model.vocab_size=42"), std::string::npos)
+      << usage_message(c, 2);
   c = llama_gqa();
   c.n_kv_heads = 4;
   c.intermediate_size = 50;
-  EXPECT_NE(usage_message(c, 4).find("model.intermediate_size=50 is not divisible"), std::string::npos)
+  EXPECT_NE(usage_message(c, 4).find("model.intermediate_size=50 is not divisible"),
+            std::string::npos)
       << usage_message(c, 4);
   c = llama_gqa();
   c.arch = "gpt2";
   c.n_kv_heads = 4;
-  EXPECT_NE(usage_message(c, 2).find("not model.arch gpt2"), std::string::npos) << usage_message(c, 2);
+  EXPECT_NE(usage_message(c, 2).find("not model.arch gpt2"), std::string::npos)
+      << usage_message(c, 2);
 }
 
 }  // namespace

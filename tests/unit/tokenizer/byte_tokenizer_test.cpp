@@ -53,7 +53,8 @@ TEST(ByteTokenizer, HuggingFaceTokenizersAgree) {
   testing::ScratchDir dir;
   ByteTokenizer tok;
   tok.save(dir.path());
-  std::vector<std::string> texts = {"Hello, world!", "  two  spaces\nand\ttabs ", "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC",
+  std::vector<std::string> texts = {"Hello, world!", "  two  spaces\nand\ttabs ",
+                                    "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC",
                                     "emoji \xF0\x9F\x98\x80!", "<|endoftext is not special here"};
   std::string lines;
   for (const auto& t : texts) {

@@ -3,11 +3,12 @@
 // tokens it sees, the message clean-up apply_chat_template does (None-valued keys dropped,
 // reasoning fields aliased), tools = None when absent, extra variables, built-in fallbacks, and
 // the one-line errors for a folder without a template and a raise_exception.
+#include "reef/tokenizer/chat_template.h"
+
 #include <gtest/gtest.h>
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
-#include "reef/tokenizer/chat_template.h"
 #include "testing/testing.h"
 
 namespace reef {
@@ -22,9 +23,11 @@ TEST(ChatTemplate, JinjaFileWinsOverTheConfigAndSpecialTokensComeFromTheConfig) 
   write_file_atomic(dir / "tokenizer_config.json",
                     R"({"chat_template": "config", "bos_token": {"content": "<s>", "special": true},
                         "eos_token": "</s>"})");
-  write_file_atomic(dir / "special_tokens_map.json", R"({"eos_token": "ignored", "pad_token": "<pad>"})");
+  write_file_atomic(dir / "special_tokens_map.json",
+                    R"({"eos_token": "ignored", "pad_token": "<pad>"})");
   write_file_atomic(dir / "chat_template.jinja",
-                    "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}{{ eos_token }}{{ pad_token }}\n");
+                    "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}{{ eos_token "
+                    "}}{{ pad_token }}\n");
   ChatTemplate t = ChatTemplate::from_model_dir(dir.path());
   EXPECT_EQ(t.render(msgs(R"([{"role": "user", "content": "hi"}])")).text, "<s>hi</s><pad>");
   EXPECT_TRUE(ChatTemplate::model_dir_has_template(dir.path()));
@@ -51,11 +54,12 @@ TEST(ChatTemplate, MessagesAreCleanedAsApplyChatTemplateDoes) {
   ChatOptions o;
   o.add_generation_prompt = true;
   o.variables = ojson::parse(R"({"enable_thinking": false})");
-  EXPECT_EQ(t.render(msgs(R"([{"role": "assistant", "name": null, "content": "a",
+  EXPECT_EQ(
+      t.render(msgs(R"([{"role": "assistant", "name": null, "content": "a",
                                 "reasoning_content": "r"}])"),
-                     o)
-                .text,
-            R"({"thinking": "r", "role": "assistant", "content": "a", "reasoning_content": "r"}False|True|None|False)");
+               o)
+          .text,
+      R"({"thinking": "r", "role": "assistant", "content": "a", "reasoning_content": "r"}False|True|None|False)");
 }
 
 TEST(ChatTemplate, BuiltinsAndErrors) {
@@ -79,11 +83,13 @@ TEST(ChatTemplate, BuiltinsAndErrors) {
       msgs(R"([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])"));
   EXPECT_EQ(c.text, "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\na<|im_end|>\n");
   ASSERT_EQ(c.generation_spans.size(), 1u);
-  EXPECT_EQ(c.text.substr(c.generation_spans[0].first, c.generation_spans[0].second - c.generation_spans[0].first),
+  EXPECT_EQ(c.text.substr(c.generation_spans[0].first,
+                          c.generation_spans[0].second - c.generation_spans[0].first),
             "a<|im_end|>");
   EXPECT_THROW(ChatTemplate::builtin("nope"), Error);
-  ChatTemplate r("{% if messages[0].role != 'user' %}{{ raise_exception('first must be user') }}{% endif %}",
-                 "m.jinja");
+  ChatTemplate r(
+      "{% if messages[0].role != 'user' %}{{ raise_exception('first must be user') }}{% endif %}",
+      "m.jinja");
   try {
     r.render(msgs(R"([{"role": "assistant", "content": "x"}])"));
     FAIL() << "expected raise_exception";
@@ -98,10 +104,11 @@ TEST(ChatTemplate, EndOfTurnIsWhatFollowsAnAssistantReply) {
   EXPECT_EQ(ChatTemplate::builtin("chatml").end_of_turn(), "<|im_end|>");
   EXPECT_EQ(ChatTemplate::builtin("llama3").end_of_turn(), "<|eot_id|>");
   EXPECT_EQ(ChatTemplate::builtin("gemma").end_of_turn(), "<end_of_turn>");
-  EXPECT_EQ(ChatTemplate("{% for m in messages %}{{ m.content }}\n\n{% endfor %}", "plain")
-                .end_of_turn(),
+  EXPECT_EQ(
+      ChatTemplate("{% for m in messages %}{{ m.content }}\n\n{% endfor %}", "plain").end_of_turn(),
+      "");
+  EXPECT_EQ(ChatTemplate("{{ raise_exception('no assistants here') }}", "strict").end_of_turn(),
             "");
-  EXPECT_EQ(ChatTemplate("{{ raise_exception('no assistants here') }}", "strict").end_of_turn(), "");
 }
 
 }  // namespace

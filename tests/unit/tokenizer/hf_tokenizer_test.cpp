@@ -3,6 +3,8 @@
 // mixes, Llama-2-style byte fallback converted by transformers from a SentencePiece model) must
 // encode and decode a seeded multilingual corpus exactly as `tokenizers` does; plus round-trip
 // properties, thread safety and load errors.
+#include "reef/tokenizer/hf_tokenizer.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -12,7 +14,6 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
-#include "reef/tokenizer/hf_tokenizer.h"
 #include "reef/tokenizer/regex.h"
 #include "reef/tokenizer/sentencepiece_tokenizer.h"
 #include "reef/tokenizer/tiktoken_tokenizer.h"
@@ -30,10 +31,18 @@ std::string random_utf8(std::mt19937& rng, size_t n_chars) {
   for (size_t i = 0; i < n_chars; ++i) {
     uint32_t cp;
     switch (rng() % 4) {
-      case 0: cp = rng() % 0x80; break;
-      case 1: cp = 0x80 + rng() % 0x780; break;
-      case 2: cp = 0x800 + rng() % 0xF800; break;
-      default: cp = 0x10000 + rng() % 0x100000; break;
+      case 0:
+        cp = rng() % 0x80;
+        break;
+      case 1:
+        cp = 0x80 + rng() % 0x780;
+        break;
+      case 2:
+        cp = 0x800 + rng() % 0xF800;
+        break;
+      default:
+        cp = 0x10000 + rng() % 0x100000;
+        break;
     }
     if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0x20;
     if (cp < 0x80) {
@@ -62,8 +71,11 @@ std::string utf8_lossy(const std::string& s) {
   auto u = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
   for (size_t i = 0; i < s.size();) {
     unsigned char c = u(i);
-    size_t width = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                                                                : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    size_t width = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
     size_t k = 1;
     if (width > 1) {
       unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
@@ -87,8 +99,8 @@ class HfReference : public ::testing::Test {
  protected:
   // The reference files are built once per build (ctest runs each test in its own process).
   static void SetUpTestSuite() {
-    dir_ = testing::cached_python_output(testing::source_dir() + "/tests/unit/tokenizer/hf_reference.py",
-                                         {std::to_string(kDocs)});
+    dir_ = testing::cached_python_output(
+        testing::source_dir() + "/tests/unit/tokenizer/hf_reference.py", {std::to_string(kDocs)});
   }
   static std::string dir(const std::string& name) { return dir_ + "/" + name; }
 
@@ -103,11 +115,14 @@ class HfReference : public ::testing::Test {
   // Compares every reference record; returns the number of documents compared.
   static int compare_all(const std::string& name) {
     std::shared_ptr<HfTokenizer> tok = load(name);
-    return compare_all(name, *tok, [&](const std::string& t) { return tok->encode(t, {true, true}); });
+    return compare_all(name, *tok, [&](const std::string& t) {
+      return tok->encode(t, {true, true});
+    });
   }
   // `encode_full` is the encoding with specials parsed and added ("full" in the reference).
   template <typename EncodeFull>
-  static int compare_all(const std::string& name, const Tokenizer& ref_tok, EncodeFull encode_full) {
+  static int compare_all(const std::string& name, const Tokenizer& ref_tok,
+                         EncodeFull encode_full) {
     const Tokenizer* tok = &ref_tok;
     std::istringstream lines(read_file(dir(name) + "/reference.jsonl"));
     std::string line;
@@ -124,8 +139,9 @@ class HfReference : public ::testing::Test {
                 utf8_lossy(tok->decode(full, true)) == rec["decode_full_keep"].get<std::string>();
       if (!ok && ++bad <= 3) {
         ADD_FAILURE() << name << " doc " << n << " differs: " << json(text).dump()
-                      << "\n ours plain: " << json(plain).dump() << "\n HF plain:   "
-                      << rec["plain"].dump() << "\n ours full: " << json(full).dump()
+                      << "\n ours plain: " << json(plain).dump()
+                      << "\n HF plain:   " << rec["plain"].dump()
+                      << "\n ours full: " << json(full).dump()
                       << "\n HF full:   " << rec["full"].dump()
                       << "\n ours decode: " << json(tok->decode(full, true)).dump()
                       << "\n HF decode:   " << rec["decode_full_keep"].dump();
@@ -145,8 +161,8 @@ TEST_F(HfReference, Llama3StyleMatchesTokenizers) { EXPECT_EQ(compare_all("llama
 
 TEST_F(HfReference, SplitBehaviorsMatchTokenizers) {
   int n = 0;
-  for (const char* b : {"removed", "isolated", "merged_with_previous", "merged_with_next",
-                        "contiguous"}) {
+  for (const char* b :
+       {"removed", "isolated", "merged_with_previous", "merged_with_next", "contiguous"}) {
     n += compare_all(std::string("split_") + b);
     n += compare_all(std::string("split_") + b + "_inverted");
   }
@@ -183,7 +199,8 @@ TEST_F(HfReference, Qwen2StyleNfcMatchesTokenizers) {
 
 TEST_F(HfReference, NormalizerMixesMatchTokenizers) {
   int n = 0;
-  for (const char* name : {"norm_nfkd_lower", "norm_nfkc_prepend", "norm_nfd"}) n += compare_all(name);
+  for (const char* name : {"norm_nfkd_lower", "norm_nfkc_prepend", "norm_nfd"})
+    n += compare_all(name);
   EXPECT_EQ(n, 3 * (kDocs / 5));
 }
 
@@ -217,7 +234,8 @@ TEST_F(HfReference, MetaspaceSplitWithUnkMatchesTokenizers) {
   auto unfused = load("metaspace_unk_unfused");
   std::string unknown = "\xF0\x9D\x94\xB8\xF0\x9D\x94\xB9";  // two characters no vocabulary has
   EXPECT_EQ(fused->encode(unknown), (std::vector<int32_t>{fused->token_to_id("\xE2\x96\x81"), 0}));
-  EXPECT_EQ(unfused->encode(unknown), (std::vector<int32_t>{fused->token_to_id("\xE2\x96\x81"), 0, 0}));
+  EXPECT_EQ(unfused->encode(unknown),
+            (std::vector<int32_t>{fused->token_to_id("\xE2\x96\x81"), 0, 0}));
 }
 
 TEST_F(HfReference, ByteFallbackRoundTripsAndIsThreadSafe) {
@@ -349,7 +367,8 @@ TEST_F(HfReference, RoundTripsRandomUtf8AndArbitraryBytes) {
     }
     for (int trial = 0; trial < 2000; ++trial) {
       std::string s(rng() % 80, '\0');
-      for (auto& c : s) c = static_cast<char>(rng() % 5 == 0 ? rng() & 0xFF : "ab <\n'1"[rng() % 7]);
+      for (auto& c : s)
+        c = static_cast<char>(rng() % 5 == 0 ? rng() & 0xFF : "ab <\n'1"[rng() % 7]);
       ASSERT_EQ(tok->decode(tok->encode(s)), s) << name << " trial " << trial;
     }
   }

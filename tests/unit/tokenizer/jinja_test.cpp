@@ -50,7 +50,8 @@ TEST(JinjaSyntax, ErrorsNameLineAndColumn) {
   EXPECT_EQ(error_of("{{ 'a' + }}"), "t.jinja:1:10: template syntax error: unexpected '}}'");
   EXPECT_EQ(error_of("ok\n  {% frobnicate %}"),
             "t.jinja:2:6: template syntax error: unknown or unexpected tag 'frobnicate'");
-  EXPECT_EQ(error_of("{{ 'open"), "t.jinja:1:4: template syntax error: unterminated string literal");
+  EXPECT_EQ(error_of("{{ 'open"),
+            "t.jinja:1:4: template syntax error: unterminated string literal");
   EXPECT_EQ(error_of("{# never closed"),
             "t.jinja:1:1: template syntax error: unterminated comment: missing '#}'");
   EXPECT_EQ(error_of("{% for x in y %}{% endif %}"),
@@ -61,11 +62,14 @@ TEST(JinjaEval, RaiseExceptionAndEvaluationErrorsAreClear) {
   EXPECT_EQ(error_of("{{ raise_exception('Roles must alternate') }}"),
             "t.jinja: raise_exception: Roles must alternate");
   EXPECT_EQ(error_of("line1\n{{ missing.attr }}"), "t.jinja:2:1: 'missing' is undefined");
-  EXPECT_EQ(error_of("{{ 'a' + 1 }}"), "t.jinja:1:1: unsupported operand type(s) for +: 'str' and 'int'");
+  EXPECT_EQ(error_of("{{ 'a' + 1 }}"),
+            "t.jinja:1:1: unsupported operand type(s) for +: 'str' and 'int'");
   EXPECT_EQ(error_of("{{ x | nosuchfilter }}"), "t.jinja:1:1: no filter named 'nosuchfilter'");
-  EXPECT_NE(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("maximum recursion depth"),
+  EXPECT_NE(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}")
+                .find("maximum recursion depth"),
             std::string::npos);
-  EXPECT_EQ(render("{% macro fact(n) %}{{ 1 if n <= 1 else n * fact(n - 1) | int }}{% endmacro %}{{ fact(5) }}"),
+  EXPECT_EQ(render("{% macro fact(n) %}{{ 1 if n <= 1 else n * fact(n - 1) | int }}{% endmacro "
+                   "%}{{ fact(5) }}"),
             "120");
 }
 
@@ -77,7 +81,8 @@ TEST(JinjaValues, PrintLikePython) {
   EXPECT_EQ(float_repr(0.0001), "0.0001");
   EXPECT_EQ(float_repr(-2.5), "-2.5");
   EXPECT_EQ(float_repr(3.0), "3.0");
-  EXPECT_EQ(render("{{ [1, 'a', \"it's\", none, true, 2.0] }}"), "[1, 'a', \"it's\", None, True, 2.0]");
+  EXPECT_EQ(render("{{ [1, 'a', \"it's\", none, true, 2.0] }}"),
+            "[1, 'a', \"it's\", None, True, 2.0]");
   EXPECT_EQ(render("{{ {'k': (1,)} }} {{ nothing }}|{{ none }}"), "{'k': (1,)} |None");
   EXPECT_EQ(string_repr("a\nb\\'"), "\"a\\nb\\\\'\"");
 }
@@ -87,14 +92,16 @@ TEST(JinjaValues, TojsonIsJsonDumpsWithoutAsciiEscaping) {
   vars.set("x", json(R"({"b": [1, 2.5, null, true], "a": "é\"\n\u0001"})"));
   EXPECT_EQ(render("{{ x | tojson }}", vars), R"({"b": [1, 2.5, null, true], "a": "é\"\n\u0001"})");
   EXPECT_EQ(render("{{ x | tojson(indent=2, sort_keys=true) }}", vars),
-            "{\n  \"a\": \"é\\\"\\n\\u0001\",\n  \"b\": [\n    1,\n    2.5,\n    null,\n    true\n  ]\n}");
+            "{\n  \"a\": \"é\\\"\\n\\u0001\",\n  \"b\": [\n    1,\n    2.5,\n    null,\n    true\n "
+            " ]\n}");
   EXPECT_EQ(render("{{ 'é😀' | tojson(ensure_ascii=true) }}"), R"("\u00e9\ud83d\ude00")");
   EXPECT_EQ(render("{{ {} | tojson }}{{ [] | tojson(indent=4) }}"), "{}[]");
 }
 
 TEST(JinjaEval, OperatorsFollowPython) {
-  EXPECT_EQ(render("{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % -3 }} {{ 1 / 4 }} {{ 2 ** 8 }} {{ 'ab' * 2 }}"),
-            "3 -4 -2 0.25 256 abab");
+  EXPECT_EQ(
+      render("{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % -3 }} {{ 1 / 4 }} {{ 2 ** 8 }} {{ 'ab' * 2 }}"),
+      "3 -4 -2 0.25 256 abab");
   EXPECT_EQ(render("{{ 1 == 1.0 }} {{ 1 < 2 < 2 }} {{ 'b' in 'abc' }} {{ 3 not in [1] }}"),
             "True False True True");
   EXPECT_EQ(render("{{ 0 or 'x' }} {{ 'y' and 0 }} {{ 'a' ~ 1 ~ none }}"), "x 0 a1None");
@@ -102,28 +109,40 @@ TEST(JinjaEval, OperatorsFollowPython) {
 }
 
 TEST(JinjaEval, LoopsScopesAndNamespaces) {
-  EXPECT_EQ(render("{% for x in 'abc' %}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }};{% endfor %}"),
+  EXPECT_EQ(render("{% for x in 'abc' %}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ "
+                   "loop.length }};{% endfor %}"),
             "0TrueFalse3;1FalseFalse3;2FalseTrue3;");
   EXPECT_EQ(render("{% for x in [] %}a{% else %}empty{% endfor %}"), "empty");
-  EXPECT_EQ(render("{% for x in [1,2,3,4,5] if x is odd %}{{ x }}/{{ loop.length }} {% endfor %}"), "1/3 3/3 5/3 ");
-  EXPECT_EQ(render("{% for x in [1,2,3] %}{% if x == 2 %}{% continue %}{% endif %}{{ x }}{% endfor %}"), "13");
-  EXPECT_EQ(render("{% for x in [1,2,3] %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}"), "1");
+  EXPECT_EQ(render("{% for x in [1,2,3,4,5] if x is odd %}{{ x }}/{{ loop.length }} {% endfor %}"),
+            "1/3 3/3 5/3 ");
+  EXPECT_EQ(
+      render("{% for x in [1,2,3] %}{% if x == 2 %}{% continue %}{% endif %}{{ x }}{% endfor %}"),
+      "13");
+  EXPECT_EQ(
+      render("{% for x in [1,2,3] %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}"),
+      "1");
   // set inside a loop does not leak; a namespace does; set inside if does.
   EXPECT_EQ(render("{% set a = 1 %}{% for x in [5] %}{% set a = x %}{% endfor %}{{ a }}"), "1");
-  EXPECT_EQ(render("{% set ns = namespace(a=1) %}{% for x in [5] %}{% set ns.a = x %}{% endfor %}{{ ns.a }}"), "5");
+  EXPECT_EQ(render("{% set ns = namespace(a=1) %}{% for x in [5] %}{% set ns.a = x %}{% endfor "
+                   "%}{{ ns.a }}"),
+            "5");
   EXPECT_EQ(render("{% if true %}{% set b = 2 %}{% endif %}{{ b }}"), "2");
   EXPECT_EQ(render("{% for k, v in {'a': 1, 'b': 2} | items %}{{ k }}{{ v }}{% endfor %}"), "a1b2");
-  EXPECT_EQ(render("{% for m in messages[::-1] %}{{ m }}{% endfor %}", [] {
-              Dict d;
-              d.set("messages", json("[1, 2, 3]"));
-              return d;
-            }()),
+  EXPECT_EQ(render("{% for m in messages[::-1] %}{{ m }}{% endfor %}",
+                   [] {
+                     Dict d;
+                     d.set("messages", json("[1, 2, 3]"));
+                     return d;
+                   }()),
             "321");
 }
 
 TEST(JinjaEval, MacrosFiltersAndTests) {
-  EXPECT_EQ(render("{% macro m(a, b='d') %}[{{ a }}{{ b }}]{% endmacro %}{{ m(1) }}{{ m(2, b='x') }}"), "[1d][2x]");
-  EXPECT_EQ(render("{{ '  hi  ' | trim }}|{{ 'Hello' | length }}|{{ 'é' | length }}|{{ [3,1] | sort | join(',') }}"),
+  EXPECT_EQ(
+      render("{% macro m(a, b='d') %}[{{ a }}{{ b }}]{% endmacro %}{{ m(1) }}{{ m(2, b='x') }}"),
+      "[1d][2x]");
+  EXPECT_EQ(render("{{ '  hi  ' | trim }}|{{ 'Hello' | length }}|{{ 'é' | length }}|{{ [3,1] | "
+                   "sort | join(',') }}"),
             "hi|5|1|1,3");
   Dict vars;
   vars.set("ms", json(R"([{"role": "system"}, {"role": "user", "x": 1}, {"role": "user"}])"));
@@ -132,29 +151,43 @@ TEST(JinjaEval, MacrosFiltersAndTests) {
                    "{{ ms[1].get('x') }}{{ ms[0].get('x') }}{{ ms[0].get('x', 7) }}",
                    vars),
             "2system+user1None7");
-  EXPECT_EQ(render("{{ x is defined }}{{ none is none }}{{ 'a' is string }}{{ {} is mapping }}{{ 4 is divisibleby 2 }}{{ 2 is equalto 2 }}"),
+  EXPECT_EQ(render("{{ x is defined }}{{ none is none }}{{ 'a' is string }}{{ {} is mapping }}{{ 4 "
+                   "is divisibleby 2 }}{{ 2 is equalto 2 }}"),
             "FalseTrueTrueTrueTrueTrue");
-  EXPECT_EQ(render("{{ nothing | default('d') }}{{ '' | default('e', true) }}{{ none | default('n') }}"), "deNone");
+  EXPECT_EQ(
+      render("{{ nothing | default('d') }}{{ '' | default('e', true) }}{{ none | default('n') }}"),
+      "deNone");
 }
 
 TEST(JinjaEval, StringMethodsAndSlices) {
-  EXPECT_EQ(render("{{ '<think>\\nA\\n</think>\\n\\nB'.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') }}"), "A");
+  EXPECT_EQ(render("{{ "
+                   "'<think>\\nA\\n</think>\\n\\nB'.split('</"
+                   "think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') }}"),
+            "A");
   EXPECT_EQ(render("{{ ' a  b '.split() }} {{ 'a,b,c'.split(',', 1) }} {{ 'xhix'.strip('x') }}"),
             "['a', 'b'] ['a', 'b,c'] hi");
-  EXPECT_EQ(render("{{ 'abc'.startswith('ab') }}{{ 'abc'.endswith(('x', 'bc')) }}{{ 'aXa'.replace('a', 'b') }}"),
+  EXPECT_EQ(render("{{ 'abc'.startswith('ab') }}{{ 'abc'.endswith(('x', 'bc')) }}{{ "
+                   "'aXa'.replace('a', 'b') }}"),
             "TrueTruebXb");
-  EXPECT_EQ(render("{{ 'héllo'[1:3] }}|{{ 'abc'[::-1] }}|{{ [1,2,3][-1] }}|{{ 'abc'[5] }}|{{ '{\"a\": 1}'[:-1] }}"),
+  EXPECT_EQ(render("{{ 'héllo'[1:3] }}|{{ 'abc'[::-1] }}|{{ [1,2,3][-1] }}|{{ 'abc'[5] }}|{{ "
+                   "'{\"a\": 1}'[:-1] }}"),
             "él|cba|3||{\"a\": 1");
 }
 
 TEST(JinjaGeneration, SpansAreTheBytesTheBlocksRendered) {
-  Template t("{% for m in ['é', 'b'] %}<{{ m }}>{% generation %}{{ m }}!{% endgeneration %}{% endfor %}", "t");
+  Template t(
+      "{% for m in ['é', 'b'] %}<{{ m }}>{% generation %}{{ m }}!{% endgeneration %}{% endfor %}",
+      "t");
   EXPECT_TRUE(t.has_generation_blocks());
   RenderResult r = t.render({});
   EXPECT_EQ(r.text, "<é>é!<b>b!");
   ASSERT_EQ(r.generation_spans.size(), 2u);
-  EXPECT_EQ(r.text.substr(r.generation_spans[0].first, r.generation_spans[0].second - r.generation_spans[0].first), "é!");
-  EXPECT_EQ(r.text.substr(r.generation_spans[1].first, r.generation_spans[1].second - r.generation_spans[1].first), "b!");
+  EXPECT_EQ(r.text.substr(r.generation_spans[0].first,
+                          r.generation_spans[0].second - r.generation_spans[0].first),
+            "é!");
+  EXPECT_EQ(r.text.substr(r.generation_spans[1].first,
+                          r.generation_spans[1].second - r.generation_spans[1].first),
+            "b!");
   EXPECT_FALSE(Template("{{ 'x' }}", "t").has_generation_blocks());
 }
 

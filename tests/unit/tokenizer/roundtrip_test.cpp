@@ -33,9 +33,25 @@ void append_utf8(uint32_t cp, std::string* s) {
 }
 
 std::string random_text(std::mt19937_64& rng, bool allow_invalid) {
-  const char* fixed[] = {" ", "  ", "\t", "\n", "\r\n", "\n\n\n", "        ", "'s", "'LL", "<|endoftext|>",
-                         "e\xCC\x81", "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9", "\xE2\x80\xA8",
-                         "\xC2\xA0", "\xE3\x80\x80", "123456789", "x = y + 1;", "the", "Ωμέγα"};
+  const char* fixed[] = {" ",
+                         "  ",
+                         "\t",
+                         "\n",
+                         "\r\n",
+                         "\n\n\n",
+                         "        ",
+                         "'s",
+                         "'LL",
+                         "<|endoftext|>",
+                         "e\xCC\x81",
+                         "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9",
+                         "\xE2\x80\xA8",
+                         "\xC2\xA0",
+                         "\xE3\x80\x80",
+                         "123456789",
+                         "x = y + 1;",
+                         "the",
+                         "Ωμέγα"};
   std::string s;
   const int parts = 1 + static_cast<int>(rng() % 24);
   for (int p = 0; p < parts; ++p) {
@@ -45,7 +61,8 @@ std::string random_text(std::mt19937_64& rng, bool allow_invalid) {
         s += fixed[rng() % (sizeof(fixed) / sizeof(fixed[0]))];
         break;
       case 2:  // ASCII
-        for (int k = 0, n = 1 + rng() % 12; k < n; ++k) s.push_back(static_cast<char>(0x20 + rng() % 95));
+        for (int k = 0, n = 1 + rng() % 12; k < n; ++k)
+          s.push_back(static_cast<char>(0x20 + rng() % 95));
         break;
       case 3:  // any scalar value, surrogates excluded
         for (int k = 0, n = 1 + rng() % 6; k < n; ++k) {
@@ -72,7 +89,8 @@ std::string random_text(std::mt19937_64& rng, bool allow_invalid) {
         break;
       case 7:  // raw bytes: invalid UTF-8 where allowed
         if (allow_invalid)
-          for (int k = 0, n = 1 + rng() % 4; k < n; ++k) s.push_back(static_cast<char>(0x80 + rng() % 0x80));
+          for (int k = 0, n = 1 + rng() % 4; k < n; ++k)
+            s.push_back(static_cast<char>(0x80 + rng() % 0x80));
         break;
     }
   }
@@ -93,7 +111,8 @@ TEST(RoundTrip, DecodeOfEncodeIsIdentityOnRandomText) {
   }
   EXPECT_GT(invalid, 100);  // the invalid-UTF-8 branch really ran
   // Every byte value alone, and the empty string.
-  for (int b = 0; b < 256; ++b) ASSERT_EQ(roundtrip::check(toks, std::string(1, static_cast<char>(b))), "") << b;
+  for (int b = 0; b < 256; ++b)
+    ASSERT_EQ(roundtrip::check(toks, std::string(1, static_cast<char>(b))), "") << b;
   EXPECT_EQ(roundtrip::check(toks, ""), "");
   // The fuzzer's seed corpus (and any crash reproducer added to it).
   const std::string corpus = testing::source_dir() + "/tests/fuzz/corpus";

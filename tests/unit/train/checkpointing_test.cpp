@@ -57,8 +57,9 @@ TEST(Checkpointing, RoundTripRestoresWeightsStateAndRng) {
   Fixture f;
   std::string path = f.save(5);
   EXPECT_EQ(path, f.dir / "checkpoints/step_5");
-  for (const char* n : {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
-                        "optimizer.safetensors", "trainer_state.json", "config.yaml"})
+  for (const char* n :
+       {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
+        "optimizer.safetensors", "trainer_state.json", "config.yaml"})
     EXPECT_TRUE(path_exists(join_path(path, n))) << n;
   float r1 = torch::rand({1}).item<float>();
 
@@ -87,7 +88,8 @@ TEST(Checkpointing, RoundTripRestoresWeightsStateAndRng) {
 TEST(Checkpointing, KeepsLastKAndFindsLatest) {
   Fixture f;
   for (int s : {2, 4, 6, 8, 10}) f.save(s, 3);
-  EXPECT_EQ(list_dir(f.dir / "checkpoints"), (std::vector<std::string>{"step_10", "step_6", "step_8"}));
+  EXPECT_EQ(list_dir(f.dir / "checkpoints"),
+            (std::vector<std::string>{"step_10", "step_6", "step_8"}));
   EXPECT_EQ(*latest_checkpoint(f.dir.path()), f.dir / "checkpoints/step_10");
   // A leftover temp folder of a killed save is ignored and cleaned.
   make_dirs(f.dir / "checkpoints/.tmp-step_12-999");
