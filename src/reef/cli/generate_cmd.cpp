@@ -9,7 +9,7 @@
 #include "reef/cli/subcommands.h"
 #include "reef/infer/generate.h"
 #include "reef/tokenizer/tokenizer.h"
-#include "reef/train/checkpointing.h"
+#include "reef/train/checkpoint_files.h"
 #include "reef/train/trainer.h"
 
 namespace reef::cli {

@@ -20,7 +20,7 @@
 #include "reef/parallel/process_group.h"
 #include "reef/recipes/training.h"
 #include "reef/tokenizer/tokenizer.h"
-#include "reef/train/checkpointing.h"
+#include "reef/train/checkpoint_files.h"
 
 namespace reef {
 namespace {

@@ -1,9 +1,10 @@
 // Tests for train/optim.h: the LR schedule, weight-decay groups, clipping and optimizer state.
-#include "reef/train/optim.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
+
+#include "reef/parallel/optimizer.h"
+#include "reef/train/schedule.h"
 
 namespace reef {
 namespace {

@@ -1,6 +1,7 @@
-// Tests for train/checkpointing.h: save/load round trip, keep-last, and that missing,
-// truncated or corrupted files are detected with a message naming them.
-#include "reef/train/checkpointing.h"
+// Tests for train/checkpointer.h (one process; the layouts of several ranks are covered by the
+// integration tests): save/load round trip, keep-last, and that missing, truncated or
+// corrupted files are detected with a message naming them.
+#include "reef/train/checkpointer.h"
 
 #include <gtest/gtest.h>
 
@@ -29,16 +30,14 @@ struct Fixture {
   Config cfg = tiny_config(dir.path());
   ByteTokenizer tok;
   CausalLM model{nullptr};
-  std::unique_ptr<Optimizer> opt;
+  std::unique_ptr<Strategy> strategy;
   Fixture() {
     torch::manual_seed(3);
     model = CausalLM(cfg.model);
-    NamedParams p;
-    for (auto& i : model->named_parameters()) p.emplace_back(i.key(), i.value());
-    opt = std::make_unique<Optimizer>(p, cfg.optim);
+    strategy = parallelize(model, cfg, nullptr);
     auto x = torch::randint(0, 258, {2, 8});
     model->forward(x).sum().backward();
-    opt->step();
+    strategy->step();
   }
   std::string save(int64_t step, int64_t keep = 0) {
     TrainerState s;
@@ -49,7 +48,8 @@ struct Fixture {
     s.data_spec = {{"seq_len", 16}, {"blend", {"0.5", "a", "0.5", "b"}}};
     s.rng_cpu_hex = capture_rng_state();
     s.lr = 1e-3;
-    return save_checkpoint(dir.path(), model, opt.get(), tok, cfg, s, keep);
+    cfg.checkpoint.keep_last = keep;
+    return Checkpointer(cfg, *strategy, tok).save(s);
   }
 };
 
@@ -65,10 +65,8 @@ TEST(Checkpointing, RoundTripRestoresWeightsStateAndRng) {
 
   torch::manual_seed(99);
   CausalLM other(f.cfg.model);
-  NamedParams p;
-  for (auto& i : other->named_parameters()) p.emplace_back(i.key(), i.value());
-  Optimizer opt2(p, f.cfg.optim);
-  TrainerState s = load_checkpoint(path, other, &opt2);
+  auto strategy2 = parallelize(other, f.cfg, nullptr);
+  TrainerState s = Checkpointer(f.cfg, *strategy2, f.tok).load(path);
   EXPECT_EQ(s.step, 5);
   EXPECT_EQ(s.tokens_seen, 500);
   EXPECT_EQ(s.consumed_samples, 107);
@@ -79,7 +77,8 @@ TEST(Checkpointing, RoundTripRestoresWeightsStateAndRng) {
   auto a = f.model->named_parameters(), b = other->named_parameters();
   for (auto& i : a) EXPECT_TRUE(torch::equal(i.value(), b[i.key()])) << i.key();
   int64_t st1 = 0, st2 = 0;
-  auto m1 = f.opt->state_tensors(&st1), m2 = opt2.state_tensors(&st2);
+  auto m1 = f.strategy->optimizer().state_tensors(&st1),
+       m2 = strategy2->optimizer().state_tensors(&st2);
   EXPECT_EQ(st1, st2);
   ASSERT_EQ(m1.size(), m2.size());
   for (size_t i = 0; i < m1.size(); ++i) EXPECT_TRUE(torch::equal(m1[i].second, m2[i].second));
@@ -98,8 +97,9 @@ TEST(Checkpointing, KeepsLastKAndFindsLatest) {
 
 void expect_load_error(Fixture& f, const std::string& path, const std::string& needle) {
   CausalLM other(f.cfg.model);
+  auto strategy = parallelize(other, f.cfg, nullptr);
   try {
-    load_checkpoint(path, other, nullptr);
+    Checkpointer(f.cfg, *strategy, f.tok).load(path);
     FAIL() << "no error for " << needle;
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();

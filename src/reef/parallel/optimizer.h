@@ -1,6 +1,7 @@
-// Optimizer and learning-rate schedule: libtorch AdamW with decoupled weight decay in two
+// The optimizer of every parallel layout: libtorch AdamW with decoupled weight decay in two
 // parameter groups (decay / no decay), warmup then cosine, linear or constant decay to min_lr,
-// global-norm gradient clipping, and the optimizer state as named tensors for checkpoints.
+// global-norm gradient clipping, and the optimizer state as named tensors for checkpoints. It
+// lives in parallel/ because its state is sharded with the layout (the schedule is train/'s).
 // With a ZeRO-1 process group the AdamW state is sharded over the ranks (parallel/zero.h); with
 // FSDP (ZeRO-3, parallel/fsdp.h) AdamW steps each rank's parameter slices only. The
 // checkpointed state is the same full, named state in every case.
@@ -23,9 +24,6 @@ using NamedParams = std::vector<std::pair<std::string, torch::Tensor>>;
 
 // True when weight decay applies: matrices other than embeddings (unless decay_all).
 bool param_gets_weight_decay(const std::string& name, const torch::Tensor& p, bool decay_all);
-
-// Learning rate for the 0-based optimizer step `step` of `max_steps`.
-double lr_at_step(const OptimConfig& o, int64_t step, int64_t max_steps);
 
 class Optimizer {
  public:

@@ -1,5 +1,5 @@
-// Implementation of train/checkpointing.h.
-#include "reef/train/checkpointing.h"
+// Implementation of train/checkpoint_files.h.
+#include "reef/train/checkpoint_files.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <unistd.h>
@@ -127,41 +127,19 @@ double proc_status_mb(const char* key) {
   return kb / 1024.0;
 }
 
-// Where a parameter's part lies in the whole tensor.
+}  // namespace
+
 TensorSlice part_of(const ShardedParam& p) {
   std::vector<int64_t> off = p.offsets;
   if (off.empty()) off.assign(p.global_shape.size(), 0);
   return TensorSlice::of_box(off, p.local.sizes().vec());
 }
 
-}  // namespace
-
-std::string save_training_checkpoint(const Config& cfg, CausalLM& model, Optimizer* optimizer,
-                                     const Tokenizer& tokenizer, const TrainerState& state,
-                                     ProcessGroup* pg, const CheckpointWeightsWriter& write_weights,
-                                     const std::vector<ShardedParam>* sharded, Fsdp* fsdp) {
-  const bool distributed =
-      !write_weights && writes_distributed_checkpoints(cfg.checkpoint, pg ? pg->size() : 1);
+std::string timed_save(bool distributed, const std::function<std::string()>& save) {
   const double rss_before = proc_status_mb("VmRSS");
   const bool peak_known = reset_peak_rss();
   const auto t0 = std::chrono::steady_clock::now();
-  std::string path;
-  if (distributed) {
-    path = sharded ? save_distributed_checkpoint(cfg.run.dir, model, *sharded, optimizer, tokenizer,
-                                                 cfg, state, cfg.checkpoint.keep_last, pg)
-                   : save_distributed_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg,
-                                                 state, cfg.checkpoint.keep_last, pg, fsdp);
-  } else {
-    if (sharded)
-      fail("checkpoint: a sharded model needs the distributed layout here (internal error)");
-    if (optimizer) optimizer->gather_state();  // ZeRO: every rank takes part
-    if (fsdp) fsdp->gather_all();
-    if (!pg || pg->rank() == 0)
-      path = save_checkpoint(cfg.run.dir, model, optimizer, tokenizer, cfg, state,
-                             cfg.checkpoint.keep_last, write_weights);
-    if (optimizer) optimizer->release_gathered_state();
-    if (fsdp) fsdp->release_all();
-  }
+  std::string path = save();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log_info("checkpoint {} ({}) saved in {:.3f} s; RSS {:.1f} MB before, peak {} during the save",
            path, distributed ? "distributed" : "consolidated", s, rss_before,
@@ -185,22 +163,12 @@ void restore_rng_state(const std::string& hex) {
   gen.set_state(t);
 }
 
-std::string save_checkpoint(const std::string& run_dir, CausalLM& model, Optimizer* optimizer,
-                            const Tokenizer& tokenizer, const Config& cfg,
-                            const TrainerState& state, int64_t keep_last,
-                            const CheckpointWeightsWriter& write_weights) {
-  int64_t opt_step = 0;
-  NamedParams tensors;
-  if (optimizer) tensors = optimizer->state_tensors(&opt_step);
-  return save_checkpoint_named(run_dir, model, optimizer ? &tensors : nullptr, opt_step, tokenizer,
-                               cfg, state, keep_last, write_weights);
-}
-
-std::string save_checkpoint_named(const std::string& run_dir, CausalLM& model,
-                                  const NamedParams* optimizer_state, int64_t optimizer_step,
-                                  const Tokenizer& tokenizer, const Config& cfg,
-                                  const TrainerState& state, int64_t keep_last,
-                                  const CheckpointWeightsWriter& write_weights) {
+std::string write_consolidated_checkpoint(const std::string& run_dir, CausalLM& model,
+                                          const NamedParams* optimizer_state,
+                                          int64_t optimizer_step, const Tokenizer& tokenizer,
+                                          const Config& cfg, const TrainerState& state,
+                                          int64_t keep_last,
+                                          const CheckpointWeightsWriter& write_weights) {
   std::string root = join_path(run_dir, "checkpoints");
   make_dirs(root);
   std::string name = "step_" + std::to_string(state.step);
@@ -238,45 +206,12 @@ bool writes_distributed_checkpoints(const CheckpointConfig& c, int world_size) {
   return c.layout == "distributed" || (c.layout == "auto" && world_size > 1);
 }
 
-std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
-                                        Optimizer* optimizer, const Tokenizer& tokenizer,
-                                        const Config& cfg, const TrainerState& state,
-                                        int64_t keep_last, ProcessGroup* pg, Fsdp* fsdp) {
-  std::vector<ShardedParam> params;
-  std::vector<LocalPiece> fsdp_pieces;
-  if (fsdp) {  // ZeRO-3: each rank's flat slices of the units' parameters
-    for (const auto& u : fsdp->units())
-      for (const auto& r : fsdp->local_ranges(u)) {
-        const auto shape = r.param->tensor.sizes().vec();
-        auto data = u.local.narrow(0, r.at, r.length);
-        if (r.begin == 0 && r.length == r.param->tensor.numel())
-          fsdp_pieces.push_back(
-              {r.param->name, "model", shape, TensorSlice::whole(shape), data.view(shape)});
-        else
-          fsdp_pieces.push_back(
-              {r.param->name, "model", shape, TensorSlice::flat_range(r.begin, r.length), data});
-      }
-  } else {  // data parallelism: every rank holds every whole tensor
-    for (const auto& [n, t] : model_tensors(model)) {
-      ShardedParam p;
-      p.name = n;
-      p.local = t;
-      p.global_shape = t.sizes().vec();
-      p.replica_index = pg ? pg->rank() : 0;
-      p.n_replicas = pg ? pg->size() : 1;
-      params.push_back(std::move(p));
-    }
-  }
-  return save_distributed_checkpoint(run_dir, model, params, optimizer, tokenizer, cfg, state,
-                                     keep_last, pg, std::move(fsdp_pieces));
-}
-
-std::string save_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
-                                        const std::vector<ShardedParam>& params,
-                                        Optimizer* optimizer, const Tokenizer& tokenizer,
-                                        const Config& cfg, const TrainerState& state,
-                                        int64_t keep_last, ProcessGroup* pg,
-                                        std::vector<LocalPiece> extra_pieces) {
+std::string write_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
+                                         const std::vector<ShardedParam>& params,
+                                         std::vector<LocalPiece> extra_pieces, Optimizer* optimizer,
+                                         const Tokenizer& tokenizer, const Config& cfg,
+                                         const TrainerState& state, int64_t keep_last,
+                                         ProcessGroup* pg) {
   const int rank = pg ? pg->rank() : 0;
   const std::string root = join_path(run_dir, "checkpoints");
   const std::string name = "step_" + std::to_string(state.step);
@@ -378,20 +313,8 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   return join_path(root, best_name);
 }
 
-namespace {
-
-// Reads the optimizer state of a checkpoint, given the checkpoint folder, the opened distributed
-// checkpoint (null: consolidated) and the optimizer step.
-using OptimizerStateReader =
-    std::function<void(const std::string&, const DistCheckpoint*, int64_t)>;
-
-// Verifies every file, loads the weights (load_weights) and returns the trainer state; the
-// optimizer state is read by `read_optimizer` (null: not read).
-// Reads the weights: from the folder (consolidated) or the opened distributed checkpoint.
-using WeightsReader = std::function<void(const std::string&, const DistCheckpoint*)>;
-
-TrainerState load_checkpoint_with(const std::string& dir, const WeightsReader& read_weights,
-                                  const OptimizerStateReader& read_optimizer) {
+TrainerState read_checkpoint(const std::string& dir, const CheckpointReader& read_weights,
+                             const CheckpointReader& read_optimizer) {
   std::string state_path = join_path(dir, "trainer_state.json");
   if (!path_exists(state_path)) fail("incomplete checkpoint {}: no trainer_state.json", dir);
   nlohmann::json st;
@@ -420,7 +343,8 @@ TrainerState load_checkpoint_with(const std::string& dir, const WeightsReader& r
     if (distributed) {
       ck = DistCheckpoint::open(dir);  // the index, every file's size, every piece's header
     }
-    if (read_weights) read_weights(dir, ck ? &*ck : nullptr);
+    if (read_weights)
+      read_weights(dir, ck ? &*ck : nullptr, st.at("optimizer_step").get<int64_t>());
     TrainerState s;
     s.step = st.at("step").get<int64_t>();
     s.tokens_seen = st.at("tokens_seen").get<int64_t>();
@@ -442,92 +366,6 @@ TrainerState load_checkpoint_with(const std::string& dir, const WeightsReader& r
   } catch (const nlohmann::json::exception& e) {
     fail("corrupted checkpoint {}: trainer_state.json lacks a field ({})", dir, e.what());
   }
-}
-
-WeightsReader whole_model_reader(CausalLM& model, bool load_weights) {
-  if (!load_weights) return nullptr;
-  return [&model](const std::string& d, const DistCheckpoint* ck) {
-    if (ck)
-      load_model_weights(model, *ck);
-    else
-      load_model_weights(model, d);
-  };
-}
-
-}  // namespace
-
-TrainerState load_checkpoint(const std::string& dir, CausalLM& model, Optimizer* optimizer,
-                             bool load_weights) {
-  OptimizerStateReader read;
-  if (optimizer)
-    read = [&](const std::string& d, const DistCheckpoint* ck, int64_t opt_step) {
-      if (ck) {  // only the parts this rank holds (ZeRO-1: its slices)
-        optimizer->load_local_state(
-            [&](const std::string& name, int64_t begin, int64_t length) {
-              return ck->read(name, TensorSlice::flat_range(begin, length));
-            },
-            opt_step);
-      } else {
-        optimizer->load_state_tensors(load_safetensors(join_path(d, "optimizer.safetensors")),
-                                      opt_step);
-      }
-    };
-  return load_checkpoint_with(dir, whole_model_reader(model, load_weights), read);
-}
-
-TrainerState load_checkpoint_named(const std::string& dir, CausalLM& model,
-                                   std::map<std::string, torch::Tensor>* optimizer_state,
-                                   bool load_weights) {
-  OptimizerStateReader read;
-  if (optimizer_state)
-    read = [&](const std::string& d, const DistCheckpoint* ck, int64_t) {
-      if (!ck) {
-        *optimizer_state = load_safetensors(join_path(d, "optimizer.safetensors"));
-        return;
-      }
-      optimizer_state->clear();
-      for (const auto& name : ck->names("optimizer"))
-        (*optimizer_state)[name] = ck->read(name, TensorSlice::whole(ck->tensor(name).shape));
-    };
-  return load_checkpoint_with(dir, whole_model_reader(model, load_weights), read);
-}
-
-TrainerState load_sharded_checkpoint(const std::string& dir,
-                                     const std::vector<ShardedParam>& params,
-                                     Optimizer* optimizer) {
-  std::map<std::string, const ShardedParam*> by_name;
-  for (const auto& p : params) by_name[p.name] = &p;
-  auto need_distributed = [&](const DistCheckpoint* ck) {
-    if (!ck)
-      fail("checkpoint {}: a sharded model reads distributed checkpoints here (internal error)",
-           dir);
-  };
-  WeightsReader weights = [&](const std::string&, const DistCheckpoint* ck) {
-    need_distributed(ck);
-    torch::NoGradGuard ng;
-    for (const auto& p : params) {
-      torch::Tensor t = p.local;
-      ck->read_into(p.name, part_of(p), t);
-    }
-  };
-  OptimizerStateReader read;
-  if (optimizer)
-    read = [&](const std::string&, const DistCheckpoint* ck, int64_t opt_step) {
-      need_distributed(ck);
-      optimizer->load_local_state(
-          [&](const std::string& name, int64_t begin, int64_t length) {
-            const std::string param = name.substr(0, name.rfind(".exp_avg"));
-            auto it = by_name.find(param);
-            if (it == by_name.end())
-              fail("checkpoint {}: optimizer state {} of no parameter (internal error)", dir, name);
-            const TensorSlice part = part_of(*it->second);
-            if (part.is_whole(it->second->global_shape))
-              return ck->read(name, TensorSlice::flat_range(begin, length));
-            return ck->read(name, part).reshape({-1}).narrow(0, begin, length).contiguous();
-          },
-          opt_step);
-    };
-  return load_checkpoint_with(dir, weights, read);
 }
 
 }  // namespace reef

@@ -1,5 +1,5 @@
-// Implementation of train/optim.h.
-#include "reef/train/optim.h"
+// Implementation of parallel/optimizer.h.
+#include "reef/parallel/optimizer.h"
 
 #include <cmath>
 
@@ -13,20 +13,6 @@ bool param_gets_weight_decay(const std::string& name, const torch::Tensor& p, bo
   if (p.dim() < 2) return false;  // norms and biases
   return !(ends_with(name, "embed_tokens.weight") || ends_with(name, "wte.weight") ||
            ends_with(name, "wpe.weight"));
-}
-
-double lr_at_step(const OptimConfig& o, int64_t step, int64_t max_steps) {
-  if (o.warmup_steps > 0 && step < o.warmup_steps)
-    return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmup_steps);
-  if (o.schedule == "constant") return o.lr;
-  int64_t decay_steps = max_steps - o.warmup_steps - 1;
-  double p = decay_steps > 0 ? static_cast<double>(step - o.warmup_steps) / decay_steps : 1.0;
-  p = std::min(1.0, std::max(0.0, p));
-  if (o.schedule == "linear") return o.lr - (o.lr - o.min_lr) * p;
-  if (o.schedule == "cosine")
-    return o.min_lr + (o.lr - o.min_lr) * 0.5 * (1.0 + std::cos(M_PI * p));
-  usage_error("optim.schedule: unknown schedule '{}' (expected cosine, linear or constant)",
-              o.schedule);
 }
 
 namespace {

@@ -1,0 +1,82 @@
+// Implementation of train/batches.h.
+#include "reef/train/batches.h"
+
+#include "reef/base/error.h"
+#include "reef/models/causal_lm.h"
+
+namespace reef {
+
+int64_t count_targets(const GptSampleSource& src, int64_t first, int64_t n) {
+  const int64_t T = src.seq_len();
+  int64_t count = 0;
+  SampleLayout layout;
+  for (int64_t b = 0; b < n; ++b) {
+    if (!src.layout(first + b, &layout)) {
+      count += T;
+      continue;
+    }
+    for (uint8_t m : layout.target_mask) count += m ? 1 : 0;
+  }
+  return count;
+}
+
+TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n, int64_t V,
+                            const torch::Device& device) {
+  const int64_t T = src.seq_len(), T1 = T + 1;
+  auto out = torch::empty({n, T1}, torch::kInt64);
+  int64_t* dst = out.data_ptr<int64_t>();
+  std::vector<int32_t> s;
+  SampleLayout layout;
+  torch::Tensor mask, pos, seg;  // [n, T] when the samples have layouts
+  for (int64_t b = 0; b < n; ++b) {
+    if (src.layout(first + b, &layout)) {
+      if (!mask.defined()) {
+        mask = torch::ones({n, T}, torch::kBool);
+        pos = torch::arange(T, torch::kInt64).repeat({n, 1});
+        seg = torch::zeros({n, T}, torch::kInt64);
+      }
+      if (static_cast<int64_t>(layout.target_mask.size()) != T ||
+          static_cast<int64_t>(layout.position_ids.size()) != T ||
+          static_cast<int64_t>(layout.segment_ids.size()) != T)
+        fail("data: sample {} has a layout of the wrong length (internal error)", first + b);
+      auto* m = mask[b].data_ptr<bool>();
+      auto* p = pos[b].data_ptr<int64_t>();
+      auto* g = seg[b].data_ptr<int64_t>();
+      for (int64_t t = 0; t < T; ++t) {
+        m[t] = layout.target_mask[static_cast<size_t>(t)] != 0;
+        p[t] = layout.position_ids[static_cast<size_t>(t)];
+        g[t] = layout.segment_ids[static_cast<size_t>(t)];
+      }
+    } else if (mask.defined()) {
+      fail("data: sample {} has no layout while others do (internal error)", first + b);
+    }
+    src.sample(first + b, &s);
+    if (static_cast<int64_t>(s.size()) != T1)
+      fail("data: sample {} has {} tokens, expected {} (internal error)", first + b, s.size(), T1);
+    for (int64_t t = 0; t < T1; ++t) {
+      // An id past the embedding would be an out-of-bounds read: data tokenized with another
+      // tokenizer is caught here, on the first batch that shows it.
+      if (s[t] < 0 || s[t] >= V)
+        usage_error(
+            "data: token id {} in sample {} is outside model.vocab_size={}; was the "
+            "dataset prepared with another tokenizer than data.tokenizer?",
+            s[t], first + b, V);
+      dst[b * T1 + t] = s[t];
+    }
+  }
+  TrainBatch batch;
+  batch.inputs.input_ids = out.narrow(1, 0, T).to(device);
+  auto targets = out.narrow(1, 1, T).clone();
+  if (mask.defined()) {
+    targets.masked_fill_(mask.logical_not(), kIgnoreTarget);
+    batch.n_targets = mask.sum().item<int64_t>();
+    batch.inputs.position_ids = pos.to(device);
+    batch.inputs.segment_ids = seg.to(device);
+  } else {
+    batch.n_targets = n * T;
+  }
+  batch.targets = targets.to(device);
+  return batch;
+}
+
+}  // namespace reef

@@ -1,0 +1,20 @@
+// Training micro-batches from a sample source (data/sample_index.h): token rows of seq_len + 1
+// ids cut into inputs and next-token targets, with the loss mask, positions and packing
+// segments of samples that carry a layout (SFT rows, data/sft_dataset.h).
+#pragma once
+
+#include <torch/torch.h>
+
+#include "reef/data/sample_index.h"
+#include "reef/train/loss.h"
+
+namespace reef {
+
+// Samples [first, first + n) of `src` on `device`. An id outside [0, vocab_size) is a usage
+// error naming the sample (data tokenized with another tokenizer).
+TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n,
+                            int64_t vocab_size, const torch::Device& device);
+// Counted targets of samples [first, first + n) of `src` (reads layouts only).
+int64_t count_targets(const GptSampleSource& src, int64_t first, int64_t n);
+
+}  // namespace reef
