@@ -81,7 +81,7 @@ class PipelineStrategy : public Strategy {
 // Tensor-parallel placement of the rank's parameters (shared by the replicated and pipeline
 // layouts): split ones are "tp-slice" boxes spread over the dp replicas, replicated ones over
 // dp x tp; `stage_replicas` names the tag of the rest.
-std::vector<ShardedParam> tensor_parallel_params(const CausalLM& model, const Mesh& mesh,
-                                                 int rank, const TensorParallel* tp);
+std::vector<ShardedParam> tensor_parallel_params(const CausalLM& model, const Mesh& mesh, int rank,
+                                                 const TensorParallel* tp);
 
 }  // namespace reef
