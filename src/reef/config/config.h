@@ -160,6 +160,7 @@ struct TrainConfig {
   int64_t micro_batch_size = 8;
   int64_t grad_accum = 1;
   double clip_grad = 1.0;
+  double z_loss = 0.0;
   std::string precision = "fp32";
   int64_t eval_every = 50;
   int64_t eval_batches = 8;
@@ -170,6 +171,7 @@ struct TrainConfig {
     v("micro_batch_size", micro_batch_size, "sequences per forward/backward pass");
     v("grad_accum", grad_accum, "micro-batches accumulated per optimizer step");
     v("clip_grad", clip_grad, "clip the global gradient norm to this; 0 disables");
+    v("z_loss", z_loss, "coefficient of the z-loss, log(Z)^2 per counted target (PaLM: 1e-4)");
     v("precision", precision, "fp32, or bf16 (autocast with fp32 master weights)");
     v("eval_every", eval_every, "validation loss every N steps (and at the end); 0 disables");
     v("eval_batches", eval_batches, "micro-batches per validation pass");

@@ -239,6 +239,7 @@ void check_train(const TrainConfig& t, const Checker& c) {
   c.at_least<int64_t>("train.micro_batch_size", t.micro_batch_size, 1);
   c.at_least<int64_t>("train.grad_accum", t.grad_accum, 1);
   c.at_least<double>("train.clip_grad", t.clip_grad, 0.0);
+  c.at_least<double>("train.z_loss", t.z_loss, 0.0);
   c.one_of("train.precision", t.precision, {"fp32", "bf16"});
   c.at_least<int64_t>("train.eval_every", t.eval_every, 0);
   c.at_least<int64_t>("train.eval_batches", t.eval_batches, 1);

@@ -1,5 +1,7 @@
 // The language-model loss (train/loss.h's make_lm_loss): next-token cross-entropy over the
-// counted targets, plus the MoE router's load-balancing term.
+// counted targets, plus the MoE router's load-balancing term, plus the z-loss (PaLM, Chowdhery
+// et al. 2022: train.z_loss * log(Z)^2 per counted target, Z the softmax normaliser), which keeps
+// the logits from drifting and steadies bf16 training.
 #include "reef/train/loss.h"
 
 namespace reef {
@@ -9,13 +11,13 @@ class LmLoss : public Loss {
  public:
   LmLoss(const Config& cfg, const ModelConfig& model)
       : aux_coef_(model.router_aux_loss_coef),
-        with_aux_(model.n_experts > 0 && model.output_router_logits) {
-    (void)cfg;
-  }
+        z_coef_(cfg.train.z_loss),
+        with_aux_(model.n_experts > 0 && model.output_router_logits) {}
 
   std::vector<std::string> metric_names() const override {
     std::vector<std::string> names = {"loss"};
     if (with_aux_) names.push_back("aux_loss");
+    if (z_coef_ > 0) names.push_back("z_loss");
     return names;
   }
 
@@ -33,11 +35,17 @@ class LmLoss : public Loss {
       r.metrics["aux_loss"] = out.aux_loss.item<double>() * per_micro_batch /
                               static_cast<double>(step.gradient_average);
     }
+    if (z_coef_ > 0) {  // normalised as the cross-entropy: over the step's counted targets
+      auto counted = (batch.targets != kIgnoreTarget).to(torch::kFloat);
+      auto z = (out.token_logsumexp().pow(2) * counted).sum();
+      r.objective = r.objective + z * (z_coef_ * step.gradient_average / targets);
+      r.metrics["z_loss"] = z.item<double>() / targets;
+    }
     return r;
   }
 
  private:
-  double aux_coef_;
+  double aux_coef_, z_coef_;
   bool with_aux_;
 };
 

@@ -53,7 +53,8 @@ class Loss {
 // The language-model loss of pretraining and SFT: the sum of next-token cross-entropy over the
 // step's counted targets divided by their number (transformers' Trainer with
 // num_items_in_batch), plus the MoE load-balancing term (router_aux_loss_coef, averaged over
-// micro-batches) when the model uses it. Metrics: "loss" (the cross-entropy) and "aux_loss".
+// micro-batches) when the model uses it, plus train.z_loss * log(Z)^2 per counted target.
+// Metrics: "loss" (the cross-entropy), "aux_loss" and "z_loss" (before their coefficients).
 std::unique_ptr<Loss> make_lm_loss(const Config& cfg, const ModelConfig& model);
 
 }  // namespace reef
