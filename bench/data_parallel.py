@@ -16,10 +16,19 @@ On a machine with fewer free cores than ranks the ratio measures contention, not
 
   ~/.cache/reef/venv/bin/python bench/data_parallel.py [--reef build/bin/reef] [--steps 12]
       [--hidden 256] [--layers 4] [--seq-len 128] [--threads 1] [--layouts "dp=2,tp=2 sp"]
+
+With --baseline OLD_REEF it compares two builds instead: every layout (single and pp=2
+included) runs with OLD_REEF and with --reef alternately, --repeat times each, and the table
+gives each build's median tokens/s, the ratio new / old of the medians, and the lowest and
+highest ratio of the paired runs (the spread the shared machine adds).
 """
-import argparse, os, tempfile
+import argparse, os, statistics, tempfile
 
 from reef_bench import DEFAULT_REEF, ROOT, median_tokens_per_s, run, step_rows
+
+
+LAYOUTS = [("dp=2", []), ("dp=2 zero=1", ["parallel.zero=1"]), ("dp=2 zero=3", ["parallel.zero=3"]),
+           ("tp=2", ["parallel.tp=2"]), ("tp=2 sp", ["parallel.tp=2", "parallel.sequence_parallel=true"])]
 
 
 def metrics(run_dir):
@@ -39,6 +48,8 @@ def main():
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
     ap.add_argument("--layouts", default="", help="comma-separated layout names to run (default: all)")
+    ap.add_argument("--baseline", default="", help="another reef binary to compare --reef against")
+    ap.add_argument("--repeat", type=int, default=3, help="paired runs per layout with --baseline")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         corpus = os.path.join(tmp, "train.txt")
@@ -53,6 +64,8 @@ def main():
                 f"data.train_files=[{corpus}]", "data.valid_files=[]"]
         print(f"model hidden={a.hidden} layers={a.layers}, global batch 8 x {a.seq_len} tokens, {a.steps} steps, "
               f"{a.threads} thread(s) per rank, {os.cpu_count()} cores")
+        if a.baseline:
+            return compare(a, base, tmp)
         d1 = os.path.join(tmp, "one")
         _, rss1 = run([a.reef] + base + [f"run.dir={d1}"], ROOT)
         tps1, _, _, _, loss1 = metrics(d1)
@@ -60,8 +73,7 @@ def main():
               f"{'all-gather MB':>15}{'red-scat MB':>13}{'peak RSS MB':>13}{'final loss':>12}")
         print(f"{'single':<14}{1:>6}{tps1:>10.0f}{1.0:>11.2f}{0:>15.2f}{0:>15.2f}{0:>13.2f}{rss1 / 1e6:>13.0f}"
               f"{loss1:>12.5f}")
-        layouts = [("dp=2", []), ("dp=2 zero=1", ["parallel.zero=1"]), ("dp=2 zero=3", ["parallel.zero=3"]),
-                   ("tp=2", ["parallel.tp=2"]), ("tp=2 sp", ["parallel.tp=2", "parallel.sequence_parallel=true"])]
+        layouts = LAYOUTS
         wanted = [n.strip() for n in a.layouts.split(",") if n.strip()]
         unknown = set(wanted) - {n for n, _ in layouts}
         if unknown:
@@ -74,6 +86,31 @@ def main():
             tps, ar, ag, rs, loss = metrics(d)
             print(f"{name:<14}{2:>6}{tps:>10.0f}{tps / tps1:>11.2f}{ar / 1e6:>15.2f}{ag / 1e6:>15.2f}{rs / 1e6:>13.2f}"
                   f"{rss / 1e6:>13.0f}{loss:>12.5f}")
+
+
+def compare(a, base, tmp):
+    layouts = [("single", [])] + [(n, x) for n, x in LAYOUTS] + [("pp=2", ["parallel.pp=2"])]
+    wanted = [n.strip() for n in a.layouts.split(",") if n.strip()]
+    print(f"{'layout':<14}{'old tok/s':>11}{'new tok/s':>11}{'new/old':>9}{'lowest':>9}{'highest':>9}"
+          f"{'old loss':>11}{'new loss':>11}")
+    for name, extra in layouts:
+        if wanted and name not in wanted:
+            continue
+        tps = {"old": [], "new": []}
+        loss = {}
+        for i in range(a.repeat):
+            for which, binary in (("old", a.baseline), ("new", a.reef)):
+                d = os.path.join(tmp, f"{which}-{i}-" + name.replace(" ", "_").replace("=", ""))
+                cmd = [binary] + base + extra + [f"run.dir={d}"]
+                if name != "single":
+                    cmd = [binary, "launch", "--nproc-per-node", "2", "--", "reef"] + cmd[1:]
+                run(cmd, ROOT)
+                t, _, _, _, loss[which] = metrics(d)
+                tps[which].append(t)
+        ratios = [n / o for n, o in zip(tps["new"], tps["old"])]
+        old, new = statistics.median(tps["old"]), statistics.median(tps["new"])
+        print(f"{name:<14}{old:>11.0f}{new:>11.0f}{new / old:>9.3f}{min(ratios):>9.3f}{max(ratios):>9.3f}"
+              f"{loss['old']:>11.5f}{loss['new']:>11.5f}")
 
 
 if __name__ == "__main__":
