@@ -100,19 +100,43 @@ bool contains(const Value& container, const Value& item) {
 
 class Interpreter {
  public:
-  Interpreter(const std::string& name, RenderResult* result) : name_(name), result_(result) {}
+  Interpreter(const std::string& name, const TemplateOptions& options, RenderResult* result)
+      : name_(name), options_(options), result_(result) {}
 
   void run(const Body& body, const Dict& variables) {
+    enter(variables);
+    exec(body, result_->text, true);
+  }
+
+  // The value of the output statement `s`, errors located as exec() locates them.
+  Value value_of(const Stmt& s, const Dict& variables) {
+    enter(variables);
+    try {
+      return defined(eval(*s.expr));
+    } catch (const EvalError& e) {
+      located(s.line, s.column, e.what());
+    }
+  }
+
+ private:
+  enum class Flow { kNormal, kBreak, kContinue };
+
+  void enter(const Dict& variables) {
     auto globals = std::make_shared<Scope>();
     install_globals(*globals);
     auto top = std::make_shared<Scope>();
     for (const auto& [k, v] : variables.items()) (*top)[k] = v;
     scopes_ = {globals, top};
-    exec(body, result_->text, true);
   }
 
- private:
-  enum class Flow { kNormal, kBreak, kContinue };
+  // StrictUndefined: using an undefined value is an error naming it (or the lookup that failed).
+  const Value& defined(const Value& v) const {
+    if (!options_.strict_undefined || !v.is_undefined()) return v;
+    const std::string& what = v.str();
+    if (what.empty()) throw EvalError("value is undefined");
+    if (what.find_first_of(" '") != std::string::npos) throw EvalError(what);  // a lookup's hint
+    throw EvalError("'" + what + "' " + options_.undefined_name_message);
+  }
 
   void install_globals(Scope& g) {
     g["raise_exception"] =
@@ -184,11 +208,11 @@ class Interpreter {
         out += s.text;
         return Flow::kNormal;
       case Stmt::Kind::kOutput:
-        out += eval(*s.expr).to_str();
+        out += defined(eval(*s.expr)).to_str();
         return Flow::kNormal;
       case Stmt::Kind::kIf:
         for (size_t i = 0; i < s.conditions.size(); ++i)
-          if (eval(*s.conditions[i]).truthy()) return exec(s.bodies[i], out, top);
+          if (defined(eval(*s.conditions[i])).truthy()) return exec(s.bodies[i], out, top);
         if (s.bodies.size() > s.conditions.size()) return exec(s.bodies.back(), out, top);
         return Flow::kNormal;
       case Stmt::Kind::kFor:
@@ -249,7 +273,7 @@ class Interpreter {
   }
 
   void exec_for(const Stmt& s, std::string& out, bool top) {
-    Value seq = eval(*s.expr);
+    Value seq = defined(eval(*s.expr));
     if (seq.is_none()) throw EvalError("'NoneType' object is not iterable");
     List items = iterate(seq);
     scopes_.push_back(std::make_shared<Scope>());
@@ -257,7 +281,7 @@ class Interpreter {
       List kept;
       for (const Value& it : items) {
         assign(s.names, it);
-        if (eval(*s.condition).truthy()) kept.push_back(it);
+        if (defined(eval(*s.condition)).truthy()) kept.push_back(it);
       }
       items.swap(kept);
     }
@@ -336,6 +360,7 @@ class Interpreter {
     List args;
     Kwargs kwargs;
     call_args(e, 1, &args, &kwargs);
+    if (e.name != "default" && e.name != "d") defined(input);
     return apply_filter(e.name, input, args, kwargs);
   }
 
@@ -389,7 +414,7 @@ class Interpreter {
         return Value(apply_test(e.name, v, args) != e.negated);
       }
       case Expr::Kind::kUnary: {
-        Value v = eval(*e.args[0]);
+        Value v = defined(eval(*e.args[0]));
         if (e.name == "not") return Value(!v.truthy());
         if (!v.is_number())
           throw EvalError("bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
@@ -398,21 +423,21 @@ class Interpreter {
       }
       case Expr::Kind::kBinary: {
         if (e.name == "and") {
-          Value a = eval(*e.args[0]);
+          Value a = defined(eval(*e.args[0]));
           return a.truthy() ? eval(*e.args[1]) : a;
         }
         if (e.name == "or") {
-          Value a = eval(*e.args[0]);
+          Value a = defined(eval(*e.args[0]));
           return a.truthy() ? a : eval(*e.args[1]);
         }
-        Value a = eval(*e.args[0]), b = eval(*e.args[1]);
+        Value a = defined(eval(*e.args[0])), b = defined(eval(*e.args[1]));
         if (e.name == "~") return Value(a.to_str() + b.to_str());
         return arithmetic(e.name, a, b);
       }
       case Expr::Kind::kCompare: {
-        Value left = eval(*e.args[0]);
+        Value left = defined(eval(*e.args[0]));
         for (size_t i = 0; i < e.ops.size(); ++i) {
-          Value right = eval(*e.args[i + 1]);
+          Value right = defined(eval(*e.args[i + 1]));
           const std::string& op = e.ops[i];
           bool ok = op == "=="   ? equal(left, right)
                     : op == "!=" ? !equal(left, right)
@@ -428,7 +453,7 @@ class Interpreter {
         return Value(true);
       }
       case Expr::Kind::kCondition:
-        if (eval(*e.args[0]).truthy()) return eval(*e.args[1]);
+        if (defined(eval(*e.args[0])).truthy()) return eval(*e.args[1]);
         return e.args[2] ? eval(*e.args[2]) : Value::undefined();
     }
     return Value();
@@ -437,6 +462,7 @@ class Interpreter {
   static constexpr int kMaxMacroDepth = 200;  // a template recursing forever fails, not the stack
 
   const std::string& name_;
+  const TemplateOptions& options_;
   RenderResult* result_;
   std::vector<std::shared_ptr<Scope>> scopes_;
   int macro_depth_ = 0;
@@ -453,21 +479,50 @@ bool uses_generation(const Body& body) {
 
 }  // namespace
 
-Template::Template(const std::string& source, std::string name)
+Template::Template(const std::string& source, std::string name, TemplateOptions options)
     : name_(std::move(name)),
-      body_(parse_template(source, name_)),
+      options_(std::move(options)),
+      body_(parse_template(source, name_, options_.lex)),
       has_generation_(uses_generation(body_)) {}
 
 RenderResult Template::render(const Dict& variables) const {
   RenderResult result;
   try {
-    Interpreter(name_, &result).run(body_, variables);
+    Interpreter(name_, options_, &result).run(body_, variables);
   } catch (const TemplateRaised& e) {
     usage_error("{}: raise_exception: {}", name_, e.what());
   } catch (const EvalError& e) {
     usage_error("{}: {}", name_, e.what());
   }
   return result;
+}
+
+bool Template::is_single_expression() const {
+  int outputs = 0;
+  for (const StmtPtr& s : body_) {
+    if (s->kind == Stmt::Kind::kOutput)
+      ++outputs;
+    else if (s->kind != Stmt::Kind::kText ||
+             s->text.find_first_not_of(" \t\n\r\f\v") != std::string::npos)
+      return false;
+  }
+  return outputs == 1;
+}
+
+Value Template::evaluate(const Dict& variables) const {
+  if (!is_single_expression()) usage_error("{}: not a single {{{{ expression }}}}", name_);
+  for (const StmtPtr& s : body_)
+    if (s->kind == Stmt::Kind::kOutput) {
+      RenderResult unused;
+      try {
+        return Interpreter(name_, options_, &unused).value_of(*s, variables);
+      } catch (const TemplateRaised& e) {
+        usage_error("{}: raise_exception: {}", name_, e.what());
+      } catch (const EvalError& e) {
+        usage_error("{}: {}", name_, e.what());
+      }
+    }
+  return Value();
 }
 
 }  // namespace reef::jinja
