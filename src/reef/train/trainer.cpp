@@ -52,13 +52,6 @@ class AutocastScope {
 
 }  // namespace
 
-int configure_threads(int64_t threads) {
-  int n = threads > 0 ? static_cast<int>(threads)
-                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(n);
-  return n;
-}
-
 Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
                  const GptSampleSource& train, const GptSampleSource* valid,
                  nlohmann::json data_spec, std::shared_ptr<ProcessGroup> pg,

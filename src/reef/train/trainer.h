@@ -113,7 +113,4 @@ class Trainer {
   std::shared_ptr<Peft> peft_;
 };
 
-// Sets torch's intra-op threads from run.threads (0: every core) and returns the count.
-int configure_threads(int64_t threads);
-
 }  // namespace reef
