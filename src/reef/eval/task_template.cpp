@@ -3,6 +3,7 @@
 #include "reef/eval/task_template.h"
 
 #include "reef/base/error.h"
+#include "reef/eval/metrics.h"
 #include "reef/tokenizer/jinja_template.h"
 
 namespace reef::eval {
@@ -10,7 +11,30 @@ namespace {
 
 using json = nlohmann::json;
 
-// lm_eval.utils: Environment(undefined=StrictUndefined, keep_trailing_newline=True).
+// lm_eval.utils.regex_replace: re.sub(pattern, repl, string, count). PyRegex substitutes
+// literally, so a replacement with backslash escapes (group references) is refused, not misread.
+jinja::Value regex_replace(const jinja::List& a, const jinja::Kwargs& kw,
+                           const std::string& where) {
+  auto arg = [&](size_t i, const char* name) -> const jinja::Value* {
+    if (i < a.size()) return &a[i];
+    for (const auto& [k, v] : kw)
+      if (k == name) return &v;
+    return nullptr;
+  };
+  const jinja::Value *pattern = arg(1, "pattern"), *repl = arg(2, "repl"), *count = arg(3, "count");
+  if (!pattern || !repl || !pattern->is_string() || !repl->is_string())
+    usage_error("{}: regex_replace(pattern, repl) needs two strings", where);
+  if (count && count->as_int() != 0)
+    usage_error("{}: regex_replace: count is not supported", where);
+  if (repl->str().find('\\') != std::string::npos)
+    usage_error("{}: regex_replace: backslash escapes in the replacement are not supported: {}",
+                where, repl->str());
+  return jinja::Value(
+      PyRegex(pattern->str(), where + ": regex_replace").sub(a[0].to_str(), repl->str()));
+}
+
+// lm_eval.utils: Environment(undefined=StrictUndefined, keep_trailing_newline=True) with the
+// regex_replace filter.
 jinja::Template parse(const std::string& tmpl, const std::string& where) {
   jinja::TemplateOptions o;
   o.lex.trim_blocks = false;
@@ -18,6 +42,9 @@ jinja::Template parse(const std::string& tmpl, const std::string& where) {
   o.lex.keep_trailing_newline = true;
   o.strict_undefined = true;
   o.undefined_name_message = "is not a field of the document";
+  o.filters.emplace_back("regex_replace", [where](const jinja::List& a, const jinja::Kwargs& kw) {
+    return regex_replace(a, kw, where);
+  });
   return jinja::Template(tmpl, where, o);
 }
 

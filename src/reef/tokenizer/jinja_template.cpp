@@ -361,6 +361,11 @@ class Interpreter {
     Kwargs kwargs;
     call_args(e, 1, &args, &kwargs);
     if (e.name != "default" && e.name != "d") defined(input);
+    for (const auto& [name, f] : options_.filters)
+      if (name == e.name) {
+        args.insert(args.begin(), input);
+        return f(args, kwargs);
+      }
     return apply_filter(e.name, input, args, kwargs);
   }
 

@@ -35,6 +35,9 @@ struct TemplateOptions {
   bool strict_undefined = false;
   // The error for an undefined name in strict mode: "'NAME' " followed by this.
   std::string undefined_name_message = "is undefined";
+  // Filters added to the built-in ones (jinja2's env.filters[name] = f), called with the filtered
+  // value first; lm-eval adds regex_replace.
+  std::vector<std::pair<std::string, Function>> filters;
 };
 
 class Template {

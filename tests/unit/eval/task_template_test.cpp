@@ -42,6 +42,12 @@ TEST(Template, StatementsAndWhitespaceAsLmEvalsEnvironment) {
   EXPECT_EQ(render("{{ nope is defined }} {{ nope | default('d') }}"), "False d");
 }
 
+TEST(Template, RegexReplaceFilterAsLmEvalRegistersIt) {
+  EXPECT_EQ(render("{{ question | regex_replace('\\s+', ' ') | trim }}"), "Who?");
+  EXPECT_EQ(render("{{ answerKey | regex_replace('[AB]', '(x)') }}"), "(x)");
+  EXPECT_THROW(render("{{ question | regex_replace('(W)', '\\\\1') }}"), Error);
+}
+
 TEST(Template, UnknownFieldsAreUsageErrors) {
   try {
     render("{{nope}}");

@@ -239,6 +239,20 @@ TEST(JinjaOptions, StrictUndefinedRefusesUsesButNotTests) {
   }
 }
 
+TEST(JinjaOptions, ExtraFiltersTakeTheValueFirst) {
+  TemplateOptions o;
+  o.filters.emplace_back("twice", [](const List& a, const Kwargs& kw) {
+    std::string sep = a.size() > 1 ? a[1].str() : kw.empty() ? "" : kw[0].second.str();
+    return Value(a[0].to_str() + sep + a[0].to_str());
+  });
+  EXPECT_EQ(
+      Template("{{ 'ab' | twice }} {{ 1 | twice('-') }} {{ 'x' | twice(sep='+') | upper }}", "t", o)
+          .render({})
+          .text,
+      "abab 1-1 X+X");
+  EXPECT_EQ(Template("{% filter twice %}q{% endfilter %}", "t", o).render({}).text, "qq");
+}
+
 TEST(JinjaOptions, SingleExpressionEvaluatesToItsValue) {
   Dict vars;
   vars.set("d", json(R"({"k": [1, "a"], "n": 2})"));
