@@ -4,7 +4,6 @@
 // fallback, extra template variables).
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -48,33 +47,7 @@ int run_chat(const ChatArgs& a) {
   ChatOptions opts;
   opts.add_generation_prompt = a.add_generation_prompt;
   opts.variables = parse_template_vars(a.vars);
-  std::istringstream in(read_file(a.messages));
-  std::vector<std::pair<std::string, std::string>> rendered;  // (source, text)
-  int line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string source = a.messages + ":" + std::to_string(line_no);
-    ojson rec;
-    try {
-      rec = ojson::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      usage_error("{}: not valid JSON: {}", source, e.what());
-    }
-    ChatOptions o = opts;
-    ojson messages = rec;
-    if (rec.is_object()) {
-      if (!rec.contains("messages"))
-        usage_error("{}: expected {{\"messages\": [...]}} or a list of messages", source);
-      messages = rec["messages"];
-      if (rec.contains("tools")) o.tools = rec["tools"];
-    }
-    try {
-      rendered.emplace_back(source, tmpl.render(messages, o).text);
-    } catch (const Error& e) {
-      throw Error(source + ": " + e.what(), e.kind());
-    }
-  }
+  const std::vector<RenderedConversation> rendered = render_conversations(tmpl, a.messages, opts);
   if (rendered.empty()) usage_error("--messages {}: no conversation found", a.messages);
   // One conversation prints exactly its text; several get a header line each.
   for (const auto& [source, text] : rendered) {

@@ -5,12 +5,12 @@
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/log.h"
+#include "reef/base/threads.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/cli/subcommands.h"
 #include "reef/eval/endpoint.h"
 #include "reef/eval/evaluator.h"
 #include "reef/eval/local_model.h"
-#include "reef/train/trainer.h"
 
 namespace reef::cli {
 namespace {
@@ -36,7 +36,7 @@ int run_eval(const EvalArgs& a) {
   for (const auto& t : a.tasks) tasks.push_back(eval::make_task(t, a.include_paths));
   std::unique_ptr<eval::LanguageModel> lm;
   if (!a.model.empty()) {
-    configure_threads(a.threads);
+    torch::set_num_threads(thread_count(a.threads));
     const std::string dir = resolve_model_dir(a.model);
     CausalLM model = load_model_folder(dir, torch::Device(a.device));
     lm = std::make_unique<eval::LocalModel>(std::move(model), load_tokenizer(dir), dir,

@@ -5,12 +5,12 @@
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/log.h"
+#include "reef/base/threads.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/cli/subcommands.h"
 #include "reef/infer/generate.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/checkpoint_files.h"
-#include "reef/train/trainer.h"
 
 namespace reef::cli {
 namespace {
@@ -71,7 +71,7 @@ void add_generate(CLI::App& app, Runs& runs) {
       if (a->p.top_k < 0) usage_error("--top-k must be >= 0, got {}", a->p.top_k);
       if (a->p.max_new_tokens < 1)
         usage_error("--max-new-tokens must be >= 1, got {}", a->p.max_new_tokens);
-      configure_threads(a->threads);
+      torch::set_num_threads(thread_count(a->threads));
       std::string dir = resolve_model_dir(a->checkpoint);
       const torch::ScalarType dtype = parse_weight_dtype(a->dtype, "--dtype");
       CausalLM model =

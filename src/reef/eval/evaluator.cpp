@@ -9,7 +9,7 @@
 #include "reef/base/log.h"
 #include "reef/base/progress.h"
 #include "reef/eval/metrics.h"
-#include "reef/eval/template.h"
+#include "reef/eval/task_template.h"
 
 namespace reef::eval {
 namespace {

@@ -12,7 +12,7 @@
 #include "reef/base/files.h"
 #include "reef/base/strings.h"
 #include "reef/eval/builtin_tasks.h"
-#include "reef/eval/template.h"
+#include "reef/eval/task_template.h"
 
 namespace reef::eval {
 namespace {

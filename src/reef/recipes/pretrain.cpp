@@ -3,12 +3,12 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
-#include <thread>
 #include <type_traits>
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/log.h"
+#include "reef/base/threads.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/data/blend.h"
 #include "reef/data/documents.h"
@@ -211,7 +211,7 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
     if (env.rank != 0) set_log_level(LogLevel::kError);
     if (cfg.run.device == "cuda") cfg.run.device = fmt::format("cuda:{}", env.local_rank);
     if (cfg.run.threads == 0) {  // the node's cores shared among its ranks
-      const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+      const int64_t cores = thread_count(0);
       cfg.run.threads = std::max<int64_t>(1, cores / env.local_world_size);
     }
     ProcessGroupOptions po;
@@ -224,7 +224,8 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
              sequence_parallel ? " sequence_parallel" : "");
   }
   const bool writes_files = !pg || pg->rank() == 0;
-  int threads = configure_threads(cfg.run.threads);
+  const int threads = thread_count(cfg.run.threads);
+  torch::set_num_threads(threads);
   log_info("reef {}: run.dir {} device {} threads {}", command, cfg.run.dir, cfg.run.device,
            threads);
 

@@ -14,10 +14,10 @@
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/log.h"
+#include "reef/base/threads.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/serve/metrics.h"
 #include "reef/serve/openai_api.h"
-#include "reef/train/trainer.h"
 
 namespace reef {
 namespace {
@@ -302,7 +302,8 @@ int run_server(const ServeOptions& options) {
   s.chat.chat_template = std::make_shared<const ChatTemplate>(
       ChatTemplate::load(options.model_dir, options.chat_template));
   s.chat.end_of_turn = s.chat.chat_template->end_of_turn();
-  const int threads = configure_threads(options.threads);
+  const int threads = thread_count(options.threads);
+  torch::set_num_threads(threads);
   CausalLM model = load_model_folder(options.model_dir, torch::Device(options.device));
   s.tokenizer = load_tokenizer(options.model_dir);
   s.model_name = options.model_name;

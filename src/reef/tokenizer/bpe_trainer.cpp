@@ -15,6 +15,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/threads.h"
 #include "reef/tokenizer/pre_tokenizer.h"
 #include "reef/tokenizer/regex.h"
 #include "reef/tokenizer/tokenizer.h"
@@ -196,10 +197,7 @@ BpeTrainer::BpeTrainer(BpeTrainerOptions opts) : opts_(std::move(opts)) {
 
 BpeTrainer::~BpeTrainer() = default;
 
-int BpeTrainer::thread_count() const {
-  if (opts_.threads > 0) return opts_.threads;
-  return std::max(1u, std::thread::hardware_concurrency());
-}
+int BpeTrainer::thread_count() const { return ::reef::thread_count(opts_.threads); }
 
 int64_t BpeTrainer::initial_vocab_size() const {
   std::unordered_map<std::string, int> seen;

@@ -2,6 +2,8 @@
 // Reef's built-in fallbacks (written with {% generation %} so their assistant spans are exact).
 #include "reef/tokenizer/chat_template.h"
 
+#include <sstream>
+
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 #include "reef/base/strings.h"
@@ -274,6 +276,39 @@ ChatRender ChatTemplate::render(const ojson& messages, const ChatOptions& option
   vars.set("add_generation_prompt", jinja::Value(options.add_generation_prompt));
   jinja::RenderResult r = pick(!options.tools.is_null()).render(vars);
   return ChatRender{std::move(r.text), std::move(r.generation_spans)};
+}
+
+std::vector<RenderedConversation> render_conversations(const ChatTemplate& tmpl,
+                                                       const std::string& jsonl_path,
+                                                       const ChatOptions& options) {
+  std::istringstream in(read_file(jsonl_path));
+  std::vector<RenderedConversation> rendered;
+  int line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string source = jsonl_path + ":" + std::to_string(line_no);
+    ojson rec;
+    try {
+      rec = ojson::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      usage_error("{}: not valid JSON: {}", source, e.what());
+    }
+    ChatOptions o = options;
+    ojson messages = rec;
+    if (rec.is_object()) {
+      if (!rec.contains("messages"))
+        usage_error("{}: expected {{\"messages\": [...]}} or a list of messages", source);
+      messages = rec["messages"];
+      if (rec.contains("tools")) o.tools = rec["tools"];
+    }
+    try {
+      rendered.push_back({source, tmpl.render(messages, o).text});
+    } catch (const Error& e) {
+      throw Error(source + ": " + e.what(), e.kind());
+    }
+  }
+  return rendered;
 }
 
 }  // namespace reef

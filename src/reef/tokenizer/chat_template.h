@@ -87,4 +87,15 @@ class ChatTemplate {
   nlohmann::ordered_json special_tokens_;
 };
 
+// One conversation of a JSONL file rendered; `source` is "FILE:LINE".
+struct RenderedConversation {
+  std::string source, text;
+};
+
+// Renders every conversation of a JSONL file, one a line: {"messages": [...], "tools": [...]} or
+// a list of messages; blank lines skipped. Errors (bad JSON, the template's) name FILE:LINE.
+std::vector<RenderedConversation> render_conversations(const ChatTemplate& tmpl,
+                                                       const std::string& jsonl_path,
+                                                       const ChatOptions& options);
+
 }  // namespace reef

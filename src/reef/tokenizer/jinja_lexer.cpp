@@ -12,8 +12,8 @@
 namespace reef::jinja {
 namespace {
 
-// Newlines normalized to \n, one trailing newline dropped (jinja2's defaults).
-std::string normalize_source(const std::string& in) {
+// Newlines normalized to \n, one trailing newline dropped unless kept (jinja2's defaults).
+std::string normalize_source(const std::string& in, bool keep_trailing_newline) {
   std::string s;
   s.reserve(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
@@ -24,7 +24,7 @@ std::string normalize_source(const std::string& in) {
       s += in[i];
     }
   }
-  if (!s.empty() && s.back() == '\n') s.pop_back();
+  if (!keep_trailing_newline && !s.empty() && s.back() == '\n') s.pop_back();
   return s;
 }
 
@@ -39,7 +39,7 @@ size_t space_at(const std::string& s, size_t i) {
 class Lexer {
  public:
   Lexer(const std::string& source, const std::string& name, const LexOptions& o)
-      : src_(normalize_source(source)), name_(name), opts_(o) {
+      : src_(normalize_source(source, o.keep_trailing_newline)), name_(name), opts_(o) {
     line_starts_.push_back(0);
     for (size_t i = 0; i < src_.size(); ++i)
       if (src_[i] == '\n') line_starts_.push_back(i + 1);

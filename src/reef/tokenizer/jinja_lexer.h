@@ -2,7 +2,8 @@
 // {{ }} and {% %} tags (comments dropped), applying whitespace control exactly as jinja2 does
 // with the settings transformers uses: `-` strips, `+` keeps, trim_blocks drops the newline after
 // a block or comment tag, lstrip_blocks drops the indentation before one, newlines are normalized
-// to \n and one trailing newline of the template is dropped (keep_trailing_newline=False).
+// to \n and one trailing newline of the template is dropped (keep_trailing_newline=False). Other
+// users of the engine (lm-eval task templates) pick other settings through LexOptions.
 #pragma once
 
 #include <string>
@@ -33,6 +34,7 @@ struct Token {
 struct LexOptions {
   bool trim_blocks = true;  // transformers' ImmutableSandboxedEnvironment settings
   bool lstrip_blocks = true;
+  bool keep_trailing_newline = false;  // lm-eval's task environment keeps it
 };
 
 // Throws reef::Error "<name>:LINE:COL: ..." for an unterminated tag, string or comment.

@@ -581,8 +581,8 @@ class Parser {
 
 }  // namespace
 
-Body parse_template(const std::string& source, const std::string& name) {
-  return Parser(lex_template(source, name), name).parse_all();
+Body parse_template(const std::string& source, const std::string& name, const LexOptions& options) {
+  return Parser(lex_template(source, name, options), name).parse_all();
 }
 
 }  // namespace reef::jinja

@@ -75,6 +75,7 @@ struct Stmt {
 };
 
 // Parses a template; throws reef::Error "<name>:LINE:COL: template syntax error: ..." on bad input.
-Body parse_template(const std::string& source, const std::string& name);
+Body parse_template(const std::string& source, const std::string& name,
+                    const LexOptions& options = {});
 
 }  // namespace reef::jinja

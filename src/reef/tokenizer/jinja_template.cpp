@@ -9,110 +9,52 @@
 
 #include "reef/base/error.h"
 #include "reef/tokenizer/jinja_builtins.h"
+#include "reef/tokenizer/jinja_operators.h"
 
 namespace reef::jinja {
 namespace {
 
 using Scope = std::map<std::string, Value>;
 
-// Python's arithmetic on two values; op is one of + - * / // % **.
-Value arithmetic(const std::string& op, const Value& a, const Value& b) {
-  auto bad = [&]() -> Value {
-    throw EvalError("unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" +
-                    b.type_name() + "'");
-  };
-  if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value(a.str() + b.str());
-    if (a.is_list() && b.is_list()) {
-      List out = a.items();
-      out.insert(out.end(), b.items().begin(), b.items().end());
-      return Value::list(out, a.is_tuple());
-    }
-  }
-  if (op == "*") {
-    const Value* seq = a.is_string() || a.is_list()   ? &a
-                       : b.is_string() || b.is_list() ? &b
-                                                      : nullptr;
-    const Value* n = seq == &a ? &b : &a;
-    if (seq && n->is_int()) {
-      if (seq->is_string()) {
-        std::string out;
-        for (int64_t i = 0; i < n->as_int(); ++i) out += seq->str();
-        return Value(out);
-      }
-      List out;
-      for (int64_t i = 0; i < n->as_int(); ++i)
-        out.insert(out.end(), seq->items().begin(), seq->items().end());
-      return Value::list(out);
-    }
-  }
-  if (!a.is_number() || !b.is_number()) return bad();
-  const bool ints = a.is_int() && b.is_int();
-  if (op == "+") return ints ? Value(a.as_int() + b.as_int()) : Value(a.as_float() + b.as_float());
-  if (op == "-") return ints ? Value(a.as_int() - b.as_int()) : Value(a.as_float() - b.as_float());
-  if (op == "*") return ints ? Value(a.as_int() * b.as_int()) : Value(a.as_float() * b.as_float());
-  if ((op == "/" || op == "//" || op == "%") && b.as_float() == 0)
-    throw EvalError(ints && op != "/" ? "integer division or modulo by zero" : "division by zero");
-  if (op == "/") return Value(a.as_float() / b.as_float());
-  if (op == "//") {
-    if (ints) {
-      int64_t q = a.as_int() / b.as_int();
-      if ((a.as_int() % b.as_int() != 0) && ((a.as_int() < 0) != (b.as_int() < 0))) --q;
-      return Value(q);
-    }
-    return Value(std::floor(a.as_float() / b.as_float()));
-  }
-  if (op == "%") {
-    if (ints) {
-      int64_t r = a.as_int() % b.as_int();
-      if (r != 0 && ((r < 0) != (b.as_int() < 0))) r += b.as_int();
-      return Value(r);
-    }
-    double r = std::fmod(a.as_float(), b.as_float());
-    if (r != 0 && ((r < 0) != (b.as_float() < 0))) r += b.as_float();
-    return Value(r);
-  }
-  if (op == "**") {
-    if (ints && b.as_int() >= 0) {
-      int64_t r = 1;
-      for (int64_t i = 0; i < b.as_int(); ++i) r *= a.as_int();
-      return Value(r);
-    }
-    return Value(std::pow(a.as_float(), b.as_float()));
-  }
-  return bad();
-}
-
-bool contains(const Value& container, const Value& item) {
-  if (container.is_string()) {
-    if (!item.is_string())
-      throw EvalError("'in <string>' requires string as left operand, not " + item.type_name());
-    return container.str().find(item.str()) != std::string::npos;
-  }
-  if (container.is_dict()) return item.is_string() && container.dict().find(item.str()) != nullptr;
-  if (container.is_undefined()) throw EvalError("argument of type 'Undefined' is not iterable");
-  if (!container.is_list())
-    throw EvalError("argument of type '" + container.type_name() + "' is not iterable");
-  for (const Value& x : container.items())
-    if (equal(x, item)) return true;
-  return false;
-}
-
 class Interpreter {
  public:
-  Interpreter(const std::string& name, RenderResult* result) : name_(name), result_(result) {}
+  Interpreter(const std::string& name, const TemplateOptions& options, RenderResult* result)
+      : name_(name), options_(options), result_(result) {}
 
   void run(const Body& body, const Dict& variables) {
+    enter(variables);
+    exec(body, result_->text, true);
+  }
+
+  // The value of the output statement `s`, errors located as exec() locates them.
+  Value value_of(const Stmt& s, const Dict& variables) {
+    enter(variables);
+    try {
+      return defined(eval(*s.expr));
+    } catch (const EvalError& e) {
+      located(s.line, s.column, e.what());
+    }
+  }
+
+ private:
+  enum class Flow { kNormal, kBreak, kContinue };
+
+  void enter(const Dict& variables) {
     auto globals = std::make_shared<Scope>();
     install_globals(*globals);
     auto top = std::make_shared<Scope>();
     for (const auto& [k, v] : variables.items()) (*top)[k] = v;
     scopes_ = {globals, top};
-    exec(body, result_->text, true);
   }
 
- private:
-  enum class Flow { kNormal, kBreak, kContinue };
+  // StrictUndefined: using an undefined value is an error naming it (or the lookup that failed).
+  const Value& defined(const Value& v) const {
+    if (!options_.strict_undefined || !v.is_undefined()) return v;
+    const std::string& what = v.str();
+    if (what.empty()) throw EvalError("value is undefined");
+    if (what.find_first_of(" '") != std::string::npos) throw EvalError(what);  // a lookup's hint
+    throw EvalError("'" + what + "' " + options_.undefined_name_message);
+  }
 
   void install_globals(Scope& g) {
     g["raise_exception"] =
@@ -184,11 +126,11 @@ class Interpreter {
         out += s.text;
         return Flow::kNormal;
       case Stmt::Kind::kOutput:
-        out += eval(*s.expr).to_str();
+        out += defined(eval(*s.expr)).to_str();
         return Flow::kNormal;
       case Stmt::Kind::kIf:
         for (size_t i = 0; i < s.conditions.size(); ++i)
-          if (eval(*s.conditions[i]).truthy()) return exec(s.bodies[i], out, top);
+          if (defined(eval(*s.conditions[i])).truthy()) return exec(s.bodies[i], out, top);
         if (s.bodies.size() > s.conditions.size()) return exec(s.bodies.back(), out, top);
         return Flow::kNormal;
       case Stmt::Kind::kFor:
@@ -249,7 +191,7 @@ class Interpreter {
   }
 
   void exec_for(const Stmt& s, std::string& out, bool top) {
-    Value seq = eval(*s.expr);
+    Value seq = defined(eval(*s.expr));
     if (seq.is_none()) throw EvalError("'NoneType' object is not iterable");
     List items = iterate(seq);
     scopes_.push_back(std::make_shared<Scope>());
@@ -257,7 +199,7 @@ class Interpreter {
       List kept;
       for (const Value& it : items) {
         assign(s.names, it);
-        if (eval(*s.condition).truthy()) kept.push_back(it);
+        if (defined(eval(*s.condition)).truthy()) kept.push_back(it);
       }
       items.swap(kept);
     }
@@ -336,6 +278,12 @@ class Interpreter {
     List args;
     Kwargs kwargs;
     call_args(e, 1, &args, &kwargs);
+    if (e.name != "default" && e.name != "d") defined(input);
+    for (const auto& [name, f] : options_.filters)
+      if (name == e.name) {
+        args.insert(args.begin(), input);
+        return f(args, kwargs);
+      }
     return apply_filter(e.name, input, args, kwargs);
   }
 
@@ -389,7 +337,7 @@ class Interpreter {
         return Value(apply_test(e.name, v, args) != e.negated);
       }
       case Expr::Kind::kUnary: {
-        Value v = eval(*e.args[0]);
+        Value v = defined(eval(*e.args[0]));
         if (e.name == "not") return Value(!v.truthy());
         if (!v.is_number())
           throw EvalError("bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
@@ -398,21 +346,21 @@ class Interpreter {
       }
       case Expr::Kind::kBinary: {
         if (e.name == "and") {
-          Value a = eval(*e.args[0]);
+          Value a = defined(eval(*e.args[0]));
           return a.truthy() ? eval(*e.args[1]) : a;
         }
         if (e.name == "or") {
-          Value a = eval(*e.args[0]);
+          Value a = defined(eval(*e.args[0]));
           return a.truthy() ? a : eval(*e.args[1]);
         }
-        Value a = eval(*e.args[0]), b = eval(*e.args[1]);
+        Value a = defined(eval(*e.args[0])), b = defined(eval(*e.args[1]));
         if (e.name == "~") return Value(a.to_str() + b.to_str());
         return arithmetic(e.name, a, b);
       }
       case Expr::Kind::kCompare: {
-        Value left = eval(*e.args[0]);
+        Value left = defined(eval(*e.args[0]));
         for (size_t i = 0; i < e.ops.size(); ++i) {
-          Value right = eval(*e.args[i + 1]);
+          Value right = defined(eval(*e.args[i + 1]));
           const std::string& op = e.ops[i];
           bool ok = op == "=="   ? equal(left, right)
                     : op == "!=" ? !equal(left, right)
@@ -428,7 +376,7 @@ class Interpreter {
         return Value(true);
       }
       case Expr::Kind::kCondition:
-        if (eval(*e.args[0]).truthy()) return eval(*e.args[1]);
+        if (defined(eval(*e.args[0])).truthy()) return eval(*e.args[1]);
         return e.args[2] ? eval(*e.args[2]) : Value::undefined();
     }
     return Value();
@@ -437,6 +385,7 @@ class Interpreter {
   static constexpr int kMaxMacroDepth = 200;  // a template recursing forever fails, not the stack
 
   const std::string& name_;
+  const TemplateOptions& options_;
   RenderResult* result_;
   std::vector<std::shared_ptr<Scope>> scopes_;
   int macro_depth_ = 0;
@@ -453,21 +402,50 @@ bool uses_generation(const Body& body) {
 
 }  // namespace
 
-Template::Template(const std::string& source, std::string name)
+Template::Template(const std::string& source, std::string name, TemplateOptions options)
     : name_(std::move(name)),
-      body_(parse_template(source, name_)),
+      options_(std::move(options)),
+      body_(parse_template(source, name_, options_.lex)),
       has_generation_(uses_generation(body_)) {}
 
 RenderResult Template::render(const Dict& variables) const {
   RenderResult result;
   try {
-    Interpreter(name_, &result).run(body_, variables);
+    Interpreter(name_, options_, &result).run(body_, variables);
   } catch (const TemplateRaised& e) {
     usage_error("{}: raise_exception: {}", name_, e.what());
   } catch (const EvalError& e) {
     usage_error("{}: {}", name_, e.what());
   }
   return result;
+}
+
+bool Template::is_single_expression() const {
+  int outputs = 0;
+  for (const StmtPtr& s : body_) {
+    if (s->kind == Stmt::Kind::kOutput)
+      ++outputs;
+    else if (s->kind != Stmt::Kind::kText ||
+             s->text.find_first_not_of(" \t\n\r\f\v") != std::string::npos)
+      return false;
+  }
+  return outputs == 1;
+}
+
+Value Template::evaluate(const Dict& variables) const {
+  if (!is_single_expression()) usage_error("{}: not a single {{{{ expression }}}}", name_);
+  for (const StmtPtr& s : body_)
+    if (s->kind == Stmt::Kind::kOutput) {
+      RenderResult unused;
+      try {
+        return Interpreter(name_, options_, &unused).value_of(*s, variables);
+      } catch (const TemplateRaised& e) {
+        usage_error("{}: raise_exception: {}", name_, e.what());
+      } catch (const EvalError& e) {
+        usage_error("{}: {}", name_, e.what());
+      }
+    }
+  return Value();
 }
 
 }  // namespace reef::jinja

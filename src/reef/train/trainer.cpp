@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <thread>
 
 #include "reef/base/error.h"
 #include "reef/base/hash.h"
@@ -47,13 +46,6 @@ double seconds(Clock::time_point a, Clock::time_point b) {
 }
 
 }  // namespace
-
-int configure_threads(int64_t threads) {
-  int n = threads > 0 ? static_cast<int>(threads)
-                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(n);
-  return n;
-}
 
 struct Trainer::Timing {
   Clock::time_point start = Clock::now(), step_start;

@@ -89,8 +89,3 @@ class Trainer {
 };
 
 }  // namespace reef
-
-namespace reef {
-// Sets torch's intra-op threads from run.threads (0: every core) and returns the count.
-int configure_threads(int64_t threads);
-}  // namespace reef

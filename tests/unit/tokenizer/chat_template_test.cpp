@@ -111,5 +111,27 @@ TEST(ChatTemplate, EndOfTurnIsWhatFollowsAnAssistantReply) {
             "");
 }
 
+TEST(ChatTemplate, RenderConversationsReadsJsonlAndNamesFileAndLine) {
+  testing::ScratchDir dir;
+  ChatTemplate t = ChatTemplate::named("chatml");
+  write_file_atomic(dir / "c.jsonl",
+                    "[{\"role\": \"user\", \"content\": \"a\"}]\n\n"
+                    "{\"messages\": [{\"role\": \"user\", \"content\": \"b\"}]}\n");
+  auto r = render_conversations(t, dir / "c.jsonl", {});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].source, dir / "c.jsonl:1");
+  EXPECT_EQ(r[1].source, dir / "c.jsonl:3");
+  EXPECT_EQ(r[0].text, t.render(msgs(R"([{"role": "user", "content": "a"}])")).text);
+  EXPECT_EQ(r[1].text, t.render(msgs(R"([{"role": "user", "content": "b"}])")).text);
+  write_file_atomic(dir / "bad.jsonl", "[]\n{\"nope\": 1}\n");
+  try {
+    render_conversations(t, dir / "bad.jsonl", {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl:2: expected {\"messages\""), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace reef

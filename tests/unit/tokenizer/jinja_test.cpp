@@ -1,7 +1,9 @@
 // The Jinja interpreter piece by piece, with the results jinja2 (trim_blocks, lstrip_blocks, as
 // transformers configures it) and CPython give for the same input: whitespace control, syntax
 // errors with line and column, Python printing and json.dumps, operators, loops and scoping,
-// macros, filters, tests, string methods, raise_exception and {% generation %} spans.
+// macros, filters, tests, string methods, raise_exception and {% generation %} spans; and the
+// settings lm-eval's task environment uses (no block trimming, trailing newline kept,
+// StrictUndefined) with the value of a single-expression template.
 // (tests/reference/chat_template_test.cpp compares whole templates against transformers.)
 #include <gtest/gtest.h>
 
@@ -189,6 +191,82 @@ TEST(JinjaGeneration, SpansAreTheBytesTheBlocksRendered) {
                           r.generation_spans[1].second - r.generation_spans[1].first),
             "b!");
   EXPECT_FALSE(Template("{{ 'x' }}", "t").has_generation_blocks());
+}
+
+TemplateOptions lm_eval_options() {
+  TemplateOptions o;
+  o.lex = {/*trim_blocks=*/false, /*lstrip_blocks=*/false, /*keep_trailing_newline=*/true};
+  o.strict_undefined = true;
+  return o;
+}
+
+std::string strict_error(const std::string& src, const Dict& vars = {}) {
+  try {
+    Template(src, "s", lm_eval_options()).render(vars);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(JinjaOptions, LmEvalWhitespaceSettings) {
+  Template t("a\n  {% if true %}\n  b\n  {% endif %}\nc\n", "t", lm_eval_options());
+  EXPECT_EQ(t.render({}).text, "a\n  \n  b\n  \nc\n");
+  EXPECT_EQ(render("a\n  {% if true %}\n  b\n  {% endif %}\nc\n"), "a\n  b\nc");
+}
+
+TEST(JinjaOptions, StrictUndefinedRefusesUsesButNotTests) {
+  Dict vars;
+  vars.set("d", json(R"({"k": [1]})"));
+  EXPECT_EQ(strict_error("{{ nope }}"), "s:1:1: 'nope' is undefined");
+  EXPECT_EQ(strict_error("{% if nope %}x{% endif %}"), "s:1:4: 'nope' is undefined");
+  EXPECT_EQ(strict_error("{{ d.x }}", vars), "s:1:1: 'dict object' has no attribute 'x'");
+  EXPECT_EQ(strict_error("{{ d.k[3] }}", vars), "s:1:1: list index out of range");
+  EXPECT_EQ(strict_error("{{ nope | trim }}"), "s:1:1: 'nope' is undefined");
+  EXPECT_EQ(strict_error("{{ 'a' ~ nope }}"), "s:1:1: 'nope' is undefined");
+  EXPECT_EQ(strict_error("{% for x in nope %}{% endfor %}"), "s:1:4: 'nope' is undefined");
+  Template ok("{{ nope is defined }}|{{ nope | default('z') }}|{{ d.k[0] }}", "s",
+              lm_eval_options());
+  EXPECT_EQ(ok.render(vars).text, "False|z|1");
+  EXPECT_EQ(render("{{ nope }}|{{ d.x }}", vars), "|");  // transformers' default Undefined
+  TemplateOptions named = lm_eval_options();
+  named.undefined_name_message = "is not a field of the document";
+  try {
+    Template("{{ nope }}", "s", named).render({});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "s:1:1: 'nope' is not a field of the document");
+  }
+}
+
+TEST(JinjaOptions, ExtraFiltersTakeTheValueFirst) {
+  TemplateOptions o;
+  o.filters.emplace_back("twice", [](const List& a, const Kwargs& kw) {
+    std::string sep = a.size() > 1 ? a[1].str() : kw.empty() ? "" : kw[0].second.str();
+    return Value(a[0].to_str() + sep + a[0].to_str());
+  });
+  EXPECT_EQ(
+      Template("{{ 'ab' | twice }} {{ 1 | twice('-') }} {{ 'x' | twice(sep='+') | upper }}", "t", o)
+          .render({})
+          .text,
+      "abab 1-1 X+X");
+  EXPECT_EQ(Template("{% filter twice %}q{% endfilter %}", "t", o).render({}).text, "qq");
+}
+
+TEST(JinjaOptions, SingleExpressionEvaluatesToItsValue) {
+  Dict vars;
+  vars.set("d", json(R"({"k": [1, "a"], "n": 2})"));
+  Template list(" {{ d.k }}\n", "t");
+  ASSERT_TRUE(list.is_single_expression());
+  Value v = list.evaluate(vars);
+  ASSERT_TRUE(v.is_list());
+  EXPECT_EQ(v.repr(), "[1, 'a']");
+  EXPECT_EQ(Template("{{ d.n + 1 }}", "t").evaluate(vars).as_int(), 3);
+  EXPECT_FALSE(Template("n={{ d.n }}", "t").is_single_expression());
+  EXPECT_FALSE(Template("{{ 1 }}{{ 2 }}", "t").is_single_expression());
+  EXPECT_FALSE(Template("{% if true %}{{ 1 }}{% endif %}", "t").is_single_expression());
+  EXPECT_THROW(Template("x{{ 1 }}", "t").evaluate(vars), Error);
+  EXPECT_THROW(Template("{{ nope }}", "t", lm_eval_options()).evaluate(vars), Error);
 }
 
 }  // namespace

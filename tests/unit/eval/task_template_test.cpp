@@ -1,6 +1,6 @@
-// The task-template subset against Jinja as lm-evaluation-harness applies it
-// (lm_eval.utils.apply_template); expected strings were printed by it for the same document.
-#include "reef/eval/template.h"
+// Task templates against Jinja as lm-evaluation-harness applies it (lm_eval.utils.apply_template);
+// expected strings were printed by it for the same document.
+#include "reef/eval/task_template.h"
 
 #include <gtest/gtest.h>
 
@@ -35,7 +35,20 @@ TEST(Template, SingleExpressionKeepsItsValue) {
   EXPECT_EQ(template_value("n={{ n }}", kDoc, "t"), "n=3");
 }
 
-TEST(Template, UnknownFieldsAndStatementsAreUsageErrors) {
+TEST(Template, StatementsAndWhitespaceAsLmEvalsEnvironment) {
+  // No trim_blocks / lstrip_blocks, and keep_trailing_newline=True.
+  EXPECT_EQ(render("{% for x in lst %}{{x}}{% endfor %}"), "ab");
+  EXPECT_EQ(render("{% if flag %}\n  yes\n{% endif %}\n"), "\n  yes\n\n");
+  EXPECT_EQ(render("{{ nope is defined }} {{ nope | default('d') }}"), "False d");
+}
+
+TEST(Template, RegexReplaceFilterAsLmEvalRegistersIt) {
+  EXPECT_EQ(render("{{ question | regex_replace('\\s+', ' ') | trim }}"), "Who?");
+  EXPECT_EQ(render("{{ answerKey | regex_replace('[AB]', '(x)') }}"), "(x)");
+  EXPECT_THROW(render("{{ question | regex_replace('(W)', '\\\\1') }}"), Error);
+}
+
+TEST(Template, UnknownFieldsAreUsageErrors) {
   try {
     render("{{nope}}");
     FAIL();
@@ -43,7 +56,6 @@ TEST(Template, UnknownFieldsAndStatementsAreUsageErrors) {
     EXPECT_EQ(e.kind(), ErrorKind::kUsage);
     EXPECT_NE(std::string(e.what()).find("'nope' is not a field"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(render("{% for x in lst %}{{x}}{% endfor %}"), Error);
   EXPECT_THROW(render("{{ question"), Error);
   EXPECT_THROW(render("{{ lst[5] }}"), Error);
 }
