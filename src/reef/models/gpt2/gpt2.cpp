@@ -1,7 +1,7 @@
 // GPT-2 (see gpt2.h). Semantics follow transformers' modeling_gpt2.py with scale_attn_weights
 // on, no per-layer attention scaling and no upcast reordering (model_config_from_hf rejects
 // configs that ask for those).
-#include "reef/models/gpt2.h"
+#include "reef/models/gpt2/gpt2.h"
 
 #include <regex>
 

@@ -2,7 +2,7 @@
 // modeling_mistral.py, modeling_qwen2.py, modeling_qwen3.py (which differ only in biases, the
 // q/k norm and defaults already folded into the resolved ModelConfig), modeling_mixtral.py (the
 // MoE block) and modeling_gemma.py (embedding scale, (1 + weight) norms).
-#include "reef/models/llama.h"
+#include "reef/models/llama/llama.h"
 
 #include <cmath>
 
