@@ -89,6 +89,16 @@ void CausalLMImpl::keep_only(int64_t begin, int64_t end, bool keep_embeddings, b
   if (!keep_head && lm_head) drop(*this, "lm_head", lm_head);
 }
 
+void CausalLMImpl::set_token_lookup(std::function<torch::Tensor(const torch::Tensor&)> lookup) {
+  if (!model) fail("model.arch {}: no replaceable token lookup", cfg_.arch);
+  model->embed_fn = std::move(lookup);
+}
+
+void CausalLMImpl::set_sequence_shards(int64_t n) {
+  if (!model) fail("model.arch {}: no sequence sharding", cfg_.arch);
+  model->sequence_shards = n;
+}
+
 bool CausalLMImpl::uses_aux_loss() const { return cfg_.n_experts > 0 && cfg_.output_router_logits; }
 
 torch::Tensor CausalLMImpl::embed_tokens(const torch::Tensor& input_ids) {

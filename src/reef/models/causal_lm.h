@@ -92,6 +92,12 @@ class CausalLMImpl : public torch::nn::Module {
   // head's matmul (parallel/ installs tensor parallelism's copy-to-group operator there, the
   // head then producing each rank's vocab slice of the logits). Null: none.
   std::function<torch::Tensor(const torch::Tensor&)> head_input_hook;
+  // Generic extension points for parallel/, whatever the body: replaces the token lookup
+  // (input_ids [B, T] -> [B, T, C]; tensor parallelism's vocab-parallel lookup), and says the
+  // hidden states between decoder layers hold 1/n of the sequence (sequence parallelism).
+  // A body without them (gpt2) refuses.
+  void set_token_lookup(std::function<torch::Tensor(const torch::Tensor&)> lookup);
+  void set_sequence_shards(int64_t n);
 
  private:
   ModelConfig cfg_;
