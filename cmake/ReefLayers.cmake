@@ -1,6 +1,6 @@
 # reef_layer(<name> [TORCH] DEPS <layers...> LIBS <libs...>)
 #
-# One static library per layer from src/reef/<name>/*.cpp. A layer sees only its own headers and
+# One static library per layer from src/reef/<name>/*.cpp and <name>/*/*.cpp. A layer sees only its own headers and
 # those of the layers it links: each gets an include root in the build tree that holds a symlink
 # to its own folder only, and include roots propagate through PUBLIC links. So an upward include
 # ("reef/train/..." from models/) is a compile error, as DESIGN.md requires.
@@ -14,7 +14,9 @@ target_precompile_headers(reef_pch PUBLIC <torch/torch.h>)
 
 function(reef_layer name)
   cmake_parse_arguments(L "TORCH" "" "DEPS;LIBS" ${ARGN})
-  file(GLOB _srcs CONFIGURE_DEPENDS "${REEF_SRC_ROOT}/${name}/*.cpp")
+  # A layer's sources and those of its subfolders one level down (models/<family>/).
+  file(GLOB _srcs CONFIGURE_DEPENDS "${REEF_SRC_ROOT}/${name}/*.cpp"
+       "${REEF_SRC_ROOT}/${name}/*/*.cpp")
   list(FILTER _srcs EXCLUDE REGEX "/cli/main\\.cpp$")
   set(_inc "${CMAKE_BINARY_DIR}/include/${name}")
   file(MAKE_DIRECTORY "${_inc}/reef")

@@ -1,4 +1,5 @@
-// GGUF export: per-architecture metadata and tensor names, the tokenizer section from
+// GGUF export: per-architecture metadata, the tensor names from each family's map
+// (models/<family>/), the tokenizer section from
 // tokenizer.json, the llama q/k permutation, and Mixtral's experts stacked per layer into
 // ffn_{gate,up,down}_exps as llama.cpp's converter writes them (see gguf_export.h).
 #include "reef/checkpoint/gguf_export.h"
@@ -34,10 +35,8 @@ enum TokenType : int32_t {
   kByte = 6
 };
 
-// llama.cpp runs mistral and mixtral as its llama architecture (mixtral with expert tensors).
-std::string gguf_arch(const std::string& arch) {
-  return arch == "mistral" || arch == "mixtral" ? "llama" : arch;
-}
+// llama.cpp's architecture for a Reef arch (the family's: mistral and mixtral run as llama).
+std::string gguf_arch(const std::string& arch) { return model_family(arch).gguf_arch(arch); }
 
 // Mixtral expert weight -> (layer, expert, "w1"/"w2"/"w3"); false for other names.
 bool parse_expert(const std::string& hf, int64_t* layer, int64_t* expert, std::string* w) {
@@ -235,8 +234,12 @@ void add_arch_keys(GgufWriter& w, const ModelConfig& c) {
 }  // namespace
 
 const std::vector<std::string>& gguf_exportable_archs() {
-  static const std::vector<std::string> archs = {"llama", "mistral", "mixtral",
-                                                 "qwen2", "qwen3",   "gpt2"};
+  static const std::vector<std::string> archs = [] {
+    std::vector<std::string> out;
+    for (const ModelFamily* f : model_families())
+      out.insert(out.end(), f->gguf_archs.begin(), f->gguf_archs.end());
+    return out;
+  }();
   return archs;
 }
 
@@ -263,39 +266,17 @@ uint32_t gguf_file_type(GgmlType t) {
 }
 
 std::string gguf_tensor_name(const std::string& arch, const std::string& hf) {
-  const bool gpt2 = arch == "gpt2";
-  const std::string top = gpt2 ? "transformer." : "model.";
-  const std::string layers = gpt2 ? "transformer.h." : "model.layers.";
-  static const std::map<std::string, std::string> llama_top = {
-      {"model.embed_tokens.weight", "token_embd.weight"},
-      {"model.norm.weight", "output_norm.weight"},
-      {"lm_head.weight", "output.weight"}};
-  static const std::map<std::string, std::string> gpt2_top = {
-      {"transformer.wte.weight", "token_embd.weight"},
-      {"transformer.wpe.weight", "position_embd.weight"},
-      {"transformer.ln_f.weight", "output_norm.weight"},
-      {"transformer.ln_f.bias", "output_norm.bias"},
-      {"lm_head.weight", "output.weight"}};
-  static const std::map<std::string, std::string> llama_block = {
-      {"input_layernorm", "attn_norm"},    {"post_attention_layernorm", "ffn_norm"},
-      {"self_attn.q_proj", "attn_q"},      {"self_attn.k_proj", "attn_k"},
-      {"self_attn.v_proj", "attn_v"},      {"self_attn.o_proj", "attn_output"},
-      {"self_attn.q_norm", "attn_q_norm"}, {"self_attn.k_norm", "attn_k_norm"},
-      {"mlp.gate_proj", "ffn_gate"},       {"mlp.up_proj", "ffn_up"},
-      {"mlp.down_proj", "ffn_down"},       {"block_sparse_moe.gate", "ffn_gate_inp"}};
-  static const std::map<std::string, std::string> gpt2_block = {
-      {"ln_1", "attn_norm"},          {"ln_2", "ffn_norm"},   {"attn.c_attn", "attn_qkv"},
-      {"attn.c_proj", "attn_output"}, {"mlp.c_fc", "ffn_up"}, {"mlp.c_proj", "ffn_down"}};
-  const auto& tops = gpt2 ? gpt2_top : llama_top;
-  if (auto it = tops.find(hf); it != tops.end()) return it->second;
+  const GgufNames& names = model_family(arch).gguf_names;  // the family's map
+  const std::string& layers = names.layers_prefix;
+  if (auto it = names.top.find(hf); it != names.top.end()) return it->second;
   if (hf.rfind(layers, 0) == 0) {
     const size_t dot = hf.find('.', layers.size());
     const size_t last = hf.rfind('.');
     if (dot != std::string::npos && last > dot) {
       const std::string n = hf.substr(layers.size(), dot - layers.size());
       const std::string mod = hf.substr(dot + 1, last - dot - 1), leaf = hf.substr(last + 1);
-      const auto& blocks = gpt2 ? gpt2_block : llama_block;
-      if (auto it = blocks.find(mod); it != blocks.end() && (leaf == "weight" || leaf == "bias"))
+      if (auto it = names.block.find(mod);
+          it != names.block.end() && (leaf == "weight" || leaf == "bias"))
         return "blk." + n + "." + it->second + "." + leaf;
     }
   }

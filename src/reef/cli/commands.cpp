@@ -9,10 +9,12 @@
 #include "reef/base/error.h"
 #include "reef/base/log.h"
 #include "reef/cli/subcommands.h"
+#include "reef/models/family.h"
 
 namespace reef::cli {
 
 int main(int argc, char** argv) {
+  install_model_families();  // config loading applies the families' presets and rules
   CLI::App app{"reef: pretrain, fine-tune, evaluate and serve LLMs on libtorch"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("reef 0.1.0 (libtorch ") + TORCH_VERSION + ")");

@@ -1,7 +1,7 @@
 // Validation of a resolved config: ranges, allowed names and cross-field constraints, each
 // failure one usage error naming the key, its value, where that value came from and what is
-// expected. Also the model's derived values (resolved_*), which validation needs and every
-// layer must compute the same way.
+// expected. The model's own rules and derived values (resolved_*) come from the family, through
+// the catalog models/ installs (model_rules.h).
 #include <cmath>
 #include <set>
 
@@ -9,85 +9,25 @@
 #include "reef/base/strings.h"
 #include "reef/config/config.h"
 #include "reef/config/fields.h"
+#include "reef/config/model_rules.h"
 
 namespace reef {
 
+// The derived values come from the family that builds the model (models/<family>/), through the
+// installed catalog, so every layer agrees on them.
 std::string resolved_activation(const ModelConfig& m) {
-  if (m.activation != "auto") return m.activation;
-  if (m.arch == "gemma") return "gelu_pytorch_tanh";
-  return m.arch == "gpt2" ? "gelu_new" : "silu";
+  return model_catalog().derive(m).activation;
 }
-
-int64_t resolved_kv_heads(const ModelConfig& m) {
-  return m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads;
-}
-
-int64_t resolved_head_dim(const ModelConfig& m) {
-  if (m.head_dim > 0) return m.head_dim;
-  return m.n_heads > 0 ? m.hidden_size / m.n_heads : 0;
-}
-
+int64_t resolved_kv_heads(const ModelConfig& m) { return model_catalog().derive(m).n_kv_heads; }
+int64_t resolved_head_dim(const ModelConfig& m) { return model_catalog().derive(m).head_dim; }
 int64_t resolved_intermediate_size(const ModelConfig& m) {
-  if (m.intermediate_size > 0) return m.intermediate_size;
-  if (m.arch == "gpt2") return 4 * m.hidden_size;
-  // SwiGLU keeps the parameter count of a 4x MLP with 2/3 of the width, rounded up to 64
-  // (Llama's multiple_of).
-  int64_t width = 8 * m.hidden_size / 3;
-  return (width + 63) / 64 * 64;
+  return model_catalog().derive(m).intermediate_size;
 }
-
-bool uses_rope(const ModelConfig& m) { return m.arch != "gpt2"; }
+bool uses_rope(const ModelConfig& m) { return model_catalog().uses_rope(m); }
 
 namespace {
 
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
-  return out;
-}
-
-class Checker {
- public:
-  explicit Checker(const std::map<std::string, std::string>& origin) : origin_(origin) {}
-
-  std::string from(const std::string& key) const {
-    auto it = origin_.find(key);
-    return it == origin_.end() ? "default" : it->second;
-  }
-
-  // "<key>: expected <what>, got <got> (<origin>)<tail>"
-  [[noreturn]] void fail(const std::string& key, const std::string& what, const std::string& got,
-                         const std::string& tail = "") const {
-    usage_error("{}: expected {}, got {} ({}){}", key, what, got, from(key), tail);
-  }
-
-  // The other key of a cross-field check, as "model.n_heads = 4 from preset llama-tiny".
-  std::string ref(const std::string& key, const std::string& value) const {
-    return fmt::format("{} = {} from {}", key, value, from(key));
-  }
-
-  template <class T>
-  void at_least(const std::string& key, T v, T lo) const {
-    if (!(v >= lo)) fail(key, fmt::format("a value >= {}", lo), fmt::format("{}", v));
-  }
-  void positive(const std::string& key, double v) const {
-    if (!(v > 0)) fail(key, "a number > 0", fmt::format("{}", v));
-  }
-  void in_unit_interval(const std::string& key, double v) const {
-    if (!(v >= 0 && v < 1)) fail(key, "a number in [0, 1)", fmt::format("{}", v));
-  }
-  void one_of(const std::string& key, const std::string& v,
-              const std::vector<std::string>& allowed) const {
-    for (const auto& a : allowed)
-      if (v == a) return;
-    std::string guess = config_detail::did_you_mean(v, allowed);
-    fail(key, "one of " + join(allowed), "'" + v + "'",
-         guess.empty() ? "" : fmt::format("; did you mean '{}'?", guess));
-  }
-
- private:
-  const std::map<std::string, std::string>& origin_;
-};
+using Checker = ConfigChecker;
 
 bool is_device(const std::string& d) {
   if (d == "cpu" || d == "cuda") return true;
@@ -98,96 +38,21 @@ bool is_device(const std::string& d) {
 void check_run(const RunConfig& r, const Checker& c) {
   if (r.dir.empty()) c.fail("run.dir", "a folder for the run", "''");
   if (!is_device(r.device)) c.fail("run.device", "cpu, cuda or cuda:N", "'" + r.device + "'");
-  c.at_least<int64_t>("run.threads", r.threads, 0);
+  c.at_least("run.threads", r.threads, 0);
 }
 
+// The generic ranges here; the architecture's own rules (heads, RoPE, experts, what each HF
+// architecture cannot express) are the family's, in models/<family>/, and come through the
+// catalog: the same rules resolve_model_config runs, with the same messages.
 void check_model(const ModelConfig& m, const Checker& c) {
-  if (!m.preset.empty() && model_presets().count(m.preset) == 0) {
+  const ModelCatalog& catalog = model_catalog();
+  if (!m.preset.empty() && catalog.presets.count(m.preset) == 0) {
     std::vector<std::string> names;
-    for (const auto& [n, keys] : model_presets()) names.push_back(n);
+    for (const auto& [n, keys] : catalog.presets) names.push_back(n);
     c.one_of("model.preset", m.preset, names);
   }
-  c.one_of("model.arch", m.arch,
-           {"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gpt2"});
-  c.at_least<int64_t>("model.vocab_size", m.vocab_size, 0);
-  c.at_least<int64_t>("model.hidden_size", m.hidden_size, 1);
-  c.at_least<int64_t>("model.intermediate_size", m.intermediate_size, 0);
-  c.at_least<int64_t>("model.n_layers", m.n_layers, 1);
-  c.at_least<int64_t>("model.n_heads", m.n_heads, 1);
-  c.at_least<int64_t>("model.n_kv_heads", m.n_kv_heads, 0);
-  c.at_least<int64_t>("model.head_dim", m.head_dim, 0);
-  c.at_least<int64_t>("model.max_seq_len", m.max_seq_len, 1);
-  if (m.head_dim == 0 && m.hidden_size % m.n_heads != 0) {
-    c.fail("model.hidden_size",
-           fmt::format("a multiple of model.n_heads when model.head_dim is 0 ({})",
-                       c.ref("model.n_heads", std::to_string(m.n_heads))),
-           std::to_string(m.hidden_size));
-  }
-  if (m.n_kv_heads > 0 && m.n_heads % m.n_kv_heads != 0) {
-    c.fail("model.n_kv_heads",
-           fmt::format("a divisor of model.n_heads ({})",
-                       c.ref("model.n_heads", std::to_string(m.n_heads))),
-           std::to_string(m.n_kv_heads));
-  }
-  if (uses_rope(m) && resolved_head_dim(m) % 2 != 0) {
-    if (m.head_dim > 0) {
-      c.fail("model.head_dim", fmt::format("an even width for rotary embeddings (arch {})", m.arch),
-             std::to_string(m.head_dim));
-    }
-    c.fail("model.hidden_size",
-           fmt::format("hidden_size / n_heads to be even for rotary embeddings ({}), or an even "
-                       "model.head_dim",
-                       c.ref("model.n_heads", std::to_string(m.n_heads))),
-           std::to_string(m.hidden_size),
-           fmt::format("; that is a head width of {}", resolved_head_dim(m)));
-  }
-  c.positive("model.norm_eps", m.norm_eps);
-  c.one_of("model.rope_scaling", m.rope_scaling, {"none", "linear", "llama3"});
-  if (uses_rope(m)) {
-    c.positive("model.rope_theta", m.rope_theta);
-  } else {
-    if (m.rope_scaling != "none") {
-      c.fail("model.rope_scaling", "none (gpt2 has learned positions, not RoPE)",
-             "'" + m.rope_scaling + "'");
-    }
-    if (m.n_kv_heads != 0 && m.n_kv_heads != m.n_heads) {
-      c.fail("model.n_kv_heads",
-             fmt::format("0 or model.n_heads (gpt2 has no grouped-query attention; {})",
-                         c.ref("model.n_heads", std::to_string(m.n_heads))),
-             std::to_string(m.n_kv_heads));
-    }
-  }
-  if (m.rope_scaling != "none") c.positive("model.rope_factor", m.rope_factor);
-  if (m.rope_scaling == "llama3") {
-    c.positive("model.rope_low_freq_factor", m.rope_low_freq_factor);
-    if (!(m.rope_high_freq_factor > m.rope_low_freq_factor)) {
-      c.fail("model.rope_high_freq_factor",
-             fmt::format(
-                 "a value > model.rope_low_freq_factor ({})",
-                 c.ref("model.rope_low_freq_factor", fmt::format("{}", m.rope_low_freq_factor))),
-             fmt::format("{}", m.rope_high_freq_factor));
-    }
-    c.at_least<int64_t>("model.rope_original_max_seq_len", m.rope_original_max_seq_len, 1);
-  }
-  // The activations nn/ implements; auto is the arch's own.
-  c.one_of("model.activation", m.activation,
-           {"auto", "silu", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu"});
-  c.positive("model.init_std", m.init_std);
-  c.at_least<int64_t>("model.n_experts", m.n_experts, 0);
-  c.at_least<double>("model.router_aux_loss_coef", m.router_aux_loss_coef, 0.0);
-  if (m.arch == "mixtral") {
-    const int64_t experts = m.n_experts > 0 ? m.n_experts : 8;
-    if (m.n_experts_per_tok < 1 || m.n_experts_per_tok > experts) {
-      c.fail("model.n_experts_per_tok",
-             fmt::format("a value in [1, model.n_experts] ({})",
-                         c.ref("model.n_experts", std::to_string(experts))),
-             std::to_string(m.n_experts_per_tok));
-    }
-  } else if (m.n_experts != 0) {
-    c.fail("model.n_experts",
-           fmt::format("0 for the dense arch {} (only mixtral has experts)", m.arch),
-           std::to_string(m.n_experts));
-  }
+  check_model_ranges(m, c);
+  catalog.check(m, c);
 }
 
 void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {
@@ -216,7 +81,7 @@ void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {
   c.one_of("data.format", d.format, {"auto", "text", "jsonl"});
   if (d.text_key.empty()) c.fail("data.text_key", "the JSONL field holding the text", "''");
   c.in_unit_interval("data.valid_fraction", d.valid_fraction);
-  c.at_least<int64_t>("data.seq_len", d.seq_len, 1);
+  c.at_least("data.seq_len", d.seq_len, 1);
   if (d.seq_len > m.max_seq_len && m.init_from.empty()) {  // with init_from: checked at start
     c.fail("data.seq_len",
            fmt::format("a value <= model.max_seq_len ({})",
@@ -235,38 +100,38 @@ void check_data(const DataConfig& d, const ModelConfig& m, const Checker& c) {
 }
 
 void check_train(const TrainConfig& t, const Checker& c) {
-  c.at_least<int64_t>("train.max_steps", t.max_steps, 1);
-  c.at_least<int64_t>("train.micro_batch_size", t.micro_batch_size, 1);
-  c.at_least<int64_t>("train.grad_accum", t.grad_accum, 1);
-  c.at_least<double>("train.clip_grad", t.clip_grad, 0.0);
-  c.at_least<double>("train.z_loss", t.z_loss, 0.0);
+  c.at_least("train.max_steps", t.max_steps, 1);
+  c.at_least("train.micro_batch_size", t.micro_batch_size, 1);
+  c.at_least("train.grad_accum", t.grad_accum, 1);
+  c.at_least("train.clip_grad", t.clip_grad, 0.0);
+  c.at_least("train.z_loss", t.z_loss, 0.0);
   c.one_of("train.precision", t.precision, {"fp32", "bf16"});
-  c.at_least<int64_t>("train.eval_every", t.eval_every, 0);
-  c.at_least<int64_t>("train.eval_batches", t.eval_batches, 1);
+  c.at_least("train.eval_every", t.eval_every, 0);
+  c.at_least("train.eval_batches", t.eval_batches, 1);
 }
 
 void check_optim(const OptimConfig& o, const Checker& c) {
   c.one_of("optim.name", o.name, {"adamw"});
   c.positive("optim.lr", o.lr);
-  c.at_least<double>("optim.min_lr", o.min_lr, 0.0);
+  c.at_least("optim.min_lr", o.min_lr, 0.0);
   if (o.min_lr > o.lr) {
     c.fail("optim.min_lr",
            fmt::format("a value <= optim.lr ({})", c.ref("optim.lr", fmt::format("{}", o.lr))),
            fmt::format("{}", o.min_lr));
   }
-  c.at_least<double>("optim.weight_decay", o.weight_decay, 0.0);
+  c.at_least("optim.weight_decay", o.weight_decay, 0.0);
   c.in_unit_interval("optim.beta1", o.beta1);
   c.in_unit_interval("optim.beta2", o.beta2);
   c.positive("optim.eps", o.eps);
-  c.at_least<int64_t>("optim.warmup_steps", o.warmup_steps, 0);
+  c.at_least("optim.warmup_steps", o.warmup_steps, 0);
   c.one_of("optim.schedule", o.schedule, {"cosine", "linear", "constant"});
 }
 
 void check_checkpoint_and_logging(const Config& cfg, const Checker& c) {
-  c.at_least<int64_t>("checkpoint.every", cfg.checkpoint.every, 0);
-  c.at_least<int64_t>("checkpoint.keep_last", cfg.checkpoint.keep_last, 0);
+  c.at_least("checkpoint.every", cfg.checkpoint.every, 0);
+  c.at_least("checkpoint.keep_last", cfg.checkpoint.keep_last, 0);
   c.one_of("checkpoint.layout", cfg.checkpoint.layout, {"auto", "consolidated", "distributed"});
-  c.at_least<int64_t>("logging.every", cfg.logging.every, 1);
+  c.at_least("logging.every", cfg.logging.every, 1);
   c.one_of("logging.progress", cfg.logging.progress, {"auto", "on", "off"});
 }
 
@@ -274,25 +139,25 @@ void check_finetune(const Config& cfg, const Checker& c) {
   c.one_of("data.overlong", cfg.data.overlong, {"drop", "truncate", "error"});
   const PeftConfig& p = cfg.peft;
   c.one_of("peft.method", p.method, {"none", "lora", "prompt_tuning"});
-  c.at_least<int64_t>("peft.lora_r", p.lora_r, 1);
+  c.at_least("peft.lora_r", p.lora_r, 1);
   c.positive("peft.lora_alpha", p.lora_alpha);
-  c.at_least<double>("peft.lora_dropout", p.lora_dropout, 0.0);
+  c.at_least("peft.lora_dropout", p.lora_dropout, 0.0);
   if (p.lora_dropout >= 1.0)
     c.fail("peft.lora_dropout", "a value in [0, 1)", fmt::format("{}", p.lora_dropout));
   if (p.method == "lora" && p.target_modules.empty() && p.target_regex.empty())
     c.fail("peft.target_modules", "at least one module name (or peft.target_regex)", "[]");
-  c.at_least<int64_t>("peft.num_virtual_tokens", p.num_virtual_tokens, 1);
+  c.at_least("peft.num_virtual_tokens", p.num_virtual_tokens, 1);
 }
 
 void check_parallel(const ParallelConfig& p, const Checker& c) {
-  c.at_least<int64_t>("parallel.dp", p.dp, 0);
-  c.at_least<int64_t>("parallel.tp", p.tp, 1);
-  c.at_least<int64_t>("parallel.pp", p.pp, 1);
+  c.at_least("parallel.dp", p.dp, 0);
+  c.at_least("parallel.tp", p.tp, 1);
+  c.at_least("parallel.pp", p.pp, 1);
   if (p.zero != 0 && p.zero != 1 && p.zero != 3)
     c.fail("parallel.zero", "0, 1 or 3 (ZeRO-2 is not supported; 3 shards the gradients too)",
            std::to_string(p.zero));
   c.positive("parallel.bucket_mb", p.bucket_mb);
-  c.at_least<int64_t>("parallel.timeout_s", p.timeout_s, 1);
+  c.at_least("parallel.timeout_s", p.timeout_s, 1);
   c.one_of("parallel.backend", p.backend, {"auto", "gloo", "nccl"});
 }
 

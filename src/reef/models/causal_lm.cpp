@@ -1,4 +1,5 @@
-// CausalLM, config resolution and parameter/FLOP accounting (see causal_lm.h).
+// CausalLM and parameter/FLOP accounting (see causal_lm.h; config resolution is the families',
+// models/family.h).
 #include "reef/models/causal_lm.h"
 
 #include <algorithm>
@@ -11,113 +12,6 @@
 #include "reef/nn/moe.h"
 
 namespace reef {
-
-const std::vector<std::string>& supported_archs() {
-  static const std::vector<std::string> archs = {"llama", "mistral", "mixtral", "qwen2",
-                                                 "qwen3", "gemma",   "gpt2"};
-  return archs;
-}
-
-std::string supported_archs_list() {
-  std::string out;
-  for (const auto& a : supported_archs()) out += (out.empty() ? "" : ", ") + a;
-  return out;
-}
-
-bool is_llama_family(const std::string& arch) {
-  return arch == "llama" || arch == "mistral" || arch == "mixtral" || arch == "qwen2" ||
-         arch == "qwen3" || arch == "gemma";
-}
-
-ModelConfig resolve_model_config(const ModelConfig& in) {
-  ModelConfig c = in;
-  const auto& archs = supported_archs();
-  if (std::find(archs.begin(), archs.end(), c.arch) == archs.end()) {
-    usage_error("model.arch '{}' is not supported; supported: {}", c.arch, supported_archs_list());
-  }
-  const bool gpt2 = c.arch == "gpt2";
-  auto positive = [](const char* key, int64_t v) {
-    if (v <= 0) usage_error("model.{} must be positive, got {}", key, v);
-  };
-  positive("hidden_size", c.hidden_size);
-  positive("n_layers", c.n_layers);
-  positive("n_heads", c.n_heads);
-  positive("max_seq_len", c.max_seq_len);
-  if (c.vocab_size < 0) usage_error("model.vocab_size must be >= 0, got {}", c.vocab_size);
-  if (c.n_kv_heads < 0 || c.head_dim < 0 || c.intermediate_size < 0) {
-    usage_error("model.n_kv_heads, head_dim and intermediate_size must be >= 0 (0 = derived)");
-  }
-  if (!(c.norm_eps > 0)) usage_error("model.norm_eps must be positive, got {}", c.norm_eps);
-
-  if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;
-  if (c.n_heads % c.n_kv_heads != 0) {
-    usage_error("model.n_heads ({}) must be a multiple of model.n_kv_heads ({})", c.n_heads,
-                c.n_kv_heads);
-  }
-  if (c.head_dim == 0) {
-    if (c.hidden_size % c.n_heads != 0) {
-      usage_error(
-          "model.hidden_size ({}) is not divisible by model.n_heads ({}); set model.head_dim",
-          c.hidden_size, c.n_heads);
-    }
-    c.head_dim = c.hidden_size / c.n_heads;
-  }
-  if (c.intermediate_size == 0) {
-    c.intermediate_size =
-        gpt2 ? 4 * c.hidden_size : (8 * c.hidden_size + 3 * 64 - 1) / (3 * 64) * 64;
-  }
-  if (c.activation.empty() || c.activation == "auto") {
-    c.activation = gpt2 ? "gelu_new" : c.arch == "gemma" ? "gelu_pytorch_tanh" : "silu";
-  }
-  if (!is_supported_activation(c.activation)) {
-    usage_error("model.activation '{}' is not supported; expected auto, {}", c.activation,
-                supported_activations());
-  }
-  if (c.rope_scaling.empty() || c.rope_scaling == "default") c.rope_scaling = "none";
-  if (c.rope_scaling != "none" && c.rope_scaling != "linear" && c.rope_scaling != "llama3") {
-    usage_error("model.rope_scaling '{}' is not supported; expected none, linear or llama3",
-                c.rope_scaling);
-  }
-
-  auto reject = [&](bool bad, const char* what) {
-    if (bad) usage_error("model.arch {} does not support {}", c.arch, what);
-  };
-  if (gpt2) {
-    reject(c.n_kv_heads != c.n_heads, "n_kv_heads != n_heads (GPT-2 is multi-head only)");
-    reject(c.head_dim * c.n_heads != c.hidden_size, "head_dim != hidden_size / n_heads");
-    reject(c.qk_norm, "qk_norm");
-    reject(c.rope_scaling != "none", "rope_scaling (it has learned positions)");
-    c.attention_bias = true;  // GPT-2 has biases on every projection
-    c.mlp_bias = true;
-  } else {
-    if (c.head_dim % 2 != 0)
-      usage_error("model.head_dim must be even for RoPE, got {}", c.head_dim);
-    if (c.arch == "qwen2") c.attention_bias = true;  // HF Qwen2 hard-codes q/k/v biases
-    if (c.arch == "qwen3") c.qk_norm = true;         // and Qwen3 its q/k norms
-    if (c.arch == "gemma") c.tie_embeddings = true;  // GemmaForCausalLM always ties
-    // transformers reads a Gemma config's "gelu" as the tanh approximation, so the exact GELU
-    // could not round-trip through config.json.
-    reject(c.arch == "gemma" && c.activation == "gelu",
-           "activation gelu (transformers reads Gemma's gelu as gelu_pytorch_tanh)");
-    reject(c.qk_norm && c.arch != "qwen3", "qk_norm (only qwen3 has q/k norms)");
-    reject(c.mlp_bias && c.arch != "llama", "mlp_bias (only llama has MLP biases)");
-    reject(c.attention_bias && (c.arch == "mistral" || c.arch == "mixtral"), "attention_bias");
-  }
-  if (c.n_experts < 0) usage_error("model.n_experts must be >= 0, got {}", c.n_experts);
-  if (c.router_aux_loss_coef < 0) {
-    usage_error("model.router_aux_loss_coef must be >= 0, got {}", c.router_aux_loss_coef);
-  }
-  if (c.arch == "mixtral") {
-    if (c.n_experts == 0) c.n_experts = 8;  // MixtralConfig's num_local_experts default
-    if (c.n_experts_per_tok < 1 || c.n_experts_per_tok > c.n_experts) {
-      usage_error("model.n_experts_per_tok must be in [1, n_experts = {}], got {}", c.n_experts,
-                  c.n_experts_per_tok);
-    }
-  } else {
-    reject(c.n_experts != 0, "n_experts (only mixtral has experts)");
-  }
-  return c;
-}
 
 CausalLMImpl::CausalLMImpl(const ModelConfig& cfg) : cfg_(resolve_model_config(cfg)) {
   if (cfg_.vocab_size <= 0) {
@@ -193,6 +87,16 @@ void CausalLMImpl::keep_only(int64_t begin, int64_t end, bool keep_embeddings, b
     if (!keep_head) drop(body, "norm", model->norm);
   }
   if (!keep_head && lm_head) drop(*this, "lm_head", lm_head);
+}
+
+void CausalLMImpl::set_token_lookup(std::function<torch::Tensor(const torch::Tensor&)> lookup) {
+  if (!model) fail("model.arch {}: no replaceable token lookup", cfg_.arch);
+  model->embed_fn = std::move(lookup);
+}
+
+void CausalLMImpl::set_sequence_shards(int64_t n) {
+  if (!model) fail("model.arch {}: no sequence sharding", cfg_.arch);
+  model->sequence_shards = n;
 }
 
 bool CausalLMImpl::uses_aux_loss() const { return cfg_.n_experts > 0 && cfg_.output_router_logits; }

@@ -1,9 +1,9 @@
 // CausalLM: a decoder-only language model for every supported architecture (ModelConfig.arch =
-// HF model_type: llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2), plus config resolution,
-// the training loss (with Mixtral's load-balancing term) and size/FLOP accounting. Parameter names
-// are exactly Hugging Face's state_dict keys, and a checkpoint is named_parameters() alone: no
-// buffers are registered (RoPE tables are recomputed, GPT-2's causal-mask buffers do not exist),
-// and with tied embeddings lm_head is not registered at all.
+// HF model_type: llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2; config resolution is the
+// families', models/family.h), the training loss (with Mixtral's load-balancing term) and size/FLOP
+// accounting. Parameter names are exactly Hugging Face's state_dict keys, and a checkpoint is
+// named_parameters() alone: no buffers are registered (RoPE tables are recomputed, GPT-2's
+// causal-mask buffers do not exist), and with tied embeddings lm_head is not registered at all.
 #pragma once
 
 #include <torch/torch.h>
@@ -14,31 +14,15 @@
 #include <vector>
 
 #include "reef/config/config.h"
-#include "reef/models/gpt2.h"
-#include "reef/models/llama.h"
+#include "reef/models/family.h"
+#include "reef/models/gpt2/gpt2.h"
+#include "reef/models/llama/llama.h"
 #include "reef/nn/kv_cache.h"
 
 namespace reef {
 
-// The architectures CausalLM builds, in the order error messages list them.
-// llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2
-const std::vector<std::string>& supported_archs();
-// "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2"
-std::string supported_archs_list();
-// True for the RoPE + RMSNorm + gated-MLP family (everything but gpt2; mixtral's MLPs are its
-// experts).
-bool is_llama_family(const std::string& arch);
-
-// Fills derived fields: n_kv_heads 0 -> n_heads; head_dim 0 -> hidden/n_heads; intermediate_size
-// 0 -> 4*hidden (gpt2) or 8/3*hidden rounded up to a multiple of 64; activation "auto"/"" ->
-// silu (llama family), gelu_pytorch_tanh (gemma) or gelu_new (gpt2); rope_scaling ""/"default"
-// -> "none"; n_experts 0 -> 8 for mixtral. Applies what each HF architecture hard-codes: qwen2
-// always has q/k/v biases (attention_bias -> true), qwen3 always has q/k norms (qk_norm -> true),
-// gemma always ties its embeddings (tie_embeddings -> true), gpt2 has biases everywhere. Throws
-// reef::Error(kUsage) for an unsupported arch or a combination the architecture cannot express
-// (e.g. mistral with attention_bias, gpt2 with GQA or RoPE scaling, experts on a dense arch).
-// vocab_size is left as is (0 = not yet known).
-ModelConfig resolve_model_config(const ModelConfig& cfg);
+// supported_archs(), is_llama_family() and resolve_model_config() come from the family
+// registry (models/family.h); included here for CausalLM's users.
 
 class CausalLMImpl : public torch::nn::Module {
  public:
@@ -108,6 +92,12 @@ class CausalLMImpl : public torch::nn::Module {
   // head's matmul (parallel/ installs tensor parallelism's copy-to-group operator there, the
   // head then producing each rank's vocab slice of the logits). Null: none.
   std::function<torch::Tensor(const torch::Tensor&)> head_input_hook;
+  // Generic extension points for parallel/, whatever the body: replaces the token lookup
+  // (input_ids [B, T] -> [B, T, C]; tensor parallelism's vocab-parallel lookup), and says the
+  // hidden states between decoder layers hold 1/n of the sequence (sequence parallelism).
+  // A body without them (gpt2) refuses.
+  void set_token_lookup(std::function<torch::Tensor(const torch::Tensor&)> lookup);
+  void set_sequence_shards(int64_t n);
 
  private:
   ModelConfig cfg_;

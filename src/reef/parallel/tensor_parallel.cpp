@@ -3,11 +3,15 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "reef/base/error.h"
 #include "reef/base/strings.h"
+#include "reef/models/family.h"
+#include "reef/nn/attention.h"
 #include "reef/nn/init.h"
+#include "reef/nn/mlp.h"
 
 namespace reef {
 namespace {
@@ -193,11 +197,19 @@ MeshGroups make_mesh_groups(const Mesh& mesh, const std::shared_ptr<ProcessGroup
 
 void check_tensor_parallel(const ModelConfig& c, int64_t tp) {
   if (tp <= 1) return;
-  if (!is_llama_family(c.arch) || c.n_experts > 0)
+  const ModelFamily* family = find_model_family(c.arch);
+  const bool planned =
+      family != nullptr && c.n_experts == 0 &&
+      std::find(family->tp_archs.begin(), family->tp_archs.end(), c.arch) != family->tp_archs.end();
+  if (!planned) {
+    std::string archs;
+    for (const ModelFamily* f : model_families())
+      for (const auto& a : f->tp_archs) archs += (archs.empty() ? "" : ", ") + a;
     usage_error(
-        "parallel.tp={}: tensor parallelism supports the dense llama family (llama, mistral, "
-        "qwen2, qwen3, gemma), not model.arch {}; use parallel.tp=1",
-        tp, c.arch);
+        "parallel.tp={}: tensor parallelism supports the dense archs whose family has a "
+        "tensor-parallel plan ({}), not model.arch {}; use parallel.tp=1",
+        tp, archs, c.arch);
+  }
   auto divisible = [&](const char* key, int64_t v, const char* why) {
     if (v % tp != 0)
       usage_error(
@@ -273,58 +285,70 @@ TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp,
   }
   for (const auto& item : model_->named_parameters(true)) dims_[item.key()] = -1;
 
-  auto column = [&](Linear& l, const std::string& prefix) {
-    slice_param(l->weight, 0, r, n);
-    slice_param(l->bias, 0, r, n);
-    l->out_features /= n;
-    dims_[prefix + ".weight"] = 0;
-    if (l->bias.defined()) dims_[prefix + ".bias"] = 0;
-  };
-  auto row = [&](Linear& l, const std::string& prefix) {
-    slice_param(l->weight, 1, r, n);  // the bias stays whole: added once, after the all-reduce
-    l->in_features /= n;
-    l->matmul_hook = g;
-    dims_[prefix + ".weight"] = 1;
-  };
-  auto& lm = *model_->model;
-  for (size_t i = 0; i < lm.layers->size(); ++i) {
-    auto* kept = lm.layers->ptr(i)->as<LlamaDecoderLayerImpl>();
-    if (!kept) continue;  // another pipeline stage's layer
-    auto& layer = *kept;
-    const std::string p = "model.layers." + std::to_string(i);
-    auto& a = *layer.self_attn;
-    column(a.q_proj, p + ".self_attn.q_proj");
-    column(a.k_proj, p + ".self_attn.k_proj");
-    column(a.v_proj, p + ".self_attn.v_proj");
-    row(a.o_proj, p + ".self_attn.o_proj");
-    a.input_hook = f;
-    // Qwen3's per-head norms are shared by every head but see only this rank's: their
-    // gradients are partial sums, completed over the group (reduce_partial_gradients).
-    for (auto* norm : {&a.q_norm, &a.k_norm})
-      if (*norm)
-        for (auto& w : (*norm)->parameters()) partial_.push_back(w);
-    auto& m = *layer.mlp;
-    column(m.gate_proj, p + ".mlp.gate_proj");
-    column(m.up_proj, p + ".mlp.up_proj");
-    row(m.down_proj, p + ".mlp.down_proj");
-    m.input_hook = f;
-  }
   const int64_t vl = cfg.vocab_size / n;
   vocab_start_ = r * vl;
-  if (lm.embed_tokens) {  // a pipeline stage without it: neither embeddings nor a tied head
-    slice_param(lm.embed_tokens->weight, 0, r, n);
-    dims_["model.embed_tokens.weight"] = 0;
-    const int64_t start = vocab_start_;
-    torch::nn::EmbeddingImpl* emb = lm.embed_tokens.get();
-    const bool sp = sequence_parallel_;
-    lm.embed_fn = [emb, start, pg, sp](const torch::Tensor& ids) {
-      return vocab_parallel_embedding(ids, emb->weight, start, *pg, sp);
-    };
+  auto column = [&](LinearImpl& l, const std::string& prefix) {
+    slice_param(l.weight, 0, r, n);
+    slice_param(l.bias, 0, r, n);
+    l.out_features /= n;
+    dims_[prefix + ".weight"] = 0;
+    if (l.bias.defined()) dims_[prefix + ".bias"] = 0;
+  };
+  auto row = [&](LinearImpl& l, const std::string& prefix) {
+    slice_param(l.weight, 1, r, n);  // the bias stays whole: added once, after the all-reduce
+    l.in_features /= n;
+    l.matmul_hook = g;
+    dims_[prefix + ".weight"] = 1;
+  };
+  auto linear = [&](torch::nn::Module& m, const std::string& name) -> LinearImpl& {
+    auto* l = m.as<LinearImpl>();
+    if (l == nullptr) fail("tensor parallel: the plan's linear {} is not a Linear", name);
+    return *l;
+  };
+  // The family's plan (models/<family>/), applied to every module it names; a pipeline stage's
+  // released modules are simply not there.
+  const auto& plan = model_family(cfg.arch).tp_plan;
+  for (const auto& item : model_->named_modules("", /*include_self=*/false)) {
+    const std::string& name = item.key();
+    const auto style = tp_style(plan, name);
+    if (!style) continue;
+    torch::nn::Module& m = *item.value();
+    switch (*style) {
+      case TpStyle::kColumn:
+        column(linear(m, name), name);
+        break;
+      case TpStyle::kRow:
+        row(linear(m, name), name);
+        break;
+      case TpStyle::kVocab:
+        if (auto* emb = m.as<torch::nn::EmbeddingImpl>()) {
+          slice_param(emb->weight, 0, r, n);
+          dims_[name + ".weight"] = 0;
+          const int64_t start = vocab_start_;
+          const bool sp = sequence_parallel_;
+          model_->set_token_lookup([emb, start, pg, sp](const torch::Tensor& ids) {
+            return vocab_parallel_embedding(ids, emb->weight, start, *pg, sp);
+          });
+        } else {
+          column(linear(m, name), name);  // the LM head; tied: the embedding's slice
+        }
+        break;
+      case TpStyle::kGatherInput:
+        if (auto* a = m.as<AttentionImpl>())
+          a->input_hook = f;
+        else if (auto* mlp = m.as<GatedMLPImpl>())
+          mlp->input_hook = f;
+        else
+          fail("tensor parallel: {} takes no input hook (not an Attention or GatedMLP)", name);
+        break;
+      case TpStyle::kPartialGrad:
+        for (auto& w : m.parameters()) partial_.push_back(w);
+        break;
+    }
   }
-  if (model_->lm_head) column(model_->lm_head, "lm_head");  // tied: the embedding's slice
-  model_->head_input_hook = f;
+  model_->head_input_hook = f;  // the head produces this rank's vocabulary slice
   if (sequence_parallel_) {
-    lm.sequence_shards = n;
+    model_->set_sequence_shards(n);
     // The norms and row-parallel biases see this rank's tokens only.
     partial_.clear();
     for (const auto& item : model_->named_parameters(true))

@@ -1,7 +1,9 @@
-// Tensor parallelism (Megatron-LM, Shoeybi et al. 2019) for the llama family, applied to a
-// built CausalLM from outside: each rank of a tp group keeps a slice of every large matrix,
+// Tensor parallelism (Megatron-LM, Shoeybi et al. 2019), applied to a built CausalLM from
+// outside by reading its family's plan (ModelFamily::tp_plan, models/<family>/: which modules
+// are column-, row- or vocab-parallel, take a gathered input, or hold partial gradients; as
+// torchtitan's parallelize_llama): each rank of a tp group keeps a slice of every large matrix,
 // taken from the full initialised (or loaded) weights, so a tp run starts from exactly the
-// model a single process would. Per decoder layer:
+// model a single process would. The llama family's plan, per decoder layer:
 //   attention: q/k/v column-parallel (whole heads per rank; GQA: whole kv heads per rank),
 //              o_proj row-parallel, its partial products all-reduced before the bias;
 //   MLP:       gate/up column-parallel, down row-parallel (the same all-reduce);
@@ -47,8 +49,9 @@ std::shared_ptr<ProcessGroup> make_tp_group(const Mesh& mesh,
                                             const std::shared_ptr<ProcessGroup>& world);
 
 // Usage errors naming the keys when the (resolved) model cannot be split over `tp` ranks:
-// an arch other than the dense llama family, or n_heads, n_kv_heads, intermediate_size or
-// vocab_size not divisible by tp (the vocab is not padded: the checkpoint keeps its shape).
+// an arch whose family has no plan for it (experts, gpt2), or n_heads, n_kv_heads,
+// intermediate_size or vocab_size not divisible by tp (the vocab is not padded: the checkpoint
+// keeps its shape).
 void check_tensor_parallel(const ModelConfig& cfg, int64_t tp);
 
 // f: identity forward, all-reduce of the gradient backward (where a replicated activation

@@ -9,8 +9,12 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/models/family.h"
 
 namespace reef::config_testing {
+
+// Loading a config applies the model families' presets and rules (config/model_rules.h).
+inline const bool kModelFamiliesInstalled = (install_model_families(), true);
 
 // Runs `fn`, which must throw reef::Error of kind kUsage (exit code 2) with a single-line
 // message; returns the message ("" and a test failure otherwise).

@@ -272,10 +272,14 @@ TEST(ResolveModelConfig, Errors) {
   auto c = tiny("bert");
   expect_usage_error(c, "llama, mistral, mixtral, qwen2, qwen3, gemma, gpt2");
   c = tiny("gemma2");
-  expect_usage_error(c, "'gemma2' is not supported");
+  expect_usage_error(c,
+                     "model.arch: expected one of llama, mistral, mixtral, qwen2, qwen3, "
+                     "gemma, gpt2, got 'gemma2'");
   c = tiny("llama");
   c.n_experts = 4;
-  expect_usage_error(c, "n_experts (only mixtral has experts)");
+  expect_usage_error(c,
+                     "model.n_experts: expected 0 for the dense arch llama (only mixtral has "
+                     "experts), got 4");
   c = tiny("mixtral");
   c.n_experts = 4;
   c.n_experts_per_tok = 5;

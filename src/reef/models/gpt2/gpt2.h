@@ -75,6 +75,12 @@ class GPT2ModelImpl : public torch::nn::Module {
   std::function<torch::Tensor(int64_t, const torch::Tensor&,
                               const std::function<torch::Tensor(const torch::Tensor&)>&)>
       layer_hook;
+
+ private:
+  // embeds [B, T, C] + the position embeddings of the cache's positions (0.. without one).
+  torch::Tensor add_positions(const torch::Tensor& embeds, AttentionCache* cache);
+  // Blocks [begin, end) over x [B, T, C].
+  torch::Tensor run_range(torch::Tensor x, int64_t begin, int64_t end, AttentionCache* cache);
 };
 TORCH_MODULE(GPT2Model);
 

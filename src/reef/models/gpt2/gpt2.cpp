@@ -1,7 +1,7 @@
 // GPT-2 (see gpt2.h). Semantics follow transformers' modeling_gpt2.py with scale_attn_weights
 // on, no per-layer attention scaling and no upcast reordering (model_config_from_hf rejects
 // configs that ask for those).
-#include "reef/models/gpt2.h"
+#include "reef/models/gpt2/gpt2.h"
 
 #include <regex>
 
@@ -62,7 +62,9 @@ torch::Tensor GPT2ModelImpl::forward(const torch::Tensor& input_ids, AttentionCa
   return forward_embeds(wte(input_ids), cache);
 }
 
-torch::Tensor GPT2ModelImpl::forward_embeds(const torch::Tensor& embeds, AttentionCache* cache) {
+// One forward path: forward / forward_embeds and the pipeline pieces (embed, run_layers, then
+// ln_f) all go through add_positions and run_range.
+torch::Tensor GPT2ModelImpl::add_positions(const torch::Tensor& embeds, AttentionCache* cache) {
   const int64_t b = embeds.size(0), t = embeds.size(1);
   const int64_t max_pos = wpe->weight.size(0);
   auto positions =
@@ -73,34 +75,30 @@ torch::Tensor GPT2ModelImpl::forward_embeds(const torch::Tensor& embeds, Attenti
     fail("gpt2 sequence reaches position {} but the model has only {} positions (max_seq_len)", end,
          max_pos);
   }
-  auto x = embeds + wpe(positions);  // [B, T, C] + [T, C] or [B, T, C]
-  for (size_t i = 0; i < h->size(); ++i) {
-    auto run = [&](const torch::Tensor& in) {
-      return h->at<GPT2BlockImpl>(i).forward(in, cache, static_cast<int64_t>(i));
-    };
-    x = layer_hook ? layer_hook(static_cast<int64_t>(i), x, run) : run(x);
-  }
-  return ln_f(x);
+  return embeds + wpe(positions);  // [B, T, C] + [T, C] or [B, T, C]
 }
 
-torch::Tensor GPT2ModelImpl::embed(const torch::Tensor& input_ids) {
-  const int64_t t = input_ids.size(1);
-  if (t > wpe->weight.size(0))
-    fail("gpt2 sequence of {} tokens but the model has only {} positions (max_seq_len)", t,
-         wpe->weight.size(0));
-  auto positions =
-      torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
-  return wte(input_ids) + wpe(positions);
-}
-
-torch::Tensor GPT2ModelImpl::run_layers(torch::Tensor x, int64_t begin, int64_t end) {
+torch::Tensor GPT2ModelImpl::run_range(torch::Tensor x, int64_t begin, int64_t end,
+                                       AttentionCache* cache) {
   for (int64_t i = begin; i < end; ++i) {
     auto run = [&](const torch::Tensor& in) {
-      return h->at<GPT2BlockImpl>(static_cast<size_t>(i)).forward(in, nullptr, i);
+      return h->at<GPT2BlockImpl>(static_cast<size_t>(i)).forward(in, cache, i);
     };
     x = layer_hook ? layer_hook(i, x, run) : run(x);
   }
   return x;
+}
+
+torch::Tensor GPT2ModelImpl::forward_embeds(const torch::Tensor& embeds, AttentionCache* cache) {
+  return ln_f(run_range(add_positions(embeds, cache), 0, static_cast<int64_t>(h->size()), cache));
+}
+
+torch::Tensor GPT2ModelImpl::embed(const torch::Tensor& input_ids) {
+  return add_positions(wte(input_ids), nullptr);
+}
+
+torch::Tensor GPT2ModelImpl::run_layers(torch::Tensor x, int64_t begin, int64_t end) {
+  return run_range(std::move(x), begin, end, nullptr);
 }
 
 std::string gpt2_parameter_name(const std::string& tensor_name) {

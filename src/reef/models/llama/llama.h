@@ -72,6 +72,12 @@ class LlamaModelImpl : public torch::nn::Module {
   int64_t sequence_shards = 1;
 
  private:
+  // gemma's sqrt(hidden_size) scale of the embeddings [B, T, C] (as is for the others).
+  torch::Tensor scale_embeddings(torch::Tensor h) const;
+  // Decoder layers [begin, end) over h [B, T, C]: RoPE positions from the cache (0.. without).
+  torch::Tensor run_range(torch::Tensor h, int64_t begin, int64_t end, AttentionCache* cache,
+                          std::vector<torch::Tensor>* router_logits);
+
   RotaryEmbedding rope_;
   double embed_scale_ = 0;  // gemma: sqrt(hidden_size); 0 = no scaling
 };

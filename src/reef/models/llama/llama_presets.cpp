@@ -1,14 +1,14 @@
-// Built-in model presets: tiny ones for tests and smoke runs (one per architecture, a few
-// hundred thousand to a few million parameters) and real models with the hyperparameters of
-// their published Hugging Face config.json, so `model.preset=llama-3.2-1b` builds a model whose
-// weights load from that checkpoint. Each preset sets dotted keys; file and command-line keys
-// are applied after it.
-#include "reef/config/config.h"
+// The llama family's presets: a tiny one per arch for tests and smoke runs (a few hundred
+// thousand to a few million parameters) and real models with the hyperparameters of their
+// published Hugging Face config.json, so `model.preset=llama-3.2-1b` builds a model whose
+// weights load from that checkpoint. Each preset sets dotted keys; config loading applies them
+// (config/load.cpp), file and command-line keys after them.
+#include "reef/models/llama/llama_family.h"
 
 namespace reef {
 namespace {
 
-using Keys = std::map<std::string, std::string>;
+using Keys = PresetKeys;
 
 // The llama family's common base: SwiGLU, RMSNorm, RoPE, no biases.
 Keys llama_like(const std::string& arch, Keys extra) {
@@ -21,7 +21,9 @@ Keys llama_like(const std::string& arch, Keys extra) {
   return k;
 }
 
-std::map<std::string, Keys> build_presets() {
+}  // namespace
+
+std::map<std::string, PresetKeys> llama_presets() {
   std::map<std::string, Keys> p;
 
   // ---- tiny: fast enough for unit tests on one CPU core; vocab 0 = the tokenizer's ----
@@ -66,17 +68,6 @@ std::map<std::string, Keys> build_presets() {
   gemma["model.tie_embeddings"] = "true";
   p["gemma-tiny"] = llama_like("gemma", gemma);
   p["gemma-tiny"]["model.activation"] = "gelu_pytorch_tanh";
-  p["gpt2-tiny"] = {
-      {"model.arch", "gpt2"},           {"model.vocab_size", "0"},
-      {"model.hidden_size", "128"},     {"model.intermediate_size", "512"},
-      {"model.n_layers", "4"},          {"model.n_heads", "4"},
-      {"model.n_kv_heads", "0"},        {"model.head_dim", "0"},
-      {"model.max_seq_len", "256"},     {"model.norm_eps", "1e-5"},
-      {"model.rope_scaling", "none"},   {"model.activation", "gelu_new"},
-      {"model.attention_bias", "true"}, {"model.mlp_bias", "true"},
-      {"model.qk_norm", "false"},       {"model.tie_embeddings", "true"},
-      {"model.init_std", "0.02"},
-  };
 
   // ---- real models (values from each model's HF config.json) ----
   p["llama-3.2-1b"] = llama_like("llama", {
@@ -222,26 +213,7 @@ std::map<std::string, Keys> build_presets() {
                                           {"model.tie_embeddings", "true"},
                                           {"model.activation", "gelu_pytorch_tanh"},
                                       });
-  // GPT-2 small (124M): learned positions, LayerNorm, gelu_new, biases everywhere, tied head.
-  p["gpt2"] = {
-      {"model.arch", "gpt2"},           {"model.vocab_size", "50257"},
-      {"model.hidden_size", "768"},     {"model.intermediate_size", "3072"},
-      {"model.n_layers", "12"},         {"model.n_heads", "12"},
-      {"model.n_kv_heads", "0"},        {"model.head_dim", "0"},
-      {"model.max_seq_len", "1024"},    {"model.norm_eps", "1e-5"},
-      {"model.rope_scaling", "none"},   {"model.activation", "gelu_new"},
-      {"model.attention_bias", "true"}, {"model.mlp_bias", "true"},
-      {"model.qk_norm", "false"},       {"model.tie_embeddings", "true"},
-      {"model.init_std", "0.02"},
-  };
   return p;
-}
-
-}  // namespace
-
-const std::map<std::string, std::map<std::string, std::string>>& model_presets() {
-  static const std::map<std::string, Keys> presets = build_presets();
-  return presets;
 }
 
 }  // namespace reef

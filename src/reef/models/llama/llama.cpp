@@ -2,7 +2,7 @@
 // modeling_mistral.py, modeling_qwen2.py, modeling_qwen3.py (which differ only in biases, the
 // q/k norm and defaults already folded into the resolved ModelConfig), modeling_mixtral.py (the
 // MoE block) and modeling_gemma.py (embedding scale, (1 + weight) norms).
-#include "reef/models/llama.h"
+#include "reef/models/llama/llama.h"
 
 #include <cmath>
 
@@ -72,31 +72,9 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, AttentionC
                         router_logits);
 }
 
-torch::Tensor LlamaModelImpl::embed(const torch::Tensor& input_ids) {
-  auto h = embed_fn ? embed_fn(input_ids) : embed_tokens(input_ids);  // [B, T, C]
-  if (embed_scale_ > 0) {                                             // as forward_embeds
-    auto scale = torch::scalar_tensor(static_cast<float>(embed_scale_), torch::kFloat)
-                     .to(h.device(), embed_tokens->weight.scalar_type());
-    h = h * scale;
-  }
-  return h;
-}
-
-torch::Tensor LlamaModelImpl::run_layers(torch::Tensor h, int64_t begin, int64_t end) {
-  auto [cos, sin] = rope_.cos_sin(0, h.size(1) * sequence_shards, h.scalar_type(), h.device());
-  for (int64_t i = begin; i < end; ++i) {
-    auto run = [&](const torch::Tensor& x) {
-      return layers->at<LlamaDecoderLayerImpl>(static_cast<size_t>(i))
-          .forward(x, cos, sin, nullptr, i);
-    };
-    h = layer_hook ? layer_hook(i, h, run) : run(h);
-  }
-  return h;
-}
-
-torch::Tensor LlamaModelImpl::forward_embeds(const torch::Tensor& embeds, AttentionCache* cache,
-                                             std::vector<torch::Tensor>* router_logits) {
-  auto h = embeds;  // [B, T, C]
+// One forward path: forward / forward_embeds and the pipeline pieces (embed, run_layers, then
+// norm) all go through scale_embeddings and run_range.
+torch::Tensor LlamaModelImpl::scale_embeddings(torch::Tensor h) const {
   if (embed_scale_ > 0) {
     // HF keeps the scale as a float32 tensor and casts it to the weights' dtype before the
     // multiply, so in bf16 it is the bf16-rounded sqrt(hidden_size).
@@ -104,18 +82,38 @@ torch::Tensor LlamaModelImpl::forward_embeds(const torch::Tensor& embeds, Attent
                      .to(h.device(), embed_tokens->weight.scalar_type());
     h = h * scale;
   }
+  return h;
+}
+
+torch::Tensor LlamaModelImpl::run_range(torch::Tensor h, int64_t begin, int64_t end,
+                                        AttentionCache* cache,
+                                        std::vector<torch::Tensor>* router_logits) {
   const int64_t T = h.size(1) * sequence_shards;  // the whole sequence's length
   auto [cos, sin] =
       cache ? rope_.cos_sin_at(cache->positions(h.size(0), T, h.device()), h.scalar_type())
             : rope_.cos_sin(0, T, h.scalar_type(), h.device());
-  for (size_t i = 0; i < layers->size(); ++i) {
+  for (int64_t i = begin; i < end; ++i) {
     auto run = [&](const torch::Tensor& x) {
-      return layers->at<LlamaDecoderLayerImpl>(i).forward(x, cos, sin, cache,
-                                                          static_cast<int64_t>(i), router_logits);
+      return layers->at<LlamaDecoderLayerImpl>(static_cast<size_t>(i))
+          .forward(x, cos, sin, cache, i, router_logits);
     };
-    h = layer_hook ? layer_hook(static_cast<int64_t>(i), h, run) : run(h);
+    h = layer_hook ? layer_hook(i, h, run) : run(h);
   }
-  return norm(h);
+  return h;
+}
+
+torch::Tensor LlamaModelImpl::embed(const torch::Tensor& input_ids) {
+  return scale_embeddings(embed_fn ? embed_fn(input_ids) : embed_tokens(input_ids));
+}
+
+torch::Tensor LlamaModelImpl::run_layers(torch::Tensor h, int64_t begin, int64_t end) {
+  return run_range(std::move(h), begin, end, nullptr, nullptr);
+}
+
+torch::Tensor LlamaModelImpl::forward_embeds(const torch::Tensor& embeds, AttentionCache* cache,
+                                             std::vector<torch::Tensor>* router_logits) {
+  const auto n = static_cast<int64_t>(layers->size());
+  return norm(run_range(scale_embeddings(embeds), 0, n, cache, router_logits));
 }
 
 }  // namespace reef
