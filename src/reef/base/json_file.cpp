@@ -1,6 +1,8 @@
 // Implementation of base/json_file.h.
 #include "reef/base/json_file.h"
 
+#include <sstream>
+
 #include "reef/base/error.h"
 #include "reef/base/files.h"
 
@@ -12,6 +14,25 @@ nlohmann::json read_json_file(const std::string& path) {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed JSON: {}", path, e.what());
+  }
+}
+
+void for_each_jsonl_record(
+    const std::string& path,
+    const std::function<bool(nlohmann::ordered_json record, const std::string& source)>& fn) {
+  std::istringstream in(read_file(path));
+  int64_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string source = path + ":" + std::to_string(line_no);
+    nlohmann::ordered_json record;
+    try {
+      record = nlohmann::ordered_json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      usage_error("{}: not valid JSON: {}", source, e.what());
+    }
+    if (!fn(std::move(record), source)) return;
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/json_file.h"
 #include "reef/base/strings.h"
 #include "reef/tokenizer/hf_tokenizer.h"
 
@@ -257,22 +258,12 @@ SftSample SftSampleBuilder::build(const ojson& record, const std::string& source
 std::vector<SftSample> read_sft_jsonl(const std::string& path, const SftSampleBuilder& builder,
                                       int64_t limit) {
   if (!path_exists(path)) usage_error("{}: file not found", path);
-  std::istringstream in(read_file(path));
   std::vector<SftSample> out;
-  int64_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (limit >= 0 && static_cast<int64_t>(out.size()) >= limit) break;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string source = path + ":" + std::to_string(line_no);
-    ojson record;
-    try {
-      record = ojson::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      usage_error("{}: not valid JSON: {}", source, e.what());
-    }
+  if (limit == 0) return out;
+  for_each_jsonl_record(path, [&](ojson record, const std::string& source) {
     out.push_back(builder.build(record, source));
-  }
+    return limit < 0 || static_cast<int64_t>(out.size()) < limit;  // stop once `limit` are read
+  });
   return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/base/json_file.h"
 #include "reef/base/strings.h"
 #include "reef/tokenizer/jinja_template.h"
 
@@ -281,19 +282,8 @@ ChatRender ChatTemplate::render(const ojson& messages, const ChatOptions& option
 std::vector<RenderedConversation> render_conversations(const ChatTemplate& tmpl,
                                                        const std::string& jsonl_path,
                                                        const ChatOptions& options) {
-  std::istringstream in(read_file(jsonl_path));
   std::vector<RenderedConversation> rendered;
-  int line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string source = jsonl_path + ":" + std::to_string(line_no);
-    ojson rec;
-    try {
-      rec = ojson::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      usage_error("{}: not valid JSON: {}", source, e.what());
-    }
+  for_each_jsonl_record(jsonl_path, [&](ojson rec, const std::string& source) {
     ChatOptions o = options;
     ojson messages = rec;
     if (rec.is_object()) {
@@ -307,7 +297,8 @@ std::vector<RenderedConversation> render_conversations(const ChatTemplate& tmpl,
     } catch (const Error& e) {
       throw Error(source + ": " + e.what(), e.kind());
     }
-  }
+    return true;
+  });
   return rendered;
 }
 
