@@ -201,6 +201,11 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
         "parallel.tp={} ({}): peft.method={} ({}) is not supported with tensor parallelism; use "
         "parallel.tp=1 (data parallelism works)",
         cfg.parallel.tp, c.from("parallel.tp"), cfg.peft.method, c.from("peft.method"));
+  if (cfg.parallel.pp > 1 && cfg.peft.method != "none")
+    usage_error(
+        "parallel.pp={} ({}): peft.method={} ({}) is not supported with pipeline parallelism; use "
+        "parallel.pp=1 (data parallelism works)",
+        cfg.parallel.pp, c.from("parallel.pp"), cfg.peft.method, c.from("peft.method"));
   // tp x pp checkpoints are always distributed: no rank holds a whole stage to gather.
   if (cfg.parallel.tp > 1 && cfg.parallel.pp > 1 && cfg.checkpoint.layout == "consolidated")
     usage_error(

@@ -2,20 +2,14 @@
 // tensor parallelism inside the stages and data parallelism over stage replicas.
 #include <fmt/format.h>
 
-#include "reef/base/error.h"
 #include "reef/base/log.h"
 #include "reef/parallel/strategies.h"
 
 namespace reef {
 
 PipelineStrategy::PipelineStrategy(CausalLM model, const Config& cfg,
-                                   std::shared_ptr<ProcessGroup> world, Mesh mesh, bool peft)
+                                   std::shared_ptr<ProcessGroup> world, Mesh mesh)
     : Strategy(std::move(model), cfg, std::move(world), mesh) {
-  if (peft)
-    usage_error(
-        "parallel.pp={}: pipeline parallelism supports pretraining samples only so far, not "
-        "PEFT adapters or SFT rows (loss masks, packing); use parallel.pp=1",
-        mesh_.pp);
   pipeline_ = std::make_unique<Pipeline>(model_, mesh_, world_);  // keeps this rank's stage
   std::shared_ptr<ProcessGroup> dp_pg = pipeline_->dp_group();
   std::string split;

@@ -55,11 +55,12 @@ class FsdpStrategy : public Strategy {
 };
 
 // Pipeline stages (1F1B), optionally tensor-parallel inside each stage and data-parallel over
-// stage replicas (ZeRO-1 included).
+// stage replicas (ZeRO-1 included). Plain token rows only: no PEFT (validate_config refuses it),
+// no packed rows or prompt-tuning vectors (supports_packed_rows).
 class PipelineStrategy : public Strategy {
  public:
   PipelineStrategy(CausalLM model, const Config& cfg, std::shared_ptr<ProcessGroup> world,
-                   Mesh mesh, bool peft);
+                   Mesh mesh);
   void forward_backward(int64_t n, int64_t seq_len, const BatchFn& batch,
                         const LossFn& loss) override;
   void forward_only(const std::vector<int64_t>& rows, int64_t seq_len, const BatchFn& batch,

@@ -159,8 +159,7 @@ std::unique_ptr<Strategy> parallelize(CausalLM model, const Config& cfg,
   // validate_config has refused what does not combine: PEFT with tp, pp or zero=3, zero=3 with
   // tp or pp, a consolidated layout for tp x pp.
   if (mesh.pp > 1)
-    return std::make_unique<PipelineStrategy>(std::move(model), cfg, std::move(world), mesh,
-                                              !trainable.empty());
+    return std::make_unique<PipelineStrategy>(std::move(model), cfg, std::move(world), mesh);
   if (mesh.zero == 3 && mesh.dp > 1)
     return std::make_unique<FsdpStrategy>(std::move(model), cfg, std::move(world), mesh);
   return std::make_unique<ReplicatedStrategy>(std::move(model), cfg, std::move(world), mesh,

@@ -87,7 +87,7 @@ Trainer::Trainer(const Config& cfg, CausalLM model, const Tokenizer& tokenizer,
   if (!strategy_->supports_packed_rows() && train_.num_samples() > 0 && train_.layout(0, &layout))
     usage_error(
         "parallel.pp={}: pipeline parallelism supports pretraining samples only so far, not "
-        "PEFT adapters or SFT rows (loss masks, packing); use parallel.pp=1",
+        "SFT rows (loss masks, packing); use parallel.pp=1",
         strategy_->mesh().pp);
   const int64_t T = train_.seq_len();
   if (valid_ && valid_->seq_len() != T)

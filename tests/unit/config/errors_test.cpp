@@ -219,6 +219,10 @@ TEST(ConfigErrors, TensorParallelCombinationsThatDoNotWorkNameTheirKeys) {
   EXPECT_HAS(msg,
              "parallel.tp=2 (command line): peft.method=lora (command line) is not supported with "
              "tensor parallelism");
+  msg = cl_error({"parallel.pp=2", "peft.method=lora"});
+  EXPECT_HAS(msg,
+             "parallel.pp=2 (command line): peft.method=lora (command line) is not supported with "
+             "pipeline parallelism");
   msg = cl_error({"parallel.tp=2", "parallel.pp=2", "checkpoint.layout=consolidated"});
   EXPECT_HAS(msg,
              "checkpoint.layout=consolidated (command line): with parallel.tp=2 and parallel.pp=2 "
