@@ -182,8 +182,8 @@ NamedParams Optimizer::state_tensors(int64_t* step) const {
   return out;
 }
 
-std::vector<Optimizer::StatePiece> Optimizer::local_state(int64_t* step) const {
-  std::vector<StatePiece> out;
+std::vector<FlatPiece> Optimizer::local_state(int64_t* step) const {
+  std::vector<FlatPiece> out;
   if (zero_) {
     for (auto& z : zero_->local_state(step)) {
       out.push_back({z.param + ".exp_avg", z.shape, z.begin, z.length, z.exp_avg});

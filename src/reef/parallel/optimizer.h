@@ -22,6 +22,22 @@ namespace reef {
 
 using NamedParams = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// A flat run of a named tensor that this rank holds: elements [begin, begin + length) of the
+// row-major flattening of tensor `name`, whose whole shape is `shape`. The optimizer's moments
+// (ZeRO / FSDP slices, or whole) and FSDP's parameter slices; `data` ([length]) is a view of the
+// rank's storage, so loading a checkpoint writes into it.
+struct FlatPiece {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t begin = 0, length = 0;
+  torch::Tensor data;
+  bool whole() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return begin == 0 && length == n;
+  }
+};
+
 // True when weight decay applies: matrices other than embeddings (unless decay_all).
 bool param_gets_weight_decay(const std::string& name, const torch::Tensor& p, bool decay_all);
 
@@ -56,13 +72,7 @@ class Optimizer {
   // For distributed checkpoints, without communication: the state this rank holds, as flat
   // ranges [begin, begin + length) of the named moments ("<param>.exp_avg", ...; data
   // [length]). ZeRO: this rank's slices; unsharded: every moment whole.
-  struct StatePiece {
-    std::string name;
-    std::vector<int64_t> shape;  // the moment's (the parameter's)
-    int64_t begin = 0, length = 0;
-    torch::Tensor data;
-  };
-  std::vector<StatePiece> local_state(int64_t* step) const;
+  std::vector<FlatPiece> local_state(int64_t* step) const;
   // Reads what this rank holds through `read` (ZeRO: its slices only); step 0: no state.
   void load_local_state(const ZeroAdamW::FlatReader& read, int64_t step);
   int64_t num_decay_params() const { return n_decay_; }

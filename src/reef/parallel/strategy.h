@@ -69,16 +69,6 @@ struct ShardedParam {
   bool write_zero_slices = true;  // ZeRO-1: whether this rank writes its slices of the moments
 };
 
-// A flat piece of a parameter this rank holds outside the module (FSDP's slices): elements
-// [begin, begin + length) of the row-major flattening of tensor `name`. `data` is a view of the
-// rank's storage: loading a checkpoint writes into it.
-struct FlatPiece {
-  std::string name;
-  std::vector<int64_t> shape;  // the whole tensor's
-  int64_t begin = 0, length = 0;
-  torch::Tensor data;  // [length]
-};
-
 // The whole model's state gathered for a consolidated checkpoint. `model` is set on the rank
 // that writes (world rank 0), null elsewhere; `release` (when set) frees what was gathered.
 struct Consolidated {

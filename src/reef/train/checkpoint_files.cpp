@@ -127,6 +127,13 @@ double proc_status_mb(const char* key) {
   return kb / 1024.0;
 }
 
+// A flat piece as a distributed checkpoint's piece of `group`: the whole tensor when it covers
+// it, otherwise its flat range.
+LocalPiece local_piece(const FlatPiece& f, const std::string& group) {
+  if (f.whole()) return {f.name, group, f.shape, TensorSlice::whole(f.shape), f.data.view(f.shape)};
+  return {f.name, group, f.shape, TensorSlice::flat_range(f.begin, f.length), f.data};
+}
+
 }  // namespace
 
 TensorSlice part_of(const ShardedParam& p) {
@@ -208,10 +215,10 @@ bool writes_distributed_checkpoints(const CheckpointConfig& c, int world_size) {
 
 std::string write_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
                                          const std::vector<ShardedParam>& params,
-                                         std::vector<LocalPiece> extra_pieces, Optimizer* optimizer,
-                                         const Tokenizer& tokenizer, const Config& cfg,
-                                         const TrainerState& state, int64_t keep_last,
-                                         ProcessGroup* pg) {
+                                         const std::vector<FlatPiece>& flat_params,
+                                         Optimizer* optimizer, const Tokenizer& tokenizer,
+                                         const Config& cfg, const TrainerState& state,
+                                         int64_t keep_last, ProcessGroup* pg) {
   const int rank = pg ? pg->rank() : 0;
   const std::string root = join_path(run_dir, "checkpoints");
   const std::string name = "step_" + std::to_string(state.step);
@@ -231,7 +238,8 @@ std::string write_distributed_checkpoint(const std::string& run_dir, CausalLM& m
     const std::vector<int> owner = balance_owners(bytes, n);
     for (size_t k = 0; k < idx.size(); ++k) writes[idx[k]] = owner[k] == me;
   }
-  std::vector<LocalPiece> pieces = std::move(extra_pieces);
+  std::vector<LocalPiece> pieces;
+  for (const FlatPiece& f : flat_params) pieces.push_back(local_piece(f, "model"));
   std::map<std::string, size_t> param_of;
   for (size_t i = 0; i < params.size(); ++i) {
     const ShardedParam& p = params[i];
@@ -244,24 +252,17 @@ std::string write_distributed_checkpoint(const std::string& run_dir, CausalLM& m
   if (optimizer) {
     for (auto& sp : optimizer->local_state(&opt_step)) {
       const std::string param = sp.name.substr(0, sp.name.rfind(".exp_avg"));
-      int64_t numel = 1;
-      for (int64_t d : sp.shape) numel *= d;
       auto it = param_of.find(param);
       if (it == param_of.end()) {  // FSDP: this rank's slices of whole tensors
         if (!optimizer->sharded())
           fail("checkpoint: optimizer state {} of no parameter (internal error)", sp.name);
-        if (sp.begin == 0 && sp.length == numel)
-          pieces.push_back({sp.name, "optimizer", sp.shape, TensorSlice::whole(sp.shape),
-                            sp.data.view(sp.shape)});
-        else
-          pieces.push_back({sp.name, "optimizer", sp.shape,
-                            TensorSlice::flat_range(sp.begin, sp.length), sp.data});
+        pieces.push_back(local_piece(sp, "optimizer"));
         continue;
       }
       const ShardedParam& p = params[it->second];
       if (optimizer->sharded() ? !(p.write && p.write_zero_slices) : !writes[it->second]) continue;
       const TensorSlice box = part_of(p);
-      if (sp.begin == 0 && sp.length == numel) {
+      if (sp.whole()) {
         pieces.push_back({sp.name, "optimizer", p.global_shape, box, sp.data.view(sp.shape)});
       } else if (box.is_whole(p.global_shape)) {
         pieces.push_back({sp.name, "optimizer", p.global_shape,

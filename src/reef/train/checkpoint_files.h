@@ -62,16 +62,16 @@ std::string write_consolidated_checkpoint(const std::string& run_dir, CausalLM& 
 // `params` says which part of which tensor this rank holds; each replica set's parts are spread
 // over its ranks by size. The optimizer's moments have the parameters' local shapes; ZeRO-1
 // slices of them are written as boxes of the whole tensor when the parameter is itself a part.
-// `extra_pieces` (FSDP: each rank's flat slices) are written as they are; the optimizer state of
+// `flat_params` (FSDP: each rank's flat slices) are written as they are; the optimizer state of
 // a parameter not in `params` must then be sharded (flat ranges of the whole moments). Rank 0
 // writes the config, tokenizer, config.yaml and trainer_state.json, then (after every rank's
 // file is in place) the index, renames the folder into place and prunes to `keep_last`.
 std::string write_distributed_checkpoint(const std::string& run_dir, CausalLM& model,
                                          const std::vector<ShardedParam>& params,
-                                         std::vector<LocalPiece> extra_pieces, Optimizer* optimizer,
-                                         const Tokenizer& tokenizer, const Config& cfg,
-                                         const TrainerState& state, int64_t keep_last,
-                                         ProcessGroup* pg);
+                                         const std::vector<FlatPiece>& flat_params,
+                                         Optimizer* optimizer, const Tokenizer& tokenizer,
+                                         const Config& cfg, const TrainerState& state,
+                                         int64_t keep_last, ProcessGroup* pg);
 
 // Runs `save`, then logs the folder, the layout, the time it took and the peak RSS during it.
 std::string timed_save(bool distributed, const std::function<std::string()>& save);

@@ -77,19 +77,8 @@ std::string Checkpointer::save(const TrainerState& state) {
       !peft_ && writes_distributed_checkpoints(cfg_.checkpoint, strategy_.world_size());
   return timed_save(distributed, [&] {
     if (distributed) {  // every rank writes its own parts, nothing is gathered
-      std::vector<LocalPiece> flat;
-      for (const FlatPiece& f : strategy_.flat_pieces()) {
-        int64_t numel = 1;
-        for (int64_t d : f.shape) numel *= d;
-        if (f.begin == 0 && f.length == numel)
-          flat.push_back(
-              {f.name, "model", f.shape, TensorSlice::whole(f.shape), f.data.view(f.shape)});
-        else
-          flat.push_back(
-              {f.name, "model", f.shape, TensorSlice::flat_range(f.begin, f.length), f.data});
-      }
       return write_distributed_checkpoint(
-          cfg_.run.dir, strategy_.model(), strategy_.sharded_params(), std::move(flat),
+          cfg_.run.dir, strategy_.model(), strategy_.sharded_params(), strategy_.flat_pieces(),
           with_optimizer ? &strategy_.optimizer() : nullptr, tokenizer_, cfg_, state,
           cfg_.checkpoint.keep_last, strategy_.world());
     }
@@ -97,8 +86,7 @@ std::string Checkpointer::save(const TrainerState& state) {
     std::string path;
     if (c.model) {
       CheckpointWeightsWriter adapter;
-      CausalLM model = c.model;
-      if (peft_) adapter = [&](const std::string& dir) { return peft_->save(dir, model); };
+      if (peft_) adapter = [&](const std::string& dir) { return peft_->save(dir, c.model); };
       path = write_consolidated_checkpoint(
           cfg_.run.dir, c.model, with_optimizer ? &c.optimizer_state : nullptr, c.optimizer_step,
           tokenizer_, cfg_, state, cfg_.checkpoint.keep_last, adapter);
