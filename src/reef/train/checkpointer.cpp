@@ -26,7 +26,8 @@ class TensorSource {
  public:
   // Distributed.
   explicit TensorSource(const DistCheckpoint& ck) : ck_(&ck) {}
-  // Consolidated: `tensors` maps each name to its whole tensor; `file` names them in errors.
+  // Consolidated: `whole` gives each name's whole tensor (a view into a mapped file), `has` says
+  // whether there is one, `file` names them in errors.
   TensorSource(std::function<torch::Tensor(const std::string&)> whole,
                std::function<bool(const std::string&)> has, std::string file)
       : whole_(std::move(whole)), has_(std::move(has)), file_(std::move(file)) {}
@@ -43,6 +44,9 @@ class TensorSource {
     torch::Tensor t = whole_(name);
     check_shape(name, t.sizes().vec(), shape, file_);
     out.copy_(part(t, slice).view(out.sizes()));
+    // The file's pages are dropped once copied, so the mapping never adds a second copy of the
+    // weights to the resident memory (as checkpoint/model_io.h's loader does).
+    release_mapped_pages(t.data_ptr(), t.nbytes());
   }
   // Part `slice` of tensor `name` as a new tensor.
   torch::Tensor read(const std::string& name, const TensorSlice& slice) const {
