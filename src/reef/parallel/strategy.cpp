@@ -84,7 +84,11 @@ torch::Tensor ModelOutputs::token_logsumexp() const {
 
 Strategy::Strategy(CausalLM model, const Config& cfg, std::shared_ptr<ProcessGroup> world,
                    Mesh mesh)
-    : model_(std::move(model)), cfg_(cfg), world_(std::move(world)), mesh_(mesh) {
+    : model_(std::move(model)),
+      cfg_(cfg),
+      device_type_(torch::Device(cfg.run.device).type()),
+      world_(std::move(world)),
+      mesh_(mesh) {
   shard_ = shard_global_batch(cfg_.train.micro_batch_size, cfg_.train.grad_accum, mesh_.dp,
                               mesh_coord(mesh_, rank()).dp_rank);
 }
@@ -97,7 +101,7 @@ std::string Strategy::describe() const {
 }
 
 void Strategy::forward_scope(const std::function<void()>& f) const {
-  AutocastScope ac(cfg_.train.precision == "bf16", torch::Device(cfg_.run.device).type());
+  AutocastScope ac(cfg_.train.precision == "bf16", device_type_);
   f();
 }
 

@@ -146,6 +146,7 @@ class Strategy {
 
   CausalLM model_;
   Config cfg_;
+  c10::DeviceType device_type_;  // run.device's
   std::shared_ptr<ProcessGroup> world_;
   Mesh mesh_;
   BatchShard shard_;
