@@ -1,5 +1,5 @@
-// Test helpers for the parallel unit tests: a small model with every parameter random, copies of
-// it for each rank, and a tensor comparison that names what differs and by how much.
+// Test helpers for the parallel unit tests: a small config, a model with every parameter random,
+// copies of it for each rank, and a tensor comparison that names what differs and by how much.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,6 +10,21 @@
 #include "reef/models/causal_lm.h"
 
 namespace reef::testing {
+
+// A GQA llama small enough for threads-as-ranks tests, splittable over 2 tensor-parallel ranks
+// (4 heads, 2 KV heads, vocab 40).
+inline ModelConfig tiny_llama_config() {
+  ModelConfig c;
+  c.arch = "llama";
+  c.hidden_size = 32;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.intermediate_size = 48;
+  c.vocab_size = 40;
+  c.max_seq_len = 16;
+  return c;
+}
 
 // The model for seed 7 with every parameter (biases and norms too) drawn at random, so no bias
 // or norm term hides behind a zero or a one.

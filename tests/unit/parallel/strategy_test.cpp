@@ -13,21 +13,8 @@
 namespace reef {
 namespace {
 
-ModelConfig tiny_llama() {
-  ModelConfig c;
-  c.arch = "llama";
-  c.hidden_size = 32;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.intermediate_size = 48;
-  c.vocab_size = 40;
-  c.max_seq_len = 16;
-  return c;
-}
-
 TEST(ModelOutputs, VocabReductionsFromTensorParallelSlicesEqualTheFullModels) {
-  const ModelConfig cfg = tiny_llama();
+  const ModelConfig cfg = testing::tiny_llama_config();
   CausalLM full = testing::random_model(cfg);
   torch::manual_seed(5);
   auto ids = torch::randint(0, cfg.vocab_size, {2, 7}, torch::kLong);
@@ -65,7 +52,7 @@ TEST(ModelOutputs, VocabReductionsFromTensorParallelSlicesEqualTheFullModels) {
 
 TEST(Parallelize, OneProcessRunsTheMicroBatchesWithTheGivenLoss) {
   Config cfg;
-  cfg.model = tiny_llama();
+  cfg.model = testing::tiny_llama_config();
   cfg.train.micro_batch_size = 2;
   cfg.train.grad_accum = 3;
   CausalLM ref = testing::random_model(cfg.model);

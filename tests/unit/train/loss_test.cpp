@@ -15,14 +15,7 @@ namespace {
 
 Config z_config(double z) {
   Config c;
-  c.model.arch = "llama";
-  c.model.hidden_size = 32;
-  c.model.n_layers = 2;
-  c.model.n_heads = 4;
-  c.model.n_kv_heads = 2;
-  c.model.intermediate_size = 48;
-  c.model.vocab_size = 40;
-  c.model.max_seq_len = 16;
+  c.model = testing::tiny_llama_config();
   c.train.z_loss = z;
   return c;
 }
