@@ -1,6 +1,8 @@
 // Implementation of infer/generate.h.
 #include "reef/infer/generate.h"
 
+#include <algorithm>
+
 #include "reef/base/error.h"
 
 namespace reef {
@@ -25,7 +27,13 @@ int64_t sample_next(const torch::Tensor& logits_in, const SamplingParams& p,
     sp = sp.masked_fill(drop, 0);
     probs = torch::zeros_like(probs).scatter(0, idx, sp);
   }
-  return torch::multinomial(probs, 1, false, gen).item<int64_t>();
+  // Inverse CDF over one uniform draw: the first token whose cumulative mass exceeds it, so a
+  // token of probability 0 is never drawn (torch::multinomial's exponential race can pick one
+  // when a draw is exactly 0).
+  auto cum = probs.cumsum(0);
+  const double u = torch::rand({1}, gen, torch::kDouble).item<double>();
+  const int64_t i = (cum <= u * cum[V - 1].item<double>()).sum().item<int64_t>();
+  return std::min(i, V - 1);
 }
 
 Generation generate(CausalLM& model, const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
