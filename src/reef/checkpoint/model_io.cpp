@@ -125,8 +125,7 @@ void load_from(CausalLM& model, const WeightSource& files) {
       fail("{}: tensors '{}' and '{}' both hold parameter '{}'", source, it->second, name, param);
   }
   if (!tied_head.empty()) {
-    const std::string embed =
-        model->config().arch == "gpt2" ? "transformer.wte.weight" : "model.embed_tokens.weight";
+    const std::string embed = model->token_embedding_name();
     auto e = tensor_of.find(embed);
     if (e == tensor_of.end()) fail("{}: missing tensor '{}'", source, embed);
     if (!torch::equal(files.tensor(tied_head), files.tensor(e->second)))

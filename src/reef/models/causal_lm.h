@@ -3,21 +3,21 @@
 // families', models/family.h), the training loss (with Mixtral's load-balancing term) and size/FLOP
 // accounting. Parameter names are exactly Hugging Face's state_dict keys, and a checkpoint is
 // named_parameters() alone: no buffers are registered (RoPE tables are recomputed, GPT-2's
-// causal-mask buffers do not exist), and with tied embeddings lm_head is not registered at all.
+// causal-mask buffers do not exist), with tied embeddings lm_head is not registered at all, and
+// the `logits` head module holds no parameters of its own.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "reef/config/config.h"
+#include "reef/models/body.h"
 #include "reef/models/family.h"
-#include "reef/models/gpt2/gpt2.h"
-#include "reef/models/llama/llama.h"
 #include "reef/nn/kv_cache.h"
+#include "reef/nn/linear.h"
 
 namespace reef {
 
@@ -54,20 +54,23 @@ class CausalLMImpl : public torch::nn::Module {
   bool uses_aux_loss() const;
   // input_ids [B, T] -> final hidden states [B, T, C] (before the LM head).
   torch::Tensor hidden_states(const torch::Tensor& input_ids, AttentionCache* cache = nullptr);
+  // The token embedding's parameter name ("model.embed_tokens.weight", "transformer.wte.weight").
+  std::string token_embedding_name() const;
   // The LM head matrix [V, C]: lm_head.weight, or the token embedding when tied.
   torch::Tensor lm_head_weight() const;
-  // final hidden states [B, T, C] (after the final norm) -> logits [B, T, V], through
-  // head_input_hook when set.
+  // final hidden states [B, T, C] (after the final norm) -> logits [B, T, V] (through the
+  // `logits` module, whose input hook a parallel plan may set).
   torch::Tensor lm_head_logits(const torch::Tensor& h);
 
   const ModelConfig& config() const { return cfg_; }  // resolved
 
   // Pipeline pieces (parallel/pipeline.h runs them as stages on different ranks): embed, then
   // run_layers over consecutive ranges [0, n_layers), then head, equals forward() without a
-  // cache. A MoE model's router logits are not collected (no aux loss).
+  // cache. seq_len is the whole sequence's length (RoPE positions 0..seq_len-1; h may hold a
+  // slice of it under sequence parallelism). A MoE model's router logits are not collected.
   torch::Tensor embed(const torch::Tensor& input_ids);  // [B, T] -> [B, T, C]
-  torch::Tensor run_layers(const torch::Tensor& h, int64_t begin,
-                           int64_t end);  // [B, T, C] -> [B, T, C]
+  torch::Tensor run_layers(const torch::Tensor& h, int64_t begin, int64_t end,
+                           int64_t seq_len);  // [B, T, C] -> [B, T, C]
   torch::Tensor head(
       const torch::Tensor& h);  // final norm + LM head: [B, T, C] -> logits [B, T, V]
   // Releases every module a pipeline stage does not run: decoder layers outside [begin, end)
@@ -78,29 +81,31 @@ class CausalLMImpl : public torch::nn::Module {
   void keep_only(int64_t begin, int64_t end, bool keep_embeddings, bool keep_head);
 
   // Re-initialises as the families do: normal(0, init_std) for linear/Conv1D and embedding
-  // weights (wpe and mixtral's router included), zeros for biases, ones for norm weights (zeros
-  // for gemma's (1 + weight) norms), and normal(0, init_std/sqrt(2*n_layers)) for residual
-  // output projections (o_proj, down_proj, mixtral's expert w2, gpt2's attn.c_proj and
+  // weights (wpe and mixtral's router included), zeros for biases, norms as each resets itself
+  // (ones, zeros for gemma's (1 + weight) norms), and normal(0, init_std/sqrt(2*n_layers)) for
+  // residual output projections (o_proj, down_proj, mixtral's expert w2, gpt2's attn.c_proj and
   // mlp.c_proj).
   void reset_parameters();
 
-  // Exactly one of these is set, depending on the arch.
-  LlamaModel model{nullptr};       // "model": every arch but gpt2
-  GPT2Model transformer{nullptr};  // "transformer": gpt2
-  Linear lm_head{nullptr};         // "lm_head": only when embeddings are not tied
-  // A generic extension point: applied to the final hidden states [B, T, C] right before the LM
-  // head's matmul (parallel/ installs tensor parallelism's copy-to-group operator there, the
-  // head then producing each rank's vocab slice of the logits). Null: none.
-  std::function<torch::Tensor(const torch::Tensor&)> head_input_hook;
-  // Generic extension points for parallel/, whatever the body: replaces the token lookup
-  // (input_ids [B, T] -> [B, T, C]; tensor parallelism's vocab-parallel lookup), and says the
-  // hidden states between decoder layers hold 1/n of the sequence (sequence parallelism).
-  // A body without them (gpt2) refuses.
-  void set_token_lookup(std::function<torch::Tensor(const torch::Tensor&)> lookup);
-  void set_sequence_shards(int64_t n);
+  // The decoder body ("model", or "transformer" for gpt2: models/body.h).
+  DecoderBodyImpl& body() { return *body_; }
+  const DecoderBodyImpl& body() const { return *body_; }
+  Linear lm_head{nullptr};     // "lm_head": only when embeddings are not tied
+  LogitsHead logits{nullptr};  // "logits": the head's matmul, no parameters of its own
 
  private:
+  enum class Until { kLayers, kNorm, kLogits };
+  // The one forward path every entry point takes: from token ids (embedding, prefix vectors,
+  // the body's preparation) or hidden states, through layers [begin, end), until the layers'
+  // output, the final norm or the logits.
+  torch::Tensor run(const torch::Tensor& x, const Positions& p, int64_t begin, int64_t end,
+                    Until until, const torch::Tensor& prefix_embeds = {},
+                    std::vector<torch::Tensor>* router_logits = nullptr);
+  Positions positions(const torch::Tensor& input_ids, AttentionCache* cache,
+                      int64_t prefix = 0) const;
+
   ModelConfig cfg_;
+  std::shared_ptr<DecoderBodyImpl> body_;
 };
 TORCH_MODULE(CausalLM);
 

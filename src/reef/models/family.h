@@ -78,6 +78,13 @@ struct ModelFamily {
   std::string (*gguf_arch)(const std::string& arch) = nullptr;
   GgufNames gguf_names;
 
+  // Size accounting for a resolved config, without building the model: every parameter
+  // (count_parameters in causal_lm.h: include_embeddings=false leaves out the token and position
+  // embeddings), and the weights of the matrix multiplies one token goes through in one decoder
+  // layer (attention projections, the MLP or its router and active experts).
+  int64_t (*count_parameters)(const ModelConfig& c, bool include_embeddings) = nullptr;
+  double (*layer_matmul_weights)(const ModelConfig& c) = nullptr;
+
   // Tensor parallelism: the archs the plan covers (dense ones; experts are not split), and the
   // plan. Parameters no rule names are replicated.
   std::vector<std::string> tp_archs;

@@ -115,7 +115,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x_in, const torch::Ten
                                      const torch::Tensor& sin, AttentionCache* cache,
                                      int64_t layer) {
   const auto& o = options_;
-  const auto x = input_hook ? input_hook(x_in) : x_in;  // sequence parallelism: the whole sequence
+  const auto x = hooked(x_in);  // sequence parallelism: the whole sequence
   const int64_t b = x.size(0), t = x.size(1);
   // H and Hkv are the projections' (all heads, or a tensor-parallel rank's share of them).
   const int64_t h = q_proj->out_features / o.head_dim(), hkv = k_proj->out_features / o.head_dim();

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "reef/nn/hooks.h"
 #include "reef/nn/kv_cache.h"
 #include "reef/nn/linear.h"
 #include "reef/nn/norms.h"
@@ -56,7 +57,7 @@ struct AttentionOptions {
   TORCH_ARG(double, norm_eps) = 1e-5;  // for qk_norm
 };
 
-class AttentionImpl : public torch::nn::Module {
+class AttentionImpl : public torch::nn::Module, public InputHook {
  public:
   explicit AttentionImpl(const AttentionOptions& options);
 
@@ -70,12 +71,11 @@ class AttentionImpl : public torch::nn::Module {
 
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // only with qk_norm
-  // A generic extension point: applied to x before the q/k/v projections (null: none). The head
-  // counts forward uses follow the projections' output sizes, so parallel/ can run this module
-  // on a subset of the heads (tensor parallelism) by slicing q/k/v/o and setting this hook. It may
+  // The input hook (nn/hooks.h) applies to x before the q/k/v projections. The head counts
+  // forward uses follow the projections' output sizes, so parallel/ can run this module on a
+  // subset of the heads (tensor parallelism) by slicing q/k/v/o and setting the hook. It may
   // lengthen the sequence (sequence parallelism: a slice in, the whole sequence out); the
   // output then has the hook's length until o_proj's matmul hook gives the slice back.
-  std::function<torch::Tensor(const torch::Tensor&)> input_hook;
 
  private:
   AttentionOptions options_;

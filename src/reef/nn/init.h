@@ -26,12 +26,4 @@ class SkipInitGuard {
   bool previous_;
 };
 
-// Options for a torch::nn::Embedding [n, dim] that honour SkipInitGuard (an Embedding given its
-// weight does not draw one).
-inline torch::nn::EmbeddingOptions embedding_options(int64_t n, int64_t dim) {
-  torch::nn::EmbeddingOptions o(n, dim);
-  if (skip_init()) o._weight(torch::empty({n, dim}));
-  return o;
-}
-
 }  // namespace reef

@@ -34,7 +34,7 @@ GatedMLPImpl::GatedMLPImpl(const GatedMLPOptions& o) : options_(o) {
 }
 
 torch::Tensor GatedMLPImpl::forward(const torch::Tensor& x_in) {
-  const auto x = input_hook ? input_hook(x_in) : x_in;
+  const auto x = hooked(x_in);
   return down_proj(activation(gate_proj(x), options_.activation()) * up_proj(x));
 }
 

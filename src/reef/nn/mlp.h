@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 
+#include "reef/nn/hooks.h"
 #include "reef/nn/linear.h"
 
 namespace reef {
@@ -31,16 +32,15 @@ struct GatedMLPOptions {
 };
 
 // down_proj(act(gate_proj(x)) * up_proj(x)).
-class GatedMLPImpl : public torch::nn::Module {
+class GatedMLPImpl : public torch::nn::Module, public InputHook {
  public:
   explicit GatedMLPImpl(const GatedMLPOptions& options);
   torch::Tensor forward(const torch::Tensor& x);  // [B, T, C] -> [B, T, C]
   const GatedMLPOptions& options() const { return options_; }
 
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
-  // A generic extension point: applied to x before gate_proj/up_proj (null: none); parallel/
-  // sets it when it shards the intermediate dimension (tensor parallelism).
-  std::function<torch::Tensor(const torch::Tensor&)> input_hook;
+  // The input hook (nn/hooks.h) applies to x before gate_proj/up_proj; parallel/ sets it
+  // when it shards the intermediate dimension (tensor parallelism).
 
  private:
   GatedMLPOptions options_;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 
 #include "reef/base/error.h"
 
@@ -19,17 +20,30 @@ struct UnitGradHook : torch::autograd::PostAccumulateGradHook {
   size_t unit_;
 };
 
-// The decoder layer a parameter belongs to ("model.layers.3.mlp..." -> 3), or -1.
-int64_t layer_of(const std::string& name) {
-  for (const char* prefix : {"model.layers.", "transformer.h."}) {
-    const std::string p = prefix;
-    if (name.rfind(p, 0) != 0) continue;
-    const size_t dot = name.find('.', p.size());
-    if (dot == std::string::npos) return -1;
-    return std::stoll(name.substr(p.size(), dot - p.size()));
+// FSDP's unit around a decoder layer (FSDP2's fully_shard on a block, which PyTorch does with
+// module hooks): takes the layer's place in the body, holds the same children under the same
+// names, and gathers the layer's parameters around its forward (and, through a gradient hook on
+// its output, before its backward).
+class FsdpLayerImpl : public DecoderLayerImpl {
+ public:
+  FsdpLayerImpl(std::shared_ptr<torch::nn::Module> inner, Fsdp* fsdp)
+      : inner_(std::move(inner)), layer_(inner_->as<DecoderLayerImpl>()), fsdp_(fsdp) {
+    if (layer_ == nullptr) fail("parallel.zero=3: a decoder layer is not a DecoderLayer");
+    for (const auto& c : inner_->named_children()) register_module(c.key(), c.value());
+    for (const auto& p : inner_->named_parameters(/*recurse=*/false))
+      register_parameter(p.key(), p.value(), p.value().requires_grad());
   }
-  return -1;
-}
+  torch::Tensor forward(const torch::Tensor& x, const LayerContext& ctx, int64_t layer) override {
+    return fsdp_->around_layer(
+        layer, x, [&](const torch::Tensor& in) { return layer_->forward(in, ctx, layer); });
+  }
+  const std::shared_ptr<torch::nn::Module>& inner() const { return inner_; }
+
+ private:
+  std::shared_ptr<torch::nn::Module> inner_;
+  DecoderLayerImpl* layer_;
+  Fsdp* fsdp_;
+};
 
 // Frees / re-allocates a tensor's storage in place (torch's untyped_storage().resize_()): every
 // view of it, autograd's saved ones included, keeps pointing at the same StorageImpl.
@@ -54,8 +68,13 @@ Fsdp::Fsdp(CausalLM model, std::shared_ptr<ProcessGroup> dp,
   defer_reduce_ = cfg.n_experts > 0;
   const int64_t L = cfg.n_layers;
   units_.resize(static_cast<size_t>(L) + 1);
-  for (int64_t i = 0; i < L; ++i)
-    units_[i].name = (model_->transformer ? "transformer.h." : "model.layers.") + std::to_string(i);
+  // Each decoder layer's parameters are a unit; the rest (embeddings, final norm, head) the root.
+  std::unordered_map<const void*, int64_t> layer_of;
+  for (int64_t i = 0; i < L; ++i) {
+    units_[i].name = "decoder layer " + std::to_string(i);
+    for (const auto& p : model_->body().layer_module(i)->parameters())
+      layer_of[p.unsafeGetTensorImpl()] = i;
+  }
   units_[L].name = "root";
   for (const auto& item : model_->named_parameters(true)) {
     const torch::Tensor& p = item.value();
@@ -65,8 +84,8 @@ Fsdp::Fsdp(CausalLM model, std::shared_ptr<ProcessGroup> dp,
     if (p.scalar_type() != torch::kFloat)
       fail("parallel.zero=3: parameter {} is {}; FSDP shards float32 parameters only", item.key(),
            c10::toString(p.scalar_type()));
-    const int64_t layer = layer_of(item.key());
-    Unit& u = units_[layer >= 0 && layer < L ? layer : L];
+    auto it = layer_of.find(p.unsafeGetTensorImpl());
+    Unit& u = units_[it == layer_of.end() ? L : it->second];
     u.params.push_back({item.key(), p, 0, decays(item.key(), p)});
   }
   const int n = pg_->size(), r = pg_->rank();
@@ -97,21 +116,15 @@ Fsdp::Fsdp(CausalLM model, std::shared_ptr<ProcessGroup> dp,
     u.gathered = true;
     release(u);
   }
-  auto hook = [this](int64_t layer, const torch::Tensor& x,
-                     const std::function<torch::Tensor(const torch::Tensor&)>& run) {
-    return layer_hook(layer, x, run);
-  };
-  if (model_->transformer)
-    model_->transformer->layer_hook = hook;
-  else
-    model_->model->layer_hook = hook;
+  for (int64_t i = 0; i < L; ++i)
+    model_->body().replace_layer(
+        i, std::make_shared<FsdpLayerImpl>(model_->body().layer_module(i), this));
 }
 
 Fsdp::~Fsdp() {
-  if (model_->transformer)
-    model_->transformer->layer_hook = nullptr;
-  else if (model_->model)
-    model_->model->layer_hook = nullptr;
+  for (int64_t i = 0; i < model_->body().n_layers(); ++i)
+    if (auto* w = model_->body().layer_module(i)->as<FsdpLayerImpl>())
+      model_->body().replace_layer(i, w->inner());
   for (auto& u : units_)
     for (auto& p : u.params) torch::autograd::impl::set_post_acc_grad_hooks(p.tensor, nullptr);
 }
@@ -152,8 +165,8 @@ void Fsdp::release(Unit& u) {
   u.gathered = false;
 }
 
-torch::Tensor Fsdp::layer_hook(int64_t layer, const torch::Tensor& x,
-                               const std::function<torch::Tensor(const torch::Tensor&)>& run) {
+torch::Tensor Fsdp::around_layer(int64_t layer, const torch::Tensor& x,
+                                 const std::function<torch::Tensor(const torch::Tensor&)>& run) {
   const size_t ui = static_cast<size_t>(layer), n_layers = units_.size() - 1;
   Unit& u = units_.at(ui);
   gather(u);

@@ -103,6 +103,12 @@ class Fsdp {
   int64_t local_elements() const;
   int64_t total_elements() const;
 
+  // Runs decoder layer `layer` (its unit) through `run` on x: gathers its parameters first
+  // (prefetching the next layer's), releases them after, and gathers them again right before
+  // its backward. The wrapper FSDP puts in each layer's place calls it.
+  torch::Tensor around_layer(int64_t layer, const torch::Tensor& x,
+                             const std::function<torch::Tensor(const torch::Tensor&)>& run);
+
   // Called from the post-accumulate-grad hook of parameter `index` of unit `unit`.
   void on_grad_ready(size_t unit);
 
@@ -112,8 +118,6 @@ class Fsdp {
   void prefetch(Unit& u);       // starts gathering u (gather() waits for it)
   void reduce_grads(Unit& u);   // starts the reduce-scatter into u.grad, drops full grads, releases
   void finish_reduce(Unit& u);  // waits for u's reduce-scatter and adds it into u.grad
-  torch::Tensor layer_hook(int64_t layer, const torch::Tensor& x,
-                           const std::function<torch::Tensor(const torch::Tensor&)>& run);
 
   CausalLM model_;
   std::shared_ptr<ProcessGroup> pg_;

@@ -39,18 +39,11 @@ Pipeline::Pipeline(CausalLM model, const Mesh& mesh, std::shared_ptr<ProcessGrou
   // Which stage owns each parameter of the whole model: a decoder layer's go with the layer,
   // the embeddings with the first stage, everything else (final norm, LM head) with the last.
   std::unordered_map<const void*, int> owner;
-  torch::nn::ModuleList& blocks =
-      model_->transformer ? model_->transformer->h : model_->model->layers;
   for (int s = 0; s < mesh_.pp; ++s)
     for (int64_t i = ranges[s].begin; i < ranges[s].end; ++i)
-      for (auto& p : blocks->ptr(static_cast<size_t>(i))->parameters())
+      for (auto& p : model_->body().layer_module(i)->parameters())
         owner[p.unsafeGetTensorImpl()] = s;
-  std::vector<torch::Tensor> embeddings;
-  if (model_->transformer)
-    embeddings = {model_->transformer->wte->weight, model_->transformer->wpe->weight};
-  else
-    embeddings = {model_->model->embed_tokens->weight};
-  for (auto& p : embeddings) owner[p.unsafeGetTensorImpl()] = 0;
+  for (auto& p : model_->body().embedding_weights()) owner[p.unsafeGetTensorImpl()] = 0;
   for (const auto& item : model_->named_parameters(true)) {
     auto it = owner.find(item.value().unsafeGetTensorImpl());
     all_params_.push_back({item.key(), item.value().sizes().vec(),
@@ -115,7 +108,7 @@ void Pipeline::train_step(int64_t micro_batches, int64_t rows, int64_t seq_len,
         torch::Tensor out;
         scope([&] {
           auto h = is_first() ? model_->embed(inputs(op.micro)) : l.input;  // [B, T, C]
-          h = model_->run_layers(h, layers_.begin, layers_.end);
+          h = model_->run_layers(h, layers_.begin, layers_.end, seq_len);
           out = is_last() ? model_->head(h) : h.to(torch::kFloat).contiguous();
         });
         l.output = is_last() ? loss(out, op.micro) : out;
@@ -167,7 +160,7 @@ void Pipeline::forward_only(const std::vector<int64_t>& rows, int64_t seq_len,
     torch::Tensor out;
     scope([&] {
       if (is_first()) h = model_->embed(inputs(m));
-      h = model_->run_layers(h, layers_.begin, layers_.end);
+      h = model_->run_layers(h, layers_.begin, layers_.end, seq_len);
       out = is_last() ? model_->head(h) : h.to(torch::kFloat).contiguous();
     });
     if (is_last())

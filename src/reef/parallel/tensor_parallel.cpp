@@ -261,6 +261,30 @@ torch::Tensor vocab_parallel_cross_entropy(const torch::Tensor& logits,
   return VocabParallelCrossEntropy::apply(logits, targets, vocab_start, as_int(tp));
 }
 
+namespace {
+
+// Tensor parallelism's token lookup, in the body's place: each rank holds a contiguous slice of
+// the vocabulary (the same weight tensor the plain lookup had, sliced in place).
+class VocabParallelEmbeddingImpl : public EmbeddingImpl {
+ public:
+  VocabParallelEmbeddingImpl(torch::Tensor weight, int64_t vocab_start,
+                             std::shared_ptr<ProcessGroup> tp, bool sequence_parallel)
+      : EmbeddingImpl(std::move(weight)),
+        vocab_start_(vocab_start),
+        tp_(std::move(tp)),
+        sequence_parallel_(sequence_parallel) {}
+  torch::Tensor forward(const torch::Tensor& ids) override {
+    return vocab_parallel_embedding(ids, weight, vocab_start_, *tp_, sequence_parallel_);
+  }
+
+ private:
+  int64_t vocab_start_;
+  std::shared_ptr<ProcessGroup> tp_;  // held, so a sharded model stays usable on its own
+  bool sequence_parallel_;
+};
+
+}  // namespace
+
 TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp,
                                bool sequence_parallel)
     : model_(std::move(model)), tp_(std::move(tp)), sequence_parallel_(sequence_parallel) {
@@ -321,34 +345,29 @@ TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp,
         row(linear(m, name), name);
         break;
       case TpStyle::kVocab:
-        if (auto* emb = m.as<torch::nn::EmbeddingImpl>()) {
+        if (auto* emb = m.as<EmbeddingImpl>()) {
           slice_param(emb->weight, 0, r, n);
           dims_[name + ".weight"] = 0;
-          const int64_t start = vocab_start_;
-          const bool sp = sequence_parallel_;
-          model_->set_token_lookup([emb, start, pg, sp](const torch::Tensor& ids) {
-            return vocab_parallel_embedding(ids, emb->weight, start, *pg, sp);
-          });
+          // The body's lookup becomes the vocabulary-parallel one, over the same weight.
+          std::shared_ptr<EmbeddingImpl> lookup = std::make_shared<VocabParallelEmbeddingImpl>(
+              emb->weight, vocab_start_, pg, sequence_parallel_);
+          model_->body().replace_tokens(Embedding(lookup));
         } else {
           column(linear(m, name), name);  // the LM head; tied: the embedding's slice
         }
         break;
       case TpStyle::kGatherInput:
-        if (auto* a = m.as<AttentionImpl>())
-          a->input_hook = f;
-        else if (auto* mlp = m.as<GatedMLPImpl>())
-          mlp->input_hook = f;
+        if (auto* h = dynamic_cast<InputHook*>(&m))
+          h->input_hook = f;  // the LM head then produces this rank's vocabulary slice
         else
-          fail("tensor parallel: {} takes no input hook (not an Attention or GatedMLP)", name);
+          fail("tensor parallel: {} takes no input hook", name);
         break;
       case TpStyle::kPartialGrad:
         for (auto& w : m.parameters()) partial_.push_back(w);
         break;
     }
   }
-  model_->head_input_hook = f;  // the head produces this rank's vocabulary slice
   if (sequence_parallel_) {
-    model_->set_sequence_shards(n);
     // The norms and row-parallel biases see this rank's tokens only.
     partial_.clear();
     for (const auto& item : model_->named_parameters(true))

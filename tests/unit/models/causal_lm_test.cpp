@@ -181,7 +181,7 @@ TEST(CausalLM, GemmaScalesEmbeddingsBySqrtHidden) {
         p.key().find("down_proj") != std::string::npos)
       p.value().zero_();
   auto ids = torch::tensor({{3, 7, 11}}, torch::kLong);
-  auto x = m->model->embed_tokens->weight.index_select(0, ids[0]) * std::sqrt(16.0f);
+  auto x = m->body().tokens()->weight.index_select(0, ids[0]) * std::sqrt(16.0f);
   auto expect = x / torch::sqrt(x.pow(2).mean(-1, true) + c.norm_eps);  // final norm, w = 0
   EXPECT_LE((m->hidden_states(ids)[0] - expect).abs().max().item<double>(), 1e-5);
 }
@@ -200,13 +200,12 @@ TEST(CausalLM, TiedHeadUsesTheEmbedding) {
   c.tie_embeddings = true;
   CausalLM m(c);
   EXPECT_FALSE(m->named_parameters().contains("lm_head.weight"));
-  EXPECT_TRUE(m->lm_head_weight().is_same(m->model->embed_tokens->weight));
+  EXPECT_TRUE(m->lm_head_weight().is_same(m->body().tokens()->weight));
   auto ids = torch::randint(0, 50, {2, 5}, torch::kLong);
   auto logits = m(ids);
   EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{2, 5, 50}));
   EXPECT_TRUE(torch::allclose(
-      logits, torch::matmul(m->hidden_states(ids), m->model->embed_tokens->weight.t()), 1e-6,
-      1e-6));
+      logits, torch::matmul(m->hidden_states(ids), m->body().tokens()->weight.t()), 1e-6, 1e-6));
 }
 
 TEST(CausalLM, EveryParameterGetsAGradient) {

@@ -44,8 +44,8 @@ TEST(PipelinePieces, StagesComposeToForwardExactly) {
     torch::NoGradGuard ng;
     auto want = m->forward(ids);
     auto h = m->embed(ids);
-    h = m->run_layers(h, 0, 2);
-    h = m->run_layers(h, 2, 3);
+    h = m->run_layers(h, 0, 2, 7);
+    h = m->run_layers(h, 2, 3, 7);
     EXPECT_TRUE(torch::equal(m->head(h), want));
   }
 }
@@ -76,7 +76,7 @@ TEST(PipelinePieces, KeepOnlyReleasesOtherStagesAndKeepsNames) {
   EXPECT_FALSE(kept.count("transformer.wpe.weight"));
   EXPECT_FALSE(kept.count("transformer.h.0.attn.c_attn.weight"));
   auto h = torch::randn({1, 4, 16});
-  EXPECT_EQ(tied_last->head(tied_last->run_layers(h, 2, 3)).sizes(),
+  EXPECT_EQ(tied_last->head(tied_last->run_layers(h, 2, 3, 4)).sizes(),
             (std::vector<int64_t>{1, 4, 50}));
 }
 

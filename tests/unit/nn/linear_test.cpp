@@ -1,10 +1,11 @@
 // Linear against torch::nn::Linear: the same parameters, the same random initial values for the
 // same seed, and at::linear's fused bias in reduced precision; SkipInitGuard and
-// embedding_options skip the random draws.
+// Embedding skip the random draws.
 #include "reef/nn/linear.h"
 
 #include <gtest/gtest.h>
 
+#include "reef/nn/embedding.h"
 #include "reef/nn/init.h"
 
 namespace reef {
@@ -56,7 +57,7 @@ TEST(SkipInit, NoRandomDraws) {
     SkipInitGuard guard;
     EXPECT_TRUE(skip_init());
     Linear l(32, 16, true);
-    torch::nn::Embedding e(embedding_options(50, 8));
+    Embedding e(50, 8);
     EXPECT_EQ(e->weight.sizes(), (std::vector<int64_t>{50, 8}));
     EXPECT_TRUE(e->weight.requires_grad());
     { SkipInitGuard nested; }

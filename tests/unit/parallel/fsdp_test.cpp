@@ -18,6 +18,23 @@ namespace reef {
 namespace {
 
 using testing::copy_model;
+
+// Runs `probe(layer)` right before the decoder layer it wraps (same children, same names).
+class ProbeLayerImpl : public DecoderLayerImpl {
+ public:
+  ProbeLayerImpl(std::shared_ptr<torch::nn::Module> inner, std::function<void(int64_t)> probe)
+      : inner_(std::move(inner)), probe_(std::move(probe)) {
+    for (const auto& c : inner_->named_children()) register_module(c.key(), c.value());
+  }
+  torch::Tensor forward(const torch::Tensor& x, const LayerContext& ctx, int64_t layer) override {
+    probe_(layer);
+    return inner_->as<DecoderLayerImpl>()->forward(x, ctx, layer);
+  }
+
+ private:
+  std::shared_ptr<torch::nn::Module> inner_;
+  std::function<void(int64_t)> probe_;
+};
 using testing::random_model;
 using testing::run_ranks;
 
@@ -81,6 +98,24 @@ TEST_P(FsdpModel, HoldsASliceAtRestAndGivesTheFullModelsLogitsAndAveragedGradien
   run_ranks(2, [&](std::shared_ptr<ProcessGroup> pg) {
     const int r = pg->rank();
     CausalLM m = ranks[r];
+    // A probe inside each layer (FSDP wraps the probes): while layer i runs forward, layer i + 1's
+    // all-gather is in flight or done (prefetch), and no other decoder layer holds its
+    // parameters.
+    Fsdp* probed = nullptr;
+    int64_t prefetched = 0, most_held = 0;
+    auto probe = [&](int64_t i) {
+      if (probed == nullptr) return;
+      auto held = [&](int64_t j) {
+        return probed->units()[j].gathered || probed->units()[j].gathering != nullptr;
+      };
+      int64_t n = 0;
+      for (int64_t j = 0; j < cfg.n_layers; ++j) n += held(j) ? 1 : 0;
+      most_held = std::max(most_held, n);
+      if (i + 1 < cfg.n_layers && held(i + 1)) ++prefetched;
+    };
+    for (int64_t i = 0; i < cfg.n_layers; ++i)
+      m->body().replace_layer(i,
+                              std::make_shared<ProbeLayerImpl>(m->body().layer_module(i), probe));
     Fsdp fsdp(m, pg, decays);
     EXPECT_EQ(fsdp.total_elements(), total);
     EXPECT_EQ(fsdp.units().size(), static_cast<size_t>(cfg.n_layers) + 1);
@@ -94,27 +129,10 @@ TEST_P(FsdpModel, HoldsASliceAtRestAndGivesTheFullModelsLogitsAndAveragedGradien
     };
     EXPECT_EQ(resident(), 0);
 
-    // While layer i runs forward, layer i + 1's all-gather is in flight or done (prefetch), and
-    // no other decoder layer holds its parameters.
-    auto* hook = m->model ? &m->model->layer_hook : &m->transformer->layer_hook;
-    auto inner = *hook;
-    int64_t prefetched = 0, most_held = 0;
-    *hook = [&](int64_t i, const torch::Tensor& x,
-                const std::function<torch::Tensor(const torch::Tensor&)>& run) {
-      return inner(i, x, [&](const torch::Tensor& y) {
-        auto held = [&](int64_t j) {
-          return fsdp.units()[j].gathered || fsdp.units()[j].gathering != nullptr;
-        };
-        int64_t n = 0;
-        for (int64_t j = 0; j < cfg.n_layers; ++j) n += held(j) ? 1 : 0;
-        most_held = std::max(most_held, n);
-        if (i + 1 < cfg.n_layers && held(i + 1)) ++prefetched;
-        return run(y);
-      });
-    };
     fsdp.gather_root();
+    probed = &fsdp;
     auto logits = m->forward(ids[r]);
-    *hook = inner;
+    probed = nullptr;
     testing::expect_close(logits.detach(), want_logits[r], "logits", kAtol);
     EXPECT_EQ(prefetched, cfg.n_layers - 1);
     EXPECT_EQ(most_held, std::min<int64_t>(2, cfg.n_layers));

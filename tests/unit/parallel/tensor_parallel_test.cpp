@@ -13,6 +13,7 @@
 
 #include "model_copies.h"
 #include "reef/base/error.h"
+#include "reef/models/llama/llama.h"
 #include "reef/nn/packing.h"
 #include "run_ranks.h"
 
@@ -77,12 +78,13 @@ TEST_P(ShardedModel, GivesTheFullModelsLogitsLossAndGradients) {
     CausalLM m = ranks[pg->rank()];
     TensorParallel tp(m, pg, sequence_parallel);
     const int64_t vl = cfg.vocab_size / 2;
-    EXPECT_EQ(m->model->embed_tokens->weight.size(0), vl);
-    EXPECT_EQ(m->model->layers->at<LlamaDecoderLayerImpl>(0).self_attn->k_proj->weight.size(0),
-              cfg.n_kv_heads / 2 * m->config().head_dim);
+    EXPECT_EQ(m->body().tokens()->weight.size(0), vl);
+    EXPECT_EQ(
+        m->body().layer_module(0)->as<LlamaDecoderLayerImpl>()->self_attn->k_proj->weight.size(0),
+        cfg.n_kv_heads / 2 * m->config().head_dim);
     if (sequence_parallel) {  // between the layers each rank holds half of the sequence
       EXPECT_EQ(m->embed(ids).sizes(), (std::vector<int64_t>{2, T / 2, cfg.hidden_size}));
-      EXPECT_EQ(m->run_layers(m->embed(ids), 0, 1).sizes(),
+      EXPECT_EQ(m->run_layers(m->embed(ids), 0, 1, T).sizes(),
                 (std::vector<int64_t>{2, T / 2, cfg.hidden_size}));
     }
     auto local = m->forward(ids);  // [B, T, V/2]

@@ -7,7 +7,6 @@
 
 #include "reef/base/error.h"
 #include "reef/nn/attention.h"
-#include "reef/nn/init.h"
 
 namespace reef {
 
@@ -44,33 +43,25 @@ GPT2BlockImpl::GPT2BlockImpl(const ModelConfig& cfg) {
   mlp = register_module("mlp", GPT2MLP(cfg));
 }
 
-torch::Tensor GPT2BlockImpl::forward(const torch::Tensor& x, AttentionCache* cache, int64_t layer) {
-  auto h = x + attn(ln_1(x), cache, layer);
+torch::Tensor GPT2BlockImpl::forward(const torch::Tensor& x, const LayerContext& ctx,
+                                     int64_t layer) {
+  auto h = x + attn(ln_1(x), ctx.positions.cache, layer);
   return h + mlp(ln_2(h));
 }
 
 GPT2ModelImpl::GPT2ModelImpl(const ModelConfig& cfg) {
-  using torch::nn::Embedding;
-  wte = register_module("wte", Embedding(embedding_options(cfg.vocab_size, cfg.hidden_size)));
-  wpe = register_module("wpe", Embedding(embedding_options(cfg.max_seq_len, cfg.hidden_size)));
-  h = register_module("h", torch::nn::ModuleList());
-  for (int64_t i = 0; i < cfg.n_layers; ++i) h->push_back(GPT2Block(cfg));
+  register_tokens("wte", Embedding(cfg.vocab_size, cfg.hidden_size));
+  wpe = register_module("wpe", Embedding(cfg.max_seq_len, cfg.hidden_size));
+  torch::nn::ModuleList blocks;
+  for (int64_t i = 0; i < cfg.n_layers; ++i) blocks->push_back(GPT2Block(cfg));
+  register_layers("h", blocks);
   ln_f = register_module("ln_f", LayerNorm(LayerNormOptions(cfg.hidden_size).eps(cfg.norm_eps)));
 }
 
-torch::Tensor GPT2ModelImpl::forward(const torch::Tensor& input_ids, AttentionCache* cache) {
-  return forward_embeds(wte(input_ids), cache);
-}
-
-// One forward path: forward / forward_embeds and the pipeline pieces (embed, run_layers, then
-// ln_f) all go through add_positions and run_range.
-torch::Tensor GPT2ModelImpl::add_positions(const torch::Tensor& embeds, AttentionCache* cache) {
-  const int64_t b = embeds.size(0), t = embeds.size(1);
+torch::Tensor GPT2ModelImpl::prepare(const torch::Tensor& embeds, const Positions& p) {
   const int64_t max_pos = wpe->weight.size(0);
-  auto positions =
-      cache ? cache->positions(b, t, embeds.device())  // [B, T]
-            : torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(embeds.device()));
-  const int64_t end = cache && t > 0 ? positions.max().item<int64_t>() + 1 : t;
+  auto positions = p.ids();  // [B, T] or [T]
+  const int64_t end = p.cache && p.length > 0 ? positions.max().item<int64_t>() + 1 : p.length;
   if (end > max_pos) {
     fail("gpt2 sequence reaches position {} but the model has only {} positions (max_seq_len)", end,
          max_pos);
@@ -78,27 +69,21 @@ torch::Tensor GPT2ModelImpl::add_positions(const torch::Tensor& embeds, Attentio
   return embeds + wpe(positions);  // [B, T, C] + [T, C] or [B, T, C]
 }
 
-torch::Tensor GPT2ModelImpl::run_range(torch::Tensor x, int64_t begin, int64_t end,
-                                       AttentionCache* cache) {
-  for (int64_t i = begin; i < end; ++i) {
-    auto run = [&](const torch::Tensor& in) {
-      return h->at<GPT2BlockImpl>(static_cast<size_t>(i)).forward(in, cache, i);
-    };
-    x = layer_hook ? layer_hook(i, x, run) : run(x);
-  }
-  return x;
+std::vector<torch::Tensor> GPT2ModelImpl::embedding_weights() {
+  std::vector<torch::Tensor> out;
+  if (tokens()) out.push_back(tokens()->weight);
+  if (wpe) out.push_back(wpe->weight);
+  return out;
 }
 
-torch::Tensor GPT2ModelImpl::forward_embeds(const torch::Tensor& embeds, AttentionCache* cache) {
-  return ln_f(run_range(add_positions(embeds, cache), 0, static_cast<int64_t>(h->size()), cache));
+void GPT2ModelImpl::drop_positions() {
+  unregister_module("wpe");
+  wpe = nullptr;
 }
 
-torch::Tensor GPT2ModelImpl::embed(const torch::Tensor& input_ids) {
-  return add_positions(wte(input_ids), nullptr);
-}
-
-torch::Tensor GPT2ModelImpl::run_layers(torch::Tensor x, int64_t begin, int64_t end) {
-  return run_range(std::move(x), begin, end, nullptr);
+void GPT2ModelImpl::drop_final_norm() {
+  unregister_module("ln_f");
+  ln_f = nullptr;
 }
 
 std::string gpt2_parameter_name(const std::string& tensor_name) {

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "reef/config/config.h"
+#include "reef/models/body.h"
 #include "reef/nn/kv_cache.h"
 #include "reef/nn/mlp.h"
 #include "reef/nn/norms.h"
@@ -38,10 +39,10 @@ class GPT2MLPImpl : public torch::nn::Module {
 };
 TORCH_MODULE(GPT2MLP);
 
-class GPT2BlockImpl : public torch::nn::Module {
+class GPT2BlockImpl : public DecoderLayerImpl {
  public:
   explicit GPT2BlockImpl(const ModelConfig& cfg);
-  torch::Tensor forward(const torch::Tensor& x, AttentionCache* cache, int64_t layer);  // [B,T,C]
+  torch::Tensor forward(const torch::Tensor& x, const LayerContext& ctx, int64_t layer) override;
 
   LayerNorm ln_1{nullptr}, ln_2{nullptr};
   GPT2Attention attn{nullptr};
@@ -49,38 +50,27 @@ class GPT2BlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(GPT2Block);
 
-class GPT2ModelImpl : public torch::nn::Module {
+// Children: wte, wpe, h, ln_f.
+class GPT2ModelImpl : public DecoderBodyImpl {
  public:
   explicit GPT2ModelImpl(const ModelConfig& cfg);  // cfg resolved
-  // input_ids [B, T] -> final-normed hidden states [B, T, C]; positions are the cache's
-  // (cache->positions), 0.. without one, and must stay below max_seq_len (wpe has no rows
-  // beyond it).
-  torch::Tensor forward(const torch::Tensor& input_ids, AttentionCache* cache);
-  // The same from token embeddings [B, T, C] (wte's output, or prompt-tuning vectors before it):
-  // position embeddings are added to every row.
-  torch::Tensor forward_embeds(const torch::Tensor& embeds, AttentionCache* cache);
-  const torch::Tensor& token_embedding() const { return wte->weight; }  // [V, C]
+  // Adds the position embeddings of the positions to the token embeddings [B, T, C] (prefix
+  // vectors included); positions must stay below max_seq_len (wpe has no rows beyond it).
+  torch::Tensor prepare(const torch::Tensor& embeds, const Positions& p) override;
+  LayerContext context(const Positions& p, torch::ScalarType) override {
+    LayerContext ctx;
+    ctx.positions = p;
+    return ctx;
+  }
+  torch::Tensor final_norm(const torch::Tensor& x) override { return ln_f(x); }
+  std::vector<torch::Tensor> embedding_weights() override;
 
-  // The pieces of forward() without a cache, for pipeline stages: embed (positions 0..T-1),
-  // the blocks [begin, end), and `ln_f` after the last.
-  torch::Tensor embed(const torch::Tensor& input_ids);                    // [B, T] -> [B, T, C]
-  torch::Tensor run_layers(torch::Tensor x, int64_t begin, int64_t end);  // [B, T, C] -> [B, T, C]
-
-  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
-  torch::nn::ModuleList h{nullptr};
+  Embedding wpe{nullptr};
   LayerNorm ln_f{nullptr};
-  // A generic extension point around each block: called with the block's index, its input
-  // [B, T, C] and a function that runs the block; returns the block's output [B, T, C]
-  // (parallel/fsdp.h gathers the block's sharded parameters around it). Null: the block runs.
-  std::function<torch::Tensor(int64_t, const torch::Tensor&,
-                              const std::function<torch::Tensor(const torch::Tensor&)>&)>
-      layer_hook;
 
- private:
-  // embeds [B, T, C] + the position embeddings of the cache's positions (0.. without one).
-  torch::Tensor add_positions(const torch::Tensor& embeds, AttentionCache* cache);
-  // Blocks [begin, end) over x [B, T, C].
-  torch::Tensor run_range(torch::Tensor x, int64_t begin, int64_t end, AttentionCache* cache);
+ protected:
+  void drop_positions() override;
+  void drop_final_norm() override;
 };
 TORCH_MODULE(GPT2Model);
 

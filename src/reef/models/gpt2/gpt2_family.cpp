@@ -40,6 +40,19 @@ void derive_gpt2(ModelConfig& m) {
   m.mlp_bias = true;
 }
 
+int64_t gpt2_count_parameters(const ModelConfig& c, bool include_embeddings) {
+  const int64_t C = c.hidden_size, V = c.vocab_size, I = c.intermediate_size;
+  const int64_t per_layer =
+      2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * I + I) + (I * C + C);
+  int64_t total = c.n_layers * per_layer + 2 * C /* ln_f */ + (c.tie_embeddings ? 0 : V * C);
+  return include_embeddings ? total + V * C + c.max_seq_len * C : total;
+}
+
+double gpt2_layer_matmul_weights(const ModelConfig& c) {
+  const double C = static_cast<double>(c.hidden_size), I = static_cast<double>(c.intermediate_size);
+  return 4 * C * C + 2 * C * I;  // c_attn (q, k, v), attn.c_proj, c_fc, mlp.c_proj
+}
+
 std::string gpt2_gguf_arch(const std::string&) { return "gpt2"; }
 
 GgufNames gpt2_gguf_names() {
@@ -99,6 +112,8 @@ const ModelFamily& gpt2_family() {
     k.to_hf = gpt2_to_hf;
     k.from_hf = gpt2_from_hf;
     k.hf_parameter_name = gpt2_hf_parameter_name_of;
+    k.count_parameters = gpt2_count_parameters;
+    k.layer_matmul_weights = gpt2_layer_matmul_weights;
     k.gguf_archs = {"gpt2"};
     k.gguf_arch = gpt2_gguf_arch;
     k.gguf_names = gpt2_gguf_names();

@@ -70,7 +70,35 @@ std::vector<TpRule> llama_tp_plan() {
       {"model.layers.*.mlp.up_proj", TpStyle::kColumn},
       {"model.layers.*.mlp.down_proj", TpStyle::kRow},
       {"lm_head", TpStyle::kVocab},
+      {"logits", TpStyle::kGatherInput},  // the LM head's matmul, tied or not
   };
+}
+
+int64_t llama_count_parameters(const ModelConfig& c, bool include_embeddings) {
+  const int64_t C = c.hidden_size, V = c.vocab_size, I = c.intermediate_size;
+  const int64_t q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim;
+  int64_t per_layer = C * q + 2 * C * kv + q * C;  // q, k, v, o
+  if (c.attention_bias) per_layer += q + 2 * kv + (c.arch == "qwen2" ? 0 : C);
+  if (c.qk_norm) per_layer += 2 * c.head_dim;
+  if (c.n_experts > 0) {
+    per_layer += c.n_experts * (C + 3 * C * I);  // router row + SwiGLU expert, per expert
+  } else {
+    per_layer += 3 * C * I + (c.mlp_bias ? 2 * I + C : 0);
+  }
+  per_layer += 2 * C;  // input_layernorm, post_attention_layernorm
+  int64_t total = c.n_layers * per_layer + C /* norm */ + (c.tie_embeddings ? 0 : V * C);
+  return include_embeddings ? total + V * C : total;
+}
+
+// A MoE token pays for its router and its active experts only.
+double llama_layer_matmul_weights(const ModelConfig& c) {
+  const double C = static_cast<double>(c.hidden_size), I = static_cast<double>(c.intermediate_size);
+  const double q = static_cast<double>(c.n_heads * c.head_dim);
+  const double kv = static_cast<double>(c.n_kv_heads * c.head_dim);
+  const double mlp = c.n_experts > 0 ? static_cast<double>(c.n_experts) * C +
+                                           static_cast<double>(c.n_experts_per_tok) * 3 * C * I
+                                     : 3 * C * I;
+  return C * q + 2 * C * kv + q * C + mlp;
 }
 
 // llama.cpp runs mistral and mixtral as its llama architecture (mixtral with expert tensors).
@@ -111,6 +139,8 @@ const ModelFamily& llama_family() {
     k.gguf_archs = {"llama", "mistral", "mixtral", "qwen2", "qwen3"};  // gemma: not yet
     k.gguf_arch = llama_gguf_arch;
     k.gguf_names = llama_gguf_names();
+    k.count_parameters = llama_count_parameters;
+    k.layer_matmul_weights = llama_layer_matmul_weights;
     k.tp_archs = {"llama", "mistral", "qwen2", "qwen3", "gemma"};  // mixtral's experts: not yet
     k.tp_plan = llama_tp_plan();
     return k;
