@@ -99,7 +99,7 @@ class DpoLoss : public Loss {
 PairLogps pair_logps(const ModelOutputs& out, const TrainBatch& batch) {
   if (!batch.inputs.segment_ids.defined())
     fail("dpo: the batch has no chosen/rejected segments (internal error)");
-  const auto& seg = batch.inputs.segment_ids;  // [B, T]: 1 chosen, 2 rejected, 0 padding
+  const auto& seg = batch.inputs.segment_ids;        // [B, T]: 1 chosen, 2 rejected, 0 padding
   auto ce = out.token_cross_entropy(batch.targets);  // [B, T], 0 where not counted
   auto counted = batch.targets != kIgnoreTarget;
   auto chosen = (seg == 1).logical_and(counted).to(torch::kFloat);

@@ -68,8 +68,8 @@ std::string piece_of(const Tokenizer& tok, int32_t id) {
 
 }  // namespace
 
-PreferencePairBuilder::PreferencePairBuilder(const Tokenizer& tokenizer,
-                                             ChatTemplate chat_template, ojson variables)
+PreferencePairBuilder::PreferencePairBuilder(const Tokenizer& tokenizer, ChatTemplate chat_template,
+                                             ojson variables)
     : tok_(tokenizer), template_(std::move(chat_template)), variables_(std::move(variables)) {}
 
 std::vector<int32_t> PreferencePairBuilder::encode(const std::string& text,
@@ -84,7 +84,8 @@ std::vector<int32_t> PreferencePairBuilder::encode(const std::string& text,
 }
 
 PreferencePair PreferencePairBuilder::build(const ojson& record, const std::string& source) const {
-  if (!record.is_object()) usage_error("{}: expected a JSON object with chosen and rejected", source);
+  if (!record.is_object())
+    usage_error("{}: expected a JSON object with chosen and rejected", source);
   for (const char* f : {"chosen", "rejected"})
     if (!record.contains(f))
       bad_field(source, f, "missing (a preference row has \"chosen\" and \"rejected\")");
@@ -93,9 +94,10 @@ PreferencePair PreferencePairBuilder::build(const ojson& record, const std::stri
   for (const auto* f : {"chosen", "rejected"}) {
     const ojson& v = record[f];
     if (!v.is_string() && !is_messages(v))
-      bad_field(source, f,
-                "expected a string or a list of messages ({\"role\": ..., \"content\": ...}), got " +
-                    describe(v));
+      bad_field(
+          source, f,
+          "expected a string or a list of messages ({\"role\": ..., \"content\": ...}), got " +
+              describe(v));
     if (conversational != is_messages(v))
       bad_field(source, f,
                 fmt::format("is {} but \"chosen\" is {}: the fields of a row are all strings or "

@@ -56,7 +56,7 @@ class PreferencePairBuilder {
 
 struct PreferenceFile {
   std::vector<PreferencePair> pairs;
-  int64_t skipped = 0;           // bad rows dropped (skip_bad_rows)
+  int64_t skipped = 0;            // bad rows dropped (skip_bad_rows)
   std::string first_skip_reason;  // the first of them, for the log
 };
 

@@ -22,8 +22,8 @@ namespace reef {
 
 struct PreferenceRowOptions {
   int64_t seq_len = 0;
-  int64_t max_length = 0;          // per sequence (prompt + answer); 0: no cut
-  std::string overlong = "drop";   // a pair that does not fit a row: drop | error
+  int64_t max_length = 0;         // per sequence (prompt + answer); 0: no cut
+  std::string overlong = "drop";  // a pair that does not fit a row: drop | error
   uint64_t seed = 1234;
   bool shuffle = true;   // false: pairs in file order
   int64_t num_rows = 0;  // rows wanted; epochs are added until there are this many (0: one epoch)
@@ -32,9 +32,9 @@ struct PreferenceRowOptions {
 
 struct PreferenceRowStats {
   int64_t pairs = 0;
-  int64_t dropped_prompt = 0;   // prompt alone fills max_length (TRL drops them too)
+  int64_t dropped_prompt = 0;    // prompt alone fills max_length (TRL drops them too)
   int64_t dropped_overlong = 0;  // both sequences do not fit seq_len + 1 tokens
-  int64_t truncated = 0;        // pairs with a sequence cut to max_length
+  int64_t truncated = 0;         // pairs with a sequence cut to max_length
   int64_t rows_per_epoch = 0;
 };
 

@@ -74,8 +74,8 @@ TrainingData dpo_data(const ResolvedConfig& rc, const Tokenizer& tokenizer,
         cfg.dpo.max_length);
   TrainingData td;
   td.train = std::move(rows);
-  td.spec = {{"train_files", d.train_files},  {"seq_len", d.seq_len},
-             {"tokenizer", d.tokenizer},      {"chat_template", template_used},
+  td.spec = {{"train_files", d.train_files},     {"seq_len", d.seq_len},
+             {"tokenizer", d.tokenizer},         {"chat_template", template_used},
              {"max_length", cfg.dpo.max_length}, {"on_bad_row", d.on_bad_row}};
   return td;
 }
