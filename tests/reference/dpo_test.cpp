@@ -22,12 +22,13 @@
 namespace reef {
 namespace {
 
-const std::vector<std::string> kMetrics = {"loss",           "rewards/chosen",
-                                           "rewards/rejected", "rewards/accuracies",
-                                           "rewards/margins", "logps/chosen",
-                                           "logps/rejected"};
+const std::vector<std::string> kMetrics = {
+    "loss",         "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+    "logps/chosen", "logps/rejected"};
 
-bool near(double a, double b, double tol) { return std::fabs(a - b) <= tol * std::max(1.0, std::fabs(b)); }
+bool near(double a, double b, double tol) {
+  return std::fabs(a - b) <= tol * std::max(1.0, std::fabs(b));
+}
 
 class DpoReference : public ::testing::Test {
  protected:
