@@ -19,7 +19,8 @@ nlohmann::json read_json_file(const std::string& path) {
 
 void for_each_jsonl_record(
     const std::string& path,
-    const std::function<bool(nlohmann::ordered_json record, const std::string& source)>& fn) {
+    const std::function<bool(nlohmann::ordered_json record, const std::string& source)>& fn,
+    const std::function<void(const std::string& message)>& on_malformed) {
   std::istringstream in(read_file(path));
   int64_t line_no = 0;
   for (std::string line; std::getline(in, line);) {
@@ -30,7 +31,10 @@ void for_each_jsonl_record(
     try {
       record = nlohmann::ordered_json::parse(line);
     } catch (const nlohmann::json::exception& e) {
-      usage_error("{}: not valid JSON: {}", source, e.what());
+      const std::string message = fmt::format("{}: not valid JSON: {}", source, e.what());
+      if (!on_malformed) usage_error("{}", message);
+      on_malformed(message);
+      continue;
     }
     if (!fn(std::move(record), source)) return;
   }

@@ -15,9 +15,11 @@ nlohmann::json read_json_file(const std::string& path);
 
 // Calls `fn(record, source)` for each non-blank line of the JSONL file `path` in order, the
 // record parsed with its keys in file order and `source` "path:line"; stops when fn returns
-// false. A line that is not JSON is a usage error naming its source.
+// false. A line that is not JSON is a usage error naming its source, or, when `on_malformed` is
+// given, skipped after calling it with that error's message.
 void for_each_jsonl_record(
     const std::string& path,
-    const std::function<bool(nlohmann::ordered_json record, const std::string& source)>& fn);
+    const std::function<bool(nlohmann::ordered_json record, const std::string& source)>& fn,
+    const std::function<void(const std::string& message)>& on_malformed = nullptr);
 
 }  // namespace reef

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   std::vector<std::function<int()>> runs;
   add_pretrain(app, runs);
   add_finetune(app, runs);
+  add_align(app, runs);
   add_generate(app, runs);
   add_config(app, runs);
   add_data(app, runs);

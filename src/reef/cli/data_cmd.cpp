@@ -54,8 +54,10 @@ void add_data(CLI::App& app, Runs& runs) {
   s->callback([&runs, so] {
     runs.push_back([so] {
       SynthResult r = write_synth(*so);
-      log_info("synth: {} training records -> {}, {} held-out -> {}, eval task {}", r.train,
-               r.train_path, r.test, r.test_path, r.task_path);
+      log_info(
+          "synth: {} training records -> {}, {} held-out -> {}, eval task {}, preference pairs "
+          "{} and {}",
+          r.train, r.train_path, r.test, r.test_path, r.task_path, r.pairs_path, r.test_pairs_path);
       return 0;
     });
   });

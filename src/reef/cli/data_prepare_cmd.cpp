@@ -12,6 +12,7 @@
 #include "reef/base/files.h"
 #include "reef/base/log.h"
 #include "reef/cli/subcommands.h"
+#include "reef/data/preference.h"
 #include "reef/data/prepare.h"
 #include "reef/data/sft.h"
 #include "reef/tokenizer/tokenizer.h"
@@ -70,11 +71,13 @@ void add_data_prepare(CLI::App* data, Runs& runs) {
     auto* in = data->add_subcommand(
         "inspect",
         "print counts, a document-length histogram and samples of an indexed dataset, "
-        "or (--sft) SFT samples with their supervised tokens marked");
+        "or (--sft) SFT samples with their supervised tokens marked, or (--pairs) preference "
+        "pairs with the tokens the DPO loss counts marked");
     struct Args {
-      std::string prefix, tokenizer, sft, model, fallback;
+      std::string prefix, tokenizer, sft, pairs, model, fallback;
       std::vector<std::string> vars;
       int samples = 3;
+      bool skip_bad = false;
     };
     auto a = std::make_shared<Args>();
     in->add_option("prefix", a->prefix, "dataset prefix (PREFIX.bin/.idx)");
@@ -85,14 +88,32 @@ void add_data_prepare(CLI::App* data, Runs& runs) {
         ->check(CLI::NonNegativeNumber);
     in->add_option("--sft", a->sft,
                    "SFT JSONL ({\"messages\": ...} or {\"prompt\", \"completion\"} lines)");
+    in->add_option("--pairs", a->pairs,
+                   "preference JSONL ({\"prompt\", \"chosen\", \"rejected\"} lines, strings or "
+                   "messages, or chosen/rejected alone)");
+    in->add_flag("--skip-bad", a->skip_bad,
+                 "with --pairs: count and skip rows that cannot be used");
     in->add_option("--model,-m", a->model,
-                   "with --sft: model folder (tokenizer and chat template)");
+                   "with --sft or --pairs: model folder (tokenizer and chat template)");
     in->add_option("--template", a->fallback,
                    "with --sft, when the folder has no template: chatml, gemma, llama3, mistral or "
                    "a .jinja file");
     in->add_option("--var", a->vars, "with --sft: template variable KEY=VALUE (JSON or text)");
     in->callback([&runs, a] {
       runs.push_back([a] {
+        if (!a->pairs.empty()) {
+          if (!a->prefix.empty() || !a->sft.empty())
+            usage_error("data inspect: give one of a dataset prefix, --sft or --pairs");
+          if (a->model.empty()) usage_error("data inspect --pairs: --model DIR is required");
+          if (!is_directory(a->model)) usage_error("--model {}: not a folder", a->model);
+          auto tok = load_tokenizer(a->model);
+          std::string fallback = a->fallback.empty() ? "chatml" : a->fallback;
+          PreferencePairBuilder builder(*tok, ChatTemplate::load(a->model, fallback),
+                                        parse_template_vars(a->vars));
+          std::cout << inspect_pairs(a->pairs, builder, a->samples, ::isatty(1) != 0, a->skip_bad)
+                    << std::flush;
+          return 0;
+        }
         if (!a->sft.empty()) {
           if (!a->prefix.empty())
             usage_error("data inspect: give a dataset prefix or --sft, not both");

@@ -26,29 +26,25 @@ void add_config_args(CLI::App* cmd, ConfigArgs& a) {
                   "dotted overrides: train.max_steps=50 model.n_layers=2");
 }
 
-// pretrain and finetune: the same command line, another recipe behind it.
-void add_training_command(CLI::App& app, Runs& runs, bool finetune) {
-  auto* cmd = finetune ? app.add_subcommand(
-                             "finetune",
-                             "fine-tune a model folder on SFT data (full, LoRA or prompt tuning)")
-                       : app.add_subcommand("pretrain", "pretrain a causal LM from a recipe");
+}  // namespace
+
+CLI::App* add_training_command(CLI::App* parent, Runs& runs, const std::string& name,
+                               const std::string& description, const std::string& model_help,
+                               TrainingRecipe recipe) {
+  auto* cmd = parent->add_subcommand(name, description);
   auto a = std::make_shared<ConfigArgs>();
   auto opts = std::make_shared<PretrainOptions>();
   auto init_from = std::make_shared<std::string>();
   add_config_args(cmd, *a);
-  cmd->add_option(
-      "--model,-m", *init_from,
-      finetune ? "model folder to fine-tune (Hugging Face layout, or a Reef run/checkpoint "
-                 "folder; sets model.init_from)"
-               : "Hugging Face model folder to continue pretraining from (sets model.init_from)");
+  cmd->add_option("--model,-m", *init_from, model_help);
   cmd->add_flag("--resume", opts->resume, "continue from the newest checkpoint in run.dir");
   cmd->add_flag("--overwrite", opts->overwrite, "delete run.dir's checkpoints and metrics first");
-  cmd->callback([&runs, a, opts, init_from, finetune] {
-    runs.push_back([a, opts, init_from, finetune] {
+  cmd->callback([&runs, a, opts, init_from, recipe] {
+    runs.push_back([a, opts, init_from, recipe] {
       auto overrides = a->overrides;
       if (!init_from->empty()) overrides.push_back("model.init_from=" + *init_from);
       ResolvedConfig rc = load_config(a->config, overrides);
-      TrainResult r = finetune ? run_finetune(rc, *opts) : run_pretrain(rc, *opts);
+      TrainResult r = recipe(rc, *opts);
       log_info(
           "done: steps {}..{}, val_loss {:.4f} -> {:.4f}, {:.0f} tokens/s, MFU {:.1f}%, checkpoint "
           "{}",
@@ -57,12 +53,23 @@ void add_training_command(CLI::App& app, Runs& runs, bool finetune) {
       return r.interrupted ? 130 : 0;
     });
   });
+  return cmd;
 }
 
-}  // namespace
+void add_pretrain(CLI::App& app, Runs& runs) {
+  add_training_command(
+      &app, runs, "pretrain", "pretrain a causal LM from a recipe",
+      "Hugging Face model folder to continue pretraining from (sets model.init_from)",
+      run_pretrain);
+}
 
-void add_pretrain(CLI::App& app, Runs& runs) { add_training_command(app, runs, false); }
-void add_finetune(CLI::App& app, Runs& runs) { add_training_command(app, runs, true); }
+void add_finetune(CLI::App& app, Runs& runs) {
+  add_training_command(&app, runs, "finetune",
+                       "fine-tune a model folder on SFT data (full, LoRA or prompt tuning)",
+                       "model folder to fine-tune (Hugging Face layout, or a Reef run/checkpoint "
+                       "folder; sets model.init_from)",
+                       run_finetune);
+}
 
 void add_config(CLI::App& app, Runs& runs) {
   auto* cmd = app.add_subcommand("config", "show resolved configs and presets");

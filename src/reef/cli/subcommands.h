@@ -7,6 +7,12 @@
 #include <string>
 #include <vector>
 
+namespace reef {
+struct ResolvedConfig;
+struct PretrainOptions;
+struct TrainResult;
+}  // namespace reef
+
 namespace reef::cli {
 
 using Runs = std::vector<std::function<int()>>;
@@ -22,6 +28,14 @@ void add_convert(CLI::App& app, Runs& runs);
 void add_serve(CLI::App& app, Runs& runs);
 
 void add_eval(CLI::App& app, Runs& runs);
+void add_align(CLI::App& app, Runs& runs);
+
+// A training command (pretrain, finetune, align dpo): --config, dotted overrides, --model,
+// --resume, --overwrite, then `recipe`. Returns the subcommand.
+using TrainingRecipe = std::function<TrainResult(const ResolvedConfig&, const PretrainOptions&)>;
+CLI::App* add_training_command(CLI::App* parent, Runs& runs, const std::string& name,
+                               const std::string& description, const std::string& model_help,
+                               TrainingRecipe recipe);
 void add_launch(CLI::App& app, Runs& runs);
 
 // --model of generate, serve and eval: a model folder as is, or a run folder's newest checkpoint.

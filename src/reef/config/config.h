@@ -117,6 +117,7 @@ struct DataConfig {
   std::string chat_template = "";
   bool packing = true;
   std::string overlong = "drop";
+  std::string on_bad_row = "error";
 
   template <class V>
   void visit(V& v) {
@@ -152,6 +153,9 @@ struct DataConfig {
     v("overlong", overlong,
       "finetune: a sample longer than seq_len + 1 tokens is dropped (drop, counted in the log), "
       "cut to length (truncate) or an error (error)");
+    v("on_bad_row", on_bad_row,
+      "align dpo: a preference row that cannot be used is an error naming file, line and field "
+      "(error), or dropped and counted (skip)");
   }
 };
 
@@ -308,6 +312,36 @@ struct PeftConfig {
   }
 };
 
+struct DpoConfig {
+  std::string loss_type = "sigmoid";
+  double beta = 0.1;
+  double label_smoothing = 0.0;
+  double simpo_gamma = 0.5;
+  double rpo_alpha = 0.0;
+  int64_t max_length = 1024;
+  std::string reference_cache_dir = "";
+
+  template <class V>
+  void visit(V& v) {
+    v("loss_type", loss_type,
+      "align dpo: sigmoid (DPO), ipo, hinge, robust (label_smoothing) or simpo (reference-free, "
+      "length-normalised, simpo_gamma)");
+    v("beta", beta, "align dpo: temperature of the implicit reward (IPO's tau)");
+    v("label_smoothing", label_smoothing,
+      "align dpo: robust (and simpo): probability that a preference label is flipped, in [0, 0.5)");
+    v("simpo_gamma", simpo_gamma, "align dpo: simpo's target reward margin");
+    v("rpo_alpha", rpo_alpha,
+      "align dpo: weight of the NLL of the chosen answers (mean per token) added to the loss "
+      "(RPO); 0 disables");
+    v("max_length", max_length,
+      "align dpo: each sequence (prompt + answer) is cut to this many tokens keeping its start, "
+      "and pairs whose prompt fills it are dropped (TRL's max_length); 0 disables");
+    v("reference_cache_dir", reference_cache_dir,
+      "align dpo: where the reference log-probs are cached (keyed by the data and the "
+      "reference's weights); empty = run.dir/reference_logps");
+  }
+};
+
 struct Config {
   RunConfig run;
   ModelConfig model;
@@ -318,6 +352,7 @@ struct Config {
   LoggingConfig logging;
   ParallelConfig parallel;
   PeftConfig peft;
+  DpoConfig dpo;
 
   template <class V>
   void visit_sections(V& v) {
@@ -330,6 +365,7 @@ struct Config {
     v("logging", logging);
     v("parallel", parallel);
     v("peft", peft);
+    v("dpo", dpo);
   }
 };
 

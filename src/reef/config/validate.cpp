@@ -147,6 +147,19 @@ void check_finetune(const Config& cfg, const Checker& c) {
   if (p.method == "lora" && p.target_modules.empty() && p.target_regex.empty())
     c.fail("peft.target_modules", "at least one module name (or peft.target_regex)", "[]");
   c.at_least("peft.num_virtual_tokens", p.num_virtual_tokens, 1);
+  c.one_of("data.on_bad_row", cfg.data.on_bad_row, {"error", "skip"});
+}
+
+void check_dpo(const DpoConfig& d, const Checker& c) {
+  c.one_of("dpo.loss_type", d.loss_type, {"sigmoid", "ipo", "hinge", "robust", "simpo"});
+  c.positive("dpo.beta", d.beta);
+  c.at_least("dpo.label_smoothing", d.label_smoothing, 0.0);
+  if (d.label_smoothing >= 0.5)
+    c.fail("dpo.label_smoothing", "a probability in [0, 0.5)",
+           fmt::format("{}", d.label_smoothing));
+  c.at_least("dpo.simpo_gamma", d.simpo_gamma, 0.0);
+  c.at_least("dpo.rpo_alpha", d.rpo_alpha, 0.0);
+  c.at_least("dpo.max_length", d.max_length, 0);
 }
 
 void check_parallel(const ParallelConfig& p, const Checker& c) {
@@ -224,6 +237,7 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
         cfg.data.seq_len, cfg.parallel.tp, c.from("data.seq_len"),
         c.from("parallel.sequence_parallel"), cfg.data.seq_len / cfg.parallel.tp * cfg.parallel.tp);
   check_finetune(cfg, c);
+  check_dpo(cfg.dpo, c);
 }
 
 }  // namespace reef

@@ -52,6 +52,10 @@ class GptSampleSource {
   // Fills *out for sample i and returns true when the sample has a layout; false (the default):
   // every target counts and the row is one causal sequence from position 0.
   virtual bool layout(int64_t /*i*/, SampleLayout* /*out*/) const { return false; }
+  // Fills *out with per-sample numbers a loss reads besides the tokens (DPO's reference
+  // log-probs of the pair in the row) and returns true; false (the default): none. Every sample
+  // of a source gives the same count.
+  virtual bool values(int64_t /*i*/, std::vector<float>* /*out*/) const { return false; }
 };
 
 struct GptIndexOptions {

@@ -77,6 +77,26 @@ std::string jsonl(const std::vector<SynthItem>& items) {
   return out;
 }
 
+// Preference pairs: each item's answer is chosen, and the answer of the next item of the same
+// task that differs from it is rejected (a plausible but wrong answer).
+std::string pairs_jsonl(const std::vector<SynthItem>& items) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    for (size_t k = 1; k < items.size(); ++k) {
+      const SynthItem& o = items[(i + k) % items.size()];
+      if (o.task != items[i].task || o.completion == items[i].completion) continue;
+      out += nlohmann::json{{"prompt", items[i].prompt},
+                            {"chosen", items[i].completion},
+                            {"rejected", o.completion},
+                            {"task", items[i].task}}
+                 .dump() +
+             "\n";
+      break;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 const std::vector<std::string>& synth_task_names() {
@@ -123,10 +143,14 @@ SynthResult write_synth(const SynthOptions& o) {
   r.train_path = join_path(o.output, "train.jsonl");
   r.test_path = join_path(o.output, "test.jsonl");
   r.task_path = join_path(o.output, "synth.yaml");
+  r.pairs_path = join_path(o.output, "pairs.jsonl");
+  r.test_pairs_path = join_path(o.output, "test_pairs.jsonl");
   r.train = static_cast<int64_t>(train.size());
   r.test = static_cast<int64_t>(test.size());
   write_file_atomic(r.train_path, jsonl(train));
   write_file_atomic(r.test_path, jsonl(test));
+  write_file_atomic(r.pairs_path, pairs_jsonl(train));
+  write_file_atomic(r.test_pairs_path, pairs_jsonl(test));
   // A reef eval (lm-eval style) task: greedy answer up to the end of the line, exact match.
   write_file_atomic(r.task_path,
                     "# Held-out items of `reef data synth`: reef eval --model DIR --tasks " +

@@ -14,7 +14,7 @@
 namespace reef {
 
 struct SynthOptions {
-  std::string output;    // folder: train.jsonl, test.jsonl, synth.yaml
+  std::string output;  // folder: train.jsonl, test.jsonl, synth.yaml, pairs.jsonl, test_pairs.jsonl
   int64_t train = 2000;  // training records
   int64_t test = 200;    // held-out records
   uint64_t seed = 1234;
@@ -32,6 +32,9 @@ std::vector<SynthItem> synth_items(const std::vector<std::string>& tasks, int64_
 
 struct SynthResult {
   std::string train_path, test_path, task_path;
+  // Preference pairs of the same items (chosen: the answer; rejected: another item's answer to
+  // the same task) for `reef align dpo`: pairs.jsonl (training), test_pairs.jsonl (held out).
+  std::string pairs_path, test_pairs_path;
   int64_t train = 0, test = 0;
 };
 

@@ -188,8 +188,21 @@ TrainResult run_pretrain(const ResolvedConfig& rc, const PretrainOptions& opts) 
   return run_training(rc, opts, /*finetune=*/false);
 }
 
-TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opts, bool finetune) {
-  const char* command = finetune ? "finetune" : "pretrain";
+TrainResult run_training(const ResolvedConfig& rc, const PretrainOptions& opts, bool finetune) {
+  TrainingJob job;
+  job.command = finetune ? "finetune" : "pretrain";
+  job.needs_model_folder = job.peft = finetune;
+  job.data = [finetune](const ResolvedConfig& r, const Tokenizer& tok, const std::string& dir) {
+    return finetune                      ? sft_data(r, tok, dir)
+           : r.config.data.blend.empty() ? documents_data(r, tok)
+                                         : indexed_data(r);
+  };
+  return run_training(rc, opts, job);
+}
+
+TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opts,
+                         const TrainingJob& job) {
+  const char* command = job.command.c_str();
   ResolvedConfig rc = rc_in;
   Config& cfg = rc.config;
   if (cfg.run.device.rfind("cuda", 0) == 0 && !torch::cuda::is_available())
@@ -251,11 +264,12 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
     }
   }
   // PEFT checkpoints hold the adapter only: the base is always the init folder.
-  const bool peft = finetune && cfg.peft.method != "none";
-  if (finetune && !from_folder)
+  const bool peft = job.peft && cfg.peft.method != "none";
+  if (job.needs_model_folder && !from_folder)
     usage_error(
-        "reef finetune needs model.init_from: the model folder (Hugging Face layout, or a "
-        "Reef checkpoint or run folder) to fine-tune");
+        "reef {} needs model.init_from: the model folder (Hugging Face layout, or a "
+        "Reef checkpoint or run folder) to fine-tune",
+        command);
   if (peft && ckpt && !path_exists(join_path(*ckpt, "adapter_config.json")))
     usage_error(
         "--resume: checkpoint {} holds a whole model, not a peft.method={} adapter; start a "
@@ -290,9 +304,7 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
         "use the folder's tokenizer or one of at most that size",
         cfg.data.tokenizer, rc.from("data.tokenizer"), tokenizer->vocab_size(), cfg.model.init_from,
         cfg.model.vocab_size);
-  TrainingData data = finetune                 ? sft_data(rc, *tokenizer, cfg.model.init_from)
-                      : cfg.data.blend.empty() ? documents_data(rc, *tokenizer)
-                                               : indexed_data(rc);
+  TrainingData data = job.data(rc, *tokenizer, cfg.model.init_from);
 
   if (cfg.model.vocab_size == 0) cfg.model.vocab_size = tokenizer->vocab_size();
   if (cfg.model.vocab_size < tokenizer->vocab_size())
@@ -315,18 +327,21 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
                     *ckpt, k, v.dump(), saved.contains(k) ? saved[k].dump() : "absent");
     }
   }
-  if (from_folder && (!ckpt || peft)) {
+  if (from_folder && (!ckpt || peft || job.initial_weights_on_resume)) {
     load_model_weights(model, cfg.model.init_from);  // strict: every tensor, every parameter
     log_info("model: weights from {}", cfg.model.init_from);
   }
   log_info("model: {} with {:.2f}M parameters ({:.2f}M without embeddings)", model->config().arch,
            count_parameters(model->config()) / 1e6, count_parameters(model->config(), false) / 1e6);
+  std::unique_ptr<Loss> loss;
+  if (job.prepare) loss = job.prepare(cfg, model, data, pg.get());
   std::shared_ptr<Peft> adapter;
   if (peft) adapter = attach_peft(model, cfg, *tokenizer, cfg.model.init_from, ckpt ? *ckpt : "");
 
   // The trainer checks the data against the config and the checkpoint before the run folder
   // is written to, so a refused run leaves it as it was.
-  Trainer trainer(cfg, model, *tokenizer, *data.train, data.valid.get(), data.spec, pg, adapter);
+  Trainer trainer(cfg, model, *tokenizer, *data.train, data.valid.get(), data.spec, pg, adapter,
+                  std::move(loss));
   if (ckpt)
     trainer.resume_from(*ckpt);
   else if (opts.resume)

@@ -2,6 +2,7 @@
 // guard, model from a preset or a folder, resume, trainer) over the samples each job brings.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -18,6 +19,26 @@ struct TrainingData {
   std::unique_ptr<GptSampleSource> train, valid;
   nlohmann::json spec;
 };
+
+// What a training command brings to the shared driver.
+struct TrainingJob {
+  std::string command = "pretrain";  // for the log and messages ("align dpo")
+  bool needs_model_folder = false;   // model.init_from is required
+  bool peft = false;                 // cfg.peft applies
+  // The model's initial weights are loaded even when resuming a full-weight run (the job's
+  // prepare step reads them, e.g. as DPO's reference).
+  bool initial_weights_on_resume = false;
+  // The samples, read before the run folder is touched; `model_dir` is model.init_from.
+  std::function<TrainingData(const ResolvedConfig&, const Tokenizer&, const std::string& model_dir)>
+      data;
+  // Called once the model holds its initial weights, before PEFT is attached and before a
+  // resume loads the checkpoint: returns the loss (null: the language-model loss).
+  std::function<std::unique_ptr<Loss>(const Config&, CausalLM&, TrainingData&, ProcessGroup*)>
+      prepare;
+};
+
+TrainResult run_training(const ResolvedConfig& rc, const PretrainOptions& opts,
+                         const TrainingJob& job);
 
 // finetune: SFT rows from data.train_files (recipes/finetune.h) and cfg.peft; otherwise
 // pretraining documents or indexed datasets.

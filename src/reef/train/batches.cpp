@@ -27,7 +27,9 @@ TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n
   int64_t* dst = out.data_ptr<int64_t>();
   std::vector<int32_t> s;
   SampleLayout layout;
-  torch::Tensor mask, pos, seg;  // [n, T] when the samples have layouts
+  torch::Tensor mask, pos, seg;               // [n, T] when the samples have layouts
+  std::vector<float> row_values, all_values;  // per-sample loss inputs (DPO reference log-probs)
+  int64_t n_values = -1;
   for (int64_t b = 0; b < n; ++b) {
     if (src.layout(first + b, &layout)) {
       if (!mask.defined()) {
@@ -49,6 +51,13 @@ TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n
       }
     } else if (mask.defined()) {
       fail("data: sample {} has no layout while others do (internal error)", first + b);
+    }
+    if (src.values(first + b, &row_values)) {
+      if (n_values >= 0 && static_cast<int64_t>(row_values.size()) != n_values)
+        fail("data: sample {} has {} values, others {} (internal error)", first + b,
+             row_values.size(), n_values);
+      n_values = static_cast<int64_t>(row_values.size());
+      all_values.insert(all_values.end(), row_values.begin(), row_values.end());
     }
     src.sample(first + b, &s);
     if (static_cast<int64_t>(s.size()) != T1)
@@ -76,6 +85,12 @@ TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n
     batch.n_targets = n * T;
   }
   batch.targets = targets.to(device);
+  if (n_values >= 0) {
+    if (static_cast<int64_t>(all_values.size()) != n * n_values)
+      fail("data: samples {}..{} give values for some rows only (internal error)", first,
+           first + n - 1);
+    batch.values = torch::tensor(all_values, torch::kFloat).view({n, n_values}).to(device);
+  }
   return batch;
 }
 

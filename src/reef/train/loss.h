@@ -22,6 +22,7 @@ struct TrainBatch {
   MicroBatch inputs;
   torch::Tensor targets;  // [B, T] int64; kIgnoreTarget where the loss does not count
   int64_t n_targets = 0;  // counted targets
+  torch::Tensor values;   // [B, K] float32: the samples' GptSampleSource::values; or undefined
 };
 
 // What a step's objective is normalised by: every counted target of the step (all

@@ -37,8 +37,9 @@ TEST(ConfigYaml, EveryFieldAppearsOnceWithItsCommentInSectionOrder) {
     }
     ++field_lines;
   }
-  EXPECT_EQ(sections, (std::vector<std::string>{"run:", "model:", "data:", "train:", "optim:",
-                                                "checkpoint:", "logging:", "parallel:", "peft:"}));
+  EXPECT_EQ(sections,
+            (std::vector<std::string>{"run:", "model:", "data:", "train:", "optim:", "checkpoint:",
+                                      "logging:", "parallel:", "peft:", "dpo:"}));
   EXPECT_EQ(field_lines, config_keys().size());
   for (const ConfigKey& k : config_keys()) {
     std::string name = k.key.substr(k.key.find('.') + 1);
