@@ -166,6 +166,26 @@ void slice_param(torch::Tensor& p, int64_t dim, int rank, int parts) {
   p.set_data(p.detach().narrow(dim, rank * n, n).clone());
 }
 
+// Tensor parallelism's token lookup, in the body's place: each rank holds a contiguous slice of
+// the vocabulary (the same weight tensor the plain lookup had, sliced in place).
+class VocabParallelEmbeddingImpl : public EmbeddingImpl {
+ public:
+  VocabParallelEmbeddingImpl(torch::Tensor weight, int64_t vocab_start,
+                             std::shared_ptr<ProcessGroup> tp, bool sequence_parallel)
+      : EmbeddingImpl(std::move(weight)),
+        vocab_start_(vocab_start),
+        tp_(std::move(tp)),
+        sequence_parallel_(sequence_parallel) {}
+  torch::Tensor forward(const torch::Tensor& ids) override {
+    return vocab_parallel_embedding(ids, weight, vocab_start_, *tp_, sequence_parallel_);
+  }
+
+ private:
+  int64_t vocab_start_;
+  std::shared_ptr<ProcessGroup> tp_;  // held, so a sharded model stays usable on its own
+  bool sequence_parallel_;
+};
+
 }  // namespace
 
 std::shared_ptr<ProcessGroup> make_tp_group(const Mesh& mesh,
@@ -260,30 +280,6 @@ torch::Tensor vocab_parallel_cross_entropy(const torch::Tensor& logits,
                                            ProcessGroup& tp) {
   return VocabParallelCrossEntropy::apply(logits, targets, vocab_start, as_int(tp));
 }
-
-namespace {
-
-// Tensor parallelism's token lookup, in the body's place: each rank holds a contiguous slice of
-// the vocabulary (the same weight tensor the plain lookup had, sliced in place).
-class VocabParallelEmbeddingImpl : public EmbeddingImpl {
- public:
-  VocabParallelEmbeddingImpl(torch::Tensor weight, int64_t vocab_start,
-                             std::shared_ptr<ProcessGroup> tp, bool sequence_parallel)
-      : EmbeddingImpl(std::move(weight)),
-        vocab_start_(vocab_start),
-        tp_(std::move(tp)),
-        sequence_parallel_(sequence_parallel) {}
-  torch::Tensor forward(const torch::Tensor& ids) override {
-    return vocab_parallel_embedding(ids, weight, vocab_start_, *tp_, sequence_parallel_);
-  }
-
- private:
-  int64_t vocab_start_;
-  std::shared_ptr<ProcessGroup> tp_;  // held, so a sharded model stays usable on its own
-  bool sequence_parallel_;
-};
-
-}  // namespace
 
 TensorParallel::TensorParallel(CausalLM model, std::shared_ptr<ProcessGroup> tp,
                                bool sequence_parallel)
