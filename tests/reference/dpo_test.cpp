@@ -200,6 +200,40 @@ TEST_F(DpoReference, CachedReferenceIsReusedAndLoraReferenceIsTheBaseModel) {
   EXPECT_GT(std::fabs(margins.at(2)), 1e-4);
 }
 
+// The validation pass: held-out pairs scored with the loss and TRL's metrics (eval_*). With the
+// training file as the validation file, the pass after 4 steps sees the weights trl's step 5
+// is computed on (every pair in each batch, no dropout), so its eval metrics are trl's step-5
+// training metrics; the validation pairs' reference comes from the cache.
+TEST_F(DpoReference, ValidationMetricsEqualTrlOnTheSameWeights) {
+  testing::ScratchDir tmp;
+  const std::string run = tmp / "eval";
+  auto r = align(run, "standard",
+                 {"train.max_steps=4", "train.eval_every=4",
+                  "data.valid_files=[" + dir_ + "/standard.jsonl]"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("8 validation preference pairs"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("step 4: val_loss"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("eval_rewards/accuracies"), std::string::npos) << r.output;
+  const auto& want = trl_.at("standard_sigmoid").at(4);
+  for (const auto& key : kMetrics) {
+    auto got = testing::metric_by_step(run + "/metrics.jsonl", "eval_" + key);
+    ASSERT_EQ(got.count(4), 1u) << key;
+    EXPECT_TRUE(near(got.at(4), want.at(key).get<double>(), 1e-4))
+        << key << ": reef " << got.at(4) << ", trl " << want.at(key).get<double>();
+    EXPECT_EQ(got.count(0), 1u) << key;  // before the first step too
+  }
+  auto val = testing::metric_by_step(run + "/metrics.jsonl", "val_loss");
+  auto eval_loss = testing::metric_by_step(run + "/metrics.jsonl", "eval_loss");
+  EXPECT_EQ(val.at(4), eval_loss.at(4));
+  // Step 0: policy = reference, DPO's loss is log 2.
+  EXPECT_NEAR(val.at(0), std::log(2.0), 1e-5);
+
+  // Without validation files, train.eval_every > 0 names the key.
+  auto e = align(tmp / "e", "standard", {"train.eval_every=2"});
+  EXPECT_EQ(e.exit_code, 2) << e.output;
+  EXPECT_NE(e.output.find("data.valid_files"), std::string::npos) << e.output;
+}
+
 TEST_F(DpoReference, BadRowsAreOneLineErrorsOrSkipped) {
   testing::ScratchDir tmp;
   const std::string good = read_file(dir_ + "/standard.jsonl");

@@ -2,9 +2,9 @@
 //
 // Embedding is a plain lookup table whose forward is virtual, so a parallel layout can put its own
 // lookup in the same place (tensor parallelism's vocabulary-parallel one, parallel/) and the
-// model body calling it never knows. LogitsHead is the LM head's matmul as a module without weights of its own: the
-// weight (lm_head.weight, or the tied token embedding) is passed per call, so the parameter names
-// stay Hugging Face's whatever the tie.
+// model body calling it never knows. LogitsHead is the LM head's matmul as a module without weights
+// of its own: the weight (lm_head.weight, or the tied token embedding) is passed per call, so the
+// parameter names stay Hugging Face's whatever the tie.
 #pragma once
 
 #include <torch/torch.h>
