@@ -41,7 +41,7 @@ class DpoReference : public ::testing::Test {
 
   // reef align dpo on `data` (standard, conversational, implicit) into `run`.
   static testing::ProcResult align(const std::string& run, const std::string& data,
-                                   const std::vector<std::string>& extra) {
+                                   const std::vector<std::string>& extra, int nproc = 1) {
     std::vector<std::string> args = {"align",
                                      "dpo",
                                      "--model",
@@ -66,7 +66,7 @@ class DpoReference : public ::testing::Test {
                                      "logging.progress=off",
                                      "run.threads=1"};
     args.insert(args.end(), extra.begin(), extra.end());
-    return testing::run_reef(args);
+    return testing::run_reef(nproc > 1 ? testing::launch_args(nproc, args) : args);
   }
 
   // Reef's metrics by step against trl's records of job `name`.
@@ -198,6 +198,66 @@ TEST_F(DpoReference, CachedReferenceIsReusedAndLoraReferenceIsTheBaseModel) {
   auto margins = testing::metric_by_step(tmp / "lora/metrics.jsonl", "rewards/margins");
   ASSERT_EQ(margins.size(), 2u);
   EXPECT_GT(std::fabs(margins.at(2)), 1e-4);
+}
+
+// The validation pass: held-out pairs scored with the loss and TRL's metrics (eval_*). With the
+// training file as the validation file, the pass after 4 steps sees the weights trl's step 5
+// is computed on (every pair in each batch, no dropout), so its eval metrics are trl's step-5
+// training metrics; the validation pairs' reference comes from the cache.
+TEST_F(DpoReference, ValidationMetricsEqualTrlOnTheSameWeights) {
+  testing::ScratchDir tmp;
+  const std::string run = tmp / "eval";
+  auto r = align(run, "standard",
+                 {"train.max_steps=4", "train.eval_every=4",
+                  "data.valid_files=[" + dir_ + "/standard.jsonl]"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("8 validation preference pairs"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("step 4: val_loss"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("eval_rewards/accuracies"), std::string::npos) << r.output;
+  const auto& want = trl_.at("standard_sigmoid").at(4);
+  for (const auto& key : kMetrics) {
+    auto got = testing::metric_by_step(run + "/metrics.jsonl", "eval_" + key);
+    ASSERT_EQ(got.count(4), 1u) << key;
+    EXPECT_TRUE(near(got.at(4), want.at(key).get<double>(), 1e-4))
+        << key << ": reef " << got.at(4) << ", trl " << want.at(key).get<double>();
+    EXPECT_EQ(got.count(0), 1u) << key;  // before the first step too
+  }
+  auto val = testing::metric_by_step(run + "/metrics.jsonl", "val_loss");
+  auto eval_loss = testing::metric_by_step(run + "/metrics.jsonl", "eval_loss");
+  EXPECT_EQ(val.at(4), eval_loss.at(4));
+  // Step 0: policy = reference, DPO's loss is log 2.
+  EXPECT_NEAR(val.at(0), std::log(2.0), 1e-5);
+
+  // Without validation files, train.eval_every > 0 names the key.
+  auto e = align(tmp / "e", "standard", {"train.eval_every=2"});
+  EXPECT_EQ(e.exit_code, 2) << e.output;
+  EXPECT_NE(e.output.find("data.valid_files"), std::string::npos) << e.output;
+}
+
+// dp=2 (reef launch, each rank 4 of the step's 8 pairs; the reference computed by rank 0 and
+// read by the other) gives one process's losses, metrics and validation metrics.
+TEST_F(DpoReference, TwoDataParallelRanksEqualOneProcess) {
+  testing::ScratchDir tmp;
+  const std::vector<std::string> extra = {"train.max_steps=3", "train.eval_every=3",
+                                          "data.valid_files=[" + dir_ + "/standard.jsonl]"};
+  auto one = align(tmp / "one", "standard", extra);
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  auto two = align(tmp / "two", "standard", extra, 2);
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  for (const auto& m : kMetrics) {
+    for (const std::string key : {m, "eval_" + m}) {
+      auto a = testing::metric_by_step(tmp / "one/metrics.jsonl", key);
+      auto b = testing::metric_by_step(tmp / "two/metrics.jsonl", key);
+      ASSERT_EQ(a.size(), b.size()) << key;
+      ASSERT_FALSE(a.empty()) << key;
+      for (const auto& [step, v] : a) {
+        // Step 1: every reward is 0 up to rounding, its accuracy a coin toss (see above).
+        if (m == "rewards/accuracies" && step <= 1) continue;
+        EXPECT_TRUE(near(b.at(step), v, 1e-5))
+            << key << " at step " << step << ": dp=2 " << b.at(step) << ", one " << v;
+      }
+    }
+  }
 }
 
 TEST_F(DpoReference, BadRowsAreOneLineErrorsOrSkipped) {

@@ -27,6 +27,8 @@ class DpoLoss : public Loss {
     return names;
   }
 
+  bool scores_validation() const override { return true; }
+
   LossResult compute(const ModelOutputs& out, const TrainBatch& batch,
                      const StepTotals& step) const override {
     const PairLogps lp = pair_logps(out, batch);

@@ -37,22 +37,31 @@ TrainingData dpo_data(const ResolvedConfig& rc, const Tokenizer& tokenizer,
     usage_error(
         "data.train_files: reef align dpo needs preference JSONL files (lines of "
         "{{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}})");
-  if (!d.valid_files.empty() || d.valid_fraction > 0 || cfg.train.eval_every > 0)
+  if (d.valid_fraction > 0)
     usage_error(
-        "train.eval_every={} ({}): reef align dpo has no validation pass yet; set "
-        "train.eval_every=0 and leave data.valid_files and data.valid_fraction unset",
+        "data.valid_fraction={} ({}): reef align dpo takes held-out pairs from data.valid_files "
+        "only; give a validation preference file",
+        d.valid_fraction, rc.from("data.valid_fraction"));
+  if (cfg.train.eval_every > 0 && d.valid_files.empty())
+    usage_error(
+        "train.eval_every={} ({}): the DPO validation pass scores held-out pairs; give "
+        "data.valid_files (preference JSONL) or set train.eval_every=0",
         cfg.train.eval_every, rc.from("train.eval_every"));
   std::string template_used;
   PreferencePairBuilder builder(tokenizer, pair_template(d, model_dir, &template_used));
-  auto pairs = std::make_shared<std::vector<PreferencePair>>();
   const bool skip = d.on_bad_row == "skip";
-  for (const auto& f : d.train_files) {
-    PreferenceFile file = read_preference_jsonl(f, builder, skip);
-    if (file.skipped > 0)
-      log_warn("data: {} bad rows of {} skipped (data.on_bad_row=skip); the first: {}",
-               file.skipped, f, file.first_skip_reason);
-    for (auto& p : file.pairs) pairs->push_back(std::move(p));
-  }
+  auto read_pairs = [&](const std::vector<std::string>& files) {
+    auto pairs = std::make_shared<std::vector<PreferencePair>>();
+    for (const auto& f : files) {
+      PreferenceFile file = read_preference_jsonl(f, builder, skip);
+      if (file.skipped > 0)
+        log_warn("data: {} bad rows of {} skipped (data.on_bad_row=skip); the first: {}",
+                 file.skipped, f, file.first_skip_reason);
+      for (auto& p : file.pairs) pairs->push_back(std::move(p));
+    }
+    return pairs;
+  };
+  auto pairs = read_pairs(d.train_files);
   if (pairs->empty()) usage_error("data.train_files: no preference pairs");
   PreferenceRowOptions o;
   o.seq_len = d.seq_len;
@@ -74,9 +83,23 @@ TrainingData dpo_data(const ResolvedConfig& rc, const Tokenizer& tokenizer,
         cfg.dpo.max_length);
   TrainingData td;
   td.train = std::move(rows);
-  td.spec = {{"train_files", d.train_files},     {"seq_len", d.seq_len},
-             {"tokenizer", d.tokenizer},         {"chat_template", template_used},
-             {"max_length", cfg.dpo.max_length}, {"on_bad_row", d.on_bad_row}};
+  if (!d.valid_files.empty() && cfg.train.eval_every > 0) {
+    // Held-out pairs, in file order, each once; the same cut and row rules as training.
+    auto vpairs = read_pairs(d.valid_files);
+    PreferenceRowOptions v = o;
+    v.shuffle = false;
+    v.num_rows = 0;
+    auto vrows = std::make_unique<PreferenceRows>(vpairs, v);
+    const PreferenceRowStats& vs = vrows->stats();
+    log_info("data: {} validation preference pairs → {} rows ({} dropped)", vs.pairs,
+             vs.rows_per_epoch, vs.dropped_prompt + vs.dropped_overlong);
+    if (vs.rows_per_epoch == 0) usage_error("data.valid_files: no usable preference pairs");
+    td.valid = std::move(vrows);
+  }
+  td.spec = {{"train_files", d.train_files},   {"valid_files", d.valid_files},
+             {"seq_len", d.seq_len},           {"tokenizer", d.tokenizer},
+             {"chat_template", template_used}, {"max_length", cfg.dpo.max_length},
+             {"on_bad_row", d.on_bad_row}};
   return td;
 }
 
@@ -91,6 +114,12 @@ std::unique_ptr<Loss> dpo_prepare(const Config& cfg, CausalLM& model, TrainingDa
     ReferenceLogps ref = cached_reference_logps(model, *rows, dir, cfg.train.micro_batch_size,
                                                 torch::Device(cfg.run.device), pg);
     rows->set_reference(std::move(ref.chosen), std::move(ref.rejected));
+    // The validation pairs' reference, cached the same way (its own key: other pairs).
+    if (auto* vrows = dynamic_cast<PreferenceRows*>(data.valid.get())) {
+      ReferenceLogps vref = cached_reference_logps(model, *vrows, dir, cfg.train.micro_batch_size,
+                                                   torch::Device(cfg.run.device), pg);
+      vrows->set_reference(std::move(vref.chosen), std::move(vref.rejected));
+    }
   }
   return make_dpo_loss(cfg.dpo, model->config());
 }

@@ -49,6 +49,9 @@ class Loss {
   virtual std::vector<std::string> metric_names() const = 0;
   virtual LossResult compute(const ModelOutputs& out, const TrainBatch& batch,
                              const StepTotals& step) const = 0;
+  // Whether validation scores this loss and its metrics on the validation samples (logged as
+  // val_loss and eval_<metric>, TRL's eval names) instead of the language-model cross-entropy.
+  virtual bool scores_validation() const { return false; }
 };
 
 // The language-model loss of pretraining and SFT: the sum of next-token cross-entropy over the

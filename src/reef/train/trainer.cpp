@@ -145,6 +145,20 @@ TrainBatch Trainer::batch(const GptSampleSource& src, int64_t first, int64_t n) 
   return b;
 }
 
+namespace {
+
+// The console's share of a validation pass's own metrics: the preference accuracy and margin.
+std::string eval_summary(const std::map<std::string, double>& m) {
+  std::string out;
+  for (const char* k : {"eval_rewards/accuracies", "eval_rewards/margins"}) {
+    auto it = m.find(k);
+    if (it != m.end()) out += fmt::format(" {} {:.4f}", k, it->second);
+  }
+  return out;
+}
+
+}  // namespace
+
 double Trainer::evaluate() {
   if (!valid_) return NAN;
   torch::NoGradGuard ng;
@@ -156,6 +170,30 @@ double Trainer::evaluate() {
   double sum = 0, count = 0;
   std::vector<TrainBatch> batches;
   for (size_t k = 0; k < rows.size(); ++k) batches.push_back(batch(*valid_, k * mb, rows[k]));
+  if (loss_->scores_validation()) {
+    // The loss's metrics of each micro-batch (its means over the micro-batch's samples)
+    // weighted by its samples: means over every sample scored, whatever the last batch's size.
+    const std::vector<std::string> names = loss_->metric_names();
+    std::vector<double> sums(names.size() + 1, 0.0);
+    strategy_->forward_only(
+        rows, valid_->seq_len(), [&](int64_t k) { return batches[k].inputs; },
+        [&](const ModelOutputs& out, int64_t k) {
+          StepTotals one{batches[k].n_targets, 1, 1};
+          LossResult r = loss_->compute(out, batches[k], one);
+          const auto n = static_cast<double>(rows[static_cast<size_t>(k)]);
+          for (size_t i = 0; i < names.size(); ++i) sums[i] += n * r.metrics[names[i]];
+          sums[names.size()] += n;
+        });
+    auto t = torch::tensor(sums, torch::kDouble);
+    strategy_->all_reduce_sum(t);
+    strategy_->model()->train();
+    const double n = t[static_cast<int64_t>(names.size())].item<double>();
+    eval_metrics_.clear();
+    for (size_t i = 0; i < names.size(); ++i)
+      eval_metrics_["eval_" + names[i]] =
+          n > 0 ? t[static_cast<int64_t>(i)].item<double>() / n : NAN;
+    return eval_metrics_["eval_loss"];
+  }
   strategy_->forward_only(
       rows, valid_->seq_len(), [&](int64_t k) { return batches[k].inputs; },
       [&](const ModelOutputs& out, int64_t k) {
@@ -224,8 +262,10 @@ TrainResult Trainer::run() {
   StopSignals signals;
   if (!resumed_ && tc.eval_every > 0) {
     res.initial_val_loss = evaluate();
-    if (timing_->metrics) timing_->metrics->log(0, {{"val_loss", res.initial_val_loss}});
-    log_info("step 0: val_loss {:.4f}", res.initial_val_loss);
+    std::map<std::string, double> rec = eval_metrics_;
+    rec["val_loss"] = res.initial_val_loss;
+    if (timing_->metrics) timing_->metrics->log(0, rec);
+    log_info("step 0: val_loss {:.4f}{}", res.initial_val_loss, eval_summary(eval_metrics_));
   }
   timing_->start = Clock::now();
   bool stop = false;
@@ -269,7 +309,8 @@ bool Trainer::finish_step(std::map<std::string, double>& rec, bool stop, TrainRe
   if (tc.eval_every > 0 && (step_ % tc.eval_every == 0 || last)) {
     res.final_val_loss = evaluate();
     rec["val_loss"] = res.final_val_loss;
-    log_info("step {}: val_loss {:.4f}", step_, res.final_val_loss);
+    for (const auto& [k, v] : eval_metrics_) rec[k] = v;
+    log_info("step {}: val_loss {:.4f}{}", step_, res.final_val_loss, eval_summary(eval_metrics_));
   }
   if (!strategy_->world()) stop = stop || g_stop_signal != 0;  // one rank: during validation too
   auto* metrics = timing_->metrics.get();

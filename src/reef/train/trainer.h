@@ -58,8 +58,12 @@ class Trainer {
   void resume_from(const std::string& checkpoint_dir);
   TrainResult run();
   // Mean cross-entropy per counted target over the first eval_batches micro-batches of the
-  // validation samples.
+  // validation samples; with a loss that scores validation itself (DPO), that loss's mean over
+  // the validation samples, its metrics in eval_metrics().
   double evaluate();
+  // The last validation pass's metrics as "eval_<name>" (the loss's own names; empty for the
+  // language-model loss): means over the validation samples scored.
+  const std::map<std::string, double>& eval_metrics() const { return eval_metrics_; }
 
  private:
   // One optimizer step on this rank's share of the global batch: its metrics ("loss", "lr",
@@ -75,6 +79,7 @@ class Trainer {
   const Tokenizer& tokenizer_;
   const GptSampleSource& train_;
   const GptSampleSource* valid_;  // null: no validation
+  std::map<std::string, double> eval_metrics_;
   nlohmann::json data_spec_;
   std::shared_ptr<Peft> peft_;
   std::unique_ptr<Strategy> strategy_;
