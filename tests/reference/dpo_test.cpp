@@ -39,6 +39,11 @@ class DpoReference : public ::testing::Test {
     trl_ = nlohmann::json::parse(read_file(ref_ + "/train.json"));
   }
 
+  // Two ranks (reef launch) in `layout` give one process's metrics (defined below the tests'
+  // helpers).
+  static void expect_two_ranks_equal_one(const std::string& data,
+                                         const std::vector<std::string>& layout);
+
   // reef align dpo on `data` (standard, conversational, implicit) into `run`.
   static testing::ProcResult align(const std::string& run, const std::string& data,
                                    const std::vector<std::string>& extra, int nproc = 1) {
@@ -234,16 +239,21 @@ TEST_F(DpoReference, ValidationMetricsEqualTrlOnTheSameWeights) {
   EXPECT_NE(e.output.find("data.valid_files"), std::string::npos) << e.output;
 }
 
-// dp=2 (reef launch, each rank 4 of the step's 8 pairs; the reference computed by rank 0 and
-// read by the other) gives one process's losses, metrics and validation metrics.
-TEST_F(DpoReference, TwoDataParallelRanksEqualOneProcess) {
+// Two ranks (reef launch) in a layout given by `layout` give one process's losses, metrics and
+// validation metrics after 3 steps.
+void DpoReference::expect_two_ranks_equal_one(const std::string& data,
+                                              const std::vector<std::string>& layout) {
   testing::ScratchDir tmp;
   const std::vector<std::string> extra = {"train.max_steps=3", "train.eval_every=3",
                                           "data.valid_files=[" + dir_ + "/standard.jsonl]"};
-  auto one = align(tmp / "one", "standard", extra);
+  auto one = align(tmp / "one", data, extra);
   ASSERT_EQ(one.exit_code, 0) << one.output;
-  auto two = align(tmp / "two", "standard", extra, 2);
+  auto with_layout = extra;
+  with_layout.insert(with_layout.end(), layout.begin(), layout.end());
+  auto two = align(tmp / "two", data, with_layout, 2);
   ASSERT_EQ(two.exit_code, 0) << two.output;
+  for (const auto& key : layout)  // the run's startup line shows the layout ("tp=2", "zero=3")
+    EXPECT_NE(two.output.find(key.substr(key.find('.') + 1)), std::string::npos) << two.output;
   for (const auto& m : kMetrics) {
     for (const std::string key : {m, "eval_" + m}) {
       auto a = testing::metric_by_step(tmp / "one/metrics.jsonl", key);
@@ -254,10 +264,27 @@ TEST_F(DpoReference, TwoDataParallelRanksEqualOneProcess) {
         // Step 1: every reward is 0 up to rounding, its accuracy a coin toss (see above).
         if (m == "rewards/accuracies" && step <= 1) continue;
         EXPECT_TRUE(near(b.at(step), v, 1e-5))
-            << key << " at step " << step << ": dp=2 " << b.at(step) << ", one " << v;
+            << key << " at step " << step << ": two ranks " << b.at(step) << ", one " << v;
       }
     }
   }
+}
+
+// dp=2: each rank 4 of the step's 8 pairs; the reference computed by rank 0 and read by the
+// other.
+TEST_F(DpoReference, TwoDataParallelRanksEqualOneProcess) {
+  expect_two_ranks_equal_one("standard", {});
+}
+
+// tp=2: each rank a vocabulary slice of the logits; the pairs' log-probs come through
+// ModelOutputs' tensor-parallel cross-entropy.
+TEST_F(DpoReference, TwoTensorParallelRanksEqualOneProcess) {
+  expect_two_ranks_equal_one("standard", {"parallel.tp=2"});
+}
+
+// ZeRO-3 / FSDP: each rank holds half of every unit's parameters between their uses.
+TEST_F(DpoReference, FsdpRanksEqualOneProcess) {
+  expect_two_ranks_equal_one("standard", {"parallel.zero=3"});
 }
 
 TEST_F(DpoReference, BadRowsAreOneLineErrorsOrSkipped) {
