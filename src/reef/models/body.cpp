@@ -20,11 +20,25 @@ std::shared_ptr<torch::nn::Module> DecoderBodyImpl::layer_module(int64_t i) cons
 torch::Tensor DecoderBodyImpl::run_layers(torch::Tensor h, int64_t begin, int64_t end,
                                           const LayerContext& ctx) {
   for (int64_t i = begin; i < end; ++i) {
-    auto* layer = layers_->ptr(static_cast<size_t>(i))->as<DecoderLayerImpl>();
+    DecoderLayerImpl* layer = layer_ptrs_.at(static_cast<size_t>(i));
     if (layer == nullptr) fail("decoder layer {} is not held by this model (pipeline stage)", i);
     h = layer->forward(h, ctx, i);
   }
   return h;
+}
+
+DecoderLayerWrapperImpl::DecoderLayerWrapperImpl(std::shared_ptr<torch::nn::Module> inner)
+    : inner_(std::move(inner)), layer_(inner_->as<DecoderLayerImpl>()) {
+  if (layer_ == nullptr) fail("a decoder layer wrapper needs a DecoderLayer to wrap");
+  for (const auto& c : inner_->named_children()) register_module(c.key(), c.value());
+  for (const auto& p : inner_->named_parameters(/*recurse=*/false))
+    register_parameter(p.key(), p.value(), p.value().requires_grad());
+}
+
+void DecoderBodyImpl::set_layers(torch::nn::ModuleList layers) {
+  layers_ = layers;
+  layer_ptrs_.clear();
+  for (const auto& m : *layers) layer_ptrs_.push_back(m->as<DecoderLayerImpl>());
 }
 
 std::vector<torch::Tensor> DecoderBodyImpl::embedding_weights() {
@@ -39,7 +53,7 @@ void DecoderBodyImpl::register_tokens(const std::string& name, Embedding e) {
 
 void DecoderBodyImpl::register_layers(const std::string& name, torch::nn::ModuleList layers) {
   layers_name_ = name;
-  layers_ = register_module(name, std::move(layers));
+  set_layers(register_module(name, std::move(layers)));
 }
 
 void DecoderBodyImpl::replace_tokens(Embedding e) {
@@ -50,7 +64,7 @@ void DecoderBodyImpl::replace_layer(int64_t i, std::shared_ptr<torch::nn::Module
   torch::nn::ModuleList list;
   for (int64_t j = 0; j < n_layers(); ++j)
     list->push_back(j == i ? m : layers_->ptr(static_cast<size_t>(j)));
-  layers_ = replace_module(layers_name_, list);
+  set_layers(replace_module(layers_name_, list));
 }
 
 void DecoderBodyImpl::keep_only(int64_t begin, int64_t end, bool keep_tokens, bool keep_positions,
@@ -62,7 +76,7 @@ void DecoderBodyImpl::keep_only(int64_t begin, int64_t end, bool keep_tokens, bo
     else
       kept->push_back(torch::nn::Identity());  // keeps the indices of the names
   }
-  layers_ = replace_module(layers_name_, kept);
+  set_layers(replace_module(layers_name_, kept));
   if (!keep_tokens) {
     unregister_module(tokens_name_);
     tokens_ = nullptr;

@@ -47,6 +47,20 @@ class DecoderLayerImpl : public torch::nn::Module {
   virtual torch::Tensor forward(const torch::Tensor& x, const LayerContext& ctx, int64_t layer) = 0;
 };
 
+// A module in a decoder layer's place that runs the layer it wraps (FSDP's gathering unit, a
+// test's probe): it holds the wrapped layer's children under the same names, so the model's
+// parameter names do not change, and forward() decides what happens around inner().forward().
+class DecoderLayerWrapperImpl : public DecoderLayerImpl {
+ public:
+  explicit DecoderLayerWrapperImpl(std::shared_ptr<torch::nn::Module> inner);
+  DecoderLayerImpl& inner() { return *layer_; }
+  const std::shared_ptr<torch::nn::Module>& inner_module() const { return inner_; }
+
+ private:
+  std::shared_ptr<torch::nn::Module> inner_;
+  DecoderLayerImpl* layer_;
+};
+
 class DecoderBodyImpl : public torch::nn::Module {
  public:
   // The token embedding (Hugging Face's get_input_embeddings()).
@@ -84,8 +98,11 @@ class DecoderBodyImpl : public torch::nn::Module {
   virtual void drop_final_norm() = 0;
 
  private:
+  void set_layers(torch::nn::ModuleList layers);  // the registered list; layer_ptrs_ follow
+
   Embedding tokens_{nullptr};
   torch::nn::ModuleList layers_{nullptr};
+  std::vector<DecoderLayerImpl*> layer_ptrs_;  // null for a placeholder (keep_only)
   std::string tokens_name_, layers_name_;
 };
 

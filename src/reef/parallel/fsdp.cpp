@@ -24,24 +24,16 @@ struct UnitGradHook : torch::autograd::PostAccumulateGradHook {
 // module hooks): takes the layer's place in the body, holds the same children under the same
 // names, and gathers the layer's parameters around its forward (and, through a gradient hook on
 // its output, before its backward).
-class FsdpLayerImpl : public DecoderLayerImpl {
+class FsdpLayerImpl : public DecoderLayerWrapperImpl {
  public:
   FsdpLayerImpl(std::shared_ptr<torch::nn::Module> inner, Fsdp* fsdp)
-      : inner_(std::move(inner)), layer_(inner_->as<DecoderLayerImpl>()), fsdp_(fsdp) {
-    if (layer_ == nullptr) fail("parallel.zero=3: a decoder layer is not a DecoderLayer");
-    for (const auto& c : inner_->named_children()) register_module(c.key(), c.value());
-    for (const auto& p : inner_->named_parameters(/*recurse=*/false))
-      register_parameter(p.key(), p.value(), p.value().requires_grad());
-  }
+      : DecoderLayerWrapperImpl(std::move(inner)), fsdp_(fsdp) {}
   torch::Tensor forward(const torch::Tensor& x, const LayerContext& ctx, int64_t layer) override {
     return fsdp_->around_layer(
-        layer, x, [&](const torch::Tensor& in) { return layer_->forward(in, ctx, layer); });
+        layer, x, [&](const torch::Tensor& in) { return inner().forward(in, ctx, layer); });
   }
-  const std::shared_ptr<torch::nn::Module>& inner() const { return inner_; }
 
  private:
-  std::shared_ptr<torch::nn::Module> inner_;
-  DecoderLayerImpl* layer_;
   Fsdp* fsdp_;
 };
 
@@ -124,7 +116,7 @@ Fsdp::Fsdp(CausalLM model, std::shared_ptr<ProcessGroup> dp,
 Fsdp::~Fsdp() {
   for (int64_t i = 0; i < model_->body().n_layers(); ++i)
     if (auto* w = model_->body().layer_module(i)->as<FsdpLayerImpl>())
-      model_->body().replace_layer(i, w->inner());
+      model_->body().replace_layer(i, w->inner_module());
   for (auto& u : units_)
     for (auto& p : u.params) torch::autograd::impl::set_post_acc_grad_hooks(p.tensor, nullptr);
 }

@@ -33,20 +33,17 @@ std::vector<std::string> names(CausalLM& m) {
   return out;
 }
 
-// Counts calls, then runs the layer it wraps; holds the same children under the same names.
-class CountingLayerImpl : public DecoderLayerImpl {
+// Counts calls, then runs the layer it wraps.
+class CountingLayerImpl : public DecoderLayerWrapperImpl {
  public:
   CountingLayerImpl(std::shared_ptr<torch::nn::Module> inner, int* calls)
-      : inner_(std::move(inner)), calls_(calls) {
-    for (const auto& c : inner_->named_children()) register_module(c.key(), c.value());
-  }
+      : DecoderLayerWrapperImpl(std::move(inner)), calls_(calls) {}
   torch::Tensor forward(const torch::Tensor& x, const LayerContext& ctx, int64_t layer) override {
     ++*calls_;
-    return inner_->as<DecoderLayerImpl>()->forward(x, ctx, layer);
+    return inner().forward(x, ctx, layer);
   }
 
  private:
-  std::shared_ptr<torch::nn::Module> inner_;
   int* calls_;
 };
 

@@ -20,19 +20,16 @@ namespace {
 using testing::copy_model;
 
 // Runs `probe(layer)` right before the decoder layer it wraps (same children, same names).
-class ProbeLayerImpl : public DecoderLayerImpl {
+class ProbeLayerImpl : public DecoderLayerWrapperImpl {
  public:
   ProbeLayerImpl(std::shared_ptr<torch::nn::Module> inner, std::function<void(int64_t)> probe)
-      : inner_(std::move(inner)), probe_(std::move(probe)) {
-    for (const auto& c : inner_->named_children()) register_module(c.key(), c.value());
-  }
+      : DecoderLayerWrapperImpl(std::move(inner)), probe_(std::move(probe)) {}
   torch::Tensor forward(const torch::Tensor& x, const LayerContext& ctx, int64_t layer) override {
     probe_(layer);
-    return inner_->as<DecoderLayerImpl>()->forward(x, ctx, layer);
+    return inner().forward(x, ctx, layer);
   }
 
  private:
-  std::shared_ptr<torch::nn::Module> inner_;
   std::function<void(int64_t)> probe_;
 };
 using testing::random_model;
