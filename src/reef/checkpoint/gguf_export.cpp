@@ -304,6 +304,7 @@ void export_gguf(const GgufExportOptions& o) {
     }
   }
   CausalLM model = load_model_folder(o.model_dir, torch::kCPU);
+  require_language_model(model, o.model_dir, "GGUF export");
   const ModelConfig& c = model->config();
   if (c.rope_scaling != "none" && c.rope_scaling != "linear" && c.rope_scaling != "llama3")
     usage_error("GGUF export: rope_scaling {} is not supported", c.rope_scaling);

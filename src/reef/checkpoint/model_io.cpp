@@ -71,10 +71,10 @@ void save_model_config(const std::string& dir, CausalLM& model, const Tokenizer*
   if (!params.empty()) cfg["torch_dtype"] = hf_dtype_name(params.front().scalar_type());
   nlohmann::json gen = {{"_from_model_config", true}};
   if (tokenizer) {
-    cfg["bos_token_id"] = tokenizer->bos_id();
-    cfg["eos_token_id"] = tokenizer->eos_id();
-    gen["bos_token_id"] = tokenizer->bos_id();
-    gen["eos_token_id"] = tokenizer->eos_id();
+    // transformers writes null for a token the tokenizer does not have.
+    auto id = [](int64_t i) { return i >= 0 ? nlohmann::json(i) : nlohmann::json(nullptr); };
+    cfg["bos_token_id"] = gen["bos_token_id"] = id(tokenizer->bos_id());
+    cfg["eos_token_id"] = gen["eos_token_id"] = id(tokenizer->eos_id());
     tokenizer->save(dir);
   }
   write_file_atomic(join_path(dir, "config.json"), cfg.dump(2));
@@ -102,7 +102,10 @@ struct WeightSource {
   std::function<void(const std::string&, torch::Tensor&)> copy_into;  // the tensor into a parameter
 };
 
-void load_from(CausalLM& model, const WeightSource& files) {
+// `backbone_only`: a language model's files into a sequence classifier: the files' LM head is
+// not used and the classifier's head is not filled.
+void load_from(CausalLM& model, const WeightSource& files, bool backbone_only = false) {
+  const std::string head = backbone_only ? model->head_name() + ".weight" : "";
   const std::string& source = files.source;
   const auto& where = files.where;
   // Which file tensor fills each parameter: the model layer maps the Hub's spellings (e.g. GPT-2
@@ -112,10 +115,11 @@ void load_from(CausalLM& model, const WeightSource& files) {
   // broken in memory): tying makes the head the embedding, so the copy is accepted only when
   // it equals the embedding; a different head is an error, never silently dropped.
   std::string tied_head;
-  const bool tied = model->config().tie_embeddings;
+  const bool tied = ties_lm_head(model->config());
   for (const auto& name : files.names) {
     std::string param = hf_parameter_name(model->config(), name);
     if (param.empty()) continue;
+    if (backbone_only && (param == "lm_head.weight" || param == head)) continue;
     if (tied && param == "lm_head.weight") {
       tied_head = name;
       continue;
@@ -139,6 +143,7 @@ void load_from(CausalLM& model, const WeightSource& files) {
   std::set<std::string> wanted;
   for (const auto& item : params) {
     const std::string& param = item.key();
+    if (param == head) continue;
     wanted.insert(param);
     auto found = tensor_of.find(param);
     if (found == tensor_of.end()) fail("{}: missing tensor '{}'", source, param);
@@ -160,15 +165,33 @@ void load_from(CausalLM& model, const WeightSource& files) {
     if (!wanted.count(param))
       fail("{}: tensor '{}' is not a parameter of this model", where(name), name);
   torch::NoGradGuard ng;
-  for (auto& item : params) files.copy_into(tensor_of.at(item.key()), item.value());
+  for (auto& item : params)
+    if (item.key() != head) files.copy_into(tensor_of.at(item.key()), item.value());
 }
 
 }  // namespace
 
+namespace {
+void load_weights_from(CausalLM& model, const std::string& path, bool backbone_only);
+void load_dist_weights(CausalLM& model, const DistCheckpoint& ck, bool backbone_only);
+}  // namespace
+
 void load_model_weights(CausalLM& model, const std::string& path) {
+  load_weights_from(model, path, false);
+}
+
+void load_backbone_weights(CausalLM& model, const std::string& path) {
+  if (model->config().num_labels <= 0)
+    fail("load_backbone_weights: the model is not a sequence classifier (internal error)");
+  load_weights_from(model, path, true);
+}
+
+namespace {
+
+void load_weights_from(CausalLM& model, const std::string& path, bool backbone_only) {
   if (is_directory(path) && !path_exists(join_path(path, kWeightsFile)) &&
       !path_exists(join_path(path, kWeightsIndexFile)) && looks_distributed(path))
-    return load_model_weights(model, DistCheckpoint::open(path));
+    return load_dist_weights(model, DistCheckpoint::open(path), backbone_only);
   WeightFiles files = WeightFiles::open(path);
   WeightSource src;
   src.source = files.source();
@@ -192,10 +215,18 @@ void load_model_weights(CausalLM& model, const std::string& path) {
     if (p >= file.data() && p + view.nbytes() <= file.data() + file.data_size())
       release_mapped_pages(p, view.nbytes());
   };
-  load_from(model, src);
+  load_from(model, src, backbone_only);
 }
 
+}  // namespace
+
 void load_model_weights(CausalLM& model, const DistCheckpoint& ck) {
+  load_dist_weights(model, ck, false);
+}
+
+namespace {
+
+void load_dist_weights(CausalLM& model, const DistCheckpoint& ck, bool backbone_only) {
   WeightSource src;
   src.source = ck.index_path();
   src.names = ck.names("model");
@@ -214,8 +245,10 @@ void load_model_weights(CausalLM& model, const DistCheckpoint& ck) {
     ck.read_into(name, TensorSlice::whole(ck.tensor(name).shape),
                  param);  // pages released per piece
   };
-  load_from(model, src);
+  load_from(model, src, backbone_only);
 }
+
+}  // namespace
 
 CausalLM load_model_folder(const std::string& dir, const torch::Device& device,
                            torch::ScalarType dtype) {
@@ -243,6 +276,16 @@ CausalLM load_model_folder(const std::string& dir, const torch::Device& device,
   load_model_weights(model, dir);
   model->to(device);
   return model;
+}
+
+void require_language_model(const CausalLM& model, const std::string& dir,
+                            const std::string& command) {
+  const ModelConfig& c = model->config();
+  if (c.num_labels > 0)
+    usage_error(
+        "{}: the model is a sequence classifier ({}, {} output(s)), not a language model; {} "
+        "needs a language model (score texts with a reward model by reef score)",
+        dir, sequence_classifier_class(c.arch), c.num_labels, command);
 }
 
 }  // namespace reef

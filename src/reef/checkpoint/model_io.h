@@ -42,6 +42,11 @@ void save_model_config(const std::string& dir, CausalLM& model, const Tokenizer*
 // distributed checkpoint's dist_checkpoint.json), or of a .safetensors or .index.json path,
 // into `model`, strictly; errors name the file and tensor.
 void load_model_weights(CausalLM& model, const std::string& path);
+// A language model's weights (`path` as above) into a sequence classifier built on its body (a
+// reward model from an SFT model): every body tensor strictly, the files' LM head not used, and
+// the classifier's `score` head left as it is for the caller to initialise (as transformers
+// leaves a new head to its initialisation).
+void load_backbone_weights(CausalLM& model, const std::string& path);
 // The same from the "model" tensors of a distributed checkpoint (checkpoint/dist_checkpoint.h),
 // each parameter read whole from the pieces that hold it.
 void load_model_weights(CausalLM& model, const DistCheckpoint& checkpoint);
@@ -51,5 +56,10 @@ void load_model_weights(CausalLM& model, const DistCheckpoint& checkpoint);
 // weights, converting from the stored dtype.
 CausalLM load_model_folder(const std::string& dir, const torch::Device& device,
                            torch::ScalarType dtype = torch::kFloat);
+
+// A usage error when the model of folder `dir` is a sequence classifier (a reward model) and
+// `command` ("reef generate", ...) needs a language model.
+void require_language_model(const CausalLM& model, const std::string& dir,
+                            const std::string& command);
 
 }  // namespace reef

@@ -1,12 +1,14 @@
-// `reef align dpo --config X [--model DIR] [key=value ...] [--resume] [--overwrite]`: alignment
-// from preference pairs (recipes/dpo.h), with the training commands' options.
+// `reef align dpo|rm --config X [--model DIR] [key=value ...] [--resume] [--overwrite]`:
+// alignment from preference pairs (recipes/dpo.h) and reward models (recipes/rm.h), with the
+// training commands' options.
 #include "reef/cli/subcommands.h"
 #include "reef/recipes/dpo.h"
+#include "reef/recipes/rm.h"
 
 namespace reef::cli {
 
 void add_align(CLI::App& app, Runs& runs) {
-  auto* cmd = app.add_subcommand("align", "align a model from preferences (dpo)");
+  auto* cmd = app.add_subcommand("align", "align a model from preferences (dpo, rm)");
   cmd->require_subcommand(1);
   add_training_command(cmd, runs, "dpo",
                        "DPO-family training (sigmoid, ipo, hinge, robust, simpo) on preference "
@@ -14,6 +16,12 @@ void add_align(CLI::App& app, Runs& runs) {
                        "model folder to align (Hugging Face layout, or a Reef run/checkpoint "
                        "folder; sets model.init_from)",
                        run_dpo);
+  add_training_command(cmd, runs, "rm",
+                       "reward model: the model's body with a scalar head, trained on preference "
+                       "pairs (Bradley-Terry), saved as a *ForSequenceClassification folder",
+                       "model folder to start from (a language model gets a new score head; a "
+                       "Hugging Face layout, or a Reef run/checkpoint folder)",
+                       run_reward_model);
 }
 
 }  // namespace reef::cli

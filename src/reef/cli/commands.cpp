@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add_pretrain(app, runs);
   add_finetune(app, runs);
   add_align(app, runs);
+  add_score(app, runs);
   add_generate(app, runs);
   add_config(app, runs);
   add_data(app, runs);

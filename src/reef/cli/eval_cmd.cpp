@@ -39,6 +39,7 @@ int run_eval(const EvalArgs& a) {
     torch::set_num_threads(thread_count(a.threads));
     const std::string dir = resolve_model_dir(a.model);
     CausalLM model = load_model_folder(dir, torch::Device(a.device));
+    require_language_model(model, dir, "reef eval");
     lm = std::make_unique<eval::LocalModel>(std::move(model), load_tokenizer(dir), dir,
                                             eval::LocalModelOptions{a.batch_size, a.max_length});
   } else {

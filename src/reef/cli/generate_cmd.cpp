@@ -76,6 +76,7 @@ void add_generate(CLI::App& app, Runs& runs) {
       const torch::ScalarType dtype = parse_weight_dtype(a->dtype, "--dtype");
       CausalLM model =
           load_model_folder(dir, torch::Device(a->device), dtype);  // config errors first
+      require_language_model(model, dir, "reef generate");
       auto tok = load_tokenizer(dir);
       SamplingParams p = a->p;
       if (a->greedy) p.temperature = 0;

@@ -45,11 +45,13 @@ CLI::App* add_training_command(CLI::App* parent, Runs& runs, const std::string& 
       if (!init_from->empty()) overrides.push_back("model.init_from=" + *init_from);
       ResolvedConfig rc = load_config(a->config, overrides);
       TrainResult r = recipe(rc, *opts);
-      log_info(
-          "done: steps {}..{}, val_loss {:.4f} -> {:.4f}, {:.0f} tokens/s, MFU {:.1f}%, checkpoint "
-          "{}",
-          r.start_step, r.end_step, r.initial_val_loss, r.final_val_loss, r.tokens_per_s,
-          100 * r.mfu, r.last_checkpoint.empty() ? "-" : r.last_checkpoint);
+      const std::string val =
+          std::isnan(r.initial_val_loss) && std::isnan(r.final_val_loss)
+              ? ""
+              : fmt::format(", val_loss {:.4f} -> {:.4f}", r.initial_val_loss, r.final_val_loss);
+      log_info("done: steps {}..{}{}, {:.0f} tokens/s, MFU {:.1f}%, checkpoint {}", r.start_step,
+               r.end_step, val, r.tokens_per_s, 100 * r.mfu,
+               r.last_checkpoint.empty() ? "-" : r.last_checkpoint);
       return r.interrupted ? 130 : 0;
     });
   });

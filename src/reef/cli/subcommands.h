@@ -29,6 +29,7 @@ void add_serve(CLI::App& app, Runs& runs);
 
 void add_eval(CLI::App& app, Runs& runs);
 void add_align(CLI::App& app, Runs& runs);
+void add_score(CLI::App& app, Runs& runs);
 
 // A training command (pretrain, finetune, align dpo): --config, dotted overrides, --model,
 // --resume, --overwrite, then `recipe`. Returns the subcommand.

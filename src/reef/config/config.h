@@ -54,6 +54,12 @@ struct ModelConfig {
   int64_t n_experts_per_tok = 2;
   double router_aux_loss_coef = 0.001;
   bool output_router_logits = false;
+  // Not config keys: `reef align rm` sets them, and a *ForSequenceClassification folder's
+  // config.json carries them. num_labels > 0 makes the model a sequence classifier (a reward
+  // model with 1): a `score` head of that many outputs replaces the LM head, and a row's output
+  // is read at its last token that is not pad_token_id (transformers' rule; -1: none).
+  int64_t num_labels = 0;
+  int64_t pad_token_id = -1;
 
   template <class V>
   void visit(V& v) {
@@ -342,6 +348,18 @@ struct DpoConfig {
   }
 };
 
+struct RmConfig {
+  double center_rewards_coefficient = 0.0;
+
+  template <class V>
+  void visit(V& v) {
+    v("center_rewards_coefficient", center_rewards_coefficient,
+      "align rm: weight of the mean squared sum of the pair's rewards added to the loss, keeping "
+      "rewards centred on 0 (TRL's center_rewards_coefficient, Eisenstein et al. 2023); 0 "
+      "disables");
+  }
+};
+
 struct Config {
   RunConfig run;
   ModelConfig model;
@@ -353,6 +371,7 @@ struct Config {
   ParallelConfig parallel;
   PeftConfig peft;
   DpoConfig dpo;
+  RmConfig rm;
 
   template <class V>
   void visit_sections(V& v) {
@@ -366,6 +385,7 @@ struct Config {
     v("parallel", parallel);
     v("peft", peft);
     v("dpo", dpo);
+    v("rm", rm);
   }
 };
 

@@ -238,6 +238,7 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
         c.from("parallel.sequence_parallel"), cfg.data.seq_len / cfg.parallel.tp * cfg.parallel.tp);
   check_finetune(cfg, c);
   check_dpo(cfg.dpo, c);
+  c.at_least("rm.center_rewards_coefficient", cfg.rm.center_rewards_coefficient, 0.0);
 }
 
 }  // namespace reef

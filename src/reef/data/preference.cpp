@@ -3,6 +3,7 @@
 #include "reef/data/preference.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
@@ -183,6 +184,12 @@ PreferencePair PreferencePairBuilder::build(const ojson& record, const std::stri
   out.prompt.assign(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(n));
   out.chosen.assign(pc.begin() + static_cast<std::ptrdiff_t>(n), pc.end());
   out.rejected.assign(pr.begin() + static_cast<std::ptrdiff_t>(n), pr.end());
+  if (record.contains("margin") && !record["margin"].is_null()) {
+    const ojson& m = record["margin"];
+    if (!m.is_number()) bad_field(source, "margin", "expected a number, got " + describe(m));
+    out.margin = m.get<double>();
+    if (!std::isfinite(out.margin)) bad_field(source, "margin", "expected a finite number");
+  }
   if (out.chosen.empty()) bad_field(source, "chosen", "the answer has no token after the prompt");
   if (out.rejected.empty())
     bad_field(source, "rejected", "the answer has no token after the prompt");

@@ -17,7 +17,8 @@
 // (trl's common_prefix_length: a template that renders the prompt alone differently, or a token
 // merging across the boundary, moves the completion's start back); chosen and rejected are the
 // rest of each full sequence. A row that cannot be read is an error naming file:line and the
-// field, or, with skip_bad_rows, dropped and counted.
+// field, or, with skip_bad_rows, dropped and counted. An optional numeric "margin" is kept (the
+// reward-model loss subtracts it, as TRL's RewardTrainer does).
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,7 @@ namespace reef {
 struct PreferencePair {
   std::vector<int32_t> prompt, chosen, rejected;  // token ids; chosen/rejected: the completions
   std::string source;                             // "file.jsonl:LINE"
+  double margin = 0;  // the row's optional "margin" (reward models: TRL's margin column)
 };
 
 class PreferencePairBuilder {

@@ -2,6 +2,7 @@
 #include "reef/data/preference_dataset.h"
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <random>
 
@@ -21,7 +22,7 @@ PreferenceRows::PreferenceRows(std::shared_ptr<const std::vector<PreferencePair>
                                const PreferenceRowOptions& options)
     : pairs_(std::move(pairs)), opt_(options) {
   const auto& all = *pairs_;
-  const int64_t row_len = opt_.seq_len + 1;
+  const int64_t row_len = opt_.inputs_only ? opt_.seq_len : opt_.seq_len + 1;
   if (opt_.seq_len <= 0) fail("preference rows need seq_len > 0 (internal error)");
   stats_.pairs = static_cast<int64_t>(all.size());
   use_.assign(all.size(), false);
@@ -40,10 +41,10 @@ PreferenceRows::PreferenceRows(std::shared_ptr<const std::vector<PreferencePair>
     if (static_cast<int64_t>(c.size() + r.size()) > row_len) {
       if (opt_.overlong == "error")
         usage_error(
-            "{}: the pair's chosen and rejected sequences have {} + {} tokens, more than "
-            "data.seq_len + 1 = {}; raise data.seq_len, lower dpo.max_length or set "
-            "data.overlong=drop",
-            p.source, c.size(), r.size(), row_len);
+            "{}: the pair's chosen and rejected sequences have {} + {} tokens, more than {} = "
+            "{}; raise data.seq_len{} or set data.overlong=drop",
+            p.source, c.size(), r.size(), opt_.inputs_only ? "data.seq_len" : "data.seq_len + 1",
+            row_len, opt_.max_length > 0 ? ", lower dpo.max_length" : "");
       ++stats_.dropped_overlong;
       continue;
     }
@@ -52,6 +53,11 @@ PreferenceRows::PreferenceRows(std::shared_ptr<const std::vector<PreferencePair>
                          xxh64(r.data(), r.size() * sizeof(int32_t))};
     uint64_t completion[2] = {static_cast<uint64_t>(p.prompt.size()), xxh64(parts, sizeof(parts))};
     h = xxh64(completion, sizeof(completion));
+    if (opt_.margins) {
+      uint64_t m[2] = {h, 0};
+      std::memcpy(&m[1], &p.margin, sizeof(double));
+      h = xxh64(m, sizeof(m));
+    }
   }
   pairs_fingerprint_ = h;
   std::vector<int32_t> order;
@@ -60,8 +66,7 @@ PreferenceRows::PreferenceRows(std::shared_ptr<const std::vector<PreferencePair>
   if (order.empty())
     usage_error(
         "data: none of the {} preference pairs is left ({} with a prompt of dpo.max_length "
-        "tokens or more, {} longer than data.seq_len + 1 = {}); raise dpo.max_length or "
-        "data.seq_len",
+        "tokens or more, {} longer than {} tokens); raise dpo.max_length or data.seq_len",
         stats_.pairs, stats_.dropped_prompt, stats_.dropped_overlong, row_len);
   stats_.rows_per_epoch = static_cast<int64_t>(order.size());
   int64_t epoch = 0;
@@ -74,8 +79,9 @@ PreferenceRows::PreferenceRows(std::shared_ptr<const std::vector<PreferencePair>
     rows_.insert(rows_.end(), e.begin(), e.end());
     ++epoch;
   } while (static_cast<int64_t>(rows_.size()) < opt_.num_rows);
-  const std::string key = fmt::format("preference-rows-v1 {} {} {} {}", opt_.seq_len, opt_.seed,
-                                      opt_.shuffle, opt_.pad_id);
+  const std::string key =
+      fmt::format("preference-rows-v1 {} {} {} {}{}", opt_.seq_len, opt_.seed, opt_.shuffle,
+                  opt_.pad_id, opt_.inputs_only ? " inputs-only" : "");
   uint64_t parts[2] = {xxh64(key), pairs_fingerprint_};
   fingerprint_ = xxh64(parts, sizeof(parts));
 }
@@ -126,8 +132,12 @@ bool PreferenceRows::layout(int64_t i, SampleLayout* out) const {
 }
 
 bool PreferenceRows::values(int64_t i, std::vector<float>* out) const {
-  if (ref_chosen_.empty()) return false;
   const auto k = static_cast<size_t>(pair_of(i));
+  if (opt_.margins) {
+    out->assign({static_cast<float>((*pairs_)[k].margin)});
+    return true;
+  }
+  if (ref_chosen_.empty()) return false;
   out->assign({ref_chosen_[k], ref_rejected_[k]});
   return true;
 }

@@ -7,7 +7,7 @@
 // pair whose two sequences do not fit a row is dropped (counted) or an error, as data.overlong
 // says. Pairs are shuffled per epoch with the run's seed; rows of epoch e never depend on how
 // many epochs are built. Each row's values() are its pair's reference log-probs once
-// set_reference() has given them.
+// set_reference() has given them, or its {margin} with options.margins.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +28,11 @@ struct PreferenceRowOptions {
   bool shuffle = true;   // false: pairs in file order
   int64_t num_rows = 0;  // rows wanted; epochs are added until there are this many (0: one epoch)
   int32_t pad_id = 0;
+  // Both sequences within seq_len tokens, so that every token is one of the row's inputs (a
+  // reward model reads the last token of each; no next-token target is needed).
+  bool inputs_only = false;
+  // values() gives each row's pair's {margin} (reward models) instead of reference log-probs.
+  bool margins = false;
 };
 
 struct PreferenceRowStats {

@@ -21,8 +21,10 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& cfg) : cfg_(resolve_model_config(c
                 cfg_.vocab_size);
   }
   body_ = register_module(body_name(cfg_), make_decoder_body(cfg_));
-  if (!cfg_.tie_embeddings) {
-    lm_head = register_module("lm_head", Linear(cfg_.hidden_size, cfg_.vocab_size, /*bias=*/false));
+  if (cfg_.num_labels > 0) {  // a sequence classifier: transformers' `score`, never tied
+    lm_head = register_module(head_name(), Linear(cfg_.hidden_size, cfg_.num_labels, false));
+  } else if (!cfg_.tie_embeddings) {
+    lm_head = register_module(head_name(), Linear(cfg_.hidden_size, cfg_.vocab_size, false));
   }
   logits = register_module("logits", LogitsHead());
   if (!skip_init()) reset_parameters();
@@ -98,13 +100,15 @@ torch::Tensor CausalLMImpl::head(const torch::Tensor& h) {
 }
 
 void CausalLMImpl::keep_only(int64_t begin, int64_t end, bool keep_embeddings, bool keep_head) {
-  const bool keep_token_embedding = keep_embeddings || (keep_head && cfg_.tie_embeddings);
+  const bool keep_token_embedding = keep_embeddings || (keep_head && ties_lm_head(cfg_));
   body_->keep_only(begin, end, keep_token_embedding, keep_embeddings, keep_head);
   if (!keep_head && lm_head) {
-    unregister_module("lm_head");
+    unregister_module(head_name());
     lm_head = nullptr;
   }
 }
+
+std::string CausalLMImpl::head_name() const { return cfg_.num_labels > 0 ? "score" : "lm_head"; }
 
 bool CausalLMImpl::uses_aux_loss() const { return cfg_.n_experts > 0 && cfg_.output_router_logits; }
 
@@ -196,7 +200,7 @@ double train_flops_per_token(const ModelConfig& in, int64_t seq_len) {
   const double q = static_cast<double>(c.n_heads * c.head_dim);
   const double n_matmul =
       static_cast<double>(c.n_layers) * model_family(c.arch).layer_matmul_weights(c) +
-      static_cast<double>(c.vocab_size) * C;
+      static_cast<double>(c.num_labels > 0 ? c.num_labels : c.vocab_size) * C;
   const double attention =
       12.0 * static_cast<double>(c.n_layers) * q * static_cast<double>(seq_len);
   return 6.0 * n_matmul + attention;

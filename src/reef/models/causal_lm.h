@@ -56,8 +56,11 @@ class CausalLMImpl : public torch::nn::Module {
   torch::Tensor hidden_states(const torch::Tensor& input_ids, AttentionCache* cache = nullptr);
   // The token embedding's parameter name ("model.embed_tokens.weight", "transformer.wte.weight").
   std::string token_embedding_name() const;
-  // The LM head matrix [V, C]: lm_head.weight, or the token embedding when tied.
+  // The LM head matrix [V, C]: lm_head.weight, or the token embedding when tied; a sequence
+  // classifier's score.weight [num_labels, C].
   torch::Tensor lm_head_weight() const;
+  // The output layer's module name: "lm_head", or "score" for a sequence classifier.
+  std::string head_name() const;
   // final hidden states [B, T, C] (after the final norm) -> logits [B, T, V] (through the
   // `logits` module, whose input hook a parallel plan may set).
   torch::Tensor lm_head_logits(const torch::Tensor& h);
@@ -90,7 +93,10 @@ class CausalLMImpl : public torch::nn::Module {
   // The decoder body ("model", or "transformer" for gpt2: models/body.h).
   DecoderBodyImpl& body() { return *body_; }
   const DecoderBodyImpl& body() const { return *body_; }
-  Linear lm_head{nullptr};     // "lm_head": only when embeddings are not tied
+  // The output layer: "lm_head" when embeddings are not tied; for a sequence classifier
+  // (config num_labels > 0, e.g. a reward model) "score", [num_labels, C], and the logits are
+  // per-position class scores [B, T, num_labels] (the row's output is at its last non-pad token).
+  Linear lm_head{nullptr};
   LogitsHead logits{nullptr};  // "logits": the head's matmul, no parameters of its own
 
  private:

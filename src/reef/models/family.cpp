@@ -4,6 +4,7 @@
 #include "reef/models/family.h"
 
 #include "reef/base/error.h"
+#include "reef/base/strings.h"
 
 namespace reef {
 
@@ -38,6 +39,14 @@ const std::vector<std::string>& supported_archs() {
     return out;
   }();
   return archs;
+}
+
+std::string sequence_classifier_class(const std::string& arch) {
+  std::string name = model_family(arch).hf_classes(arch).front();
+  for (const std::string suffix : {std::string("ForCausalLM"), std::string("LMHeadModel")})
+    if (name.size() > suffix.size() && ends_with(name, suffix))
+      return name.substr(0, name.size() - suffix.size()) + "ForSequenceClassification";
+  fail("no sequence-classifier class for arch {} (internal error)", arch);
 }
 
 std::string supported_archs_list() {

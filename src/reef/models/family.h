@@ -105,6 +105,19 @@ std::string supported_archs_list();  // "llama, mistral, ..., gpt2"
 // True for an arch of the llama family (RoPE + RMSNorm + gated MLP / experts).
 bool is_llama_family(const std::string& arch);
 
+// Whether the model's output layer is the token embedding (tie_embeddings on a language model;
+// a sequence classifier's `score` head is never tied, whatever config.json says).
+inline bool ties_lm_head(const ModelConfig& c) { return c.tie_embeddings && c.num_labels == 0; }
+// Parameters of the output layer apart from the token embedding: the LM head (V x C, none when
+// tied) or a classifier's score head (num_labels x C).
+inline int64_t head_parameters(const ModelConfig& c) {
+  if (c.num_labels > 0) return c.num_labels * c.hidden_size;
+  return ties_lm_head(c) ? 0 : c.vocab_size * c.hidden_size;
+}
+// The Hugging Face class of a sequence classifier of `arch` ("LlamaForSequenceClassification",
+// "GPT2ForSequenceClassification").
+std::string sequence_classifier_class(const std::string& arch);
+
 // Installs the catalog config/ loads and validates configs with (config/model_rules.h): the
 // archs, presets and rules of every family. Call once at start, before loading a config.
 void install_model_families();

@@ -52,7 +52,7 @@ Pipeline::Pipeline(CausalLM model, const Mesh& mesh, std::shared_ptr<ProcessGrou
   }
 
   model_->keep_only(layers_.begin, layers_.end, is_first(), is_last());
-  if (is_last() && cfg.tie_embeddings) tied_copy_ = model_->lm_head_weight();
+  if (is_last() && ties_lm_head(cfg)) tied_copy_ = model_->lm_head_weight();
   if (mesh_.dp > 1)
     dp_group_ = world_->new_group(dp_group_ranks(mesh_, world_->rank()),
                                   dp_group_name(mesh_, world_->rank()));
@@ -172,7 +172,7 @@ void Pipeline::forward_only(const std::vector<int64_t>& rows, int64_t seq_len,
 }
 
 void Pipeline::sum_tied_gradients() {
-  if (!model_->config().tie_embeddings) return;
+  if (!ties_lm_head(model_->config())) return;
   if (!is_first() && !is_last()) return;
   torch::NoGradGuard ng;
   torch::Tensor w = is_last() ? tied_copy_ : model_->lm_head_weight();

@@ -304,6 +304,11 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
         "use the folder's tokenizer or one of at most that size",
         cfg.data.tokenizer, rc.from("data.tokenizer"), tokenizer->vocab_size(), cfg.model.init_from,
         cfg.model.vocab_size);
+  // A sequence classifier (reward model) built on a language model folder: the body's weights
+  // are loaded and the new head initialised (below).
+  const bool folder_is_classifier = cfg.model.num_labels > 0;
+  if (job.model_config) job.model_config(rc, cfg.model, *tokenizer);
+  const bool new_head = cfg.model.num_labels > 0 && !folder_is_classifier;
   TrainingData data = job.data(rc, *tokenizer, cfg.model.init_from);
 
   if (cfg.model.vocab_size == 0) cfg.model.vocab_size = tokenizer->vocab_size();
@@ -328,8 +333,17 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
     }
   }
   if (from_folder && (!ckpt || peft || job.initial_weights_on_resume)) {
-    load_model_weights(model, cfg.model.init_from);  // strict: every tensor, every parameter
-    log_info("model: weights from {}", cfg.model.init_from);
+    if (new_head) {
+      // transformers' new head: normal(0, initializer_range), drawn from the run's seed.
+      load_backbone_weights(model, cfg.model.init_from);
+      torch::NoGradGuard ng;
+      model->lm_head->weight.normal_(0.0, model->config().init_std);
+      log_info("model: body weights from {}; new {} head of {} output(s), initialised",
+               cfg.model.init_from, model->head_name(), cfg.model.num_labels);
+    } else {
+      load_model_weights(model, cfg.model.init_from);  // strict: every tensor, every parameter
+      log_info("model: weights from {}", cfg.model.init_from);
+    }
   }
   log_info("model: {} with {:.2f}M parameters ({:.2f}M without embeddings)", model->config().arch,
            count_parameters(model->config()) / 1e6, count_parameters(model->config(), false) / 1e6);

@@ -31,6 +31,9 @@ struct TrainingJob {
   // The samples, read before the run folder is touched; `model_dir` is model.init_from.
   std::function<TrainingData(const ResolvedConfig&, const Tokenizer&, const std::string& model_dir)>
       data;
+  // Adjusts the model's architecture once it is known (from the folder or the checkpoint) and
+  // the tokenizer is loaded, before the data are read: e.g. a reward model's classifier head.
+  std::function<void(const ResolvedConfig&, ModelConfig&, const Tokenizer&)> model_config;
   // Called once the model holds its initial weights, before PEFT is attached and before a
   // resume loads the checkpoint: returns the loss (null: the language-model loss).
   std::function<std::unique_ptr<Loss>(const Config&, CausalLM&, TrainingData&, ProcessGroup*)>

@@ -305,6 +305,7 @@ int run_server(const ServeOptions& options) {
   const int threads = thread_count(options.threads);
   torch::set_num_threads(threads);
   CausalLM model = load_model_folder(options.model_dir, torch::Device(options.device));
+  require_language_model(model, options.model_dir, "reef serve");
   s.tokenizer = load_tokenizer(options.model_dir);
   s.model_name = options.model_name;
   if (s.model_name.empty()) {

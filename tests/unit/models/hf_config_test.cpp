@@ -115,6 +115,52 @@ TEST(HfConfig, RoundTripsEveryArch) {
   }
 }
 
+// A sequence classifier (reward model): *ForSequenceClassification with id2label and the pad id,
+// read back as such; its score head replaces the LM head and is never tied.
+TEST(HfConfig, SequenceClassifiersRoundTrip) {
+  for (const std::string arch : {"llama", "qwen2", "gemma", "gpt2"}) {
+    SCOPED_TRACE(arch);
+    ModelConfig c;
+    c.arch = arch;
+    c.vocab_size = 64;
+    c.hidden_size = 32;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.tie_embeddings = true;
+    c.num_labels = 1;
+    c.pad_token_id = 3;
+    const json j = hf_config_json(c);
+    const std::string cls = j["architectures"][0].get<std::string>();
+    EXPECT_TRUE(cls.size() > 25 && cls.substr(cls.size() - 25) == "ForSequenceClassification")
+        << cls;
+    EXPECT_EQ(j["id2label"], json({{"0", "LABEL_0"}}));
+    EXPECT_EQ(j["pad_token_id"], 3);
+    const ModelConfig back = model_config_from_hf(j, "config.json");
+    EXPECT_EQ(back.num_labels, 1);
+    EXPECT_EQ(back.pad_token_id, 3);
+    CausalLM m(back);
+    EXPECT_EQ(m->head_name(), "score");
+    EXPECT_EQ(m->lm_head_weight().sizes(), torch::IntArrayRef({1, 32}));
+    EXPECT_EQ(count_parameters(back), [&] {
+      int64_t n = 0;
+      for (const auto& p : m->parameters()) n += p.numel();
+      return n;
+    }());
+    EXPECT_EQ(m->forward(torch::zeros({2, 5}, torch::kLong)).sizes(),
+              torch::IntArrayRef({2, 5, 1}));
+  }
+  // transformers' num_labels rule: id2label's size, and a language model has none.
+  json j = hf_config_json([] {
+    ModelConfig c;
+    c.vocab_size = 64;
+    return c;
+  }());
+  EXPECT_EQ(model_config_from_hf(j, "config.json").num_labels, 0);
+  j["architectures"] = json::array({"LlamaForSequenceClassification"});
+  j["id2label"] = {{"0", "bad"}, {"1", "good"}, {"2", "ugly"}};
+  EXPECT_EQ(model_config_from_hf(j, "config.json").num_labels, 3);
+}
+
 TEST(HfConfig, FieldNamesTransformersReads) {
   auto l = hf_config_json(sample("llama"));
   EXPECT_EQ(l["architectures"], json::array({"LlamaForCausalLM"}));
@@ -339,9 +385,9 @@ TEST(HfConfig, Errors) {
                {"scale_attn_by_inverse_layer_idx"});
   expect_error(json::array(), {"/models/x/config.json"});
   j = llama31_like();
-  j["architectures"] = json::array({"LlamaForSequenceClassification"});
-  expect_error(j, {"/models/x/config.json", "LlamaForSequenceClassification", "LlamaForCausalLM",
-                   "GPT2LMHeadModel"});
+  j["architectures"] = json::array({"LlamaForTokenClassification"});
+  expect_error(j, {"/models/x/config.json", "LlamaForTokenClassification", "LlamaForCausalLM",
+                   "GPT2LMHeadModel", "ForSequenceClassification"});
   j = llama31_like();
   j["architectures"] = json::array({"GPT2LMHeadModel"});  // class of another model_type
   expect_error(j, {"GPT2LMHeadModel", "'llama'"});

@@ -44,7 +44,7 @@ int64_t gpt2_count_parameters(const ModelConfig& c, bool include_embeddings) {
   const int64_t C = c.hidden_size, V = c.vocab_size, I = c.intermediate_size;
   const int64_t per_layer =
       2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * I + I) + (I * C + C);
-  int64_t total = c.n_layers * per_layer + 2 * C /* ln_f */ + (c.tie_embeddings ? 0 : V * C);
+  int64_t total = c.n_layers * per_layer + 2 * C /* ln_f */ + head_parameters(c);
   return include_embeddings ? total + V * C + c.max_seq_len * C : total;
 }
 

@@ -86,7 +86,7 @@ int64_t llama_count_parameters(const ModelConfig& c, bool include_embeddings) {
     per_layer += 3 * C * I + (c.mlp_bias ? 2 * I + C : 0);
   }
   per_layer += 2 * C;  // input_layernorm, post_attention_layernorm
-  int64_t total = c.n_layers * per_layer + C /* norm */ + (c.tie_embeddings ? 0 : V * C);
+  int64_t total = c.n_layers * per_layer + C /* norm */ + head_parameters(c);
   return include_embeddings ? total + V * C : total;
 }
 
