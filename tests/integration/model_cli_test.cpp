@@ -239,7 +239,7 @@ TEST(ModelCliErrors, ConflictingModelKeyRefused) {
 TEST(ModelCliErrors, UnsupportedArchitecture) {
   testing::ScratchDir tmp;
   for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
-           {"model_type", "bert"}, {"architectures", "GPT2ForSequenceClassification"}}) {
+           {"model_type", "bert"}, {"architectures", "GPT2ForTokenClassification"}}) {
     std::string dir = tmp / ("m_" + field);
     make_dirs(dir);
     auto cfg = nlohmann::json::parse(read_file(reference_dir() + "/gpt2/config.json"));

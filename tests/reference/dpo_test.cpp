@@ -353,6 +353,12 @@ TEST_F(DpoReference, ConfigErrorsNameTheKey) {
                               "dpo.label_smoothing=0.5"});
   EXPECT_EQ(s.exit_code, 2) << s.output;
   EXPECT_NE(s.output.find("dpo.label_smoothing"), std::string::npos) << s.output;
+  // Pipeline stages take no packed rows: refused before any work.
+  auto pp = testing::run_reef(
+      {"align", "dpo", "--model", dir_ + "/model", "run.dir=" + (tmp / "p"), "parallel.pp=2"});
+  EXPECT_EQ(pp.exit_code, 2) << pp.output;
+  EXPECT_NE(pp.output.find("parallel.pp=2 (command line)"), std::string::npos) << pp.output;
+  EXPECT_EQ(pp.output.find("reference"), std::string::npos) << pp.output;
 }
 
 }  // namespace

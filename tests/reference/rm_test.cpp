@@ -162,9 +162,10 @@ TEST_F(RmReference, ScoresEqualTransformers) {
   for (const auto& line : lines(read_file(dir_ + "/standard.jsonl"))) {
     if (line.empty()) continue;
     auto j = nlohmann::json::parse(line);
-    texts += nlohmann::json{{"text", j["prompt"].get<std::string>() + j["chosen"].get<std::string>()}}
-                 .dump() +
-             "\n";
+    texts +=
+        nlohmann::json{{"text", j["prompt"].get<std::string>() + j["chosen"].get<std::string>()}}
+            .dump() +
+        "\n";
   }
   for (const auto& line : lines(read_file(dir_ + "/conversational.jsonl"))) {
     if (line.empty()) continue;
@@ -184,11 +185,12 @@ TEST_F(RmReference, ScoresEqualTransformers) {
       EXPECT_TRUE(near(s.single[i], want["chosen"][i].get<double>(), 1e-5)) << file << " " << i;
   }
   // --out writes the same lines, and the log gives the pairs' accuracy.
-  auto r = testing::run_reef({"score", "--model", dir_ + "/rm_model", "--input",
-                              dir_ + "/standard.jsonl", "--out", tmp / "s.jsonl",
-                              "--batch-size", "3"});
+  auto r =
+      testing::run_reef({"score", "--model", dir_ + "/rm_model", "--input",
+                         dir_ + "/standard.jsonl", "--out", tmp / "s.jsonl", "--batch-size", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(parse_scores(read_file(tmp / "s.jsonl")).chosen, score(dir_ + "/rm_model", dir_ + "/standard.jsonl").chosen);
+  EXPECT_EQ(parse_scores(read_file(tmp / "s.jsonl")).chosen,
+            score(dir_ + "/rm_model", dir_ + "/standard.jsonl").chosen);
   EXPECT_NE(r.output.find("preference accuracy"), std::string::npos) << r.output;
 }
 
@@ -212,8 +214,8 @@ TEST_F(RmReference, RewardModelFromALanguageModelLoadsInTransformers) {
   auto g = testing::run_reef({"generate", "--model", tmp / "rm", "-p", "hi"});
   EXPECT_EQ(g.exit_code, 2) << g.output;
   EXPECT_NE(g.output.find("sequence classifier"), std::string::npos) << g.output;
-  auto s = testing::run_reef(
-      {"score", "--model", dir_ + "/model", "--input", dir_ + "/standard.jsonl"});
+  auto s =
+      testing::run_reef({"score", "--model", dir_ + "/model", "--input", dir_ + "/standard.jsonl"});
   EXPECT_EQ(s.exit_code, 2) << s.output;
   EXPECT_NE(s.output.find("not a reward model"), std::string::npos) << s.output;
 }
@@ -267,8 +269,8 @@ TEST_F(RmReference, BadInputIsAOneLineError) {
   EXPECT_EQ(c.exit_code, 2) << c.output;
   EXPECT_NE(c.output.find("rm.center_rewards_coefficient"), std::string::npos) << c.output;
   write_file_atomic(tmp / "rows.jsonl", "{\"text\": \"hi\"}\n{\"question\": \"x\"}\n");
-  auto s = testing::run_reef(
-      {"score", "--model", dir_ + "/rm_model", "--input", tmp / "rows.jsonl"});
+  auto s =
+      testing::run_reef({"score", "--model", dir_ + "/rm_model", "--input", tmp / "rows.jsonl"});
   EXPECT_EQ(s.exit_code, 2) << s.output;
   EXPECT_NE(s.output.find(tmp / "rows.jsonl:2:"), std::string::npos) << s.output;
 }

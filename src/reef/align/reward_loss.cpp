@@ -17,8 +17,7 @@ class RewardLoss : public Loss {
                                                                     : 0.0) {}
 
   std::vector<std::string> metric_names() const override {
-    return {"loss",   "accuracy",       "margin",
-            "mean_reward", "rewards/chosen", "rewards/rejected"};
+    return {"loss", "accuracy", "margin", "mean_reward", "rewards/chosen", "rewards/rejected"};
   }
 
   bool scores_validation() const override { return true; }

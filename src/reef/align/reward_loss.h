@@ -5,7 +5,8 @@
 // (transformers' *ForSequenceClassification rule, so a saved model scores the same there). As
 // TRL's RewardTrainer, per micro-batch:
 //
-//   loss = mean(-log sigmoid(r_c - r_r - margin)) + center_rewards_coefficient * mean((r_c + r_r)^2)
+//   loss = mean(-log sigmoid(r_c - r_r - margin)) + center_rewards_coefficient * mean((r_c +
+//   r_r)^2)
 //
 // (Bradley-Terry; margin: the rows' optional "margin", TRL's margin column), micro-batches
 // averaged. Metrics as TRL names them, means over the step's pairs: accuracy (r_c > r_r), margin

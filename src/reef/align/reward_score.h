@@ -31,10 +31,10 @@ struct ScoreOptions {
 };
 
 struct ScoreSummary {
-  int64_t rows = 0;       // rows scored
-  int64_t pairs = 0;      // of them, preference pairs
-  int64_t correct = 0;    // pairs whose chosen answer scored higher
-  int64_t skipped = 0;    // bad rows dropped (skip_bad_rows)
+  int64_t rows = 0;     // rows scored
+  int64_t pairs = 0;    // of them, preference pairs
+  int64_t correct = 0;  // pairs whose chosen answer scored higher
+  int64_t skipped = 0;  // bad rows dropped (skip_bad_rows)
   double accuracy() const { return pairs > 0 ? static_cast<double>(correct) / pairs : 0.0; }
 };
 

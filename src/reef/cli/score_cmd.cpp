@@ -35,7 +35,8 @@ void add_score(CLI::App& app, Runs& runs) {
                   "JSONL rows: {prompt?, chosen, rejected} pairs, {messages}, {prompt, "
                   "completion} or {text}")
       ->required();
-  cmd->add_option("--out,-o", a->out, "where the scores go (JSONL, one line per row); default stdout");
+  cmd->add_option("--out,-o", a->out,
+                  "where the scores go (JSONL, one line per row); default stdout");
   cmd->add_option("--batch-size", a->options.batch_size, "sequences per forward pass")
       ->capture_default_str();
   cmd->add_option("--chat-template", a->chat_template,
@@ -48,24 +49,24 @@ void add_score(CLI::App& app, Runs& runs) {
   cmd->add_option("--threads", a->threads, "CPU threads; 0 uses every core")->capture_default_str();
   cmd->callback([&runs, a] {
     runs.push_back([a] {
-    if (a->options.batch_size < 1)
-      usage_error("--batch-size must be >= 1, got {}", a->options.batch_size);
-    torch::set_num_threads(thread_count(a->threads));
-    const std::string dir = resolve_model_dir(a->model);
-    CausalLM model = load_model_folder(dir, torch::Device(a->device));
-    auto tok = load_tokenizer(dir);
-    const ChatTemplate tmpl = ChatTemplate::load(dir, a->chat_template);
-    std::ostringstream buffer;
-    std::ostream& out = a->out.empty() ? std::cout : buffer;
-    const ScoreSummary s = score_jsonl(model, *tok, tmpl, a->input, out, a->options);
-    if (!a->out.empty()) write_file_atomic(a->out, buffer.str());
-    std::string line = fmt::format("score: {} rows", s.rows);
-    if (s.skipped > 0) line += fmt::format(" ({} bad rows skipped)", s.skipped);
-    if (s.pairs > 0)
-      line += fmt::format("; preference accuracy {:.4f} ({} of {} pairs)", s.accuracy(),
-                          s.correct, s.pairs);
-    log_info("{}", line);
-    return 0;
+      if (a->options.batch_size < 1)
+        usage_error("--batch-size must be >= 1, got {}", a->options.batch_size);
+      torch::set_num_threads(thread_count(a->threads));
+      const std::string dir = resolve_model_dir(a->model);
+      CausalLM model = load_model_folder(dir, torch::Device(a->device));
+      auto tok = load_tokenizer(dir);
+      const ChatTemplate tmpl = ChatTemplate::load(dir, a->chat_template);
+      std::ostringstream buffer;
+      std::ostream& out = a->out.empty() ? std::cout : buffer;
+      const ScoreSummary s = score_jsonl(model, *tok, tmpl, a->input, out, a->options);
+      if (!a->out.empty()) write_file_atomic(a->out, buffer.str());
+      std::string line = fmt::format("score: {} rows", s.rows);
+      if (s.skipped > 0) line += fmt::format(" ({} bad rows skipped)", s.skipped);
+      if (s.pairs > 0)
+        line += fmt::format("; preference accuracy {:.4f} ({} of {} pairs)", s.accuracy(),
+                            s.correct, s.pairs);
+      log_info("{}", line);
+      return 0;
     });
   });
 }

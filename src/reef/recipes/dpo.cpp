@@ -44,6 +44,11 @@ TrainResult run_dpo(const ResolvedConfig& rc, const PretrainOptions& opts) {
         "peft.method={} ({}): reef align dpo trains every weight or a LoRA adapter; use "
         "peft.method=none or lora",
         method, rc.from("peft.method"));
+  if (rc.config.parallel.pp > 1)
+    usage_error(
+        "parallel.pp={} ({}): reef align dpo scores both answers of a pair from one packed row, "
+        "which pipeline stages do not take; use dp, zero or tp",
+        rc.config.parallel.pp, rc.from("parallel.pp"));
   TrainingJob job;
   job.command = "align dpo";
   job.needs_model_folder = true;

@@ -118,10 +118,10 @@ TrainingData preference_data(const ResolvedConfig& rc, const Tokenizer& tokenize
              vs.rows_per_epoch, vs.dropped_prompt + vs.dropped_overlong);
     td.valid = std::move(vrows);
   }
-  td.spec = {{"train_files", d.train_files},     {"valid_files", d.valid_files},
+  td.spec = {{"train_files", d.train_files},       {"valid_files", d.valid_files},
              {"valid_fraction", d.valid_fraction}, {"seq_len", d.seq_len},
-             {"tokenizer", d.tokenizer},         {"chat_template", template_used},
-             {"max_length", opt.max_length},     {"on_bad_row", d.on_bad_row}};
+             {"tokenizer", d.tokenizer},           {"chat_template", template_used},
+             {"max_length", opt.max_length},       {"on_bad_row", d.on_bad_row}};
   return td;
 }
 
