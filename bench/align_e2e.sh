@@ -3,8 +3,9 @@
 # docs/alignment.md): SFT on `reef data synth`, then from the SFT model
 #   1. a reward model (recipes/llama-tiny-rm.yaml), scored on the held-out pairs by `reef score`;
 #   2. DPO on the synth pairs (recipes/llama-tiny-dpo.yaml: rejected = another item's answer);
-#   3. DPO on on-policy pairs: for each training item the SFT model answers wrongly (greedy), its
-#      own answer is the rejected one (the other items keep their synth pair);
+#   3. DPO on on-policy pairs: fresh synth prompts (another seed, none in the train or test
+#      sets) answered by the SFT model; where its greedy answer is wrong, that answer is the
+#      rejected one (the other items keep their synth pair);
 # with greedy exact match on the held-out items (`reef eval`) before and after each DPO run.
 # Runs the main job first (`make main-job`) when RUN_DIR has no checkpoint.
 #   bash bench/align_e2e.sh            # RUN_DIR=runs/fortunes REEF=build/bin/reef
@@ -35,12 +36,25 @@ $B align dpo --config recipes/llama-tiny-dpo.yaml --overwrite model.init_from="$
   run.dir="$RUN-dpo" logging.progress=off
 $B eval --model "$RUN-dpo" --tasks data/synth/synth.yaml --output "$RUN-dpo/eval"
 
-stamp "on-policy pairs: the SFT model's greedy answers to the training prompts"
-sed -e 's/^task: synth$/task: synth_train/' -e 's/test: test.jsonl/test: train.jsonl/' \
-  data/synth/synth.yaml > data/synth/synth_train.yaml
-$B eval --model "$RUN-sft" --tasks data/synth/synth_train.yaml --output "$RUN-sft/eval_train"
-"$PY" - "$RUN-sft/eval_train/samples_synth_train.jsonl" data/synth/pairs.jsonl \
-  data/synth/onpolicy_pairs.jsonl <<'PY'
+stamp "on-policy pairs: the SFT model's own greedy answers to fresh prompts"
+# Fresh synth items (another seed; none of them in train.jsonl or test.jsonl) are answered by the
+# SFT model; where its greedy answer is wrong, that answer is the rejected one (the right answer
+# chosen), elsewhere the item keeps its synth pair. Verifiable answers, no held-out data used.
+$B data synth --output data/synth_fresh --seed 777 --train 4000 --test 10
+"$PY" - <<'PY'
+import json
+seen = {json.loads(l)["prompt"] for f in ("data/synth/train.jsonl", "data/synth/test.jsonl") for l in open(f)}
+rows = [json.loads(l) for l in open("data/synth_fresh/train.jsonl")]
+with open("data/synth_fresh/prompts.jsonl", "w") as f:
+    for r in rows:
+        if r["prompt"] not in seen:
+            f.write(json.dumps(r) + "\n")
+PY
+sed -e 's/^task: synth$/task: fresh/' -e 's/test: test.jsonl/test: prompts.jsonl/' \
+  data/synth/synth.yaml > data/synth_fresh/fresh.yaml
+$B eval --model "$RUN-sft" --tasks data/synth_fresh/fresh.yaml --output "$RUN-sft/eval_fresh"
+"$PY" - "$RUN-sft/eval_fresh/samples_fresh.jsonl" data/synth_fresh/pairs.jsonl \
+  data/synth_fresh/onpolicy_pairs.jsonl <<'PY'
 import json, sys
 samples = [json.loads(l) for l in open(sys.argv[1])]
 synth = {}
@@ -63,7 +77,8 @@ with open(sys.argv[3], "w") as f:
 print(f"on-policy pairs: {wrong} with the model's own wrong answer, {kept} synth pairs kept")
 PY
 $B align dpo --config recipes/llama-tiny-dpo.yaml --overwrite model.init_from="$RUN-sft" \
-  run.dir="$RUN-dpo-onpolicy" data.train_files=[data/synth/onpolicy_pairs.jsonl] logging.progress=off
+  run.dir="$RUN-dpo-onpolicy" data.train_files=[data/synth_fresh/onpolicy_pairs.jsonl] \
+  train.max_steps=200 logging.progress=off
 $B eval --model "$RUN-dpo-onpolicy" --tasks data/synth/synth.yaml --output "$RUN-dpo-onpolicy/eval"
 
 stamp "summary"

@@ -3,18 +3,21 @@ pairs, same batch, same threads, one run each on this machine; and the peak memo
 against full DPO.
 
 Makes a random fp32 Llama (--hidden x --layers, GQA 4:1 heads of 64) with transformers and a
-byte-level BPE tokenizer of --vocab tokens trained on the pairs, takes the first
---steps x --batch standard pairs of `reef data synth` (prompt / chosen / rejected strings), then
+byte-level BPE tokenizer of --vocab tokens trained on the pairs, makes
+--steps x --batch standard pairs (prompt / chosen / rejected strings) from Debian's fortunes
+(`reef data fortunes`: a quote's first half, its second half, the next quote's second half), then
 trains --steps optimizer steps of --batch pairs with the sigmoid loss (beta 0.1, AdamW lr 1e-5,
 no clipping) in each of:
 
   reef full      reef align dpo, every weight (reference log-probs cached before step 1)
+  reef grouped   the same with data.group_by_length=true (micro-batches of similar length)
   reef lora      reef align dpo peft.method=lora (r 16 on every linear layer)
   trl full       DPOTrainer (reference: a frozen copy, computed online every step)
   trl precompute DPOTrainer(precompute_ref_log_probs=True) (a reference pass before step 1)
 
-Prints, per run: the steady pairs/s (median over the steps after the first two; trl's from its
-own per-step timestamps), the same as tokens/s (the pairs' real tokens, prompt counted once per
+Prints, per run: the training pairs/s (pairs over the time of all the optimizer steps, from
+Reef's per-step metrics and trl's step callbacks; a reference pass before step 1 is not in it),
+the same as tokens/s (the pairs' real tokens, prompt counted once per
 sequence, padding excluded), the wall time of the whole process (startup, reference pass and
 every step), its peak RSS, and the ratios against trl's default DPOTrainer.
 
@@ -39,6 +42,9 @@ model_dir, data, steps, threads, batch, precompute = sys.argv[1], sys.argv[2], i
 rows = [json.loads(l) for l in open(data) if l.strip()]
 times = []
 class Clock(TrainerCallback):
+    def on_step_begin(self, args, state, control, **kw):
+        if not times:
+            times.append(time.perf_counter())
     def on_step_end(self, args, state, control, **kw):
         times.append(time.perf_counter())
 args = DPOConfig(output_dir="/tmp/reef-bench-trl", per_device_train_batch_size=batch, max_steps=steps,
@@ -52,8 +58,7 @@ t0 = time.perf_counter()
 trainer = DPOTrainer(model=model, args=args, processing_class=tok, train_dataset=Dataset.from_list(rows),
                      callbacks=[Clock()])
 trainer.train()
-gaps = [b - a for a, b in zip(times, times[1:])][1:]
-print(json.dumps({"step_s": sorted(gaps)[len(gaps) // 2], "train_s": time.perf_counter() - t0}))
+print(json.dumps({"step_s": (times[-1] - times[0]) / (len(times) - 1), "train_s": time.perf_counter() - t0}))
 '''
 
 MAKE_MODEL = r'''
@@ -113,46 +118,66 @@ def main():
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--min-chars", type=int, default=300, help="quotes of min-chars..2*min-chars characters")
+    ap.add_argument("--workdir", default="", help="keep the model, pairs and runs here")
+    ap.add_argument("--only", default="", help="comma-separated runs to do (default all)")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        run([a.reef, "data", "synth", "--output", f"{tmp}/synth", "--train", "2000", "--test", "10"])
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = a.workdir or scratch
+        os.makedirs(tmp, exist_ok=True)
+        # Pairs from Debian's fortunes: the first half of a quote is the prompt, its second half
+        # the chosen answer, the second half of the next quote the rejected one.
+        run([a.reef, "data", "fortunes", "--output", f"{tmp}/fortunes"])
+        texts = [json.loads(l)["text"] for l in open(f"{tmp}/fortunes/train.jsonl")]
+        texts = [t for t in texts if a.min_chars <= len(t) <= 2 * a.min_chars]
         pairs = f"{tmp}/pairs.jsonl"
-        with open(f"{tmp}/synth/pairs.jsonl") as f, open(pairs, "w") as g:
-            g.writelines(f.readlines()[: a.steps * a.batch])
+        with open(pairs, "w") as g:
+            for i in range(a.steps * a.batch):
+                t, u = texts[i], texts[i + 1]
+                g.write(json.dumps({"prompt": t[: len(t) // 2], "chosen": t[len(t) // 2:],
+                                    "rejected": u[len(u) // 2:]}) + "\n")
         python(MAKE_MODEL, f"{tmp}/model", pairs, a.hidden, a.layers, a.vocab)
         count = last_json(python(COUNT_TOKENS, f"{tmp}/model", pairs)[0])
         tokens_per_pair = count["tokens"] / (a.steps * a.batch)
         seq_len = 2 * count["longest"] + 8
         results = {}
+        wanted = lambda name: not a.only or name in a.only.split(",")
         for name, extra in (("reef full", []),
+                            ("reef grouped", ["data.group_by_length=true"]),
                             ("reef lora", ["peft.method=lora", "peft.lora_r=16", "peft.lora_alpha=32",
                                            "peft.target_modules=[all-linear]"])):
+            if not wanted(name):
+                continue
             t0 = time.perf_counter()
-            _, rss = run([a.reef, "align", "dpo", "--model", f"{tmp}/model", f"run.dir={tmp}/{name[5:]}",
+            _, rss = run([a.reef, "align", "dpo", "--overwrite", "--model", f"{tmp}/model", f"run.dir={tmp}/{name[5:]}",
                           f"data.train_files=[{pairs}]", f"data.seq_len={seq_len}", "dpo.max_length=0",
                           f"train.max_steps={a.steps}", f"train.micro_batch_size={a.batch}",
                           "train.grad_accum=1", "train.eval_every=0", "train.clip_grad=0",
-                          "optim.lr=1e-5", "optim.schedule=constant", "optim.warmup_steps=0",
+                          "optim.lr=1e-5", "optim.min_lr=1e-5", "optim.schedule=constant", "optim.warmup_steps=0",
                           "checkpoint.every=0", "checkpoint.save_optimizer=false",
                           f"run.threads={a.threads}", "logging.progress=off",
                           "logging.tensorboard=false"] + extra)
             wall = time.perf_counter() - t0
             rows = step_rows(f"{tmp}/{name[5:]}")
-            step_s = statistics.median(seq_len * a.batch / r["tokens_per_s"] for r in rows[2:])
+            step_s = statistics.mean(seq_len * a.batch / r["tokens_per_s"] for r in rows)
             results[name] = (a.batch / step_s, wall, rss)
         for name, pre in (("trl full", 0), ("trl precompute", 1)):
+            if not wanted(name):
+                continue
             out, rss, wall = python(TRL_RUN, f"{tmp}/model", pairs, a.steps, a.threads, a.batch, pre)
             r = last_json(out)
             results[name] = (a.batch / r["step_s"], wall, rss)
         print(f"model: llama hidden {a.hidden} x {a.layers} layers, vocab {a.vocab}; {a.steps} steps of "
               f"{a.batch} pairs ({tokens_per_pair:.0f} real tokens per pair, longest sequence "
               f"{count['longest']}); {a.threads} threads")
-        base = results["trl full"]
+        first = next(iter(results.values()), (1.0, 1.0, 1.0))
+        base = results.get("trl full", first)
+        full_rss = results.get("reef full", first)[2]
         print(f"{'run':<15} {'pairs/s':>8} {'tokens/s':>9} {'vs trl':>7} {'wall s':>7} {'vs trl':>7} "
               f"{'peak RSS MiB':>13} {'vs reef full':>13}")
         for name, (pps, wall, rss) in results.items():
             print(f"{name:<15} {pps:>8.2f} {pps * tokens_per_pair:>9.0f} {pps / base[0]:>7.2f} {wall:>7.1f} "
-                  f"{base[1] / wall:>7.2f} {rss / 2**20:>13.0f} {rss / results['reef full'][2]:>13.2f}")
+                  f"{base[1] / wall:>7.2f} {rss / 2**20:>13.0f} {rss / full_rss:>13.2f}")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ ReferenceLogps compute_reference_logps(CausalLM& model, const PreferenceRows& ro
   for (int64_t first = 0; first < n_rows; first += batch_size) {
     const int64_t n = std::min(batch_size, n_rows - first);
     TrainBatch b = make_train_batch(rows, first, n, V, device);
+    trim_trailing_padding(b);
     PackedSequences packed(b.inputs.position_ids, b.inputs.segment_ids);
     ModelOutputs out;
     out.logits = model->forward_train(b.inputs.input_ids, &packed).logits;

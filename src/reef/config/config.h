@@ -124,6 +124,7 @@ struct DataConfig {
   bool packing = true;
   std::string overlong = "drop";
   std::string on_bad_row = "error";
+  bool group_by_length = false;
 
   template <class V>
   void visit(V& v) {
@@ -162,6 +163,10 @@ struct DataConfig {
     v("on_bad_row", on_bad_row,
       "align dpo: a preference row that cannot be used is an error naming file, line and field "
       "(error), or dropped and counted (skip)");
+    v("group_by_length", group_by_length,
+      "align dpo/rm: order each epoch's shuffled pairs by length within groups of 50 steps' "
+      "pairs, so a micro-batch pads less (transformers' group_by_length); false keeps the "
+      "shuffled order");
   }
 };
 

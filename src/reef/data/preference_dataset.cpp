@@ -76,12 +76,23 @@ PreferenceRows::PreferenceRows(std::shared_ptr<const std::vector<PreferencePair>
       std::mt19937_64 rng(opt_.seed * 1000003ULL + static_cast<uint64_t>(epoch));
       std::shuffle(e.begin(), e.end(), rng);
     }
+    if (opt_.group_rows > 1) {
+      auto length = [&](int32_t k) {
+        const PreferencePair& p = all[static_cast<size_t>(k)];
+        return 2 * p.prompt.size() + p.chosen.size() + p.rejected.size();
+      };
+      const auto G = static_cast<size_t>(opt_.group_rows);
+      for (size_t at = 0; at < e.size(); at += G)
+        std::stable_sort(e.begin() + static_cast<std::ptrdiff_t>(at),
+                         e.begin() + static_cast<std::ptrdiff_t>(std::min(e.size(), at + G)),
+                         [&](int32_t a, int32_t b) { return length(a) > length(b); });
+    }
     rows_.insert(rows_.end(), e.begin(), e.end());
     ++epoch;
   } while (static_cast<int64_t>(rows_.size()) < opt_.num_rows);
   const std::string key =
-      fmt::format("preference-rows-v1 {} {} {} {}{}", opt_.seq_len, opt_.seed, opt_.shuffle,
-                  opt_.pad_id, opt_.inputs_only ? " inputs-only" : "");
+      fmt::format("preference-rows-v1 {} {} {} {}{} {}", opt_.seq_len, opt_.seed, opt_.shuffle,
+                  opt_.pad_id, opt_.inputs_only ? " inputs-only" : "", opt_.group_rows);
   uint64_t parts[2] = {xxh64(key), pairs_fingerprint_};
   fingerprint_ = xxh64(parts, sizeof(parts));
 }

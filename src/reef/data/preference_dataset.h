@@ -33,6 +33,9 @@ struct PreferenceRowOptions {
   bool inputs_only = false;
   // values() gives each row's pair's {margin} (reward models) instead of reference log-probs.
   bool margins = false;
+  // > 0: each epoch's shuffled rows are sorted by length (longest first) within consecutive
+  // groups of this many rows, so micro-batches hold pairs of similar length.
+  int64_t group_rows = 0;
 };
 
 struct PreferenceRowStats {
@@ -55,6 +58,7 @@ class PreferenceRows : public GptSampleSource {
   // The row's pair's reference log-probs {chosen, rejected} once set_reference() was called.
   bool values(int64_t i, std::vector<float>* out) const override;
   uint64_t fingerprint() const override { return fingerprint_; }
+  bool trailing_padding() const override { return true; }
 
   // What the pairs look like to the model, whatever the shuffling, seq_len or rows: every used
   // pair's token ids after the cut, and max_length. The key of cached reference log-probs.

@@ -56,6 +56,9 @@ class GptSampleSource {
   // log-probs of the pair in the row) and returns true; false (the default): none. Every sample
   // of a source gives the same count.
   virtual bool values(int64_t /*i*/, std::vector<float>* /*out*/) const { return false; }
+  // Whether a row's layout ends in padding (segment 0) that takes no part in anything, so that a
+  // micro-batch may drop the columns every row pads (train/batches.h's trim_trailing_padding).
+  virtual bool trailing_padding() const { return false; }
 };
 
 struct GptIndexOptions {

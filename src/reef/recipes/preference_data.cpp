@@ -94,6 +94,7 @@ TrainingData preference_data(const ResolvedConfig& rc, const Tokenizer& tokenize
   if (o.pad_id < 0) o.pad_id = 0;
   o.inputs_only = opt.inputs_only;
   o.margins = opt.margins;
+  if (d.group_by_length) o.group_rows = 50 * cfg.train.micro_batch_size * cfg.train.grad_accum;
   auto rows = std::make_unique<PreferenceRows>(pairs, o);
   const PreferenceRowStats& st = rows->stats();
   log_info("data: {} preference pairs → {} rows of {} tokens per epoch (chat template: {})",
@@ -118,10 +119,15 @@ TrainingData preference_data(const ResolvedConfig& rc, const Tokenizer& tokenize
              vs.rows_per_epoch, vs.dropped_prompt + vs.dropped_overlong);
     td.valid = std::move(vrows);
   }
-  td.spec = {{"train_files", d.train_files},       {"valid_files", d.valid_files},
-             {"valid_fraction", d.valid_fraction}, {"seq_len", d.seq_len},
-             {"tokenizer", d.tokenizer},           {"chat_template", template_used},
-             {"max_length", opt.max_length},       {"on_bad_row", d.on_bad_row}};
+  td.spec = {{"train_files", d.train_files},
+             {"valid_files", d.valid_files},
+             {"valid_fraction", d.valid_fraction},
+             {"seq_len", d.seq_len},
+             {"tokenizer", d.tokenizer},
+             {"chat_template", template_used},
+             {"max_length", opt.max_length},
+             {"on_bad_row", d.on_bad_row},
+             {"group_by_length", d.group_by_length}};
   return td;
 }
 

@@ -20,6 +20,22 @@ int64_t count_targets(const GptSampleSource& src, int64_t first, int64_t n) {
   return count;
 }
 
+void trim_trailing_padding(TrainBatch& b, int64_t multiple) {
+  if (!b.inputs.segment_ids.defined()) return;
+  const int64_t T = b.inputs.segment_ids.size(1);
+  auto used = (b.inputs.segment_ids != 0).any(0).to(torch::kCPU);  // [T]
+  const auto* u = used.data_ptr<bool>();
+  int64_t keep = T;
+  while (keep > 0 && !u[keep - 1]) --keep;
+  const int64_t m = std::max<int64_t>(1, multiple);
+  keep = std::min(T, std::max<int64_t>(m, (keep + m - 1) / m * m));
+  if (keep == T) return;
+  b.inputs.input_ids = b.inputs.input_ids.narrow(1, 0, keep);
+  b.inputs.position_ids = b.inputs.position_ids.narrow(1, 0, keep);
+  b.inputs.segment_ids = b.inputs.segment_ids.narrow(1, 0, keep);
+  b.targets = b.targets.narrow(1, 0, keep);
+}
+
 TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n, int64_t V,
                             const torch::Device& device) {
   const int64_t T = src.seq_len(), T1 = T + 1;

@@ -14,6 +14,12 @@ namespace reef {
 // error naming the sample (data tokenized with another tokenizer).
 TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n,
                             int64_t vocab_size, const torch::Device& device);
+// Drops the trailing columns of a micro-batch of laid-out rows where every row is padding
+// (segment 0), keeping a multiple of `multiple` columns (tensor-parallel sequence slices): the
+// same outputs for every token that is not padding, without computing the padding. A row of a
+// preference pair is a pair's two sequences and then padding up to seq_len, so this saves what
+// the longest pair of the micro-batch does not use. Nothing happens without segment ids.
+void trim_trailing_padding(TrainBatch& batch, int64_t multiple = 1);
 // Counted targets of samples [first, first + n) of `src` (reads layouts only).
 int64_t count_targets(const GptSampleSource& src, int64_t first, int64_t n);
 

@@ -142,6 +142,8 @@ TrainBatch Trainer::batch(const GptSampleSource& src, int64_t first, int64_t n) 
   TrainBatch b = make_train_batch(src, first, n, strategy_->model()->config().vocab_size,
                                   torch::Device(cfg_.run.device));
   if (peft_) b.inputs.prefix_embeds = peft_->prefix();
+  if (src.trailing_padding() && strategy_->supports_packed_rows())
+    trim_trailing_padding(b, strategy_->mesh().tp);
   return b;
 }
 
@@ -150,7 +152,8 @@ namespace {
 // The console's share of a validation pass's own metrics: the preference accuracy and margin.
 std::string eval_summary(const std::map<std::string, double>& m) {
   std::string out;
-  for (const char* k : {"eval_rewards/accuracies", "eval_rewards/margins"}) {
+  for (const char* k :
+       {"eval_rewards/accuracies", "eval_rewards/margins", "eval_accuracy", "eval_margin"}) {
     auto it = m.find(k);
     if (it != m.end()) out += fmt::format(" {} {:.4f}", k, it->second);
   }
