@@ -24,9 +24,10 @@
       OUT_DIR/train.json holds {"NAME": [per-step records]}, OUT_DIR/logps_standard.json and
       OUT_DIR/logps_conversational.json the base model's log-probs as `logps` prints them.
 
-  dpo_reference.py logps MODEL DATA
+  dpo_reference.py logps MODEL DATA [bf16]
       The summed completion log-probs of every pair of DATA under MODEL, tokenized by
-      DPOTrainer: prints {"chosen": [...], "rejected": [...]} in file order.
+      DPOTrainer (with bf16: the forward under CPU bf16 autocast, as trl runs the reference with
+      bf16=True): prints {"chosen": [...], "rejected": [...]} in file order.
 """
 import json
 import os
@@ -209,14 +210,15 @@ def run_simpo(job):
     return records
 
 
-def logps(model_dir, data):
+def logps(model_dir, data, bf16=False):
     trainer = trainer_for({"model": model_dir, "data": data, "steps": 1, "lr": 1e-3, "beta": 0.1})
     model = trainer.model
     model.eval()
     batch = padded_batch(trainer)
     labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = logits.float()
     from trl.experimental.cpo import CPOTrainer
     sums = CPOTrainer.get_batch_logps(logits, labels, average_log_prob=False)
     n = sums.size(0) // 2
@@ -265,7 +267,7 @@ def main():
     elif cmd == "suite":
         suite(sys.argv[2], sys.argv[3])
     elif cmd == "logps":
-        print(json.dumps(logps(sys.argv[2], sys.argv[3])))
+        print(json.dumps(logps(sys.argv[2], sys.argv[3], bf16=sys.argv[4:] == ["bf16"])))
     else:
         sys.exit(f"unknown command {cmd}")
 

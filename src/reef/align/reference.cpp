@@ -11,6 +11,7 @@
 #include "reef/base/files.h"
 #include "reef/base/hash.h"
 #include "reef/base/log.h"
+#include "reef/nn/autocast.h"
 #include "reef/nn/packing.h"
 #include "reef/parallel/strategy.h"
 #include "reef/train/batches.h"
@@ -68,7 +69,7 @@ uint64_t weights_fingerprint(CausalLM& model) {
 }
 
 ReferenceLogps compute_reference_logps(CausalLM& model, const PreferenceRows& rows,
-                                       int64_t batch_size, const torch::Device& device) {
+                                       int64_t batch_size, const torch::Device& device, bool bf16) {
   torch::NoGradGuard ng;
   const bool was_training = model->is_training();
   model->eval();
@@ -88,7 +89,10 @@ ReferenceLogps compute_reference_logps(CausalLM& model, const PreferenceRows& ro
     trim_trailing_padding(b);
     PackedSequences packed(b.inputs.position_ids, b.inputs.segment_ids);
     ModelOutputs out;
-    out.logits = model->forward_train(b.inputs.input_ids, &packed).logits;
+    {
+      AutocastScope autocast(bf16, device.type());
+      out.logits = model->forward_train(b.inputs.input_ids, &packed).logits;
+    }
     PairLogps lp = pair_logps(out, b);
     auto c = lp.chosen.to(torch::kCPU), j = lp.rejected.to(torch::kCPU);
     for (int64_t i = 0; i < n; ++i) {
@@ -103,9 +107,11 @@ ReferenceLogps compute_reference_logps(CausalLM& model, const PreferenceRows& ro
 
 ReferenceLogps cached_reference_logps(CausalLM& model, const PreferenceRows& rows,
                                       const std::string& dir, int64_t batch_size,
-                                      const torch::Device& device, ProcessGroup* pg) {
-  uint64_t parts[2] = {rows.pairs_fingerprint(), weights_fingerprint(model)};
-  const std::string path = join_path(dir, hex64(xxh64(parts, sizeof(parts))) + ".bin");
+                                      const torch::Device& device, ProcessGroup* pg, bool bf16) {
+  // fp32 keys are the pairs and the weights; a bf16 reference has a key of its own.
+  uint64_t parts[3] = {rows.pairs_fingerprint(), weights_fingerprint(model), xxh64("bf16")};
+  const std::string path =
+      join_path(dir, hex64(xxh64(parts, bf16 ? sizeof(parts) : 2 * sizeof(uint64_t))) + ".bin");
   const bool writer = !pg || pg->rank() == 0;
   if (path_exists(path)) {
     ReferenceLogps r = decode_cache(path, rows.num_pairs());
@@ -116,7 +122,7 @@ ReferenceLogps cached_reference_logps(CausalLM& model, const PreferenceRows& row
   ReferenceLogps r;
   if (writer) {
     log_info("dpo: computing the reference log-probs of {} pairs", rows.stats().rows_per_epoch);
-    r = compute_reference_logps(model, rows, batch_size, device);
+    r = compute_reference_logps(model, rows, batch_size, device, bf16);
     make_dirs(dir);
     write_file_atomic(path, encode_cache(r));
     r.path = path;

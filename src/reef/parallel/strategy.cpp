@@ -9,33 +9,13 @@
 
 #include <optional>
 
+#include "reef/nn/autocast.h"
 #include "reef/nn/packing.h"
 #include "reef/parallel/strategies.h"
 #include "reef/parallel/tensor_parallel.h"
 
 namespace reef {
 namespace {
-
-// Enables autocast to bf16 on `device` for its lifetime (bf16 compute, fp32 weights).
-class AutocastScope {
- public:
-  AutocastScope(bool enabled, c10::DeviceType device) : enabled_(enabled), device_(device) {
-    if (!enabled_) return;
-    prev_ = at::autocast::is_autocast_enabled(device_);
-    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
-    at::autocast::set_autocast_enabled(device_, true);
-    at::autocast::increment_nesting();
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(device_, prev_);
-  }
-
- private:
-  bool enabled_, prev_ = false;
-  c10::DeviceType device_;
-};
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;

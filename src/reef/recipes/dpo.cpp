@@ -22,13 +22,15 @@ std::unique_ptr<Loss> dpo_prepare(const Config& cfg, CausalLM& model, TrainingDa
     const std::string dir = cfg.dpo.reference_cache_dir.empty()
                                 ? join_path(cfg.run.dir, "reference_logps")
                                 : cfg.dpo.reference_cache_dir;
-    ReferenceLogps ref = cached_reference_logps(model, *rows, dir, cfg.train.micro_batch_size,
-                                                torch::Device(cfg.run.device), pg);
+    ReferenceLogps ref =
+        cached_reference_logps(model, *rows, dir, cfg.train.micro_batch_size,
+                               torch::Device(cfg.run.device), pg, cfg.train.precision == "bf16");
     rows->set_reference(std::move(ref.chosen), std::move(ref.rejected));
     // The validation pairs' reference, cached the same way (its own key: other pairs).
     if (auto* vrows = dynamic_cast<PreferenceRows*>(data.valid.get())) {
-      ReferenceLogps vref = cached_reference_logps(model, *vrows, dir, cfg.train.micro_batch_size,
-                                                   torch::Device(cfg.run.device), pg);
+      ReferenceLogps vref =
+          cached_reference_logps(model, *vrows, dir, cfg.train.micro_batch_size,
+                                 torch::Device(cfg.run.device), pg, cfg.train.precision == "bf16");
       vrows->set_reference(std::move(vref.chosen), std::move(vref.rejected));
     }
   }
