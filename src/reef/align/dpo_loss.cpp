@@ -1,6 +1,7 @@
 // Implementation of align/dpo_loss.h.
 #include "reef/align/dpo_loss.h"
 
+#include "reef/align/pair_loss.h"
 #include "reef/base/error.h"
 
 namespace reef {
@@ -11,9 +12,7 @@ namespace F = torch::nn::functional;
 class DpoLoss : public Loss {
  public:
   DpoLoss(const DpoConfig& cfg, const ModelConfig& model)
-      : cfg_(cfg),
-        aux_coef_(model.n_experts > 0 && model.output_router_logits ? model.router_aux_loss_coef
-                                                                    : 0.0) {}
+      : cfg_(cfg), aux_coef_(router_aux_coefficient(model)) {}
 
   std::vector<std::string> metric_names() const override {
     std::vector<std::string> names = {"loss",
@@ -66,29 +65,20 @@ class DpoLoss : public Loss {
       chosen_reward = beta * chosen_ratio.detach();
       rejected_reward = beta * rejected_ratio.detach();
     }
-    // TRL: the mean over a micro-batch's pairs, micro-batches averaged, ranks averaged by the
-    // gradient reduction; a metric's share of the step is its micro-batch mean over both.
-    const double per_micro_batch = 1.0 / static_cast<double>(step.micro_batches);
-    const double share = per_micro_batch / static_cast<double>(step.gradient_average);
-    torch::Tensor loss = per_pair.mean();
-    LossResult r;
+    PairTerms t;
+    t.loss = per_pair.mean();
     if (cfg_.rpo_alpha > 0) {
       auto nll = lp.chosen_nll_sum / lp.chosen_tokens.sum().clamp_min(1.0);
-      r.metrics["nll_loss"] = nll.item<double>() * share;
-      loss = loss + cfg_.rpo_alpha * nll;
+      t.metrics.emplace_back("nll_loss", nll);
+      t.loss = t.loss + cfg_.rpo_alpha * nll;
     }
-    r.objective = loss * per_micro_batch;
-    if (out.aux_loss.defined() && aux_coef_ > 0)
-      r.objective = r.objective + per_micro_batch * aux_coef_ * out.aux_loss.to(torch::kFloat);
-    auto mean = [&](const torch::Tensor& t) { return t.detach().mean().item<double>() * share; };
-    r.metrics["loss"] = loss.item<double>() * share;
-    r.metrics["rewards/chosen"] = mean(chosen_reward);
-    r.metrics["rewards/rejected"] = mean(rejected_reward);
-    r.metrics["rewards/accuracies"] = mean((chosen_reward > rejected_reward).to(torch::kFloat));
-    r.metrics["rewards/margins"] = mean(chosen_reward - rejected_reward);
-    r.metrics["logps/chosen"] = mean(chosen_logps);
-    r.metrics["logps/rejected"] = mean(rejected_logps);
-    return r;
+    t.metrics.insert(t.metrics.end(), {{"rewards/chosen", chosen_reward},
+                                       {"rewards/rejected", rejected_reward},
+                                       {"rewards/accuracies", chosen_reward > rejected_reward},
+                                       {"rewards/margins", chosen_reward - rejected_reward},
+                                       {"logps/chosen", chosen_logps},
+                                       {"logps/rejected", rejected_logps}});
+    return pair_loss_result(t, out, step, aux_coef_);
   }
 
  private:

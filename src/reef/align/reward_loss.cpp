@@ -1,6 +1,7 @@
 // Implementation of align/reward_loss.h.
 #include "reef/align/reward_loss.h"
 
+#include "reef/align/pair_loss.h"
 #include "reef/base/error.h"
 
 namespace reef {
@@ -11,10 +12,7 @@ namespace F = torch::nn::functional;
 class RewardLoss : public Loss {
  public:
   RewardLoss(const RmConfig& cfg, const ModelConfig& model)
-      : cfg_(cfg),
-        pad_id_(model.pad_token_id),
-        aux_coef_(model.n_experts > 0 && model.output_router_logits ? model.router_aux_loss_coef
-                                                                    : 0.0) {}
+      : cfg_(cfg), pad_id_(model.pad_token_id), aux_coef_(router_aux_coefficient(model)) {}
 
   std::vector<std::string> metric_names() const override {
     return {"loss", "accuracy", "margin", "mean_reward", "rewards/chosen", "rewards/rejected"};
@@ -28,26 +26,17 @@ class RewardLoss : public Loss {
     auto diff = r.chosen - r.rejected;
     if (batch.values.defined() && batch.values.size(1) >= 1)
       diff = diff - batch.values.select(1, 0).to(torch::kFloat);
-    torch::Tensor loss = -F::logsigmoid(diff).mean();
+    PairTerms t;
+    t.loss = -F::logsigmoid(diff).mean();
     if (cfg_.center_rewards_coefficient > 0)
-      loss = loss + cfg_.center_rewards_coefficient * (r.chosen + r.rejected).pow(2).mean();
-    // As DPO's: the mean over a micro-batch's pairs, micro-batches averaged, ranks averaged by
-    // the gradient reduction.
-    const double per_micro_batch = 1.0 / static_cast<double>(step.micro_batches);
-    const double share = per_micro_batch / static_cast<double>(step.gradient_average);
-    LossResult res;
-    res.objective = loss * per_micro_batch;
-    if (out.aux_loss.defined() && aux_coef_ > 0)
-      res.objective = res.objective + per_micro_batch * aux_coef_ * out.aux_loss.to(torch::kFloat);
-    auto mean = [&](const torch::Tensor& t) { return t.detach().mean().item<double>() * share; };
+      t.loss = t.loss + cfg_.center_rewards_coefficient * (r.chosen + r.rejected).pow(2).mean();
     auto c = r.chosen.detach(), j = r.rejected.detach();
-    res.metrics["loss"] = loss.item<double>() * share;
-    res.metrics["accuracy"] = mean((c > j).to(torch::kFloat));
-    res.metrics["margin"] = mean(c - j);
-    res.metrics["mean_reward"] = mean(torch::cat({c, j}));
-    res.metrics["rewards/chosen"] = mean(c);
-    res.metrics["rewards/rejected"] = mean(j);
-    return res;
+    t.metrics = {{"accuracy", c > j},
+                 {"margin", c - j},
+                 {"mean_reward", torch::cat({c, j})},
+                 {"rewards/chosen", c},
+                 {"rewards/rejected", j}};
+    return pair_loss_result(t, out, step, aux_coef_);
   }
 
  private:
