@@ -85,8 +85,7 @@ ReferenceLogps compute_reference_logps(CausalLM& model, const PreferenceRows& ro
   const int64_t n_rows = rows.stats().rows_per_epoch;
   for (int64_t first = 0; first < n_rows; first += batch_size) {
     const int64_t n = std::min(batch_size, n_rows - first);
-    TrainBatch b = make_train_batch(rows, first, n, V, device);
-    trim_trailing_padding(b);
+    TrainBatch b = make_train_batch(rows, first, n, V, device);  // padding columns dropped
     PackedSequences packed(b.inputs.position_ids, b.inputs.segment_ids);
     ModelOutputs out;
     {

@@ -23,7 +23,7 @@ int64_t count_targets(const GptSampleSource& src, int64_t first, int64_t n) {
 void trim_trailing_padding(TrainBatch& b, int64_t multiple) {
   if (!b.inputs.segment_ids.defined()) return;
   const int64_t T = b.inputs.segment_ids.size(1);
-  auto used = (b.inputs.segment_ids != 0).any(0).to(torch::kCPU);  // [T]
+  auto used = (b.inputs.segment_ids != 0).any(0).to(torch::kCPU).contiguous();  // [T]
   const auto* u = used.data_ptr<bool>();
   int64_t keep = T;
   while (keep > 0 && !u[keep - 1]) --keep;
@@ -37,7 +37,7 @@ void trim_trailing_padding(TrainBatch& b, int64_t multiple) {
 }
 
 TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n, int64_t V,
-                            const torch::Device& device) {
+                            const torch::Device& device, int64_t column_multiple) {
   const int64_t T = src.seq_len(), T1 = T + 1;
   auto out = torch::empty({n, T1}, torch::kInt64);
   int64_t* dst = out.data_ptr<int64_t>();
@@ -89,18 +89,24 @@ TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n
       dst[b * T1 + t] = s[t];
     }
   }
-  TrainBatch batch;
-  batch.inputs.input_ids = out.narrow(1, 0, T).to(device);
-  auto targets = out.narrow(1, 1, T).clone();
+  TrainBatch batch;  // on the CPU first: trimmed there, then moved
+  batch.inputs.input_ids = out.narrow(1, 0, T);
+  batch.targets = out.narrow(1, 1, T).clone();
   if (mask.defined()) {
-    targets.masked_fill_(mask.logical_not(), kIgnoreTarget);
+    batch.targets.masked_fill_(mask.logical_not(), kIgnoreTarget);
     batch.n_targets = mask.sum().item<int64_t>();
-    batch.inputs.position_ids = pos.to(device);
-    batch.inputs.segment_ids = seg.to(device);
+    batch.inputs.position_ids = pos;
+    batch.inputs.segment_ids = seg;
   } else {
     batch.n_targets = n * T;
   }
-  batch.targets = targets.to(device);
+  if (src.trailing_padding()) trim_trailing_padding(batch, column_multiple);
+  batch.inputs.input_ids = batch.inputs.input_ids.to(device);
+  batch.targets = batch.targets.to(device);
+  if (mask.defined()) {
+    batch.inputs.position_ids = batch.inputs.position_ids.to(device);
+    batch.inputs.segment_ids = batch.inputs.segment_ids.to(device);
+  }
   if (n_values >= 0) {
     if (static_cast<int64_t>(all_values.size()) != n * n_values)
       fail("data: samples {}..{} give values for some rows only (internal error)", first,

@@ -11,9 +11,12 @@
 namespace reef {
 
 // Samples [first, first + n) of `src` on `device`. An id outside [0, vocab_size) is a usage
-// error naming the sample (data tokenized with another tokenizer).
+// error naming the sample (data tokenized with another tokenizer). When the source's rows end in
+// padding (GptSampleSource::trailing_padding), the columns no row uses are dropped before the
+// batch leaves the CPU, keeping a multiple of `column_multiple` (trim_trailing_padding).
 TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n,
-                            int64_t vocab_size, const torch::Device& device);
+                            int64_t vocab_size, const torch::Device& device,
+                            int64_t column_multiple = 1);
 // Drops the trailing columns of a micro-batch of laid-out rows where every row is padding
 // (segment 0), keeping a multiple of `multiple` columns (tensor-parallel sequence slices): the
 // same outputs for every token that is not padding, without computing the padding. A row of a

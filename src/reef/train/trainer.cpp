@@ -139,11 +139,10 @@ void Trainer::resume_from(const std::string& dir) {
 }
 
 TrainBatch Trainer::batch(const GptSampleSource& src, int64_t first, int64_t n) const {
+  // Trimmed columns stay a multiple of tp (sequence parallelism splits them over the tp ranks).
   TrainBatch b = make_train_batch(src, first, n, strategy_->model()->config().vocab_size,
-                                  torch::Device(cfg_.run.device));
+                                  torch::Device(cfg_.run.device), strategy_->mesh().tp);
   if (peft_) b.inputs.prefix_embeds = peft_->prefix();
-  if (src.trailing_padding() && strategy_->supports_packed_rows())
-    trim_trailing_padding(b, strategy_->mesh().tp);
   return b;
 }
 

@@ -34,6 +34,20 @@ size_t length(const PreferencePair& p) {
   return 2 * p.prompt.size() + p.chosen.size() + p.rejected.size();
 }
 
+// The same rows without the trailing-padding promise: make_train_batch keeps every column.
+class Untrimmed : public GptSampleSource {
+ public:
+  explicit Untrimmed(const PreferenceRows& rows) : rows_(rows) {}
+  int64_t num_samples() const override { return rows_.num_samples(); }
+  int64_t seq_len() const override { return rows_.seq_len(); }
+  void sample(int64_t i, std::vector<int32_t>* out) const override { rows_.sample(i, out); }
+  uint64_t fingerprint() const override { return rows_.fingerprint(); }
+  bool layout(int64_t i, SampleLayout* out) const override { return rows_.layout(i, out); }
+
+ private:
+  const PreferenceRows& rows_;
+};
+
 TEST(TrimTrailingPadding, KeepsTheUsedColumnsAndTheOutputs) {
   auto all = pairs(6);
   PreferenceRowOptions o;
@@ -41,9 +55,16 @@ TEST(TrimTrailingPadding, KeepsTheUsedColumnsAndTheOutputs) {
   o.shuffle = false;
   PreferenceRows rows(all, o);
   const ModelConfig cfg = testing::tiny_llama_config();
-  TrainBatch full = make_train_batch(rows, 0, 4, cfg.vocab_size, torch::kCPU);
+  TrainBatch full = make_train_batch(Untrimmed(rows), 0, 4, cfg.vocab_size, torch::kCPU);
+  ASSERT_EQ(full.inputs.input_ids.size(1), 40);
   TrainBatch cut = full;
   trim_trailing_padding(cut);
+  // Preference rows promise trailing padding: make_train_batch trims them itself.
+  TrainBatch made = make_train_batch(rows, 0, 4, cfg.vocab_size, torch::kCPU);
+  EXPECT_TRUE(torch::equal(made.inputs.input_ids, cut.inputs.input_ids));
+  EXPECT_TRUE(torch::equal(made.targets, cut.targets));
+  EXPECT_EQ(make_train_batch(rows, 0, 4, cfg.vocab_size, torch::kCPU, 4).inputs.input_ids.size(1),
+            (cut.inputs.input_ids.size(1) + 3) / 4 * 4);
   size_t longest = 0;
   for (int i = 0; i < 4; ++i) longest = std::max(longest, length((*all)[rows.pair_of(i)]));
   ASSERT_LT(static_cast<int64_t>(longest), 40);
