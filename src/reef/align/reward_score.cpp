@@ -70,6 +70,7 @@ torch::Tensor score_sequences(CausalLM& model, const std::vector<std::vector<int
   const int64_t n = static_cast<int64_t>(sequences.size());
   auto scores = torch::empty({n}, torch::kFloat);
   if (n == 0) return scores;
+  float* out = scores.data_ptr<float>();
   // Longest first, so each batch pads little.
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
@@ -84,16 +85,19 @@ torch::Tensor score_sequences(CausalLM& model, const std::vector<std::vector<int
     const int64_t b1 = std::min(n, b0 + std::max<int64_t>(1, batch_size));
     const auto T = static_cast<int64_t>(sequences[static_cast<size_t>(order[b0])].size());
     auto ids = torch::full({b1 - b0, T}, pad, torch::kLong);
-    auto real = torch::zeros({b1 - b0, T}, torch::kLong);
+    auto real = torch::zeros({b1 - b0, T}, torch::kLong);  // 1 on each sequence's own tokens
+    int64_t* id = ids.data_ptr<int64_t>();
+    int64_t* re = real.data_ptr<int64_t>();
     for (int64_t i = b0; i < b1; ++i) {
       const auto& s = sequences[static_cast<size_t>(order[i])];
-      for (size_t t = 0; t < s.size(); ++t) ids[i - b0][static_cast<int64_t>(t)] = s[t];
-      real[i - b0].narrow(0, 0, static_cast<int64_t>(s.size())).fill_(1);
+      std::copy(s.begin(), s.end(), id + (i - b0) * T);
+      std::fill_n(re + (i - b0) * T, s.size(), 1);
     }
     auto logits = model->forward(ids.to(device)).to(torch::kCPU);  // [B, T, 1]
     auto pos = last_scored_position(ids, real, 1, c.pad_token_id);
     auto s = logits.select(2, 0).to(torch::kFloat).gather(1, pos.unsqueeze(1)).squeeze(1);
-    for (int64_t i = b0; i < b1; ++i) scores[order[i]] = s[i - b0];
+    const float* sp = s.contiguous().data_ptr<float>();
+    for (int64_t i = b0; i < b1; ++i) out[order[i]] = sp[i - b0];
   }
   return scores;
 }
@@ -117,18 +121,19 @@ ScoreSummary score_jsonl(CausalLM& model, const Tokenizer& tokenizer,
     std::vector<std::vector<int32_t>> seqs;
     for (const auto& r : rows)
       for (const auto& s : r.seqs) seqs.push_back(s);
-    auto scores = score_sequences(model, seqs, options.batch_size);
+    auto scored = score_sequences(model, seqs, options.batch_size);
+    const float* scores = scored.data_ptr<float>();
     int64_t k = 0;
     for (const auto& r : rows) {
       ojson line = {{"line", r.line}};
       if (r.seqs.size() == 2) {
-        const double a = scores[k].item<double>(), b = scores[k + 1].item<double>();
+        const double a = scores[k], b = scores[k + 1];
         line["chosen_score"] = a;
         line["rejected_score"] = b;
         ++sum.pairs;
         if (a > b) ++sum.correct;
       } else {
-        line["score"] = scores[k].item<double>();
+        line["score"] = static_cast<double>(scores[k]);
       }
       k += static_cast<int64_t>(r.seqs.size());
       ++sum.rows;
