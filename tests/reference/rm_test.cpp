@@ -16,6 +16,7 @@
 
 #include "reef/base/files.h"
 #include "testing/testing.h"
+#include "trl_parity.h"
 
 namespace reef {
 namespace {
@@ -70,29 +71,12 @@ class RmReference : public ::testing::Test {
   static testing::ProcResult train(const std::string& run, const std::string& data,
                                    const std::vector<std::string>& extra, int nproc = 1,
                                    const std::string& model = "rm_model") {
-    std::vector<std::string> args = {"align",
-                                     "rm",
-                                     "--model",
-                                     dir_ + "/" + model,
-                                     "run.dir=" + run,
-                                     "data.train_files=[" + dir_ + "/" + data + ".jsonl]",
-                                     "data.seq_len=128",
-                                     "train.max_steps=5",
-                                     "train.micro_batch_size=8",
-                                     "train.grad_accum=1",
-                                     "train.eval_every=0",
-                                     "train.clip_grad=0",
-                                     "optim.lr=0.01",
-                                     "optim.min_lr=0.01",
-                                     "optim.schedule=constant",
-                                     "optim.warmup_steps=0",
-                                     "optim.weight_decay=0",
-                                     "optim.beta1=0.9",
-                                     "optim.beta2=0.95",
-                                     "optim.eps=1e-8",
-                                     "logging.tensorboard=false",
-                                     "logging.progress=off",
-                                     "run.threads=1"};
+    std::vector<std::string> args = {
+        "align",          "rm",
+        "--model",        dir_ + "/" + model,
+        "run.dir=" + run, "data.train_files=[" + dir_ + "/" + data + ".jsonl]"};
+    const auto common = testing::trl_parity_overrides();
+    args.insert(args.end(), common.begin(), common.end());
     args.insert(args.end(), extra.begin(), extra.end());
     return testing::run_reef(nproc > 1 ? testing::launch_args(nproc, args) : args);
   }

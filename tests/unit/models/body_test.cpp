@@ -9,23 +9,10 @@
 #include <set>
 
 #include "reef/models/causal_lm.h"
+#include "tiny_model.h"
 
 namespace reef {
 namespace {
-
-ModelConfig small(const std::string& arch) {
-  ModelConfig c;
-  c.arch = arch;
-  c.vocab_size = 50;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = arch == "gpt2" ? 0 : 2;
-  c.max_seq_len = 32;
-  c.activation = "auto";
-  return c;
-}
 
 std::vector<std::string> names(CausalLM& m) {
   std::vector<std::string> out;
@@ -60,7 +47,7 @@ TEST(DecoderBody, ModuleSurgeryKeepsNamesAndOutputsForEveryFamily) {
   for (const std::string arch : {"llama", "gemma", "mixtral", "gpt2"}) {
     SCOPED_TRACE(arch);
     torch::manual_seed(5);
-    CausalLM m(small(arch));
+    CausalLM m(testing::tiny_model(arch, 50));
     auto ids = torch::randint(0, 50, {2, 6}, torch::kLong);
     torch::NoGradGuard ng;
     const auto want = m->forward(ids);
@@ -90,7 +77,7 @@ TEST(DecoderBody, ModuleSurgeryKeepsNamesAndOutputsForEveryFamily) {
 TEST(DecoderBody, FamilyAccountingEqualsTheBuiltModel) {
   for (const std::string arch : {"llama", "qwen2", "qwen3", "gemma", "mixtral", "gpt2"}) {
     SCOPED_TRACE(arch);
-    auto c = small(arch);
+    auto c = testing::tiny_model(arch, 50);
     CausalLM m(c);
     int64_t n = 0;
     for (const auto& p : m->parameters()) n += p.numel();
@@ -104,7 +91,7 @@ TEST(DecoderBody, FamilyAccountingEqualsTheBuiltModel) {
 TEST(DecoderBody, NormsInitialiseThemselves) {
   for (const std::string arch : {"llama", "gemma", "gpt2"}) {
     SCOPED_TRACE(arch);
-    auto c = small(arch);
+    auto c = testing::tiny_model(arch, 50);
     c.init_std = 0.5;
     CausalLM m(c);
     const double want = arch == "gemma" ? 0.0 : 1.0;  // gemma scales by (1 + weight)

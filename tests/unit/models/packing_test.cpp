@@ -11,24 +11,10 @@
 #include <map>
 
 #include "reef/models/causal_lm.h"
+#include "tiny_model.h"
 
 namespace reef {
 namespace {
-
-ModelConfig tiny(const std::string& arch) {
-  ModelConfig c;
-  c.arch = arch;
-  c.vocab_size = 40;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = arch == "gpt2" ? 0 : 2;
-  c.max_seq_len = 32;
-  c.activation = "auto";
-  if (arch == "mixtral") c.n_experts = 4;
-  return c;
-}
 
 struct Result {
   double loss = 0;
@@ -103,7 +89,7 @@ class Packing : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Packing, PackedBatchEqualsSamplesOneByOne) {
   torch::manual_seed(5);
-  CausalLM m(tiny(GetParam()));
+  CausalLM m(testing::tiny_model(GetParam()));
   {
     // Larger weights than the 0.02 init: attention far from uniform, so leaks would show.
     torch::NoGradGuard ng;
