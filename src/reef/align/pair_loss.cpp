@@ -3,8 +3,8 @@
 
 namespace reef {
 
-LossResult pair_loss_result(const PairTerms& terms, const ModelOutputs& out,
-                            const StepTotals& step, double aux_coef) {
+LossResult pair_loss_result(const PairTerms& terms, const ModelOutputs& out, const StepTotals& step,
+                            double aux_coef) {
   const double per_micro_batch = 1.0 / static_cast<double>(step.micro_batches);
   const double share = per_micro_batch / static_cast<double>(step.gradient_average);
   LossResult r;

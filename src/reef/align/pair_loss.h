@@ -23,8 +23,8 @@ struct PairTerms {
 };
 
 // The objective and metric shares of `terms` for `step`; `aux_coef` weighs out.aux_loss.
-LossResult pair_loss_result(const PairTerms& terms, const ModelOutputs& out,
-                            const StepTotals& step, double aux_coef);
+LossResult pair_loss_result(const PairTerms& terms, const ModelOutputs& out, const StepTotals& step,
+                            double aux_coef);
 
 // router_aux_loss_coef when the model trains with the load-balancing term, else 0.
 double router_aux_coefficient(const ModelConfig& model);
