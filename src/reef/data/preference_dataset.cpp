@@ -26,7 +26,8 @@ PreferenceRows::PreferenceRows(std::shared_ptr<const std::vector<PreferencePair>
   if (opt_.seq_len <= 0) fail("preference rows need seq_len > 0 (internal error)");
   stats_.pairs = static_cast<int64_t>(all.size());
   use_.assign(all.size(), false);
-  uint64_t h = xxh64(fmt::format("preference-pairs-v1 {}", opt_.max_length));
+  uint64_t h = xxh64(fmt::format("preference-pairs-v2 {}{}", opt_.max_length,
+                                 opt_.share_prompt ? " shared-prompt" : ""));
   std::vector<int32_t> c, r;
   for (size_t k = 0; k < all.size(); ++k) {
     const PreferencePair& p = all[k];
@@ -38,13 +39,16 @@ PreferenceRows::PreferenceRows(std::shared_ptr<const std::vector<PreferencePair>
     if (c.size() < p.prompt.size() + p.chosen.size() ||
         r.size() < p.prompt.size() + p.rejected.size())
       ++stats_.truncated;
-    if (static_cast<int64_t>(c.size() + r.size()) > row_len) {
+    const size_t shared = shared_tokens(p);
+    if (static_cast<int64_t>(c.size() + r.size() - shared) > row_len) {
       if (opt_.overlong == "error")
         usage_error(
-            "{}: the pair's chosen and rejected sequences have {} + {} tokens, more than {} = "
+            "{}: the pair's chosen and rejected sequences have {} + {} tokens{}, more than {} = "
             "{}; raise data.seq_len{} or set data.overlong=drop",
-            p.source, c.size(), r.size(), opt_.inputs_only ? "data.seq_len" : "data.seq_len + 1",
-            row_len, opt_.max_length > 0 ? ", lower dpo.max_length" : "");
+            p.source, c.size(), r.size(),
+            shared > 0 ? fmt::format(" ({} of the prompt shared)", shared) : "",
+            opt_.inputs_only ? "data.seq_len" : "data.seq_len + 1", row_len,
+            opt_.max_length > 0 ? ", lower dpo.max_length" : "");
       ++stats_.dropped_overlong;
       continue;
     }
@@ -79,7 +83,7 @@ PreferenceRows::PreferenceRows(std::shared_ptr<const std::vector<PreferencePair>
     if (opt_.group_rows > 1) {
       auto length = [&](int32_t k) {
         const PreferencePair& p = all[static_cast<size_t>(k)];
-        return 2 * p.prompt.size() + p.chosen.size() + p.rejected.size();
+        return 2 * p.prompt.size() + p.chosen.size() + p.rejected.size() - shared_tokens(p);
       };
       const auto G = static_cast<size_t>(opt_.group_rows);
       for (size_t at = 0; at < e.size(); at += G)
@@ -91,7 +95,7 @@ PreferenceRows::PreferenceRows(std::shared_ptr<const std::vector<PreferencePair>
     ++epoch;
   } while (static_cast<int64_t>(rows_.size()) < opt_.num_rows);
   const std::string key =
-      fmt::format("preference-rows-v1 {} {} {} {}{} {}", opt_.seq_len, opt_.seed, opt_.shuffle,
+      fmt::format("preference-rows-v2 {} {} {} {}{} {}", opt_.seq_len, opt_.seed, opt_.shuffle,
                   opt_.pad_id, opt_.inputs_only ? " inputs-only" : "", opt_.group_rows);
   uint64_t parts[2] = {xxh64(key), pairs_fingerprint_};
   fingerprint_ = xxh64(parts, sizeof(parts));
@@ -107,11 +111,17 @@ void PreferenceRows::sequences(int32_t k, std::vector<int32_t>* chosen,
   }
 }
 
+size_t PreferenceRows::shared_tokens(const PreferencePair& p) const {
+  return opt_.share_prompt && !p.prompt.empty() ? p.prompt.size() - 1 : 0;
+}
+
 void PreferenceRows::sample(int64_t i, std::vector<int32_t>* out) const {
+  const int32_t k = pair_of(i);
+  const size_t shared = shared_tokens((*pairs_)[static_cast<size_t>(k)]);
   std::vector<int32_t> c, r;
-  sequences(pair_of(i), &c, &r);
+  sequences(k, &c, &r);
   out->assign(c.begin(), c.end());
-  out->insert(out->end(), r.begin(), r.end());
+  out->insert(out->end(), r.begin() + static_cast<std::ptrdiff_t>(shared), r.end());
   out->resize(static_cast<size_t>(opt_.seq_len + 1), opt_.pad_id);
 }
 
@@ -121,12 +131,18 @@ bool PreferenceRows::layout(int64_t i, SampleLayout* out) const {
   std::vector<int32_t> c, r;
   sequences(k, &c, &r);
   const size_t row_len = static_cast<size_t>(opt_.seq_len + 1);
-  // Per token of the row: segment (1 chosen, 2 rejected, 0 padding), position, completion.
+  // Per token of the row: segment (kSharedPrompt, 1 chosen, 2 rejected, 0 padding), position,
+  // completion.
   std::vector<int32_t> seg(row_len, 0), pos(row_len, 0);
   std::vector<uint8_t> completion(row_len, 0);
+  const size_t shared = shared_tokens(p);
   size_t at = 0;
+  for (size_t t = 0; t < shared; ++t, ++at) {
+    seg[at] = kSharedPrompt;
+    pos[at] = static_cast<int32_t>(t);
+  }
   for (auto [segment, n] : {std::pair{1, c.size()}, std::pair{2, r.size()}}) {
-    for (size_t t = 0; t < n; ++t, ++at) {
+    for (size_t t = shared; t < n; ++t, ++at) {
       seg[at] = segment;
       pos[at] = static_cast<int32_t>(t);
       completion[at] = t >= p.prompt.size() ? 1 : 0;

@@ -1,7 +1,14 @@
 // Preference pairs as training rows: one pair per row, its chosen sequence (prompt + chosen) and
 // its rejected sequence (prompt + rejected) packed one after the other into seq_len + 1 tokens
 // with SFT's block-diagonal isolation (each keeps its own positions and attention span: segment
-// 1 is chosen, segment 2 rejected, 0 padding), so one forward pass scores both. The targets that
+// 1 is chosen, segment 2 rejected, 0 padding), so one forward pass scores both. With
+// share_prompt, the prompt's tokens but its last are laid down once, as a shared prefix
+// (segment kSharedPrompt, which both sequences see: nn/packing.h), followed by the chosen
+// sequence from the prompt's last token on and then the rejected one from the same token on, at
+// the positions they have in their whole sequences: causal attention makes every log-prob
+// exactly what the two separate sequences give, for one prompt's compute instead of two. (The
+// prompt's last token is repeated because its output predicts a different first answer token
+// in each sequence.) The targets that
 // count are the completions' tokens. Each sequence is first cut to max_length tokens keeping its
 // start, and a pair whose prompt alone fills max_length is dropped, as TRL's DPOTrainer does; a
 // pair whose two sequences do not fit a row is dropped (counted) or an error, as data.overlong
@@ -20,6 +27,9 @@
 
 namespace reef {
 
+// The segment id of a row's shared prompt (a negative id: nn/packing.h).
+constexpr int32_t kSharedPrompt = -1;
+
 struct PreferenceRowOptions {
   int64_t seq_len = 0;
   int64_t max_length = 0;         // per sequence (prompt + answer); 0: no cut
@@ -36,6 +46,8 @@ struct PreferenceRowOptions {
   // > 0: each epoch's shuffled rows are sorted by length (longest first) within consecutive
   // groups of this many rows, so micro-batches hold pairs of similar length.
   int64_t group_rows = 0;
+  // Lay the prompt down once, shared by both sequences (see above).
+  bool share_prompt = false;
 };
 
 struct PreferenceRowStats {
@@ -75,6 +87,8 @@ class PreferenceRows : public GptSampleSource {
  private:
   // The two sequences of pair k after the cut (tokens), and where their completions start.
   void sequences(int32_t k, std::vector<int32_t>* chosen, std::vector<int32_t>* rejected) const;
+  // How many of pair p's prompt tokens a row holds once for both sequences.
+  size_t shared_tokens(const PreferencePair& p) const;
 
   std::shared_ptr<const std::vector<PreferencePair>> pairs_;
   PreferenceRowOptions opt_;

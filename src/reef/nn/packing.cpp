@@ -11,7 +11,9 @@ PackedSequences::PackedSequences(torch::Tensor position_ids, torch::Tensor segme
     fail("packed layout: position_ids {} and segment_ids {} must both be [B, T]",
          c10::str(position_ids_.sizes()), c10::str(segment_ids_.sizes()));
   const int64_t T = segment_ids_.size(1);
-  auto same = segment_ids_.unsqueeze(2) == segment_ids_.unsqueeze(1);  // [B, T, T]
+  // Query i (dim 1) may see key j (dim 2) of its own segment or of a shared prefix.
+  auto same = (segment_ids_.unsqueeze(2) == segment_ids_.unsqueeze(1)) |
+              (segment_ids_ < 0).unsqueeze(1);  // [B, T, T]
   auto causal =
       torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(segment_ids_.device()))
           .tril();
@@ -24,7 +26,10 @@ PackedSequences PackedSequences::with_prefix(int64_t prefix) const {
   auto first = segment_ids_.narrow(1, 0, 1);  // [B, 1]
   auto seg = torch::cat({first.expand({B, prefix}), segment_ids_}, 1);
   auto pre_pos = torch::arange(prefix, position_ids_.options()).unsqueeze(0).expand({B, prefix});
-  auto pos = position_ids_ + (segment_ids_ == first).to(position_ids_.scalar_type()) * prefix;
+  // The first sample moves right by `prefix`; after a shared prefix, so do the samples that
+  // continue it (every sample but padding).
+  auto moved = (segment_ids_ == first) | ((first < 0) & (segment_ids_ != 0));
+  auto pos = position_ids_ + moved.to(position_ids_.scalar_type()) * prefix;
   return PackedSequences(torch::cat({pre_pos, pos}, 1), seg);
 }
 

@@ -59,6 +59,7 @@ TrainResult run_dpo(const ResolvedConfig& rc, const PretrainOptions& opts) {
   job.data = [](const ResolvedConfig& r, const Tokenizer& tok, const std::string& dir) {
     PreferenceDataOptions o;
     o.max_length = r.config.dpo.max_length;
+    o.share_prompt = true;  // exact under causal attention, and the prompt is computed once
     return preference_data(r, tok, dir, o);
   };
   job.prepare = dpo_prepare;

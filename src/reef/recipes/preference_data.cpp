@@ -94,6 +94,7 @@ TrainingData preference_data(const ResolvedConfig& rc, const Tokenizer& tokenize
   if (o.pad_id < 0) o.pad_id = 0;
   o.inputs_only = opt.inputs_only;
   o.margins = opt.margins;
+  o.share_prompt = opt.share_prompt;
   if (d.group_by_length) o.group_rows = 50 * cfg.train.micro_batch_size * cfg.train.grad_accum;
   auto rows = std::make_unique<PreferenceRows>(pairs, o);
   const PreferenceRowStats& st = rows->stats();

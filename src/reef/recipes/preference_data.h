@@ -18,6 +18,7 @@ struct PreferenceDataOptions {
   int64_t max_length = 0;             // per sequence; 0: no cut (dpo: dpo.max_length)
   bool inputs_only = false;           // both sequences within data.seq_len (reward models)
   bool margins = false;               // rows carry their pair's margin (reward models)
+  bool share_prompt = false;          // one copy of the prompt per row (data/preference_dataset.h)
 };
 
 TrainingData preference_data(const ResolvedConfig& rc, const Tokenizer& tokenizer,
