@@ -27,6 +27,7 @@ class DpoLoss : public Loss {
   }
 
   bool scores_validation() const override { return true; }
+  bool reads_logits_at_targets_only() const override { return true; }
 
   LossResult compute(const ModelOutputs& out, const TrainBatch& batch,
                      const StepTotals& step) const override {

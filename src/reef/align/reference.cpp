@@ -90,7 +90,8 @@ ReferenceLogps compute_reference_logps(CausalLM& model, const PreferenceRows& ro
     ModelOutputs out;
     {
       AutocastScope autocast(bf16, device.type());
-      out.logits = model->forward_train(b.inputs.input_ids, &packed).logits;
+      out.positions = b.targets != kIgnoreTarget;  // the LM head at the answers' tokens only
+      out.logits = model->forward_train(b.inputs.input_ids, &packed, {}, out.positions).logits;
     }
     PairLogps lp = pair_logps(out, b);
     auto c = lp.chosen.to(torch::kCPU), j = lp.rejected.to(torch::kCPU);

@@ -118,11 +118,21 @@ torch::Tensor CausalLMImpl::embed_tokens(const torch::Tensor& input_ids) {
 
 CausalLMImpl::TrainOutput CausalLMImpl::forward_train(const torch::Tensor& input_ids,
                                                       AttentionCache* cache,
-                                                      const torch::Tensor& prefix_embeds) {
+                                                      const torch::Tensor& prefix_embeds,
+                                                      const torch::Tensor& head_positions) {
   const int64_t prefix = prefix_embeds.defined() ? prefix_embeds.size(0) : 0;
   std::vector<torch::Tensor> router_logits;
+  const bool selected = head_positions.defined();
   auto out = run(input_ids, positions(input_ids, cache, prefix), 0, body_->n_layers(),
-                 Until::kLogits, prefix_embeds, uses_aux_loss() ? &router_logits : nullptr);
+                 selected ? Until::kNorm : Until::kLogits, prefix_embeds,
+                 uses_aux_loss() ? &router_logits : nullptr);
+  if (selected) {
+    if (head_positions.sizes() != input_ids.sizes() || head_positions.scalar_type() != torch::kBool)
+      fail("head positions must be [B, T] bool like the input ids {}, got {}",
+           c10::str(input_ids.sizes()), c10::str(head_positions.sizes()));
+    auto h = prefix > 0 ? out.narrow(1, prefix, input_ids.size(1)) : out;  // [B, T, C]
+    out = lm_head_logits(h.index({head_positions}));                       // [N, V]
+  }
   if (!uses_aux_loss()) return {out, torch::Tensor()};
   return {out, load_balancing_loss(router_logits, cfg_.n_experts, cfg_.n_experts_per_tok)};
 }

@@ -44,9 +44,13 @@ class CausalLMImpl : public torch::nn::Module {
   // With `cache`, positions and attention come from it as in forward() (a PackedSequences
   // layout, nn/packing.h, keeps packed samples apart). With `prefix_embeds` [P, C] (prompt
   // tuning's virtual tokens) those vectors are put before every row's token embeddings, as
-  // peft's prompt learning does: logits are then [B, P + T, V].
+  // peft's prompt learning does: logits are then [B, P + T, V]. With `head_positions` [B, T]
+  // bool, only those positions (of the T token positions, in row-major order) go through the LM
+  // head: logits are [N, V] for the N marked ones, and the [B, T, V] logits of the rest are
+  // never made (a loss that counts a fraction of the positions, as SFT and DPO do).
   TrainOutput forward_train(const torch::Tensor& input_ids, AttentionCache* cache = nullptr,
-                            const torch::Tensor& prefix_embeds = {});
+                            const torch::Tensor& prefix_embeds = {},
+                            const torch::Tensor& head_positions = {});
   // The token embedding lookup (HF's get_input_embeddings()): input_ids [B, T] -> [B, T, C].
   torch::Tensor embed_tokens(const torch::Tensor& input_ids);
   // True for a MoE model configured with output_router_logits (HF: then the loss includes

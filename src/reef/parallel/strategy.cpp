@@ -40,23 +40,37 @@ struct GatherForReplicated : torch::autograd::Function<GatherForReplicated> {
 
 }  // namespace
 
+namespace {
+
+// x [N, ...] for the marked positions of `positions` [B, T] -> [B, T, ...], 0 elsewhere.
+torch::Tensor spread(const torch::Tensor& x, const torch::Tensor& positions) {
+  std::vector<int64_t> sizes = positions.sizes().vec();
+  for (int64_t d = 1; d < x.dim(); ++d) sizes.push_back(x.size(d));
+  return torch::zeros(sizes, x.options()).index_put({positions}, x);
+}
+
+}  // namespace
+
 torch::Tensor ModelOutputs::token_cross_entropy(const torch::Tensor& targets) const {
   if (tp) return tp->token_losses(logits, targets);
   const int64_t V = logits.size(-1);
   namespace F = torch::nn::functional;
-  return F::cross_entropy(
-             logits.reshape({-1, V}).to(torch::kFloat), targets.reshape({-1}),
-             F::CrossEntropyFuncOptions().ignore_index(kIgnoreTarget).reduction(torch::kNone))
-      .view(targets.sizes());
+  const auto t = positions.defined() ? targets.index({positions}) : targets.reshape({-1});
+  auto ce = F::cross_entropy(
+      logits.reshape({-1, V}).to(torch::kFloat), t,
+      F::CrossEntropyFuncOptions().ignore_index(kIgnoreTarget).reduction(torch::kNone));
+  return positions.defined() ? spread(ce, positions) : ce.view(targets.sizes());
 }
 
 torch::Tensor ModelOutputs::cross_entropy_sum(const torch::Tensor& targets) const {
   if (tp) return tp->token_losses(logits, targets).sum();
+  if (positions.defined()) return causal_lm_loss_sum(logits, targets.index({positions}));
   return causal_lm_loss_sum(logits, targets);
 }
 
 torch::Tensor ModelOutputs::token_logsumexp() const {
   auto local = torch::logsumexp(logits.to(torch::kFloat), -1);  // [B, T] over this rank's slice
+  if (positions.defined()) return spread(local, positions);
   if (!tp) return local;
   auto all = GatherForReplicated::apply(local, reinterpret_cast<int64_t>(&tp->group()));
   return torch::logsumexp(all, 0);
@@ -94,11 +108,20 @@ ModelOutputs Strategy::forward(const MicroBatch& b, TensorParallel* tp) {
   }
   CausalLMImpl::TrainOutput out;
   // logits [B, P + T, V] (+ aux for MoE)
+  // Logits at the loss's positions only, where the whole vocabulary is on this rank (a tensor-
+  // parallel head holds a slice, and sequence parallelism splits the positions).
+  const torch::Tensor selected = tp ? torch::Tensor() : b.head_positions;
   forward_scope([&] {
-    out = model_->forward_train(b.input_ids, packed ? &*packed : nullptr, b.prefix_embeds);
+    out =
+        model_->forward_train(b.input_ids, packed ? &*packed : nullptr, b.prefix_embeds, selected);
   });
   ModelOutputs o;
-  o.logits = P > 0 ? out.logits.narrow(1, P, out.logits.size(1) - P) : out.logits;
+  if (selected.defined()) {
+    o.logits = out.logits;
+    o.positions = selected;
+  } else {
+    o.logits = P > 0 ? out.logits.narrow(1, P, out.logits.size(1) - P) : out.logits;
+  }
   o.aux_loss = out.aux_loss;
   o.tp = tp;
   return o;

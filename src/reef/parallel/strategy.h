@@ -36,6 +36,9 @@ struct MicroBatch {
   torch::Tensor input_ids;                  // [B, T] int64
   torch::Tensor position_ids, segment_ids;  // [B, T] packed rows (nn/packing.h); else undefined
   torch::Tensor prefix_embeds;              // [P, C] prompt tuning's virtual tokens; or undefined
+  // [B, T] bool: the positions whose logits the loss reads (its counted targets); undefined:
+  // every position. A layout may compute logits for these only (ModelOutputs::positions).
+  torch::Tensor head_positions;
 };
 
 // What the model produced for a micro-batch, and the vocabulary-wide reductions a loss needs,
@@ -45,6 +48,9 @@ struct ModelOutputs {
   torch::Tensor logits;    // [B, T, V], or this rank's vocab slice [B, T, V/tp]; prefix removed
   torch::Tensor aux_loss;  // MoE load-balancing term (float32 scalar), undefined when none
   TensorParallel* tp = nullptr;
+  // When defined ([B, T] bool, the micro-batch's head_positions), logits are [N, V] for the
+  // marked positions only, in row-major order; the reductions below give 0 elsewhere.
+  torch::Tensor positions;
 
   // Next-token cross-entropy per position (float32 [B, T]; 0 where targets is kIgnoreTarget).
   torch::Tensor token_cross_entropy(const torch::Tensor& targets) const;

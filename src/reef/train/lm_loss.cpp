@@ -21,6 +21,8 @@ class LmLoss : public Loss {
     return names;
   }
 
+  bool reads_logits_at_targets_only() const override { return true; }
+
   LossResult compute(const ModelOutputs& out, const TrainBatch& batch,
                      const StepTotals& step) const override {
     LossResult r;

@@ -52,6 +52,10 @@ class Loss {
   // Whether validation scores this loss and its metrics on the validation samples (logged as
   // val_loss and eval_<metric>, TRL's eval names) instead of the language-model cross-entropy.
   virtual bool scores_validation() const { return false; }
+  // Whether compute() reads the logits only at the batch's counted targets, and only through
+  // ModelOutputs' reductions: the layout may then skip the LM head elsewhere
+  // (MicroBatch::head_positions).
+  virtual bool reads_logits_at_targets_only() const { return false; }
 };
 
 // The language-model loss of pretraining and SFT: the sum of next-token cross-entropy over the

@@ -1,7 +1,8 @@
 // Tests for parallel/strategy.h: the vocabulary-wide reductions a loss reads (per-token
 // cross-entropy and log-sum-exp) give the full model's values and gradients from tensor-parallel
 // vocab slices (tp ranks as threads, Gloo on loopback), and one process's strategy runs a step's
-// micro-batches with a given loss to the same gradients as the model by hand.
+// micro-batches with a given loss to the same gradients as the model by hand, also when the LM
+// head runs at the loss's positions only (MicroBatch::head_positions).
 #include "reef/parallel/strategy.h"
 
 #include <gtest/gtest.h>
@@ -81,6 +82,49 @@ TEST(Parallelize, OneProcessRunsTheMicroBatchesWithTheGivenLoss) {
     norms.push_back(want[item.key()].grad().norm());
   }
   EXPECT_NEAR(strategy->finish_gradients(0), torch::stack(norms).norm().item<double>(), 1e-4);
+}
+
+// A micro-batch that marks its counted targets gets logits for those positions only ([N, V]),
+// and every reduction a loss reads, with its gradients, equals the whole [B, T, V] logits'.
+TEST(Parallelize, HeadAtTheCountedTargetsOnlyGivesTheSameLossAndGradients) {
+  Config cfg;
+  cfg.model = testing::tiny_llama_config();
+  cfg.train.micro_batch_size = 2;
+  CausalLM ref = testing::random_model(cfg.model);
+  CausalLM m = testing::copy_model(cfg.model, ref);
+  auto strategy = parallelize(m, cfg, nullptr);
+  torch::manual_seed(2);
+  auto ids = torch::randint(0, cfg.model.vocab_size, {2, 7}, torch::kLong);
+  auto targets = torch::randint(0, cfg.model.vocab_size, {2, 7}, torch::kLong);
+  targets.narrow(1, 0, 3).fill_(kIgnoreTarget);  // prompts
+  targets[1][6] = kIgnoreTarget;                 // padding
+  const int64_t counted = (targets != kIgnoreTarget).sum().item<int64_t>();
+  MicroBatch b{ids};
+  b.head_positions = targets != kIgnoreTarget;
+  double got_sum = 0;
+  strategy->forward_backward(
+      1, 7, [&](int64_t) { return b; },
+      [&](const ModelOutputs& out, int64_t) {
+        EXPECT_TRUE(out.positions.defined());
+        EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{counted, cfg.model.vocab_size}));
+        auto ce = out.token_cross_entropy(targets);  // [B, T], 0 where not counted
+        EXPECT_EQ(ce.sizes(), targets.sizes());
+        EXPECT_EQ(ce[0][0].item<double>(), 0.0);
+        EXPECT_NEAR(ce.sum().item<double>(), out.cross_entropy_sum(targets).item<double>(), 1e-4);
+        got_sum = ce.sum().item<double>();
+        auto lse = out.token_logsumexp();
+        EXPECT_EQ(lse[1][6].item<double>(), 0.0);
+        return ce.sum() + 0.1 * lse.pow(2).sum();
+      });
+  ModelOutputs whole;
+  whole.logits = ref->forward(ids);
+  auto ce = whole.token_cross_entropy(targets);
+  auto lse = whole.token_logsumexp() * (targets != kIgnoreTarget).to(torch::kFloat);
+  EXPECT_NEAR(got_sum, ce.sum().item<double>(), 1e-4);
+  (ce.sum() + 0.1 * lse.pow(2).sum()).backward();
+  auto want = ref->named_parameters();
+  for (const auto& item : m->named_parameters())
+    testing::expect_close(item.value().grad(), want[item.key()].grad(), item.key(), 1e-5);
 }
 
 }  // namespace
