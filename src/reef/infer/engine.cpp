@@ -283,7 +283,8 @@ void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
     }
   }
   if (p.sampling.stop_at_eos && id == tokenizer_.eos_id()) {
-    finish(seq, "stop");  // eos is not part of the output, nor are its logprobs
+    // eos is not part of the output, nor are its logprobs; the finishing event names it.
+    finish(seq, "stop", "", static_cast<int32_t>(id), ev.logprob);
     return;
   }
   seq.generated.push_back(static_cast<int32_t>(id));
@@ -323,11 +324,14 @@ void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
   }
 }
 
-void Engine::finish(Sequence& seq, const std::string& reason, const std::string& error) {
+void Engine::finish(Sequence& seq, const std::string& reason, const std::string& error, int32_t eos,
+                    double eos_logprob) {
   seq.finished = true;
   TokenEvent ev;
   ev.index = seq.index;
   ev.finished = true;
+  ev.eos_token = eos;
+  ev.eos_logprob = eos_logprob;
   ev.finish_reason = reason;
   ev.error = error;
   if (seq.released != std::string::npos) {  // flush what was held back

@@ -60,6 +60,10 @@ struct TokenEvent {
   bool finished = false;
   std::string finish_reason;  // "stop" (eos or stop string), "length", or "error"
   std::string error;          // when finish_reason == "error"
+  // On a finishing event: the eos id when the sequence sampled it (not an output token), and
+  // its log-prob (when logprobs >= 0); -1 otherwise.
+  int32_t eos_token = -1;
+  double eos_logprob = 0;
   int64_t prompt_tokens = 0, completion_tokens = 0;  // on the finishing event
   EngineClock::time_point time;
 };
@@ -126,7 +130,8 @@ class Engine {
   void decode_step(EngineStep* step);
   // Samples the next token of `seq` from its logits [V] (float, CPU) and publishes it.
   void take_token(Sequence& seq, const torch::Tensor& logits);
-  void finish(Sequence& seq, const std::string& reason, const std::string& error = "");
+  void finish(Sequence& seq, const std::string& reason, const std::string& error = "",
+              int32_t eos = -1, double eos_logprob = 0);
   void release_finished();
 
   CausalLM model_;

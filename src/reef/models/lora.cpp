@@ -175,4 +175,16 @@ int merge_lora(CausalLM& model) {
   return merged;
 }
 
+LoraDisabled::LoraDisabled(CausalLM& model) {
+  for (const auto& [name, lin] : linear_modules(model))
+    if (lin->has_lora() && lin->lora_enabled) {
+      lin->lora_enabled = false;
+      layers_.push_back(lin);
+    }
+}
+
+LoraDisabled::~LoraDisabled() {
+  for (auto& lin : layers_) lin->lora_enabled = true;
+}
+
 }  // namespace reef

@@ -53,4 +53,17 @@ std::vector<std::pair<std::string, torch::Tensor>> lora_named_parameters(CausalL
 // layers were merged. Does not change requires_grad.
 int merge_lora(CausalLM& model);
 
+// While alive, every LoRA branch of the model is off: the model computes its base weights alone
+// (peft's disable_adapter(); the reference model of LoRA alignment). Restores them on exit.
+class LoraDisabled {
+ public:
+  explicit LoraDisabled(CausalLM& model);
+  ~LoraDisabled();
+  LoraDisabled(const LoraDisabled&) = delete;
+  LoraDisabled& operator=(const LoraDisabled&) = delete;
+
+ private:
+  std::vector<LinearImpl*> layers_;  // owned by the model, which outlives the scope
+};
+
 }  // namespace reef

@@ -53,7 +53,7 @@ torch::Tensor LinearImpl::forward_with_hooks(const torch::Tensor& x) {
   auto result =
       matmul_hook ? matmul_hook(torch::linear(x, weight)) : torch::linear(x, weight, bias);
   if (matmul_hook && bias.defined()) result = result + bias;
-  if (!lora_A) return result;
+  if (!lora_A || !lora_enabled) return result;
   // PEFT's order: the base result, the input cast to the adapter's dtype, the branch scaled
   // after lora_B, added, and the sum cast back to the base result's dtype.
   const auto result_dtype = result.scalar_type();

@@ -58,6 +58,7 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor weight;                        // [out, in]
   torch::Tensor bias;                          // [out], undefined without bias
   std::shared_ptr<LinearImpl> lora_A, lora_B;  // [r, in], [out, r]; null without LoRA
+  bool lora_enabled = true;  // false: forward skips the branch (peft's disable_adapter)
   // A generic extension point: when set, forward computes hook(x @ weight^T) + bias, so the
   // bias is added after the hook (parallel/ uses it to all-reduce a row-parallel layer's partial
   // products before its bias, which must be added once). Null: the plain fused linear.
