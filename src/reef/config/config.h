@@ -365,6 +365,103 @@ struct RmConfig {
   }
 };
 
+// `reef align grpo` (align/grpo_loss.h, recipes/grpo.h). The names and defaults are TRL's
+// GRPOConfig's, except steps_per_generation, which counts optimizer steps here.
+struct GrpoConfig {
+  int64_t num_generations = 8;
+  int64_t max_completion_length = 64;
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int64_t top_k = 0;
+  std::vector<std::string> stop = {};
+  std::string loss_type = "dapo";
+  std::string importance_sampling_level = "token";
+  double epsilon = 0.2;
+  double epsilon_high = 0.0;
+  double beta = 0.0;
+  bool use_bias_correction_kl = true;
+  std::string scale_rewards = "group";
+  bool mask_truncated_completions = false;
+  int64_t num_iterations = 1;
+  int64_t steps_per_generation = 1;
+  std::vector<std::string> rewards = {"exact_match"};
+  std::string answer_field = "answer";
+  std::string answer_regex = "";
+  std::string format_regex = "";
+  std::string json_schema = "";
+  std::string gym_url = "";
+  double env_timeout_s = 30.0;
+  int64_t env_retries = 2;
+  int64_t max_slots = 0;
+  int64_t kv_memory_mb = 1024;
+  bool save_rollouts = true;
+
+  template <class V>
+  void visit(V& v) {
+    v("num_generations", num_generations,
+      "align grpo: completions sampled per prompt (G); their rewards are compared within the "
+      "group");
+    v("max_completion_length", max_completion_length,
+      "align grpo: new tokens per completion at most (longer ones are cut: finish_reason length)");
+    v("temperature", temperature,
+      "align grpo: sampling temperature; the policy's log-probs are taken at the same temperature");
+    v("top_p", top_p, "align grpo: nucleus sampling of the rollouts (1 = off)");
+    v("top_k", top_k, "align grpo: top-k sampling of the rollouts (0 = off)");
+    v("stop", stop, "align grpo: strings that end a completion (besides the eos token)");
+    v("loss_type", loss_type,
+      "align grpo: grpo (per-sequence mean), bnpo (per-micro-batch token mean), dr_grpo (sum over "
+      "the micro-batch / (rows x max_completion_length)) or dapo (token mean over the step)");
+    v("importance_sampling_level", importance_sampling_level,
+      "align grpo: token (a ratio per token) or sequence (GSPO: the mean log-ratio per sequence)");
+    v("epsilon", epsilon, "align grpo: lower clip of the ratio, 1 - epsilon");
+    v("epsilon_high", epsilon_high,
+      "align grpo: upper clip of the ratio, 1 + epsilon_high (DAPO's clip-higher); 0 = epsilon");
+    v("beta", beta,
+      "align grpo: weight of the k3 KL to the reference model (the initial weights; with LoRA the "
+      "base without the adapter); 0 keeps no reference");
+    v("use_bias_correction_kl", use_bias_correction_kl,
+      "align grpo: multiply the KL term by the importance ratio (the unbiased reverse-KL "
+      "gradient, DeepSeek-V3.2; TRL's default)");
+    v("scale_rewards", scale_rewards,
+      "align grpo: advantages are reward - group mean, divided by the std of the group, of the "
+      "batch, or not at all (none)");
+    v("mask_truncated_completions", mask_truncated_completions,
+      "align grpo: completions cut at max_completion_length count for no loss");
+    v("num_iterations", num_iterations,
+      "align grpo: passes over each generation batch (mu); the ratio is to the log-probs at "
+      "generation");
+    v("steps_per_generation", steps_per_generation,
+      "align grpo: optimizer steps per generation batch (train.micro_batch_size x "
+      "train.grad_accum completions each)");
+    v("rewards", rewards,
+      "align grpo: the environments whose weighted sum is the reward, each name[:weight]: "
+      "exact_match, math, format (format_regex), json (json_schema), gym (gym_url)");
+    v("answer_field", answer_field,
+      "align grpo: the key of a prompt's metadata that holds the expected answer");
+    v("answer_regex", answer_regex,
+      "align grpo: exact_match compares the first group of this regex's last match in the "
+      "completion (empty: the whole completion, trimmed)");
+    v("format_regex", format_regex,
+      "align grpo: the format reward is 1 when this regex matches the whole completion");
+    v("json_schema", json_schema,
+      "align grpo: the json reward's JSON Schema file (empty: any valid JSON; a prompt's "
+      "metadata \"schema\" overrides it)");
+    v("gym_url", gym_url,
+      "align grpo: base URL of a NeMo Gym resources server (/seed_session, /verify) for the gym "
+      "reward");
+    v("env_timeout_s", env_timeout_s, "align grpo: seconds an environment call may take");
+    v("env_retries", env_retries,
+      "align grpo: retries of a failed or timed-out environment call before the completion is "
+      "dropped (counted)");
+    v("max_slots", max_slots,
+      "align grpo: sequences the engine decodes at once (0: a whole generation batch)");
+    v("kv_memory_mb", kv_memory_mb, "align grpo: the engine's KV cache budget (MiB)");
+    v("save_rollouts", save_rollouts,
+      "align grpo: write each generation batch's prompts, completions and rewards to "
+      "run.dir/rollouts/ (JSONL)");
+  }
+};
+
 struct Config {
   RunConfig run;
   ModelConfig model;
@@ -377,6 +474,7 @@ struct Config {
   PeftConfig peft;
   DpoConfig dpo;
   RmConfig rm;
+  GrpoConfig grpo;
 
   template <class V>
   void visit_sections(V& v) {
@@ -391,6 +489,7 @@ struct Config {
     v("peft", peft);
     v("dpo", dpo);
     v("rm", rm);
+    v("grpo", grpo);
   }
 };
 

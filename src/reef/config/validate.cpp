@@ -162,6 +162,28 @@ void check_dpo(const DpoConfig& d, const Checker& c) {
   c.at_least("dpo.max_length", d.max_length, 0);
 }
 
+void check_grpo(const GrpoConfig& g, const Checker& c) {
+  c.at_least("grpo.num_generations", g.num_generations, 2);
+  c.at_least("grpo.max_completion_length", g.max_completion_length, 1);
+  c.positive("grpo.temperature", g.temperature);
+  c.positive("grpo.top_p", g.top_p);
+  if (g.top_p > 1.0) c.fail("grpo.top_p", "a value in (0, 1]", fmt::format("{}", g.top_p));
+  c.at_least("grpo.top_k", g.top_k, 0);
+  c.one_of("grpo.loss_type", g.loss_type, {"grpo", "bnpo", "dr_grpo", "dapo"});
+  c.one_of("grpo.importance_sampling_level", g.importance_sampling_level, {"token", "sequence"});
+  c.positive("grpo.epsilon", g.epsilon);
+  c.at_least("grpo.epsilon_high", g.epsilon_high, 0.0);
+  c.at_least("grpo.beta", g.beta, 0.0);
+  c.one_of("grpo.scale_rewards", g.scale_rewards, {"group", "batch", "none"});
+  c.at_least("grpo.num_iterations", g.num_iterations, 1);
+  c.at_least("grpo.steps_per_generation", g.steps_per_generation, 1);
+  if (g.rewards.empty()) c.fail("grpo.rewards", "at least one environment", "[]");
+  c.positive("grpo.env_timeout_s", g.env_timeout_s);
+  c.at_least("grpo.env_retries", g.env_retries, 0);
+  c.at_least("grpo.max_slots", g.max_slots, 0);
+  c.at_least("grpo.kv_memory_mb", g.kv_memory_mb, 1);
+}
+
 void check_parallel(const ParallelConfig& p, const Checker& c) {
   c.at_least("parallel.dp", p.dp, 0);
   c.at_least("parallel.tp", p.tp, 1);
@@ -238,6 +260,7 @@ void validate_config(const Config& cfg, const std::map<std::string, std::string>
         c.from("parallel.sequence_parallel"), cfg.data.seq_len / cfg.parallel.tp * cfg.parallel.tp);
   check_finetune(cfg, c);
   check_dpo(cfg.dpo, c);
+  check_grpo(cfg.grpo, c);
   c.at_least("rm.center_rewards_coefficient", cfg.rm.center_rewards_coefficient, 0.0);
 }
 

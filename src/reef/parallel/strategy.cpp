@@ -9,6 +9,7 @@
 
 #include <optional>
 
+#include "reef/base/error.h"
 #include "reef/nn/autocast.h"
 #include "reef/nn/packing.h"
 #include "reef/parallel/strategies.h"
@@ -51,15 +52,24 @@ torch::Tensor spread(const torch::Tensor& x, const torch::Tensor& positions) {
 
 }  // namespace
 
-torch::Tensor ModelOutputs::token_cross_entropy(const torch::Tensor& targets) const {
-  if (tp) return tp->token_losses(logits, targets);
-  const int64_t V = logits.size(-1);
+torch::Tensor ModelOutputs::token_cross_entropy(const torch::Tensor& targets,
+                                                double temperature) const {
+  const torch::Tensor z = temperature == 1.0 ? logits : logits / temperature;
+  if (tp) return tp->token_losses(z, targets);
+  const int64_t V = z.size(-1);
   namespace F = torch::nn::functional;
   const auto t = positions.defined() ? targets.index({positions}) : targets.reshape({-1});
   auto ce = F::cross_entropy(
-      logits.reshape({-1, V}).to(torch::kFloat), t,
+      z.reshape({-1, V}).to(torch::kFloat), t,
       F::CrossEntropyFuncOptions().ignore_index(kIgnoreTarget).reduction(torch::kNone));
   return positions.defined() ? spread(ce, positions) : ce.view(targets.sizes());
+}
+
+torch::Tensor ModelOutputs::token_entropy(double temperature) const {
+  if (tp) fail("token entropy under tensor parallelism is not supported (internal error)");
+  auto logp = torch::log_softmax(logits.to(torch::kFloat) / temperature, -1);
+  auto h = -(logp.exp() * logp).sum(-1);  // [N] or [B, T]
+  return positions.defined() ? spread(h, positions) : h;
 }
 
 torch::Tensor ModelOutputs::cross_entropy_sum(const torch::Tensor& targets) const {

@@ -52,8 +52,12 @@ struct ModelOutputs {
   // marked positions only, in row-major order; the reductions below give 0 elsewhere.
   torch::Tensor positions;
 
-  // Next-token cross-entropy per position (float32 [B, T]; 0 where targets is kIgnoreTarget).
-  torch::Tensor token_cross_entropy(const torch::Tensor& targets) const;
+  // Next-token cross-entropy per position (float32 [B, T]; 0 where targets is kIgnoreTarget),
+  // of the logits divided by `temperature` (GRPO scores the policy at its sampling temperature).
+  torch::Tensor token_cross_entropy(const torch::Tensor& targets, double temperature = 1.0) const;
+  // The entropy of the next-token distribution (logits / temperature) per position (float32
+  // [B, T]; 0 at positions the head did not compute). Not under tensor parallelism.
+  torch::Tensor token_entropy(double temperature = 1.0) const;
   // The sum of token_cross_entropy(targets) (float32 scalar).
   torch::Tensor cross_entropy_sum(const torch::Tensor& targets) const;
   // log(sum(exp(logits))) over the whole vocabulary per position (float32 [B, T]).

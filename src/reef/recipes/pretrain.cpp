@@ -368,6 +368,7 @@ TrainResult run_training(const ResolvedConfig& rc_in, const PretrainOptions& opt
     make_dirs(cfg.run.dir);
     write_file_atomic(join_path(cfg.run.dir, "config.yaml"), config_to_yaml(cfg));
   }
+  if (job.ready) job.ready(trainer, model, data, pg.get());
   return trainer.run();
 }
 

@@ -38,6 +38,9 @@ struct TrainingJob {
   // resume loads the checkpoint: returns the loss (null: the language-model loss).
   std::function<std::unique_ptr<Loss>(const Config&, CausalLM&, TrainingData&, ProcessGroup*)>
       prepare;
+  // Called once the trainer is built (and resumed, when it is), before the run: e.g. GRPO's
+  // per-step rollouts (Trainer::set_before_step). `model` carries the adapter when PEFT is on.
+  std::function<void(Trainer&, CausalLM&, TrainingData&, ProcessGroup*)> ready;
 };
 
 TrainResult run_training(const ResolvedConfig& rc, const PretrainOptions& opts,

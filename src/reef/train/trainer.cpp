@@ -277,7 +277,10 @@ TrainResult Trainer::run() {
   while (step_ < tc.max_steps && !stop) {
     timing_->step_start = Clock::now();
     timing_->bytes_before = strategy_->bytes();
+    std::map<std::string, double> extra;
+    if (before_step_) extra = before_step_(step_);
     std::map<std::string, double> rec = train_step(&stop);
+    rec.insert(extra.begin(), extra.end());
     stop = finish_step(rec, stop, res);
   }
   if (timing_->metrics) timing_->metrics->finish();
@@ -322,8 +325,11 @@ bool Trainer::finish_step(std::map<std::string, double>& rec, bool stop, TrainRe
   if (metrics && (step_ % cfg_.logging.every == 0 || last || stop || rec.count("val_loss")))
     metrics->log(step_, rec);
   if (metrics)
-    metrics->progress(step_, fmt::format("loss {:.4f} lr {:.2e} {} tok/s MFU {:.1f}%", rec["loss"],
-                                         rec["lr"], format_count(tps), 100.0 * res.mfu));
+    metrics->progress(step_,
+                      fmt::format("loss {:.4f}{} lr {:.2e} {} tok/s MFU {:.1f}%", rec["loss"],
+                                  rec.count("reward") ? fmt::format(" reward {:.3f}", rec["reward"])
+                                                      : std::string(),
+                                  rec["lr"], format_count(tps), 100.0 * res.mfu));
   if (last || stop || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0))
     res.last_checkpoint = save(rec["lr"]);
   if (stop) {

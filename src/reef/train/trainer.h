@@ -6,6 +6,7 @@
 // metrics and logs.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -57,6 +58,11 @@ class Trainer {
   // checkpoint whose training data (fingerprint) differs from this run's.
   void resume_from(const std::string& checkpoint_dir);
   TrainResult run();
+  // Called at the start of every optimizer step with the step about to run (0-based), before
+  // its batches are read: an online method (GRPO) makes the step's samples there. What it
+  // returns joins the step's metrics.
+  using BeforeStep = std::function<std::map<std::string, double>(int64_t step)>;
+  void set_before_step(BeforeStep hook) { before_step_ = std::move(hook); }
   // Mean cross-entropy per counted target over the first eval_batches micro-batches of the
   // validation samples; with a loss that scores validation itself (DPO), that loss's mean over
   // the validation samples, its metrics in eval_metrics().
@@ -91,6 +97,7 @@ class Trainer {
   // Throughput over the steps run so far in this process.
   struct Timing;
   std::unique_ptr<Timing> timing_;
+  BeforeStep before_step_;
 };
 
 }  // namespace reef
