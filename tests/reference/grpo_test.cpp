@@ -4,7 +4,11 @@
 // step's pieces gives GRPOTrainer._compute_loss's value and every parameter's gradient within
 // 1e-5 for each loss type, with and without the KL term, per token and per sequence (GSPO); the
 // advantages equal trl's rule for each reward scaling; and the policy's log-probs at the
-// sampling temperature equal trl's.
+// sampling temperature equal trl's. `reef align grpo` end to end on that model: a resume in the
+// middle of a generation batch or at its start continues with the same rows and numbers; the
+// reference of LoRA-GRPO is the base model (KL 0 before the first update); bad settings are
+// one-line usage errors.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,9 +21,12 @@
 #include "reef/base/files.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/checkpoint/safetensors.h"
+#include "reef/models/lora.h"
 #include "reef/nn/packing.h"
+#include "reef/tokenizer/tokenizer.h"
 #include "reef/train/batches.h"
 #include "testing/testing.h"
+#include "trl_parity.h"
 
 namespace reef {
 namespace {
@@ -141,6 +148,60 @@ TEST_F(GrpoReference, PolicyLogProbsAtTheTemperatureEqualTrl) {
   }
 }
 
+// The rollouts' own log-probs (the engine's, at sampling) equal the train step's forward on the
+// same tokens within 1e-4 (fp32), with and without a LoRA adapter applied in the engine.
+TEST_F(GrpoReference, EngineSamplingLogProbsEqualTheTrainersForward) {
+  auto tok = load_tokenizer(model_dir_);
+  for (bool lora : {false, true}) {
+    SCOPED_TRACE(lora ? "lora" : "full");
+    CausalLM model = load_model_folder(model_dir_, torch::kCPU);
+    if (lora) {
+      LoraConfig lc;
+      lc.layer.r = 4;
+      lc.layer.alpha = 8;
+      lc.target_modules = {"all-linear"};
+      apply_lora(model, lc);
+      torch::NoGradGuard ng;
+      torch::manual_seed(9);
+      for (auto& [name, p] : lora_named_parameters(model)) p.normal_(0.0, 0.2);  // B != 0
+    }
+    std::vector<std::vector<int32_t>> prompts;
+    for (const auto& p : inputs_["prompt_ids"]) prompts.push_back(p.get<std::vector<int32_t>>());
+    prompts.resize(2);
+    RolloutOptions ro;
+    ro.group = 3;
+    ro.sampling.temperature = 1.0;
+    ro.sampling.max_new_tokens = 10;
+    ro.engine.max_slots = 4;  // fewer slots than sequences: some wait for a free one
+    std::vector<Completion> done = generate_completions(model, *tok, prompts, {11, 12}, ro);
+    ASSERT_EQ(done.size(), 6u);
+    std::vector<RolloutRow> rows;
+    int64_t tokens = 0;
+    for (size_t k = 0; k < done.size(); ++k) {
+      ASSERT_FALSE(done[k].tokens.empty());
+      ASSERT_EQ(done[k].tokens.size(), done[k].logprobs.size());
+      RolloutRow r;
+      r.tokens = prompts[k / 3];
+      r.prompt_len = static_cast<int64_t>(r.tokens.size());
+      r.tokens.insert(r.tokens.end(), done[k].tokens.begin(), done[k].tokens.end());
+      r.values = {0.0f};
+      rows.push_back(std::move(r));
+      tokens += static_cast<int64_t>(done[k].tokens.size());
+    }
+    // Different seeds give different completions (the comparison is not of one sequence).
+    EXPECT_NE(done[0].tokens, done[1].tokens);
+    const int64_t T = kPrompt + 11;
+    fill_token_logps(model, rows, T, 0, 4, 1.0, 1, false);
+    double worst = 0;
+    for (size_t k = 0; k < done.size(); ++k)
+      for (size_t j = 0; j < done[k].tokens.size(); ++j) {
+        const double trainer = rows[k].values[1 + kPrompt + j - 1];
+        worst = std::max(worst, std::fabs(trainer - done[k].logprobs[j]));
+      }
+    EXPECT_LT(worst, 1e-4) << "over " << tokens << " tokens";
+  }
+}
+
 TEST_F(GrpoReference, AdvantagesEqualTrlForEachScaling) {
   std::vector<double> rewards;
   for (const auto& r : inputs_["rewards"]) rewards.push_back(r.is_null() ? NAN : r.get<double>());
@@ -154,6 +215,127 @@ TEST_F(GrpoReference, AdvantagesEqualTrlForEachScaling) {
   }
   // The unscorable completion gets no advantage.
   EXPECT_EQ(group_advantages(rewards, G, "group")[3], 0.0);
+}
+
+// A prompt file: "Say W" with W the expected answer in the metadata.
+std::string write_prompts(const std::string& dir) {
+  make_dirs(dir);
+  const std::string path = dir + "/prompts.jsonl";
+  std::string text;
+  const char* words[] = {"apple", "river", "stone", "light", "seven", "green", "quiet", "north"};
+  for (int i = 0; i < 8; ++i)
+    text += fmt::format(R"({{"prompt": "Say {}:", "metadata": {{"answer": "{}"}}}})", words[i],
+                        words[i]) +
+            "\n";
+  write_file_atomic(path, text);
+  return path;
+}
+
+std::vector<std::string> grpo_args(const std::string& model, const std::string& run,
+                                   const std::string& prompts) {
+  std::vector<std::string> a = {"align", "grpo",           "--model",
+                                model,   "run.dir=" + run, "data.train_files=[" + prompts + "]"};
+  for (const auto& o : testing::trl_parity_overrides())
+    if (o.rfind("data.seq_len", 0) != 0 && o.rfind("train.micro_batch_size", 0) != 0 &&
+        o.rfind("train.max_steps", 0) != 0 && o.rfind("optim.lr", 0) != 0 &&
+        o.rfind("optim.min_lr", 0) != 0)
+      a.push_back(o);
+  for (const char* o :
+       {"data.seq_len=32", "train.micro_batch_size=6", "train.max_steps=4", "optim.lr=1e-3",
+        "optim.min_lr=1e-3", "grpo.num_generations=3", "grpo.max_completion_length=8",
+        "grpo.num_iterations=2", "grpo.rewards=[format]", "checkpoint.every=1",
+        // Completions of the random model that hold an "e" score 1: rewards
+        // differ within groups, so every step updates the weights.
+        "grpo.format_regex='[\\s\\S]*e[\\s\\S]*'", "checkpoint.keep_last=10"})
+    a.push_back(o);
+  return a;
+}
+
+TEST_F(GrpoReference, ResumeContinuesWithTheSameRolloutsAndNumbers) {
+  const std::string dir = ::testing::TempDir() + "grpo_resume";
+  remove_all(dir);
+  const std::string prompts = write_prompts(dir);
+  auto args = grpo_args(model_dir_, dir + "/a", prompts);
+  auto r = testing::run_reef(args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Two generation batches of 2 prompts x 3 completions, each trained on twice.
+  ASSERT_TRUE(path_exists(dir + "/a/rollouts/batch_000000.jsonl"));
+  ASSERT_TRUE(path_exists(dir + "/a/rollouts/batch_000001.jsonl"));
+  const auto loss_a = testing::metric_by_step(dir + "/a/metrics.jsonl", "loss");
+  const auto reward_a = testing::metric_by_step(dir + "/a/metrics.jsonl", "reward");
+  ASSERT_EQ(loss_a.size(), 4u);
+  EXPECT_GT(testing::metric_by_step(dir + "/a/metrics.jsonl", "grad_norm").at(1), 0.0);
+  EXPECT_EQ(reward_a.size(), 2u);  // logged at the steps that generate: 1 and 3
+  EXPECT_TRUE(reward_a.count(1) && reward_a.count(3));
+  // From step 3 (the middle of batch 1: its file is read back) and from step 2 (batch 1 is
+  // generated again from the same weights, prompts and seeds).
+  for (int64_t from : {3, 2}) {
+    SCOPED_TRACE(from);
+    const std::string b = dir + fmt::format("/b{}", from);
+    testing::seed_resume_dir(dir + "/a", b, from);
+    if (from == 3) {
+      make_dirs(b + "/rollouts");
+      write_file_atomic(b + "/rollouts/batch_000001.jsonl",
+                        read_file(dir + "/a/rollouts/batch_000001.jsonl"));
+    }
+    auto args_b = grpo_args(model_dir_, b, prompts);
+    args_b.push_back("--resume");
+    auto rb = testing::run_reef(args_b);
+    ASSERT_EQ(rb.exit_code, 0) << rb.output;
+    if (from == 3) EXPECT_NE(rb.output.find("read back"), std::string::npos) << rb.output;
+    const auto loss_b = testing::metric_by_step(b + "/metrics.jsonl", "loss");
+    for (int64_t s = from + 1; s <= 4; ++s) {
+      ASSERT_TRUE(loss_b.count(s)) << s;
+      EXPECT_NEAR(loss_b.at(s), loss_a.at(s), 1e-6) << "step " << s;
+    }
+    if (from == 2) {
+      EXPECT_EQ(read_file(b + "/rollouts/batch_000001.jsonl"),
+                read_file(dir + "/a/rollouts/batch_000001.jsonl"));
+    }
+  }
+}
+
+TEST_F(GrpoReference, LoraReferenceIsTheBaseModel) {
+  const std::string dir = ::testing::TempDir() + "grpo_lora";
+  remove_all(dir);
+  const std::string prompts = write_prompts(dir);
+  for (const char* method : {"lora", "none"}) {
+    SCOPED_TRACE(method);
+    auto args = grpo_args(model_dir_, dir + "/" + method, prompts);
+    args.insert(args.end(),
+                {std::string("peft.method=") + method, "peft.target_modules=[all-linear]",
+                 "grpo.beta=0.04", "train.max_steps=2", "grpo.num_iterations=1"});
+    auto r = testing::run_reef(args);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto kl = testing::metric_by_step(dir + "/" + method + "/metrics.jsonl", "kl");
+    ASSERT_EQ(kl.size(), 2u);
+    EXPECT_NEAR(kl.at(1), 0.0, 1e-7);  // the policy is the reference before its first update
+    EXPECT_GT(kl.at(2), 1e-7);         // and moves away after it
+  }
+  EXPECT_TRUE(path_exists(dir + "/lora/checkpoints/step_2/adapter_model.safetensors"));
+}
+
+TEST_F(GrpoReference, BadSettingsAreUsageErrors) {
+  const std::string dir = ::testing::TempDir() + "grpo_errors";
+  remove_all(dir);
+  const std::string prompts = write_prompts(dir);
+  struct Case {
+    std::string override_, expect;
+  };
+  for (const Case& c : std::vector<Case>{{"grpo.num_generations=4", "grpo.num_generations=4"},
+                                         {"grpo.rewards=[exact]", "grpo.rewards"},
+                                         {"grpo.loss_type=ppo", "grpo.loss_type"},
+                                         {"parallel.tp=2", "one process"},
+                                         {"data.seq_len=8", "grpo.max_completion_length"},
+                                         {"train.eval_every=2", "train.eval_every"}}) {
+    SCOPED_TRACE(c.override_);
+    auto args = grpo_args(model_dir_, dir + "/run", prompts);
+    args.push_back(c.override_);
+    auto r = testing::run_reef(args);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(path_exists(dir + "/run/checkpoints"));
 }
 
 }  // namespace
