@@ -27,17 +27,19 @@ std::vector<Completion> generate_completions(CausalLM& model, const Tokenizer& t
   std::vector<Completion> out(static_cast<size_t>(total));
   {
     Engine engine(model, tokenizer, eo);
-    std::vector<std::shared_ptr<RequestStream>> streams;
+    std::vector<RequestParams> params;
     for (size_t j = 0; j < prompts.size(); ++j) {
       RequestParams rp;
       rp.sampling = options.sampling;
       rp.sampling.seed = seeds[j];
       rp.logprobs = 0;
       rp.n = G;
-      auto s = engine.submit(prompts[j], rp);
-      if (!s) fail("rollouts: the engine refused a request (internal error: queue full)");
-      streams.push_back(std::move(s));
+      params.push_back(rp);
     }
+    // All at once: the engine's schedule, and so every number, is the same in every run.
+    auto streams = engine.submit_many(prompts, params);
+    if (streams.size() != prompts.size())
+      fail("rollouts: the engine refused the batch (internal error: queue full)");
     for (size_t j = 0; j < streams.size(); ++j) {
       TokenEvent ev;
       while (!streams[j]->done()) {

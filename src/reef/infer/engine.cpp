@@ -121,30 +121,48 @@ Engine::~Engine() { shutdown(); }
 
 std::shared_ptr<RequestStream> Engine::submit(const std::vector<int32_t>& prompt,
                                               const RequestParams& params) {
-  if (prompt.empty()) usage_error("the prompt is empty");
-  if (static_cast<int64_t>(prompt.size()) >= slot_len_) {
-    usage_error("the prompt has {} tokens but the context holds {} (prompt and output)",
-                prompt.size(), slot_len_);
+  auto all = submit_many({prompt}, {params});
+  return all.empty() ? nullptr : all[0];
+}
+
+std::vector<std::shared_ptr<RequestStream>> Engine::submit_many(
+    const std::vector<std::vector<int32_t>>& prompts, const std::vector<RequestParams>& params) {
+  if (prompts.size() != params.size())
+    fail("engine: {} prompts with {} request parameters (internal error)", prompts.size(),
+         params.size());
+  int64_t sequences = 0;
+  for (size_t r = 0; r < prompts.size(); ++r) {
+    if (prompts[r].empty()) usage_error("the prompt is empty");
+    if (static_cast<int64_t>(prompts[r].size()) >= slot_len_) {
+      usage_error("the prompt has {} tokens but the context holds {} (prompt and output)",
+                  prompts[r].size(), slot_len_);
+    }
+    if (params[r].n < 1) usage_error("n must be >= 1, got {}", params[r].n);
+    sequences += params[r].n;
   }
-  if (params.n < 1) usage_error("n must be >= 1, got {}", params.n);
-  auto stream = std::make_shared<RequestStream>(params.n);
+  std::vector<std::shared_ptr<RequestStream>> streams;
   std::lock_guard<std::mutex> lk(mu_);
-  if (stopping_ || waiting_count_ + params.n > options_.max_waiting + n_slots_ - running_count_) {
-    return nullptr;
+  if (stopping_ || waiting_count_ + sequences > options_.max_waiting + n_slots_ - running_count_) {
+    return streams;
   }
-  for (int64_t i = 0; i < params.n; ++i) {
-    auto seq = std::make_unique<Sequence>();
-    seq->stream = stream;
-    seq->index = i;
-    seq->prompt = prompt;
-    seq->params = params;
-    seq->gen =
-        at::make_generator<at::CPUGeneratorImpl>(params.sampling.seed + static_cast<uint64_t>(i));
-    waiting_.push_back(std::move(seq));
+  // One lock for all: the loop sees every request of the call at once.
+  for (size_t r = 0; r < prompts.size(); ++r) {
+    auto stream = std::make_shared<RequestStream>(params[r].n);
+    for (int64_t i = 0; i < params[r].n; ++i) {
+      auto seq = std::make_unique<Sequence>();
+      seq->stream = stream;
+      seq->index = i;
+      seq->prompt = prompts[r];
+      seq->params = params[r];
+      seq->gen = at::make_generator<at::CPUGeneratorImpl>(params[r].sampling.seed +
+                                                          static_cast<uint64_t>(i));
+      waiting_.push_back(std::move(seq));
+    }
+    streams.push_back(std::move(stream));
   }
-  waiting_count_ += params.n;
+  waiting_count_ += sequences;
   cv_.notify_all();
-  return stream;
+  return streams;
 }
 
 void Engine::shutdown() {

@@ -112,6 +112,10 @@ class Engine {
   // Throws reef::Error(kUsage) for an empty prompt or one that leaves no room in a slot.
   std::shared_ptr<RequestStream> submit(const std::vector<int32_t>& prompt,
                                         const RequestParams& params);
+  // Queues several requests at once (the loop sees all of them before its next admission, so
+  // a batch's schedule does not depend on thread timing); empty when they do not all fit.
+  std::vector<std::shared_ptr<RequestStream>> submit_many(
+      const std::vector<std::vector<int32_t>>& prompts, const std::vector<RequestParams>& params);
   // Finishes every queued and running sequence, then stops the loop thread. Idempotent.
   void shutdown();
 
