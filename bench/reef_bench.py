@@ -30,3 +30,22 @@ def step_rows(run_dir):
 def median_tokens_per_s(rows):
     """Median tokens/s over the steps after the first two (warm-up), or all when there are fewer."""
     return statistics.median(r["tokens_per_s"] for r in rows[2:] or rows)
+
+
+def start_serve(argv, log_path):
+    """Starts `reef serve` (argv, with --port 0) logging to log_path; returns (process, port).
+    Exits with the log when it does not start listening."""
+    import re, subprocess, sys, time
+    log = open(log_path, "w+")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        log.seek(0)
+        m = re.search(r"listening on http://[0-9.]+:(\d+)", log.read())
+        if m:
+            return proc, int(m.group(1))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    log.seek(0)
+    sys.exit("reef serve did not start:\n" + log.read())

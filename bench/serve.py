@@ -13,6 +13,8 @@ throughput as a multiple of concurrency 1.
 """
 import argparse, http.client, json, os, re, statistics, subprocess, sys, tempfile, threading, time
 
+from reef_bench import start_serve
+
 
 def make_model(folder):
     import torch, transformers
@@ -106,24 +108,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         folder = os.path.join(tmp, "model")
         words = make_model(folder)
-        log = open(os.path.join(tmp, "serve.log"), "w+")
-        proc = subprocess.Popen([args.reef, "serve", "--model", folder, "--port", "0",
-                                 "--threads", str(args.threads), "--max-batch", "32",
-                                 "--prefill-chunk", "64"], stdout=log, stderr=subprocess.STDOUT)
+        proc, port = start_serve([args.reef, "serve", "--model", folder, "--port", "0",
+                                  "--threads", str(args.threads), "--max-batch", "32",
+                                  "--prefill-chunk", "64"], os.path.join(tmp, "serve.log"))
         try:
-            port = None
-            for _ in range(600):
-                log.seek(0)
-                m = re.search(r"listening on http://[0-9.]+:(\d+)", log.read())
-                if m:
-                    port = int(m.group(1))
-                    break
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.1)
-            if port is None:
-                log.seek(0)
-                sys.exit("reef serve did not start:\n" + log.read())
             one_request(port, "warm up", 4)
             rows = [run_level(port, words, c, args.requests_per_client, args.max_tokens,
                               args.prompt_words) for c in map(int, args.levels.split(","))]

@@ -24,13 +24,16 @@ TEST(ConfigRecipes, EveryShippedRecipeLoadsValidatesAndHasAHeader) {
     // Every pretraining recipe runs on the embedded corpus: as documents, or as the datasets
     // `make run` prepares from it. Fine-tuning recipes (model.init_from) start from the main
     // job's model on `reef data synth`'s set, alignment recipes from its SFT model on the synth
-    // preference pairs, or from a real model's local folder.
+    // preference pairs (GRPO: from a short SFT, on the synth prompts), or from a real model's
+    // local folder.
     if (!rc.config.model.init_from.empty()) {
       ASSERT_EQ(rc.config.data.train_files.size(), 1u);
       if (rc.config.model.init_from == "runs/fortunes")
         EXPECT_EQ(rc.config.data.train_files[0], "data/synth/train.jsonl");
       else if (rc.config.model.init_from == "runs/fortunes-sft")
         EXPECT_EQ(rc.config.data.train_files[0], "data/synth/pairs.jsonl");
+      else if (rc.config.model.init_from == "runs/fortunes-sft-short")  // GRPO: synth prompts
+        EXPECT_EQ(rc.config.data.train_files[0], "data/synth/train.jsonl");
       else
         EXPECT_EQ(rc.config.model.init_from.rfind("models/", 0), 0u);
     } else if (rc.config.data.blend.empty()) {

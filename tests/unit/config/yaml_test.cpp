@@ -39,7 +39,7 @@ TEST(ConfigYaml, EveryFieldAppearsOnceWithItsCommentInSectionOrder) {
   }
   EXPECT_EQ(sections,
             (std::vector<std::string>{"run:", "model:", "data:", "train:", "optim:", "checkpoint:",
-                                      "logging:", "parallel:", "peft:", "dpo:", "rm:"}));
+                                      "logging:", "parallel:", "peft:", "dpo:", "rm:", "grpo:"}));
   EXPECT_EQ(field_lines, config_keys().size());
   for (const ConfigKey& k : config_keys()) {
     std::string name = k.key.substr(k.key.find('.') + 1);
