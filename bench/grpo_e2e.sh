@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GRPO end to end on the main job's model, on 2 CPU cores (the figures in docs/alignment.md):
 # a short SFT on `reef data synth` (recipes/llama-tiny-sft.yaml, SFT_STEPS steps), greedy exact
-# match on the held-out items, GRPO with exact-match rewards (recipes/llama-tiny-grpo.yaml),
+# match on the held-out items, GRPO with exact-match rewards (recipes/llama-tiny-grpo.yaml) on
+# fresh synth prompts (another seed, the held-out items removed: data/synth-grpo/prompts.jsonl),
 # exact match again; then the same GRPO run a second time from the same seed, and a check that
 # both runs logged the same numbers at every step (reproducibility).
 # Runs the main job first (`make main-job`) when RUN_DIR has no checkpoint.
@@ -24,6 +25,18 @@ $B data synth --output data/synth
 $B finetune --config recipes/llama-tiny-sft.yaml --overwrite model.init_from="$RUN" \
   run.dir="$RUN-sft-short" train.max_steps="$SFT_STEPS" train.eval_every=0 logging.progress=off
 $B eval --model "$RUN-sft-short" --tasks data/synth/synth.yaml --output "$RUN-sft-short/eval"
+
+stamp "fresh prompts for GRPO"
+$B data synth --output data/synth-grpo --seed 777 --train 4000 --test 10
+"$PY" - <<'PYEOF'
+import json
+test = {json.loads(l)["prompt"] for l in open("data/synth/test.jsonl")}
+rows = [json.loads(l) for l in open("data/synth-grpo/train.jsonl")]
+keep = [r for r in rows if r["prompt"] not in test]
+with open("data/synth-grpo/prompts.jsonl", "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in keep)
+print(f"{len(keep)} of {len(rows)} fresh prompts kept (the others are held-out items)")
+PYEOF
 
 for k in 1 2; do
   stamp "GRPO run $k"

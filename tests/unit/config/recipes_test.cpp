@@ -32,8 +32,8 @@ TEST(ConfigRecipes, EveryShippedRecipeLoadsValidatesAndHasAHeader) {
         EXPECT_EQ(rc.config.data.train_files[0], "data/synth/train.jsonl");
       else if (rc.config.model.init_from == "runs/fortunes-sft")
         EXPECT_EQ(rc.config.data.train_files[0], "data/synth/pairs.jsonl");
-      else if (rc.config.model.init_from == "runs/fortunes-sft-short")  // GRPO: synth prompts
-        EXPECT_EQ(rc.config.data.train_files[0], "data/synth/train.jsonl");
+      else if (rc.config.model.init_from == "runs/fortunes-sft-short")  // GRPO: fresh prompts
+        EXPECT_EQ(rc.config.data.train_files[0], "data/synth-grpo/prompts.jsonl");
       else
         EXPECT_EQ(rc.config.model.init_from.rfind("models/", 0), 0u);
     } else if (rc.config.data.blend.empty()) {
