@@ -14,7 +14,7 @@ median and spread over the rounds and the ratio GRPO / serve (goal: at least 0.9
   ~/.cache/reef/venv/bin/python bench/grpo_rollouts.py [--model runs/sft-short-60]
       [--prompts data/synth/train.jsonl] [--reef build/bin/reef] [--steps 6] [--threads 2]
 """
-import argparse, http.client, json, statistics, subprocess, tempfile, threading, time
+import argparse, http.client, json, os, statistics, subprocess, tempfile, threading, time
 
 from reef_bench import ROOT, start_serve
 
@@ -44,8 +44,8 @@ def grpo(a, tmp, prompts_file):
 
 
 def serve(a, prompts, tmp):
-    p, port = start_serve([a.reef, "serve", "--model", a.model, "--port", "0", "--threads",
-                           str(a.threads), "--max-batch", str(a.prompts * a.group)],
+    p, port = start_serve([a.reef, "serve", "--model", a.model, "--model-name", "m", "--port", "0",
+                           "--threads", str(a.threads), "--max-batch", str(a.prompts * a.group)],
                           f"{tmp}/serve.log")
     rates = []
     try:
@@ -59,6 +59,9 @@ def serve(a, prompts, tmp):
                         "temperature": 1.0, "stop": ["\n"], "seed": 1000 + step * 100 + i}
                 c.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
                 r = json.loads(c.getresponse().read())
+                if "usage" not in r:
+                    print(f"reef serve answered: {r}", flush=True)
+                    os._exit(1)
                 counts[i] = r["usage"]["completion_tokens"]
 
             t0 = time.perf_counter()
