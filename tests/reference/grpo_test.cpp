@@ -267,6 +267,10 @@ TEST_F(GrpoReference, ResumeContinuesWithTheSameRolloutsAndNumbers) {
   EXPECT_GT(testing::metric_by_step(dir + "/a/metrics.jsonl", "grad_norm").at(1), 0.0);
   EXPECT_EQ(reward_a.size(), 2u);  // logged at the steps that generate: 1 and 3
   EXPECT_TRUE(reward_a.count(1) && reward_a.count(3));
+  // The time split: generating and scoring at the steps that generate, training at every step.
+  EXPECT_EQ(testing::metric_by_step(dir + "/a/metrics.jsonl", "time/generation_s").size(), 2u);
+  EXPECT_EQ(testing::metric_by_step(dir + "/a/metrics.jsonl", "time/scoring_s").size(), 2u);
+  EXPECT_EQ(testing::metric_by_step(dir + "/a/metrics.jsonl", "time/training_s").size(), 4u);
   // From step 3 (the middle of batch 1: its file is read back) and from step 2 (batch 1 is
   // generated again from the same weights, prompts and seeds).
   for (int64_t from : {3, 2}) {

@@ -279,7 +279,10 @@ TrainResult Trainer::run() {
     timing_->bytes_before = strategy_->bytes();
     std::map<std::string, double> extra;
     if (before_step_) extra = before_step_(step_);
+    const auto train_start = Clock::now();
     std::map<std::string, double> rec = train_step(&stop);
+    // With a before-step hook, the step's own time beside the hook's (GRPO's time split).
+    if (before_step_) extra["time/training_s"] = seconds(train_start, Clock::now());
     rec.insert(extra.begin(), extra.end());
     stop = finish_step(rec, stop, res);
   }

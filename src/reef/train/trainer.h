@@ -60,7 +60,7 @@ class Trainer {
   TrainResult run();
   // Called at the start of every optimizer step with the step about to run (0-based), before
   // its batches are read: an online method (GRPO) makes the step's samples there. What it
-  // returns joins the step's metrics.
+  // returns joins the step's metrics, with the step's own time as "time/training_s".
   using BeforeStep = std::function<std::map<std::string, double>(int64_t step)>;
   void set_before_step(BeforeStep hook) { before_step_ = std::move(hook); }
   // Mean cross-entropy per counted target over the first eval_batches micro-batches of the
