@@ -25,14 +25,13 @@ std::vector<SftSample> read_all(const std::vector<std::string>& files, const Sft
   return out;
 }
 
-// The chat template for SFT records: data.chat_template when set, else the model folder's own,
-// else ChatML (said in the log, and recorded in the data settings).
-ChatTemplate sft_template(const ResolvedConfig& rc, const std::string& model_dir,
-                          std::string* used) {
-  const std::string& name = rc.config.data.chat_template;
-  if (!name.empty()) {
-    *used = name;
-    return ChatTemplate::named(name, model_dir);
+}  // namespace
+
+ChatTemplate data_chat_template(const DataConfig& d, const std::string& model_dir,
+                                std::string* used) {
+  if (!d.chat_template.empty()) {
+    *used = d.chat_template;
+    return ChatTemplate::named(d.chat_template, model_dir);
   }
   if (ChatTemplate::model_dir_has_template(model_dir)) {
     *used = "model";
@@ -46,8 +45,6 @@ ChatTemplate sft_template(const ResolvedConfig& rc, const std::string& model_dir
   return ChatTemplate::builtin("chatml", model_dir);
 }
 
-}  // namespace
-
 TrainingData sft_data(const ResolvedConfig& rc, const Tokenizer& tokenizer,
                       const std::string& model_dir) {
   const Config& cfg = rc.config;
@@ -57,7 +54,8 @@ TrainingData sft_data(const ResolvedConfig& rc, const Tokenizer& tokenizer,
         "data.train_files: reef finetune needs SFT JSONL files (lines of {{\"messages\": "
         "[...]}} or {{\"prompt\": ..., \"completion\": ...}})");
   std::string template_used;
-  SftSampleBuilder builder(tokenizer, sft_template(rc, model_dir, &template_used));
+  SftSampleBuilder builder(tokenizer,
+                           data_chat_template(rc.config.data, model_dir, &template_used));
   auto train = std::make_shared<std::vector<SftSample>>(read_all(d.train_files, builder));
   auto valid = std::make_shared<std::vector<SftSample>>();
   if (!d.valid_files.empty()) {

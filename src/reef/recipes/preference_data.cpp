@@ -13,19 +13,6 @@
 namespace reef {
 namespace {
 
-ChatTemplate pair_template(const DataConfig& d, const std::string& model_dir, std::string* used) {
-  if (!d.chat_template.empty()) {
-    *used = d.chat_template;
-    return ChatTemplate::named(d.chat_template, model_dir);
-  }
-  if (ChatTemplate::model_dir_has_template(model_dir)) {
-    *used = "model";
-    return ChatTemplate::from_model_dir(model_dir);
-  }
-  *used = "chatml";
-  return ChatTemplate::builtin("chatml", model_dir);
-}
-
 // Whether pair `p` is held out by data.valid_fraction: by a hash of its tokens.
 bool held_out(const PreferencePair& p, double fraction) {
   uint64_t parts[3] = {xxh64(p.prompt.data(), p.prompt.size() * sizeof(int32_t)),
@@ -59,7 +46,7 @@ TrainingData preference_data(const ResolvedConfig& rc, const Tokenizer& tokenize
         "data.valid_files (preference JSONL) or data.valid_fraction, or set train.eval_every=0",
         cfg.train.eval_every, rc.from("train.eval_every"));
   std::string template_used;
-  PreferencePairBuilder builder(tokenizer, pair_template(d, model_dir, &template_used));
+  PreferencePairBuilder builder(tokenizer, data_chat_template(d, model_dir, &template_used));
   const bool skip = d.on_bad_row == "skip";
   auto read_pairs = [&](const std::vector<std::string>& files) {
     auto pairs = std::make_shared<std::vector<PreferencePair>>();

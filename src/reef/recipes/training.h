@@ -10,6 +10,7 @@
 #include "reef/config/config.h"
 #include "reef/data/sample_index.h"
 #include "reef/recipes/pretrain.h"
+#include "reef/tokenizer/chat_template.h"
 #include "reef/tokenizer/tokenizer.h"
 
 namespace reef {
@@ -49,6 +50,12 @@ TrainResult run_training(const ResolvedConfig& rc, const PretrainOptions& opts,
 // finetune: SFT rows from data.train_files (recipes/finetune.h) and cfg.peft; otherwise
 // pretraining documents or indexed datasets.
 TrainResult run_training(const ResolvedConfig& rc, const PretrainOptions& opts, bool finetune);
+
+// The chat template that renders a data file's conversations: data.chat_template when set, else
+// the model folder's own, else ChatML (said in the log). *used is recorded in the data settings:
+// the name, "model" or "chatml".
+ChatTemplate data_chat_template(const DataConfig& d, const std::string& model_dir,
+                                std::string* used);
 
 // The fine-tuning rows of a config: data.train_files / valid_files (or valid_fraction of the
 // training records) read as SFT JSONL, rendered with the chat template of `model_dir` (or
