@@ -75,13 +75,7 @@ PreferencePairBuilder::PreferencePairBuilder(const Tokenizer& tokenizer, ChatTem
 
 std::vector<int32_t> PreferencePairBuilder::encode(const std::string& text,
                                                    bool add_special) const {
-  if (auto* hf = dynamic_cast<const HfTokenizer*>(&tok_))
-    return hf->encode(text, EncodeOptions{add_special, true});
-  std::vector<int32_t> ids;
-  if (add_special && tok_.bos_id() >= 0) ids.push_back(tok_.bos_id());
-  auto rest = tok_.encode(text);
-  ids.insert(ids.end(), rest.begin(), rest.end());
-  return ids;
+  return encode_like_transformers(tok_, text, add_special);
 }
 
 PreferencePair PreferencePairBuilder::build(const ojson& record, const std::string& source) const {

@@ -10,16 +10,6 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-std::vector<int32_t> encode_with_specials(const Tokenizer& tok, const std::string& text) {
-  if (auto* hf = dynamic_cast<const HfTokenizer*>(&tok))
-    return hf->encode(text, EncodeOptions{true, true});
-  std::vector<int32_t> ids;
-  if (tok.bos_id() >= 0) ids.push_back(tok.bos_id());
-  auto rest = tok.encode(text);
-  ids.insert(ids.end(), rest.begin(), rest.end());
-  return ids;
-}
-
 [[noreturn]] void bad_field(const std::string& source, const char* field, const std::string& why) {
   usage_error("{}: field \"{}\": {}", source, field, why);
 }
@@ -39,7 +29,7 @@ PromptRow build(const ojson& record, const std::string& source, const Tokenizer&
     if (!p.is_string() || p.get<std::string>().empty())
       bad_field(source, "prompt", "expected a non-empty string");
     row.text = p.get<std::string>();
-    row.ids = encode_with_specials(tok, row.text);
+    row.ids = encode_like_transformers(tok, row.text, true);
   } else {
     const ojson& m = record["messages"];
     if (!m.is_array() || m.empty())
@@ -54,8 +44,7 @@ PromptRow build(const ojson& record, const std::string& source, const Tokenizer&
     } catch (const Error& e) {
       bad_field(source, "messages", std::string("the chat template refused it: ") + e.what());
     }
-    auto* hf = dynamic_cast<const HfTokenizer*>(&tok);
-    row.ids = hf ? hf->encode(row.text, EncodeOptions{false, true}) : tok.encode(row.text);
+    row.ids = encode_like_transformers(tok, row.text, false);
     row.messages = m;
   }
   if (row.ids.empty()) bad_field(source, has_prompt ? "prompt" : "messages", "no tokens");

@@ -404,4 +404,15 @@ void HfTokenizer::save(const std::string& dir) const {
   }
 }
 
+std::vector<int32_t> encode_like_transformers(const Tokenizer& tokenizer, const std::string& text,
+                                              bool add_special_tokens) {
+  if (auto* hf = dynamic_cast<const HfTokenizer*>(&tokenizer))
+    return hf->encode(text, EncodeOptions{add_special_tokens, true});
+  std::vector<int32_t> ids;
+  if (add_special_tokens && tokenizer.bos_id() >= 0) ids.push_back(tokenizer.bos_id());
+  auto rest = tokenizer.encode(text);
+  ids.insert(ids.end(), rest.begin(), rest.end());
+  return ids;
+}
+
 }  // namespace reef

@@ -101,4 +101,10 @@ class HfTokenizer : public Tokenizer {
   std::string chat_template_;
 };
 
+// `text` as a call of the model's transformers tokenizer encodes it: special-token text becomes
+// the special ids and, with add_special_tokens, the post-processor adds its tokens (a tokenizer
+// that is not an HfTokenizer: its bos id first, when it has one).
+std::vector<int32_t> encode_like_transformers(const Tokenizer& tokenizer, const std::string& text,
+                                              bool add_special_tokens);
+
 }  // namespace reef
