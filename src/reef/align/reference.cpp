@@ -11,8 +11,6 @@
 #include "reef/base/files.h"
 #include "reef/base/hash.h"
 #include "reef/base/log.h"
-#include "reef/nn/autocast.h"
-#include "reef/nn/packing.h"
 #include "reef/parallel/strategy.h"
 #include "reef/train/batches.h"
 
@@ -86,13 +84,8 @@ ReferenceLogps compute_reference_logps(CausalLM& model, const PreferenceRows& ro
   for (int64_t first = 0; first < n_rows; first += batch_size) {
     const int64_t n = std::min(batch_size, n_rows - first);
     TrainBatch b = make_train_batch(rows, first, n, V, device);  // padding columns dropped
-    PackedSequences packed(b.inputs.position_ids, b.inputs.segment_ids);
-    ModelOutputs out;
-    {
-      AutocastScope autocast(bf16, device.type());
-      out.positions = b.targets != kIgnoreTarget;  // the LM head at the answers' tokens only
-      out.logits = model->forward_train(b.inputs.input_ids, &packed, {}, out.positions).logits;
-    }
+    mark_head_positions(b);  // the LM head at the answers' tokens only
+    ModelOutputs out = forward_batch(model, b, bf16);
     PairLogps lp = pair_logps(out, b);
     auto c = lp.chosen.to(torch::kCPU), j = lp.rejected.to(torch::kCPU);
     for (int64_t i = 0; i < n; ++i) {

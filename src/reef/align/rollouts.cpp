@@ -4,8 +4,6 @@
 #include <algorithm>
 
 #include "reef/base/error.h"
-#include "reef/nn/autocast.h"
-#include "reef/nn/packing.h"
 #include "reef/train/batches.h"
 
 namespace reef {
@@ -121,13 +119,8 @@ void fill_token_logps(CausalLM& model, std::vector<RolloutRow>& rows, int64_t se
   for (int64_t first = 0; first < n; first += micro_batch) {
     const int64_t m = std::min(micro_batch, n - first);
     TrainBatch b = make_train_batch(view, first, m, model->config().vocab_size, device);
-    PackedSequences packed(b.inputs.position_ids, b.inputs.segment_ids);
-    ModelOutputs out;
-    {
-      AutocastScope autocast(bf16, device.type());
-      if (b.n_targets < b.targets.numel()) out.positions = b.targets != kIgnoreTarget;
-      out.logits = model->forward_train(b.inputs.input_ids, &packed, {}, out.positions).logits;
-    }
+    mark_head_positions(b);  // as the train step marks them: the same numbers
+    ModelOutputs out = forward_batch(model, b, bf16);
     auto logp = (-out.token_cross_entropy(b.targets, temperature)).to(torch::kCPU).contiguous();
     const int64_t width = logp.size(1);
     const float* p = logp.data_ptr<float>();

@@ -1,8 +1,12 @@
 // Implementation of train/batches.h.
 #include "reef/train/batches.h"
 
+#include <optional>
+
 #include "reef/base/error.h"
 #include "reef/models/causal_lm.h"
+#include "reef/nn/autocast.h"
+#include "reef/nn/packing.h"
 
 namespace reef {
 
@@ -114,6 +118,24 @@ TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n
     batch.values = torch::tensor(all_values, torch::kFloat).view({n, n_values}).to(device);
   }
   return batch;
+}
+
+void mark_head_positions(TrainBatch& batch) {
+  if (batch.n_targets < batch.targets.numel())
+    batch.inputs.head_positions = batch.targets != kIgnoreTarget;
+}
+
+ModelOutputs forward_batch(CausalLM& model, const TrainBatch& batch, bool bf16) {
+  std::optional<PackedSequences> packed;
+  if (batch.inputs.segment_ids.defined())
+    packed.emplace(batch.inputs.position_ids, batch.inputs.segment_ids);
+  ModelOutputs out;
+  out.positions = batch.inputs.head_positions;
+  AutocastScope autocast(bf16, batch.inputs.input_ids.device().type());
+  out.logits =
+      model->forward_train(batch.inputs.input_ids, packed ? &*packed : nullptr, {}, out.positions)
+          .logits;
+  return out;
 }
 
 }  // namespace reef

@@ -23,6 +23,16 @@ TrainBatch make_train_batch(const GptSampleSource& src, int64_t first, int64_t n
 // preference pair is a pair's two sequences and then padding up to seq_len, so this saves what
 // the longest pair of the micro-batch does not use. Nothing happens without segment ids.
 void trim_trailing_padding(TrainBatch& batch, int64_t multiple = 1);
+// Marks the batch's counted targets in inputs.head_positions, so that a loss that reads logits
+// only there (Loss::reads_logits_at_targets_only) gets the LM head at those positions alone;
+// leaves it unset when every position counts (nothing to skip).
+void mark_head_positions(TrainBatch& batch);
+
+// The model's outputs for a batch outside the train step (a reference or old-policy pass): its
+// packed layout, logits at inputs.head_positions when marked, under bf16 autocast with `bf16`.
+// No prompt-tuning prefix; one process's whole model (no tensor parallelism).
+ModelOutputs forward_batch(CausalLM& model, const TrainBatch& batch, bool bf16);
+
 // Counted targets of samples [first, first + n) of `src` (reads layouts only).
 int64_t count_targets(const GptSampleSource& src, int64_t first, int64_t n);
 

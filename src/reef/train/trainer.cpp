@@ -144,8 +144,7 @@ TrainBatch Trainer::batch(const GptSampleSource& src, int64_t first, int64_t n) 
                                   torch::Device(cfg_.run.device), strategy_->mesh().tp);
   if (peft_) b.inputs.prefix_embeds = peft_->prefix();
   // A loss that counts part of the positions (prompts, padding) needs the LM head nowhere else.
-  if (loss_->reads_logits_at_targets_only() && b.n_targets < b.targets.numel())
-    b.inputs.head_positions = b.targets != kIgnoreTarget;
+  if (loss_->reads_logits_at_targets_only()) mark_head_positions(b);
   return b;
 }
 
