@@ -109,7 +109,8 @@ class GrpoLoss : public Loss {
   double eps_low_ = 0.2, eps_high_ = 0.2;
 };
 
-// Bessel-corrected std of the non-NaN values (NaN when fewer than two).
+}  // namespace
+
 double nan_std(const std::vector<double>& x, double mean) {
   double ss = 0;
   int64_t n = 0;
@@ -131,8 +132,6 @@ double nan_mean(const std::vector<double>& x) {
     }
   return n > 0 ? s / static_cast<double>(n) : NAN;
 }
-
-}  // namespace
 
 std::unique_ptr<Loss> make_grpo_loss(const GrpoLossOptions& options) {
   return std::make_unique<GrpoLoss>(options);

@@ -33,6 +33,11 @@ struct GrpoLossOptions {
 
 std::unique_ptr<Loss> make_grpo_loss(const GrpoLossOptions& options);
 
+// TRL's nanmean and nanstd: the mean and the Bessel-corrected std of the values that are not
+// NaN (NaN when there are none, or for the std fewer than two).
+double nan_mean(const std::vector<double>& x);
+double nan_std(const std::vector<double>& x, double mean);
+
 // Group-relative advantages of rewards [N] (N = groups x G, a group's completions consecutive),
 // TRL's sum-then-normalise rule: reward - the group's mean, divided by (std + 1e-4) of the group
 // (scale "group"), of the whole batch ("batch") or not at all ("none"); stds are Bessel-

@@ -30,13 +30,6 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-ChatTemplate prompt_template(const DataConfig& d, const std::string& model_dir) {
-  if (!d.chat_template.empty()) return ChatTemplate::named(d.chat_template, model_dir);
-  if (ChatTemplate::model_dir_has_template(model_dir))
-    return ChatTemplate::from_model_dir(model_dir);
-  return ChatTemplate::builtin("chatml", model_dir);
-}
-
 // What the hooks of one run share.
 struct GrpoRun {
   Config cfg;
@@ -87,8 +80,8 @@ struct GrpoRun {
     return join_path(join_path(cfg.run.dir, "rollouts"), fmt::format("batch_{:06d}.jsonl", b));
   }
 
-  std::map<std::string, double> before_step(int64_t step, CausalLM& model, Peft* peft);
-  std::map<std::string, double> generate(int64_t b, CausalLM& model, Peft* peft);
+  std::map<std::string, double> before_step(int64_t step, CausalLM& model);
+  std::map<std::string, double> generate(int64_t b, CausalLM& model);
   bool load(int64_t b);
 };
 
@@ -117,7 +110,7 @@ bool GrpoRun::load(int64_t b) {
   return true;
 }
 
-std::map<std::string, double> GrpoRun::generate(int64_t b, CausalLM& model, Peft* peft) {
+std::map<std::string, double> GrpoRun::generate(int64_t b, CausalLM& model) {
   const GrpoConfig& g = cfg.grpo;
   std::map<std::string, double> m;
   const auto t_gen = Clock::now();
@@ -198,35 +191,18 @@ std::map<std::string, double> GrpoRun::generate(int64_t b, CausalLM& model, Peft
     }
   }
   if (old_logps() || g.beta != 0) m["time/logps_s"] = seconds_since(t_logps);
-  (void)peft;
 
   // Metrics, TRL's names.
   const auto n = static_cast<double>(done.size());
-  double sum = 0, count = 0;
-  for (double r : rw.total)
-    if (!std::isnan(r)) {
-      sum += r;
-      ++count;
-    }
-  const double mean = count > 0 ? sum / count : NAN;
-  double ss = 0;
-  for (double r : rw.total)
-    if (!std::isnan(r)) ss += (r - mean) * (r - mean);
-  m["reward"] = mean;
-  m["reward_std"] = count > 1 ? std::sqrt(ss / (count - 1)) : 0.0;
-  for (const auto& [name, values] : rw.per_environment) {
-    double s = 0, c = 0;
-    for (double v : values)
-      if (!std::isnan(v)) {
-        s += v;
-        ++c;
-      }
-    double q = 0;
-    for (double v : values)
-      if (!std::isnan(v)) q += (v - s / c) * (v - s / c);
-    m["rewards/" + name + "/mean"] = c > 0 ? s / c : NAN;
-    m["rewards/" + name + "/std"] = c > 1 ? std::sqrt(q / (c - 1)) : 0.0;
-  }
+  auto mean_std = [&](const std::string& mean_key, const std::string& std_key,
+                      const std::vector<double>& values) {
+    const double mean = nan_mean(values), sd = nan_std(values, mean);
+    m[mean_key] = mean;
+    m[std_key] = std::isnan(sd) ? 0.0 : sd;
+  };
+  mean_std("reward", "reward_std", rw.total);
+  for (const auto& [name, values] : rw.per_environment)
+    mean_std("rewards/" + name + "/mean", "rewards/" + name + "/std", values);
   m["completions/mean_length"] = len_sum / n;
   m["completions/min_length"] = len_min;
   m["completions/max_length"] = len_max;
@@ -266,7 +242,7 @@ std::map<std::string, double> GrpoRun::generate(int64_t b, CausalLM& model, Peft
   return m;
 }
 
-std::map<std::string, double> GrpoRun::before_step(int64_t step, CausalLM& model, Peft* peft) {
+std::map<std::string, double> GrpoRun::before_step(int64_t step, CausalLM& model) {
   const int64_t b = step / steps_per_batch;
   std::map<std::string, double> m;
   if (b != loaded_batch) {
@@ -277,7 +253,7 @@ std::map<std::string, double> GrpoRun::before_step(int64_t step, CausalLM& model
             "grpo: generation batch {} was not saved; generating it again from the "
             "current weights",
             b);
-      m = generate(b, model, peft);
+      m = generate(b, model);
     }
     loaded_batch = b;
   }
@@ -347,7 +323,8 @@ TrainResult run_grpo(const ResolvedConfig& rc, const PretrainOptions& opts) {
           "...}} or {{\"messages\": [...]}}, with \"metadata\" for the rewards)");
     run->tokenizer = &tok;
     run->pad_id = tok.pad_id() >= 0 ? tok.pad_id() : std::max(0, tok.eos_id());
-    ChatTemplate tmpl = prompt_template(c.data, dir);
+    std::string template_used;
+    ChatTemplate tmpl = data_chat_template(c.data, dir, &template_used);
     const int64_t longest = c.data.seq_len + 1 - c.grpo.max_completion_length;
     int64_t overlong = 0;
     uint64_t h = xxh64("grpo-prompts-v1");
@@ -393,6 +370,7 @@ TrainResult run_grpo(const ResolvedConfig& rc, const PretrainOptions& opts) {
     td.train = std::move(rows);
     td.spec = {{"train_files", c.data.train_files},
                {"seq_len", c.data.seq_len},
+               {"chat_template", template_used},
                {"num_generations", c.grpo.num_generations},
                {"rewards", c.grpo.rewards}};
     return td;
@@ -425,8 +403,7 @@ TrainResult run_grpo(const ResolvedConfig& rc, const PretrainOptions& opts) {
   };
   job.ready = [run](Trainer& trainer, CausalLM& model, TrainingData&, ProcessGroup*) {
     CausalLM m = model;
-    trainer.set_before_step(
-        [run, m](int64_t step) mutable { return run->before_step(step, m, nullptr); });
+    trainer.set_before_step([run, m](int64_t step) mutable { return run->before_step(step, m); });
   };
   return run_training(rc, opts, job);
 }
