@@ -19,6 +19,7 @@
 
 #include "reef/align/environment.h"
 #include "reef/base/files.h"
+#include "testing/serve_process.h"
 #include "testing/testing.h"
 
 namespace reef {
@@ -35,22 +36,9 @@ class GymServer {
                                      testing::source_dir() + "/tests/reference/gym_server.py"};
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = testing::spawn_process(argv, testing::source_dir(), log_);
-    const std::regex listening(R"(listening on (http://127\.0\.0\.1:\d+))");
-    for (int i = 0; i < 600; ++i) {  // up to 30 s
-      std::smatch m;
-      const std::string log = path_exists(log_) ? read_file(log_) : "";
-      if (std::regex_search(log, m, listening)) {
-        url_ = m[1];
-        return;
-      }
-      int code = 0;
-      if (testing::try_wait_process(pid_, &code)) {
-        pid_ = -1;
-        throw std::runtime_error("gym_server.py exited with " + std::to_string(code) + ":\n" + log);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    throw std::runtime_error("gym_server.py did not start:\n" + read_file(log_));
+    url_ =
+        testing::wait_for_log(&pid_, log_, std::regex(R"(listening on (http://127\.0\.0\.1:\d+))"),
+                              "gym_server.py", 30)[1];
   }
   ~GymServer() {
     if (pid_ <= 0) return;

@@ -1,6 +1,7 @@
 // A `reef serve` child process for tests: started on a free port (--port 0), its address read
-// from the line it prints, stopped with SIGTERM (drain) at the end. Header-only so the
-// integration and reference binaries share it.
+// from the line it prints, stopped with SIGTERM (drain) at the end; and wait_for_log, how any
+// test server's start is awaited. Header-only so the integration and reference binaries share
+// it.
 #pragma once
 
 #include <signal.h>
@@ -17,6 +18,26 @@
 
 namespace reef::testing {
 
+// Waits until the log of the spawned process *pid shows `pattern` and returns the match's
+// groups (0: the whole match); throws with the log when the process (`what`) exits first (*pid
+// is then -1) or after `seconds`.
+inline std::vector<std::string> wait_for_log(int* pid, const std::string& log_path,
+                                             const std::regex& pattern, const std::string& what,
+                                             int seconds) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    std::smatch m;
+    const std::string log = path_exists(log_path) ? read_file(log_path) : "";
+    if (std::regex_search(log, m, pattern)) return {m.begin(), m.end()};
+    int code = 0;
+    if (try_wait_process(*pid, &code)) {
+      *pid = -1;
+      throw std::runtime_error(what + " exited with " + std::to_string(code) + ":\n" + log);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  throw std::runtime_error(what + " did not start listening:\n" + read_file(log_path));
+}
+
 class ServeProcess {
  public:
   // Starts `reef serve --model model_dir --port 0 <extra>` and waits until it listens.
@@ -26,23 +47,10 @@ class ServeProcess {
                                      "--port",   "0",     "--threads", "1"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     pid_ = spawn_process(argv, source_dir(), log_);
-    const std::regex listening(R"(listening on http://([0-9.]+):(\d+))");
-    for (int i = 0; i < 1200; ++i) {  // up to 60 s
-      std::smatch m;
-      const std::string log = path_exists(log_) ? read_file(log_) : "";
-      if (std::regex_search(log, m, listening)) {
-        host_ = m[1];
-        port_ = std::stoi(m[2]);
-        return;
-      }
-      int code = 0;
-      if (try_wait_process(pid_, &code)) {
-        pid_ = -1;
-        throw std::runtime_error("reef serve exited with " + std::to_string(code) + ":\n" + log);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    throw std::runtime_error("reef serve did not start listening:\n" + read_file(log_));
+    auto m = wait_for_log(&pid_, log_, std::regex(R"(listening on http://([0-9.]+):(\d+))"),
+                          "reef serve", 60);
+    host_ = m[1];
+    port_ = std::stoi(m[2]);
   }
   ~ServeProcess() {
     if (pid_ > 0) stop();
