@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -60,14 +61,21 @@ void expect_sigkill_resume_matches(const testing::ScratchDir& dir,
     return a;
   };
   std::string ref = dir / "ref", killed = dir / "killed";
+  const auto ref_start = std::chrono::steady_clock::now();
   int rc = testing::wait_process(
       testing::spawn_process(args(ref, false), testing::source_dir(), dir / "ref.log"));
   ASSERT_EQ(rc, 0) << read_file(dir / "ref.log");
+  // Kill moments fall within the uninterrupted run's own duration (at most 1.2 s), so the first
+  // attempt is killed however fast this machine runs it.
+  const auto ref_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - ref_start)
+                          .count();
+  const int longest = static_cast<int>(std::clamp<int64_t>(ref_ms * 3 / 4, 150, 1200));
 
   std::random_device rd;
   unsigned seed = rd();
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> delay_ms(100, 1200);
+  std::uniform_int_distribution<int> delay_ms(100, longest);
   int kills = 0, attempts = 0;
   for (;; ++attempts) {
     ASSERT_LT(attempts, 40) << "did not finish; seed " << seed;
