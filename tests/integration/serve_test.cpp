@@ -1,9 +1,10 @@
 // `reef serve` over real HTTP on loopback: completions and chat (whole and streamed as SSE)
 // against transformers' greedy continuation of the tiny model folder that model_cli_reference.py
-// makes, OpenAI error objects for bad requests (400), keys (401), unknown models and paths (404)
-// and big bodies (413), a full queue (429), a client that disconnects mid-stream freeing its
-// slot, the Prometheus metrics, 64 concurrent clients with every response well-formed, and the
-// SIGTERM drain finishing an in-flight stream before exiting 0.
+// makes, batched prompts and echo scoring, vLLM's tokenizer endpoints, OpenAI error objects for bad
+// requests (400), keys (401), unknown models and paths (404) and big bodies (413), a full queue
+// (429), a client that disconnects mid-stream freeing its slot, the Prometheus metrics, 64
+// concurrent clients with every response well-formed, and the SIGTERM drain finishing an in-flight
+// stream before exiting 0.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -204,6 +205,103 @@ TEST_F(Serve, ChatWholeAndStreamedAgreeAndListModels) {
   EXPECT_EQ(list["data"][0]["id"], "llama");
 }
 
+// OpenAI's batched prompts (strings, token lists) with choices indexed prompt by prompt, and
+// scoring: echo + logprobs with max_tokens 0 returns the prompt's log-probs, the ones the
+// model gave those tokens when it generated them.
+TEST_F(Serve, BatchedPromptsAndEchoScoring) {
+  const std::string c = "/v1/completions";
+  json one = {{"max_tokens", 4}, {"temperature", 0}, {"logprobs", 2}};
+  std::vector<std::string> prompts = {"the cat sat on", "a dog ran"};
+  std::vector<json> alone;
+  for (const auto& p : prompts) {
+    one["prompt"] = p;
+    auto r = post(*server_, c, one.dump());
+    ASSERT_EQ(r.status, 200) << r.raw;
+    alone.push_back(r.body["choices"][0]);
+  }
+  json batch = one;
+  batch["prompt"] = prompts;
+  batch["n"] = 2;
+  auto b = post(*server_, c, batch.dump());
+  ASSERT_EQ(b.status, 200) << b.raw;
+  ASSERT_EQ(b.body["choices"].size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(b.body["choices"][i]["index"], i);
+    EXPECT_EQ(b.body["choices"][i]["text"], alone[i / 2]["text"]) << i;
+  }
+  // The same prompts as token lists, tokenized by the server's /tokenize.
+  json id_lists = json::array();
+  for (const auto& p : prompts) {
+    auto t = post(*server_, "/tokenize", json{{"prompt", p}}.dump());
+    ASSERT_EQ(t.status, 200) << t.raw;
+    EXPECT_EQ(t.body["count"], t.body["tokens"].size());
+    auto d = post(*server_, "/detokenize", json{{"tokens", t.body["tokens"]}}.dump());
+    EXPECT_EQ(d.body["prompt"], p);
+    id_lists.push_back(t.body["tokens"]);
+  }
+  batch["prompt"] = id_lists;
+  batch["n"] = 1;
+  auto ids = post(*server_, c, batch.dump());
+  ASSERT_EQ(ids.status, 200) << ids.raw;
+  EXPECT_EQ(ids.body["usage"]["prompt_tokens"], id_lists[0].size() + id_lists[1].size());
+  for (size_t i = 0; i < 2; ++i) EXPECT_EQ(ids.body["choices"][i]["text"], alone[i]["text"]);
+
+  // Score prompt + transformers' greedy continuation (the server's own, as the test above shows):
+  // the continuation's log-probs are the ones generation reported, and each is its position's
+  // likeliest.
+  auto expected = json::parse(read_file(model_dir() + "/expected.json"));
+  auto greedy = expected["greedy_ids"].get<std::vector<int32_t>>();
+  auto tok = load_tokenizer(model_dir());
+  const size_t prompt_len = tok->encode(expected["prompt"].get<std::string>()).size();
+  size_t end = prompt_len;
+  while (end < greedy.size() && end < prompt_len + 4 && greedy[end] != expected["eos"].get<int>())
+    ++end;
+  ASSERT_GT(end, prompt_len);
+  json gen_req = {{"prompt", std::vector<int32_t>(greedy.begin(), greedy.begin() + prompt_len)},
+                  {"max_tokens", end - prompt_len},
+                  {"temperature", 0},
+                  {"logprobs", 1}};
+  auto g = post(*server_, c, gen_req.dump());
+  ASSERT_EQ(g.status, 200) << g.raw;
+  const json& gen = g.body["choices"][0]["logprobs"];
+  json scored_ids = std::vector<int32_t>(greedy.begin(), greedy.begin() + end);
+  json score = {{"prompt", scored_ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1}};
+  auto sc = post(*server_, c, score.dump());
+  ASSERT_EQ(sc.status, 200) << sc.raw;
+  const json& choice = sc.body["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "length");
+  EXPECT_EQ(sc.body["usage"]["completion_tokens"], 0);
+  const json& lp = choice["logprobs"];
+  ASSERT_EQ(lp["token_logprobs"].size(), scored_ids.size());
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  EXPECT_EQ(lp["text_offset"][0], 0);
+  const size_t n_gen = end - prompt_len;
+  ASSERT_EQ(gen["token_logprobs"].size(), n_gen);
+  for (size_t j = 0; j < n_gen; ++j) {
+    const size_t at = scored_ids.size() - n_gen + j;
+    EXPECT_NEAR(lp["token_logprobs"][at].get<double>(), gen["token_logprobs"][j].get<double>(),
+                1e-4)
+        << "token " << at;
+    double best = -1e9;
+    for (const auto& [text, v] : lp["top_logprobs"][at].items())
+      best = std::max(best, v.get<double>());
+    EXPECT_EQ(best, lp["token_logprobs"][at].get<double>()) << "token " << at;
+  }
+  // Echo without logprobs: the text leads with the prompt, whole and streamed.
+  json echo = {{"prompt", prompts[0]}, {"max_tokens", 3}, {"temperature", 0}, {"echo", true}};
+  auto e = post(*server_, c, echo.dump());
+  ASSERT_EQ(e.status, 200) << e.raw;
+  EXPECT_EQ(e.body["choices"][0]["text"].get<std::string>().rfind(prompts[0], 0), 0u);
+  EXPECT_TRUE(e.body["choices"][0]["logprobs"].is_null());
+  echo["stream"] = true;
+  auto es = post(*server_, c, echo.dump());
+  ASSERT_EQ(es.status, 200);
+  auto events = sse_events(es.raw);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0]["choices"][0]["text"], prompts[0]);
+}
+
 void expect_error(const Reply& r, int status, const std::string& param,
                   const std::string& code = "") {
   EXPECT_EQ(r.status, status) << r.raw;
@@ -232,6 +330,14 @@ TEST_F(Serve, BadRequestsGetOpenAIErrors) {
   expect_error(post(*server_, c, long_prompt.dump()), 400, "prompt", "context_length_exceeded");
   expect_error(post(*server_, c, R"({"prompt": "a", "max_tokens": 1000})"), 400, "max_tokens",
                "context_length_exceeded");
+  expect_error(post(*server_, c, R"({"prompt": "a", "max_tokens": 0})"), 400, "max_tokens");
+  expect_error(post(*server_, c, R"({"prompt": ["a", []]})"), 400, "prompt[1]");
+  expect_error(post(*server_, c, R"({"prompt": [1, "a"]})"), 400, "prompt");
+  expect_error(post(*server_, c, R"({"prompt": ["a", [99999]]})"), 400, "prompt[1]");
+  expect_error(post(*server_, "/tokenize", R"({"add_special_tokens": true})"), 400, "");
+  expect_error(post(*server_, "/tokenize", R"({"prompt": 3})"), 400, "prompt");
+  expect_error(post(*server_, "/detokenize", R"({"tokens": [99999]})"), 400, "tokens");
+  expect_error(post(*server_, "/detokenize", R"({"tokens": "ab"})"), 400, "tokens");
   expect_error(post(*server_, c, R"({"prompt": "a", "model": "gpt-9"})"), 404, "model",
                "model_not_found");
   expect_error(post(*server_, c, R"({"prompt": "a"})", {}), 401, "", "invalid_api_key");

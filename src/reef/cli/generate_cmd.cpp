@@ -9,6 +9,7 @@
 #include "reef/checkpoint/model_io.h"
 #include "reef/cli/subcommands.h"
 #include "reef/infer/generate.h"
+#include "reef/tokenizer/hf_tokenizer.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "reef/train/checkpoint_files.h"
 
@@ -85,7 +86,7 @@ void add_generate(CLI::App& app, Runs& runs) {
         for (int64_t s = 0; s < a->num_samples; ++s) {
           SamplingParams ps = p;
           ps.seed = p.seed + static_cast<uint64_t>(s);
-          const std::vector<int32_t> ids = tok->encode(prompt);
+          const std::vector<int32_t> ids = encode_prompt(*tok, prompt);
           Generation g = generate(model, *tok, ids, ps);
           if (a->print_ids) {
             std::string line;

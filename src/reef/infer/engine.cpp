@@ -51,6 +51,7 @@ struct Engine::Sequence {
   std::unordered_map<int32_t, int64_t> counts;  // occurrences in `generated`
   size_t released = 0;                          // bytes of text already sent
   bool finished = false;
+  std::vector<TokenLogprob> prompt_logprobs;  // filled while prefilling, sent on the first event
 };
 
 namespace {
@@ -79,6 +80,33 @@ size_t stop_prefix_tail(const std::string& s, const std::vector<std::string>& st
     }
   }
   return best;
+}
+
+// The log-probs of prompt tokens first .. first + R - 1 from the logits [R, V] (float, CPU)
+// that predict them, with the top k of each row.
+void add_prompt_logprobs(Engine::Sequence& seq, const torch::Tensor& logits, int64_t first) {
+  auto logp = torch::log_softmax(logits, 1);  // [R, V]
+  const int64_t rows = logp.size(0);
+  const int64_t k = std::min<int64_t>(seq.params.prompt_logprobs, logp.size(1));
+  torch::Tensor top_vals, top_idx;
+  if (k > 0) std::tie(top_vals, top_idx) = logp.topk(k, 1);
+  auto acc = logp.accessor<float, 2>();
+  for (int64_t j = 0; j < rows; ++j) {
+    TokenLogprob t;
+    t.token = seq.prompt[static_cast<size_t>(first + j)];
+    t.logprob = acc[j][t.token];
+    for (int64_t i = 0; i < k; ++i) {
+      t.top.emplace_back(static_cast<int32_t>(top_idx[j][i].item<int64_t>()),
+                         top_vals[j][i].item<double>());
+    }
+    seq.prompt_logprobs.push_back(std::move(t));
+  }
+}
+
+// Hands the prompt's log-probs to the sequence's first event.
+void attach_prompt_logprobs(Engine::Sequence& seq, TokenEvent& ev) {
+  ev.prompt_logprobs = std::move(seq.prompt_logprobs);
+  seq.prompt_logprobs.clear();
 }
 
 }  // namespace
@@ -127,13 +155,27 @@ std::shared_ptr<RequestStream> Engine::submit(const std::vector<int32_t>& prompt
 
 std::vector<std::shared_ptr<RequestStream>> Engine::submit_many(
     const std::vector<std::vector<int32_t>>& prompts, const std::vector<RequestParams>& params) {
+  return enqueue(prompts, params, false);
+}
+
+std::shared_ptr<RequestStream> Engine::submit_group(
+    const std::vector<std::vector<int32_t>>& prompts, const RequestParams& params) {
+  auto all = enqueue(prompts, std::vector<RequestParams>(prompts.size(), params), true);
+  return all.empty() ? nullptr : all[0];
+}
+
+std::vector<std::shared_ptr<RequestStream>> Engine::enqueue(
+    const std::vector<std::vector<int32_t>>& prompts, const std::vector<RequestParams>& params,
+    bool one_stream) {
   if (prompts.size() != params.size())
     fail("engine: {} prompts with {} request parameters (internal error)", prompts.size(),
          params.size());
   int64_t sequences = 0;
   for (size_t r = 0; r < prompts.size(); ++r) {
     if (prompts[r].empty()) usage_error("the prompt is empty");
-    if (static_cast<int64_t>(prompts[r].size()) >= slot_len_) {
+    // A prompt fills its slot at most; one that samples needs room for a token more.
+    const bool samples = params[r].sampling.max_new_tokens != 0;
+    if (static_cast<int64_t>(prompts[r].size()) + (samples ? 1 : 0) > slot_len_) {
       usage_error("the prompt has {} tokens but the context holds {} (prompt and output)",
                   prompts[r].size(), slot_len_);
     }
@@ -141,24 +183,28 @@ std::vector<std::shared_ptr<RequestStream>> Engine::submit_many(
     sequences += params[r].n;
   }
   std::vector<std::shared_ptr<RequestStream>> streams;
+  if (prompts.empty()) return streams;
   std::lock_guard<std::mutex> lk(mu_);
   if (stopping_ || waiting_count_ + sequences > options_.max_waiting + n_slots_ - running_count_) {
     return streams;
   }
   // One lock for all: the loop sees every request of the call at once.
+  int64_t index = 0;
   for (size_t r = 0; r < prompts.size(); ++r) {
-    auto stream = std::make_shared<RequestStream>(params[r].n);
+    if (!one_stream || r == 0) {
+      streams.push_back(std::make_shared<RequestStream>(one_stream ? sequences : params[r].n));
+      index = 0;
+    }
     for (int64_t i = 0; i < params[r].n; ++i) {
       auto seq = std::make_unique<Sequence>();
-      seq->stream = stream;
-      seq->index = i;
+      seq->stream = streams.back();
+      seq->index = index++;
       seq->prompt = prompts[r];
       seq->params = params[r];
       seq->gen = at::make_generator<at::CPUGeneratorImpl>(params[r].sampling.seed +
                                                           static_cast<uint64_t>(i));
       waiting_.push_back(std::move(seq));
     }
-    streams.push_back(std::move(stream));
   }
   waiting_count_ += sequences;
   cv_.notify_all();
@@ -242,10 +288,23 @@ void Engine::prefill_step(EngineStep* step) {
     auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0).to(device_);  // [1, T]
     store_->cache.set_batch({seq.slot}, {seq.cached});
     auto logits = model_->forward(input, &store_->cache);  // [1, T, V]
+    if (seq.params.prompt_logprobs >= 0) {
+      // Row j predicts prompt token cached + j + 1 (the last row of the last chunk predicts the
+      // first output token instead).
+      const int64_t rows = std::min(chunk, prompt_len - 1 - seq.cached);
+      if (rows > 0) {
+        add_prompt_logprobs(seq, logits[0].narrow(0, 0, rows).to(torch::kFloat).cpu(),
+                            seq.cached + 1);
+      }
+    }
     seq.cached += chunk;
     step->prefill_tokens = chunk;
     if (seq.cached == prompt_len) {
-      take_token(seq, logits[0][chunk - 1].to(torch::kFloat).cpu());
+      if (seq.params.sampling.max_new_tokens == 0) {
+        finish(seq, "length");
+      } else {
+        take_token(seq, logits[0][chunk - 1].to(torch::kFloat).cpu());
+      }
     }
     return;
   }
@@ -302,7 +361,7 @@ void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
   }
   if (p.sampling.stop_at_eos && id == tokenizer_.eos_id()) {
     // eos is not part of the output, nor are its logprobs; the finishing event names it.
-    finish(seq, "stop", "", static_cast<int32_t>(id), ev.logprob);
+    finish(seq, "stop", "", static_cast<int32_t>(id), ev.logprob, std::move(ev.top_logprobs));
     return;
   }
   seq.generated.push_back(static_cast<int32_t>(id));
@@ -333,6 +392,7 @@ void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
     seq.released = safe;
   }
   ev.time = EngineClock::now();
+  attach_prompt_logprobs(seq, ev);
   seq.stream->push(std::move(ev));
   if (!reason.empty()) {
     seq.released = std::string::npos;  // all of the output is out
@@ -343,9 +403,10 @@ void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
 }
 
 void Engine::finish(Sequence& seq, const std::string& reason, const std::string& error, int32_t eos,
-                    double eos_logprob) {
+                    double eos_logprob, std::vector<std::pair<int32_t, double>> eos_top) {
   seq.finished = true;
   TokenEvent ev;
+  ev.top_logprobs = std::move(eos_top);
   ev.index = seq.index;
   ev.finished = true;
   ev.eos_token = eos;
@@ -360,6 +421,7 @@ void Engine::finish(Sequence& seq, const std::string& reason, const std::string&
   ev.prompt_tokens = static_cast<int64_t>(seq.prompt.size());
   ev.completion_tokens = static_cast<int64_t>(seq.generated.size());
   ev.time = EngineClock::now();
+  attach_prompt_logprobs(seq, ev);
   seq.stream->push(std::move(ev));
 }
 

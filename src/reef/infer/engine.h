@@ -46,7 +46,17 @@ struct RequestParams {
   double presence_penalty = 0;   // subtracted once from each token already generated
   double frequency_penalty = 0;  // subtracted per occurrence in the generated tokens
   int64_t logprobs = -1;         // -1 = none; k >= 0: the chosen token's log-prob and the top k
+  int64_t prompt_logprobs = -1;  // -1 = none; k >= 0: each prompt token's log-prob and the top k
   int64_t n = 1;                 // independent sequences; sequence i samples with seed + i
+  // sampling.max_new_tokens == 0 reads the prompt and finishes ("length") without sampling:
+  // scoring only (with prompt_logprobs).
+};
+
+// One token's log-prob under the model and the k likeliest tokens at its position.
+struct TokenLogprob {
+  int32_t token = -1;
+  double logprob = 0;
+  std::vector<std::pair<int32_t, double>> top;  // (id, log-prob), likeliest first
 };
 
 // One step of one sequence: a new token (token >= 0) and/or its end (finished).
@@ -61,10 +71,13 @@ struct TokenEvent {
   std::string finish_reason;  // "stop" (eos or stop string), "length", or "error"
   std::string error;          // when finish_reason == "error"
   // On a finishing event: the eos id when the sequence sampled it (not an output token), and
-  // its log-prob (when logprobs >= 0); -1 otherwise.
+  // its log-prob and top_logprobs (when logprobs >= 0); -1 otherwise.
   int32_t eos_token = -1;
   double eos_logprob = 0;
   int64_t prompt_tokens = 0, completion_tokens = 0;  // on the finishing event
+  // With prompt_logprobs >= 0, on the sequence's first event: prompt tokens 1 .. P-1 (the first
+  // has no context to be scored in).
+  std::vector<TokenLogprob> prompt_logprobs;
   EngineClock::time_point time;
 };
 
@@ -116,6 +129,11 @@ class Engine {
   // a batch's schedule does not depend on thread timing); empty when they do not all fit.
   std::vector<std::shared_ptr<RequestStream>> submit_many(
       const std::vector<std::vector<int32_t>>& prompts, const std::vector<RequestParams>& params);
+  // Several prompts as one request (OpenAI's batched `prompt`): one stream whose sequences are
+  // indexed prompt by prompt (prompt p's sequence i has index p * n + i); nullptr when they do
+  // not all fit.
+  std::shared_ptr<RequestStream> submit_group(const std::vector<std::vector<int32_t>>& prompts,
+                                              const RequestParams& params);
   // Finishes every queued and running sequence, then stops the loop thread. Idempotent.
   void shutdown();
 
@@ -135,8 +153,13 @@ class Engine {
   // Samples the next token of `seq` from its logits [V] (float, CPU) and publishes it.
   void take_token(Sequence& seq, const torch::Tensor& logits);
   void finish(Sequence& seq, const std::string& reason, const std::string& error = "",
-              int32_t eos = -1, double eos_logprob = 0);
+              int32_t eos = -1, double eos_logprob = 0,
+              std::vector<std::pair<int32_t, double>> eos_top = {});
   void release_finished();
+  // Checks the prompts and queues their sequences, into one stream per prompt or one for all.
+  std::vector<std::shared_ptr<RequestStream>> enqueue(
+      const std::vector<std::vector<int32_t>>& prompts, const std::vector<RequestParams>& params,
+      bool one_stream);
 
   CausalLM model_;
   const Tokenizer& tokenizer_;

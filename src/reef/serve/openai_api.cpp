@@ -11,6 +11,7 @@
 #include <random>
 
 #include "reef/base/error.h"
+#include "reef/tokenizer/hf_tokenizer.h"
 
 namespace reef {
 
@@ -44,6 +45,17 @@ constexpr int64_t kMaxLogprobs = 20;
 [[noreturn]] void bad_field(const std::string& key, const std::string& expected, const json& got) {
   throw ApiError(400, fmt::format("'{}' must be {}, got {}", key, expected, dump_json(got)),
                  "invalid_request_error", key);
+}
+
+json parse_body(const std::string& text) {
+  json body;
+  try {
+    body = json::parse(text);
+  } catch (const json::exception& e) {
+    throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()));
+  }
+  if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+  return body;
 }
 
 // The field, or nullptr when absent or null.
@@ -101,36 +113,56 @@ std::string message_content(const json& content, size_t i) {
   return out;
 }
 
+// A token list: non-empty, ids in 0 .. INT32_MAX; nullopt when `v` is not an array of integers.
+std::optional<std::vector<int32_t>> token_list(const json& v) {
+  if (!v.is_array() || v.empty()) return std::nullopt;
+  std::vector<int32_t> ids;
+  for (const auto& x : v) {
+    if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > INT32_MAX)
+      return std::nullopt;
+    ids.push_back(static_cast<int32_t>(x.get<int64_t>()));
+  }
+  return ids;
+}
+
+constexpr int64_t kMaxPrompts = 256;
+
 void parse_prompt(const json& body, CompletionRequest* r) {
   const json* p = get(body, "prompt");
   if (!p) throw ApiError(400, "'prompt' is required", "invalid_request_error", "prompt");
+  const char* expected =
+      "a string, an array of strings, an array of token ids or an array of token-id arrays";
   if (p->is_string()) {
-    r->prompt = p->get<std::string>();
+    r->prompts.push_back({p->get<std::string>(), std::nullopt});
     return;
   }
-  if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) {
-    r->prompt = (*p)[0].get<std::string>();
+  if (!p->is_array() || p->empty()) bad_field("prompt", expected, *p);
+  if ((*p)[0].is_number()) {  // one prompt as token ids
+    auto ids = token_list(*p);
+    if (!ids) bad_field("prompt", expected, *p);
+    r->prompts.push_back({"", std::move(ids)});
     return;
   }
-  if (p->is_array() && !p->empty() && (*p)[0].is_number_integer()) {
-    std::vector<int32_t> ids;
-    for (const auto& x : *p) {
-      if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > INT32_MAX) {
-        bad_field("prompt", "a string, one string in an array, or an array of token ids", *p);
-      }
-      ids.push_back(static_cast<int32_t>(x.get<int64_t>()));
+  if (static_cast<int64_t>(p->size()) > kMaxPrompts) {
+    throw ApiError(
+        400,
+        fmt::format("'prompt' holds {} prompts; at most {} per request", p->size(), kMaxPrompts),
+        "invalid_request_error", "prompt");
+  }
+  for (size_t i = 0; i < p->size(); ++i) {
+    const json& one = (*p)[i];
+    if (one.is_string()) {
+      r->prompts.push_back({one.get<std::string>(), std::nullopt});
+    } else if (auto ids = token_list(one)) {
+      r->prompts.push_back({"", std::move(ids)});
+    } else {
+      bad_field(fmt::format("prompt[{}]", i), "a string or a non-empty array of token ids", one);
     }
-    r->prompt_ids = std::move(ids);
-    return;
   }
-  if (p->is_array() && p->size() > 1) {
-    throw ApiError(400, "'prompt' holds several prompts; this server takes one per request",
-                   "invalid_request_error", "prompt");
-  }
-  bad_field("prompt", "a string, one string in an array, or an array of token ids", *p);
 }
 
-void parse_messages(const json& body, const ChatTemplate& tmpl, CompletionRequest* r) {
+void parse_messages(const json& body, const ChatTemplate& tmpl, CompletionRequest* r,
+                    bool add_generation_prompt = true) {
   const json* m = get(body, "messages");
   if (!m) throw ApiError(400, "'messages' is required", "invalid_request_error", "messages");
   if (!m->is_array() || m->empty()) bad_field("messages", "a non-empty array of messages", *m);
@@ -148,9 +180,9 @@ void parse_messages(const json& body, const ChatTemplate& tmpl, CompletionReques
     messages.push_back(std::move(one));
   }
   ChatOptions options;
-  options.add_generation_prompt = true;
+  options.add_generation_prompt = add_generation_prompt;
   try {
-    r->prompt = tmpl.render(messages, options).text;
+    r->prompts.push_back({tmpl.render(messages, options).text, std::nullopt});
   } catch (const Error& e) {  // the template's raise_exception (e.g. roles out of order)
     throw ApiError(400, e.what(), "invalid_request_error", "messages");
   }
@@ -174,13 +206,7 @@ std::vector<std::string> parse_stop(const json& body) {
 
 CompletionRequest parse_completion_request(const std::string& text, bool chat,
                                            const ChatPrompting& chat_prompting) {
-  json body;
-  try {
-    body = json::parse(text);
-  } catch (const json::exception& e) {
-    throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()));
-  }
-  if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+  const json body = parse_body(text);
   CompletionRequest r;
   r.chat = chat;
   if (const json* m = get(body, "model")) {
@@ -193,7 +219,10 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat,
     parse_prompt(body, &r);
   }
   auto& sp = r.params.sampling;
-  r.max_tokens = integer(body, "max_tokens", 1, INT64_MAX, "a positive integer");
+  if (!chat) r.echo = boolean(body, "echo").value_or(false);
+  // max_tokens 0 only scores the prompt, which only makes sense with echo.
+  r.max_tokens = integer(body, "max_tokens", r.echo ? 0 : 1, INT64_MAX,
+                         r.echo ? "an integer >= 0" : "a positive integer (0 needs echo)");
   if (chat) {
     if (auto m = integer(body, "max_completion_tokens", 1, INT64_MAX, "a positive integer")) {
       r.max_tokens = m;
@@ -230,9 +259,7 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat,
   } else {
     const std::string range = fmt::format("an integer from 0 to {}", kMaxLogprobs);
     if (auto lp = integer(body, "logprobs", 0, kMaxLogprobs, range)) r.params.logprobs = *lp;
-    if (boolean(body, "echo").value_or(false)) {
-      throw ApiError(400, "'echo' is not supported", "invalid_request_error", "echo");
-    }
+    if (r.echo) r.params.prompt_logprobs = r.params.logprobs;
   }
   if (boolean(body, "ignore_eos").value_or(false)) sp.stop_at_eos = false;  // vLLM's extension
   r.stream = boolean(body, "stream").value_or(false);
@@ -244,20 +271,31 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat,
 }
 
 ResponseBuilder::ResponseBuilder(const CompletionRequest& request, const std::string& model_name,
-                                 const Tokenizer& tokenizer, int64_t n, int64_t prompt_tokens)
+                                 const Tokenizer& tokenizer,
+                                 const std::vector<std::vector<int32_t>>& prompt_ids)
     : chat_(request.chat),
       want_logprobs_(request.params.logprobs >= 0),
       model_(model_name),
       tokenizer_(tokenizer),
-      prompt_tokens_(prompt_tokens),
-      choices_(static_cast<size_t>(n)) {
+      prompt_ids_(prompt_ids),
+      n_(request.params.n) {
   static std::atomic<uint64_t> counter{0};
   std::random_device rd;
   id_ = fmt::format("{}-{:x}{:08x}", chat_ ? "chatcmpl" : "cmpl", rd(), counter++);
   created_ = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
-  for (auto& c : choices_) {
+  for (const auto& ids : prompt_ids_) prompt_tokens_ += static_cast<int64_t>(ids.size());
+  choices_.resize(prompt_ids_.size() * static_cast<size_t>(n_));
+  for (size_t i = 0; i < choices_.size(); ++i) {
+    Choice& c = choices_[i];
+    if (request.echo) {
+      const size_t p = i / static_cast<size_t>(n_);
+      const PromptInput& in = request.prompts.at(p);
+      c.echo = in.ids ? tokenizer_.decode(*in.ids, true) : in.text;
+    } else {
+      c.echoed = true;  // nothing to echo
+    }
     if (!want_logprobs_) continue;
     c.logprobs = chat_ ? json{{"content", json::array()}}
                        : json{{"tokens", json::array()},
@@ -265,6 +303,44 @@ ResponseBuilder::ResponseBuilder(const CompletionRequest& request, const std::st
                               {"top_logprobs", json::array()},
                               {"text_offset", json::array()}};
   }
+}
+
+json ResponseBuilder::top_object(const std::vector<std::pair<int32_t, double>>& top, int32_t token,
+                                 double logprob) const {
+  json out = json::object();
+  for (const auto& [id, lp] : top) {  // tokens that read alike keep the likeliest
+    const std::string t = valid_utf8(tokenizer_.decode({id}, true));
+    if (!out.contains(t)) out[t] = lp;
+  }
+  if (token >= 0) {
+    const std::string t = valid_utf8(tokenizer_.decode({token}, true));
+    if (!out.contains(t)) out[t] = logprob;
+  }
+  return out;
+}
+
+json ResponseBuilder::prompt_logprob_lists(const std::vector<int32_t>& ids,
+                                           const std::vector<TokenLogprob>& lps) const {
+  json lists = {{"tokens", json::array()},
+                {"token_logprobs", json::array()},
+                {"top_logprobs", json::array()},
+                {"text_offset", json::array()}};
+  int64_t offset = 0;
+  for (size_t j = 0; j < ids.size(); ++j) {
+    const std::string tok = tokenizer_.decode({ids[j]}, true);
+    lists["tokens"].push_back(tok);
+    lists["text_offset"].push_back(offset);
+    offset += static_cast<int64_t>(tok.size());
+    if (j == 0 || j - 1 >= lps.size()) {  // the first token is not scored
+      lists["token_logprobs"].push_back(nullptr);
+      lists["top_logprobs"].push_back(nullptr);
+      continue;
+    }
+    const TokenLogprob& t = lps[j - 1];
+    lists["token_logprobs"].push_back(t.logprob);
+    lists["top_logprobs"].push_back(top_object(t.top, t.token, t.logprob));
+  }
+  return lists;
 }
 
 json ResponseBuilder::logprob_entry(const TokenEvent& e, Choice& c) const {
@@ -285,11 +361,7 @@ json ResponseBuilder::logprob_entry(const TokenEvent& e, Choice& c) const {
     c.logprobs["content"].push_back(entry);
     return json{{"content", json::array({entry})}};
   }
-  json top = json::object();
-  for (const auto& [id, lp] : e.top_logprobs) {  // tokens that read alike keep the likeliest
-    const std::string t = valid_utf8(tokenizer_.decode({id}, true));
-    if (!top.contains(t)) top[t] = lp;
-  }
+  json top = top_object(e.top_logprobs, -1, 0);
   const int64_t offset = static_cast<int64_t>(c.text.size());
   c.logprobs["tokens"].push_back(tok);
   c.logprobs["token_logprobs"].push_back(e.logprob);
@@ -321,6 +393,19 @@ json ResponseBuilder::chunk(int64_t index, json delta_or_text, const json& logpr
 std::vector<json> ResponseBuilder::add(const TokenEvent& e) {
   Choice& c = choices_.at(static_cast<size_t>(e.index));
   std::vector<json> out;
+  if (!c.echoed) {  // the prompt leads: its text, and its logprobs when asked
+    c.echoed = true;
+    json logprobs = nullptr;
+    if (want_logprobs_) {
+      logprobs = prompt_logprob_lists(prompt_ids_.at(static_cast<size_t>(e.index / n_)),
+                                      e.prompt_logprobs);
+      for (const char* key : {"tokens", "token_logprobs", "top_logprobs", "text_offset"}) {
+        for (const auto& v : logprobs[key]) c.logprobs[key].push_back(v);
+      }
+    }
+    c.text = c.echo;
+    out.push_back(chunk(e.index, c.echo, logprobs, nullptr));
+  }
   json logprobs = nullptr;
   if (want_logprobs_ && e.token >= 0) logprobs = logprob_entry(e, c);
   c.text += e.text;
@@ -339,7 +424,16 @@ std::vector<json> ResponseBuilder::add(const TokenEvent& e) {
     json delta = chat_ ? json::object() : json("");
     if (chat_ && !c.role_sent) delta["role"] = "assistant";
     c.role_sent = true;
-    out.push_back(chunk(e.index, delta, nullptr, e.finish_reason));
+    // Completions list a sampled eos among the output's logprobs, as vLLM does (its text is not
+    // in the output): a scoring client that drops the last entry (lm-eval) relies on it.
+    json final_logprobs = nullptr;
+    if (want_logprobs_ && !chat_ && e.eos_token >= 0) {
+      TokenEvent eos = e;
+      eos.token = e.eos_token;
+      eos.logprob = e.eos_logprob;
+      final_logprobs = logprob_entry(eos, c);
+    }
+    out.push_back(chunk(e.index, delta, final_logprobs, e.finish_reason));
   }
   return out;
 }
@@ -378,6 +472,82 @@ json ResponseBuilder::response() const {
   return {{"id", id_},           {"object", chat_ ? "chat.completion" : "text_completion"},
           {"created", created_}, {"model", model_},
           {"choices", choices},  {"usage", usage()}};
+}
+
+namespace {
+
+// A special token's text, or null when the tokenizer has none.
+json special_text(const Tokenizer& tokenizer, int32_t id) {
+  if (id < 0 || id >= tokenizer.vocab_size()) return nullptr;
+  return valid_utf8(tokenizer.decode({id}, true));
+}
+
+}  // namespace
+
+json tokenize_response(const std::string& text, const Tokenizer& tokenizer,
+                       const ChatPrompting& chat_prompting, int64_t max_model_len) {
+  const json body = parse_body(text);
+  std::string prompt;
+  bool add_special = true;
+  if (get(body, "messages")) {
+    CompletionRequest r;
+    const bool generation_prompt = boolean(body, "add_generation_prompt").value_or(true);
+    parse_messages(body, *chat_prompting.chat_template, &r, generation_prompt);
+    prompt = r.prompts.at(0).text;
+    add_special = false;  // the template writes its own special tokens
+  } else {
+    const json* p = get(body, "prompt");
+    if (!p) throw ApiError(400, "'prompt' or 'messages' is required", "invalid_request_error");
+    if (!p->is_string()) bad_field("prompt", "a string", *p);
+    prompt = p->get<std::string>();
+  }
+  add_special = boolean(body, "add_special_tokens").value_or(add_special);
+  const std::vector<int32_t> ids = encode_like_transformers(tokenizer, prompt, add_special);
+  json strs = nullptr;
+  if (boolean(body, "return_token_strs").value_or(false)) {
+    strs = json::array();
+    for (int32_t id : ids) strs.push_back(valid_utf8(tokenizer.decode({id}, true)));
+  }
+  return {{"count", ids.size()},
+          {"max_model_len", max_model_len},
+          {"tokens", ids},
+          {"token_strs", strs}};
+}
+
+json detokenize_response(const std::string& text, const Tokenizer& tokenizer) {
+  const json body = parse_body(text);
+  const json* t = get(body, "tokens");
+  if (!t) throw ApiError(400, "'tokens' is required", "invalid_request_error", "tokens");
+  std::vector<int32_t> ids;
+  if (!t->empty()) {
+    auto list = token_list(*t);
+    if (!list) bad_field("tokens", "an array of token ids", *t);
+    ids = std::move(*list);
+  } else if (!t->is_array()) {
+    bad_field("tokens", "an array of token ids", *t);
+  }
+  for (int32_t id : ids) {
+    if (id >= tokenizer.vocab_size()) {
+      throw ApiError(
+          400,
+          fmt::format("token id {} is outside the vocabulary of {}", id, tokenizer.vocab_size()),
+          "invalid_request_error", "tokens");
+    }
+  }
+  return {{"prompt", valid_utf8(tokenizer.decode(ids, true))}};
+}
+
+json tokenizer_info(const Tokenizer& tokenizer, const ChatPrompting& chat_prompting,
+                    int64_t max_model_len) {
+  const std::string& tmpl =
+      chat_prompting.chat_template ? chat_prompting.chat_template->source() : std::string();
+  return {{"tokenizer_class", tokenizer.name()},
+          {"bos_token", special_text(tokenizer, tokenizer.bos_id())},
+          {"eos_token", special_text(tokenizer, tokenizer.eos_id())},
+          {"pad_token", special_text(tokenizer, tokenizer.pad_id())},
+          {"chat_template", tmpl.empty() ? json(nullptr) : json(tmpl)},
+          {"model_max_length", max_model_len},
+          {"vocab_size", tokenizer.vocab_size()}};
 }
 
 json model_list(const std::string& model_name, int64_t created) {

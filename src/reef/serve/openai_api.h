@@ -40,12 +40,21 @@ class ApiError : public std::runtime_error {
 nlohmann::json error_body(const std::string& message, const std::string& type,
                           const std::string& param = "", const std::string& code = "");
 
+// One prompt: text, or token ids as given.
+struct PromptInput {
+  std::string text;
+  std::optional<std::vector<int32_t>> ids;
+};
+
 struct CompletionRequest {
   bool chat = false;
-  std::string model;                               // as asked ("" = not given)
-  std::string prompt;                              // completions' prompt, or the rendered chat
-  std::optional<std::vector<int32_t>> prompt_ids;  // a prompt given as token ids
-  std::optional<int64_t> max_tokens;  // absent: 16 (completions) or the rest of the context
+  std::string model;  // as asked ("" = not given)
+  // Completions' prompts (a string, a list of strings, a token list or a list of token lists:
+  // each gets its own n choices), or the one rendered chat.
+  std::vector<PromptInput> prompts;
+  bool echo = false;                  // completions: the prompt (and its logprobs) leads the text
+  std::optional<int64_t> max_tokens;  // absent: 16 (completions) or the rest of the context;
+                                      // 0 (completions with echo): scoring only
   std::optional<uint64_t> seed;       // absent: a random seed
   RequestParams params;               // everything else (sampling.max_new_tokens/seed unset)
   bool stream = false;
@@ -65,11 +74,12 @@ struct ChatPrompting {
 CompletionRequest parse_completion_request(const std::string& body, bool chat,
                                            const ChatPrompting& chat_prompting);
 
-// Builds the JSON of one request's response from its engine events.
+// Builds the JSON of one request's response from its engine events: choice i answers prompt
+// i / n (the engine's submit_group indexing).
 class ResponseBuilder {
  public:
   ResponseBuilder(const CompletionRequest& request, const std::string& model_name,
-                  const Tokenizer& tokenizer, int64_t n, int64_t prompt_tokens);
+                  const Tokenizer& tokenizer, const std::vector<std::vector<int32_t>>& prompt_ids);
   // Records an event; returns the stream chunks (JSON objects) it produces, in order.
   std::vector<nlohmann::json> add(const TokenEvent& event);
   // The whole (non-streaming) response once every choice finished.
@@ -81,6 +91,8 @@ class ResponseBuilder {
 
  private:
   struct Choice {
+    std::string echo;  // the prompt's text when echoed, sent with the choice's first event
+    bool echoed = false;
     std::string text;
     std::string finish_reason;
     nlohmann::json logprobs;  // chat: {"content": [...]}; completions: the four lists
@@ -90,15 +102,35 @@ class ResponseBuilder {
   nlohmann::json chunk(int64_t index, nlohmann::json delta_or_text, const nlohmann::json& logprobs,
                        const nlohmann::json& finish_reason) const;
   nlohmann::json logprob_entry(const TokenEvent& event, Choice& choice) const;
+  // The echoed prompt's logprobs (completions' four lists; first token null) from its tokens.
+  nlohmann::json prompt_logprob_lists(const std::vector<int32_t>& ids,
+                                      const std::vector<TokenLogprob>& lps) const;
+  // Completions' top_logprobs object: the top k and the token itself, likeliest kept per text.
+  nlohmann::json top_object(const std::vector<std::pair<int32_t, double>>& top, int32_t token,
+                            double logprob) const;
 
   bool chat_;
   bool want_logprobs_;
   std::string id_, model_;
   int64_t created_;
   const Tokenizer& tokenizer_;
-  int64_t prompt_tokens_;
+  std::vector<std::vector<int32_t>> prompt_ids_;
+  int64_t n_ = 1;
+  int64_t prompt_tokens_ = 0;
   std::vector<Choice> choices_;
 };
+
+// vLLM's tokenizer endpoints (what lm-evaluation-harness's remote tokenizer uses):
+// POST /tokenize {"prompt", "add_special_tokens" (true)} or {"messages", "add_generation_prompt"
+// (true), "add_special_tokens" (false)} -> {"count", "max_model_len", "tokens", "token_strs"},
+// tokenized as the model's transformers tokenizer does (special-token text parsed);
+// POST /detokenize {"tokens"} -> {"prompt"}; GET /tokenizer_info -> the special tokens' text,
+// the chat template and the context length. Bad fields throw ApiError(400).
+nlohmann::json tokenize_response(const std::string& body, const Tokenizer& tokenizer,
+                                 const ChatPrompting& chat_prompting, int64_t max_model_len);
+nlohmann::json detokenize_response(const std::string& body, const Tokenizer& tokenizer);
+nlohmann::json tokenizer_info(const Tokenizer& tokenizer, const ChatPrompting& chat_prompting,
+                              int64_t max_model_len);
 
 // The object /v1/models lists for the served model.
 nlohmann::json model_list(const std::string& model_name, int64_t created);

@@ -18,6 +18,7 @@
 #include "reef/checkpoint/model_io.h"
 #include "reef/serve/metrics.h"
 #include "reef/serve/openai_api.h"
+#include "reef/tokenizer/hf_tokenizer.h"
 
 namespace reef {
 namespace {
@@ -88,45 +89,60 @@ uint64_t random_seed() {
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
 
-// Tokenizes and checks the prompt against the context; fills max_new_tokens and the seed.
-std::vector<int32_t> prepare(ServerState& s, CompletionRequest& r) {
+// Tokenizes and checks each prompt against the context; fills max_new_tokens and the seed.
+std::vector<std::vector<int32_t>> prepare(ServerState& s, CompletionRequest& r) {
   if (!r.model.empty() && r.model != s.model_name) {
     throw ApiError(404,
                    fmt::format("the model '{}' does not exist; this server serves '{}'", r.model,
                                s.model_name),
                    "invalid_request_error", "model", "model_not_found");
   }
-  const std::string prompt_field = r.chat ? "messages" : "prompt";
-  std::vector<int32_t> ids = r.prompt_ids ? *r.prompt_ids : s.tokenizer->encode(r.prompt);
-  for (int32_t id : ids) {
-    if (id >= s.tokenizer->vocab_size()) {
-      throw ApiError(
-          400,
-          fmt::format("token id {} is outside the vocabulary of {}", id, s.tokenizer->vocab_size()),
-          "invalid_request_error", "prompt");
-    }
-  }
-  if (ids.empty())
-    throw ApiError(400, "the prompt is empty", "invalid_request_error", prompt_field);
+  const bool several = r.prompts.size() > 1;
   const int64_t context = s.engine->slot_len();
-  const int64_t room = context - static_cast<int64_t>(ids.size());
-  if (room < 1) {
-    throw ApiError(400,
-                   fmt::format("the prompt has {} tokens but the context holds {} tokens",
-                               ids.size(), context),
-                   "invalid_request_error", prompt_field, "context_length_exceeded");
+  std::vector<std::vector<int32_t>> all;
+  int64_t least_room = context;
+  for (size_t p = 0; p < r.prompts.size(); ++p) {
+    const std::string field = r.chat    ? "messages"
+                              : several ? fmt::format("prompt[{}]", p)
+                                        : std::string("prompt");
+    const PromptInput& in = r.prompts[p];
+    // A chat's rendered template writes its own special tokens (parsed, nothing added); a text
+    // prompt is encoded as vLLM does (the tokenizer's BOS when its post-processor adds one).
+    std::vector<int32_t> ids = in.ids   ? *in.ids
+                               : r.chat ? encode_like_transformers(*s.tokenizer, in.text, false)
+                                        : encode_prompt(*s.tokenizer, in.text);
+    for (int32_t id : ids) {
+      if (id >= s.tokenizer->vocab_size()) {
+        throw ApiError(400,
+                       fmt::format("{}: token id {} is outside the vocabulary of {}", field, id,
+                                   s.tokenizer->vocab_size()),
+                       "invalid_request_error", field);
+      }
+    }
+    if (ids.empty()) throw ApiError(400, field + " is empty", "invalid_request_error", field);
+    // Scoring only (max_tokens 0) may fill the context; generating needs room for a token.
+    const int64_t room = context - static_cast<int64_t>(ids.size());
+    if (room < (r.max_tokens == 0 ? 0 : 1)) {
+      throw ApiError(400,
+                     fmt::format("{} has {} tokens but the context holds {} tokens", field,
+                                 ids.size(), context),
+                     "invalid_request_error", field, "context_length_exceeded");
+    }
+    least_room = std::min(least_room, room);
+    all.push_back(std::move(ids));
   }
-  const int64_t max_tokens = r.max_tokens.value_or(r.chat ? room : std::min<int64_t>(16, room));
-  if (max_tokens > room) {
+  const int64_t max_tokens =
+      r.max_tokens.value_or(r.chat ? least_room : std::min<int64_t>(16, least_room));
+  if (max_tokens > least_room) {
     throw ApiError(400,
-                   fmt::format("max_tokens is {} but the prompt's {} tokens leave room for {} "
+                   fmt::format("max_tokens is {} but the longest prompt leaves room for {} "
                                "in the context of {} tokens",
-                               max_tokens, ids.size(), room, context),
+                               max_tokens, least_room, context),
                    "invalid_request_error", "max_tokens", "context_length_exceeded");
   }
   r.params.sampling.max_new_tokens = max_tokens;
   r.params.sampling.seed = r.seed ? *r.seed : random_seed();
-  return ids;
+  return all;
 }
 
 std::string sse(const json& j) { return "data: " + dump_json(j) + "\n\n"; }
@@ -139,16 +155,16 @@ void handle_completion(ServerState& s, const httplib::Request& req, httplib::Res
     check_auth(s, req);
     if (s.draining) throw ApiError(503, "the server is shutting down", "service_unavailable");
     CompletionRequest r = parse_completion_request(req.body, chat, s.chat);
-    std::vector<int32_t> ids = prepare(s, r);
-    auto stream = s.engine->submit(ids, r.params);
+    const std::vector<std::vector<int32_t>> ids = prepare(s, r);
+    auto stream = s.engine->submit_group(ids, r.params);
     if (!stream) {
       throw ApiError(429, "the request queue is full; retry later", "rate_limit_error", "",
                      "queue_full");
     }
-    s.metrics.add_tokens(static_cast<int64_t>(ids.size()), 0);
-    auto builder = std::make_shared<ResponseBuilder>(r, s.model_name, *s.tokenizer, r.params.n,
-                                                     static_cast<int64_t>(ids.size()));
-    auto tracker = std::make_shared<LatencyTracker>(s, arrival, r.params.n);
+    auto builder = std::make_shared<ResponseBuilder>(r, s.model_name, *s.tokenizer, ids);
+    s.metrics.add_tokens(builder->usage()["prompt_tokens"].get<int64_t>(), 0);
+    const int64_t sequences = static_cast<int64_t>(ids.size()) * r.params.n;
+    auto tracker = std::make_shared<LatencyTracker>(s, arrival, sequences);
     const auto deadline = arrival + std::chrono::duration_cast<EngineClock::duration>(
                                         std::chrono::duration<double>(s.options.request_timeout_s));
     if (!r.stream) {
@@ -225,6 +241,24 @@ void handle_completion(ServerState& s, const httplib::Request& req, httplib::Res
   }
 }
 
+// A request answered with one JSON object (or an OpenAI error), counted in the metrics.
+void handle_json(ServerState& s, const httplib::Request& req, httplib::Response& res,
+                 const std::string& endpoint, const std::function<json()>& answer) {
+  try {
+    check_auth(s, req);
+    send_json(res, 200, answer());
+    s.metrics.count_request(endpoint, 200);
+  } catch (const ApiError& e) {
+    send_json(res, e.status(), e.body());
+    s.metrics.count_request(endpoint, e.status());
+  } catch (const Error& e) {
+    const int status = e.kind() == ErrorKind::kUsage ? 400 : 500;
+    send_json(res, status,
+              error_body(e.what(), status == 400 ? "invalid_request_error" : "server_error"));
+    s.metrics.count_request(endpoint, status);
+  }
+}
+
 void add_routes(httplib::Server& svr, ServerState& s) {
   svr.Post("/v1/completions", [&s](const httplib::Request& req, httplib::Response& res) {
     handle_completion(s, req, res, false);
@@ -233,14 +267,21 @@ void add_routes(httplib::Server& svr, ServerState& s) {
     handle_completion(s, req, res, true);
   });
   svr.Get("/v1/models", [&s](const httplib::Request& req, httplib::Response& res) {
-    try {
-      check_auth(s, req);
-      send_json(res, 200, model_list(s.model_name, s.created));
-      s.metrics.count_request("/v1/models", 200);
-    } catch (const ApiError& e) {
-      send_json(res, e.status(), e.body());
-      s.metrics.count_request("/v1/models", e.status());
-    }
+    handle_json(s, req, res, "/v1/models", [&] { return model_list(s.model_name, s.created); });
+  });
+  // vLLM's tokenizer endpoints (lm-eval's remote tokenizer).
+  svr.Post("/tokenize", [&s](const httplib::Request& req, httplib::Response& res) {
+    handle_json(s, req, res, "/tokenize", [&] {
+      return tokenize_response(req.body, *s.tokenizer, s.chat, s.engine->slot_len());
+    });
+  });
+  svr.Post("/detokenize", [&s](const httplib::Request& req, httplib::Response& res) {
+    handle_json(s, req, res, "/detokenize",
+                [&] { return detokenize_response(req.body, *s.tokenizer); });
+  });
+  svr.Get("/tokenizer_info", [&s](const httplib::Request& req, httplib::Response& res) {
+    handle_json(s, req, res, "/tokenizer_info",
+                [&] { return tokenizer_info(*s.tokenizer, s.chat, s.engine->slot_len()); });
   });
   svr.Get("/health", [&s](const httplib::Request&, httplib::Response& res) {
     if (s.draining) {

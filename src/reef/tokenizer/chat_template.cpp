@@ -146,6 +146,8 @@ ChatTemplate::ChatTemplate(const std::string& source, const std::string& name, o
 ChatTemplate::ChatTemplate(const std::map<std::string, std::string>& sources,
                            const std::string& name, ojson special_tokens)
     : name_(name), special_tokens_(std::move(special_tokens)) {
+  auto def = sources.find("default");
+  source_ = def != sources.end() ? def->second : sources.empty() ? "" : sources.begin()->second;
   for (const auto& [k, src] : sources)
     templates_[k] =
         std::make_shared<jinja::Template>(src, sources.size() == 1 ? name : name + "[" + k + "]");

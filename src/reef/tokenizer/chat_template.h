@@ -77,12 +77,14 @@ class ChatTemplate {
   // Whether the template that render() picks (for these tools) has {% generation %} blocks.
   bool has_generation_blocks(bool with_tools = false) const;
   const std::string& name() const { return name_; }
+  // The Jinja source of the default template (what tokenizer_config.json's chat_template holds).
+  const std::string& source() const { return source_; }
   const nlohmann::ordered_json& special_tokens() const { return special_tokens_; }
 
  private:
   const jinja::Template& pick(bool with_tools) const;
 
-  std::string name_;
+  std::string name_, source_;
   std::map<std::string, std::shared_ptr<const jinja::Template>> templates_;
   nlohmann::ordered_json special_tokens_;
 };

@@ -415,4 +415,10 @@ std::vector<int32_t> encode_like_transformers(const Tokenizer& tokenizer, const 
   return ids;
 }
 
+std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, const std::string& text) {
+  if (auto* hf = dynamic_cast<const HfTokenizer*>(&tokenizer))
+    return hf->encode(text, EncodeOptions{true, true});
+  return tokenizer.encode(text);
+}
+
 }  // namespace reef

@@ -107,4 +107,10 @@ class HfTokenizer : public Tokenizer {
 std::vector<int32_t> encode_like_transformers(const Tokenizer& tokenizer, const std::string& text,
                                               bool add_special_tokens);
 
+// A prompt given as text (`reef generate`, `reef serve`'s completions), encoded as vLLM and
+// transformers' tokenizer(text) do: special-token text parsed and the post-processor applied
+// (a Llama tokenizer's BOS). Tokenizers that are not an HfTokenizer (Reef's byte tokenizer,
+// tiktoken, SentencePiece files) encode it plainly: they have no post-processor to follow.
+std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, const std::string& text);
+
 }  // namespace reef
