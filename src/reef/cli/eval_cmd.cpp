@@ -23,6 +23,8 @@ struct EvalArgs {
   double limit = -1;
   uint64_t fewshot_seed = 1234;
   std::string device = "cpu", progress = "auto";
+  bool apply_chat_template = false;
+  std::string chat_template = "chatml";
 };
 
 int run_eval(const EvalArgs& a) {
@@ -34,6 +36,15 @@ int run_eval(const EvalArgs& a) {
   // Tasks first: a bad task file is reported before any model loads.
   std::vector<eval::Task> tasks;
   for (const auto& t : a.tasks) tasks.push_back(eval::make_task(t, a.include_paths));
+  if (a.apply_chat_template) {
+    // The model's (or the endpoint's --tokenizer folder's) template, else --chat-template: the
+    // template `reef serve` would render these prompts with.
+    const std::string dir = !a.model.empty() ? resolve_model_dir(a.model) : a.tokenizer;
+    auto tmpl = std::make_shared<const ChatTemplate>(
+        dir.empty() || !is_directory(dir) ? ChatTemplate::named(a.chat_template)
+                                          : ChatTemplate::load(dir, a.chat_template));
+    for (auto& t : tasks) t.set_chat_template(tmpl);
+  }
   std::unique_ptr<eval::LanguageModel> lm;
   if (!a.model.empty()) {
     torch::set_num_threads(thread_count(a.threads));
@@ -72,6 +83,7 @@ int run_eval(const EvalArgs& a) {
       {"num_fewshot", a.num_fewshot >= 0 ? nlohmann::json(a.num_fewshot) : nlohmann::json(nullptr)},
       {"limit", a.limit >= 0 ? nlohmann::json(a.limit) : nlohmann::json(nullptr)},
       {"batch_size", a.batch_size},
+      {"apply_chat_template", a.apply_chat_template},
       {"max_length", a.max_length > 0 ? nlohmann::json(a.max_length) : nlohmann::json(nullptr)},
       {"endpoint", a.endpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.endpoint)},
       {"judge_endpoint",
@@ -109,6 +121,12 @@ void add_eval(CLI::App& app, Runs& runs) {
   cmd->add_option("--batch-size", a->batch_size, "sequences per forward pass")
       ->capture_default_str();
   cmd->add_option("--max-length", a->max_length, "context length in tokens (default: the model's)");
+  cmd->add_flag("--apply-chat-template", a->apply_chat_template,
+                "render each prompt with the model's chat template (as lm-eval's "
+                "--apply_chat_template: description as system message, the rest one user turn)");
+  cmd->add_option("--chat-template", a->chat_template,
+                  "template when the model folder has none: a built-in name or a .jinja file")
+      ->capture_default_str();
   cmd->add_option("--fewshot-seed", a->fewshot_seed, "seed of the few-shot sampler")
       ->capture_default_str();
   cmd->add_option("--judge-endpoint", a->judge_endpoint,

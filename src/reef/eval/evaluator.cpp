@@ -167,7 +167,7 @@ TaskOutcome evaluate_task(Task& task, LanguageModel& model, const EvalOptions& o
     }
   } else {  // generate_until, judge
     std::vector<GenerateRequest> reqs;
-    for (int64_t i = 0; i < n; ++i) reqs.push_back({contexts[i], cfg.until, cfg.max_gen_toks});
+    for (int64_t i = 0; i < n; ++i) reqs.push_back({contexts[i], task.until(), cfg.max_gen_toks});
     auto gens = model.generate_until(reqs, make_progress(bar));
     std::map<std::string, std::vector<double>> per;  // "metric,filter" -> scores
     for (int64_t i = 0; i < n; ++i) {

@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -434,10 +435,25 @@ std::string Task::target_text(const json& doc) const {
 
 void Task::set_fewshot_seed(uint64_t seed) { rnd_ = std::make_unique<PythonRandom>(seed); }
 
+void Task::set_chat_template(std::shared_ptr<const ChatTemplate> chat_template) {
+  chat_template_ = std::move(chat_template);
+}
+
+std::vector<std::string> Task::until() const {
+  std::vector<std::string> out = cfg_.until;
+  if (chat_template_) {
+    const std::string eot = chat_template_->end_of_turn();
+    if (!eot.empty() && std::find(out.begin(), out.end(), eot) == out.end()) out.push_back(eot);
+  }
+  return out;
+}
+
 std::string Task::fewshot_context(const json& doc, int64_t num_fewshot) {
-  std::string out;
+  std::string description;
   if (!cfg_.description.empty())
-    out += render_template(cfg_.description, doc, fmt::format("task {}: description", cfg_.task));
+    description =
+        render_template(cfg_.description, doc, fmt::format("task {}: description", cfg_.task));
+  std::string out = chat_template_ ? "" : description;
   if (num_fewshot > 0) {
     const auto& pool = fewshot_docs();
     // The eval doc is left out only when the few-shot split is named and is the test split.
@@ -469,15 +485,23 @@ std::string Task::fewshot_context(const json& doc, int64_t num_fewshot) {
       out += doc_to_text(*s) + cfg_.target_delimiter + target_text(*s) + cfg_.fewshot_delimiter;
     }
   }
-  return out + doc_to_text(doc);
+  out += doc_to_text(doc);
+  if (!chat_template_) return out;
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  if (!description.empty()) messages.push_back({{"role", "system"}, {"content", description}});
+  messages.push_back({{"role", "user"}, {"content", out}});
+  ChatOptions options;
+  options.add_generation_prompt = true;
+  return chat_template_->render(messages, options).text;
 }
 
 std::vector<Request> Task::construct_requests(const json& doc, const std::string& context) const {
   switch (cfg_.output_type) {
     case OutputType::kMultipleChoice: {
       std::vector<Request> out;
-      for (const auto& c : doc_to_choice(doc))
-        out.push_back(Request{context, cfg_.target_delimiter + c, ""});
+      // With a chat template the answer starts the assistant's turn: no delimiter before it.
+      const std::string delimiter = chat_template_ ? "" : cfg_.target_delimiter;
+      for (const auto& c : doc_to_choice(doc)) out.push_back(Request{context, delimiter + c, ""});
       return out;
     }
     case OutputType::kLoglikelihood:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "reef/eval/python_random.h"
+#include "reef/tokenizer/chat_template.h"
 
 namespace reef::eval {
 
@@ -116,7 +117,17 @@ class Task {
   // Sets the few-shot seed (the harness's fewshot_random_seed, 1234 by default). Contexts must
   // then be built for the docs in order, as the sampler state carries from one to the next.
   void set_fewshot_seed(uint64_t seed);
+  // The prompt: description, few-shot examples, the document's text. With a chat template set,
+  // the harness's --apply_chat_template (few-shot examples not as turns): the description is
+  // the system message, everything after it one user message, rendered with the generation
+  // prompt.
   std::string fewshot_context(const nlohmann::json& doc, int64_t num_fewshot);
+  // Applies `chat_template` to every prompt (null: plain text). Multiple-choice continuations
+  // then lose the target delimiter and generation also stops at the template's end of turn, as
+  // the harness and a chat server do.
+  void set_chat_template(std::shared_ptr<const ChatTemplate> chat_template);
+  // `until` for generate_until requests (the config's, plus the chat template's end of turn).
+  std::vector<std::string> until() const;
 
   // The requests for one document given its context: one per choice (multiple choice), one
   // otherwise.
@@ -131,6 +142,7 @@ class Task {
   TaskConfig cfg_;
   std::map<std::string, std::vector<nlohmann::json>> docs_;
   std::unique_ptr<PythonRandom> rnd_;
+  std::shared_ptr<const ChatTemplate> chat_template_;
 };
 
 // Reads a JSONL file (one object per line, blank lines skipped); errors name file and line.
