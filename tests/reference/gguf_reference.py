@@ -100,8 +100,15 @@ def make(out_dir):
                                {"add_bos_token": True, "add_eos_token": False},
                                bos_token="<s>", eos_token="</s>", unk_token="<unk>")
         elif name == "llama3":
-            n = save_tokenizer(byte_level_tokenizer(["<|begin_of_text|>", "<|end_of_text|>"], 300),
-                               folder, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>")
+            # As Llama 3 ships it: the post-processor, not tokenizer_config.json, adds BOS.
+            from tokenizers import processors
+            tok = byte_level_tokenizer(["<|begin_of_text|>", "<|end_of_text|>"], 300)
+            bos = tok.token_to_id("<|begin_of_text|>")
+            tok.post_processor = processors.TemplateProcessing(
+                single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B",
+                special_tokens=[("<|begin_of_text|>", bos)])
+            n = save_tokenizer(tok, folder, bos_token="<|begin_of_text|>",
+                               eos_token="<|end_of_text|>")
         elif name in ("qwen2", "qwen3"):
             n = save_tokenizer(byte_level_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
                                                     300), folder, {"chat_template": CHAT},
@@ -189,9 +196,13 @@ def expected_tokenizer(folder, arch, vocab_size):
         kv["tokenizer.ggml.unknown_token_id"] = model["vocab"][unk]
     with open(f"{folder}/tokenizer_config.json") as f:
         tc = json.load(f)
-    for k in ("add_bos_token", "add_eos_token"):
-        if isinstance(tc.get(k), bool):
-            kv[f"tokenizer.ggml.{k}"] = tc[k]
+    # Always written, from what transformers' tokenizer(text) adds (llama.cpp otherwise falls
+    # back to its own per-vocabulary default).
+    plain = hf("Hello world", add_special_tokens=False).input_ids
+    full = hf("Hello world").input_ids
+    at = next(i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain)
+    kv["tokenizer.ggml.add_bos_token"] = at > 0 and full[0] == hf.bos_token_id
+    kv["tokenizer.ggml.add_eos_token"] = at + len(plain) < len(full) and full[-1] == hf.eos_token_id
     if tc.get("chat_template"):
         kv["tokenizer.chat_template"] = tc["chat_template"]
     if not byte_level:

@@ -4,6 +4,7 @@
 // ffn_{gate,up,down}_exps as llama.cpp's converter writes them (see gguf_export.h).
 #include "reef/checkpoint/gguf_export.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -101,6 +102,24 @@ bool has_type(const json& node, const std::string& type) {
 
 // The tokenizer.* keys from <dir>/tokenizer.json (+ tokenizer_config.json), padded with
 // "[PADi]" (unused) entries up to the model's vocab_size.
+
+// What Reef's prompt encoding (encode_prompt: the tokenizer's post-processor) adds around a
+// text: {BOS first, EOS last}. Found by encoding a probe with and without special tokens.
+std::pair<bool, bool> post_processor_adds(const Tokenizer& tok) {
+  const std::string probe = "Hello world";
+  const std::vector<int32_t> plain = tok.encode(probe), with = encode_prompt(tok, probe);
+  if (with.size() <= plain.size()) return {false, false};
+  for (size_t at = 0; at + plain.size() <= with.size(); ++at) {
+    if (!std::equal(plain.begin(), plain.end(), with.begin() + static_cast<std::ptrdiff_t>(at)))
+      continue;
+    const bool bos = at > 0 && tok.bos_id() >= 0 && with.front() == tok.bos_id();
+    const bool eos =
+        at + plain.size() < with.size() && tok.eos_id() >= 0 && with.back() == tok.eos_id();
+    return {bos, eos};
+  }
+  return {false, false};
+}
+
 void add_tokenizer(GgufWriter& w, const std::string& dir, const std::string& arch,
                    int64_t vocab_size) {
   const std::string path = join_path(dir, "tokenizer.json");
@@ -190,14 +209,11 @@ void add_tokenizer(GgufWriter& w, const std::string& dir, const std::string& arc
   if (tok->pad_id() >= 0) w.add_uint32("tokenizer.ggml.padding_token_id", tok->pad_id());
   if (!unk.empty() && model["vocab"].contains(unk))
     w.add_uint32("tokenizer.ggml.unknown_token_id", model["vocab"][unk].get<uint32_t>());
-  const std::string cfg_path = join_path(dir, "tokenizer_config.json");
-  if (path_exists(cfg_path)) {
-    const json cfg = read_json_file(cfg_path);
-    if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean())
-      w.add_bool("tokenizer.ggml.add_bos_token", cfg["add_bos_token"].get<bool>());
-    if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean())
-      w.add_bool("tokenizer.ggml.add_eos_token", cfg["add_eos_token"].get<bool>());
-  }
+  // Whether encoding adds BOS / EOS, written always: llama.cpp falls back to a per-vocabulary
+  // default (BOS for most) when the keys are missing, and would then see another prompt.
+  const auto [adds_bos, adds_eos] = post_processor_adds(*tok);
+  w.add_bool("tokenizer.ggml.add_bos_token", adds_bos);
+  w.add_bool("tokenizer.ggml.add_eos_token", adds_eos);
   if (auto* hf = dynamic_cast<HfTokenizer*>(tok.get()); hf && !hf->chat_template().empty())
     w.add_string("tokenizer.chat_template", hf->chat_template());
 }
