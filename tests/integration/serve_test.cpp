@@ -1,10 +1,10 @@
 // `reef serve` over real HTTP on loopback: completions and chat (whole and streamed as SSE)
 // against transformers' greedy continuation of the tiny model folder that model_cli_reference.py
-// makes, batched prompts and echo scoring, vLLM's tokenizer endpoints, OpenAI error objects for bad
-// requests (400), keys (401), unknown models and paths (404) and big bodies (413), a full queue
-// (429), a client that disconnects mid-stream freeing its slot, the Prometheus metrics, 64
-// concurrent clients with every response well-formed, and the SIGTERM drain finishing an in-flight
-// stream before exiting 0.
+// makes, batched prompts and echo scoring, prefix-cache hits, vLLM's tokenizer endpoints, OpenAI
+// error objects for bad requests (400), keys (401), unknown models and paths (404) and big bodies
+// (413), a full queue (429), a client that disconnects mid-stream freeing its slot, the Prometheus
+// metrics, 64 concurrent clients with every response well-formed, and the SIGTERM drain finishing
+// an in-flight stream before exiting 0.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -300,6 +300,25 @@ TEST_F(Serve, BatchedPromptsAndEchoScoring) {
   auto events = sse_events(es.raw);
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events[0]["choices"][0]["text"], prompts[0]);
+}
+
+// Prefix caching: a prompt that repeats an earlier one's start reads it from the cache (the hit
+// counter grows by at least that start's tokens) and a repeated prompt answers as it did first.
+TEST_F(Serve, RepeatedPromptStartHitsThePrefixCache) {
+  const std::string start = "the dog ran far away home and";
+  json req = {{"prompt", start + " the cat"}, {"max_tokens", 6}, {"temperature", 0}};
+  auto first = post(*server_, "/v1/completions", req.dump());
+  ASSERT_EQ(first.status, 200) << first.raw;
+  const long before = metric(metrics_text(*server_), "reef_prefix_cache_hits_total");
+  ASSERT_GE(before, 0) << metrics_text(*server_);
+  auto again = post(*server_, "/v1/completions", req.dump());
+  ASSERT_EQ(again.status, 200) << again.raw;
+  EXPECT_EQ(again.body["choices"][0]["text"], first.body["choices"][0]["text"]);
+  req["prompt"] = start + " a mat";
+  ASSERT_EQ(post(*server_, "/v1/completions", req.dump()).status, 200);
+  const long after = metric(metrics_text(*server_), "reef_prefix_cache_hits_total");
+  auto tokens = post(*server_, "/tokenize", json{{"prompt", start}}.dump());
+  EXPECT_GE(after - before, 2L * tokens.body["count"].get<int>()) << metrics_text(*server_);
 }
 
 void expect_error(const Reply& r, int status, const std::string& param,

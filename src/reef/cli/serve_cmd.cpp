@@ -38,6 +38,9 @@ void add_serve(CLI::App& app, Runs& runs) {
   cmd->add_option("--prefill-chunk", o->engine.prefill_chunk,
                   "prompt tokens processed per engine step")
       ->capture_default_str();
+  cmd->add_flag("--no-prefix-caching{false}", o->engine.prefix_caching,
+                "recompute every prompt (by default a prompt reuses the keys and values of a "
+                "cached prefix: system prompts, few-shot headers, earlier turns)");
   cmd->add_option("--max-queue", o->engine.max_waiting,
                   "sequences waiting for a slot before requests get 429")
       ->capture_default_str();

@@ -51,6 +51,7 @@ struct Engine::Sequence {
   std::unordered_map<int32_t, int64_t> counts;  // occurrences in `generated`
   size_t released = 0;                          // bytes of text already sent
   bool finished = false;
+  bool kv_valid = true;  // false once a failed step left the slot's contents unknown
   std::vector<TokenLogprob> prompt_logprobs;  // filled while prefilling, sent on the first event
 };
 
@@ -141,6 +142,8 @@ Engine::Engine(CausalLM model, const Tokenizer& tokenizer, const EngineOptions& 
   o.n_slots = n_slots_;
   store_ = std::make_unique<Store>(Store{SlotKVCache(o)});
   for (int64_t s = n_slots_ - 1; s >= 0; --s) free_slots_.push_back(s);
+  slot_tokens_.resize(static_cast<size_t>(n_slots_));
+  slot_released_.assign(static_cast<size_t>(n_slots_), 0);
   model_->eval();
   thread_ = std::thread([this] { loop(); });
 }
@@ -237,6 +240,7 @@ void Engine::loop() {
       // A failed forward leaves the slots' contents unknown: end every running sequence.
       log_line(LogLevel::kError, std::string("engine step failed: ") + e.what());
       for (auto& seq : running_) {
+        seq->kv_valid = false;
         if (!seq->finished) finish(*seq, "error", e.what());
       }
     }
@@ -269,11 +273,60 @@ void Engine::admit_and_drop() {
     auto seq = std::move(waiting_.front());
     waiting_.pop_front();
     --waiting_count_;
-    seq->slot = free_slots_.back();
-    free_slots_.pop_back();
+    assign_slot(*seq);
     running_.push_back(std::move(seq));
     ++running_count_;
   }
+}
+
+namespace {
+
+// Length of the common start of `a` and `b`, at most `limit`.
+int64_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b, int64_t limit) {
+  const int64_t n =
+      std::min({limit, static_cast<int64_t>(a.size()), static_cast<int64_t>(b.size())});
+  int64_t i = 0;
+  while (i < n && a[static_cast<size_t>(i)] == b[static_cast<size_t>(i)]) ++i;
+  return i;
+}
+
+}  // namespace
+
+void Engine::assign_slot(Sequence& seq) {
+  const auto prompt_len = static_cast<int64_t>(seq.prompt.size());
+  // The least recently released free slot is taken (evicting what it held) ...
+  size_t free_at = 0;
+  for (size_t i = 1; i < free_slots_.size(); ++i) {
+    if (slot_released_[static_cast<size_t>(free_slots_[i])] <
+        slot_released_[static_cast<size_t>(free_slots_[free_at])])
+      free_at = i;
+  }
+  seq.slot = free_slots_[free_at];
+  free_slots_.erase(free_slots_.begin() + static_cast<std::ptrdiff_t>(free_at));
+  // ... and gets the longest prompt start any slot holds: its own tokens, another free slot's
+  // (copied, so that slot keeps them too) or a running prompt's cached part (copied). At least
+  // the prompt's last token is fed (its logits give the first output token), and a request for
+  // the prompt's log-probs needs every position computed.
+  const int64_t limit = seq.params.prompt_logprobs >= 0 ? 0 : prompt_len - 1;
+  int64_t best = 0, from = -1;
+  if (options_.prefix_caching && limit > 0) {
+    best = common_prefix(slot_tokens_[static_cast<size_t>(seq.slot)], seq.prompt, limit);
+    from = seq.slot;
+    for (int64_t slot : free_slots_) {
+      const int64_t m = common_prefix(slot_tokens_[static_cast<size_t>(slot)], seq.prompt, limit);
+      if (m > best) best = m, from = slot;
+    }
+    for (const auto& r : running_) {
+      if (r->finished || !r->kv_valid) continue;
+      const int64_t m = common_prefix(r->prompt, seq.prompt, std::min(limit, r->cached));
+      if (m > best) best = m, from = r->slot;
+    }
+  }
+  if (best > 0 && from != seq.slot) store_->cache.copy_prefix(from, seq.slot, best);
+  slot_tokens_[static_cast<size_t>(seq.slot)].clear();
+  seq.cached = best;
+  prefix_query_tokens_ += prompt_len;
+  prefix_hit_tokens_ += best;
 }
 
 void Engine::prefill_step(EngineStep* step) {
@@ -428,7 +481,17 @@ void Engine::finish(Sequence& seq, const std::string& reason, const std::string&
 void Engine::release_finished() {
   for (auto it = running_.begin(); it != running_.end();) {
     if ((*it)->finished) {
-      free_slots_.push_back((*it)->slot);
+      Sequence& seq = **it;
+      // The slot keeps the keys and values of the first `cached` tokens of prompt + output.
+      auto& held = slot_tokens_[static_cast<size_t>(seq.slot)];
+      held.clear();
+      if (options_.prefix_caching && seq.kv_valid) {
+        held = seq.prompt;
+        held.insert(held.end(), seq.generated.begin(), seq.generated.end());
+        held.resize(static_cast<size_t>(std::min<int64_t>(seq.cached, held.size())));
+      }
+      slot_released_[static_cast<size_t>(seq.slot)] = ++releases_;
+      free_slots_.push_back(seq.slot);
       it = running_.erase(it);
       --running_count_;
     } else {

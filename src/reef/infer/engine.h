@@ -37,6 +37,11 @@ struct EngineOptions {
   int64_t slot_len = 0;                 // tokens per slot (prompt + output); 0 = max_seq_len
   int64_t prefill_chunk = 64;           // prompt tokens fed per step
   int64_t max_waiting = 256;            // queued sequences beyond which submit() refuses
+  // Prefix caching: a finished sequence's slot keeps its keys and values; a new prompt that
+  // starts with tokens some slot holds (a free slot's last sequence, or a running one's prompt)
+  // reuses them instead of prefilling them (taking that free slot, or copying the prefix into
+  // its own). Free slots are reused least recently used first, which evicts what they held.
+  bool prefix_caching = true;
 };
 
 // What one request asks for, on top of generate()'s SamplingParams (temperature, top_k, top_p,
@@ -142,6 +147,9 @@ class Engine {
   int64_t waiting() const { return waiting_count_; }
   int64_t running() const { return running_count_; }
   int64_t cancelled() const { return cancelled_count_; }  // sequences dropped by cancel()
+  // Prompt tokens of admitted sequences, and those of them read from the prefix cache.
+  int64_t prefix_query_tokens() const { return prefix_query_tokens_; }
+  int64_t prefix_hit_tokens() const { return prefix_hit_tokens_; }
 
   struct Sequence;  // engine.cpp
 
@@ -156,6 +164,9 @@ class Engine {
               int32_t eos = -1, double eos_logprob = 0,
               std::vector<std::pair<int32_t, double>> eos_top = {});
   void release_finished();
+  // Gives `seq` a free slot (the caller checked there is one): with prefix caching, the one
+  // whose held tokens or a copy of a running slot's prompt match the prompt's start longest.
+  void assign_slot(Sequence& seq);
   // Checks the prompts and queues their sequences, into one stream per prompt or one for all.
   std::vector<std::shared_ptr<RequestStream>> enqueue(
       const std::vector<std::vector<int32_t>>& prompts, const std::vector<RequestParams>& params,
@@ -176,7 +187,13 @@ class Engine {
   bool stopping_ = false;                           // under mu_
   std::vector<std::unique_ptr<Sequence>> running_;  // loop thread only
   std::vector<int64_t> free_slots_;                 // loop thread only
+  // Per slot (loop thread only): the tokens whose keys and values it holds (valid for a free
+  // slot; a running slot's are its sequence's), and when it was last released (LRU).
+  std::vector<std::vector<int32_t>> slot_tokens_;
+  std::vector<int64_t> slot_released_;
+  int64_t releases_ = 0;
   std::atomic<int64_t> waiting_count_{0}, running_count_{0}, cancelled_count_{0};
+  std::atomic<int64_t> prefix_query_tokens_{0}, prefix_hit_tokens_{0};
   std::thread thread_;
 };
 

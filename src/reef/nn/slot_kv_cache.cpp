@@ -84,4 +84,17 @@ CachedKV SlotKVCache::store(int64_t layer, const torch::Tensor& k, const torch::
   return out;
 }
 
+void SlotKVCache::copy_prefix(int64_t from_slot, int64_t to_slot, int64_t length) {
+  if (from_slot < 0 || from_slot >= options_.n_slots || to_slot < 0 ||
+      to_slot >= options_.n_slots || length < 0 || length > options_.max_len) {
+    fail("cannot copy {} KV positions from slot {} to slot {} ({} slots of {})", length, from_slot,
+         to_slot, options_.n_slots, options_.max_len);
+  }
+  if (length == 0 || from_slot == to_slot) return;
+  for (int64_t l = 0; l < options_.n_layers; ++l) {
+    k_[l][to_slot].narrow(1, 0, length).copy_(k_[l][from_slot].narrow(1, 0, length));
+    v_[l][to_slot].narrow(1, 0, length).copy_(v_[l][from_slot].narrow(1, 0, length));
+  }
+}
+
 }  // namespace reef

@@ -44,6 +44,10 @@ class SlotKVCache : public AttentionCache {
   // row b see keys 0 .. lengths[b] + t.
   CachedKV store(int64_t layer, const torch::Tensor& k, const torch::Tensor& v) override;
 
+  // Copies the first `length` cached positions of every layer from one slot to another (prefix
+  // caching: a prompt that starts like another slot's tokens reuses their keys and values).
+  void copy_prefix(int64_t from_slot, int64_t to_slot, int64_t length);
+
   const SlotKVCacheOptions& options() const { return options_; }
 
  private:

@@ -63,8 +63,8 @@ void ServeMetrics::observe_step(int64_t decode_rows) {
   batch_size_.observe(static_cast<double>(decode_rows));
 }
 
-std::string ServeMetrics::render(int64_t waiting, int64_t running, int64_t slots,
-                                 int64_t cancelled) const {
+std::string ServeMetrics::render(int64_t waiting, int64_t running, int64_t slots, int64_t cancelled,
+                                 int64_t prefix_query_tokens, int64_t prefix_hit_tokens) const {
   std::lock_guard<std::mutex> lk(mu_);
   std::string out =
       "# HELP reef_requests_total HTTP requests by endpoint and status code.\n"
@@ -85,8 +85,19 @@ std::string ServeMetrics::render(int64_t waiting, int64_t running, int64_t slots
       "# HELP reef_kv_slots KV-cache slots (the most sequences decoded together).\n"
       "# TYPE reef_kv_slots gauge\nreef_kv_slots {}\n"
       "# HELP reef_cancelled_sequences_total Sequences ended early because their client left.\n"
-      "# TYPE reef_cancelled_sequences_total counter\nreef_cancelled_sequences_total {}\n",
-      prompt_tokens_, generated_tokens_, waiting, running, slots, cancelled);
+      "# TYPE reef_cancelled_sequences_total counter\nreef_cancelled_sequences_total {}\n"
+      "# HELP reef_prefix_cache_queries_total Prompt tokens looked up in the prefix cache.\n"
+      "# TYPE reef_prefix_cache_queries_total counter\nreef_prefix_cache_queries_total {}\n"
+      "# HELP reef_prefix_cache_hits_total Prompt tokens whose keys and values came from the "
+      "prefix cache.\n"
+      "# TYPE reef_prefix_cache_hits_total counter\nreef_prefix_cache_hits_total {}\n"
+      "# HELP reef_prefix_cache_hit_rate Hits over queries since the server started.\n"
+      "# TYPE reef_prefix_cache_hit_rate gauge\nreef_prefix_cache_hit_rate {}\n",
+      prompt_tokens_, generated_tokens_, waiting, running, slots, cancelled, prefix_query_tokens,
+      prefix_hit_tokens,
+      prefix_query_tokens > 0
+          ? static_cast<double>(prefix_hit_tokens) / static_cast<double>(prefix_query_tokens)
+          : 0.0);
   out += ttft_.render("reef_time_to_first_token_seconds",
                       "Time from request arrival to its first generated token.");
   out += inter_token_.render("reef_inter_token_latency_seconds",

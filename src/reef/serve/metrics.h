@@ -37,7 +37,8 @@ class ServeMetrics {
   void observe_inter_token(double seconds);
   void observe_step(int64_t decode_rows);
   // Prometheus text; the engine's gauges and its count of cancelled sequences are read now.
-  std::string render(int64_t waiting, int64_t running, int64_t slots, int64_t cancelled) const;
+  std::string render(int64_t waiting, int64_t running, int64_t slots, int64_t cancelled,
+                     int64_t prefix_query_tokens = 0, int64_t prefix_hit_tokens = 0) const;
 
  private:
   mutable std::mutex mu_;

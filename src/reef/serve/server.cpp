@@ -292,7 +292,8 @@ void add_routes(httplib::Server& svr, ServerState& s) {
   });
   svr.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
     res.set_content(s.metrics.render(s.engine->waiting(), s.engine->running(), s.engine->slots(),
-                                     s.engine->cancelled()),
+                                     s.engine->cancelled(), s.engine->prefix_query_tokens(),
+                                     s.engine->prefix_hit_tokens()),
                     "text/plain; version=0.0.4");
   });
   // Statuses httplib sets itself (404 unknown path, 413 body too large, 400 unreadable
@@ -404,9 +405,11 @@ int run_server(const ServeOptions& options) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
-  log_info("reef serve: model {} ({} KV slots of {} tokens, prefill chunk {}, {} torch threads)",
-           s.model_name, s.engine->slots(), s.engine->slot_len(), options.engine.prefill_chunk,
-           threads);
+  log_info(
+      "reef serve: model {} ({} KV slots of {} tokens, prefill chunk {}, prefix caching {}, {} "
+      "torch threads)",
+      s.model_name, s.engine->slots(), s.engine->slot_len(), options.engine.prefill_chunk,
+      options.engine.prefix_caching ? "on" : "off", threads);
   std::cout << "reef serve: listening on http://" << options.host << ":" << port << std::endl;
   svr.listen_after_bind();  // returns once stopped and every in-flight request has finished
   listening_done = true;

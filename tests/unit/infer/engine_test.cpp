@@ -197,3 +197,118 @@ TEST(Engine, FullQueueIsRefusedAndCancelFreesTheSlot) {
 
 }  // namespace
 }  // namespace reef
+
+namespace reef {
+namespace {
+
+// Runs prompts one after another (each finishes before the next starts) or all at once, and
+// returns each one's greedy tokens.
+std::vector<std::vector<int32_t>> run_greedy(Engine& engine, const ByteTokenizer& tok,
+                                             const std::vector<std::string>& prompts,
+                                             bool one_at_a_time, int64_t max_new = 10) {
+  RequestParams p;
+  p.sampling.temperature = 0;
+  p.sampling.max_new_tokens = max_new;
+  p.sampling.stop_at_eos = false;
+  std::vector<std::vector<int32_t>> out;
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (const auto& prompt : prompts) {
+    streams.push_back(engine.submit(tok.encode(prompt), p));
+    if (one_at_a_time) out.push_back(collect(*streams.back(), 1)[0].tokens);
+  }
+  if (!one_at_a_time) {
+    for (auto& s : streams) out.push_back(collect(*s, 1)[0].tokens);
+  }
+  return out;
+}
+
+TEST(Engine, PrefixCachingReusesHeldTokensAndKeepsOutputs) {
+  torch::manual_seed(11);
+  CausalLM model(tiny("llama"));
+  ByteTokenizer tok;
+  const std::string system = "You are a terse assistant. Answer:";  // 34 shared tokens
+  const std::vector<std::string> prompts = {system + " cats", system + " dogs",
+                                            system + " cats and",  // extends a finished one
+                                            "unrelated", system + " owls"};
+  EngineOptions off;
+  off.max_slots = 2;
+  off.prefill_chunk = 5;
+  off.prefix_caching = false;
+  EngineOptions on = off;
+  on.prefix_caching = true;
+  Engine plain(model, tok, off);
+  const auto want = run_greedy(plain, tok, prompts, true);
+  EXPECT_EQ(plain.prefix_hit_tokens(), 0);
+  // One after another: each prompt finds a slot holding its start (copied into the least
+  // recently released slot, so the holder keeps it; "unrelated" evicts one of the two).
+  Engine cached(model, tok, on);
+  EXPECT_EQ(run_greedy(cached, tok, prompts, true), want);
+  int64_t query = 0;
+  for (const auto& p : prompts) query += static_cast<int64_t>(p.size());
+  EXPECT_EQ(cached.prefix_query_tokens(), query);
+  // dogs and owls reuse the shared start and its space; "cats and" all of " cats".
+  EXPECT_GE(cached.prefix_hit_tokens(), 3 * static_cast<int64_t>(system.size() + 1) + 4);
+  EXPECT_LT(cached.prefix_hit_tokens(), query);
+  // All at once with one request already running: later prompts copy its cached prompt into
+  // their own slots. Outputs stay those of the uncached engine.
+  Engine together(model, tok, on);
+  auto first = together.submit(tok.encode(system + " first"), [] {
+    RequestParams p;
+    p.sampling.temperature = 0;
+    p.sampling.max_new_tokens = 40;
+    p.sampling.stop_at_eos = false;
+    return p;
+  }());
+  while (together.prefix_query_tokens() == 0 || together.running() == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Wait until the running prompt is cached (its first token is out), then submit the rest.
+  TokenEvent ev;
+  ASSERT_TRUE(first->next(&ev, EngineClock::now() + std::chrono::seconds(60)));
+  EXPECT_EQ(run_greedy(together, tok, {prompts[0], prompts[1]}, false),
+            (std::vector{want[0], want[1]}));
+  EXPECT_GE(together.prefix_hit_tokens(), static_cast<int64_t>(system.size()));
+  collect(*first, 1);
+}
+
+TEST(Engine, PromptLogprobsAndScoringOnly) {
+  torch::manual_seed(13);
+  CausalLM model(tiny("llama"));
+  model->eval();
+  ByteTokenizer tok;
+  EngineOptions eo;
+  eo.prefill_chunk = 4;  // the prompt spans several chunks
+  Engine engine(model, tok, eo);
+  const auto prompt = tok.encode("scoring a prompt");
+  RequestParams p;
+  p.prompt_logprobs = 3;
+  p.sampling.max_new_tokens = 0;
+  auto stream = engine.submit(prompt, p);
+  ASSERT_TRUE(stream);
+  TokenEvent ev;
+  std::vector<TokenEvent> events;
+  while (!stream->done()) {
+    ASSERT_TRUE(stream->next(&ev, EngineClock::now() + std::chrono::seconds(60)));
+    events.push_back(ev);
+  }
+  ASSERT_EQ(events.size(), 1u);  // scoring only: one finishing event, no token
+  EXPECT_TRUE(events[0].finished);
+  EXPECT_EQ(events[0].finish_reason, "length");
+  EXPECT_EQ(events[0].token, -1);
+  EXPECT_EQ(events[0].completion_tokens, 0);
+  const auto& lps = events[0].prompt_logprobs;
+  ASSERT_EQ(lps.size(), prompt.size() - 1);
+  // Against the whole prompt in one plain forward.
+  torch::NoGradGuard ng;
+  std::vector<int64_t> ids(prompt.begin(), prompt.end());
+  auto logp = torch::log_softmax(model->forward(row(ids))[0], -1);  // [T, V]
+  for (size_t j = 0; j < lps.size(); ++j) {
+    EXPECT_EQ(lps[j].token, prompt[j + 1]);
+    EXPECT_NEAR(lps[j].logprob, logp[j][prompt[j + 1]].item<double>(), 1e-5) << j;
+    ASSERT_EQ(lps[j].top.size(), 3u);
+    EXPECT_NEAR(lps[j].top[0].second, logp[j].max().item<double>(), 1e-5) << j;
+  }
+}
+
+}  // namespace
+}  // namespace reef
