@@ -8,8 +8,14 @@ streamed completions (a prompt of --prompt-words words, --max-tokens tokens, gre
 (mean, p50, p95), time to first token (p50, p95) and inter-token latency (mean), and each level's
 throughput as a multiple of concurrency 1.
 
+Then prefix caching: requests that share a --prefix-tokens long start (a system prompt) and end
+in different questions, sent one at a time to a server with prefix caching (the default) and to
+one started with --no-prefix-caching; prints each one's time to first token (median and spread
+over --prefix-trials requests after the first) and their ratio, and checks that both servers
+give the same greedy text. --levels "" runs only this part; --prefix-tokens 0 skips it.
+
   ~/.cache/reef/venv/bin/python bench/serve.py [--reef build/bin/reef] [--requests-per-client 3]
-      [--max-tokens 64] [--threads 2]
+      [--max-tokens 64] [--threads 2] [--prefix-tokens 1000] [--prefix-trials 8]
 """
 import argparse, http.client, json, os, re, statistics, subprocess, sys, tempfile, threading, time
 
@@ -34,7 +40,7 @@ def make_model(folder):
     cfg = transformers.LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=256,
                                    intermediate_size=688, num_hidden_layers=4,
                                    num_attention_heads=8, num_key_value_heads=4,
-                                   max_position_embeddings=512, bos_token_id=eos,
+                                   max_position_embeddings=2048, bos_token_id=eos,
                                    eos_token_id=eos)
     torch.manual_seed(0)
     transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).save_pretrained(folder)
@@ -96,6 +102,44 @@ def run_level(port, words, concurrency, per_client, max_tokens, prompt_words):
             "ttft_p95": pct(ttft, 0.95), "itl_mean": statistics.mean(gaps) if gaps else 0.0}
 
 
+def token_count(port, text):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/tokenize", json.dumps({"prompt": text, "add_special_tokens": False}),
+                 {"Content-Type": "application/json"})
+    n = json.loads(conn.getresponse().read())["count"]
+    conn.close()
+    return n
+
+
+def greedy_text(port, prompt, max_tokens):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.request("POST", "/v1/completions",
+                 json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0}),
+                 {"Content-Type": "application/json"})
+    text = json.loads(conn.getresponse().read())["choices"][0]["text"]
+    conn.close()
+    return text
+
+
+def prefix_run(argv, log, words, n_tokens, trials):
+    """TTFTs of trials + 1 requests sharing an n_tokens start, and their greedy texts."""
+    proc, port = start_serve(argv, log)
+    try:
+        prefix, i = "", 0
+        while token_count(port, prefix) < n_tokens:
+            prefix += words[(i * 5) % len(words)] + " "
+            i += 1
+        ttfts, texts = [], []
+        for t in range(trials + 1):
+            question = " ".join(words[(t * 3 + k) % len(words)] for k in range(6))
+            ttfts.append(one_request(port, prefix + question, 1)[1])
+            texts.append(greedy_text(port, prefix + question, 8))
+        return ttfts, texts, token_count(port, prefix)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reef", default="build/bin/reef")
@@ -104,20 +148,50 @@ def main():
     ap.add_argument("--prompt-words", type=int, default=24)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--levels", default="1,8,32")
+    ap.add_argument("--prefix-tokens", type=int, default=1000)
+    ap.add_argument("--prefix-trials", type=int, default=8)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = os.path.join(tmp, "model")
         words = make_model(folder)
-        proc, port = start_serve([args.reef, "serve", "--model", folder, "--port", "0",
-                                  "--threads", str(args.threads), "--max-batch", "32",
-                                  "--prefill-chunk", "64"], os.path.join(tmp, "serve.log"))
-        try:
-            one_request(port, "warm up", 4)
-            rows = [run_level(port, words, c, args.requests_per_client, args.max_tokens,
-                              args.prompt_words) for c in map(int, args.levels.split(","))]
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+        argv = [args.reef, "serve", "--model", folder, "--port", "0", "--threads",
+                str(args.threads), "--max-batch", "32", "--prefill-chunk", "64",
+                "--max-seq-len", "2048"]
+        rows = []
+        if args.levels:
+            proc, port = start_serve(argv, os.path.join(tmp, "serve.log"))
+            try:
+                one_request(port, "warm up", 4)
+                rows = [run_level(port, words, c, args.requests_per_client, args.max_tokens,
+                                  args.prompt_words) for c in map(int, args.levels.split(","))]
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+        if args.prefix_tokens > 0:
+            log = os.path.join(tmp, "prefix.log")
+            hit, hit_texts, n = prefix_run(argv, log, words, args.prefix_tokens, args.prefix_trials)
+            miss, miss_texts, _ = prefix_run(argv + ["--no-prefix-caching"], log, words,
+                                             args.prefix_tokens, args.prefix_trials)
+    if rows:
+        print_levels(args, rows)
+    if args.prefix_tokens > 0:
+        med = statistics.median
+        h, m = hit[1:], miss[1:]  # the first request of each server fills its cache
+        print(f"prefix caching, {n}-token shared start, {len(h)} requests each (after one "
+              f"warm-up), time to first token:")
+        print(f"  cached:    median {med(h) * 1000:7.1f} ms  (min {min(h) * 1000:.1f}, "
+              f"max {max(h) * 1000:.1f}); first request {hit[0] * 1000:.1f} ms")
+        print(f"  no cache:  median {med(m) * 1000:7.1f} ms  (min {min(m) * 1000:.1f}, "
+              f"max {max(m) * 1000:.1f})")
+        print(f"  ratio no-cache / cached: {med(m) / med(h):.1f}x (spread "
+              f"{min(m) / max(h):.1f}x .. {max(m) / min(h):.1f}x)")
+        same = hit_texts == miss_texts
+        print(f"  greedy texts identical with and without the cache: {same}")
+        if not same:
+            sys.exit("prefix caching changed a greedy output")
+
+
+def print_levels(args, rows):
     base = rows[0]["tok_per_s"]
     print(f"reef serve, llama 4x256 (random), {args.threads} torch threads, "
           f"max_tokens {args.max_tokens}, {args.requests_per_client} requests per client")
