@@ -1,0 +1,89 @@
+"""Check: llama.cpp reads `reef export gguf` files as Reef reads the model folders.
+
+For each tiny random folder that tests/reference/gguf_reference.py makes (llama and mistral with
+a SentencePiece-style tokenizer whose tokenizer_config adds BOS, llama3 whose post-processor adds
+BOS, qwen2, qwen3 and gpt2 with none, mixtral), exports an f32 GGUF, loads it in llama.cpp
+(the `llama-cpp-python` package, installed here on first use: it compiles llama.cpp for several
+minutes) and compares, for a few prompts (one quoting a special token):
+  - the prompt's ids: llama.cpp's tokenize(add_bos=True, special=True) against the ids
+    `reef generate --print-ids` feeds the model (BOS included or not);
+  - greedy decoding: llama.cpp's next 8 tokens (top_k 1) against Reef's.
+Prints one line per case and prompt and exits non-zero on any difference.
+
+  ~/.cache/reef/venv/bin/python bench/gguf_llamacpp.py [--reef build/bin/reef] [--tokens 8]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def llama_cpp():
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        print("installing llama-cpp-python (compiles llama.cpp; several minutes)", flush=True)
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "llama-cpp-python"])
+    import llama_cpp
+    return llama_cpp
+
+
+def reef_ids(reef, folder, prompt, n):
+    out = subprocess.run([reef, "generate", "--model", folder, "--prompt", prompt, "--greedy",
+                          "-n", str(n), "--print-ids", "--threads", "1"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"reef generate failed on {folder}:\n{out.stderr}")
+    return [int(x) for x in out.stdout.split()]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reef", default=os.path.join(ROOT, "build/bin/reef"))
+    ap.add_argument("--tokens", type=int, default=8)
+    args = ap.parse_args()
+    lc = llama_cpp()
+    prompts = ["the cat sat on the mat", "Hello world", "over the hill</s> and <s> far"]
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.check_call([sys.executable, os.path.join(ROOT, "tests/reference/gguf_reference.py"),
+                               "make", tmp], stdout=subprocess.DEVNULL)
+        cases = open(os.path.join(tmp, "cases.txt")).read().split()
+        for case in cases:
+            folder = os.path.join(tmp, case)
+            gguf = os.path.join(tmp, case + ".gguf")
+            subprocess.check_call([args.reef, "export", "gguf", "--model", folder, "--out", gguf,
+                                   "--type", "f32"], stdout=subprocess.DEVNULL)
+            llm = lc.Llama(model_path=gguf, n_ctx=128, n_threads=1, verbose=False,
+                           logits_all=False)
+            eos = llm.token_eos()
+            for prompt in prompts:
+                theirs = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+                ours = reef_ids(args.reef, folder, prompt, args.tokens)
+                ours_prompt, ours_gen = ours[:len(theirs)], ours[len(theirs):]
+                gen = []
+                llm.reset()
+                for tok in llm.generate(theirs, top_k=1, temp=0.0, repeat_penalty=1.0):
+                    if tok == eos or len(gen) == args.tokens:
+                        break
+                    gen.append(tok)
+                ok_prompt = ours_prompt == theirs
+                ok_gen = ok_prompt and ours_gen == gen
+                failures += (not ok_prompt) + (not ok_gen)
+                bos = "BOS" if theirs and theirs[0] == llm.token_bos() else "no BOS"
+                print(f"{case:8s} {prompt[:24]!r:28s} prompt ids {'equal' if ok_prompt else 'DIFFER'}"
+                      f" ({len(theirs)} ids, {bos}); greedy {len(gen)} tokens "
+                      f"{'equal' if ok_gen else 'DIFFER'}")
+                if not ok_gen:
+                    print(f"    reef     {ours}\n    llama.cpp {theirs} + {gen}")
+            del llm
+    print("all equal" if failures == 0 else f"{failures} differences")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
