@@ -1,6 +1,7 @@
 // `reef serve` over real HTTP on loopback: completions and chat (whole and streamed as SSE)
 // against transformers' greedy continuation of the tiny model folder that model_cli_reference.py
-// makes, batched prompts and echo scoring, prefix-cache hits, vLLM's tokenizer endpoints, OpenAI
+// makes, batched prompts and echo scoring, prefix-cache hits, LoRA adapters by model name (at
+// start and loaded / unloaded at run time), vLLM's tokenizer endpoints, OpenAI
 // error objects for bad requests (400), keys (401), unknown models and paths (404) and big bodies
 // (413), a full queue (429), a client that disconnects mid-stream freeing its slot, the Prometheus
 // metrics, 64 concurrent clients with every response well-formed, and the SIGTERM drain finishing
@@ -15,6 +16,9 @@
 #include <thread>
 
 #include "reef/base/files.h"
+#include "reef/checkpoint/model_io.h"
+#include "reef/checkpoint/peft_io.h"
+#include "reef/models/lora.h"
 #include "reef/tokenizer/tokenizer.h"
 #include "testing/serve_process.h"
 #include "testing/testing.h"
@@ -490,6 +494,100 @@ TEST(ServeSmall, FullQueueIs429DisconnectFreesTheSlotAndSigtermDrains) {
   EXPECT_EQ(events.back()["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(server.stop(), 0) << server.log();
   EXPECT_NE(server.log().find("drained"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace reef
+
+namespace reef {
+namespace {
+
+// A PEFT adapter for the test model with random non-zero branches, written by Reef's own
+// save_adapter (the peft round trip is peft_test.cpp's; the merged-model equality is
+// multi_lora_test.cpp's).
+std::string make_adapter(const std::string& dir, uint64_t seed) {
+  CausalLM model = load_model_folder(model_dir(), torch::kCPU);
+  LoraConfig cfg;
+  cfg.layer.r = 4;
+  cfg.layer.alpha = 16;
+  cfg.layer.init_weights = false;
+  cfg.target_modules = {"q_proj", "v_proj", "down_proj"};
+  torch::manual_seed(seed);
+  apply_lora(model, cfg);
+  {
+    torch::NoGradGuard ng;
+    for (auto& [name, p] : lora_named_parameters(model)) p.normal_(0, 0.5);
+  }
+  make_dirs(dir);
+  save_adapter(dir, model, cfg);
+  return dir;
+}
+
+TEST(ServeLora, AdaptersByModelNameAndLoadUnloadAtRunTime) {
+  testing::ScratchDir scratch;
+  const std::string a1 = make_adapter(scratch / "a1", 1), a2 = make_adapter(scratch / "a2", 2);
+  ServeProcess server(model_dir(), {"--lora", "one=" + a1, "--max-batch", "4"});
+  auto complete = [&](const std::string& model) {
+    json req = {{"prompt", "the cat sat on"},
+                {"max_tokens", 10},
+                {"temperature", 0},
+                {"ignore_eos", true},
+                {"model", model}};
+    return post(server, "/v1/completions", req.dump(), {});
+  };
+  auto base = complete("llama"), one = complete("one");
+  ASSERT_EQ(base.status, 200) << base.raw;
+  ASSERT_EQ(one.status, 200) << one.raw;
+  EXPECT_NE(one.body["choices"][0]["text"], base.body["choices"][0]["text"]);
+  EXPECT_EQ(one.body["model"], "one");
+  // /v1/models lists the adapter with its parent.
+  httplib::Client cli(server.host(), server.port());
+  auto models = json::parse(cli.Get("/v1/models")->body);
+  ASSERT_EQ(models["data"].size(), 2u) << models;
+  EXPECT_EQ(models["data"][1]["id"], "one");
+  EXPECT_EQ(models["data"][1]["parent"], "llama");
+  // Load the second adapter at run time; the same folder under another name answers alike.
+  auto load = [&](const std::string& name, const std::string& path) {
+    return post(server, "/v1/load_lora_adapter",
+                json{{"lora_name", name}, {"lora_path", path}}.dump(), {});
+  };
+  auto loaded = load("two", a2);
+  ASSERT_EQ(loaded.status, 200) << loaded.raw;
+  EXPECT_NE(loaded.raw.find("two"), std::string::npos);
+  ASSERT_EQ(load("again", a1).status, 200);
+  EXPECT_EQ(complete("again").body["choices"][0]["text"], one.body["choices"][0]["text"]);
+  auto two = complete("two");
+  ASSERT_EQ(two.status, 200) << two.raw;
+  EXPECT_NE(two.body["choices"][0]["text"], one.body["choices"][0]["text"]);
+  // Concurrent requests for the base and both adapters each get their own output.
+  std::vector<std::thread> threads;
+  std::vector<std::string> texts(6);
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      texts[i] = complete(i % 3 == 0   ? "llama"
+                          : i % 3 == 1 ? "one"
+                                       : "two")
+                     .body["choices"][0]["text"]
+                     .get<std::string>();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 6; ++i) {
+    const json& want = i % 3 == 0 ? base.body : i % 3 == 1 ? one.body : two.body;
+    EXPECT_EQ(texts[i], want["choices"][0]["text"]) << i;
+  }
+  // Errors: a duplicate name, a folder that is no adapter, unloading twice.
+  expect_error(load("two", a2), 400, "lora_path");
+  expect_error(load("three", scratch / "nothing"), 400, "lora_path");
+  expect_error(post(server, "/v1/load_lora_adapter", R"({"lora_name": "x"})", {}), 400,
+               "lora_path");
+  auto unload = [&](const std::string& name) {
+    return post(server, "/v1/unload_lora_adapter", json{{"lora_name", name}}.dump(), {});
+  };
+  EXPECT_EQ(unload("two").status, 200);
+  expect_error(unload("two"), 404, "lora_name");
+  expect_error(complete("two"), 404, "model", "model_not_found");
+  EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -264,14 +265,16 @@ torch::Tensor load_prompt_adapter(const std::string& dir, const ModelConfig& mod
   return file.tensor("prompt_embeddings").to(torch::kFloat).clone();
 }
 
-LoraConfig load_adapter(const std::string& dir, CausalLM& model) {
-  LoraConfig cfg = read_adapter_config(dir);
+LoadedAdapter read_adapter(const std::string& dir, CausalLM& model) {
+  LoadedAdapter out;
+  out.config = read_adapter_config(dir);
+  const LoraConfig& cfg = out.config;
   const std::string path = join_path(dir, kAdapterWeightsFile);
   if (!path_exists(path)) usage_error("{}: no such file (the adapter's weights)", path);
   auto file = SafetensorsFile::open(path);
   // As peft: a list entry that matches nothing is fine as long as something matches.
-  const auto targets = lora_target_names(model, cfg, /*each_entry_must_match=*/false);
-  const auto expected = expected_lora_shapes(model, cfg, targets);
+  out.targets = lora_target_names(model, cfg, /*each_entry_must_match=*/false);
+  const auto expected = expected_lora_shapes(model, cfg, out.targets);
   const std::string prefix = kPeftKeyPrefix;
   std::map<std::string, std::string> key_of;  // parameter name -> file key
   for (const auto& key : file.keys()) {
@@ -296,18 +299,43 @@ LoraConfig load_adapter(const std::string& dir, CausalLM& model) {
   for (const auto& [name, shape] : expected)
     if (!key_of.count(name))
       usage_error("{}: no tensor '{}{}' for a targeted layer", path, prefix, name);
+  for (const auto& [name, key] : key_of) out.tensors[name] = file.tensor(key);
+  return out;
+}
 
+LoraConfig load_adapter(const std::string& dir, CausalLM& model) {
+  LoadedAdapter a = read_adapter(dir, model);  // every check before the model changes
   {
-    LoraConfig exact = cfg;  // the resolved full names, which match exactly
+    LoraConfig exact = a.config;  // the resolved full names, which match exactly
     exact.target_regex.clear();
-    exact.target_modules = targets;
+    exact.target_modules = a.targets;
     SkipInitGuard skip;  // every branch value comes from the file
     apply_lora(model, exact);
   }
   torch::NoGradGuard no_grad;
-  for (auto& [name, param] : lora_named_parameters(model))
-    param.copy_(file.tensor(key_of.at(name)));
-  return cfg;
+  for (auto& [name, param] : lora_named_parameters(model)) param.copy_(a.tensors.at(name));
+  return a.config;
+}
+
+std::shared_ptr<const ServedAdapter> load_served_adapter(const std::string& name,
+                                                         const std::string& dir, CausalLM& model) {
+  static std::atomic<uint64_t> next_uid{1};
+  LoadedAdapter loaded = read_adapter(dir, model);
+  auto a = std::make_shared<ServedAdapter>();
+  a->name = name;
+  a->dir = dir;
+  a->uid = next_uid++;
+  a->config = loaded.config;
+  const auto& o = loaded.config.layer;
+  a->scaling = o.use_rslora ? o.alpha / std::sqrt(static_cast<double>(o.r))
+                            : o.alpha / static_cast<double>(o.r);
+  const torch::Tensor ref = model->parameters().front();
+  auto opts = torch::TensorOptions().dtype(ref.scalar_type()).device(ref.device());
+  for (const auto& target : loaded.targets) {
+    a->layers[target] = {loaded.tensors.at(target + ".lora_A.weight").to(opts),
+                         loaded.tensors.at(target + ".lora_B.weight").to(opts)};
+  }
+  return a;
 }
 
 }  // namespace reef

@@ -7,10 +7,14 @@
 // naming the key, never silently ignored.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "reef/models/causal_lm.h"
 #include "reef/models/lora.h"
+#include "reef/models/multi_lora.h"
 
 namespace reef {
 
@@ -28,6 +32,21 @@ LoraConfig read_adapter_config(const std::string& dir);
 // suffixes). Throws if the model has no LoRA branch. Weights are written in their dtype.
 void save_adapter(const std::string& dir, CausalLM& model, const LoraConfig& cfg,
                   const std::string& base_model_name_or_path = "");
+
+// An adapter folder read and checked against a model, which it leaves unchanged.
+struct LoadedAdapter {
+  LoraConfig config;
+  std::vector<std::string> targets;  // the targeted Linear modules' full names
+  // "<layer>.lora_A.weight" [r, in] / "<layer>.lora_B.weight" [out, r], in the file's dtype
+  std::map<std::string, torch::Tensor> tensors;
+};
+LoadedAdapter read_adapter(const std::string& dir, CausalLM& model);
+
+// An adapter folder as one of several served over `model` at once (models/multi_lora.h): read
+// and checked as read_adapter, the weights in the model's dtype and device. Throws
+// reef::Error(kUsage) naming the file and key for a bad or mismatched adapter.
+std::shared_ptr<const ServedAdapter> load_served_adapter(const std::string& name,
+                                                         const std::string& dir, CausalLM& model);
 
 // Applies the adapter in `dir` to a model holding the base weights: reads the config, adds the
 // branches to the targeted layers (as apply_lora: base frozen) and fills them from the weights

@@ -41,6 +41,9 @@ void add_serve(CLI::App& app, Runs& runs) {
   cmd->add_flag("--no-prefix-caching{false}", o->engine.prefix_caching,
                 "recompute every prompt (by default a prompt reuses the keys and values of a "
                 "cached prefix: system prompts, few-shot headers, earlier turns)");
+  cmd->add_option("--lora", o->loras,
+                  "serve a LoRA adapter beside the base model: NAME=DIR (a PEFT adapter folder; "
+                  "repeatable); a request's \"model\": NAME runs with it");
   cmd->add_option("--max-queue", o->engine.max_waiting,
                   "sequences waiting for a slot before requests get 429")
       ->capture_default_str();

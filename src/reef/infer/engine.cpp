@@ -144,6 +144,11 @@ Engine::Engine(CausalLM model, const Tokenizer& tokenizer, const EngineOptions& 
   for (int64_t s = n_slots_ - 1; s >= 0; --s) free_slots_.push_back(s);
   slot_tokens_.resize(static_cast<size_t>(n_slots_));
   slot_released_.assign(static_cast<size_t>(n_slots_), 0);
+  slot_adapter_.assign(static_cast<size_t>(n_slots_), 0);
+  if (options_.multi_lora) {
+    adapter_rows_ = std::make_shared<AdapterRows>();
+    enable_multi_lora(model_, adapter_rows_);
+  }
   model_->eval();
   thread_ = std::thread([this] { loop(); });
 }
@@ -183,6 +188,9 @@ std::vector<std::shared_ptr<RequestStream>> Engine::enqueue(
                   prompts[r].size(), slot_len_);
     }
     if (params[r].n < 1) usage_error("n must be >= 1, got {}", params[r].n);
+    if (params[r].adapter && !adapter_rows_)
+      usage_error("adapter '{}': this engine was not started for LoRA adapters",
+                  params[r].adapter->name);
     sequences += params[r].n;
   }
   std::vector<std::shared_ptr<RequestStream>> streams;
@@ -244,6 +252,7 @@ void Engine::loop() {
         if (!seq->finished) finish(*seq, "error", e.what());
       }
     }
+    if (adapter_rows_) adapter_rows_->clear();  // no adapter outlives its sequences here
     release_finished();
     step.running = running_count_;
     step.waiting = waiting_count_;
@@ -292,6 +301,10 @@ int64_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>&
 
 }  // namespace
 
+namespace {
+uint64_t adapter_uid(const RequestParams& p) { return p.adapter ? p.adapter->uid : 0; }
+}  // namespace
+
 void Engine::assign_slot(Sequence& seq) {
   const auto prompt_len = static_cast<int64_t>(seq.prompt.size());
   // The least recently released free slot is taken (evicting what it held) ...
@@ -308,22 +321,30 @@ void Engine::assign_slot(Sequence& seq) {
   // the prompt's last token is fed (its logits give the first output token), and a request for
   // the prompt's log-probs needs every position computed.
   const int64_t limit = seq.params.prompt_logprobs >= 0 ? 0 : prompt_len - 1;
+  // Keys and values depend on the adapter too: only the same adapter's tokens match.
+  const uint64_t adapter = adapter_uid(seq.params);
+  auto held = [&](int64_t slot) {
+    return slot_adapter_[static_cast<size_t>(slot)] == adapter
+               ? common_prefix(slot_tokens_[static_cast<size_t>(slot)], seq.prompt, limit)
+               : 0;
+  };
   int64_t best = 0, from = -1;
   if (options_.prefix_caching && limit > 0) {
-    best = common_prefix(slot_tokens_[static_cast<size_t>(seq.slot)], seq.prompt, limit);
+    best = held(seq.slot);
     from = seq.slot;
     for (int64_t slot : free_slots_) {
-      const int64_t m = common_prefix(slot_tokens_[static_cast<size_t>(slot)], seq.prompt, limit);
+      const int64_t m = held(slot);
       if (m > best) best = m, from = slot;
     }
     for (const auto& r : running_) {
-      if (r->finished || !r->kv_valid) continue;
+      if (r->finished || !r->kv_valid || adapter_uid(r->params) != adapter) continue;
       const int64_t m = common_prefix(r->prompt, seq.prompt, std::min(limit, r->cached));
       if (m > best) best = m, from = r->slot;
     }
   }
   if (best > 0 && from != seq.slot) store_->cache.copy_prefix(from, seq.slot, best);
   slot_tokens_[static_cast<size_t>(seq.slot)].clear();
+  slot_adapter_[static_cast<size_t>(seq.slot)] = adapter;
   seq.cached = best;
   prefix_query_tokens_ += prompt_len;
   prefix_hit_tokens_ += best;
@@ -340,6 +361,7 @@ void Engine::prefill_step(EngineStep* step) {
                              seq.prompt.begin() + seq.cached + chunk);
     auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0).to(device_);  // [1, T]
     store_->cache.set_batch({seq.slot}, {seq.cached});
+    if (adapter_rows_) adapter_rows_->set({seq.params.adapter});
     auto logits = model_->forward(input, &store_->cache);  // [1, T, V]
     if (seq.params.prompt_logprobs >= 0) {
       // Row j predicts prompt token cached + j + 1 (the last row of the last chunk predicts the
@@ -376,6 +398,11 @@ void Engine::decode_step(EngineStep* step) {
   if (rows.empty()) return;
   auto input = torch::tensor(ids, torch::kInt64).unsqueeze(1).to(device_);  // [B, 1]
   store_->cache.set_batch(slots, lengths);
+  if (adapter_rows_) {
+    std::vector<std::shared_ptr<const ServedAdapter>> adapters;
+    for (const Sequence* r : rows) adapters.push_back(r->params.adapter);
+    adapter_rows_->set(std::move(adapters));
+  }
   auto logits =
       model_->forward(input, &store_->cache).select(1, 0).to(torch::kFloat).cpu();  // [B, V]
   step->decode_rows = static_cast<int64_t>(rows.size());

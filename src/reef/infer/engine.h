@@ -25,6 +25,7 @@
 
 #include "reef/infer/generate.h"
 #include "reef/models/causal_lm.h"
+#include "reef/models/multi_lora.h"
 #include "reef/tokenizer/tokenizer.h"
 
 namespace reef {
@@ -42,6 +43,9 @@ struct EngineOptions {
   // reuses them instead of prefilling them (taking that free slot, or copying the prefix into
   // its own). Free slots are reused least recently used first, which evicts what they held.
   bool prefix_caching = true;
+  // Requests may name a LoRA adapter (RequestParams::adapter): the engine hooks every Linear of
+  // the model (models/multi_lora.h) and gives each row of a forward its own adapter.
+  bool multi_lora = false;
 };
 
 // What one request asks for, on top of generate()'s SamplingParams (temperature, top_k, top_p,
@@ -53,6 +57,8 @@ struct RequestParams {
   int64_t logprobs = -1;         // -1 = none; k >= 0: the chosen token's log-prob and the top k
   int64_t prompt_logprobs = -1;  // -1 = none; k >= 0: each prompt token's log-prob and the top k
   int64_t n = 1;                 // independent sequences; sequence i samples with seed + i
+  // The LoRA adapter to run with (null: the base model); needs EngineOptions::multi_lora.
+  std::shared_ptr<const ServedAdapter> adapter;
   // sampling.max_new_tokens == 0 reads the prompt and finishes ("length") without sampling:
   // scoring only (with prompt_logprobs).
 };
@@ -191,6 +197,8 @@ class Engine {
   // slot; a running slot's are its sequence's), and when it was last released (LRU).
   std::vector<std::vector<int32_t>> slot_tokens_;
   std::vector<int64_t> slot_released_;
+  std::vector<uint64_t> slot_adapter_;  // the held tokens' adapter (ServedAdapter::uid; 0 = base)
+  std::shared_ptr<AdapterRows> adapter_rows_;  // with multi_lora: the next forward's adapters
   int64_t releases_ = 0;
   std::atomic<int64_t> waiting_count_{0}, running_count_{0}, cancelled_count_{0};
   std::atomic<int64_t> prefix_query_tokens_{0}, prefix_hit_tokens_{0};

@@ -25,19 +25,6 @@ bool matches_entry(const std::string& name, const std::string& entry) {
   return name == entry || ends_with(name, "." + entry);
 }
 
-std::vector<std::pair<std::string, LinearImpl*>> linear_modules(CausalLM& model) {
-  std::vector<std::pair<std::string, LinearImpl*>> out;
-  for (const auto& item : model->named_modules("", /*include_self=*/false)) {
-    if (auto* lin = item.value()->as<LinearImpl>()) {
-      // A branch's own lora_A/lora_B are Linears too, never targets.
-      const auto last = last_component(item.key());
-      if (last == "lora_A" || last == "lora_B") continue;
-      out.emplace_back(item.key(), lin);
-    }
-  }
-  return out;
-}
-
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
@@ -68,6 +55,19 @@ std::vector<std::string> expand_entries(const std::vector<std::string>& names,
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, LinearImpl*>> linear_modules(CausalLM& model) {
+  std::vector<std::pair<std::string, LinearImpl*>> out;
+  for (const auto& item : model->named_modules("", /*include_self=*/false)) {
+    if (auto* lin = item.value()->as<LinearImpl>()) {
+      // A branch's own lora_A/lora_B are Linears too, never targets.
+      const auto last = last_component(item.key());
+      if (last == "lora_A" || last == "lora_B") continue;
+      out.emplace_back(item.key(), lin);
+    }
+  }
+  return out;
+}
 
 std::vector<std::string> linear_module_names(CausalLM& model) {
   std::vector<std::string> names;

@@ -28,6 +28,8 @@ struct LoraConfig {
 
 // Full names of the model's Linear modules ("model.layers.0.self_attn.q_proj", ..., "lm_head").
 std::vector<std::string> linear_module_names(CausalLM& model);
+// The same with the modules (owned by the model); LoRA branches' own lora_A/lora_B left out.
+std::vector<std::pair<std::string, LinearImpl*>> linear_modules(CausalLM& model);
 
 // The Linear modules `cfg` targets, in module order. Throws reef::Error(kUsage), listing the
 // available module names, when nothing matches; with each_entry_must_match also when any one

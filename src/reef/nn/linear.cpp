@@ -53,7 +53,7 @@ torch::Tensor LinearImpl::forward_with_hooks(const torch::Tensor& x) {
   auto result =
       matmul_hook ? matmul_hook(torch::linear(x, weight)) : torch::linear(x, weight, bias);
   if (matmul_hook && bias.defined()) result = result + bias;
-  if (!lora_A || !lora_enabled) return result;
+  if (!lora_A || !lora_enabled) return output_hook ? output_hook(x, result) : result;
   // PEFT's order: the base result, the input cast to the adapter's dtype, the branch scaled
   // after lora_B, added, and the sum cast back to the base result's dtype.
   const auto result_dtype = result.scalar_type();
@@ -61,7 +61,8 @@ torch::Tensor LinearImpl::forward_with_hooks(const torch::Tensor& x) {
   const double p = lora_options_.dropout;
   if (p > 0 && is_training()) h = torch::dropout(h, p, /*train=*/true);
   result = result + lora_B->forward(lora_A->forward(h)) * lora_scaling();
-  return result.to(result_dtype);
+  result = result.to(result_dtype);
+  return output_hook ? output_hook(x, result) : result;
 }
 
 void LinearImpl::merge_lora() {

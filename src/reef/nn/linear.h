@@ -39,7 +39,7 @@ class LinearImpl : public torch::nn::Module {
   LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
   // x [..., in] -> [..., out]
   torch::Tensor forward(const torch::Tensor& x) {
-    if (!lora_A && !matmul_hook) return torch::linear(x, weight, bias);
+    if (!lora_A && !matmul_hook && !output_hook) return torch::linear(x, weight, bias);
     return forward_with_hooks(x);
   }
   void reset_parameters();
@@ -63,6 +63,9 @@ class LinearImpl : public torch::nn::Module {
   // bias is added after the hook (parallel/ uses it to all-reduce a row-parallel layer's partial
   // products before its bias, which must be added once). Null: the plain fused linear.
   std::function<torch::Tensor(const torch::Tensor&)> matmul_hook;
+  // A second extension point: when set, forward returns output_hook(x, y) for the finished
+  // output y (bias and LoRA branch included). models/multi_lora.h adds per-row adapters with it.
+  std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> output_hook;
 
  private:
   torch::Tensor forward_with_hooks(const torch::Tensor& x);  // x [..., in] -> [..., out]

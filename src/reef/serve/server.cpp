@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <random>
 
 #include "reef/base/error.h"
@@ -16,6 +18,7 @@
 #include "reef/base/log.h"
 #include "reef/base/threads.h"
 #include "reef/checkpoint/model_io.h"
+#include "reef/checkpoint/peft_io.h"
 #include "reef/serve/metrics.h"
 #include "reef/serve/openai_api.h"
 #include "reef/tokenizer/hf_tokenizer.h"
@@ -27,6 +30,9 @@ using json = nlohmann::json;
 
 struct ServerState {
   ServeOptions options;
+  CausalLM model{nullptr};
+  std::mutex adapters_mu;
+  std::map<std::string, std::shared_ptr<const ServedAdapter>> adapters;  // under adapters_mu
   std::unique_ptr<Tokenizer> tokenizer;
   ChatPrompting chat;
   std::string model_name;
@@ -92,10 +98,17 @@ uint64_t random_seed() {
 // Tokenizes and checks each prompt against the context; fills max_new_tokens and the seed.
 std::vector<std::vector<int32_t>> prepare(ServerState& s, CompletionRequest& r) {
   if (!r.model.empty() && r.model != s.model_name) {
-    throw ApiError(404,
-                   fmt::format("the model '{}' does not exist; this server serves '{}'", r.model,
-                               s.model_name),
-                   "invalid_request_error", "model", "model_not_found");
+    std::lock_guard<std::mutex> lk(s.adapters_mu);
+    auto it = s.adapters.find(r.model);
+    if (it == s.adapters.end()) {
+      std::string served = s.model_name;
+      for (const auto& [name, a] : s.adapters) served += "', '" + name;
+      throw ApiError(
+          404,
+          fmt::format("the model '{}' does not exist; this server serves '{}'", r.model, served),
+          "invalid_request_error", "model", "model_not_found");
+    }
+    r.params.adapter = it->second;
   }
   const bool several = r.prompts.size() > 1;
   const int64_t context = s.engine->slot_len();
@@ -161,7 +174,8 @@ void handle_completion(ServerState& s, const httplib::Request& req, httplib::Res
       throw ApiError(429, "the request queue is full; retry later", "rate_limit_error", "",
                      "queue_full");
     }
-    auto builder = std::make_shared<ResponseBuilder>(r, s.model_name, *s.tokenizer, ids);
+    auto builder = std::make_shared<ResponseBuilder>(
+        r, r.params.adapter ? r.params.adapter->name : s.model_name, *s.tokenizer, ids);
     s.metrics.add_tokens(builder->usage()["prompt_tokens"].get<int64_t>(), 0);
     const int64_t sequences = static_cast<int64_t>(ids.size()) * r.params.n;
     auto tracker = std::make_shared<LatencyTracker>(s, arrival, sequences);
@@ -259,6 +273,61 @@ void handle_json(ServerState& s, const httplib::Request& req, httplib::Response&
   }
 }
 
+// Loads `dir` as adapter `name` (checked against the model; a usage error names what is wrong).
+void add_adapter(ServerState& s, const std::string& name, const std::string& dir) {
+  if (name.empty()) usage_error("a LoRA adapter needs a name");
+  if (name == s.model_name) usage_error("LoRA adapter '{}': the name is the base model's", name);
+  {
+    std::lock_guard<std::mutex> lk(s.adapters_mu);
+    if (s.adapters.count(name)) usage_error("the LoRA adapter '{}' is already loaded", name);
+  }
+  auto adapter = load_served_adapter(name, dir, s.model);  // reads files: outside the lock
+  std::lock_guard<std::mutex> lk(s.adapters_mu);
+  if (!s.adapters.emplace(name, std::move(adapter)).second)
+    usage_error("the LoRA adapter '{}' is already loaded", name);
+  log_info("reef serve: LoRA adapter '{}' loaded from {}", name, dir);
+}
+
+void handle_adapter_request(ServerState& s, const httplib::Request& req, httplib::Response& res,
+                            bool load) {
+  const std::string endpoint = load ? "/v1/load_lora_adapter" : "/v1/unload_lora_adapter";
+  try {
+    check_auth(s, req);
+    json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+    auto text = [&](const char* key) {
+      auto it = body.find(key);
+      if (it == body.end() || !it->is_string() || it->get<std::string>().empty())
+        throw ApiError(400, fmt::format("'{}' must be a non-empty string", key),
+                       "invalid_request_error", key);
+      return it->get<std::string>();
+    };
+    const std::string name = text("lora_name");
+    std::string message;
+    if (load) {
+      try {
+        add_adapter(s, name, text("lora_path"));
+      } catch (const Error& e) {
+        throw ApiError(400, e.what(), "invalid_request_error", "lora_path");
+      }
+      message = fmt::format("Success: LoRA adapter '{}' added successfully.", name);
+    } else {
+      std::lock_guard<std::mutex> lk(s.adapters_mu);
+      // Running requests keep their reference; new ones can no longer name it.
+      if (s.adapters.erase(name) == 0)
+        throw ApiError(404, fmt::format("The lora adapter '{}' cannot be found.", name),
+                       "not_found_error", "lora_name");
+      message = fmt::format("Success: LoRA adapter '{}' removed successfully.", name);
+    }
+    res.status = 200;
+    res.set_content(message, "text/plain");
+    s.metrics.count_request(endpoint, 200);
+  } catch (const ApiError& e) {
+    send_json(res, e.status(), e.body());
+    s.metrics.count_request(endpoint, e.status());
+  }
+}
+
 void add_routes(httplib::Server& svr, ServerState& s) {
   svr.Post("/v1/completions", [&s](const httplib::Request& req, httplib::Response& res) {
     handle_completion(s, req, res, false);
@@ -267,7 +336,26 @@ void add_routes(httplib::Server& svr, ServerState& s) {
     handle_completion(s, req, res, true);
   });
   svr.Get("/v1/models", [&s](const httplib::Request& req, httplib::Response& res) {
-    handle_json(s, req, res, "/v1/models", [&] { return model_list(s.model_name, s.created); });
+    handle_json(s, req, res, "/v1/models", [&] {
+      json list = model_list(s.model_name, s.created);
+      std::lock_guard<std::mutex> lk(s.adapters_mu);
+      for (const auto& [name, a] : s.adapters) {
+        list["data"].push_back({{"id", name},
+                                {"object", "model"},
+                                {"created", s.created},
+                                {"owned_by", "reef"},
+                                {"root", a->dir},
+                                {"parent", s.model_name}});
+      }
+      return list;
+    });
+  });
+  // vLLM's runtime adapter endpoints; they answer plain text, as vLLM does.
+  svr.Post("/v1/load_lora_adapter", [&s](const httplib::Request& req, httplib::Response& res) {
+    handle_adapter_request(s, req, res, true);
+  });
+  svr.Post("/v1/unload_lora_adapter", [&s](const httplib::Request& req, httplib::Response& res) {
+    handle_adapter_request(s, req, res, false);
   });
   // vLLM's tokenizer endpoints (lm-eval's remote tokenizer).
   svr.Post("/tokenize", [&s](const httplib::Request& req, httplib::Response& res) {
@@ -348,6 +436,7 @@ int run_server(const ServeOptions& options) {
   torch::set_num_threads(threads);
   CausalLM model = load_model_folder(options.model_dir, torch::Device(options.device));
   require_language_model(model, options.model_dir, "reef serve");
+  s.model = model;
   s.tokenizer = load_tokenizer(options.model_dir);
   s.model_name = options.model_name;
   if (s.model_name.empty()) {
@@ -358,8 +447,16 @@ int run_server(const ServeOptions& options) {
   s.created = std::chrono::duration_cast<std::chrono::seconds>(
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
+  for (const auto& spec : options.loras) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+      usage_error("--lora {}: expected NAME=DIR", spec);
+    add_adapter(s, spec.substr(0, eq), spec.substr(eq + 1));
+  }
+  EngineOptions engine_options = options.engine;
+  engine_options.multi_lora = true;  // adapters may also be loaded at run time
   s.engine =
-      std::make_unique<Engine>(model, *s.tokenizer, options.engine, [&s](const EngineStep& step) {
+      std::make_unique<Engine>(model, *s.tokenizer, engine_options, [&s](const EngineStep& step) {
         if (step.decode_rows > 0) s.metrics.observe_step(step.decode_rows);
       });
 

@@ -1,14 +1,16 @@
 // `reef serve`: an OpenAI-compatible HTTP server (cpp-httplib) in front of the continuous-
 // batching engine (infer/engine.h). Endpoints: POST /v1/completions, POST /v1/chat/completions
 // (both with "stream": true as server-sent events ending in "data: [DONE]"), GET /v1/models,
-// GET /health, GET /metrics (Prometheus). Errors are OpenAI error objects: 400 bad request,
-// 401 missing/wrong API key, 404 unknown model or path, 413 body too large, 429 queue full,
-// 503 draining, 504 request time limit. SIGTERM/SIGINT stop accepting, let in-flight requests
-// finish, then return.
+// GET /health, GET /metrics (Prometheus), vLLM's POST /tokenize, /detokenize, GET
+// /tokenizer_info and POST /v1/load_lora_adapter, /v1/unload_lora_adapter. Errors are OpenAI error
+// objects: 400 bad request, 401 missing/wrong API key, 404 unknown model or path, 413 body too
+// large, 429 queue full, 503 draining, 504 request time limit. SIGTERM/SIGINT stop accepting, let
+// in-flight requests finish, then return.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "reef/infer/engine.h"
 
@@ -27,6 +29,9 @@ struct ServeOptions {
   size_t max_body_bytes = 1 << 20;       // larger bodies get 413
   double request_timeout_s = 600;        // a request still running after this is ended (504)
   int64_t http_threads = 0;              // 0 = enough for every slot and queue place, plus a few
+  // LoRA adapters served beside the base model: "NAME=DIR" (a PEFT adapter folder); a request
+  // whose "model" is NAME runs with it.
+  std::vector<std::string> loras;
 };
 
 // Loads the model and serves until SIGTERM or SIGINT, then drains; returns the exit code.
