@@ -7,7 +7,9 @@ BOS, qwen2, qwen3 and gpt2 with none, mixtral), exports an f32 GGUF, loads it in
 minutes) and compares, for a few prompts (one quoting a special token):
   - the prompt's ids: llama.cpp's tokenize(add_bos=True, special=True) against the ids
     `reef generate --print-ids` feeds the model (BOS included or not);
-  - greedy decoding: llama.cpp's next 8 tokens (top_k 1) against Reef's.
+  - greedy decoding: llama.cpp's next 8 tokens (top_k 1) against Reef's;
+  - q4_0: `reef export gguf --type q4_0` against llama.cpp's own quantization of the f32 file
+    (llama_model_quantize, MOSTLY_Q4_0, pure): every tensor's type and bytes.
 Prints one line per case and prompt and exits non-zero on any difference.
 
   ~/.cache/reef/venv/bin/python bench/gguf_llamacpp.py [--reef build/bin/reef] [--tokens 8]
@@ -39,6 +41,31 @@ def reef_ids(reef, folder, prompt, n):
     if out.returncode != 0:
         sys.exit(f"reef generate failed on {folder}:\n{out.stderr}")
     return [int(x) for x in out.stdout.split()]
+
+
+def compare_q4_0(lc, reef, folder, f32_gguf, stem):
+    """Reef's q4_0 export against llama.cpp's pure Q4_0 quantization of the f32 file."""
+    import ctypes
+    import numpy as np
+    from gguf import GGUFReader
+    ours, theirs = stem + ".q4_0.gguf", stem + ".llamacpp-q4_0.gguf"
+    subprocess.check_call([reef, "export", "gguf", "--model", folder, "--out", ours, "--type",
+                           "q4_0"], stdout=subprocess.DEVNULL)
+    p = lc.llama_model_quantize_default_params()
+    p.ftype = lc.LLAMA_FTYPE_MOSTLY_Q4_0
+    p.pure = True
+    if lc.llama_model_quantize(f32_gguf.encode(), theirs.encode(), ctypes.byref(p)) != 0:
+        print(f"{os.path.basename(stem)}: llama.cpp could not quantize")
+        return 1
+    a = {t.name: t for t in GGUFReader(ours).tensors}
+    b = {t.name: t for t in GGUFReader(theirs).tensors}
+    differ = sorted(n for n in set(a) | set(b)
+                    if n not in a or n not in b or a[n].tensor_type != b[n].tensor_type
+                    or not np.array_equal(np.asarray(a[n].data).view(np.uint8),
+                                          np.asarray(b[n].data).view(np.uint8)))
+    print(f"{os.path.basename(stem):8s} q4_0: {len(a) - len(differ)} of {len(b)} tensors equal "
+          f"llama.cpp's own quantization byte for byte" + (f"; differ: {differ}" if differ else ""))
+    return 1 if differ else 0
 
 
 def main():
@@ -81,6 +108,7 @@ def main():
                 if not ok_gen:
                     print(f"    reef     {ours}\n    llama.cpp {theirs} + {gen}")
             del llm
+            failures += compare_q4_0(lc, args.reef, folder, gguf, os.path.join(tmp, case))
     print("all equal" if failures == 0 else f"{failures} differences")
     sys.exit(1 if failures else 0)
 

@@ -158,8 +158,8 @@ def make(out_dir):
 
 # ---- check ---------------------------------------------------------------------------------
 
-GGML = {"f32": 0, "f16": 1, "q8_0": 8, "bf16": 30}
-FILE_TYPE = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32}
+GGML = {"f32": 0, "f16": 1, "q8_0": 8, "bf16": 30, "q4_0": 2}
+FILE_TYPE = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32, "q4_0": 2}
 TT_NORMAL, TT_UNKNOWN, TT_CONTROL, TT_USER, TT_UNUSED, TT_BYTE = 1, 2, 3, 4, 5, 6
 
 
@@ -383,8 +383,10 @@ def check_file(path, folder, case, ttype):
         if list(t.shape) != list(reversed(ref.shape)):
             problems.append(f"{t.name}: ggml shape {list(t.shape)}, expected {list(reversed(ref.shape))}")
             continue
-        want_type = ttype if ref.dim() >= 2 else "f32"
-        if want_type == "q8_0" and ref.shape[-1] % 32:
+        # llama.cpp keeps MoE routers and learned position embeddings in f32.
+        keep_f32 = t.name.endswith("ffn_gate_inp.weight") or t.name == "position_embd.weight"
+        want_type = ttype if ref.dim() >= 2 and not keep_f32 else "f32"
+        if want_type in ("q8_0", "q4_0") and ref.shape[-1] % 32:
             want_type = "f16"
         if int(t.tensor_type) != GGML[want_type]:
             problems.append(f"{t.name}: type {t.tensor_type.name}, expected {want_type}")
@@ -397,6 +399,19 @@ def check_file(path, folder, case, ttype):
         elif want_type == "bf16":
             ok = np.array_equal(np.asarray(t.data).view(np.uint16).reshape(-1),
                                 ref.bfloat16().view(torch.int16).numpy().view(np.uint16).reshape(-1))
+        elif want_type == "q4_0":
+            # Byte for byte gguf-py's quantizer, and within half a step (+ the fp16 rounding
+            # of the scale) of the original.
+            raw = np.asarray(t.data).view(np.uint8).reshape(-1)
+            ok = np.array_equal(
+                raw, gguf.quants.quantize(ref.numpy(), gguf.GGMLQuantizationType.Q4_0).reshape(-1))
+            deq = gguf.quants.dequantize(np.asarray(t.data), gguf.GGMLQuantizationType.Q4_0)
+            x = ref.numpy().reshape(-1, 32)
+            step = np.abs(x).max(axis=1, keepdims=True) / 8
+            d16 = step.astype(np.float16).astype(np.float32)
+            err = np.abs(deq.reshape(-1, 32) - x)
+            if not np.all(err <= step * 1.0 + 8 * np.abs(step - d16) + 1e-6 * step):
+                problems.append(f"{t.name}: q4_0 error {err.max():.3g} beyond a step")
         else:
             raw = np.asarray(t.data).view(np.uint8).reshape(-1)
             ok = np.array_equal(raw, q8_0_numpy(ref.numpy()))

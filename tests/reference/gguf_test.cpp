@@ -1,7 +1,7 @@
 // `reef export gguf` against gguf-py: tests/reference/gguf_reference.py makes tiny random HF
 // folders with tokenizers (llama and mistral with a SentencePiece-style tokenizer, llama3 with
 // llama3 RoPE scaling, qwen2, qwen3, gpt2, mixtral with stacked experts); each is exported in f32,
-// f16 and q8_0 (and bf16 for two), then gguf.GGUFReader reads every file back and the script
+// f16, q8_0 and q4_0 (and bf16 for two), then gguf.GGUFReader reads every file back and the script
 // compares every key, the tokenizer, tensor names, types, shapes and data with what llama.cpp's
 // conventions give.
 #include <gtest/gtest.h>
@@ -35,7 +35,7 @@ TEST_F(GgufReference, EveryArchAndTypeReadsBackInGgufPy) {
   ASSERT_EQ(cases_.size(), 7u);
   testing::ScratchDir out;
   for (const auto& c : cases_) {
-    std::vector<std::string> types = {"f32", "f16", "q8_0"};
+    std::vector<std::string> types = {"f32", "f16", "q8_0", "q4_0"};
     if (c == "llama" || c == "gpt2") types.push_back("bf16");
     for (const auto& t : types) {
       const std::string file = out / (c + "." + t + ".gguf");
@@ -63,7 +63,7 @@ TEST_F(GgufReference, UsageErrorsAreOneLineExitTwoAndWriteNothing) {
   make_dirs(gemma);
   write_file_atomic(gemma + "/config.json", R"({"model_type": "gemma"})");
   const std::vector<std::vector<std::string>> bad = {
-      {"--model", dir_ + "/llama", "--out", file, "--type", "q4_0"},
+      {"--model", dir_ + "/llama", "--out", file, "--type", "q5_k"},
       {"--model", out / "missing", "--out", file},
       {"--model", bert, "--out", file},
       {"--model", gemma, "--out", file},

@@ -24,6 +24,19 @@
 namespace reef {
 namespace {
 
+// Quantized in blocks of 32 values along a row: rows of another length fall back to f16.
+bool is_block_type(GgmlType t) { return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0; }
+
+// Tensors llama.cpp keeps in f32 whatever the file type (its converter and its quantizer agree):
+// MoE routers and learned position embeddings.
+bool always_f32(const std::string& gguf_name) {
+  auto ends = [&](const std::string& s) {
+    return gguf_name.size() >= s.size() &&
+           gguf_name.compare(gguf_name.size() - s.size(), s.size(), s) == 0;
+  };
+  return ends("ffn_gate_inp.weight") || gguf_name == "position_embd.weight";
+}
+
 using nlohmann::json;
 
 // llama.cpp's token types (llama_token_type).
@@ -264,7 +277,8 @@ GgmlType parse_gguf_type(const std::string& s) {
   if (s == "f16") return GgmlType::kF16;
   if (s == "bf16") return GgmlType::kBF16;
   if (s == "q8_0") return GgmlType::kQ8_0;
-  usage_error("--type {}: expected f32, f16, bf16 or q8_0", s);
+  if (s == "q4_0") return GgmlType::kQ4_0;
+  usage_error("--type {}: expected f32, f16, bf16, q8_0 or q4_0", s);
 }
 
 uint32_t gguf_file_type(GgmlType t) {
@@ -275,6 +289,8 @@ uint32_t gguf_file_type(GgmlType t) {
       return 1;
     case GgmlType::kQ8_0:
       return 7;
+    case GgmlType::kQ4_0:
+      return 2;  // LLAMA_FTYPE_MOSTLY_Q4_0
     case GgmlType::kBF16:
       return 32;
   }
@@ -360,7 +376,7 @@ void export_gguf(const GgufExportOptions& o) {
                                             : "ffn_down_exps";
         std::vector<int64_t> shape = {c.n_experts, t.size(0), t.size(1)};
         GgmlType tt = type;
-        if (tt == GgmlType::kQ8_0 && shape.back() % kQ8BlockSize != 0) tt = GgmlType::kF16;
+        if (is_block_type(tt) && shape.back() % kQ8BlockSize != 0) tt = GgmlType::kF16;
         w.add_tensor("blk." + std::to_string(layer) + "." + gname + ".weight", shape, tt,
                      [list = std::move(list)] { return torch::stack(list); });
       }
@@ -378,8 +394,8 @@ void export_gguf(const GgufExportOptions& o) {
     std::vector<int64_t> shape = t.sizes().vec();
     if (transpose) std::swap(shape[0], shape[1]);
     GgmlType tt = type;
-    if (shape.size() < 2) tt = GgmlType::kF32;
-    if (tt == GgmlType::kQ8_0 && shape.back() % kQ8BlockSize != 0) tt = GgmlType::kF16;
+    if (shape.size() < 2 || always_f32(gname)) tt = GgmlType::kF32;
+    if (is_block_type(tt) && shape.back() % kQ8BlockSize != 0) tt = GgmlType::kF16;
     // Transformed only when written: one converted tensor in memory at a time.
     w.add_tensor(gname, shape, tt, [t = t, transpose, permute_heads] {
       torch::Tensor v = transpose ? t.t() : t;

@@ -53,6 +53,8 @@ const char* ggml_type_name(GgmlType t) {
       return "f16";
     case GgmlType::kQ8_0:
       return "q8_0";
+    case GgmlType::kQ4_0:
+      return "q4_0";
     case GgmlType::kBF16:
       return "bf16";
   }
@@ -69,6 +71,9 @@ uint64_t ggml_nbytes(GgmlType t, int64_t numel) {
     case GgmlType::kQ8_0:
       if (numel % kQ8BlockSize != 0) fail("q8_0: {} values is not a multiple of 32", numel);
       return static_cast<uint64_t>(numel / kQ8BlockSize) * (2 + kQ8BlockSize);
+    case GgmlType::kQ4_0:
+      if (numel % kQ4BlockSize != 0) fail("q4_0: {} values is not a multiple of 32", numel);
+      return static_cast<uint64_t>(numel / kQ4BlockSize) * (2 + kQ4BlockSize / 2);
   }
   fail("unknown ggml type {}", static_cast<uint32_t>(t));
 }
@@ -94,6 +99,32 @@ std::string quantize_q8_0(const float* x, int64_t n) {
   return out;
 }
 
+std::string quantize_q4_0(const float* x, int64_t n) {
+  if (n % kQ4BlockSize != 0) fail("q4_0: {} values is not a multiple of 32", n);
+  std::string out(ggml_nbytes(GgmlType::kQ4_0, n), '\0');
+  char* p = out.data();
+  constexpr int64_t half = kQ4BlockSize / 2;
+  for (int64_t b = 0; b < n / kQ4BlockSize; ++b) {
+    const float* v = x + b * kQ4BlockSize;
+    float amax = 0.0f, max = 0.0f;
+    for (int64_t j = 0; j < kQ4BlockSize; ++j) {
+      if (amax < std::fabs(v[j])) amax = std::fabs(v[j]), max = v[j];
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const c10::Half h(d);
+    std::memcpy(p, &h.x, 2);
+    p += 2;
+    auto q = [&](int64_t j) {
+      const float t = std::trunc(v[j] * id + 8.5f);  // in [0, 16]
+      return static_cast<uint8_t>(std::min(15, static_cast<int>(t)));
+    };
+    for (int64_t j = 0; j < half; ++j)
+      *p++ = static_cast<char>(q(j) | static_cast<uint8_t>(q(j + half) << 4));
+  }
+  return out;
+}
+
 std::string encode_tensor(const torch::Tensor& t, GgmlType type) {
   torch::Dtype dtype = torch::kFloat32;
   if (type == GgmlType::kF16) dtype = torch::kFloat16;
@@ -101,6 +132,7 @@ std::string encode_tensor(const torch::Tensor& t, GgmlType type) {
   // Convert from the source dtype directly (bf16 -> f16 rounds once, as torch's .half()).
   auto c = t.detach().to(torch::kCPU).to(dtype).contiguous();
   if (type == GgmlType::kQ8_0) return quantize_q8_0(c.data_ptr<float>(), c.numel());
+  if (type == GgmlType::kQ4_0) return quantize_q4_0(c.data_ptr<float>(), c.numel());
   return std::string(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
 }
 
@@ -182,8 +214,10 @@ void GgufWriter::add_tensor(const std::string& name, std::vector<int64_t> shape,
   }
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
-  if (type == GgmlType::kQ8_0 && (shape.empty() || shape.back() % kQ8BlockSize != 0))
-    fail("GGUF: tensor {} {}: q8_0 needs rows of a multiple of 32 values", name, shape_str(shape));
+  if ((type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0) &&
+      (shape.empty() || shape.back() % kQ8BlockSize != 0))
+    fail("GGUF: tensor {} {}: {} needs rows of a multiple of 32 values", name, shape_str(shape),
+         ggml_type_name(type));
   tensors_.push_back(
       {name, std::move(shape), type, std::move(produce), ggml_nbytes(type, numel), 0});
 }

@@ -16,7 +16,7 @@
 namespace reef {
 
 // The ggml tensor types the writer encodes (values are ggml's enum ggml_type).
-enum class GgmlType : uint32_t { kF32 = 0, kF16 = 1, kQ8_0 = 8, kBF16 = 30 };
+enum class GgmlType : uint32_t { kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kBF16 = 30 };
 
 // GGUF metadata value types (gguf_type).
 enum class GgufValueType : uint32_t {
@@ -38,10 +38,17 @@ enum class GgufValueType : uint32_t {
 inline constexpr uint32_t kGgufVersion = 3;
 inline constexpr uint32_t kGgufDefaultAlignment = 32;
 inline constexpr int64_t kQ8BlockSize = 32;  // values per q8_0 block: fp16 scale + 32 int8
+inline constexpr int64_t kQ4BlockSize = 32;  // values per q4_0 block: fp16 scale + 16 bytes
 
 const char* ggml_type_name(GgmlType t);
 // Bytes a tensor of `numel` values takes in type `t` (q8_0: numel must be a multiple of 32).
 uint64_t ggml_nbytes(GgmlType t, int64_t numel);
+
+// q4_0 blocks of `n` floats (n a multiple of 32), as ggml's reference quantizer and gguf-py:
+// per block d = (the value of largest magnitude, first on ties) / -8 stored as fp16, and
+// q = min(15, trunc(x * (1/d) + 8.5)) in float32 (1/d = 0 when d is 0), values j and j + 16
+// packed into byte j (low nibble first); each block is 2 + 16 bytes.
+std::string quantize_q4_0(const float* x, int64_t n);
 
 // q8_0 blocks of `n` floats (n a multiple of 32), as ggml's reference quantizer: per block
 // d = max|x| / 127 stored as fp16, q = roundf(x / d) computed as x * (1/d) in float32 (0 when d

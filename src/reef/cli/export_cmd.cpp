@@ -1,4 +1,4 @@
-// `reef export gguf --model DIR --out FILE [--type f32|f16|bf16|q8_0]`: a Hugging Face / Reef
+// `reef export gguf --model DIR --out FILE [--type f32|f16|bf16|q8_0|q4_0]`: a Hugging Face / Reef
 // model folder to a llama.cpp GGUF file (checkpoint/gguf_export.h does the work).
 #include <memory>
 #include <string>
@@ -18,7 +18,7 @@ void add_export(CLI::App& app, Runs& runs) {
       ->required();
   g->add_option("--out,-o", o->out, "the .gguf file to write (atomically)")->required();
   g->add_option("--type,-t", o->type,
-                "tensor type of 2-D weights: f32, f16, bf16 or q8_0 (1-D tensors stay f32)")
+                "tensor type of 2-D weights: f32, f16, bf16, q8_0 or q4_0 (1-D tensors stay f32)")
       ->capture_default_str();
   g->add_option("--name", o->name, "general.name (default: the folder's name)");
   g->callback([&runs, o] {
