@@ -354,6 +354,19 @@ TEST_F(Serve, BadRequestsGetOpenAIErrors) {
   expect_error(post(*server_, c, R"({"prompt": "a", "max_tokens": 1000})"), 400, "max_tokens",
                "context_length_exceeded");
   expect_error(post(*server_, c, R"({"prompt": "a", "max_tokens": 0})"), 400, "max_tokens");
+  expect_error(post(*server_, c, R"({"prompt": "a", "response_format": {"type": "yaml"}})"), 400,
+               "response_format");
+  expect_error(post(*server_, c, R"({"prompt": "a", "response_format": {"type": "json_schema"}})"),
+               400, "response_format");
+  expect_error(post(*server_, c,
+                    R"({"prompt": "a", "response_format": {"type": "json_schema", "json_schema":
+                        {"name": "x", "schema": {"type": "string", "format": "date", "minimum": 3}}}})"),
+               400, "response_format");
+  expect_error(post(*server_, c,
+                    R"({"prompt": "a", "max_tokens": 5, "response_format": {"type": "json_schema",
+                        "json_schema": {"name": "x", "schema": {"type": "object", "properties":
+                        {"name": {"type": "string"}}, "required": ["name"]}}}})"),
+               400, "max_tokens");
   expect_error(post(*server_, c, R"({"prompt": ["a", []]})"), 400, "prompt[1]");
   expect_error(post(*server_, c, R"({"prompt": [1, "a"]})"), 400, "prompt");
   expect_error(post(*server_, c, R"({"prompt": ["a", [99999]]})"), 400, "prompt[1]");

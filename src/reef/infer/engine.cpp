@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <random>
 #include <unordered_map>
 
@@ -53,6 +54,7 @@ struct Engine::Sequence {
   bool finished = false;
   bool kv_valid = true;  // false once a failed step left the slot's contents unknown
   std::vector<TokenLogprob> prompt_logprobs;  // filled while prefilling, sent on the first event
+  std::optional<JsonMatcher> matcher;         // with a grammar: the output read so far
 };
 
 namespace {
@@ -214,6 +216,7 @@ std::vector<std::shared_ptr<RequestStream>> Engine::enqueue(
       seq->params = params[r];
       seq->gen = at::make_generator<at::CPUGeneratorImpl>(params[r].sampling.seed +
                                                           static_cast<uint64_t>(i));
+      if (params[r].grammar) seq->matcher.emplace(params[r].grammar);
       waiting_.push_back(std::move(seq));
     }
   }
@@ -416,6 +419,29 @@ void Engine::decode_step(EngineStep* step) {
 void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
   const RequestParams& p = seq.params;
   torch::Tensor logits = logits_in;  // [V]
+  if (seq.matcher) {
+    // Only tokens that keep the output a completable document within the budget left.
+    if (token_bytes_.empty()) {
+      token_bytes_.resize(static_cast<size_t>(logits.size(0)));
+      for (int64_t id = 0; id < logits.size(0) && id < tokenizer_.vocab_size(); ++id)
+        token_bytes_[static_cast<size_t>(id)] = tokenizer_.decode({static_cast<int32_t>(id)});
+    }
+    const int64_t total = static_cast<int64_t>(seq.prompt.size() + seq.generated.size());
+    const int64_t left =
+        std::min(p.sampling.max_new_tokens - static_cast<int64_t>(seq.generated.size()),
+                 slot_len_ - total) -
+        1;
+    const auto allowed = allowed_tokens(*seq.matcher, token_bytes_, tokenizer_.eos_id(), left);
+    auto mask = torch::zeros({logits.size(0)}, torch::kBool);
+    auto* m = mask.data_ptr<bool>();
+    bool any = false;
+    for (size_t id = 0; id < allowed.size(); ++id) m[id] = !allowed[id], any = any || allowed[id];
+    if (!any) {
+      finish(seq, "error", "constrained decoding: no token can continue the document");
+      return;
+    }
+    logits = logits.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  }
   if ((p.presence_penalty != 0 || p.frequency_penalty != 0) && !seq.counts.empty()) {
     logits = logits.clone();
     auto* data = logits.data_ptr<float>();
@@ -439,13 +465,14 @@ void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
       }
     }
   }
-  if (p.sampling.stop_at_eos && id == tokenizer_.eos_id()) {
+  if ((p.sampling.stop_at_eos || seq.matcher) && id == tokenizer_.eos_id()) {
     // eos is not part of the output, nor are its logprobs; the finishing event names it.
     finish(seq, "stop", "", static_cast<int32_t>(id), ev.logprob, std::move(ev.top_logprobs));
     return;
   }
   seq.generated.push_back(static_cast<int32_t>(id));
   seq.counts[static_cast<int32_t>(id)] += 1;
+  if (seq.matcher) seq.matcher->feed(token_bytes_[static_cast<size_t>(id)]);
   ev.token = static_cast<int32_t>(id);
   // Release what can no longer change: not a possible start of a stop string, no half character.
   std::string text = tokenizer_.decode(seq.generated);
@@ -459,6 +486,8 @@ void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
     }
   }
   const int64_t total = static_cast<int64_t>(seq.prompt.size() + seq.generated.size());
+  // A whole document that nothing may follow ends the sequence (also on its last allowed token).
+  if (reason.empty() && seq.matcher && seq.matcher->closed()) reason = "stop";
   if (reason.empty() && (static_cast<int64_t>(seq.generated.size()) >= p.sampling.max_new_tokens ||
                          total >= slot_len_)) {
     reason = "length";

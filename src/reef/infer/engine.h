@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "reef/infer/generate.h"
+#include "reef/infer/json_constraint.h"
 #include "reef/models/causal_lm.h"
 #include "reef/models/multi_lora.h"
 #include "reef/tokenizer/tokenizer.h"
@@ -59,6 +60,11 @@ struct RequestParams {
   int64_t n = 1;                 // independent sequences; sequence i samples with seed + i
   // The LoRA adapter to run with (null: the base model); needs EngineOptions::multi_lora.
   std::shared_ptr<const ServedAdapter> adapter;
+  // Constrained decoding (infer/json_constraint.h): every sampled token keeps the output a
+  // prefix of a document the grammar admits that can still end within the token budget; the
+  // sequence ends ("stop") as soon as the document is whole and nothing may follow it, or at
+  // eos once it is whole. Null: unconstrained.
+  std::shared_ptr<const JsonGrammar> grammar;
   // sampling.max_new_tokens == 0 reads the prompt and finishes ("length") without sampling:
   // scoring only (with prompt_logprobs).
 };
@@ -199,6 +205,7 @@ class Engine {
   std::vector<int64_t> slot_released_;
   std::vector<uint64_t> slot_adapter_;  // the held tokens' adapter (ServedAdapter::uid; 0 = base)
   std::shared_ptr<AdapterRows> adapter_rows_;  // with multi_lora: the next forward's adapters
+  std::vector<std::string> token_bytes_;  // each id's text alone ("" for specials), on first use
   int64_t releases_ = 0;
   std::atomic<int64_t> waiting_count_{0}, running_count_{0}, cancelled_count_{0};
   std::atomic<int64_t> prefix_query_tokens_{0}, prefix_hit_tokens_{0};

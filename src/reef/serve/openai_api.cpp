@@ -188,6 +188,32 @@ void parse_messages(const json& body, const ChatTemplate& tmpl, CompletionReques
   }
 }
 
+// response_format: {"type": "text"} (no constraint), {"type": "json_object"} or {"type":
+// "json_schema", "json_schema": {"name", "schema", "strict"}}.
+std::shared_ptr<const JsonGrammar> parse_response_format(const json& rf) {
+  const char* expected = "an object with type \"text\", \"json_object\" or \"json_schema\"";
+  if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+    bad_field("response_format", expected, rf);
+  const std::string type = rf["type"].get<std::string>();
+  if (type == "text") return nullptr;
+  if (type == "json_object") return JsonGrammar::any_object();
+  if (type != "json_schema") bad_field("response_format", expected, rf);
+  const json* js = get(rf, "json_schema");
+  if (!js || !js->is_object())
+    throw ApiError(400, "'response_format.json_schema' must be an object with a schema",
+                   "invalid_request_error", "response_format");
+  const json* schema = get(*js, "schema");
+  if (!schema)
+    throw ApiError(400, "'response_format.json_schema.schema' is required", "invalid_request_error",
+                   "response_format");
+  try {
+    return JsonGrammar::from_schema(*schema);
+  } catch (const Error& e) {
+    throw ApiError(400, fmt::format("response_format: {}", e.what()), "invalid_request_error",
+                   "response_format");
+  }
+}
+
 std::vector<std::string> parse_stop(const json& body) {
   const json* s = get(body, "stop");
   if (!s) return {};
@@ -262,6 +288,7 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat,
     if (r.echo) r.params.prompt_logprobs = r.params.logprobs;
   }
   if (boolean(body, "ignore_eos").value_or(false)) sp.stop_at_eos = false;  // vLLM's extension
+  if (const json* rf = get(body, "response_format")) r.params.grammar = parse_response_format(*rf);
   r.stream = boolean(body, "stream").value_or(false);
   if (const json* so = get(body, "stream_options")) {
     if (!so->is_object()) bad_field("stream_options", "an object", *so);

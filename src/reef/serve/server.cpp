@@ -153,6 +153,13 @@ std::vector<std::vector<int32_t>> prepare(ServerState& s, CompletionRequest& r) 
                                max_tokens, least_room, context),
                    "invalid_request_error", "max_tokens", "context_length_exceeded");
   }
+  if (r.params.grammar && max_tokens < r.params.grammar->min_bytes()) {
+    throw ApiError(400,
+                   fmt::format("max_tokens is {} but the shortest document response_format "
+                               "admits takes {} tokens",
+                               max_tokens, r.params.grammar->min_bytes()),
+                   "invalid_request_error", "max_tokens");
+  }
   r.params.sampling.max_new_tokens = max_tokens;
   r.params.sampling.seed = r.seed ? *r.seed : random_seed();
   return all;

@@ -1,0 +1,890 @@
+// JSON Schema constrained decoding (see json_constraint.h).
+#include "reef/infer/json_constraint.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "reef/base/error.h"
+
+namespace reef {
+
+using json = nlohmann::json;
+
+struct JsonGrammar::Node {
+  enum Kind { kAny, kObject, kArray, kString, kNumber, kInteger, kLiterals, kAnyOf };
+  Kind kind = kAny;
+  // object: declared keys, their schemas and whether required; other keys' schema (null: none)
+  std::vector<std::string> keys;
+  std::vector<const Node*> values;
+  std::vector<bool> required;
+  const Node* additional = nullptr;
+  // array
+  const Node* items = nullptr;
+  int64_t min_items = 0, max_items = -1;
+  // string (code points)
+  int64_t min_len = 0, max_len = -1;
+  // literals: compact JSON texts
+  std::vector<std::string> literals;
+  // anyOf
+  std::vector<const Node*> options;
+  int64_t min_bytes = -1;  // the shortest document of this schema
+};
+
+JsonGrammar::~JsonGrammar() = default;
+
+namespace {
+
+using Node = JsonGrammar::Node;
+constexpr int64_t kBig = std::numeric_limits<int64_t>::max() / 4;
+constexpr int64_t kMaxIntDigits = 16, kMaxFracDigits = 16, kMaxExpDigits = 2;
+
+const std::set<std::string> kAnnotations = {"title",    "description", "default",  "examples",
+                                            "$schema",  "$id",         "format",   "strict",
+                                            "$comment", "readOnly",    "writeOnly"};
+
+}  // namespace
+
+class GrammarBuilder {
+ public:
+  GrammarBuilder(JsonGrammar& g, const json& root) : g_(g), root_(root) {
+    any_ = make(Node::kAny);
+    any_->min_bytes = 1;
+  }
+
+  Node* make(Node::Kind k) {
+    g_.nodes_.push_back(std::make_unique<Node>());
+    g_.nodes_.back()->kind = k;
+    return g_.nodes_.back().get();
+  }
+
+  const Node* any() const { return any_; }
+
+  const Node* build(const json& s, const std::string& ptr) {
+    if (s.is_boolean()) {
+      if (s.get<bool>()) return any_;
+      usage_error("{}: the schema 'false' admits no value", where(ptr));
+    }
+    if (!s.is_object()) usage_error("{}: a schema must be an object or a boolean", where(ptr));
+    static const std::set<std::string> known = {
+        "type",       "properties", "required", "additionalProperties",
+        "items",      "minItems",   "maxItems", "minLength",
+        "maxLength",  "enum",       "const",    "anyOf",
+        "oneOf",      "allOf",      "$ref",     "$defs",
+        "definitions"};
+    for (const auto& [k, v] : s.items()) {
+      if (!known.count(k) && !kAnnotations.count(k))
+        usage_error("{}/{}: the keyword '{}' is not supported by constrained decoding", where(ptr),
+                    k, k);
+    }
+    auto constraints = [&](std::initializer_list<const char*> except) {
+      int n = 0;
+      for (const auto& [k, v] : s.items()) {
+        if (kAnnotations.count(k) || k == "$defs" || k == "definitions") continue;
+        if (std::find_if(except.begin(), except.end(), [&](const char* e) { return k == e; }) ==
+            except.end())
+          ++n;
+      }
+      return n;
+    };
+    if (s.contains("$ref")) {
+      if (constraints({"$ref"}) > 0)
+        usage_error("{}: '$ref' beside other keywords is not supported", where(ptr));
+      return ref(s["$ref"], ptr + "/$ref");
+    }
+    if (s.contains("allOf")) {
+      const json& all = s["allOf"];
+      if (!all.is_array() || all.size() != 1 || constraints({"allOf"}) > 0)
+        usage_error("{}/allOf: only one schema alone is supported", where(ptr));
+      return build(all[0], ptr + "/allOf/0");
+    }
+    for (const char* key : {"anyOf", "oneOf"}) {
+      if (!s.contains(key)) continue;
+      const json& opts = s[key];
+      if (!opts.is_array() || opts.empty())
+        usage_error("{}/{}: expected a non-empty array of schemas", where(ptr), key);
+      if (constraints({key}) > 0)
+        usage_error("{}: '{}' beside other keywords is not supported", where(ptr), key);
+      Node* n = make(Node::kAnyOf);
+      for (size_t i = 0; i < opts.size(); ++i)
+        n->options.push_back(build(opts[i], fmt::format("{}/{}/{}", ptr, key, i)));
+      return n;
+    }
+    if (s.contains("enum") || s.contains("const")) {
+      Node* n = make(Node::kLiterals);
+      if (s.contains("const")) {
+        n->literals.push_back(s["const"].dump());
+      } else {
+        if (!s["enum"].is_array() || s["enum"].empty())
+          usage_error("{}/enum: expected a non-empty array", where(ptr));
+        for (const auto& v : s["enum"]) n->literals.push_back(v.dump());
+      }
+      return n;
+    }
+    if (s.contains("type") && s["type"].is_array()) {
+      Node* n = make(Node::kAnyOf);
+      for (const auto& t : s["type"]) {
+        json one = s;
+        one["type"] = t;
+        n->options.push_back(build(one, ptr));
+      }
+      if (n->options.empty()) usage_error("{}/type: an empty list of types", where(ptr));
+      return n;
+    }
+    std::string type;
+    if (s.contains("type")) {
+      if (!s["type"].is_string()) usage_error("{}/type: expected a string or a list", where(ptr));
+      type = s["type"].get<std::string>();
+    } else if (s.contains("properties") || s.contains("additionalProperties") ||
+               s.contains("required")) {
+      type = "object";
+    } else if (s.contains("items") || s.contains("minItems") || s.contains("maxItems")) {
+      type = "array";
+    } else if (s.contains("minLength") || s.contains("maxLength")) {
+      type = "string";
+    } else {
+      return any_;
+    }
+    if (type == "object") return object(s, ptr);
+    if (type == "array") {
+      Node* n = make(Node::kArray);
+      n->items = s.contains("items") ? build(s["items"], ptr + "/items") : any_;
+      n->min_items = count(s, "minItems", ptr, 0);
+      n->max_items = count(s, "maxItems", ptr, -1);
+      if (n->max_items >= 0 && n->max_items < n->min_items)
+        usage_error("{}: maxItems is below minItems", where(ptr));
+      return n;
+    }
+    if (type == "string") {
+      Node* n = make(Node::kString);
+      n->min_len = count(s, "minLength", ptr, 0);
+      n->max_len = count(s, "maxLength", ptr, -1);
+      if (n->max_len >= 0 && n->max_len < n->min_len)
+        usage_error("{}: maxLength is below minLength", where(ptr));
+      return n;
+    }
+    if (type == "number") return make(Node::kNumber);
+    if (type == "integer") return make(Node::kInteger);
+    if (type == "boolean" || type == "null") {
+      Node* n = make(Node::kLiterals);
+      n->literals = type == "null" ? std::vector<std::string>{"null"}
+                                   : std::vector<std::string>{"true", "false"};
+      return n;
+    }
+    usage_error("{}/type: unknown type '{}'", where(ptr), type);
+  }
+
+  // The shortest document of each node (fixed point over references).
+  void compute_min_bytes() {
+    for (auto& n : g_.nodes_)
+      if (n->min_bytes < 0) n->min_bytes = kBig;
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (auto& n : g_.nodes_) {
+        const int64_t m = min_of(*n);
+        if (m < n->min_bytes) n->min_bytes = m, changed = true;
+      }
+    }
+  }
+
+ private:
+  static std::string where(const std::string& ptr) {
+    return ptr.empty() ? "schema" : "schema" + ptr;
+  }
+
+  static int64_t count(const json& s, const char* key, const std::string& ptr, int64_t dflt) {
+    if (!s.contains(key)) return dflt;
+    if (!s[key].is_number_integer() || s[key].get<int64_t>() < 0)
+      usage_error("{}/{}: expected a non-negative integer", where(ptr), key);
+    return s[key].get<int64_t>();
+  }
+
+  const Node* object(const json& s, const std::string& ptr) {
+    Node* n = make(Node::kObject);
+    if (s.contains("properties")) {
+      if (!s["properties"].is_object())
+        usage_error("{}/properties: expected an object", where(ptr));
+      for (const auto& [k, v] : s["properties"].items()) {
+        if (k.find_first_of("\"\\") != std::string::npos || k.empty())
+          usage_error("{}/properties: the key '{}' needs escaping (not supported)", where(ptr), k);
+        for (unsigned char c : k)
+          if (c < 0x20) usage_error("{}/properties: a key holds a control character", where(ptr));
+        n->keys.push_back(k);
+        n->values.push_back(build(v, ptr + "/properties/" + k));
+        n->required.push_back(false);
+      }
+    }
+    if (n->keys.size() > 64) usage_error("{}: more than 64 properties", where(ptr));
+    if (s.contains("required")) {
+      if (!s["required"].is_array()) usage_error("{}/required: expected an array", where(ptr));
+      for (const auto& r : s["required"]) {
+        if (!r.is_string()) usage_error("{}/required: expected strings", where(ptr));
+        auto it = std::find(n->keys.begin(), n->keys.end(), r.get<std::string>());
+        if (it == n->keys.end())
+          usage_error("{}/required: '{}' is not in properties (not supported)", where(ptr),
+                      r.get<std::string>());
+        n->required[static_cast<size_t>(it - n->keys.begin())] = true;
+      }
+    }
+    const json add = s.contains("additionalProperties") ? s["additionalProperties"] : json(true);
+    if (!(add.is_boolean() && !add.get<bool>()))
+      n->additional = build(add, ptr + "/additionalProperties");
+    return n;
+  }
+
+  const Node* ref(const json& r, const std::string& ptr) {
+    if (!r.is_string()) usage_error("{}: expected a string", where(ptr));
+    const std::string target = r.get<std::string>();
+    if (auto it = refs_.find(target); it != refs_.end()) return it->second;
+    std::string path;
+    for (const char* prefix : {"#/$defs/", "#/definitions/"}) {
+      if (target.rfind(prefix, 0) == 0) path = target.substr(1);
+    }
+    if (path.empty())
+      usage_error("{}: only local references (#/$defs/NAME) are supported, got '{}'", where(ptr),
+                  target);
+    json::json_pointer jp(path);
+    if (!root_.contains(jp)) usage_error("{}: '{}' does not resolve", where(ptr), target);
+    // A placeholder first, so that recursive references resolve to it.
+    Node* placeholder = make(Node::kAnyOf);
+    refs_[target] = placeholder;
+    placeholder->options.push_back(build(root_.at(jp), path));
+    return placeholder;
+  }
+
+  int64_t min_of(const Node& n) const {
+    auto add = [](int64_t a, int64_t b) { return std::min(kBig, a + b); };
+    switch (n.kind) {
+      case Node::kAny:
+      case Node::kNumber:
+      case Node::kInteger:
+        return 1;
+      case Node::kString:
+        return 2 + n.min_len;
+      case Node::kLiterals: {
+        int64_t m = kBig;
+        for (const auto& l : n.literals) m = std::min<int64_t>(m, static_cast<int64_t>(l.size()));
+        return m;
+      }
+      case Node::kAnyOf: {
+        int64_t m = kBig;
+        for (const Node* o : n.options) m = std::min(m, o->min_bytes);
+        return m;
+      }
+      case Node::kArray: {
+        int64_t m = 2;
+        for (int64_t i = 0; i < n.min_items; ++i) m = add(m, add(n.items->min_bytes, i > 0));
+        return m;
+      }
+      case Node::kObject: {
+        int64_t m = 2, k = 0;
+        for (size_t i = 0; i < n.keys.size(); ++i) {
+          if (!n.required[i]) continue;
+          m = add(m, add(static_cast<int64_t>(n.keys[i].size()) + 3 + (k++ > 0),
+                         n.values[i]->min_bytes));
+        }
+        return m;
+      }
+    }
+    return kBig;
+  }
+
+  JsonGrammar& g_;
+  const json& root_;
+  Node* any_ = nullptr;
+  std::map<std::string, const Node*> refs_;
+};
+
+std::shared_ptr<const JsonGrammar> JsonGrammar::any_object() {
+  return from_schema(json{{"type", "object"}});
+}
+
+std::shared_ptr<const JsonGrammar> JsonGrammar::from_schema(const json& schema) {
+  std::shared_ptr<JsonGrammar> g(new JsonGrammar());
+  GrammarBuilder b(*g, schema);
+  g->root_ = b.build(schema, "");
+  // The generic nodes an Any value expands to.
+  Node* any_object = b.make(Node::kObject);
+  any_object->additional = b.any();
+  g->any_object_ = any_object;
+  Node* any_array = b.make(Node::kArray);
+  any_array->items = b.any();
+  g->any_array_ = any_array;
+  g->any_string_ = b.make(Node::kString);
+  g->any_number_ = b.make(Node::kNumber);
+  Node* lit = b.make(Node::kLiterals);
+  lit->literals = {"true", "false", "null"};
+  g->any_literal_ = lit;
+  b.compute_min_bytes();
+  if (g->root_->min_bytes >= kBig) usage_error("schema: no finite document satisfies it");
+  return g;
+}
+
+int64_t JsonGrammar::min_bytes() const { return root_->min_bytes; }
+
+// ---- the recognizer ----
+
+namespace {
+
+using Frame = JsonMatcher::Frame;
+using Thread = JsonMatcher::Thread;
+
+bool is_ws(unsigned char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+bool is_hex(unsigned char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+Frame value_frame(const Node* node) {
+  Frame f;
+  f.type = Frame::kValue;
+  f.node = node;
+  return f;
+}
+
+bool all_required_seen(const Frame& f) {
+  for (size_t i = 0; i < f.node->keys.size(); ++i)
+    if (f.node->required[i] && !(f.seen >> i & 1)) return false;
+  return true;
+}
+
+// Bytes the object's remaining required keys need (each with its comma), leaving out key `but`.
+int64_t required_rest(const Frame& f, int but) {
+  int64_t m = 0;
+  const Node& n = *f.node;
+  for (size_t i = 0; i < n.keys.size(); ++i) {
+    if (!n.required[i] || (f.seen >> i & 1) || static_cast<int>(i) == but) continue;
+    m += 1 + static_cast<int64_t>(n.keys[i].size()) + 3 + n.values[i]->min_bytes;
+  }
+  return m;
+}
+
+bool key_available(const Frame& f) {
+  if (f.node->additional) return true;
+  for (size_t i = 0; i < f.node->keys.size(); ++i)
+    if (!(f.seen >> i & 1)) return true;
+  return false;
+}
+
+bool literal_complete(const Frame& f) {
+  for (const auto& l : f.node->literals)
+    if (l == f.text) return true;
+  return false;
+}
+
+bool literal_extendable(const Frame& f) {
+  for (const auto& l : f.node->literals)
+    if (l.size() > f.text.size() && l.compare(0, f.text.size(), f.text) == 0) return true;
+  return false;
+}
+
+// Valid UTF-8 only (what JSON parsers accept): a byte >= 0x80 of a string or key, given the
+// character being read; false when it cannot continue valid UTF-8.
+bool utf8_byte(Frame& f, unsigned char c) {
+  if (f.utf8_more > 0) {
+    if (c < f.utf8_lo || c > f.utf8_hi) return false;
+    --f.utf8_more;
+    f.utf8_lo = 0x80, f.utf8_hi = 0xBF;
+    return true;
+  }
+  f.utf8_lo = 0x80, f.utf8_hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    f.utf8_more = 1;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    f.utf8_more = 2;
+    if (c == 0xE0) f.utf8_lo = 0xA0;  // no overlong forms
+    if (c == 0xED) f.utf8_hi = 0x9F;  // no surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    f.utf8_more = 3;
+    if (c == 0xF0) f.utf8_lo = 0x90;
+    if (c == 0xF4) f.utf8_hi = 0x8F;  // nothing above U+10FFFF
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool number_accepting(const Frame& f) {
+  return f.state == 2 || f.state == 3 || f.state == 5 || f.state == 8;
+}
+
+}  // namespace
+
+class MatcherStep {
+ public:
+  MatcherStep(const JsonGrammar& g, std::vector<Thread>& out) : g_(g), out_(out) {}
+
+  // Feeds byte c to thread t, appending the resulting threads (none when c is refused).
+  void step(Thread t, unsigned char c) {
+    if (t.stack.empty()) return;  // the document is closed
+    Frame& f = t.stack.back();
+    switch (f.type) {
+      case Frame::kValue:
+        return value(std::move(t), c);
+      case Frame::kObject:
+        return object(std::move(t), c);
+      case Frame::kArray:
+        return array(std::move(t), c);
+      case Frame::kString:
+        return string(std::move(t), c);
+      case Frame::kNumber:
+        return number(std::move(t), c);
+      case Frame::kLiteral:
+        return literal(std::move(t), c);
+    }
+  }
+
+ private:
+  bool whitespace(Thread& t, unsigned char c) {
+    if (!is_ws(c)) {
+      t.ws = 0;
+      return false;
+    }
+    if (t.ws < kMaxWhitespace) {
+      ++t.ws;
+      out_.push_back(std::move(t));
+    }
+    return true;
+  }
+
+  void push(Thread& t, Frame::Type type, const Node* node) {
+    Frame f;
+    f.type = type;
+    f.node = node;
+    t.stack.push_back(std::move(f));
+  }
+
+  void value(Thread t, unsigned char c) {
+    if (whitespace(t, c)) return;
+    const Node* node = t.stack.back().node;
+    if (node->kind == Node::kAnyOf) {
+      for (const Node* o : node->options) {
+        Thread u = t;
+        u.stack.back() = value_frame(o);
+        value(std::move(u), c);
+      }
+      return;
+    }
+    t.stack.pop_back();
+    switch (node->kind) {
+      case Node::kAny:
+        if (c == '{') return push(t, Frame::kObject, g_.any_object_), out_.push_back(std::move(t));
+        if (c == '[') return push(t, Frame::kArray, g_.any_array_), out_.push_back(std::move(t));
+        if (c == '"') return push(t, Frame::kString, g_.any_string_), out_.push_back(std::move(t));
+        if (c == '-' || is_digit(c))
+          return push(t, Frame::kNumber, g_.any_number_), number(std::move(t), c);
+        return push(t, Frame::kLiteral, g_.any_literal_), literal(std::move(t), c);
+      case Node::kObject:
+        if (c != '{') return;
+        push(t, Frame::kObject, node);
+        return out_.push_back(std::move(t));
+      case Node::kArray:
+        if (c != '[') return;
+        push(t, Frame::kArray, node);
+        return out_.push_back(std::move(t));
+      case Node::kString:
+        if (c != '"') return;
+        push(t, Frame::kString, node);
+        return out_.push_back(std::move(t));
+      case Node::kNumber:
+      case Node::kInteger:
+        push(t, Frame::kNumber, node);
+        return number(std::move(t), c);
+      case Node::kLiterals:
+        push(t, Frame::kLiteral, node);
+        return literal(std::move(t), c);
+      case Node::kAnyOf:
+        return;
+    }
+  }
+
+  // After a child frame ends: nothing to record (the parent set its next state when it pushed
+  // the child); a thread whose stack empties has read a whole document.
+  void finished(Thread t) { out_.push_back(std::move(t)); }
+
+  void object(Thread t, unsigned char c) {
+    Frame& f = t.stack.back();
+    const Node& n = *f.node;
+    switch (f.state) {
+      case 0:  // after '{'
+      case 4:  // after ','
+        if (whitespace(t, c)) return;
+        if (c == '"' && key_available(f)) {
+          f.state = 1;
+          f.text.clear();
+          return out_.push_back(std::move(t));
+        }
+        if (c == '}' && f.state == 0 && all_required_seen(f)) {
+          t.stack.pop_back();
+          return finished(std::move(t));
+        }
+        return;
+      case 1: {  // in a key
+        if (c == '"') {
+          if (f.utf8_more > 0) return;
+          f.key = -1;
+          for (size_t i = 0; i < n.keys.size(); ++i)
+            if (n.keys[i] == f.text) f.key = static_cast<int>(i);
+          if (f.key >= 0 && (f.seen >> f.key & 1)) return;  // a duplicate
+          if (f.key < 0) {
+            if (!n.additional) return;
+            if (std::find(f.extra.begin(), f.extra.end(), f.text) != f.extra.end()) return;
+          }
+          f.state = 2;
+          return out_.push_back(std::move(t));
+        }
+        if (c < 0x20 || c == '\\') return;
+        if (f.utf8_more > 0 || c >= 0x80) {
+          if (!utf8_byte(f, c)) return;
+        }
+        f.text.push_back(static_cast<char>(c));
+        if (!n.additional) {
+          bool ok = false;
+          for (size_t i = 0; i < n.keys.size() && !ok; ++i)
+            ok = !(f.seen >> i & 1) && n.keys[i].compare(0, f.text.size(), f.text) == 0 &&
+                 n.keys[i].size() >= f.text.size();
+          if (!ok) return;
+        }
+        return out_.push_back(std::move(t));
+      }
+      case 2: {  // after a key
+        if (whitespace(t, c)) return;
+        if (c != ':') return;
+        const Node* v = f.key >= 0 ? n.values[static_cast<size_t>(f.key)] : n.additional;
+        if (f.key >= 0) {
+          f.seen |= uint64_t{1} << f.key;
+        } else {
+          f.extra.push_back(f.text);
+        }
+        f.state = 3;
+        t.stack.push_back(value_frame(v));
+        return out_.push_back(std::move(t));
+      }
+      case 3:  // after a value
+        if (whitespace(t, c)) return;
+        if (c == ',' && key_available(f)) {
+          f.state = 4;
+          return out_.push_back(std::move(t));
+        }
+        if (c == '}' && all_required_seen(f)) {
+          t.stack.pop_back();
+          return finished(std::move(t));
+        }
+        return;
+    }
+  }
+
+  void array(Thread t, unsigned char c) {
+    Frame& f = t.stack.back();
+    const Node& n = *f.node;
+    const bool more = n.max_items < 0 || f.count < n.max_items;
+    switch (f.state) {
+      case 0:  // after '['
+        if (whitespace(t, c)) return;
+        if (c == ']') {
+          if (n.min_items > 0) return;
+          t.stack.pop_back();
+          return finished(std::move(t));
+        }
+        [[fallthrough]];
+      case 2:  // after ','
+        if (f.state == 2 && whitespace(t, c)) return;
+        if (!more) return;
+        ++f.count;
+        f.state = 1;
+        t.stack.push_back(value_frame(n.items));
+        return value(std::move(t), c);
+      case 1:  // after an item
+        if (whitespace(t, c)) return;
+        if (c == ',' && more) {
+          f.state = 2;
+          return out_.push_back(std::move(t));
+        }
+        if (c == ']' && f.count >= n.min_items) {
+          t.stack.pop_back();
+          return finished(std::move(t));
+        }
+        return;
+    }
+  }
+
+  void string(Thread t, unsigned char c) {
+    Frame& f = t.stack.back();
+    const Node& n = *f.node;
+    const bool room = n.max_len < 0 || f.count < n.max_len;
+    if (f.state == 0 && f.utf8_more > 0) {  // inside a multi-byte character
+      if (!utf8_byte(f, c)) return;
+      return out_.push_back(std::move(t));
+    }
+    if (f.state == 0) {
+      if (c == '"') {
+        if (f.count < n.min_len) return;
+        t.stack.pop_back();
+        return finished(std::move(t));
+      }
+      if (c < 0x20) return;
+      if (c == '\\') {
+        if (!room) return;
+        f.state = 1;
+        return out_.push_back(std::move(t));
+      }
+      if (c >= 0x80 && !utf8_byte(f, c)) return;
+      if (!room) return;
+      ++f.count;
+      return out_.push_back(std::move(t));
+    }
+    if (f.state == 1) {  // after a backslash
+      if (c == 'u') {
+        f.state = 14;  // 4 hex digits to come
+      } else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' ||
+                 c == 'r' || c == 't') {
+        f.state = 0;
+        ++f.count;
+      } else {
+        return;
+      }
+      return out_.push_back(std::move(t));
+    }
+    // In \uXXXX. No surrogates (\uD800-\uDFFF): a lone one is not valid JSON text for most
+    // parsers, and pairs are left to raw UTF-8.
+    if (f.state == 23) {  // after \uD: 0-7 only
+      if (c < '0' || c > '7') return;
+      f.state = 12;
+      return out_.push_back(std::move(t));
+    }
+    if (!is_hex(c)) return;
+    if (f.state == 14 && (c == 'd' || c == 'D')) {
+      f.state = 23;
+      return out_.push_back(std::move(t));
+    }
+    f.state = f.state == 11 ? 0 : f.state - 1;
+    if (f.state == 0) ++f.count;
+    return out_.push_back(std::move(t));
+  }
+
+  void number(Thread t, unsigned char c) {
+    Frame& f = t.stack.back();
+    const bool integer = f.node->kind == Node::kInteger;
+    auto go = [&](int state, int64_t count) {
+      f.state = state;
+      f.count = count;
+      out_.push_back(std::move(t));
+    };
+    switch (f.state) {
+      case 0:
+        if (c == '-') return go(1, 0);
+        [[fallthrough]];
+      case 1:
+        if (c == '0') return go(2, 1);
+        if (is_digit(c)) return go(3, 1);
+        return;
+      case 2:
+      case 3:
+        if (f.state == 3 && is_digit(c)) {
+          if (f.count < kMaxIntDigits) go(3, f.count + 1);
+          return;
+        }
+        if (!integer && c == '.') return go(4, 0);
+        if (!integer && (c == 'e' || c == 'E')) return go(6, 0);
+        break;
+      case 4:
+        if (is_digit(c)) return go(5, 1);
+        return;
+      case 5:
+        if (is_digit(c)) {
+          if (f.count < kMaxFracDigits) go(5, f.count + 1);
+          return;
+        }
+        if (c == 'e' || c == 'E') return go(6, 0);
+        break;
+      case 6:
+        if (c == '+' || c == '-') return go(7, 0);
+        [[fallthrough]];
+      case 7:
+        if (is_digit(c)) return go(8, 1);
+        return;
+      case 8:
+        if (is_digit(c)) {
+          if (f.count < kMaxExpDigits) go(8, f.count + 1);
+          return;
+        }
+        break;
+    }
+    // The number ended before c: c belongs to the enclosing value.
+    if (!number_accepting(f)) return;
+    t.stack.pop_back();
+    if (t.stack.empty()) return;  // nothing may follow a whole document
+    step(std::move(t), c);
+  }
+
+  void literal(Thread t, unsigned char c) {
+    Frame& f = t.stack.back();
+    const std::string next = f.text + static_cast<char>(c);
+    for (const auto& l : f.node->literals) {
+      if (l.size() >= next.size() && l.compare(0, next.size(), next) == 0) {
+        f.text = next;
+        return out_.push_back(std::move(t));
+      }
+    }
+    if (!literal_complete(f)) return;
+    t.stack.pop_back();
+    if (t.stack.empty()) return;
+    step(std::move(t), c);
+  }
+
+  const JsonGrammar& g_;
+  std::vector<Thread>& out_;
+};
+
+JsonMatcher::JsonMatcher(std::shared_ptr<const JsonGrammar> grammar)
+    : grammar_(std::move(grammar)) {
+  Thread t;
+  t.stack.push_back(value_frame(grammar_->root()));
+  threads_.push_back(std::move(t));
+}
+
+bool JsonMatcher::feed(std::string_view bytes) {
+  for (unsigned char c : bytes) {
+    std::vector<Thread> next;
+    MatcherStep step(*grammar_, next);
+    for (auto& t : threads_) step.step(t, c);
+    threads_ = std::move(next);
+    if (threads_.empty()) return false;
+  }
+  return true;
+}
+
+namespace {
+
+bool thread_complete(const Thread& t) {
+  if (t.stack.empty()) return true;
+  if (t.stack.size() != 1) return false;
+  const Frame& f = t.stack.back();
+  if (f.type == Frame::kNumber) return number_accepting(f);
+  if (f.type == Frame::kLiteral) return literal_complete(f);
+  return false;
+}
+
+int64_t frame_cost(const Frame& f, bool top) {
+  const Node& n = *f.node;
+  switch (f.type) {
+    case Frame::kValue:
+      return n.min_bytes;
+    case Frame::kString: {
+      const int64_t chars = std::max<int64_t>(0, n.min_len - f.count);
+      if (f.state == 0) return f.utf8_more + chars + 1;
+      if (f.state == 1) return std::max<int64_t>(1, chars) + 1;
+      return (f.state == 23 ? 3 : f.state - 10) + std::max<int64_t>(0, chars - 1) + 1;
+    }
+    case Frame::kNumber:
+      return number_accepting(f) ? 0 : 1;
+    case Frame::kLiteral: {
+      int64_t m = kBig;
+      for (const auto& l : n.literals)
+        if (l.size() >= f.text.size() && l.compare(0, f.text.size(), f.text) == 0)
+          m = std::min<int64_t>(m, static_cast<int64_t>(l.size() - f.text.size()));
+      return m;
+    }
+    case Frame::kObject: {
+      auto entry = [&](size_t i) {  // "key":value
+        return static_cast<int64_t>(n.keys[i].size()) + 3 + n.values[i]->min_bytes;
+      };
+      switch (top ? f.state : 3) {
+        case 0:
+        case 4: {
+          // Required keys first (the first without a comma); else the cheapest key after ','.
+          int64_t m = required_rest(f, -1);
+          if (m > 0) return m - 1 + 1;
+          if (f.state == 0) return 1;
+          int64_t best = n.additional ? 3 + n.additional->min_bytes : kBig;
+          for (size_t i = 0; i < n.keys.size(); ++i)
+            if (!(f.seen >> i & 1)) best = std::min(best, entry(i));
+          return best + 1;
+        }
+        case 1: {  // in a key: finish it, ':', its value, the rest
+          int64_t best = kBig;
+          for (size_t i = 0; i < n.keys.size(); ++i) {
+            if ((f.seen >> i & 1) || n.keys[i].size() < f.text.size() ||
+                n.keys[i].compare(0, f.text.size(), f.text) != 0)
+              continue;
+            best = std::min(best, static_cast<int64_t>(n.keys[i].size() - f.text.size()) + 2 +
+                                      n.values[i]->min_bytes +
+                                      required_rest(f, static_cast<int>(i)) + 1);
+          }
+          if (n.additional)
+            best = std::min(best,
+                            f.utf8_more + 2 + n.additional->min_bytes + required_rest(f, -1) + 1);
+          return best;
+        }
+        case 2: {
+          const Node* v = f.key >= 0 ? n.values[static_cast<size_t>(f.key)] : n.additional;
+          return 1 + v->min_bytes + required_rest(f, f.key) + 1;
+        }
+        default:  // a value is being read, or was
+          return required_rest(f, -1) + 1;
+      }
+    }
+    case Frame::kArray: {
+      const int64_t m = n.items->min_bytes;
+      if (top && f.state == 0) {
+        if (n.min_items == 0) return 1;
+        return n.min_items * m + (n.min_items - 1) + 1;
+      }
+      if (top && f.state == 2)
+        return m + std::max<int64_t>(0, n.min_items - f.count - 1) * (1 + m) + 1;
+      return std::max<int64_t>(0, n.min_items - f.count) * (1 + m) + 1;
+    }
+  }
+  return kBig;
+}
+
+}  // namespace
+
+bool JsonMatcher::complete() const {
+  for (const auto& t : threads_)
+    if (thread_complete(t)) return true;
+  return false;
+}
+
+bool JsonMatcher::closed() const {
+  for (const auto& t : threads_) {
+    if (!t.stack.empty()) {
+      if (t.stack.size() != 1) return false;
+      const Frame& f = t.stack.back();
+      if (f.type == Frame::kLiteral && literal_complete(f) && !literal_extendable(f)) continue;
+      return false;
+    }
+  }
+  return !threads_.empty();
+}
+
+int64_t JsonMatcher::min_remaining() const {
+  int64_t best = kBig;
+  for (const auto& t : threads_) {
+    int64_t m = 0;
+    for (size_t i = 0; i < t.stack.size(); ++i)
+      m = std::min(kBig, m + frame_cost(t.stack[i], i + 1 == t.stack.size()));
+    best = std::min(best, m);
+  }
+  return best;
+}
+
+std::vector<bool> allowed_tokens(const JsonMatcher& matcher,
+                                 const std::vector<std::string>& token_bytes, int32_t eos_id,
+                                 int64_t tokens_left) {
+  std::vector<bool> allowed(token_bytes.size(), false);
+  const bool complete = matcher.complete();
+  if (eos_id >= 0 && static_cast<size_t>(eos_id) < allowed.size()) allowed[eos_id] = complete;
+  if (matcher.closed()) return allowed;
+  for (size_t id = 0; id < token_bytes.size(); ++id) {
+    if (static_cast<int32_t>(id) == eos_id || token_bytes[id].empty()) continue;
+    JsonMatcher m = matcher;
+    allowed[id] = m.feed(token_bytes[id]) && m.min_remaining() <= tokens_left;
+  }
+  return allowed;
+}
+
+}  // namespace reef
