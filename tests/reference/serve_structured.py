@@ -3,7 +3,9 @@
   serve_structured.py make OUT_DIR
       OUT_DIR/model/: a small random llama (transformers; context 1024) with a byte-level BPE
       tokenizer trained by `tokenizers` on JSON-like text (so tokens span several characters:
-      '{"', '":', ...), saved without a chat template (the server's ChatML fallback renders).
+      '{"', '":', ...) and TOOL_TEMPLATE, a ChatML template that renders tools, tool calls and
+      tool results the Hermes way (Qwen2.5 and Hermes models write calls as
+      <tool_call>{"name": ..., "arguments": ...}</tool_call>).
 
   serve_structured.py check BASE_URL
       With the openai client against BASE_URL/v1:
@@ -15,6 +17,11 @@
       - json_object: 20 samples, each a JSON object.
       - chat.completions.parse with a pydantic model (nested, optional, enum, list): parsed.
       - a schema with a keyword the server cannot enforce (pattern): 400 naming response_format.
+      - tools: tool_choice "required" (n=10, temperature 1) gives tool_calls naming a tool with
+        arguments valid under its parameters and finish_reason "tool_calls"; a named tool_choice
+        calls only that function; parallel_tool_calls false gives one call; streamed, the calls
+        arrive in a delta; a second turn carrying the assistant's tool_calls and a tool result
+        is rendered with both (read back through /tokenize and /detokenize) and answered.
       Prints the counts and "all structured-output checks passed"; exits 1 on any failure.
 """
 import json
@@ -74,6 +81,19 @@ SCHEMAS = {
 }
 
 
+TOOL_TEMPLATE = (
+    "{%- if tools %}<|im_start|>system\nFunctions you may call, one <tool_call> block each:\n"
+    "{%- for t in tools %}\n{{ t | tojson }}{%- endfor %}<|im_end|>\n{%- endif %}"
+    "{%- for m in messages %}"
+    "{%- if m.role == 'assistant' and m.tool_calls %}<|im_start|>assistant\n"
+    "{%- for c in m.tool_calls %}<tool_call>\n{\"name\": \"{{ c.function.name }}\", "
+    "\"arguments\": {{ c.function.arguments | tojson }}}\n</tool_call>{%- endfor %}<|im_end|>\n"
+    "{%- elif m.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ m.content }}\n"
+    "</tool_response><|im_end|>\n"
+    "{%- else %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{%- endif %}"
+    "{%- endfor %}{%- if add_generation_prompt %}<|im_start|>assistant\n{%- endif %}")
+
+
 def make(out):
     import torch
     import transformers
@@ -102,8 +122,10 @@ def make(out):
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     model.save_pretrained(f"{out}/model")
-    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
-                            bos_token="<|endoftext|>").save_pretrained(f"{out}/model")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
+                                   bos_token="<|endoftext|>")
+    fast.chat_template = TOOL_TEMPLATE
+    fast.save_pretrained(f"{out}/model")
     print("made", f"{out}/model", "vocab", tok.get_vocab_size())
 
 
@@ -183,6 +205,8 @@ def check(base):
     except openai.BadRequestError as e:
         if e.body.get("param") != "response_format" or "pattern" not in e.body.get("message", ""):
             failures.append(f"pattern schema: unexpected error {e.body}")
+    tool_summary = check_tools(client, base, failures)
+    print(tool_summary)
     print(f"{total} schema-constrained samples over {len(SCHEMAS)} schemas, finish reasons "
           f"{finishes}, mean length {sum(lengths) / len(lengths):.0f} characters; json_object "
           f"{objects}/10; pydantic parse {parsed}/5")
@@ -191,6 +215,85 @@ def check(base):
     if failures:
         sys.exit(1)
     print("all structured-output checks passed")
+
+
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+            "required": ["city", "unit"], "additionalProperties": False}}},
+    {"type": "function", "function": {
+        "name": "get_time", "parameters": {"type": "object", "properties": {
+            "zone": {"type": "string", "maxLength": 6}}, "required": ["zone"],
+            "additionalProperties": False}}},
+]
+
+
+def check_tools(client, base, failures):
+    import jsonschema
+    import requests
+    params = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+    def calls_of(choice, what):
+        if choice.finish_reason != "tool_calls" or not choice.message.tool_calls:
+            failures.append(f"{what}: no tool call ({choice.finish_reason}): {choice.message}")
+            return []
+        for call in choice.message.tool_calls:
+            try:
+                jsonschema.validate(json.loads(call.function.arguments), params[call.function.name])
+            except Exception as e:  # noqa: BLE001
+                failures.append(f"{what}: {call.function.name} {call.function.arguments!r}: {e}")
+        return choice.message.tool_calls
+
+    r = client.chat.completions.create(model="model", messages=messages, tools=TOOLS,
+                                       tool_choice="required", n=10, temperature=1.0,
+                                       max_tokens=300, seed=5)
+    n_calls = sum(len(calls_of(c, "required")) for c in r.choices)
+    r = client.chat.completions.create(
+        model="model", messages=messages, tools=TOOLS, temperature=1.0, max_tokens=300, n=5,
+        seed=6, tool_choice={"type": "function", "function": {"name": "get_time"}})
+    for c in r.choices:
+        if any(call.function.name != "get_time" for call in calls_of(c, "named")):
+            failures.append(f"named: another function was called: {c.message.tool_calls}")
+    r = client.chat.completions.create(model="model", messages=messages, tools=TOOLS,
+                                       tool_choice="required", parallel_tool_calls=False, n=5,
+                                       temperature=1.0, max_tokens=300, seed=7)
+    for c in r.choices:
+        if len(calls_of(c, "single")) != 1:
+            failures.append(f"parallel_tool_calls false: {len(c.message.tool_calls or [])} calls")
+    # Streamed: the calls come in a delta, the stream ends with finish_reason tool_calls.
+    streamed, finish = [], None
+    for chunk in client.chat.completions.create(model="model", messages=messages, tools=TOOLS,
+                                                tool_choice="required", temperature=1.0,
+                                                max_tokens=300, seed=8, stream=True):
+        for ch in chunk.choices:
+            streamed += ch.delta.tool_calls or []
+            finish = ch.finish_reason or finish
+    if not streamed or finish != "tool_calls":
+        failures.append(f"stream: {len(streamed)} tool call deltas, finish {finish}")
+    # Two turns: the assistant's call and the tool's result go back to the model.
+    first = client.chat.completions.create(model="model", messages=messages, tools=TOOLS,
+                                           tool_choice="required", parallel_tool_calls=False,
+                                           temperature=0, max_tokens=300)
+    call = first.choices[0].message.tool_calls[0]
+    turn2 = messages + [first.choices[0].message.model_dump(exclude_none=True),
+                        {"role": "tool", "tool_call_id": call.id, "content": "21 degrees"}]
+    second = client.chat.completions.create(model="model", messages=turn2, tools=TOOLS,
+                                            tool_choice="none", max_tokens=8, temperature=0)
+    if second.choices[0].message.tool_calls or second.choices[0].message.content is None:
+        failures.append(f"second turn: {second.choices[0].message}")
+    ids = requests.post(f"{base}/tokenize", json={"messages": turn2, "tools": TOOLS}).json()["tokens"]
+    rendered = requests.post(f"{base}/detokenize", json={"tokens": ids}).json()["prompt"]
+    want_call = f'<tool_call>\n{{"name": "{call.function.name}", "arguments": '
+    for piece in (want_call, "<tool_response>\n21 degrees\n</tool_response>", '"get_time"'):
+        if piece not in rendered:
+            failures.append(f"second turn: {piece!r} not in the rendered prompt:\n{rendered}")
+    if second.usage.prompt_tokens != len(ids):
+        failures.append(f"second turn: {second.usage.prompt_tokens} prompt tokens, /tokenize {len(ids)}")
+    return (f"tools: {n_calls} calls from 10 required samples; named, single, streamed and "
+            f"two-turn checks done")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 // completions (temperature 1) over 12 JSON schemas with response_format json_schema all parse
 // and validate with `jsonschema` and end by themselves; json_object answers are objects; the
 // official openai client's chat.completions.parse fills a pydantic model; a keyword the server
-// cannot enforce is a 400 naming response_format.
+// cannot enforce is a 400 naming response_format. Tools (a Hermes-style template): required,
+// named and single calls come back as tool_calls whose arguments validate under the tool's
+// parameters, streamed calls arrive in a delta, and a second turn with the call and the tool's
+// result is rendered with both and answered.
 #include <gtest/gtest.h>
 
 #include "testing/serve_process.h"
@@ -11,7 +14,7 @@
 namespace reef {
 namespace {
 
-TEST(ServeStructuredOutput, SampledOutputsValidateWithJsonschemaAndPydanticParses) {
+TEST(ServeStructuredOutput, SchemasToolCallsAndPydanticParseThroughTheOpenAIClient) {
   const std::string script = testing::source_dir() + "/tests/reference/serve_structured.py";
   const std::string made = testing::cached_python_output(script, {"make"});
   testing::ServeProcess server(made + "/model", {"--max-batch", "16"});

@@ -15,7 +15,7 @@ namespace reef {
 using json = nlohmann::json;
 
 struct JsonGrammar::Node {
-  enum Kind { kAny, kObject, kArray, kString, kNumber, kInteger, kLiterals, kAnyOf };
+  enum Kind { kAny, kObject, kArray, kString, kNumber, kInteger, kLiterals, kAnyOf, kSequence };
   Kind kind = kAny;
   // object: declared keys, their schemas and whether required; other keys' schema (null: none)
   std::vector<std::string> keys;
@@ -29,8 +29,10 @@ struct JsonGrammar::Node {
   int64_t min_len = 0, max_len = -1;
   // literals: compact JSON texts
   std::vector<std::string> literals;
-  // anyOf
+  // anyOf; sequence: the parts in order (repeat: the whole sequence again, any number of times)
   std::vector<const Node*> options;
+  bool repeat = false;
+  bool raw = false;        // literals: plain text of a sequence, no whitespace before it
   int64_t min_bytes = -1;  // the shortest document of this schema
 };
 
@@ -274,6 +276,11 @@ class GrammarBuilder {
         for (const Node* o : n.options) m = std::min(m, o->min_bytes);
         return m;
       }
+      case Node::kSequence: {
+        int64_t m = 0;
+        for (const Node* o : n.options) m = add(m, o->min_bytes);
+        return m;
+      }
       case Node::kArray: {
         int64_t m = 2;
         for (int64_t i = 0; i < n.min_items; ++i) m = add(m, add(n.items->min_bytes, i > 0));
@@ -298,6 +305,23 @@ class GrammarBuilder {
   std::map<std::string, const Node*> refs_;
 };
 
+void JsonGrammar::finish(GrammarBuilder& b) {
+  // The generic nodes an Any value expands to.
+  Node* any_object = b.make(Node::kObject);
+  any_object->additional = b.any();
+  any_object_ = any_object;
+  Node* any_array = b.make(Node::kArray);
+  any_array->items = b.any();
+  any_array_ = any_array;
+  any_string_ = b.make(Node::kString);
+  any_number_ = b.make(Node::kNumber);
+  Node* lit = b.make(Node::kLiterals);
+  lit->literals = {"true", "false", "null"};
+  any_literal_ = lit;
+  b.compute_min_bytes();
+  if (root_->min_bytes >= kBig) usage_error("schema: no finite document satisfies it");
+}
+
 std::shared_ptr<const JsonGrammar> JsonGrammar::any_object() {
   return from_schema(json{{"type", "object"}});
 }
@@ -306,20 +330,39 @@ std::shared_ptr<const JsonGrammar> JsonGrammar::from_schema(const json& schema) 
   std::shared_ptr<JsonGrammar> g(new JsonGrammar());
   GrammarBuilder b(*g, schema);
   g->root_ = b.build(schema, "");
-  // The generic nodes an Any value expands to.
-  Node* any_object = b.make(Node::kObject);
-  any_object->additional = b.any();
-  g->any_object_ = any_object;
-  Node* any_array = b.make(Node::kArray);
-  any_array->items = b.any();
-  g->any_array_ = any_array;
-  g->any_string_ = b.make(Node::kString);
-  g->any_number_ = b.make(Node::kNumber);
-  Node* lit = b.make(Node::kLiterals);
-  lit->literals = {"true", "false", "null"};
-  g->any_literal_ = lit;
-  b.compute_min_bytes();
-  if (g->root_->min_bytes >= kBig) usage_error("schema: no finite document satisfies it");
+  g->finish(b);
+  return g;
+}
+
+std::shared_ptr<const JsonGrammar> JsonGrammar::wrapped(const std::vector<json>& schemas,
+                                                        const std::string& before,
+                                                        const std::string& after, bool repeat) {
+  if (schemas.empty()) usage_error("tool calls: no schema");
+  std::shared_ptr<JsonGrammar> g(new JsonGrammar());
+  // Each schema's $refs resolve against that schema.
+  std::vector<const Node*> docs;
+  std::vector<std::unique_ptr<GrammarBuilder>> builders;
+  for (size_t i = 0; i < schemas.size(); ++i) {
+    builders.push_back(std::make_unique<GrammarBuilder>(*g, schemas[i]));
+    docs.push_back(builders.back()->build(schemas[i], fmt::format("[{}]", i)));
+  }
+  GrammarBuilder& b = *builders.front();
+  Node* alt = b.make(Node::kAnyOf);
+  alt->options = docs;
+  Node* seq = b.make(Node::kSequence);
+  seq->repeat = repeat;
+  for (const std::string* lit : {&before, static_cast<const std::string*>(nullptr), &after}) {
+    if (!lit) {
+      seq->options.push_back(alt);
+    } else if (!lit->empty()) {
+      Node* l = b.make(Node::kLiterals);
+      l->literals = {*lit};
+      l->raw = true;
+      seq->options.push_back(l);
+    }
+  }
+  g->root_ = seq;
+  g->finish(b);
   return g;
 }
 
@@ -434,6 +477,8 @@ class MatcherStep {
         return number(std::move(t), c);
       case Frame::kLiteral:
         return literal(std::move(t), c);
+      case Frame::kSequence:
+        return sequence(std::move(t), c);
     }
   }
 
@@ -458,8 +503,12 @@ class MatcherStep {
   }
 
   void value(Thread t, unsigned char c) {
-    if (whitespace(t, c)) return;
     const Node* node = t.stack.back().node;
+    if (node->raw) {
+      t.ws = 0;
+    } else if (whitespace(t, c)) {
+      return;
+    }
     if (node->kind == Node::kAnyOf) {
       for (const Node* o : node->options) {
         Thread u = t;
@@ -496,6 +545,9 @@ class MatcherStep {
       case Node::kLiterals:
         push(t, Frame::kLiteral, node);
         return literal(std::move(t), c);
+      case Node::kSequence:
+        push(t, Frame::kSequence, node);
+        return sequence(std::move(t), c);
       case Node::kAnyOf:
         return;
     }
@@ -720,6 +772,35 @@ class MatcherStep {
     step(std::move(t), c);
   }
 
+  // The next part starts with c; at the end, another round (repeat) or the enclosing value.
+  void sequence(Thread t, unsigned char c) {
+    Frame& f = t.stack.back();
+    const Node& n = *f.node;
+    if (f.state < static_cast<int>(n.options.size())) {
+      const Node* part = n.options[static_cast<size_t>(f.state++)];
+      t.stack.push_back(value_frame(part));
+      return value(std::move(t), c);
+    }
+    if (n.repeat && is_ws(c)) {  // whitespace between rounds
+      if (t.ws < kMaxWhitespace) {
+        ++t.ws;
+        out_.push_back(std::move(t));
+      }
+      return;
+    }
+    if (n.repeat) {
+      Thread again = t;
+      Frame& g = again.stack.back();
+      g.state = 1;
+      ++g.count;
+      again.stack.push_back(value_frame(n.options.front()));
+      value(std::move(again), c);
+    }
+    t.stack.pop_back();
+    if (t.stack.empty()) return;
+    step(std::move(t), c);
+  }
+
   void literal(Thread t, unsigned char c) {
     Frame& f = t.stack.back();
     const std::string next = f.text + static_cast<char>(c);
@@ -759,12 +840,33 @@ bool JsonMatcher::feed(std::string_view bytes) {
 
 namespace {
 
+// The frames under a finished top (a whole number or literal) are all sequences at their end.
+bool rest_finished(const Thread& t, size_t below, bool closed) {
+  for (size_t i = 0; i < below; ++i) {
+    const Frame& f = t.stack[i];
+    if (f.type != Frame::kSequence || f.state < static_cast<int>(f.node->options.size()) ||
+        (closed && f.node->repeat))
+      return false;
+  }
+  return true;
+}
+
 bool thread_complete(const Thread& t) {
   if (t.stack.empty()) return true;
-  if (t.stack.size() != 1) return false;
   const Frame& f = t.stack.back();
-  if (f.type == Frame::kNumber) return number_accepting(f);
-  if (f.type == Frame::kLiteral) return literal_complete(f);
+  bool top_done = false;
+  if (f.type == Frame::kNumber) top_done = number_accepting(f);
+  if (f.type == Frame::kLiteral) top_done = literal_complete(f);
+  if (f.type == Frame::kSequence) return rest_finished(t, t.stack.size(), false);
+  return top_done && rest_finished(t, t.stack.size() - 1, false);
+}
+
+bool thread_closed(const Thread& t) {
+  if (t.stack.empty()) return true;
+  const Frame& f = t.stack.back();
+  if (f.type == Frame::kLiteral && literal_complete(f) && !literal_extendable(f))
+    return rest_finished(t, t.stack.size() - 1, true);
+  if (f.type == Frame::kSequence) return rest_finished(t, t.stack.size(), true);
   return false;
 }
 
@@ -827,6 +929,12 @@ int64_t frame_cost(const Frame& f, bool top) {
           return required_rest(f, -1) + 1;
       }
     }
+    case Frame::kSequence: {
+      int64_t m = 0;
+      for (size_t i = static_cast<size_t>(f.state); i < n.options.size(); ++i)
+        m = std::min(kBig, m + n.options[i]->min_bytes);
+      return m;
+    }
     case Frame::kArray: {
       const int64_t m = n.items->min_bytes;
       if (top && f.state == 0) {
@@ -850,14 +958,8 @@ bool JsonMatcher::complete() const {
 }
 
 bool JsonMatcher::closed() const {
-  for (const auto& t : threads_) {
-    if (!t.stack.empty()) {
-      if (t.stack.size() != 1) return false;
-      const Frame& f = t.stack.back();
-      if (f.type == Frame::kLiteral && literal_complete(f) && !literal_extendable(f)) continue;
-      return false;
-    }
-  }
+  for (const auto& t : threads_)
+    if (!thread_closed(t)) return false;
   return !threads_.empty();
 }
 

@@ -26,6 +26,8 @@
 
 namespace reef {
 
+class GrammarBuilder;
+
 class JsonGrammar {
  public:
   // Any JSON object (response_format json_object).
@@ -33,6 +35,11 @@ class JsonGrammar {
   // A schema; throws reef::Error(kUsage) naming the JSON pointer of an unsupported or malformed
   // keyword.
   static std::shared_ptr<const JsonGrammar> from_schema(const nlohmann::json& schema);
+  // Tool calls: `before` + a JSON document valid under one of `schemas` + `after`, once, or
+  // repeated (whitespace between) when `repeat`. Errors as from_schema, naming schemas[i].
+  static std::shared_ptr<const JsonGrammar> wrapped(const std::vector<nlohmann::json>& schemas,
+                                                    const std::string& before,
+                                                    const std::string& after, bool repeat);
 
   struct Node;
   const Node* root() const { return root_; }
@@ -46,6 +53,7 @@ class JsonGrammar {
 
  private:
   JsonGrammar() = default;
+  void finish(GrammarBuilder& b);  // the generic nodes, the shortest lengths, the check
   std::vector<std::unique_ptr<Node>> nodes_;
   const Node* root_ = nullptr;
   friend class GrammarBuilder;
@@ -68,7 +76,7 @@ class JsonMatcher {
 
   // One open construct of the document being read.
   struct Frame {
-    enum Type : uint8_t { kValue, kObject, kArray, kString, kNumber, kLiteral };
+    enum Type : uint8_t { kValue, kObject, kArray, kString, kNumber, kLiteral, kSequence };
     Type type = kValue;
     const JsonGrammar::Node* node = nullptr;
     int state = 0;

@@ -6,8 +6,10 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <random>
 
 #include "reef/base/error.h"
@@ -161,30 +163,137 @@ void parse_prompt(const json& body, CompletionRequest* r) {
   }
 }
 
+// A message as the chat template sees it: role and content, plus an assistant's tool_calls (their
+// arguments parsed from JSON text into objects, as vLLM hands them to templates) and a tool
+// message's tool_call_id and name.
+nlohmann::ordered_json template_message(const json& msg, size_t i) {
+  const std::string key = fmt::format("messages[{}]", i);
+  if (!msg.is_object()) bad_field(key, "an object with role and content", msg);
+  const json* role = get(msg, "role");
+  if (!role || !role->is_string()) bad_field(key + ".role", "a string", role ? *role : json());
+  const json* content = get(msg, "content");
+  nlohmann::ordered_json one = nlohmann::ordered_json::object();
+  one["role"] = role->get<std::string>();
+  one["content"] = content ? message_content(*content, i) : "";
+  if (const json* calls = get(msg, "tool_calls")) {
+    if (!calls->is_array()) bad_field(key + ".tool_calls", "an array", *calls);
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (size_t c = 0; c < calls->size(); ++c) {
+      const json& call = (*calls)[c];
+      const std::string ck = fmt::format("{}.tool_calls[{}]", key, c);
+      const json* fn = call.is_object() ? get(call, "function") : nullptr;
+      if (!fn || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string())
+        bad_field(ck, "{\"type\": \"function\", \"function\": {\"name\", \"arguments\"}}", call);
+      nlohmann::ordered_json args = nlohmann::ordered_json::object();
+      if (const json* a = get(*fn, "arguments")) {
+        args = a->is_string() ? nlohmann::ordered_json::parse(a->get<std::string>(), nullptr, false)
+                              : nlohmann::ordered_json::parse(a->dump());
+        if (args.is_discarded()) bad_field(ck + ".function.arguments", "JSON text", *a);
+      }
+      nlohmann::ordered_json f = {{"name", (*fn)["name"]}, {"arguments", args}};
+      nlohmann::ordered_json entry = {{"type", "function"}, {"function", f}};
+      if (const json* id = get(call, "id")) entry["id"] = *id;
+      out.push_back(std::move(entry));
+    }
+    one["tool_calls"] = std::move(out);
+  }
+  for (const char* k : {"tool_call_id", "name"}) {
+    if (const json* v = get(msg, k)) {
+      if (!v->is_string()) bad_field(key + "." + k, "a string", *v);
+      one[k] = *v;
+    }
+  }
+  return one;
+}
+
 void parse_messages(const json& body, const ChatTemplate& tmpl, CompletionRequest* r,
                     bool add_generation_prompt = true) {
   const json* m = get(body, "messages");
   if (!m) throw ApiError(400, "'messages' is required", "invalid_request_error", "messages");
   if (!m->is_array() || m->empty()) bad_field("messages", "a non-empty array of messages", *m);
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-  for (size_t i = 0; i < m->size(); ++i) {
-    const json& msg = (*m)[i];
-    const std::string key = fmt::format("messages[{}]", i);
-    if (!msg.is_object()) bad_field(key, "an object with role and content", msg);
-    const json* role = get(msg, "role");
-    if (!role || !role->is_string()) bad_field(key + ".role", "a string", role ? *role : json());
-    const json* content = get(msg, "content");
-    nlohmann::ordered_json one = nlohmann::ordered_json::object();
-    one["role"] = role->get<std::string>();
-    one["content"] = content ? message_content(*content, i) : "";
-    messages.push_back(std::move(one));
-  }
+  for (size_t i = 0; i < m->size(); ++i) messages.push_back(template_message((*m)[i], i));
   ChatOptions options;
   options.add_generation_prompt = add_generation_prompt;
+  if (!r->tools.is_null()) options.tools = r->tools;
   try {
     r->prompts.push_back({tmpl.render(messages, options).text, std::nullopt});
   } catch (const Error& e) {  // the template's raise_exception (e.g. roles out of order)
     throw ApiError(400, e.what(), "invalid_request_error", "messages");
+  }
+}
+
+// tools, tool_choice, parallel_tool_calls; the grammar that forces calls for "required" or a
+// named function.
+void parse_tools(const json& body, const ChatTemplate& tmpl, CompletionRequest* r) {
+  const json* tools = get(body, "tools");
+  const json* choice = get(body, "tool_choice");
+  if (!tools) {
+    if (choice && !(choice->is_string() && choice->get<std::string>() == "none"))
+      throw ApiError(400, "'tool_choice' needs 'tools'", "invalid_request_error", "tool_choice");
+    return;
+  }
+  if (!tools->is_array() || tools->empty())
+    bad_field("tools", "a non-empty array of tools", *tools);
+  std::vector<std::string> names;
+  std::map<std::string, json> params;
+  r->tools = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < tools->size(); ++i) {
+    const json& t = (*tools)[i];
+    const std::string key = fmt::format("tools[{}]", i);
+    const json* fn = t.is_object() ? get(t, "function") : nullptr;
+    if (!t.is_object() || t.value("type", "") != "function" || !fn || !fn->is_object() ||
+        !fn->contains("name") || !(*fn)["name"].is_string())
+      bad_field(key, "{\"type\": \"function\", \"function\": {\"name\", ...}}", t);
+    const std::string name = (*fn)["name"].get<std::string>();
+    if (params.count(name))
+      throw ApiError(400, fmt::format("'tools' names the function '{}' twice", name),
+                     "invalid_request_error", "tools");
+    names.push_back(name);
+    params[name] = fn->contains("parameters") ? (*fn)["parameters"] : json{{"type", "object"}};
+    r->tools.push_back(nlohmann::ordered_json::parse(t.dump()));
+  }
+  r->tool_format = tmpl.source().find("<tool_call>") != std::string::npos ? "hermes" : "json";
+  if (auto p = boolean(body, "parallel_tool_calls")) r->parallel_tool_calls = *p;
+  std::vector<std::string> forced;  // the functions a call must name ("required"/named)
+  if (choice) {
+    if (choice->is_string()) {
+      r->tool_choice = choice->get<std::string>();
+      if (r->tool_choice != "auto" && r->tool_choice != "none" && r->tool_choice != "required")
+        bad_field("tool_choice", "\"auto\", \"none\", \"required\" or a named function", *choice);
+      if (r->tool_choice == "required") forced = names;
+    } else if (choice->is_object() && choice->value("type", "") == "function" &&
+               choice->contains("function") && (*choice)["function"].is_object() &&
+               (*choice)["function"].contains("name") &&
+               (*choice)["function"]["name"].is_string()) {
+      r->tool_choice = (*choice)["function"]["name"].get<std::string>();
+      if (!params.count(r->tool_choice))
+        throw ApiError(
+            400, fmt::format("tool_choice names '{}', which is not in 'tools'", r->tool_choice),
+            "invalid_request_error", "tool_choice");
+      forced = {r->tool_choice};
+    } else {
+      bad_field("tool_choice", "\"auto\", \"none\", \"required\" or a named function", *choice);
+    }
+  }
+  if (forced.empty()) return;
+  const bool hermes = r->tool_format == "hermes";
+  std::vector<json> calls;
+  for (const auto& name : forced) {
+    calls.push_back(
+        {{"type", "object"},
+         {"properties",
+          {{"name", {{"const", name}}}, {hermes ? "arguments" : "parameters", params[name]}}},
+         {"required", {"name", hermes ? "arguments" : "parameters"}},
+         {"additionalProperties", false}});
+  }
+  try {
+    r->params.grammar =
+        hermes ? JsonGrammar::wrapped(calls, "<tool_call>\n", "\n</tool_call>",
+                                      r->parallel_tool_calls && forced.size() == names.size())
+               : JsonGrammar::wrapped(calls, "", "", false);
+  } catch (const Error& e) {
+    throw ApiError(400, fmt::format("tools: {}", e.what()), "invalid_request_error", "tools");
   }
 }
 
@@ -240,6 +349,7 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat,
     r.model = m->get<std::string>();
   }
   if (chat) {
+    parse_tools(body, *chat_prompting.chat_template, &r);
     parse_messages(body, *chat_prompting.chat_template, &r);
   } else {
     parse_prompt(body, &r);
@@ -288,7 +398,12 @@ CompletionRequest parse_completion_request(const std::string& text, bool chat,
     if (r.echo) r.params.prompt_logprobs = r.params.logprobs;
   }
   if (boolean(body, "ignore_eos").value_or(false)) sp.stop_at_eos = false;  // vLLM's extension
-  if (const json* rf = get(body, "response_format")) r.params.grammar = parse_response_format(*rf);
+  if (const json* rf = get(body, "response_format")) {
+    if (r.params.grammar)
+      throw ApiError(400, "response_format and a forced tool call cannot be combined",
+                     "invalid_request_error", "response_format");
+    r.params.grammar = parse_response_format(*rf);
+  }
   r.stream = boolean(body, "stream").value_or(false);
   if (const json* so = get(body, "stream_options")) {
     if (!so->is_object()) bad_field("stream_options", "an object", *so);
@@ -306,6 +421,8 @@ ResponseBuilder::ResponseBuilder(const CompletionRequest& request, const std::st
       tokenizer_(tokenizer),
       prompt_ids_(prompt_ids),
       n_(request.params.n) {
+  tools_ = chat_ && !request.tools.is_null() && request.tool_choice != "none";
+  tool_format_ = request.tool_format;
   static std::atomic<uint64_t> counter{0};
   std::random_device rd;
   id_ = fmt::format("{}-{:x}{:08x}", chat_ ? "chatcmpl" : "cmpl", rd(), counter++);
@@ -417,9 +534,105 @@ json ResponseBuilder::chunk(int64_t index, json delta_or_text, const json& logpr
           {"choices", json::array({choice})}};
 }
 
+namespace {
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+std::string call_id() {
+  static std::atomic<uint64_t> counter{0};
+  std::random_device rd;
+  return fmt::format("call_{:08x}{:08x}", rd(), static_cast<uint32_t>(counter++));
+}
+
+// One call from its JSON object, or null when it is not {"name": string, args: object}.
+json call_from(const json& obj, const char* args_key) {
+  if (!obj.is_object() || !obj.contains("name") || !obj["name"].is_string()) return nullptr;
+  json args = obj.contains(args_key) ? obj[args_key] : json::object();
+  if (args.is_string()) args = json::parse(args.get<std::string>(), nullptr, false);
+  if (!args.is_object()) return nullptr;
+  return {{"id", call_id()},
+          {"type", "function"},
+          {"function", {{"name", obj["name"]}, {"arguments", dump_json(args)}}}};
+}
+
+}  // namespace
+
+json parse_tool_calls(const std::string& text, const std::string& format, std::string* rest) {
+  json calls = json::array();
+  rest->clear();
+  if (format == "json") {
+    const json obj = json::parse(trim(text), nullptr, false);
+    json call = obj.is_discarded() ? json(nullptr) : call_from(obj, "parameters");
+    if (call.is_null() && !obj.is_discarded()) call = call_from(obj, "arguments");
+    if (call.is_null()) {
+      *rest = text;
+    } else {
+      calls.push_back(std::move(call));
+    }
+    return calls;
+  }
+  const std::string open = "<tool_call>", close = "</tool_call>";
+  size_t at = 0;
+  while (true) {
+    const size_t b = text.find(open, at);
+    if (b == std::string::npos) break;
+    const size_t e = text.find(close, b + open.size());
+    if (e == std::string::npos) break;
+    const json obj = json::parse(text.substr(b + open.size(), e - b - open.size()), nullptr, false);
+    json call = obj.is_discarded() ? json(nullptr) : call_from(obj, "arguments");
+    if (call.is_null()) {  // not a call after all: it stays text
+      *rest += text.substr(at, e + close.size() - at);
+    } else {
+      *rest += text.substr(at, b - at);
+      calls.push_back(std::move(call));
+    }
+    at = e + close.size();
+  }
+  *rest += text.substr(at);
+  *rest = calls.empty() ? text : trim(*rest);
+  return calls;
+}
+
+void ResponseBuilder::finish_tool_calls(Choice& c) const {
+  std::string rest;
+  json calls = parse_tool_calls(c.text, tool_format_, &rest);
+  if (calls.empty()) return;
+  c.tool_calls = std::move(calls);
+  c.text = rest;
+}
+
 std::vector<json> ResponseBuilder::add(const TokenEvent& e) {
   Choice& c = choices_.at(static_cast<size_t>(e.index));
   std::vector<json> out;
+  if (tools_) {  // held back until the calls can be read
+    if (want_logprobs_ && e.token >= 0) logprob_entry(e, c);
+    c.text += e.text;
+    if (!e.finished) return out;
+    c.finish_reason = e.finish_reason;
+    c.completion_tokens = e.completion_tokens;
+    finish_tool_calls(c);
+    json delta = {{"role", "assistant"}};
+    c.role_sent = true;
+    if (!c.text.empty()) delta["content"] = c.text;
+    if (!c.tool_calls.is_null()) {
+      json calls = json::array();
+      for (size_t i = 0; i < c.tool_calls.size(); ++i) {
+        json call = c.tool_calls[i];
+        call["index"] = i;
+        calls.push_back(std::move(call));
+      }
+      delta["tool_calls"] = std::move(calls);
+      c.finish_reason = "tool_calls";
+    }
+    json lp = want_logprobs_ ? c.logprobs : json(nullptr);
+    out.push_back(chunk(e.index, delta, lp, nullptr));
+    out.push_back(chunk(e.index, json::object(), nullptr, c.finish_reason));
+    return out;
+  }
   if (!c.echoed) {  // the prompt leads: its text, and its logprobs when asked
     c.echoed = true;
     json logprobs = nullptr;
@@ -487,7 +700,11 @@ json ResponseBuilder::response() const {
   for (size_t i = 0; i < choices_.size(); ++i) {
     const Choice& c = choices_[i];
     json choice = {{"index", i}};
-    if (chat_) {
+    if (chat_ && !c.tool_calls.is_null()) {
+      choice["message"] = {{"role", "assistant"},
+                           {"content", c.text.empty() ? json(nullptr) : json(c.text)},
+                           {"tool_calls", c.tool_calls}};
+    } else if (chat_) {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
     } else {
       choice["text"] = c.text;
@@ -519,6 +736,7 @@ json tokenize_response(const std::string& text, const Tokenizer& tokenizer,
   if (get(body, "messages")) {
     CompletionRequest r;
     const bool generation_prompt = boolean(body, "add_generation_prompt").value_or(true);
+    parse_tools(body, *chat_prompting.chat_template, &r);
     parse_messages(body, *chat_prompting.chat_template, &r, generation_prompt);
     prompt = r.prompts.at(0).text;
     add_special = false;  // the template writes its own special tokens

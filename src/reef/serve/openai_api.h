@@ -59,6 +59,15 @@ struct CompletionRequest {
   RequestParams params;               // everything else (sampling.max_new_tokens/seed unset)
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  // Chat tools: the request's `tools` (null: none), tool_choice ("auto", "none", "required" or
+  // a function name), parallel_tool_calls, and how the model writes a call (its template's
+  // format): "hermes" (<tool_call>{"name", "arguments"}</tool_call>, Qwen2.5 and Hermes) or
+  // "json" ({"name", "parameters"}, Llama 3.1). With tools and a choice other than "none", the
+  // answer's calls become tool_calls.
+  nlohmann::ordered_json tools;
+  std::string tool_choice = "auto";
+  bool parallel_tool_calls = true;
+  std::string tool_format = "hermes";
 };
 
 // How chat requests become prompts: the model's chat template (tokenizer/chat_template.h),
@@ -91,7 +100,8 @@ class ResponseBuilder {
 
  private:
   struct Choice {
-    std::string echo;  // the prompt's text when echoed, sent with the choice's first event
+    nlohmann::json tool_calls;  // with tools: the calls read from the finished text (or null)
+    std::string echo;           // the prompt's text when echoed, sent with the choice's first event
     bool echoed = false;
     std::string text;
     std::string finish_reason;
@@ -109,8 +119,12 @@ class ResponseBuilder {
   nlohmann::json top_object(const std::vector<std::pair<int32_t, double>>& top, int32_t token,
                             double logprob) const;
 
+  // With tools: the text is held back and read for calls once the choice finishes.
+  void finish_tool_calls(Choice& c) const;
   bool chat_;
   bool want_logprobs_;
+  bool tools_ = false;
+  std::string tool_format_;
   std::string id_, model_;
   int64_t created_;
   const Tokenizer& tokenizer_;
@@ -121,16 +135,23 @@ class ResponseBuilder {
 };
 
 // vLLM's tokenizer endpoints (what lm-evaluation-harness's remote tokenizer uses):
-// POST /tokenize {"prompt", "add_special_tokens" (true)} or {"messages", "add_generation_prompt"
-// (true), "add_special_tokens" (false)} -> {"count", "max_model_len", "tokens", "token_strs"},
-// tokenized as the model's transformers tokenizer does (special-token text parsed);
-// POST /detokenize {"tokens"} -> {"prompt"}; GET /tokenizer_info -> the special tokens' text,
-// the chat template and the context length. Bad fields throw ApiError(400).
+// POST /tokenize {"prompt", "add_special_tokens" (true)} or {"messages", "tools",
+// "add_generation_prompt" (true), "add_special_tokens" (false)} -> {"count", "max_model_len",
+// "tokens", "token_strs"}, tokenized as the model's transformers tokenizer does (special-token text
+// parsed); POST /detokenize {"tokens"} -> {"prompt"}; GET /tokenizer_info -> the special tokens'
+// text, the chat template and the context length. Bad fields throw ApiError(400).
 nlohmann::json tokenize_response(const std::string& body, const Tokenizer& tokenizer,
                                  const ChatPrompting& chat_prompting, int64_t max_model_len);
 nlohmann::json detokenize_response(const std::string& body, const Tokenizer& tokenizer);
 nlohmann::json tokenizer_info(const Tokenizer& tokenizer, const ChatPrompting& chat_prompting,
                               int64_t max_model_len);
+
+// The tool calls in a model's answer: "hermes" blocks <tool_call>{"name", "arguments"}</tool_call>
+// (the text outside them goes to *rest), or for "json" the whole answer as one {"name",
+// "parameters" or "arguments"} object. Each call: {"id", "type": "function", "function": {"name",
+// "arguments" (JSON text)}}. An empty array when the answer holds none.
+nlohmann::json parse_tool_calls(const std::string& text, const std::string& format,
+                                std::string* rest);
 
 // The object /v1/models lists for the served model.
 nlohmann::json model_list(const std::string& model_name, int64_t created);

@@ -138,6 +138,36 @@ TEST(JsonConstraint, RandomAllowedBytesWithinABudgetAlwaysGiveValidDocuments) {
   }
 }
 
+TEST(JsonConstraint, WrappedDocumentsForToolCalls) {
+  const std::vector<json> calls = {
+      json::parse(
+          R"({"type":"object","properties":{"name":{"const":"f"},"arguments":{"type":"object",
+          "properties":{"x":{"type":"integer"}},"required":["x"],"additionalProperties":false}},
+          "required":["name","arguments"],"additionalProperties":false})"),
+      json::parse(
+          R"({"type":"object","properties":{"name":{"const":"g"},"arguments":{"type":"object"}},
+          "required":["name","arguments"],"additionalProperties":false})")};
+  auto once = JsonGrammar::wrapped(calls, "<tool_call>\n", "\n</tool_call>", false);
+  auto many = JsonGrammar::wrapped(calls, "<tool_call>\n", "\n</tool_call>", true);
+  const std::string f = "<tool_call>\n{\"name\":\"f\",\"arguments\":{\"x\":1}}\n</tool_call>";
+  const std::string g = "<tool_call>\n{\"name\":\"g\",\"arguments\":{}}\n</tool_call>";
+  JsonMatcher a(once);
+  ASSERT_TRUE(a.feed(f));
+  EXPECT_TRUE(a.complete());
+  EXPECT_TRUE(a.closed());  // one call: nothing may follow
+  JsonMatcher b(many);
+  ASSERT_TRUE(b.feed(f + "\n" + g));
+  EXPECT_TRUE(b.complete());
+  EXPECT_FALSE(b.closed());  // another call may follow
+  JsonMatcher c(once);
+  EXPECT_FALSE(c.feed("<tool_call>\n{\"name\":\"h\""));  // no such tool
+  JsonMatcher d(once);
+  EXPECT_FALSE(d.feed("<tool_call>\n{\"name\":\"f\",\"arguments\":{\"y\":1}}"));
+  JsonMatcher e(many);
+  EXPECT_EQ(e.min_remaining(), many->min_bytes());
+  EXPECT_EQ(many->min_bytes(), static_cast<int64_t>(g.size()));
+}
+
 TEST(JsonConstraint, UnsupportedKeywordsAreRefusedNamingThem) {
   try {
     JsonGrammar::from_schema(json::parse(
