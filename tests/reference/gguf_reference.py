@@ -2,9 +2,10 @@
 
   gguf_reference.py make OUT_DIR
       Writes tiny random Hugging Face model folders OUT_DIR/<case>/ (config.json,
-      model.safetensors, tokenizer.json, tokenizer_config.json) for llama, mistral and mixtral
-      (SentencePiece-style byte-fallback BPE tokenizer; mixtral with 4 experts, 2 per token), llama3 (byte-level BPE, llama3 RoPE
-      scaling, tied), qwen2, qwen3 and gpt2 (byte-level BPE), and OUT_DIR/cases.txt.
+      model.safetensors, tokenizer.json, tokenizer_config.json) for llama, mistral, mixtral and
+      gemma (SentencePiece-style byte-fallback BPE tokenizer; mixtral with 4 experts, 2 per
+      token; gemma tied, with (1 + w) norms written as their sums), llama3 (byte-level BPE,
+      llama3 RoPE scaling, tied), qwen2, qwen3 and gpt2 (byte-level BPE), and OUT_DIR/cases.txt.
 
   gguf_reference.py check CASES_DIR GGUF_DIR
       For every GGUF_DIR/<case>.<type>.gguf, reads it with gguf.GGUFReader and compares with
@@ -92,10 +93,11 @@ def make(out_dir):
     base = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
                 max_position_embeddings=128, rms_norm_eps=1e-6)
     names = []
-    for i, name in enumerate(["llama", "mistral", "llama3", "qwen2", "qwen3", "gpt2", "mixtral"]):
+    for i, name in enumerate(["llama", "mistral", "llama3", "qwen2", "qwen3", "gpt2", "mixtral",
+                              "gemma"]):
         folder = f"{out_dir}/{name}"
         os.makedirs(folder, exist_ok=True)
-        if name in ("llama", "mistral", "mixtral"):
+        if name in ("llama", "mistral", "mixtral", "gemma"):
             n = save_tokenizer(sentencepiece_style_tokenizer(), folder,
                                {"add_bos_token": True, "add_eos_token": False},
                                bos_token="<s>", eos_token="</s>", unk_token="<unk>")
@@ -135,6 +137,9 @@ def make(out_dir):
         elif name == "qwen2":
             config = T.Qwen2Config(**base, vocab_size=n, num_key_value_heads=2,
                                    tie_word_embeddings=True)
+        elif name == "gemma":  # tied embeddings, (1 + w) norms, GELU-tanh, head_dim apart
+            config = T.GemmaConfig(**base, vocab_size=n, num_key_value_heads=1, head_dim=32,
+                                   hidden_activation="gelu_pytorch_tanh")
         elif name == "qwen3":
             config = T.Qwen3Config(**base, vocab_size=n, num_key_value_heads=2, head_dim=32,
                                    tie_word_embeddings=False)
@@ -305,13 +310,15 @@ def expected_tensors(folder, c):
             experts.setdefault((layer, w), {})[int(e)] = t
             continue
         if name in top:
-            out[top[name]] = t
+            out[top[name]] = t + 1 if mt == "gemma" and name.endswith("norm.weight") else t
             continue
         assert name.startswith(prefix), name
         layer, rest = name[len(prefix):].split(".", 1)
         mod, leaf = rest.rsplit(".", 1)
         if mt == "gpt2" and t.dim() == 2:
             t = t.t().contiguous()  # Conv1D [in, out] -> [out, in]
+        if mt == "gemma" and name.endswith("norm.weight"):
+            t = t + 1  # llama.cpp's gemma stores Gemma's (1 + w) norm scales
         if mt in ("llama", "mistral", "mixtral") and mod == "self_attn.q_proj":
             t = permute(t, n_head)
         if mt in ("llama", "mistral", "mixtral") and mod == "self_attn.k_proj":

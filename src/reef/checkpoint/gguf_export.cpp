@@ -396,9 +396,13 @@ void export_gguf(const GgufExportOptions& o) {
     GgmlType tt = type;
     if (shape.size() < 2 || always_f32(gname)) tt = GgmlType::kF32;
     if (is_block_type(tt) && shape.back() % kQ8BlockSize != 0) tt = GgmlType::kF16;
+    // Gemma's RMSNorm scales by (1 + weight); llama.cpp's gemma stores the sum.
+    const bool plus_one =
+        c.arch == "gemma" && hf.size() >= 11 && hf.compare(hf.size() - 11, 11, "norm.weight") == 0;
     // Transformed only when written: one converted tensor in memory at a time.
-    w.add_tensor(gname, shape, tt, [t = t, transpose, permute_heads] {
+    w.add_tensor(gname, shape, tt, [t = t, transpose, permute_heads, plus_one] {
       torch::Tensor v = transpose ? t.t() : t;
+      if (plus_one) v = v.to(torch::kFloat) + 1.0;
       return permute_heads ? permute_qk(v, permute_heads) : v;
     });
   }

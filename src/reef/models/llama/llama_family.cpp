@@ -136,7 +136,7 @@ const ModelFamily& llama_family() {
     k.to_hf = llama_to_hf;
     k.from_hf = llama_from_hf;
     k.hf_parameter_name = llama_hf_parameter_name;
-    k.gguf_archs = {"llama", "mistral", "mixtral", "qwen2", "qwen3"};  // gemma: not yet
+    k.gguf_archs = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma"};
     k.gguf_arch = llama_gguf_arch;
     k.gguf_names = llama_gguf_names();
     k.count_parameters = llama_count_parameters;
