@@ -9,7 +9,12 @@ minutes) and compares, for a few prompts (one quoting a special token):
     `reef generate --print-ids` feeds the model (BOS included or not);
   - greedy decoding: llama.cpp's next 8 tokens (top_k 1) against Reef's;
   - q4_0: `reef export gguf --type q4_0` against llama.cpp's own quantization of the f32 file
-    (llama_model_quantize, MOSTLY_Q4_0, pure): every tensor's type and bytes.
+    (llama_model_quantize, MOSTLY_Q4_0, pure): every tensor's type and bytes;
+  - K-quants, on the folder whose rows are all whole 256-value super-blocks ("wide"): q4_k and
+    q6_k against llama.cpp's pure MOSTLY_Q4_K_S / MOSTLY_Q6_K quantization, byte for byte (so any
+    perplexity llama.cpp computes is the same with either file). Evaluating K-quant files is
+    not attempted: this llama-cpp-python build crashes in its AMX matmul on them, its own
+    files included.
 Prints one line per case and prompt and exits non-zero on any difference.
 
   ~/.cache/reef/venv/bin/python bench/gguf_llamacpp.py [--reef build/bin/reef] [--tokens 8]
@@ -43,16 +48,16 @@ def reef_ids(reef, folder, prompt, n):
     return [int(x) for x in out.stdout.split()]
 
 
-def compare_q4_0(lc, reef, folder, f32_gguf, stem):
-    """Reef's q4_0 export against llama.cpp's pure Q4_0 quantization of the f32 file."""
+def compare_quant(lc, reef, folder, f32_gguf, stem, rtype, ftype):
+    """Reef's `--type rtype` export against llama.cpp's pure quantization of the f32 file."""
     import ctypes
     import numpy as np
     from gguf import GGUFReader
-    ours, theirs = stem + ".q4_0.gguf", stem + ".llamacpp-q4_0.gguf"
+    ours, theirs = f"{stem}.{rtype}.gguf", f"{stem}.llamacpp-{rtype}.gguf"
     subprocess.check_call([reef, "export", "gguf", "--model", folder, "--out", ours, "--type",
-                           "q4_0"], stdout=subprocess.DEVNULL)
+                           rtype], stdout=subprocess.DEVNULL)
     p = lc.llama_model_quantize_default_params()
-    p.ftype = lc.LLAMA_FTYPE_MOSTLY_Q4_0
+    p.ftype = ftype
     p.pure = True
     if lc.llama_model_quantize(f32_gguf.encode(), theirs.encode(), ctypes.byref(p)) != 0:
         print(f"{os.path.basename(stem)}: llama.cpp could not quantize")
@@ -63,8 +68,10 @@ def compare_q4_0(lc, reef, folder, f32_gguf, stem):
                     if n not in a or n not in b or a[n].tensor_type != b[n].tensor_type
                     or not np.array_equal(np.asarray(a[n].data).view(np.uint8),
                                           np.asarray(b[n].data).view(np.uint8)))
-    print(f"{os.path.basename(stem):8s} q4_0: {len(a) - len(differ)} of {len(b)} tensors equal "
-          f"llama.cpp's own quantization byte for byte" + (f"; differ: {differ}" if differ else ""))
+    line = (f"{os.path.basename(stem):8s} {rtype}: {len(a) - len(differ)} of {len(b)} tensors "
+            f"equal llama.cpp's own quantization byte for byte" +
+            (f"; differ: {differ}" if differ else ""))
+    print(line)
     return 1 if differ else 0
 
 
@@ -108,7 +115,13 @@ def main():
                 if not ok_gen:
                     print(f"    reef     {ours}\n    llama.cpp {theirs} + {gen}")
             del llm
-            failures += compare_q4_0(lc, args.reef, folder, gguf, os.path.join(tmp, case))
+            failures += compare_quant(lc, args.reef, folder, gguf, os.path.join(tmp, case), "q4_0",
+                                      lc.LLAMA_FTYPE_MOSTLY_Q4_0)
+            if case == "wide":
+                for t, ft in (("q4_k", lc.LLAMA_FTYPE_MOSTLY_Q4_K_S),
+                              ("q6_k", lc.LLAMA_FTYPE_MOSTLY_Q6_K)):
+                    failures += compare_quant(lc, args.reef, folder, gguf,
+                                              os.path.join(tmp, case), t, ft)
     print("all equal" if failures == 0 else f"{failures} differences")
     sys.exit(1 if failures else 0)
 

@@ -94,10 +94,10 @@ def make(out_dir):
                 max_position_embeddings=128, rms_norm_eps=1e-6)
     names = []
     for i, name in enumerate(["llama", "mistral", "llama3", "qwen2", "qwen3", "gpt2", "mixtral",
-                              "gemma"]):
+                              "gemma", "wide"]):
         folder = f"{out_dir}/{name}"
         os.makedirs(folder, exist_ok=True)
-        if name in ("llama", "mistral", "mixtral", "gemma"):
+        if name in ("llama", "mistral", "mixtral", "gemma", "wide"):
             n = save_tokenizer(sentencepiece_style_tokenizer(), folder,
                                {"add_bos_token": True, "add_eos_token": False},
                                bos_token="<s>", eos_token="</s>", unk_token="<unk>")
@@ -137,6 +137,9 @@ def make(out_dir):
         elif name == "qwen2":
             config = T.Qwen2Config(**base, vocab_size=n, num_key_value_heads=2,
                                    tie_word_embeddings=True)
+        elif name == "wide":  # rows of 256 and 512: whole K-quant super-blocks everywhere
+            config = T.LlamaConfig(**{**base, "hidden_size": 256, "intermediate_size": 512},
+                                   vocab_size=n, num_key_value_heads=2, tie_word_embeddings=False)
         elif name == "gemma":  # tied embeddings, (1 + w) norms, GELU-tanh, head_dim apart
             config = T.GemmaConfig(**base, vocab_size=n, num_key_value_heads=1, head_dim=32,
                                    hidden_activation="gelu_pytorch_tanh")
@@ -163,8 +166,8 @@ def make(out_dir):
 
 # ---- check ---------------------------------------------------------------------------------
 
-GGML = {"f32": 0, "f16": 1, "q8_0": 8, "bf16": 30, "q4_0": 2}
-FILE_TYPE = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32, "q4_0": 2}
+GGML = {"f32": 0, "f16": 1, "q8_0": 8, "bf16": 30, "q4_0": 2, "q4_k": 12, "q6_k": 14}
+FILE_TYPE = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32, "q4_0": 2, "q4_k": 14, "q6_k": 18}
 TT_NORMAL, TT_UNKNOWN, TT_CONTROL, TT_USER, TT_UNUSED, TT_BYTE = 1, 2, 3, 4, 5, 6
 
 
@@ -393,6 +396,8 @@ def check_file(path, folder, case, ttype):
         # llama.cpp keeps MoE routers and learned position embeddings in f32.
         keep_f32 = t.name.endswith("ffn_gate_inp.weight") or t.name == "position_embd.weight"
         want_type = ttype if ref.dim() >= 2 and not keep_f32 else "f32"
+        if want_type in ("q4_k", "q6_k") and ref.shape[-1] % 256:
+            want_type = "q8_0"  # K-quants need rows of whole 256-value super-blocks
         if want_type in ("q8_0", "q4_0") and ref.shape[-1] % 32:
             want_type = "f16"
         if int(t.tensor_type) != GGML[want_type]:
@@ -406,6 +411,16 @@ def check_file(path, folder, case, ttype):
         elif want_type == "bf16":
             ok = np.array_equal(np.asarray(t.data).view(np.uint16).reshape(-1),
                                 ref.bfloat16().view(torch.int16).numpy().view(np.uint16).reshape(-1))
+        elif want_type in ("q4_k", "q6_k"):
+            # gguf-py has no K-quant encoder (bench/gguf_llamacpp.py compares the bytes with
+            # llama.cpp's own): its decoder must give the weights back within the format's error.
+            qt = gguf.GGMLQuantizationType.Q4_K if want_type == "q4_k" else gguf.GGMLQuantizationType.Q6_K
+            deq = gguf.quants.dequantize(np.asarray(t.data), qt).reshape(-1)
+            x = ref.numpy().reshape(-1)
+            rel = np.sqrt(np.mean((deq - x) ** 2) / np.mean(x ** 2))
+            ok = rel < (0.12 if want_type == "q4_k" else 0.03)
+            if not ok:
+                problems.append(f"{t.name}: {want_type} relative RMS error {rel:.3g}")
         elif want_type == "q4_0":
             # Byte for byte gguf-py's quantizer, and within half a step (+ the fp16 rounding
             # of the scale) of the original.

@@ -1,9 +1,9 @@
 // `reef export gguf` against gguf-py: tests/reference/gguf_reference.py makes tiny random HF
 // folders with tokenizers (llama and mistral with a SentencePiece-style tokenizer, llama3 with
 // llama3 RoPE scaling, qwen2, qwen3, gpt2, mixtral with stacked experts); each is exported in f32,
-// f16, q8_0 and q4_0 (and bf16 for two), then gguf.GGUFReader reads every file back and the script
-// compares every key, the tokenizer, tensor names, types, shapes and data with what llama.cpp's
-// conventions give.
+// f16, q8_0, q4_0, q4_k and q6_k (and bf16 for two), then gguf.GGUFReader reads every file back and
+// the script compares every key, the tokenizer, tensor names, types, shapes and data with what
+// llama.cpp's conventions give.
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -32,10 +32,10 @@ std::string GgufReference::dir_;
 std::vector<std::string> GgufReference::cases_;
 
 TEST_F(GgufReference, EveryArchAndTypeReadsBackInGgufPy) {
-  ASSERT_EQ(cases_.size(), 8u);
+  ASSERT_EQ(cases_.size(), 9u);
   testing::ScratchDir out;
   for (const auto& c : cases_) {
-    std::vector<std::string> types = {"f32", "f16", "q8_0", "q4_0"};
+    std::vector<std::string> types = {"f32", "f16", "q8_0", "q4_0", "q4_k", "q6_k"};
     if (c == "llama" || c == "gpt2") types.push_back("bf16");
     for (const auto& t : types) {
       const std::string file = out / (c + "." + t + ".gguf");

@@ -16,6 +16,7 @@
 #include "reef/base/files.h"
 #include "reef/base/json_file.h"
 #include "reef/base/log.h"
+#include "reef/checkpoint/gguf_kquants.h"
 #include "reef/checkpoint/model_io.h"
 #include "reef/models/causal_lm.h"
 #include "reef/tokenizer/hf_tokenizer.h"
@@ -24,8 +25,14 @@
 namespace reef {
 namespace {
 
-// Quantized in blocks of 32 values along a row: rows of another length fall back to f16.
-bool is_block_type(GgmlType t) { return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0; }
+// The type a 2-D weight with rows of `cols` values gets: block types need whole blocks along a
+// row; K-quants (256) fall back to q8_0, then f16, and q8_0/q4_0 (32) to f16.
+GgmlType row_type(GgmlType t, int64_t cols) {
+  if ((t == GgmlType::kQ4_K || t == GgmlType::kQ6_K) && cols % kQKK != 0) t = GgmlType::kQ8_0;
+  if ((t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0) && cols % kQ8BlockSize != 0)
+    t = GgmlType::kF16;
+  return t;
+}
 
 // Tensors llama.cpp keeps in f32 whatever the file type (its converter and its quantizer agree):
 // MoE routers and learned position embeddings.
@@ -278,7 +285,9 @@ GgmlType parse_gguf_type(const std::string& s) {
   if (s == "bf16") return GgmlType::kBF16;
   if (s == "q8_0") return GgmlType::kQ8_0;
   if (s == "q4_0") return GgmlType::kQ4_0;
-  usage_error("--type {}: expected f32, f16, bf16, q8_0 or q4_0", s);
+  if (s == "q4_k" || s == "q4_K") return GgmlType::kQ4_K;
+  if (s == "q6_k" || s == "q6_K") return GgmlType::kQ6_K;
+  usage_error("--type {}: expected f32, f16, bf16, q8_0, q4_0, q4_k or q6_k", s);
 }
 
 uint32_t gguf_file_type(GgmlType t) {
@@ -291,6 +300,10 @@ uint32_t gguf_file_type(GgmlType t) {
       return 7;
     case GgmlType::kQ4_0:
       return 2;  // LLAMA_FTYPE_MOSTLY_Q4_0
+    case GgmlType::kQ4_K:
+      return 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S: every weight q4_K
+    case GgmlType::kQ6_K:
+      return 18;  // LLAMA_FTYPE_MOSTLY_Q6_K
     case GgmlType::kBF16:
       return 32;
   }
@@ -376,7 +389,7 @@ void export_gguf(const GgufExportOptions& o) {
                                             : "ffn_down_exps";
         std::vector<int64_t> shape = {c.n_experts, t.size(0), t.size(1)};
         GgmlType tt = type;
-        if (is_block_type(tt) && shape.back() % kQ8BlockSize != 0) tt = GgmlType::kF16;
+        tt = row_type(tt, shape.back());
         w.add_tensor("blk." + std::to_string(layer) + "." + gname + ".weight", shape, tt,
                      [list = std::move(list)] { return torch::stack(list); });
       }
@@ -395,7 +408,7 @@ void export_gguf(const GgufExportOptions& o) {
     if (transpose) std::swap(shape[0], shape[1]);
     GgmlType tt = type;
     if (shape.size() < 2 || always_f32(gname)) tt = GgmlType::kF32;
-    if (is_block_type(tt) && shape.back() % kQ8BlockSize != 0) tt = GgmlType::kF16;
+    if (tt != GgmlType::kF32) tt = row_type(tt, shape.back());
     // Gemma's RMSNorm scales by (1 + weight); llama.cpp's gemma stores the sum.
     const bool plus_one =
         c.arch == "gemma" && hf.size() >= 11 && hf.compare(hf.size() - 11, 11, "norm.weight") == 0;

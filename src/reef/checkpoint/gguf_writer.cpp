@@ -11,6 +11,7 @@
 
 #include "reef/base/error.h"
 #include "reef/base/files.h"
+#include "reef/checkpoint/gguf_kquants.h"
 
 namespace reef {
 namespace {
@@ -55,6 +56,10 @@ const char* ggml_type_name(GgmlType t) {
       return "q8_0";
     case GgmlType::kQ4_0:
       return "q4_0";
+    case GgmlType::kQ4_K:
+      return "q4_K";
+    case GgmlType::kQ6_K:
+      return "q6_K";
     case GgmlType::kBF16:
       return "bf16";
   }
@@ -74,6 +79,11 @@ uint64_t ggml_nbytes(GgmlType t, int64_t numel) {
     case GgmlType::kQ4_0:
       if (numel % kQ4BlockSize != 0) fail("q4_0: {} values is not a multiple of 32", numel);
       return static_cast<uint64_t>(numel / kQ4BlockSize) * (2 + kQ4BlockSize / 2);
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ6_K:
+      if (numel % kQKK != 0)
+        fail("{}: {} values is not a multiple of 256", ggml_type_name(t), numel);
+      return static_cast<uint64_t>(numel / kQKK) * (t == GgmlType::kQ4_K ? 144 : 210);
   }
   fail("unknown ggml type {}", static_cast<uint32_t>(t));
 }
@@ -133,6 +143,8 @@ std::string encode_tensor(const torch::Tensor& t, GgmlType type) {
   auto c = t.detach().to(torch::kCPU).to(dtype).contiguous();
   if (type == GgmlType::kQ8_0) return quantize_q8_0(c.data_ptr<float>(), c.numel());
   if (type == GgmlType::kQ4_0) return quantize_q4_0(c.data_ptr<float>(), c.numel());
+  if (type == GgmlType::kQ4_K) return quantize_q4_k(c.data_ptr<float>(), c.numel());
+  if (type == GgmlType::kQ6_K) return quantize_q6_k(c.data_ptr<float>(), c.numel());
   return std::string(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
 }
 
@@ -214,10 +226,11 @@ void GgufWriter::add_tensor(const std::string& name, std::vector<int64_t> shape,
   }
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
-  if ((type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0) &&
-      (shape.empty() || shape.back() % kQ8BlockSize != 0))
-    fail("GGUF: tensor {} {}: {} needs rows of a multiple of 32 values", name, shape_str(shape),
-         ggml_type_name(type));
+  const int64_t block = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K ? kQKK : kQ8BlockSize;
+  if (type != GgmlType::kF32 && type != GgmlType::kF16 && type != GgmlType::kBF16 &&
+      (shape.empty() || shape.back() % block != 0))
+    fail("GGUF: tensor {} {}: {} needs rows of a multiple of {} values", name, shape_str(shape),
+         ggml_type_name(type), block);
   tensors_.push_back(
       {name, std::move(shape), type, std::move(produce), ggml_nbytes(type, numel), 0});
 }

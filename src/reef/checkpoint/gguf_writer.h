@@ -16,7 +16,15 @@
 namespace reef {
 
 // The ggml tensor types the writer encodes (values are ggml's enum ggml_type).
-enum class GgmlType : uint32_t { kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kBF16 = 30 };
+enum class GgmlType : uint32_t {
+  kF32 = 0,
+  kF16 = 1,
+  kQ4_0 = 2,
+  kQ8_0 = 8,
+  kQ4_K = 12,
+  kQ6_K = 14,
+  kBF16 = 30
+};
 
 // GGUF metadata value types (gguf_type).
 enum class GgufValueType : uint32_t {

@@ -1,5 +1,5 @@
-// `reef export gguf --model DIR --out FILE [--type f32|f16|bf16|q8_0|q4_0]`: a Hugging Face / Reef
-// model folder to a llama.cpp GGUF file (checkpoint/gguf_export.h does the work).
+// `reef export gguf --model DIR --out FILE [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k]`: a Hugging
+// Face / Reef model folder to a llama.cpp GGUF file (checkpoint/gguf_export.h does the work).
 #include <memory>
 #include <string>
 
@@ -18,7 +18,8 @@ void add_export(CLI::App& app, Runs& runs) {
       ->required();
   g->add_option("--out,-o", o->out, "the .gguf file to write (atomically)")->required();
   g->add_option("--type,-t", o->type,
-                "tensor type of 2-D weights: f32, f16, bf16, q8_0 or q4_0 (1-D tensors stay f32)")
+                "tensor type of 2-D weights: f32, f16, bf16, q8_0, q4_0, q4_k or q6_k (1-D tensors "
+                "stay f32)")
       ->capture_default_str();
   g->add_option("--name", o->name, "general.name (default: the folder's name)");
   g->callback([&runs, o] {
