@@ -11,10 +11,10 @@ minutes) and compares, for a few prompts (one quoting a special token):
   - q4_0: `reef export gguf --type q4_0` against llama.cpp's own quantization of the f32 file
     (llama_model_quantize, MOSTLY_Q4_0, pure): every tensor's type and bytes;
   - K-quants, on the folder whose rows are all whole 256-value super-blocks ("wide"): q4_k and
-    q6_k against llama.cpp's pure MOSTLY_Q4_K_S / MOSTLY_Q6_K quantization, byte for byte (so any
-    perplexity llama.cpp computes is the same with either file). Evaluating K-quant files is
-    not attempted: this llama-cpp-python build crashes in its AMX matmul on them, its own
-    files included.
+    q6_k against llama.cpp's pure MOSTLY_Q4_K_S / MOSTLY_Q6_K quantization, byte for byte, and
+    the perplexity llama.cpp computes on a held-out text with Reef's file, its own and the f32
+    one. Models load with use_extra_bufts off: with weight repacking on, this machine's
+    llama.cpp build crashes in its AMX matmul on K-quant files (its own files included).
 Prints one line per case and prompt and exits non-zero on any difference.
 
   ~/.cache/reef/venv/bin/python bench/gguf_llamacpp.py [--reef build/bin/reef] [--tokens 8]
@@ -36,6 +36,15 @@ def llama_cpp():
         print("installing llama-cpp-python (compiles llama.cpp; several minutes)", flush=True)
         subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "llama-cpp-python"])
     import llama_cpp
+    import llama_cpp.llama_cpp as raw
+    default_params = raw.llama_model_default_params
+
+    def without_repacking():
+        p = default_params()
+        p.use_extra_bufts = False
+        return p
+
+    raw.llama_model_default_params = without_repacking
     return llama_cpp
 
 
@@ -48,7 +57,23 @@ def reef_ids(reef, folder, prompt, n):
     return [int(x) for x in out.stdout.split()]
 
 
-def compare_quant(lc, reef, folder, f32_gguf, stem, rtype, ftype):
+HELD_OUT = ("the red dog ran over the big hill and the small cat sat on the mat under the sun "
+            "then a bird flew far over the water near the tree")
+
+
+def perplexity(lc, path):
+    """llama.cpp's perplexity of HELD_OUT under the GGUF at `path` (every token after BOS)."""
+    import numpy as np
+    llm = lc.Llama(model_path=path, n_ctx=128, n_threads=1, verbose=False, logits_all=True)
+    ids = llm.tokenize(HELD_OUT.encode(), add_bos=True, special=False)
+    llm.eval(ids)
+    logits = np.array(llm.scores[: len(ids)], dtype=np.float64)
+    top = logits.max(1, keepdims=True)
+    logp = logits - top - np.log(np.exp(logits - top).sum(1, keepdims=True))
+    return float(np.exp(-np.mean([logp[i - 1, ids[i]] for i in range(1, len(ids))])))
+
+
+def compare_quant(lc, reef, folder, f32_gguf, stem, rtype, ftype, with_perplexity=False):
     """Reef's `--type rtype` export against llama.cpp's pure quantization of the f32 file."""
     import ctypes
     import numpy as np
@@ -71,6 +96,10 @@ def compare_quant(lc, reef, folder, f32_gguf, stem, rtype, ftype):
     line = (f"{os.path.basename(stem):8s} {rtype}: {len(a) - len(differ)} of {len(b)} tensors "
             f"equal llama.cpp's own quantization byte for byte" +
             (f"; differ: {differ}" if differ else ""))
+    if with_perplexity:
+        p32, pours, ptheirs = (perplexity(lc, f) for f in (f32_gguf, ours, theirs))
+        line += (f"; held-out perplexity: f32 {p32:.3f}, Reef {rtype} {pours:.3f}, llama.cpp "
+                 f"{rtype} {ptheirs:.3f} ({100 * (pours / ptheirs - 1):+.3f}%)")
     print(line)
     return 1 if differ else 0
 
@@ -121,7 +150,8 @@ def main():
                 for t, ft in (("q4_k", lc.LLAMA_FTYPE_MOSTLY_Q4_K_S),
                               ("q6_k", lc.LLAMA_FTYPE_MOSTLY_Q6_K)):
                     failures += compare_quant(lc, args.reef, folder, gguf,
-                                              os.path.join(tmp, case), t, ft)
+                                              os.path.join(tmp, case), t, ft,
+                                              with_perplexity=True)
     print("all equal" if failures == 0 else f"{failures} differences")
     sys.exit(1 if failures else 0)
 
