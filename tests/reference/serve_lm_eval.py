@@ -21,18 +21,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-
-def jsonable(x):
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return str(x)
+from eval_reference import jsonable  # noqa: E402 - the same sample logging as the local run
 
 
 def main(base, name, tasks_dir, out_path):
