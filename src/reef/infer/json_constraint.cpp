@@ -974,6 +974,31 @@ int64_t JsonMatcher::min_remaining() const {
   return best;
 }
 
+bool JsonMatcher::in_free_string() const {
+  if (threads_.size() != 1 || threads_[0].stack.empty()) return false;
+  const Frame& f = threads_[0].stack.back();
+  return f.type == Frame::kString && f.state == 0 && f.utf8_more == 0 && f.node->max_len < 0 &&
+         f.count >= f.node->min_len;
+}
+
+namespace {
+
+// Whether `bytes` are plain string characters: no quote, backslash or control byte, and whole,
+// valid UTF-8 characters.
+bool plain_string_bytes(const std::string& bytes) {
+  Frame f;
+  for (unsigned char c : bytes) {
+    if (f.utf8_more > 0 || c >= 0x80) {
+      if (!utf8_byte(f, c)) return false;
+      continue;
+    }
+    if (c < 0x20 || c == '"' || c == '\\') return false;
+  }
+  return f.utf8_more == 0;
+}
+
+}  // namespace
+
 std::vector<bool> allowed_tokens(const JsonMatcher& matcher,
                                  const std::vector<std::string>& token_bytes, int32_t eos_id,
                                  int64_t tokens_left) {
@@ -981,8 +1006,16 @@ std::vector<bool> allowed_tokens(const JsonMatcher& matcher,
   const bool complete = matcher.complete();
   if (eos_id >= 0 && static_cast<size_t>(eos_id) < allowed.size()) allowed[eos_id] = complete;
   if (matcher.closed()) return allowed;
+  // Inside a free string most tokens are plain text: they keep the state's cost, so they are
+  // allowed exactly when the document still fits now; only the others are fed.
+  const bool free_string = matcher.in_free_string();
+  const bool fits = matcher.min_remaining() <= tokens_left;
   for (size_t id = 0; id < token_bytes.size(); ++id) {
     if (static_cast<int32_t>(id) == eos_id || token_bytes[id].empty()) continue;
+    if (free_string && plain_string_bytes(token_bytes[id])) {
+      allowed[id] = fits;
+      continue;
+    }
     JsonMatcher m = matcher;
     allowed[id] = m.feed(token_bytes[id]) && m.min_remaining() <= tokens_left;
   }

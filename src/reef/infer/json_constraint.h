@@ -73,6 +73,10 @@ class JsonMatcher {
   bool closed() const;
   // The fewest bytes that complete the document from here (0 when complete()).
   int64_t min_remaining() const;
+  // Inside a string with no length bounds left to meet (one reading, between characters): any
+  // run of plain characters (no quote, backslash or control byte; whole UTF-8 characters)
+  // continues it and leaves min_remaining() unchanged.
+  bool in_free_string() const;
 
   // One open construct of the document being read.
   struct Frame {
