@@ -20,7 +20,7 @@
       - tools: tool_choice "required" (n=10, temperature 1) gives tool_calls naming a tool with
         arguments valid under its parameters and finish_reason "tool_calls"; a named tool_choice
         calls only that function; parallel_tool_calls false gives one call; streamed, the calls
-        arrive in a delta; a second turn carrying the assistant's tool_calls and a tool result
+        arrive in a delta, and an auto answer that is no call streams delta by delta; a second turn carrying the assistant's tool_calls and a tool result
         is rendered with both (read back through /tokenize and /detokenize) and answered.
       Prints the counts and "all structured-output checks passed"; exits 1 on any failure.
 """
@@ -273,6 +273,15 @@ def check_tools(client, base, failures):
             finish = ch.finish_reason or finish
     if not streamed or finish != "tool_calls":
         failures.append(f"stream: {len(streamed)} tool call deltas, finish {finish}")
+    # tool_choice auto with an answer that is no call: the text still streams token by token
+    # and equals the non-streamed answer.
+    kw = dict(model="model", messages=messages, tools=TOOLS, temperature=0, max_tokens=12,
+              extra_body={"ignore_eos": True})
+    whole = client.chat.completions.create(**kw).choices[0].message
+    pieces = [ch.delta.content for chunk in client.chat.completions.create(stream=True, **kw)
+              for ch in chunk.choices if ch.delta.content]
+    if whole.tool_calls is None and (len(pieces) < 2 or "".join(pieces) != whole.content):
+        failures.append(f"auto stream: {len(pieces)} content deltas {pieces!r} for {whole.content!r}")
     # Two turns: the assistant's call and the tool's result go back to the model.
     first = client.chat.completions.create(model="model", messages=messages, tools=TOOLS,
                                            tool_choice="required", parallel_tool_calls=False,
@@ -293,7 +302,7 @@ def check_tools(client, base, failures):
     if second.usage.prompt_tokens != len(ids):
         failures.append(f"second turn: {second.usage.prompt_tokens} prompt tokens, /tokenize {len(ids)}")
     return (f"tools: {n_calls} calls from 10 required samples; named, single, streamed and "
-            f"two-turn checks done")
+            f"two-turn checks done; an auto answer without calls streamed in {len(pieces)} deltas")
 
 
 if __name__ == "__main__":

@@ -608,16 +608,56 @@ void ResponseBuilder::finish_tool_calls(Choice& c) const {
 std::vector<json> ResponseBuilder::add(const TokenEvent& e) {
   Choice& c = choices_.at(static_cast<size_t>(e.index));
   std::vector<json> out;
-  if (tools_) {  // held back until the calls can be read
+  if (tools_) {
+    // Text streams until it may be a call (a "<tool_call>" or its start; for the JSON format
+    // a "{" first); from there it is held back until the calls can be read.
     if (want_logprobs_ && e.token >= 0) logprob_entry(e, c);
     c.text += e.text;
+    if (!c.holding) {
+      size_t safe = c.text.size();
+      if (tool_format_ == "hermes") {
+        const std::string open = "<tool_call>";
+        const size_t at = c.text.find(open);
+        if (at != std::string::npos) {
+          safe = at;
+          c.holding = true;
+        } else {
+          for (size_t len = std::min(open.size() - 1, c.text.size()); len > 0; --len) {
+            if (c.text.compare(c.text.size() - len, len, open, 0, len) == 0) {
+              safe = c.text.size() - len;
+              break;
+            }
+          }
+        }
+      } else {
+        const size_t first = c.text.find_first_not_of(" \t\r\n");
+        if (first == std::string::npos) {
+          safe = 0;  // only whitespace so far: a call may follow
+        } else if (c.text[first] == '{' && c.streamed == 0) {
+          safe = 0;
+          c.holding = true;
+        }
+      }
+      if (safe > c.streamed && !e.finished) {
+        json delta = {{"content", c.text.substr(c.streamed, safe - c.streamed)}};
+        if (!c.role_sent) delta["role"] = "assistant";
+        c.role_sent = true;
+        out.push_back(chunk(e.index, delta, nullptr, nullptr));
+        c.streamed = safe;
+      }
+    }
     if (!e.finished) return out;
     c.finish_reason = e.finish_reason;
     c.completion_tokens = e.completion_tokens;
+    // The stream's last delta: what was held back (text and calls); the whole response: all.
+    // (The streamed part holds no call: streaming stops where one may begin.)
+    std::string rest;
+    parse_tool_calls(c.text.substr(c.streamed), tool_format_, &rest);
     finish_tool_calls(c);
-    json delta = {{"role", "assistant"}};
+    json delta = json::object();
+    if (!c.role_sent) delta["role"] = "assistant";
     c.role_sent = true;
-    if (!c.text.empty()) delta["content"] = c.text;
+    if (!rest.empty()) delta["content"] = rest;
     if (!c.tool_calls.is_null()) {
       json calls = json::array();
       for (size_t i = 0; i < c.tool_calls.size(); ++i) {
@@ -629,7 +669,7 @@ std::vector<json> ResponseBuilder::add(const TokenEvent& e) {
       c.finish_reason = "tool_calls";
     }
     json lp = want_logprobs_ ? c.logprobs : json(nullptr);
-    out.push_back(chunk(e.index, delta, lp, nullptr));
+    if (!delta.empty() || !lp.is_null()) out.push_back(chunk(e.index, delta, lp, nullptr));
     out.push_back(chunk(e.index, json::object(), nullptr, c.finish_reason));
     return out;
   }

@@ -101,6 +101,8 @@ class ResponseBuilder {
  private:
   struct Choice {
     nlohmann::json tool_calls;  // with tools: the calls read from the finished text (or null)
+    size_t streamed = 0;        // with tools: bytes of text already sent as content
+    bool holding = false;       // with tools: the text may be a call; held back to the end
     std::string echo;           // the prompt's text when echoed, sent with the choice's first event
     bool echoed = false;
     std::string text;
