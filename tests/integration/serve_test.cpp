@@ -374,6 +374,8 @@ TEST_F(Serve, BadRequestsGetOpenAIErrors) {
   expect_error(post(*server_, "/tokenize", R"({"prompt": 3})"), 400, "prompt");
   expect_error(post(*server_, "/detokenize", R"({"tokens": [99999]})"), 400, "tokens");
   expect_error(post(*server_, "/detokenize", R"({"tokens": "ab"})"), 400, "tokens");
+  expect_error(post(*server_, "/v1/load_lora_adapter", R"({"lora_name": "a", "lora_path": "/x"})"),
+               400, "lora_name");  // no --enable-lora
   expect_error(post(*server_, c, R"({"prompt": "a", "model": "gpt-9"})"), 404, "model",
                "model_not_found");
   expect_error(post(*server_, c, R"({"prompt": "a"})", {}), 401, "", "invalid_api_key");

@@ -44,6 +44,9 @@ void add_serve(CLI::App& app, Runs& runs) {
   cmd->add_option("--lora", o->loras,
                   "serve a LoRA adapter beside the base model: NAME=DIR (a PEFT adapter folder; "
                   "repeatable); a request's \"model\": NAME runs with it");
+  cmd->add_flag(
+      "--enable-lora", o->enable_lora,
+      "allow loading LoRA adapters at run time (/v1/load_lora_adapter); --lora implies it");
   cmd->add_option("--max-queue", o->engine.max_waiting,
                   "sequences waiting for a slot before requests get 429")
       ->capture_default_str();

@@ -155,6 +155,7 @@ class Engine {
   void shutdown();
 
   int64_t slots() const { return n_slots_; }
+  bool multi_lora() const { return adapter_rows_ != nullptr; }
   int64_t slot_len() const { return slot_len_; }  // the longest sequence a slot holds
   int64_t waiting() const { return waiting_count_; }
   int64_t running() const { return running_count_; }

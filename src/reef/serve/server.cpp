@@ -311,6 +311,9 @@ void handle_adapter_request(ServerState& s, const httplib::Request& req, httplib
     };
     const std::string name = text("lora_name");
     std::string message;
+    if (!s.engine->multi_lora())
+      throw ApiError(400, "LoRA adapters are off: start reef serve with --enable-lora or --lora",
+                     "invalid_request_error", "lora_name");
     if (load) {
       try {
         add_adapter(s, name, text("lora_path"));
@@ -461,7 +464,8 @@ int run_server(const ServeOptions& options) {
     add_adapter(s, spec.substr(0, eq), spec.substr(eq + 1));
   }
   EngineOptions engine_options = options.engine;
-  engine_options.multi_lora = true;  // adapters may also be loaded at run time
+  // Per-row adapter hooks only when adapters may be served (as vLLM's --enable-lora).
+  engine_options.multi_lora = options.enable_lora || !options.loras.empty();
   s.engine =
       std::make_unique<Engine>(model, *s.tokenizer, engine_options, [&s](const EngineStep& step) {
         if (step.decode_rows > 0) s.metrics.observe_step(step.decode_rows);

@@ -32,6 +32,8 @@ struct ServeOptions {
   // LoRA adapters served beside the base model: "NAME=DIR" (a PEFT adapter folder); a request
   // whose "model" is NAME runs with it.
   std::vector<std::string> loras;
+  // Allow /v1/load_lora_adapter (implied by loras). Off: no adapter hooks in the forward pass.
+  bool enable_lora = false;
 };
 
 // Loads the model and serves until SIGTERM or SIGINT, then drains; returns the exit code.

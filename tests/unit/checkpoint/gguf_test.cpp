@@ -154,9 +154,17 @@ TEST(GgufWriter, Q8_0BlocksOfKnownValues) {
 
 TEST(GgufExport, TypesNamesAndErrors) {
   EXPECT_EQ(parse_gguf_type("q8_0"), GgmlType::kQ8_0);
+  EXPECT_EQ(parse_gguf_type("q4_0"), GgmlType::kQ4_0);
+  EXPECT_EQ(parse_gguf_type("q4_k"), GgmlType::kQ4_K);
+  EXPECT_EQ(parse_gguf_type("q6_K"), GgmlType::kQ6_K);
   EXPECT_EQ(gguf_file_type(GgmlType::kBF16), 32u);
+  EXPECT_EQ(gguf_file_type(GgmlType::kQ4_K), 14u);  // llama.cpp's MOSTLY_Q4_K_S
+  EXPECT_EQ(gguf_file_type(GgmlType::kQ6_K), 18u);
+  EXPECT_EQ(ggml_nbytes(GgmlType::kQ4_K, 512), 288u);
+  EXPECT_EQ(ggml_nbytes(GgmlType::kQ6_K, 256), 210u);
+  EXPECT_EQ(ggml_nbytes(GgmlType::kQ4_0, 64), 36u);
   try {
-    parse_gguf_type("q4_k");
+    parse_gguf_type("q5_k");
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kUsage);
