@@ -421,17 +421,18 @@ void Engine::take_token(Sequence& seq, const torch::Tensor& logits_in) {
   torch::Tensor logits = logits_in;  // [V]
   if (seq.matcher) {
     // Only tokens that keep the output a completable document within the budget left.
-    if (token_bytes_.empty()) {
+    if (!token_trie_) {
       token_bytes_.resize(static_cast<size_t>(logits.size(0)));
       for (int64_t id = 0; id < logits.size(0) && id < tokenizer_.vocab_size(); ++id)
         token_bytes_[static_cast<size_t>(id)] = tokenizer_.decode({static_cast<int32_t>(id)});
+      token_trie_ = std::make_unique<TokenTrie>(token_bytes_);
     }
     const int64_t total = static_cast<int64_t>(seq.prompt.size() + seq.generated.size());
     const int64_t left =
         std::min(p.sampling.max_new_tokens - static_cast<int64_t>(seq.generated.size()),
                  slot_len_ - total) -
         1;
-    const auto allowed = allowed_tokens(*seq.matcher, token_bytes_, tokenizer_.eos_id(), left);
+    const auto allowed = token_trie_->allowed(*seq.matcher, tokenizer_.eos_id(), left);
     auto mask = torch::zeros({logits.size(0)}, torch::kBool);
     auto* m = mask.data_ptr<bool>();
     bool any = false;

@@ -206,7 +206,8 @@ class Engine {
   std::vector<int64_t> slot_released_;
   std::vector<uint64_t> slot_adapter_;  // the held tokens' adapter (ServedAdapter::uid; 0 = base)
   std::shared_ptr<AdapterRows> adapter_rows_;  // with multi_lora: the next forward's adapters
-  std::vector<std::string> token_bytes_;  // each id's text alone ("" for specials), on first use
+  std::vector<std::string> token_bytes_;   // each id's text alone ("" for specials), on first use
+  std::unique_ptr<TokenTrie> token_trie_;  // the same as a prefix tree (constrained decoding)
   int64_t releases_ = 0;
   std::atomic<int64_t> waiting_count_{0}, running_count_{0}, cancelled_count_{0};
   std::atomic<int64_t> prefix_query_tokens_{0}, prefix_hit_tokens_{0};

@@ -1022,4 +1022,69 @@ std::vector<bool> allowed_tokens(const JsonMatcher& matcher,
   return allowed;
 }
 
+TokenTrie::TokenTrie(const std::vector<std::string>& token_bytes)
+    : token_bytes_(token_bytes), plain_(token_bytes.size(), false) {
+  nodes_.emplace_back();
+  for (size_t id = 0; id < token_bytes.size(); ++id) {
+    const std::string& t = token_bytes[id];
+    if (t.empty()) continue;
+    plain_[id] = plain_string_bytes(t);
+    int32_t at = 0;
+    for (unsigned char c : t) {
+      auto& next = nodes_[static_cast<size_t>(at)].next;
+      auto it = std::find_if(next.begin(), next.end(), [c](const auto& e) { return e.first == c; });
+      if (it != next.end()) {
+        at = it->second;
+      } else {
+        const auto child = static_cast<int32_t>(nodes_.size());
+        nodes_[static_cast<size_t>(at)].next.emplace_back(c, child);
+        nodes_.emplace_back();
+        at = child;
+      }
+    }
+    nodes_[static_cast<size_t>(at)].ids.push_back(static_cast<int32_t>(id));
+  }
+}
+
+void TokenTrie::walk(int32_t node, const JsonMatcher& m, int64_t tokens_left,
+                     std::vector<bool>& allowed) const {
+  for (const auto& [c, child] : nodes_[static_cast<size_t>(node)].next) {
+    JsonMatcher next = m;
+    const char byte = static_cast<char>(c);
+    if (!next.feed(std::string_view(&byte, 1))) continue;
+    const Node& n = nodes_[static_cast<size_t>(child)];
+    if (!n.ids.empty()) {
+      const bool fits = next.min_remaining() <= tokens_left;
+      for (int32_t id : n.ids) allowed[static_cast<size_t>(id)] = fits;
+    }
+    walk(child, next, tokens_left, allowed);
+  }
+}
+
+std::vector<bool> TokenTrie::allowed(const JsonMatcher& matcher, int32_t eos_id,
+                                     int64_t tokens_left) const {
+  std::vector<bool> allowed(token_bytes_.size(), false);
+  const bool complete = matcher.complete();
+  if (eos_id >= 0 && static_cast<size_t>(eos_id) < allowed.size()) allowed[eos_id] = complete;
+  if (matcher.closed()) return allowed;
+  if (matcher.in_free_string()) {
+    // Plain tokens by their flag; the others (a quote, an escape, ...) one by one: walking the
+    // tree here would visit nearly all of it, every start being a valid string.
+    const bool fits = matcher.min_remaining() <= tokens_left;
+    for (size_t id = 0; id < token_bytes_.size(); ++id) {
+      if (static_cast<int32_t>(id) == eos_id || token_bytes_[id].empty()) continue;
+      if (plain_[id]) {
+        allowed[id] = fits;
+        continue;
+      }
+      JsonMatcher m = matcher;
+      allowed[id] = m.feed(token_bytes_[id]) && m.min_remaining() <= tokens_left;
+    }
+    return allowed;
+  }
+  walk(0, matcher, tokens_left, allowed);
+  if (eos_id >= 0 && static_cast<size_t>(eos_id) < allowed.size()) allowed[eos_id] = complete;
+  return allowed;
+}
+
 }  // namespace reef

@@ -110,4 +110,25 @@ std::vector<bool> allowed_tokens(const JsonMatcher& matcher,
                                  const std::vector<std::string>& token_bytes, int32_t eos_id,
                                  int64_t tokens_left);
 
+// A vocabulary's token texts as a prefix tree, built once per tokenizer, so that tokens sharing a
+// start are read once: the same mask as allowed_tokens() (the plain reference, which the tests
+// compare it with), at the cost of the starts the document can take rather than of the whole
+// vocabulary.
+class TokenTrie {
+ public:
+  explicit TokenTrie(const std::vector<std::string>& token_bytes);
+  std::vector<bool> allowed(const JsonMatcher& matcher, int32_t eos_id, int64_t tokens_left) const;
+
+ private:
+  struct Node {
+    std::vector<std::pair<unsigned char, int32_t>> next;  // byte -> child node
+    std::vector<int32_t> ids;                             // tokens that end here
+  };
+  void walk(int32_t node, const JsonMatcher& m, int64_t tokens_left,
+            std::vector<bool>& allowed) const;
+  std::vector<Node> nodes_;
+  std::vector<std::string> token_bytes_;
+  std::vector<bool> plain_;  // plain string characters only (see JsonMatcher::in_free_string)
+};
+
 }  // namespace reef

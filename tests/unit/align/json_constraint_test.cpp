@@ -2,7 +2,8 @@
 // invalid ones byte by byte, its shortest-completion estimate never exceeds what a real document
 // still needs, and a decoder that picks random allowed bytes within a token budget always ends
 // with a document that parses and validates (checked by align/json_schema.h's validator, which
-// is why this infer/ test lives in the align binary).
+// is why this infer/ test lives in the align binary), the prefix-tree mask equalling the plain
+// one at every step.
 #include "reef/infer/json_constraint.h"
 
 #include <gtest/gtest.h>
@@ -95,6 +96,11 @@ TEST(JsonConstraint, RandomAllowedBytesWithinABudgetAlwaysGiveValidDocuments) {
   for (int b = 0; b < 256; ++b) vocab.push_back(std::string(1, static_cast<char>(b)));
   vocab.push_back("");
   const int32_t eos = 256;
+  // Multi-byte tokens too, for the prefix tree to share starts between.
+  for (const char* t : {"{\"", "\":", "\",\"", "na", "name", "\"name\":\"", "tags", "[3", "], ",
+                        "true", "nu", "0.", "e+", "\\u00", "\xc3\xa9", "ab\"c"})
+    vocab.push_back(t);
+  const TokenTrie trie(vocab);
   const std::vector<json> schemas = {
       kPerson,
       json::parse(R"({"type":"object"})"),
@@ -113,6 +119,7 @@ TEST(JsonConstraint, RandomAllowedBytesWithinABudgetAlwaysGiveValidDocuments) {
       std::string out;
       for (int64_t used = 0;; ++used) {
         auto allowed = allowed_tokens(m, vocab, eos, budget - used - 1);
+        ASSERT_EQ(trie.allowed(m, eos, budget - used - 1), allowed) << "after " << out;
         std::vector<int> ids;
         for (size_t i = 0; i < allowed.size(); ++i)
           if (allowed[i]) ids.push_back(static_cast<int>(i));
