@@ -282,6 +282,9 @@ void Engine::admit_and_drop() {
     }
   }
   while (!waiting_.empty() && !free_slots_.empty()) {
+    // A prompt whose start a running sequence is still prefilling waits for it (prefill runs
+    // one chunk per step anyway), then copies it: n > 1 choices and GRPO groups prefill once.
+    if (prefill_pending_for(*waiting_.front())) break;
     auto seq = std::move(waiting_.front());
     waiting_.pop_front();
     --waiting_count_;
@@ -307,6 +310,18 @@ int64_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>&
 namespace {
 uint64_t adapter_uid(const RequestParams& p) { return p.adapter ? p.adapter->uid : 0; }
 }  // namespace
+
+bool Engine::prefill_pending_for(const Sequence& seq) const {
+  if (!options_.prefix_caching || seq.params.prompt_logprobs >= 0) return false;
+  const auto limit = static_cast<int64_t>(seq.prompt.size()) - 1;
+  for (const auto& r : running_) {
+    if (r->finished || !r->kv_valid || adapter_uid(r->params) != adapter_uid(seq.params)) continue;
+    const int64_t shared = common_prefix(r->prompt, seq.prompt, limit);
+    // Worth waiting for: a start of at least 16 tokens and half the prompt, not cached yet.
+    if (shared >= 16 && 2 * shared >= limit && r->cached < shared) return true;
+  }
+  return false;
+}
 
 void Engine::assign_slot(Sequence& seq) {
   const auto prompt_len = static_cast<int64_t>(seq.prompt.size());

@@ -180,6 +180,9 @@ class Engine {
   // Gives `seq` a free slot (the caller checked there is one): with prefix caching, the one
   // whose held tokens or a copy of a running slot's prompt match the prompt's start longest.
   void assign_slot(Sequence& seq);
+  // Whether a running sequence is prefilling a long start of seq's prompt (so seq should wait
+  // and copy it rather than compute it again).
+  bool prefill_pending_for(const Sequence& seq) const;
   // Checks the prompts and queues their sequences, into one stream per prompt or one for all.
   std::vector<std::shared_ptr<RequestStream>> enqueue(
       const std::vector<std::vector<int32_t>>& prompts, const std::vector<RequestParams>& params,

@@ -271,6 +271,37 @@ TEST(Engine, PrefixCachingReusesHeldTokensAndKeepsOutputs) {
   collect(*first, 1);
 }
 
+TEST(Engine, SamplesOfOnePromptPrefillItOnce) {
+  torch::manual_seed(17);
+  CausalLM model(tiny("llama"));
+  ByteTokenizer tok;
+  const auto prompt = tok.encode("a prompt of forty bytes, shared by all n");
+  RequestParams p;
+  p.sampling.temperature = 0.9;
+  p.sampling.seed = 3;
+  p.sampling.max_new_tokens = 6;
+  p.sampling.stop_at_eos = false;
+  p.n = 4;
+  EngineOptions eo;
+  eo.max_slots = 4;
+  eo.prefill_chunk = 5;  // the first sample's prompt takes several steps
+  std::vector<std::vector<int32_t>> want;
+  {
+    EngineOptions off = eo;
+    off.prefix_caching = false;
+    Engine plain(model, tok, off);
+    auto s = plain.submit(prompt, p);
+    for (const auto& c : collect(*s, 4)) want.push_back(c.tokens);
+  }
+  Engine engine(model, tok, eo);
+  auto s = engine.submit(prompt, p);
+  std::vector<std::vector<int32_t>> got;
+  for (const auto& c : collect(*s, 4)) got.push_back(c.tokens);
+  EXPECT_EQ(got, want);  // the same seeded samples
+  // The three later samples waited for the first's prompt and copied all but its last token.
+  EXPECT_EQ(engine.prefix_hit_tokens(), 3 * static_cast<int64_t>(prompt.size() - 1));
+}
+
 TEST(Engine, PromptLogprobsAndScoringOnly) {
   torch::manual_seed(13);
   CausalLM model(tiny("llama"));
