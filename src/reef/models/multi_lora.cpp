@@ -5,33 +5,40 @@
 
 namespace reef {
 
-torch::Tensor AdapterRows::apply(const std::string& layer, const torch::Tensor& x,
-                                 const torch::Tensor& y) const {
-  if (rows_.empty()) return y;
-  // Rows grouped by adapter: (adapter, its row indices), in first-seen order.
-  std::vector<std::pair<const ServedAdapter*, std::vector<int64_t>>> groups;
+void AdapterRows::set(std::vector<std::shared_ptr<const ServedAdapter>> rows) {
+  rows_ = std::move(rows);
+  groups_.clear();
+  std::vector<std::pair<const ServedAdapter*, std::vector<int64_t>>> by_adapter;
   for (size_t b = 0; b < rows_.size(); ++b) {
     const ServedAdapter* a = rows_[b].get();
     if (!a) continue;
-    auto it =
-        std::find_if(groups.begin(), groups.end(), [a](const auto& g) { return g.first == a; });
-    if (it == groups.end()) {
-      groups.push_back({a, {}});
-      it = groups.end() - 1;
+    auto it = std::find_if(by_adapter.begin(), by_adapter.end(),
+                           [a](const auto& g) { return g.first == a; });
+    if (it == by_adapter.end()) {
+      by_adapter.push_back({a, {}});
+      it = by_adapter.end() - 1;
     }
     it->second.push_back(static_cast<int64_t>(b));
   }
+  for (auto& [adapter, idx] : by_adapter)
+    groups_.push_back(
+        {adapter, static_cast<int64_t>(idx.size()), torch::tensor(idx, torch::kInt64)});
+}
+
+torch::Tensor AdapterRows::apply(const std::string& layer, const torch::Tensor& x,
+                                 const torch::Tensor& y) const {
   torch::Tensor out = y;
-  for (const auto& [adapter, rows] : groups) {
-    auto layer_it = adapter->layers.find(layer);
-    if (layer_it == adapter->layers.end()) continue;  // this adapter leaves the layer alone
+  for (const Group& g : groups_) {
+    auto layer_it = g.adapter->layers.find(layer);
+    if (layer_it == g.adapter->layers.end()) continue;  // this adapter leaves the layer alone
     const auto& [A, B] = layer_it->second;
-    if (static_cast<int64_t>(rows.size()) == x.size(0)) {  // the whole batch: no gather
-      out = out + (torch::linear(torch::linear(x, A), B) * adapter->scaling).to(out.scalar_type());
+    if (g.count == x.size(0)) {  // the whole batch: no gather
+      out =
+          out + (torch::linear(torch::linear(x, A), B) * g.adapter->scaling).to(out.scalar_type());
       continue;
     }
-    auto idx = torch::tensor(rows, torch::kInt64).to(x.device());
-    auto delta = torch::linear(torch::linear(x.index_select(0, idx), A), B) * adapter->scaling;
+    auto idx = g.rows.to(x.device());
+    auto delta = torch::linear(torch::linear(x.index_select(0, idx), A), B) * g.adapter->scaling;
     out = out.index_add(0, idx, delta.to(out.scalar_type()));
   }
   return out;

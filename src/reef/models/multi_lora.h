@@ -37,14 +37,24 @@ struct ServedAdapter {
 class AdapterRows {
  public:
   // Row b uses rows[b] (null = the base model alone). Empty: every row is the base model.
-  void set(std::vector<std::shared_ptr<const ServedAdapter>> rows) { rows_ = std::move(rows); }
-  void clear() { rows_.clear(); }
+  // Groups the rows by adapter once for the whole forward (every Linear reads the groups).
+  void set(std::vector<std::shared_ptr<const ServedAdapter>> rows);
+  void clear() {
+    rows_.clear();
+    groups_.clear();
+  }
   // y [B, ..., out] plus each row's adapter branch for the Linear `layer` given its input x.
   torch::Tensor apply(const std::string& layer, const torch::Tensor& x,
                       const torch::Tensor& y) const;
 
  private:
-  std::vector<std::shared_ptr<const ServedAdapter>> rows_;
+  struct Group {
+    const ServedAdapter* adapter;
+    int64_t count;       // rows using it
+    torch::Tensor rows;  // their indices (int64)
+  };
+  std::vector<std::shared_ptr<const ServedAdapter>> rows_;  // keeps the adapters alive
+  std::vector<Group> groups_;                               // in first-seen order
 };
 
 // Installs the per-row hook on every Linear of `model` (replacing any output hook). The model
