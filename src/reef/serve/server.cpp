@@ -263,11 +263,13 @@ void handle_completion(ServerState& s, const httplib::Request& req, httplib::Res
 }
 
 // A request answered with one JSON object (or an OpenAI error), counted in the metrics.
-void handle_json(ServerState& s, const httplib::Request& req, httplib::Response& res,
-                 const std::string& endpoint, const std::function<json()>& answer) {
+// A request answered by `answer` (which fills res on success), or with an OpenAI error; counted
+// in the metrics either way.
+void handle_simple(ServerState& s, const httplib::Request& req, httplib::Response& res,
+                   const std::string& endpoint, const std::function<void()>& answer) {
   try {
     check_auth(s, req);
-    send_json(res, 200, answer());
+    answer();
     s.metrics.count_request(endpoint, 200);
   } catch (const ApiError& e) {
     send_json(res, e.status(), e.body());
@@ -278,6 +280,12 @@ void handle_json(ServerState& s, const httplib::Request& req, httplib::Response&
               error_body(e.what(), status == 400 ? "invalid_request_error" : "server_error"));
     s.metrics.count_request(endpoint, status);
   }
+}
+
+// A request answered with one JSON object.
+void handle_json(ServerState& s, const httplib::Request& req, httplib::Response& res,
+                 const std::string& endpoint, const std::function<json()>& answer) {
+  handle_simple(s, req, res, endpoint, [&] { send_json(res, 200, answer()); });
 }
 
 // Loads `dir` as adapter `name` (checked against the model; a usage error names what is wrong).
@@ -298,8 +306,7 @@ void add_adapter(ServerState& s, const std::string& name, const std::string& dir
 void handle_adapter_request(ServerState& s, const httplib::Request& req, httplib::Response& res,
                             bool load) {
   const std::string endpoint = load ? "/v1/load_lora_adapter" : "/v1/unload_lora_adapter";
-  try {
-    check_auth(s, req);
+  handle_simple(s, req, res, endpoint, [&] {
     json body = json::parse(req.body, nullptr, false);
     if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
     auto text = [&](const char* key) {
@@ -330,12 +337,8 @@ void handle_adapter_request(ServerState& s, const httplib::Request& req, httplib
       message = fmt::format("Success: LoRA adapter '{}' removed successfully.", name);
     }
     res.status = 200;
-    res.set_content(message, "text/plain");
-    s.metrics.count_request(endpoint, 200);
-  } catch (const ApiError& e) {
-    send_json(res, e.status(), e.body());
-    s.metrics.count_request(endpoint, e.status());
-  }
+    res.set_content(message, "text/plain");  // vLLM answers plain text
+  });
 }
 
 void add_routes(httplib::Server& svr, ServerState& s) {
